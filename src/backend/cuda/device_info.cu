@@ -1,0 +1,21 @@
+// The CUDA side of the build: compiled whenever nvcc is found, so CUDA code compiles in CI
+// from day one. The backend proper (issues 7 and 8) grows from here.
+#include <cuda_runtime.h>
+
+#include "backend/cuda/device_info.h"
+
+namespace plumb::cuda {
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
+  return n;
+}
+
+std::string device_name(int index) {
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) return std::string();
+  return prop.name;
+}
+
+}  // namespace plumb::cuda

@@ -1,0 +1,86 @@
+// A loaded model (hyperparameters, weights as views into the mapped file, tokenizer) and a
+// Session (KV cache + run state) that runs the forward pass over batches of tokens.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+#include "trace/tracer.h"
+#include "util/status.h"
+
+namespace plumb {
+
+// Hyperparameters read from GGUF metadata (architecture "llama").
+struct ModelConfig {
+  std::string architecture;  // "llama"
+  std::string name;          // general.name, may be empty
+  int64_t n_vocab = 0;
+  int64_t n_embd = 0;
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t n_ff = 0;
+  int64_t head_dim_k = 0;    // attention.key_length, default n_embd / n_head
+  int64_t head_dim_v = 0;    // attention.value_length, default n_embd / n_head
+  int64_t n_rot = 0;         // rope.dimension_count, default head_dim_k
+  int64_t n_ctx_train = 0;
+  float rope_freq_base = 10000.0f;
+  float rope_freq_scale = 1.0f;  // 1 / rope.scaling.factor (linear scaling)
+  float rms_eps = 1e-5f;
+  bool tied_output = false;      // no output.weight: logits use token_embd.weight
+  bool has_rope_freqs = false;   // Llama 3 frequency factors (rope_freqs.weight)
+};
+
+struct ModelOptions {
+  bool load_tokenizer = true;
+  // Called with (bytes done, bytes total) while weights are touched/prepared; may be empty.
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  static Result<std::unique_ptr<Model>> load(const std::string& path, const ModelOptions& options = {});
+
+  virtual const ModelConfig& config() const = 0;
+  virtual const gguf::File& file() const = 0;
+  virtual const Tokenizer& tokenizer() const = 0;  // only when options.load_tokenizer
+};
+
+enum class CacheType { F32, F16 };
+
+struct SessionOptions {
+  int n_ctx = 0;           // 0: the model's context_length, capped at 4096
+  int n_threads = 0;       // 0: all hardware threads
+  CacheType cache_type = CacheType::F16;
+  std::string backend = "cpu";  // "cpu" or "cuda"
+  int n_batch = 512;       // prompt tokens per forward pass; longer inputs are split
+};
+
+class Session {
+ public:
+  virtual ~Session() = default;
+  static Result<std::unique_ptr<Session>> create(const Model& model, const SessionOptions& options);
+
+  // Appends `tokens` at positions n_past() .. and runs the forward pass over them as one batch
+  // (split by n_batch). Logits are kept for every new position when all_logits, else for the
+  // last one only. A context overflow is an error that leaves the session unchanged.
+  virtual Status decode(std::span<const int32_t> tokens, bool all_logits, Tracer* tracer = nullptr) = 0;
+
+  // Logits of the i-th kept position of the last decode (n_vocab floats).
+  virtual const float* logits(int64_t i) const = 0;
+  virtual int64_t n_logit_rows() const = 0;
+
+  virtual int n_past() const = 0;
+  virtual int n_ctx() const = 0;
+  // Forgets positions >= n (n = 0 empties the cache).
+  virtual void truncate(int n) = 0;
+};
+
+}  // namespace plumb
