@@ -1,0 +1,58 @@
+// Matrix products of a weight matrix in any GGUF tensor type with F32 activations, computed
+// directly on the stored blocks (no dequantized copy of the weights).
+//
+// Precision policy (see docs/EXACTNESS.md): llama.cpp rounds activations to 8 bits (Q8_0/Q8_1/
+// Q8_K) before every product. plumb keeps them far more exact: the kernels consume activations
+// prepared once per product by ActivationBuffer (e.g. 16-bit integer blocks with an f32 scale,
+// or plain F32/F16), with integer dot products inside a block and f32 accumulation across blocks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "quant/types.h"
+#include "util/thread_pool.h"
+
+namespace plumb::cpu {
+
+// A 2-D weight: n_out rows of n_in elements (GGUF ne = [n_in, n_out]), a view into the file.
+struct WeightMatrix {
+  TensorType type = TensorType::F32;
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  const uint8_t* data = nullptr;
+  size_t row_bytes = 0;
+};
+
+// Activations converted into the form the weight type's kernel consumes; filled once per
+// product and shared by all threads.
+class ActivationBuffer {
+ public:
+  // x: row-major [n_tokens][n_in].
+  void prepare(TensorType weight_type, const float* x, int64_t n_tokens, int64_t n_in, ThreadPool& pool);
+
+  TensorType weight_type() const { return weight_type_; }
+  int64_t n_tokens() const { return n_tokens_; }
+  int64_t n_in() const { return n_in_; }
+  const float* f32() const { return f32_; }               // the original activations
+  const uint8_t* data() const { return storage_.data(); }  // the prepared form
+  size_t token_stride() const { return token_stride_; }   // bytes per token in data()
+
+ private:
+  TensorType weight_type_ = TensorType::F32;
+  int64_t n_tokens_ = 0;
+  int64_t n_in_ = 0;
+  const float* f32_ = nullptr;
+  size_t token_stride_ = 0;
+  std::vector<uint8_t> storage_;
+};
+
+// y[t * ldy + r] = sum_k W[r][k] * x[t][k] for rows r in [r0, r1) and every token.
+void matmul_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
+// The whole product y = x W^T (y row-major [n_tokens][n_out]), parallel over rows.
+void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
+            ActivationBuffer& scratch);
+
+}  // namespace plumb::cpu
