@@ -71,8 +71,9 @@ class QuantVectors : public ::testing::TestWithParam<std::string> {
 
   // Quantizes each row of `input` (F32) to `expected`'s type into a buffer prefilled with
   // 0xA5 (the output must not depend on it), and compares byte for byte.
+  using QuantizeFn = void (*)(TensorType, const float*, void*, int64_t);
   void expect_quantize_matches(const gguf::TensorInfo& input, const gguf::TensorInfo& expected,
-                               const char* what) {
+                               const char* what, QuantizeFn quantize = quantize_row) {
     ASSERT_EQ(input.type, TensorType::F32);
     ASSERT_EQ(input.ne[0], expected.ne[0]);
     ASSERT_EQ(input.n_rows(), expected.n_rows());
@@ -87,7 +88,7 @@ class QuantVectors : public ::testing::TestWithParam<std::string> {
     for (int64_t r = 0; r < input.n_rows(); ++r) {
       std::memcpy(row.data(), input.data + r * n * 4, static_cast<size_t>(n) * 4);
       std::fill(out.begin(), out.end(), 0xA5);
-      quantize_row(type, row.data(), out.data(), n);
+      quantize(type, row.data(), out.data(), n);
       const uint8_t* want = expected.data + r * rs;
       for (size_t b = 0; b < rs; ++b) {
         if (out[b] == want[b]) continue;
@@ -138,7 +139,8 @@ TEST_P(QuantVectors, QuantizeMatchesGgmlByteForByte) {
   const gguf::TensorInfo* src = tensor("src");
   const gguf::TensorInfo* q = tensor("q");
   ASSERT_TRUE(src != nullptr && q != nullptr);
-  expect_quantize_matches(*src, *q, "quantize(src) vs q");
+  expect_quantize_matches(*src, *q, "quantize_row(src) vs q");
+  expect_quantize_matches(*src, *q, "quantize_row_scalar(src) vs q", quantize_row_scalar);
 }
 
 TEST_P(QuantVectors, ReferenceActivationQuantizerMatchesActRef) {
@@ -149,7 +151,8 @@ TEST_P(QuantVectors, ReferenceActivationQuantizerMatchesActRef) {
   const gguf::TensorInfo* act_src = tensor("act_src");
   const gguf::TensorInfo* act_ref = tensor("act_ref");
   ASSERT_TRUE(act_src != nullptr && act_ref != nullptr);
-  expect_quantize_matches(*act_src, *act_ref, "quantize(act_src) vs act_ref");
+  expect_quantize_matches(*act_src, *act_ref, "quantize_row(act_src) vs act_ref");
+  expect_quantize_matches(*act_src, *act_ref, "quantize_row_scalar(act_src) vs act_ref", quantize_row_scalar);
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedQuant, QuantVectors, ::testing::ValuesIn(vector_files()),
