@@ -1,11 +1,19 @@
 #include "test_models.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
+
+#include "gguf/gguf.h"
+#include "quant/quantize_model.h"
+#include "test_util.h"
+#include "util/sha256.h"
 
 namespace plumb::test {
 
@@ -148,6 +156,89 @@ bool load_manifest(const std::string& path, Manifest* manifest, std::string* err
     manifest->tensors.push_back(std::move(mt));
   }
   return true;
+}
+
+std::string compare_with_manifest(const std::string& gguf_path, const Manifest& manifest) {
+  Result<std::unique_ptr<gguf::File>> file = gguf::File::open(gguf_path);
+  if (!file.ok()) return file.status().message();
+  const std::vector<gguf::TensorInfo>& tensors = (*file)->tensors();
+  if (tensors.size() != manifest.tensors.size()) {
+    return gguf_path + ": " + std::to_string(tensors.size()) + " tensors, manifest has " +
+           std::to_string(manifest.tensors.size());
+  }
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const gguf::TensorInfo& t = tensors[i];
+    const ManifestTensor& m = manifest.tensors[i];
+    const std::string where = gguf_path + ": tensor #" + std::to_string(i) + " '" + t.name + "'";
+    if (t.name != m.name) return where + ": manifest has '" + m.name + "' here";
+    if (type_name(t.type) != m.type) {
+      return where + ": type " + type_name(t.type) + ", manifest " + m.type;
+    }
+    if (static_cast<size_t>(t.n_dims) != m.ne.size()) return where + ": dimension count differs";
+    for (int d = 0; d < t.n_dims; ++d) {
+      if (t.ne[d] != m.ne[d]) return where + ": shape " + t.shape_string() + " differs";
+    }
+    if (t.nbytes != m.bytes) return where + ": " + std::to_string(t.nbytes) + " bytes, manifest " +
+                                    std::to_string(m.bytes);
+    const std::string sha = sha256_hex(t.data, t.nbytes);
+    if (sha != m.sha256) return where + ": sha256 " + sha + ", manifest " + m.sha256;
+  }
+  return "";
+}
+
+std::string austen_model(const std::string& type, std::string* why) {
+  std::string ignored;
+  std::string& reason = why != nullptr ? *why : ignored;
+  const std::string name = "austen-21m-" + type + ".gguf";
+  if (type == "f16" || type == "q4_k_m" || type == "q4_0") {
+    const std::string shipped = shared_path("models/" + name);
+    if (shipped.empty()) reason = "missing shared data: models/" + name;
+    return shipped;
+  }
+  if (type != "q8_0" && type != "q6_k") {
+    reason = "no austen-21m " + type + " (have f16, q4_k_m, q4_0, q8_0, q6_k)";
+    return "";
+  }
+  const std::string f16 = shared_path("models/austen-21m-f16.gguf");
+  const std::string manifest_path = shared_path("models/austen-21m-" + type + ".manifest.json");
+  if (f16.empty() || manifest_path.empty()) {
+    reason = "missing shared data: models/austen-21m-f16.gguf or its " + type + " manifest";
+    return "";
+  }
+  Manifest manifest;
+  if (!load_manifest(manifest_path, &manifest, &reason)) return "";
+
+  const char* tmp = std::getenv("TMPDIR");
+  const std::filesystem::path dir = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / "plumb-models";
+  const std::string path = (dir / name).string();
+  if (std::filesystem::exists(path)) {
+    // Made by an earlier run: still trust it only if it matches llama.cpp's manifest.
+    if (compare_with_manifest(path, manifest).empty()) return path;
+    std::filesystem::remove(path);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  // Tests run as parallel processes: each makes its own file and renames it into place.
+  const std::string mine = path + "." + std::to_string(getpid());
+  QuantizeOptions options;
+  options.target = type == "q8_0" ? "Q8_0" : "Q6_K";
+  Result<QuantizeSummary> made = quantize_model(f16, mine, options);
+  if (!made.ok()) {
+    reason = "plumb quantize failed: " + made.status().message();
+    return "";
+  }
+  const std::string diff = compare_with_manifest(mine, manifest);
+  if (!diff.empty()) {
+    std::filesystem::remove(mine, ec);
+    reason = "plumb's quantization differs from llama.cpp's manifest: " + diff;
+    return "";
+  }
+  std::filesystem::rename(mine, path, ec);
+  if (ec) {
+    reason = "cannot move " + mine + " to " + path + ": " + ec.message();
+    return "";
+  }
+  return path;
 }
 
 }  // namespace plumb::test
