@@ -136,12 +136,14 @@ Result<size_t> tensor_nbytes(const std::string& name, TensorType type,
   }
   const TypeTraits& traits = type_traits(type);
   int64_t rows = 1;
+  int64_t elements = 1;
   for (size_t d = 0; d < ne.size(); ++d) {
     if (ne[d] < 0) {
       return Status::errorf("gguf writer: tensor '%s' has negative ne[%zu] = %lld", name.c_str(),
                             d, static_cast<long long>(ne[d]));
     }
-    if (d > 0 && __builtin_mul_overflow(rows, ne[d], &rows)) {
+    if (__builtin_mul_overflow(elements, ne[d], &elements) ||
+        (d > 0 && __builtin_mul_overflow(rows, ne[d], &rows))) {
       return Status::errorf("gguf writer: tensor '%s' element count overflows", name.c_str());
     }
   }
