@@ -249,9 +249,12 @@ Status Writer::write_to(const std::function<Status(const uint8_t*, size_t)>& sin
   header.put<uint64_t>(tensors_.size());
   header.put<uint64_t>(metadata_.size());
   for (const auto& [key, value] : metadata_) {
+    // ggml reads general.alignment with gguf_get_val_u32, which aborts on any other type.
+    const Value as_u32 = key == "general.alignment" ? Value::make_u32(align) : Value();
+    const Value& stored = key == "general.alignment" ? as_u32 : value;
     header.put_string(key);
-    header.put<uint32_t>(static_cast<uint32_t>(value.type));
-    PLUMB_RETURN_IF_ERROR(header.put_value(key, value, 0));
+    header.put<uint32_t>(static_cast<uint32_t>(stored.type));
+    PLUMB_RETURN_IF_ERROR(header.put_value(key, stored, 0));
   }
   uint64_t offset = 0;
   for (const PendingTensor& t : tensors_) {
