@@ -242,5 +242,16 @@ TEST(GgufRoundTrip, WriterRefusesInconsistentValues) {
   EXPECT_FALSE(w3.serialize().ok());
 }
 
+TEST(GgufRoundTrip, AlignmentIsAlwaysStoredAsUint32) {
+  Writer w;
+  w.set("general.alignment", Value::make_u64(64));
+  auto bytes = w.serialize();
+  ASSERT_TRUE(bytes.ok());
+  auto file = File::parse(bytes->data(), bytes->size());
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ((*file)->find("general.alignment")->type, ValueType::UINT32);
+  EXPECT_EQ((*file)->alignment(), 64u);
+}
+
 }  // namespace
 }  // namespace plumb::gguf
