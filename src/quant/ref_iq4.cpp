@@ -18,22 +18,22 @@ namespace {
 
 constexpr int kSearchSteps = 7;  // ggml_quantize_chunk's ntry
 
-// Index of the grid value nearest to x (ties toward the larger value), exactly as ggml's
-// best_index_int8 decides it, float comparisons included.
+// Twice the midpoints between neighbouring grid values: kGridMid2[j] = T[j-1] + T[j], j >= 1.
+constexpr float kGridMid2[16] = {0.0f, -231.0f, -187.0f, -148.0f, -114.0f, -84.0f, -57.0f, -32.0f,
+                                 -9.0f, 14.0f,   38.0f,   63.0f,   91.0f,   122.0f, 158.0f, 202.0f};
+
+// Index of the grid value nearest to x, a tie going to the larger value: ggml's
+// best_index_int8. (Older ggml wrote it as a binary search comparing x - T[i-1] with T[i] - x;
+// for finite x the two agree exactly, since near a midpoint both differences are exact.) The
+// comparison is done on 2x against T[j-1] + T[j], both exact, without branches.
 int nearest_grid_index(float x) {
-  const int8_t* val = kIQ4NLValues;
-  if (x <= static_cast<float>(val[0])) return 0;
-  if (x >= static_cast<float>(val[15])) return 15;
-  int lo = 0, hi = 15;
-  while (hi - lo > 1) {
-    const int mid = (lo + hi) / 2;
-    if (x < static_cast<float>(val[mid])) {
-      hi = mid;
-    } else {
-      lo = mid;
-    }
+  const float x2 = x + x;
+  int idx = 0;
+  for (int step = 8; step > 0; step >>= 1) {
+    const int j = idx + step;
+    idx = x2 >= kGridMid2[j] ? j : idx;
   }
-  return x - static_cast<float>(val[hi - 1]) < static_cast<float>(val[hi]) - x ? hi - 1 : hi;
+  return idx;
 }
 
 // Best scale for one block of 32 (x[0..32) -> L[0..32) indices into the grid); 0 when the
