@@ -15,15 +15,16 @@ namespace plumb {
 namespace {
 
 constexpr int64_t kRowLength = 1024;  // 4 super-blocks
+constexpr int64_t kOddRowLength = 352;  // 11 blocks of 32: leaves a tail after groups of 8
 constexpr int kRowsPerKind = 24;
 
 // Fills one row with data of the given kind (0..kKinds-1).
 constexpr int kKinds = 14;
-void fill_row(int kind, std::mt19937& rng, float* x) {
+void fill_row(int kind, std::mt19937& rng, float* x, int64_t length) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   std::uniform_int_distribution<int> small_int(-16, 15);
-  for (int64_t j = 0; j < kRowLength; ++j) {
+  for (int64_t j = 0; j < length; ++j) {
     float v = 0.0f;
     switch (kind) {
       case 0: v = 0.02f * normal(rng); break;
@@ -50,22 +51,27 @@ class QuantFastMatchesScalar : public ::testing::TestWithParam<TensorType> {};
 
 TEST_P(QuantFastMatchesScalar, OnVariedRows) {
   const TensorType type = GetParam();
-  const size_t rs = row_size(type, kRowLength);
-  std::vector<float> x(kRowLength);
-  std::vector<uint8_t> fast(rs), scalar(rs);
+  const TypeTraits& traits = type_traits(type);
   std::mt19937 rng(1234);
   int mismatched_rows = 0;
-  for (int kind = 0; kind < kKinds; ++kind) {
-    for (int r = 0; r < kRowsPerKind; ++r) {
-      fill_row(kind, rng, x.data());
-      quantize_row(type, x.data(), fast.data(), kRowLength);
-      quantize_row_scalar(type, x.data(), scalar.data(), kRowLength);
-      if (std::memcmp(fast.data(), scalar.data(), rs) == 0) continue;
-      size_t b = 0;
-      while (fast[b] == scalar[b]) ++b;
-      if (++mismatched_rows <= 5) {
-        ADD_FAILURE() << type_name(type) << ": row kind " << kind << " #" << r << ": first difference at block "
-                      << b / type_traits(type).type_size << ", byte " << b % type_traits(type).type_size;
+  for (const int64_t length : {kRowLength, kOddRowLength}) {
+    if (length % traits.block_size != 0) continue;
+    const size_t rs = row_size(type, length);
+    std::vector<float> x(static_cast<size_t>(length));
+    std::vector<uint8_t> fast(rs), scalar(rs);
+    for (int kind = 0; kind < kKinds; ++kind) {
+      for (int r = 0; r < kRowsPerKind; ++r) {
+        fill_row(kind, rng, x.data(), length);
+        quantize_row(type, x.data(), fast.data(), length);
+        quantize_row_scalar(type, x.data(), scalar.data(), length);
+        if (std::memcmp(fast.data(), scalar.data(), rs) == 0) continue;
+        size_t b = 0;
+        while (fast[b] == scalar[b]) ++b;
+        if (++mismatched_rows <= 5) {
+          ADD_FAILURE() << type_name(type) << ": row length " << length << ", kind " << kind << " #" << r
+                        << ": first difference at block " << b / traits.type_size << ", byte "
+                        << b % traits.type_size;
+        }
       }
     }
   }

@@ -16,5 +16,7 @@ void quantize_row_q2_K_avx2(const float* x, block_q2_K* y, int64_t n);
 void quantize_row_q4_K_avx2(const float* x, block_q4_K* y, int64_t n);
 void quantize_row_q5_K_avx2(const float* x, block_q5_K* y, int64_t n);
 void quantize_row_q6_K_avx2(const float* x, block_q6_K* y, int64_t n);
+void quantize_row_iq4_nl_avx2(const float* x, block_iq4_nl* y, int64_t n);
+void quantize_row_iq4_xs_avx2(const float* x, block_iq4_xs* y, int64_t n);
 
 }  // namespace plumb::quant_fast

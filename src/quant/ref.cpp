@@ -122,6 +122,10 @@ void quantize_row(TensorType type, const float* x, void* y, int64_t n) {
         return quant_fast::quantize_row_q5_K_avx2(x, static_cast<block_q5_K*>(y), n);
       case TensorType::Q6_K:
         return quant_fast::quantize_row_q6_K_avx2(x, static_cast<block_q6_K*>(y), n);
+      case TensorType::IQ4_NL:
+        return quant_fast::quantize_row_iq4_nl_avx2(x, static_cast<block_iq4_nl*>(y), n);
+      case TensorType::IQ4_XS:
+        return quant_fast::quantize_row_iq4_xs_avx2(x, static_cast<block_iq4_xs*>(y), n);
       default:
         break;
     }
