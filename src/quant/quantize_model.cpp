@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "gguf/gguf.h"
-#include "quant/kquant_fast.h"
 #include "quant/mix.h"
 #include "quant/ref.h"
 #include "util/thread_pool.h"
@@ -85,7 +84,7 @@ void convert_rows(ThreadPool& pool, const gguf::TensorInfo& src, TensorType to, 
           break;
         }
         default:
-          quantize_row_fast(to, x, out, n_per_row);
+          quantize_row(to, x, out, n_per_row);
           break;
       }
     }
