@@ -109,6 +109,12 @@ bool simd_enabled();
 // The kernel matmul uses for `type`: AVX2 when allowed and available for the type, else scalar.
 RowsKernel select_kernel(TensorType type, bool allow_simd);
 
+// The part of a quantized row that multiplies the 16-bit activations, per element:
+// eff[k] = dw[s(k)] * w[k] (the min/offset term uses exact activation sums). The activation
+// rounding error of a product is sum_k eff[k] * e_k; tests use this to predict it. False for
+// types without 16-bit activations.
+bool effective_weights(TensorType type, const uint8_t* row, int64_t n_in, float* eff);
+
 // Whether the weight type consumes 16-bit quantized activations (else plain F32).
 bool uses_quantized_activations(TensorType type);
 

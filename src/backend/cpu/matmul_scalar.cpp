@@ -102,7 +102,37 @@ struct LoadBF16 {
   }
 };
 
+template <class Tr>
+void effective_row(const uint8_t* row, int64_t n_in, float* eff) {
+  constexpr int kSubs = Tr::kBlock / Tr::kSub;
+  alignas(32) int16_t wq[Tr::kBlock];
+  float dw[kSubs], mc[kSubs];
+  for (int64_t blk = 0; blk < n_in / Tr::kBlock; ++blk) {
+    Tr::unpack(row + static_cast<size_t>(blk) * sizeof(typename Tr::Block), wq, dw, mc);
+    for (int k = 0; k < Tr::kBlock; ++k) eff[blk * Tr::kBlock + k] = dw[k / Tr::kSub] * wq[k];
+  }
+}
+
 }  // namespace
+
+bool effective_weights(TensorType type, const uint8_t* row, int64_t n_in, float* eff) {
+  switch (type) {
+    case TensorType::Q4_0: effective_row<UnpackQ4_0>(row, n_in, eff); return true;
+    case TensorType::Q4_1: effective_row<UnpackQ4_1>(row, n_in, eff); return true;
+    case TensorType::Q5_0: effective_row<UnpackQ5_0>(row, n_in, eff); return true;
+    case TensorType::Q5_1: effective_row<UnpackQ5_1>(row, n_in, eff); return true;
+    case TensorType::Q8_0: effective_row<UnpackQ8_0>(row, n_in, eff); return true;
+    case TensorType::Q2_K: effective_row<UnpackQ2_K>(row, n_in, eff); return true;
+    case TensorType::Q3_K: effective_row<UnpackQ3_K>(row, n_in, eff); return true;
+    case TensorType::Q4_K: effective_row<UnpackQ4_K>(row, n_in, eff); return true;
+    case TensorType::Q5_K: effective_row<UnpackQ5_K>(row, n_in, eff); return true;
+    case TensorType::Q6_K: effective_row<UnpackQ6_K>(row, n_in, eff); return true;
+    case TensorType::Q8_K: effective_row<UnpackQ8_K>(row, n_in, eff); return true;
+    case TensorType::IQ4_NL: effective_row<UnpackIQ4_NL>(row, n_in, eff); return true;
+    case TensorType::IQ4_XS: effective_row<UnpackIQ4_XS>(row, n_in, eff); return true;
+    default: return false;
+  }
+}
 
 RowsKernel scalar_kernel(TensorType type) {
   switch (type) {
