@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/matmul_internal.h"
@@ -150,11 +151,13 @@ struct RowScratch {
   }
 };
 
+// acc[t][s % 2] over all sub-blocks of an unpacked row, for kT tokens.
 template <int kSub, int kT>
-inline void dot_tile(const int16_t* w, const float* dw, int64_t n_sub, const ActRow* a, __m256 acc[kT]) {
-  for (int t = 0; t < kT; ++t) acc[t] = _mm256_setzero_ps();
+inline void dot_tile(const int16_t* w, const float* dw, int64_t n_sub, const ActRow* a, __m256 acc[kT][2]) {
+  for (int t = 0; t < kT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
   for (int64_t s = 0; s < n_sub; ++s) {
     const int64_t e0 = s * kSub;
+    const int set = static_cast<int>(s & 1);
     const __m256 dws = _mm256_broadcast_ss(dw + s);
     const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + e0));
     if constexpr (kSub == 32) {
@@ -164,13 +167,13 @@ inline void dot_tile(const int16_t* w, const float* dw, int64_t n_sub, const Act
         const __m256i p1 =
             _mm256_madd_epi16(w1, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0 + 16)));
         const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), coef, acc[t]);
+        acc[t][set] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), coef, acc[t][set]);
       }
     } else {
       for (int t = 0; t < kT; ++t) {
         const __m256i p0 = _mm256_madd_epi16(w0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0)));
         const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s / 2));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), coef, acc[t]);
+        acc[t][set] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), coef, acc[t][set]);
       }
     }
   }
@@ -190,7 +193,168 @@ inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
   return hsum8_ps(macc);
 }
 
-template <class U>
+// ---- single-token kernels: unpack in registers and dot at once (generation is bound by
+// memory bandwidth, so every instruction per weight byte counts) ----
+
+inline __m256 lane(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
+
+inline __m256i act16(const int16_t* q) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(q)); }
+
+// Lane partials of 32 signed-byte weights (element order) with 32 activations.
+inline __m256 dot32(__m256i wbytes, const int16_t* q) {
+  const __m256i w0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wbytes));
+  const __m256i w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wbytes, 1));
+  return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(w0, act16(q)), _mm256_madd_epi16(w1, act16(q + 16))));
+}
+inline __m256 dot32(__m128i lo16, __m128i hi16, const int16_t* q) {
+  return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(lo16), act16(q)),
+                                             _mm256_madd_epi16(_mm256_cvtepi8_epi16(hi16), act16(q + 16))));
+}
+// Lane partials of 16 signed-byte weights with 16 activations.
+inline __m256 dot16(__m128i w16, const int16_t* q) {
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_cvtepi8_epi16(w16), act16(q)));
+}
+
+// Q4_0 / Q4_1 share the main term (weights q - 8); Q4_1 adds mc = m + 8 d per block.
+template <bool kMin>
+float fused_q4_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
+  constexpr size_t kBytes = kMin ? sizeof(block_q4_1) : sizeof(block_q4_0);
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  const __m128i off = _mm_set1_epi8(8);
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 macc = _mm256_setzero_ps();
+  alignas(32) float mcs[8];
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* b = row + i * kBytes;
+    const float d = f16(b);
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kMin ? 4 : 2)));
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m4), off);
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), off);
+    const __m256 coef = _mm256_set1_ps(d * a.d[i]);
+    acc[i & 1] = _mm256_fmadd_ps(dot32(lo, hi, a.q + 32 * i), coef, acc[i & 1]);
+    if constexpr (kMin) {
+      mcs[i & 7] = f16(b + 2) + 8.0f * d;
+      if ((i & 7) == 7) macc = _mm256_fmadd_ps(_mm256_load_ps(mcs), _mm256_loadu_ps(a.sx32 + i - 7), macc);
+    }
+  }
+  float out = hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  if constexpr (kMin) {
+    if (nb & 7) {
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, macc);
+      for (int64_t i = nb & ~int64_t{7}, l = 0; i < nb; ++i, ++l) lanes[l] = std::fma(mcs[l], a.sx32[i], lanes[l]);
+      macc = _mm256_load_ps(lanes);
+    }
+    out += hsum8_ps(macc);
+  }
+  return out;
+}
+
+struct FusedQ4_0 {
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_q4_legacy<false>(r, nb, a); }
+};
+struct FusedQ4_1 {
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_q4_legacy<true>(r, nb, a); }
+};
+
+struct FusedQ8_0 {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const auto* b = reinterpret_cast<const block_q8_0*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
+      const __m256 coef = _mm256_set1_ps(f16(&b[i].d) * a.d[i]);
+      acc[i & 1] = _mm256_fmadd_ps(dot32(v, a.q + 32 * i), coef, acc[i & 1]);
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  }
+};
+
+struct FusedQ4_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i off = _mm256_set1_epi8(8);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 macc = _mm256_setzero_ps();
+    const auto* blocks = reinterpret_cast<const block_q4_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q4_K& b = blocks[i];
+      // The 8 scales and 8 mins (get_scale_min_k4 for all j at once).
+      uint32_t u[4];
+      std::memcpy(u, b.scales, 12);
+      u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+      const uint32_t mins_lo = u[1] & kmask1;
+      u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+      u[2] = mins_lo;
+      u[0] &= kmask1;
+      const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
+                                       static_cast<int>(u[0]));
+      const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+      const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)), scf);
+      const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(8.0f), dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
+      macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
+      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const int16_t* q = a.q + 256 * i;
+      for (int j = 0; j < 4; ++j) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+        const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, m4), off);
+        const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), off);
+        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), lane(coef, 2 * j), acc[0]);
+        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), lane(coef, 2 * j + 1), acc[1]);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
+  }
+};
+
+struct FusedQ6_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    const __m256i off = _mm256_set1_epi8(32);
+    const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const auto* blocks = reinterpret_cast<const block_q6_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q6_K& b = blocks[i];
+      const __m256 d = _mm256_set1_ps(f16(&b.d));
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+      for (int n = 0; n < 2; ++n) {
+        // Sub-blocks 8n..8n+7: dw = d * scale, each paired with its 32-element activation scale.
+        const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
+        const __m256 da = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(a.d + 8 * i + 4 * n)), pairs);
+        const __m256 coef = _mm256_mul_ps(dw, da);
+        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
+        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+        const __m256i w[4] = {
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)), off),
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
+                            off),
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
+                            off),
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)),
+                            off)};
+        const int16_t* q = a.q + 256 * i + 128 * n;
+        for (int k = 0; k < 4; ++k) {
+          acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w[k]), q + 32 * k), lane(coef, 2 * k), acc[0]);
+          acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w[k], 1), q + 32 * k + 16), lane(coef, 2 * k + 1),
+                                   acc[1]);
+        }
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  }
+};
+
+struct NoFused {};
+
+template <class U, class F = NoFused>
 void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                      int64_t r1) {
   constexpr int kSubs = U::kBlock / U::kSub;
@@ -205,6 +369,16 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   float* dw = scratch.dw.data();
   float* mc = scratch.mc.data();
 
+  if constexpr (!std::is_same_v<F, NoFused>) {
+    // Up to 3 tokens: a row (a few KB) stays in L1 between tokens, no unpacked copy needed.
+    if (n_tokens < 4) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+        for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = F::row(row, n_blocks, act_row(x, lay, t));
+      }
+      return;
+    }
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
     for (int64_t blk = 0; blk < n_blocks; ++blk) {
@@ -213,19 +387,19 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
     int64_t t = 0;
     for (; t + 4 <= n_tokens; t += 4) {
       ActRow a[4] = {act_row(x, lay, t), act_row(x, lay, t + 1), act_row(x, lay, t + 2), act_row(x, lay, t + 3)};
-      __m256 acc[4];
+      __m256 acc[4][2];
       dot_tile<U::kSub, 4>(wq, dw, n_sub, a, acc);
       for (int i = 0; i < 4; ++i) {
-        float out = hsum8_ps(acc[i]);
+        float out = hsum8_ps(_mm256_add_ps(acc[i][0], acc[i][1]));
         if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[i].sx32 : a[i].sx16, n_sub);
         y[(t + i) * ldy + r] = out;
       }
     }
     for (; t < n_tokens; ++t) {
       ActRow a[1] = {act_row(x, lay, t)};
-      __m256 acc[1];
+      __m256 acc[1][2];
       dot_tile<U::kSub, 1>(wq, dw, n_sub, a, acc);
-      float out = hsum8_ps(acc[0]);
+      float out = hsum8_ps(_mm256_add_ps(acc[0][0], acc[0][1]));
       if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub);
       y[t * ldy + r] = out;
     }
@@ -315,16 +489,16 @@ RowsKernel avx2_kernel(TensorType type) {
     case TensorType::F32: return avx2_float_rows<RowF32>;
     case TensorType::F16: return avx2_float_rows<RowF16>;
     case TensorType::BF16: return avx2_float_rows<RowBF16>;
-    case TensorType::Q4_0: return avx2_quant_rows<SimdQ4_0>;
-    case TensorType::Q4_1: return avx2_quant_rows<SimdQ4_1>;
+    case TensorType::Q4_0: return avx2_quant_rows<SimdQ4_0, FusedQ4_0>;
+    case TensorType::Q4_1: return avx2_quant_rows<SimdQ4_1, FusedQ4_1>;
     case TensorType::Q5_0: return avx2_quant_rows<UnpackQ5_0>;
     case TensorType::Q5_1: return avx2_quant_rows<UnpackQ5_1>;
-    case TensorType::Q8_0: return avx2_quant_rows<SimdQ8_0>;
+    case TensorType::Q8_0: return avx2_quant_rows<SimdQ8_0, FusedQ8_0>;
     case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K>;
     case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K>;
-    case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K>;
+    case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K, FusedQ4_K>;
     case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K>;
-    case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K>;
+    case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K, FusedQ6_K>;
     case TensorType::Q8_K: return avx2_quant_rows<UnpackQ8_K>;
     case TensorType::IQ4_NL: return avx2_quant_rows<SimdIQ4_NL>;
     case TensorType::IQ4_XS: return avx2_quant_rows<UnpackIQ4_XS>;

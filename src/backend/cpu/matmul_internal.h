@@ -11,9 +11,10 @@
 //   - A sub-block contributes 8 integer lane partials: for 32 elements lane l sums the products of
 //     elements {2l, 2l+1, 16+2l, 17+2l}; for 16 elements, of {2l, 2l+1} (exactly what two / one
 //     _mm256_madd_epi16 give). Each partial is < 2^24 in magnitude, so converting it to float is exact.
-//   - acc[l] = fma(float(p_l), dw[s] * d_a[b(s)], acc[l])  for every sub-block s in order;
-//     macc[s % 8] = fma(mc[s], sx[s], macc[s % 8])       for every sub-block in order (min types);
-//     y = hsum8(acc) + hsum8(macc)  (hsum8 below; without a min term y = hsum8(acc)).
+//   - acc[s % 2][l] = fma(float(p_l), dw[s] * d_a[b(s)], acc[s % 2][l])  for every sub-block s
+//     in order (two accumulator sets so consecutive sub-blocks do not wait on one fma chain);
+//     macc[s % 8] = fma(mc[s], sx[s], macc[s % 8])  for every sub-block in order (min types);
+//     y = hsum8(acc[0] + acc[1]) + hsum8(macc)  (hsum8 below; without a min term no macc).
 // Contract for F32/F16/BF16 weights (activations stay F32): acc[k % 16] = fma(w[k], x[k], acc[k % 16])
 //   over k in order, y = hsum8(acc[0..8) + acc[8..16)).
 #pragma once

@@ -20,7 +20,7 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   const int64_t n_sub = w.n_in / Tr::kSub;
   std::vector<ActRow> acts(static_cast<size_t>(n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) acts[t] = act_row(x, lay, t);
-  std::vector<float> acc(static_cast<size_t>(n_tokens) * 8);
+  std::vector<float> acc(static_cast<size_t>(n_tokens) * 16);  // [token][set s % 2][lane]
   std::vector<float> mcs(Tr::kHasMin ? static_cast<size_t>(n_sub) : 0);
   alignas(32) int16_t wq[Tr::kBlock];
   float dw[kSubs];
@@ -34,9 +34,9 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
       if constexpr (Tr::kHasMin) std::memcpy(&mcs[static_cast<size_t>(blk) * kSubs], mc, sizeof(mc));
       for (int64_t t = 0; t < n_tokens; ++t) {
         const ActRow& a = acts[t];
-        float* at = &acc[static_cast<size_t>(t) * 8];
         for (int s = 0; s < kSubs; ++s) {
           const int64_t e0 = blk * Tr::kBlock + static_cast<int64_t>(s) * Tr::kSub;
+          float* at = &acc[static_cast<size_t>(t) * 16 + 8 * ((blk * kSubs + s) % 2)];
           const float coef = dw[s] * a.d[e0 / kActBlock];
           const int16_t* ws = wq + s * Tr::kSub;
           const int16_t* as = a.q + e0;
@@ -51,7 +51,10 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
       }
     }
     for (int64_t t = 0; t < n_tokens; ++t) {
-      float out = hsum8(&acc[static_cast<size_t>(t) * 8]);
+      const float* at = &acc[static_cast<size_t>(t) * 16];
+      float lanes[8];
+      for (int l = 0; l < 8; ++l) lanes[l] = at[l] + at[8 + l];
+      float out = hsum8(lanes);
       if constexpr (Tr::kHasMin) {
         const float* sx = Tr::kSub == 32 ? acts[t].sx32 : acts[t].sx16;
         float macc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
