@@ -151,32 +151,42 @@ struct RowScratch {
   }
 };
 
-// acc[t][s % 2] over all sub-blocks of an unpacked row, for kT tokens.
+// Sub-block s of an unpacked row into acc[t] (the caller passes the set s % 2).
 template <int kSub, int kT>
-inline void dot_tile(const int16_t* w, const float* dw, int64_t n_sub, const ActRow* a, __m256 acc[kT][2]) {
-  for (int t = 0; t < kT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-  for (int64_t s = 0; s < n_sub; ++s) {
-    const int64_t e0 = s * kSub;
-    const int set = static_cast<int>(s & 1);
-    const __m256 dws = _mm256_broadcast_ss(dw + s);
-    const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + e0));
-    if constexpr (kSub == 32) {
-      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + e0 + 16));
-      for (int t = 0; t < kT; ++t) {
-        const __m256i p0 = _mm256_madd_epi16(w0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0)));
-        const __m256i p1 =
-            _mm256_madd_epi16(w1, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0 + 16)));
-        const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s));
-        acc[t][set] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), coef, acc[t][set]);
-      }
-    } else {
-      for (int t = 0; t < kT; ++t) {
-        const __m256i p0 = _mm256_madd_epi16(w0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0)));
-        const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s / 2));
-        acc[t][set] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), coef, acc[t][set]);
-      }
+inline void dot_sub(const int16_t* w, const float* dw, int64_t s, const ActRow* a, __m256* acc) {
+  const int64_t e0 = s * kSub;
+  const __m256 dws = _mm256_broadcast_ss(dw + s);
+  const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + e0));
+  if constexpr (kSub == 32) {
+    const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + e0 + 16));
+    for (int t = 0; t < kT; ++t) {
+      const __m256i p0 = _mm256_madd_epi16(w0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0)));
+      const __m256i p1 = _mm256_madd_epi16(w1, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0 + 16)));
+      const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), coef, acc[t]);
+    }
+  } else {
+    for (int t = 0; t < kT; ++t) {
+      const __m256i p0 = _mm256_madd_epi16(w0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0)));
+      const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s / 2));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), coef, acc[t]);
     }
   }
+}
+
+// sum[t] = acc[t][0] + acc[t][1] over all sub-blocks of an unpacked row, for kT tokens. The two
+// sets are separate named arrays (a runtime set index would keep them in memory).
+template <int kSub, int kT>
+inline void dot_tile(const int16_t* w, const float* dw, int64_t n_sub, const ActRow* a, __m256 sum[kT]) {
+  __m256 even[kT], odd[kT];
+  for (int t = 0; t < kT; ++t) even[t] = odd[t] = _mm256_setzero_ps();
+  int64_t s = 0;
+  for (; s + 2 <= n_sub; s += 2) {
+    dot_sub<kSub, kT>(w, dw, s, a, even);
+    dot_sub<kSub, kT>(w, dw, s + 1, a, odd);
+  }
+  if (s < n_sub) dot_sub<kSub, kT>(w, dw, s, a, even);
+  for (int t = 0; t < kT; ++t) sum[t] = _mm256_add_ps(even[t], odd[t]);
 }
 
 // macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a scalar tail.
@@ -217,32 +227,39 @@ inline __m256 dot16(__m128i w16, const int16_t* q) {
 
 // Q4_0 / Q4_1 share the main term (weights q - 8); Q4_1 adds mc = m + 8 d per block.
 template <bool kMin>
-float fused_q4_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
-  constexpr size_t kBytes = kMin ? sizeof(block_q4_1) : sizeof(block_q4_0);
+inline __m256 q4_legacy_block(const uint8_t* b, int64_t i, const ActRow& a, __m256 acc, float* mcs) {
   const __m128i m4 = _mm_set1_epi8(0x0F);
   const __m128i off = _mm_set1_epi8(8);
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  const float d = f16(b);
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kMin ? 4 : 2)));
+  const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m4), off);
+  const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), off);
+  if constexpr (kMin) mcs[i & 7] = f16(b + 2) + 8.0f * d;
+  return _mm256_fmadd_ps(dot32(lo, hi, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), acc);
+}
+
+// Q4_0 / Q4_1 share the main term (weights q - 8); Q4_1 adds mc = m + 8 d per block.
+template <bool kMin>
+float fused_q4_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
+  constexpr size_t kBytes = kMin ? sizeof(block_q4_1) : sizeof(block_q4_0);
+  __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
   alignas(32) float mcs[8];
-  for (int64_t i = 0; i < nb; ++i) {
-    const uint8_t* b = row + i * kBytes;
-    const float d = f16(b);
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kMin ? 4 : 2)));
-    const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m4), off);
-    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), off);
-    const __m256 coef = _mm256_set1_ps(d * a.d[i]);
-    acc[i & 1] = _mm256_fmadd_ps(dot32(lo, hi, a.q + 32 * i), coef, acc[i & 1]);
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    even = q4_legacy_block<kMin>(row + i * kBytes, i, a, even, mcs);
+    odd = q4_legacy_block<kMin>(row + (i + 1) * kBytes, i + 1, a, odd, mcs);
     if constexpr (kMin) {
-      mcs[i & 7] = f16(b + 2) + 8.0f * d;
-      if ((i & 7) == 7) macc = _mm256_fmadd_ps(_mm256_load_ps(mcs), _mm256_loadu_ps(a.sx32 + i - 7), macc);
+      if ((i & 7) == 6) macc = _mm256_fmadd_ps(_mm256_load_ps(mcs), _mm256_loadu_ps(a.sx32 + i - 6), macc);
     }
   }
-  float out = hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  if (i < nb) even = q4_legacy_block<kMin>(row + i * kBytes, i, a, even, mcs);
+  float out = hsum8_ps(_mm256_add_ps(even, odd));
   if constexpr (kMin) {
     if (nb & 7) {
       alignas(32) float lanes[8];
       _mm256_store_ps(lanes, macc);
-      for (int64_t i = nb & ~int64_t{7}, l = 0; i < nb; ++i, ++l) lanes[l] = std::fma(mcs[l], a.sx32[i], lanes[l]);
+      for (int64_t j = nb & ~int64_t{7}, l = 0; j < nb; ++j, ++l) lanes[l] = std::fma(mcs[l], a.sx32[j], lanes[l]);
       macc = _mm256_load_ps(lanes);
     }
     out += hsum8_ps(macc);
@@ -257,16 +274,22 @@ struct FusedQ4_1 {
   static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_q4_legacy<true>(r, nb, a); }
 };
 
+inline __m256 q8_0_block(const block_q8_0& b, int64_t i, const ActRow& a, __m256 acc) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+  return _mm256_fmadd_ps(dot32(v, a.q + 32 * i), _mm256_set1_ps(f16(&b.d) * a.d[i]), acc);
+}
+
 struct FusedQ8_0 {
   static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
     const auto* b = reinterpret_cast<const block_q8_0*>(row);
-    for (int64_t i = 0; i < nb; ++i) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
-      const __m256 coef = _mm256_set1_ps(f16(&b[i].d) * a.d[i]);
-      acc[i & 1] = _mm256_fmadd_ps(dot32(v, a.q + 32 * i), coef, acc[i & 1]);
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+      even = q8_0_block(b[i], i, a, even);
+      odd = q8_0_block(b[i + 1], i + 1, a, odd);
     }
-    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+    if (i < nb) even = q8_0_block(b[i], i, a, even);
+    return hsum8_ps(_mm256_add_ps(even, odd));
   }
 };
 
@@ -387,19 +410,19 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
     int64_t t = 0;
     for (; t + 4 <= n_tokens; t += 4) {
       ActRow a[4] = {act_row(x, lay, t), act_row(x, lay, t + 1), act_row(x, lay, t + 2), act_row(x, lay, t + 3)};
-      __m256 acc[4][2];
-      dot_tile<U::kSub, 4>(wq, dw, n_sub, a, acc);
+      __m256 sum[4];
+      dot_tile<U::kSub, 4>(wq, dw, n_sub, a, sum);
       for (int i = 0; i < 4; ++i) {
-        float out = hsum8_ps(_mm256_add_ps(acc[i][0], acc[i][1]));
+        float out = hsum8_ps(sum[i]);
         if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[i].sx32 : a[i].sx16, n_sub);
         y[(t + i) * ldy + r] = out;
       }
     }
     for (; t < n_tokens; ++t) {
       ActRow a[1] = {act_row(x, lay, t)};
-      __m256 acc[1][2];
-      dot_tile<U::kSub, 1>(wq, dw, n_sub, a, acc);
-      float out = hsum8_ps(_mm256_add_ps(acc[0][0], acc[0][1]));
+      __m256 sum[1];
+      dot_tile<U::kSub, 1>(wq, dw, n_sub, a, sum);
+      float out = hsum8_ps(sum[0]);
       if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub);
       y[t * ldy + r] = out;
     }
