@@ -13,6 +13,7 @@
 #include "model/perplexity.h"
 #include "test_util.h"
 #include "util/json_value.h"
+#include "util/thread_pool.h"
 
 namespace plumb {
 namespace {
@@ -65,7 +66,9 @@ Result<PplRun> run_ppl(const std::string& model_path, const std::string& text_pa
     PLUMB_ASSIGN_OR_RETURN(writer, KldBaseWriter::create(kld_base_out, ctx, model->config().n_vocab,
                                                          static_cast<int>(tokens.size()) / ctx, tokens));
   }
-  if (!kld_base_in.empty()) PLUMB_ASSIGN_OR_RETURN(reader, KldBaseReader::open(kld_base_in));
+  if (!kld_base_in.empty()) {
+    PLUMB_ASSIGN_OR_RETURN(reader, KldBaseReader::open(kld_base_in));
+  }
   PplRun run;
   PLUMB_ASSIGN_OR_RETURN(run.result, compute_perplexity(*model, tokens, options, writer.get(), reader.get(), &run.kld));
   return run;
