@@ -13,6 +13,7 @@
 
 #include "gguf/gguf.h"
 #include "quant/ref.h"
+#include "quant/ref_blocks.h"
 #include "quant/types.h"
 #include "test_util.h"
 
@@ -153,6 +154,24 @@ TEST_P(QuantVectors, ReferenceActivationQuantizerMatchesActRef) {
   ASSERT_TRUE(act_src != nullptr && act_ref != nullptr);
   expect_quantize_matches(*act_src, *act_ref, "quantize_row(act_src) vs act_ref");
   expect_quantize_matches(*act_src, *act_ref, "quantize_row_scalar(act_src) vs act_ref", quantize_row_scalar);
+}
+
+// The CPU backend's own activation quantizer (`act`): for Q8_0 / Q8_1 it differs from the
+// reference; for the other act types (F16, BF16, Q8_K) it is the reference.
+void quantize_row_cpu_activation(TensorType type, const float* x, void* y, int64_t n) {
+  switch (type) {
+    case TensorType::Q8_0: return quantize_row_q8_0_cpu(x, static_cast<block_q8_0*>(y), n);
+    case TensorType::Q8_1: return quantize_row_q8_1_cpu(x, static_cast<block_q8_1*>(y), n);
+    default: return quantize_row(type, x, y, n);
+  }
+}
+
+TEST_P(QuantVectors, CpuActivationQuantizerMatchesAct) {
+  if (file_->find_tensor("act") == nullptr) GTEST_SKIP() << path_ << " has no act";
+  const gguf::TensorInfo* act_src = tensor("act_src");
+  const gguf::TensorInfo* act = tensor("act");
+  ASSERT_TRUE(act_src != nullptr && act != nullptr);
+  expect_quantize_matches(*act_src, *act, "cpu activation quantizer(act_src) vs act", quantize_row_cpu_activation);
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedQuant, QuantVectors, ::testing::ValuesIn(vector_files()),

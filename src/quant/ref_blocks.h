@@ -30,6 +30,11 @@ void quantize_row_q5_0_ref(const float* x, block_q5_0* y, int64_t n);
 void quantize_row_q5_1_ref(const float* x, block_q5_1* y, int64_t n);
 void quantize_row_q8_0_ref(const float* x, block_q8_0* y, int64_t n);  // roundf ties away
 void quantize_row_q8_1_ref(const float* x, block_q8_1* y, int64_t n);
+// llama.cpp's x86 CPU activation quantizers (ggml-cpu from_float, the AVX path), which the
+// CPU matmul applies to activations: multiplier 127/amax (not 1/d) and rounding to nearest
+// even. They differ from the _ref versions on ties and where the multipliers differ by an ulp.
+void quantize_row_q8_0_cpu(const float* x, block_q8_0* y, int64_t n);
+void quantize_row_q8_1_cpu(const float* x, block_q8_1* y, int64_t n);
 
 // ---- K-quants, 256-element super-blocks (ref_kquants.cpp)
 void dequantize_row_q2_K(const block_q2_K* x, float* y, int64_t n);

@@ -223,4 +223,32 @@ void quantize_row_q8_1_ref(const float* x, block_q8_1* y, int64_t n) {
   }
 }
 
+// Rounds to nearest, ties to even, as _mm256_round_ps(_MM_ROUND_NEAREST) does (the default
+// rounding mode of std::nearbyint).
+void quantize_row_q8_0_cpu(const float* x, block_q8_0* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK8_0; ++i, x += QK8_0) {
+    const float amax = absmax(x, QK8_0);
+    y[i].d = fp32_to_fp16(amax / 127.0f);
+    const float mult = amax != 0.0f ? 127.0f / amax : 0.0f;
+    for (int j = 0; j < QK8_0; ++j) {
+      y[i].qs[j] = static_cast<int8_t>(std::clamp(trunc_to_int(std::nearbyint(x[j] * mult)), -128, 127));
+    }
+  }
+}
+
+void quantize_row_q8_1_cpu(const float* x, block_q8_1* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK8_1; ++i, x += QK8_1) {
+    const float amax = absmax(x, QK8_1);
+    const float d = amax / 127.0f;
+    y[i].d = fp32_to_fp16(d);
+    const float mult = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < QK8_1; ++j) {
+      y[i].qs[j] = static_cast<int8_t>(std::clamp(trunc_to_int(std::nearbyint(x[j] * mult)), -128, 127));
+      sum += y[i].qs[j];
+    }
+    y[i].s = fp32_to_fp16(d * static_cast<float>(sum));
+  }
+}
+
 }  // namespace plumb
