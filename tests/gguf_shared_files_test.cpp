@@ -65,6 +65,26 @@ TEST(GgufSharedFiles, AustenF16KnownValues) {
   EXPECT_EQ(q->nbytes, static_cast<uint64_t>(q->n_elements()) * 2);
 }
 
+TEST(GgufSharedFiles, QuantAndRefKnownValues) {
+  PLUMB_REQUIRE_SHARED(q4k_path, "quant/q4_k.gguf");
+  auto q4k = File::open(q4k_path);
+  ASSERT_TRUE(q4k.ok()) << q4k.status().message();
+  EXPECT_EQ((*q4k)->get_string("quant.type").value(), "Q4_K");
+  const TensorInfo* q = (*q4k)->find_tensor("q");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->type, TensorType::Q4_K);
+  EXPECT_EQ(q->nbytes, q->n_rows() * (q->ne[0] / 256) * 144);
+  const TensorInfo* src = (*q4k)->find_tensor("src");
+  ASSERT_NE(src, nullptr);
+  EXPECT_EQ(src->type, TensorType::F32);
+  EXPECT_EQ(src->ne[0], q->ne[0]);
+  PLUMB_REQUIRE_SHARED(ref_path, "ref/smollm2-135m-q4_1.gguf");
+  auto ref = File::open(ref_path);
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
+  EXPECT_EQ((*ref)->get_u32("ref.n_vocab").value(), 49152u);
+  EXPECT_EQ((*ref)->get_u32("ref.n_layer").value(), 30u);
+}
+
 TEST(GgufSharedFiles, LlamaBpeVocabOpensQuickly) {
   PLUMB_REQUIRE_SHARED(path, "vocab/ggml-vocab-llama-bpe.gguf");
   double best_ms = 1e9;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "gguf/gguf.h"
 #include "test_util.h"
@@ -15,6 +16,12 @@ namespace plumb {
 namespace {
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
+
+// A text-output line "  <label>   <value>" (any run of spaces between them).
+bool has_row(const std::string& out, const std::string& label, const std::string& value) {
+  const std::regex row("(^|\\n)  " + label + " +" + value + "(\\n|$)");
+  return std::regex_search(out, row);
+}
 
 bool have_python() {
   static const int code = std::system("python3 -c 'import json' >/dev/null 2>&1");
@@ -83,14 +90,15 @@ TEST(Inspect, EverySharedModelAndVocab) {
     ASSERT_EQ(test::run_plumb("inspect " + quoted(path), &out), 0) << out;
     EXPECT_NE(out.find("GGUF version  " + std::to_string(f.version())), std::string::npos) << out;
     EXPECT_NE(out.find("tensors       " + std::to_string(f.tensors().size())), std::string::npos);
+    EXPECT_NE(out.find("size          " + std::to_string(f.file_size())), std::string::npos);
     if (!arch.empty()) {
       EXPECT_NE(out.find("hyperparameters (" + arch + ")"), std::string::npos);
     }
     if (n_tokens >= 0) {
-      EXPECT_NE(out.find("vocab size       " + std::to_string(n_tokens)), std::string::npos);
+      EXPECT_TRUE(has_row(out, "vocab size", std::to_string(n_tokens))) << out;
     }
     if (auto layers = f.get_u32(arch + ".block_count"); layers.ok()) {
-      EXPECT_NE(out.find("layers           " + std::to_string(*layers)), std::string::npos);
+      EXPECT_TRUE(has_row(out, "layers", std::to_string(*layers))) << out;
     }
     if (!f.tensors().empty()) {
       EXPECT_NE(out.find(f.tensors()[0].name), std::string::npos);
