@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "gguf/gguf.h"
 #include "test_util.h"
@@ -19,8 +18,17 @@ std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
 // A text-output line "  <label>   <value>" (any run of spaces between them).
 bool has_row(const std::string& out, const std::string& label, const std::string& value) {
-  const std::regex row("(^|\\n)  " + label + " +" + value + "(\\n|$)");
-  return std::regex_search(out, row);
+  size_t start = 0;
+  while (start < out.size()) {
+    size_t end = out.find('\n', start);
+    if (end == std::string::npos) end = out.size();
+    const std::string line = out.substr(start, end - start);
+    start = end + 1;
+    if (line.rfind("  " + label + " ", 0) != 0) continue;
+    const size_t v = line.find_first_not_of(' ', label.size() + 2);
+    if (v != std::string::npos && line.substr(v) == value) return true;
+  }
+  return false;
 }
 
 bool have_python() {
