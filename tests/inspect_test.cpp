@@ -64,20 +64,23 @@ std::vector<std::string> shared_ggufs() {
   return out;
 }
 
-// Checks counts and a few values of the --json output against the reader.
+// Checks counts and a few values of each --json output against the reader. argv[1] is a
+// manifest: one "json_path n_tensors n_kv arch n_tokens" line per file (arch "-" when none).
 constexpr const char* kCheckCounts = R"PY(
 import json, sys
-d = json.load(open(sys.argv[1], encoding="utf-8"))
-n_tensors, n_kv, arch, n_tokens = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
-assert len(d["tensors"]) == n_tensors, (len(d["tensors"]), n_tensors)
-assert len(d["metadata"]) == n_kv, (len(d["metadata"]), n_kv)
-assert sum(t["count"] for t in d["totals"].values()) == n_tensors
-assert sum(t["bytes"] for t in d["tensors"]) == d["total_tensor_bytes"]
-if arch:
-    assert d["hyperparameters"]["architecture"] == arch
-if n_tokens >= 0:
-    tokens = d["metadata"]["tokenizer.ggml.tokens"]
-    assert tokens["count"] == n_tokens and len(tokens["value"]) == n_tokens
+for line in open(sys.argv[1]):
+    path, n_tensors, n_kv, arch, n_tokens = line.split()
+    n_tensors, n_kv, n_tokens = int(n_tensors), int(n_kv), int(n_tokens)
+    d = json.load(open(path, encoding="utf-8"))
+    assert len(d["tensors"]) == n_tensors, (path, len(d["tensors"]), n_tensors)
+    assert len(d["metadata"]) == n_kv, (path, len(d["metadata"]), n_kv)
+    assert sum(t["count"] for t in d["totals"].values()) == n_tensors, path
+    assert sum(t["bytes"] for t in d["tensors"]) == d["total_tensor_bytes"], path
+    if arch != "-":
+        assert d["hyperparameters"]["architecture"] == arch, path
+    if n_tokens >= 0:
+        tokens = d["metadata"]["tokenizer.ggml.tokens"]
+        assert tokens["count"] == n_tokens and len(tokens["value"]) == n_tokens, path
 print("ok")
 )PY";
 
@@ -85,7 +88,9 @@ TEST(Inspect, EverySharedModelAndVocab) {
   const std::vector<std::string> files = shared_ggufs();
   if (files.empty()) GTEST_SKIP() << "no GGUF files under " << test::shared_dir() << "/{models,vocab}";
   const std::string dir = test::temp_dir("inspect");
-  for (const std::string& path : files) {
+  std::string manifest;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& path = files[i];
     SCOPED_TRACE(path);
     auto file = gguf::File::open(path);
     ASSERT_TRUE(file.ok()) << file.status().message();
@@ -113,16 +118,17 @@ TEST(Inspect, EverySharedModelAndVocab) {
       EXPECT_NE(out.find("totals per type"), std::string::npos);
     }
 
-    const std::string json_path = dir + "/out.json";
+    const std::string json_path = dir + "/out" + std::to_string(i) + ".json";
     ASSERT_EQ(test::run_plumb("inspect --json " + quoted(path) + " > " + json_path, &out), 0) << out;
-    if (!have_python()) continue;
-    const std::string args = json_path + " " + std::to_string(f.tensors().size()) + " " +
-                             std::to_string(f.metadata().size()) + " '" + arch + "' " +
-                             std::to_string(n_tokens);
-    std::string py;
-    EXPECT_EQ(run_python(dir, kCheckCounts, args, &py), 0) << py;
+    manifest += json_path + " " + std::to_string(f.tensors().size()) + " " +
+                std::to_string(f.metadata().size()) + " " + (arch.empty() ? "-" : arch) + " " +
+                std::to_string(n_tokens) + "\n";
   }
   if (!have_python()) GTEST_SKIP() << "python3 not available: --json output not validated";
+  const std::string manifest_path = dir + "/manifest.txt";
+  std::ofstream(manifest_path) << manifest;
+  std::string py;
+  EXPECT_EQ(run_python(dir, kCheckCounts, manifest_path, &py), 0) << py;
   std::filesystem::remove_all(dir);
 }
 
