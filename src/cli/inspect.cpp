@@ -87,8 +87,12 @@ std::string type_label(const Value& v) {
   if (v.type != ValueType::ARRAY) return gguf::value_type_name(v.type);
   std::string label = "ARRAY[";
   label += gguf::value_type_name(v.array_type);
+  // Arrays of arrays: show the inner label when every element shares it.
   if (v.array_type == ValueType::ARRAY && !v.array.empty()) {
-    label = "ARRAY[" + type_label(v.array[0]);
+    const std::string inner = type_label(v.array[0]);
+    const bool uniform = std::all_of(v.array.begin(), v.array.end(),
+                                     [&](const Value& item) { return type_label(item) == inner; });
+    if (uniform) label = "ARRAY[" + inner;
   }
   return label + "]";
 }
