@@ -145,6 +145,8 @@ TEST(GgufRoundTrip, TensorsAlignmentAndDeferredData) {
     EXPECT_FALSE(w.add_tensor("e", TensorType::F32, {3, 5}, f32.data(), 4).ok());    // wrong size
     EXPECT_FALSE(w.add_tensor("e", TensorType::Q8_0, {33}, q8.data(), 34).ok());     // not blocks
     EXPECT_FALSE(w.add_tensor("e", TensorType::F32, {1, 1, 1, 1, 1}, f32.data(), 4).ok());
+    EXPECT_FALSE(w.add_tensor("e", TensorType::F32, {4, 0}, f32.data(), 0).ok());  // empty dim
+    EXPECT_FALSE(w.add_tensor(std::string(64, 'n'), TensorType::F32, {1}, f32.data(), 4).ok());
 
     const std::string dir = test::temp_dir("gguf-rt");
     const std::string path = dir + "/out.gguf";

@@ -16,6 +16,21 @@ namespace {
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
+// A text-output line "  <label>   <value>" (any run of spaces between them).
+bool has_row(const std::string& out, const std::string& label, const std::string& value) {
+  size_t start = 0;
+  while (start < out.size()) {
+    size_t end = out.find('\n', start);
+    if (end == std::string::npos) end = out.size();
+    const std::string line = out.substr(start, end - start);
+    start = end + 1;
+    if (line.rfind("  " + label + " ", 0) != 0) continue;
+    const size_t v = line.find_first_not_of(' ', label.size() + 2);
+    if (v != std::string::npos && line.substr(v) == value) return true;
+  }
+  return false;
+}
+
 bool have_python() {
   static const int code = std::system("python3 -c 'import json' >/dev/null 2>&1");
   return code == 0;
@@ -49,20 +64,23 @@ std::vector<std::string> shared_ggufs() {
   return out;
 }
 
-// Checks counts and a few values of the --json output against the reader.
+// Checks counts and a few values of each --json output against the reader. argv[1] is a
+// manifest: one "json_path n_tensors n_kv arch n_tokens" line per file (arch "-" when none).
 constexpr const char* kCheckCounts = R"PY(
 import json, sys
-d = json.load(open(sys.argv[1], encoding="utf-8"))
-n_tensors, n_kv, arch, n_tokens = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
-assert len(d["tensors"]) == n_tensors, (len(d["tensors"]), n_tensors)
-assert len(d["metadata"]) == n_kv, (len(d["metadata"]), n_kv)
-assert sum(t["count"] for t in d["totals"].values()) == n_tensors
-assert sum(t["bytes"] for t in d["tensors"]) == d["total_tensor_bytes"]
-if arch:
-    assert d["hyperparameters"]["architecture"] == arch
-if n_tokens >= 0:
-    tokens = d["metadata"]["tokenizer.ggml.tokens"]
-    assert tokens["count"] == n_tokens and len(tokens["value"]) == n_tokens
+for line in open(sys.argv[1]):
+    path, n_tensors, n_kv, arch, n_tokens = line.split()
+    n_tensors, n_kv, n_tokens = int(n_tensors), int(n_kv), int(n_tokens)
+    d = json.load(open(path, encoding="utf-8"))
+    assert len(d["tensors"]) == n_tensors, (path, len(d["tensors"]), n_tensors)
+    assert len(d["metadata"]) == n_kv, (path, len(d["metadata"]), n_kv)
+    assert sum(t["count"] for t in d["totals"].values()) == n_tensors, path
+    assert sum(t["bytes"] for t in d["tensors"]) == d["total_tensor_bytes"], path
+    if arch != "-":
+        assert d["hyperparameters"]["architecture"] == arch, path
+    if n_tokens >= 0:
+        tokens = d["metadata"]["tokenizer.ggml.tokens"]
+        assert tokens["count"] == n_tokens and len(tokens["value"]) == n_tokens, path
 print("ok")
 )PY";
 
@@ -70,7 +88,9 @@ TEST(Inspect, EverySharedModelAndVocab) {
   const std::vector<std::string> files = shared_ggufs();
   if (files.empty()) GTEST_SKIP() << "no GGUF files under " << test::shared_dir() << "/{models,vocab}";
   const std::string dir = test::temp_dir("inspect");
-  for (const std::string& path : files) {
+  std::string manifest;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& path = files[i];
     SCOPED_TRACE(path);
     auto file = gguf::File::open(path);
     ASSERT_TRUE(file.ok()) << file.status().message();
@@ -83,30 +103,32 @@ TEST(Inspect, EverySharedModelAndVocab) {
     ASSERT_EQ(test::run_plumb("inspect " + quoted(path), &out), 0) << out;
     EXPECT_NE(out.find("GGUF version  " + std::to_string(f.version())), std::string::npos) << out;
     EXPECT_NE(out.find("tensors       " + std::to_string(f.tensors().size())), std::string::npos);
+    EXPECT_NE(out.find("size          " + std::to_string(f.file_size())), std::string::npos);
     if (!arch.empty()) {
       EXPECT_NE(out.find("hyperparameters (" + arch + ")"), std::string::npos);
     }
     if (n_tokens >= 0) {
-      EXPECT_NE(out.find("vocab size       " + std::to_string(n_tokens)), std::string::npos);
+      EXPECT_TRUE(has_row(out, "vocab size", std::to_string(n_tokens))) << out;
     }
     if (auto layers = f.get_u32(arch + ".block_count"); layers.ok()) {
-      EXPECT_NE(out.find("layers           " + std::to_string(*layers)), std::string::npos);
+      EXPECT_TRUE(has_row(out, "layers", std::to_string(*layers))) << out;
     }
     if (!f.tensors().empty()) {
       EXPECT_NE(out.find(f.tensors()[0].name), std::string::npos);
       EXPECT_NE(out.find("totals per type"), std::string::npos);
     }
 
-    const std::string json_path = dir + "/out.json";
+    const std::string json_path = dir + "/out" + std::to_string(i) + ".json";
     ASSERT_EQ(test::run_plumb("inspect --json " + quoted(path) + " > " + json_path, &out), 0) << out;
-    if (!have_python()) continue;
-    const std::string args = json_path + " " + std::to_string(f.tensors().size()) + " " +
-                             std::to_string(f.metadata().size()) + " '" + arch + "' " +
-                             std::to_string(n_tokens);
-    std::string py;
-    EXPECT_EQ(run_python(dir, kCheckCounts, args, &py), 0) << py;
+    manifest += json_path + " " + std::to_string(f.tensors().size()) + " " +
+                std::to_string(f.metadata().size()) + " " + (arch.empty() ? "-" : arch) + " " +
+                std::to_string(n_tokens) + "\n";
   }
   if (!have_python()) GTEST_SKIP() << "python3 not available: --json output not validated";
+  const std::string manifest_path = dir + "/manifest.txt";
+  std::ofstream(manifest_path) << manifest;
+  std::string py;
+  EXPECT_EQ(run_python(dir, kCheckCounts, manifest_path, &py), 0) << py;
   std::filesystem::remove_all(dir);
 }
 

@@ -87,8 +87,12 @@ std::string type_label(const Value& v) {
   if (v.type != ValueType::ARRAY) return gguf::value_type_name(v.type);
   std::string label = "ARRAY[";
   label += gguf::value_type_name(v.array_type);
+  // Arrays of arrays: show the inner label when every element shares it.
   if (v.array_type == ValueType::ARRAY && !v.array.empty()) {
-    label = "ARRAY[" + type_label(v.array[0]);
+    const std::string inner = type_label(v.array[0]);
+    const bool uniform = std::all_of(v.array.begin(), v.array.end(),
+                                     [&](const Value& item) { return type_label(item) == inner; });
+    if (uniform) label = "ARRAY[" + inner;
   }
   return label + "]";
 }
@@ -201,6 +205,36 @@ std::string human_bytes(uint64_t n) {
   return strprintf("%llu B", static_cast<unsigned long long>(n));
 }
 
+// The "<arch>.*" keys: the usual ones under readable labels, then any others by their
+// suffix, plus the vocabulary size and the file type. Nothing when none are present.
+void print_text_hyperparameters(const File& f, const std::string& arch) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const Hyper& h : kHypers) {
+    if (const Value* v = f.find(arch + "." + h.suffix)) rows.emplace_back(h.label, text_value(*v));
+  }
+  const int64_t vocab = vocab_size(f, arch);
+  if (vocab >= 0) rows.emplace_back("vocab size", std::to_string(vocab));
+  if (const Value* ft = f.find("general.file_type"); ft != nullptr && ft->is_integer()) {
+    const char* name = file_type_name(ft->as_int());
+    rows.emplace_back("file type", std::to_string(ft->as_int()) + (name ? std::string(" ") + name : ""));
+  }
+  const std::string prefix = arch + ".";
+  for (const auto& [k, v] : f.metadata()) {
+    if (k.rfind(prefix, 0) != 0 || k == prefix + "vocab_size") continue;
+    const std::string suffix = k.substr(prefix.size());
+    const bool known = std::any_of(std::begin(kHypers), std::end(kHypers),
+                                   [&](const Hyper& h) { return suffix == h.suffix; });
+    if (!known) rows.emplace_back(suffix, text_value(v));
+  }
+  if (rows.empty()) return;
+  size_t width = 16;
+  for (const auto& row : rows) width = std::max(width, std::min<size_t>(row.first.size(), 40));
+  std::printf("\nhyperparameters (%s)\n", arch.c_str());
+  for (const auto& [label, value] : rows) {
+    std::printf("  %-*s %s\n", static_cast<int>(width), label.c_str(), value.c_str());
+  }
+}
+
 void print_text(const File& f) {
   std::printf("file          %s\n", f.path().c_str());
   std::printf("size          %zu bytes (%s)\n", f.file_size(), human_bytes(f.file_size()).c_str());
@@ -212,22 +246,7 @@ void print_text(const File& f) {
   std::printf("metadata      %zu keys\n", f.metadata().size());
 
   auto arch = f.get_string("general.architecture");
-  if (arch.ok()) {
-    const std::string& a = *arch;
-    std::printf("\nhyperparameters (%s)\n", a.c_str());
-    for (const Hyper& h : kHypers) {
-      if (const Value* v = f.find(a + "." + h.suffix)) {
-        std::printf("  %-16s %s\n", h.label, text_value(*v).c_str());
-      }
-    }
-    const int64_t vocab = vocab_size(f, a);
-    if (vocab >= 0) std::printf("  %-16s %lld\n", "vocab size", static_cast<long long>(vocab));
-    if (const Value* ft = f.find("general.file_type"); ft != nullptr && ft->is_integer()) {
-      const char* name = file_type_name(ft->as_int());
-      std::printf("  %-16s %lld%s%s\n", "file type", static_cast<long long>(ft->as_int()),
-                  name ? " " : "", name ? name : "");
-    }
-  }
+  if (arch.ok()) print_text_hyperparameters(f, *arch);
 
   std::printf("\nmetadata\n");
   size_t key_width = 0;

@@ -138,9 +138,10 @@ Result<size_t> tensor_nbytes(const std::string& name, TensorType type,
   int64_t rows = 1;
   int64_t elements = 1;
   for (size_t d = 0; d < ne.size(); ++d) {
-    if (ne[d] < 0) {
-      return Status::errorf("gguf writer: tensor '%s' has negative ne[%zu] = %lld", name.c_str(),
-                            d, static_cast<long long>(ne[d]));
+    // ggml divides by each dimension when it checks a shape, so an empty one would crash it.
+    if (ne[d] < 1) {
+      return Status::errorf("gguf writer: tensor '%s' has ne[%zu] = %lld, expected at least 1",
+                            name.c_str(), d, static_cast<long long>(ne[d]));
     }
     if (__builtin_mul_overflow(elements, ne[d], &elements) ||
         (d > 0 && __builtin_mul_overflow(rows, ne[d], &rows))) {
