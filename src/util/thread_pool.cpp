@@ -14,6 +14,8 @@ namespace plumb {
 namespace {
 // About 50 microseconds of spinning before a worker sleeps on the condition variable.
 constexpr int kSpinIterations = 20000;
+// Slot numbers live in 16 bits of the claim word.
+constexpr int kMaxThreads = 4096;
 }  // namespace
 
 int ThreadPool::hardware_threads() {
@@ -21,9 +23,10 @@ int ThreadPool::hardware_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads > 0 ? n_threads : hardware_threads()) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(std::clamp(n_threads > 0 ? n_threads : hardware_threads(), 1, kMaxThreads)) {
   workers_.reserve(static_cast<size_t>(n_threads_ - 1));
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -36,23 +39,48 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+void ThreadPool::run_slots(uint64_t generation) {
+  uint64_t state = claim_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((state >> 16) != generation) return;
+    const int slot = static_cast<int>(state & 0xFFFF);
+    if (slot >= n_threads_) return;
+    if (!claim_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel)) continue;
+    // The region cannot end before this slot is done, so task_ is still this region's.
+    (*task_)(slot, n_threads_);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    state = claim_.load(std::memory_order_acquire);
+  }
+}
+
 void ThreadPool::run(const std::function<void(int, int)>& fn) {
   if (n_threads_ == 1) {
     fn(0, 1);
     return;
   }
+  uint64_t generation = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     task_ = &fn;
-    pending_.store(n_threads_ - 1);
-    generation_.fetch_add(1, std::memory_order_release);
+    done_.store(0, std::memory_order_relaxed);
+    generation = (generation_.load(std::memory_order_relaxed) + 1) & 0xFFFFFFFFFFFFull;
+    claim_.store(generation << 16, std::memory_order_release);
+    generation_.store(generation, std::memory_order_release);
   }
   wake_.notify_all();
-  fn(0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) PLUMB_CPU_RELAX();
+  run_slots(generation);
+  // Only slots that a worker has claimed and is running remain; yield the core to it if the
+  // wait drags on (it may be waiting for this very core).
+  for (int spins = 0; done_.load(std::memory_order_acquire) != n_threads_; ++spins) {
+    if (spins < kSpinIterations) {
+      PLUMB_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
+  }
 }
 
-void ThreadPool::worker_loop(int index) {
+void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
     int spins = 0;
@@ -66,8 +94,7 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    (*task_)(index, n_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    run_slots(seen);
   }
 }
 
