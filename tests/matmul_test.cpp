@@ -243,6 +243,35 @@ TEST(Matmul, PreparedActivationsServeSeveralWeights) {
   EXPECT_EQ(yb, run_matmul(b, 1));
 }
 
+// The prepared activations are part of the contract: AVX2 and scalar produce the same bytes,
+// including blocks of zeros, tiny (denormal) values, NaN and Inf.
+TEST(Matmul, ActivationPreparationScalarEqualsAvx2) {
+  if (!detail::simd_enabled()) GTEST_SKIP() << "no AVX2 on this machine (or PLUMB_NO_SIMD set)";
+  const int64_t n_in = 32 * 12;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n_in));
+  for (auto& v : x) v = normal(rng) * 3.0f;
+  for (int k = 32; k < 64; ++k) x[k] = 0.0f;                              // zero block
+  for (int k = 64; k < 96; ++k) x[k] = normal(rng) * 1e-39f;              // denormal block
+  for (int k = 96; k < 128; ++k) x[k] = normal(rng) * 1e-30f;             // tiny block
+  x[130] = std::numeric_limits<float>::quiet_NaN();                       // NaN block
+  x[170] = std::numeric_limits<float>::infinity();                        // Inf block
+  for (int k = 192; k < 224; ++k) x[k] = 1e30f * (k % 2 ? 1.0f : -1.0f);  // huge block
+  const detail::ActLayout lay = detail::ActLayout::for_n_in(n_in);
+  std::vector<uint8_t> a(lay.stride + 64), b(lay.stride + 64);
+  uint8_t* pa = a.data() + (64 - reinterpret_cast<uintptr_t>(a.data()) % 64) % 64;
+  uint8_t* pb = b.data() + (64 - reinterpret_cast<uintptr_t>(b.data()) % 64) % 64;
+  detail::quantize_token(x.data(), lay, pa);
+  detail::quantize_token_avx2(x.data(), lay, pb);
+  EXPECT_EQ(std::memcmp(pa, pb, lay.stride), 0);
+  const auto* d = reinterpret_cast<const float*>(pa + lay.d_off);
+  EXPECT_TRUE(std::isnan(d[4]));
+  EXPECT_TRUE(std::isnan(d[5]));
+  EXPECT_EQ(d[1], 0.0f);
+  EXPECT_TRUE(std::isfinite(d[6]));
+}
+
 TEST(Matmul, CheckWeightRejectsBadShapes) {
   std::vector<uint8_t> buf(4096);
   EXPECT_FALSE(check_weight(WeightMatrix{TensorType::Q4_K, 128, 2, buf.data(), 72}).ok());

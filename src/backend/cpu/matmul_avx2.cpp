@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -135,18 +136,20 @@ struct SimdQ6_K : UnpackQ6_K {
 
 // ---- the generic dot of an unpacked row with up to 4 tokens ----
 
-// Per-thread scratch for one unpacked row.
+// Per-thread scratch for a group of unpacked rows: int16 weights (row stride n_in, 64-byte
+// aligned) and per-sub-block multipliers.
 struct RowScratch {
-  std::vector<int16_t, std::allocator<int16_t>> w;
+  std::vector<int16_t> w;
   std::vector<float> dw, mc;
   int16_t* w_aligned = nullptr;
-  void reserve(int64_t n_in, int64_t n_sub) {
-    if (static_cast<int64_t>(w.size()) < n_in + 32) w.assign(static_cast<size_t>(n_in + 32), 0);
+  void reserve(int64_t n_rows, int64_t n_in, int64_t n_sub) {
+    const size_t need = static_cast<size_t>(n_rows * n_in + 32);
+    if (w.size() < need) w.assign(need, 0);
     const uintptr_t a = (reinterpret_cast<uintptr_t>(w.data()) + 63) & ~uintptr_t{63};
     w_aligned = reinterpret_cast<int16_t*>(a);
-    if (static_cast<int64_t>(dw.size()) < n_sub) {
-      dw.assign(static_cast<size_t>(n_sub), 0.0f);
-      mc.assign(static_cast<size_t>(n_sub), 0.0f);
+    if (static_cast<int64_t>(dw.size()) < n_rows * n_sub) {
+      dw.assign(static_cast<size_t>(n_rows * n_sub), 0.0f);
+      mc.assign(static_cast<size_t>(n_rows * n_sub), 0.0f);
     }
   }
 };
@@ -386,45 +389,50 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
+  // Prompt batches: unpack a group of rows once (into L2-resident scratch), then sweep the
+  // tokens in tiles of 4 over the whole group, so each tile's activations stay in L1 while the
+  // group's rows stream past them.
+  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(16, (192 * 1024) / (2 * w.n_in)));
   thread_local RowScratch scratch;
-  scratch.reserve(w.n_in, n_sub);
-  int16_t* wq = scratch.w_aligned;
-  float* dw = scratch.dw.data();
-  float* mc = scratch.mc.data();
-
-  if constexpr (!std::is_same_v<F, NoFused>) {
-    // Up to 3 tokens: a row (a few KB) stays in L1 between tokens, no unpacked copy needed.
-    if (n_tokens < 4) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-        for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = F::row(row, n_blocks, act_row(x, lay, t));
+  scratch.reserve(group, w.n_in, n_sub);
+  for (int64_t g0 = r0; g0 < r1; g0 += group) {
+    const int64_t g1 = std::min(r1, g0 + group);
+    for (int64_t r = g0; r < g1; ++r) {
+      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+      int16_t* wq = scratch.w_aligned + (r - g0) * w.n_in;
+      float* dw = scratch.dw.data() + (r - g0) * n_sub;
+      float* mc = scratch.mc.data() + (r - g0) * n_sub;
+      for (int64_t blk = 0; blk < n_blocks; ++blk) {
+        U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
       }
-      return;
-    }
-  }
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-    for (int64_t blk = 0; blk < n_blocks; ++blk) {
-      U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
     }
     int64_t t = 0;
     for (; t + 4 <= n_tokens; t += 4) {
-      ActRow a[4] = {act_row(x, lay, t), act_row(x, lay, t + 1), act_row(x, lay, t + 2), act_row(x, lay, t + 3)};
-      __m256 sum[4];
-      dot_tile<U::kSub, 4>(wq, dw, n_sub, a, sum);
-      for (int i = 0; i < 4; ++i) {
-        float out = hsum8_ps(sum[i]);
-        if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[i].sx32 : a[i].sx16, n_sub);
-        y[(t + i) * ldy + r] = out;
+      const ActRow a[4] = {act_row(x, lay, t), act_row(x, lay, t + 1), act_row(x, lay, t + 2),
+                           act_row(x, lay, t + 3)};
+      for (int64_t r = g0; r < g1; ++r) {
+        const float* mc = scratch.mc.data() + (r - g0) * n_sub;
+        __m256 sum[4];
+        dot_tile<U::kSub, 4>(scratch.w_aligned + (r - g0) * w.n_in, scratch.dw.data() + (r - g0) * n_sub, n_sub, a,
+                             sum);
+        for (int i = 0; i < 4; ++i) {
+          float out = hsum8_ps(sum[i]);
+          if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[i].sx32 : a[i].sx16, n_sub);
+          y[(t + i) * ldy + r] = out;
+        }
       }
     }
     for (; t < n_tokens; ++t) {
-      ActRow a[1] = {act_row(x, lay, t)};
-      __m256 sum[1];
-      dot_tile<U::kSub, 1>(wq, dw, n_sub, a, sum);
-      float out = hsum8_ps(sum[0]);
-      if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub);
-      y[t * ldy + r] = out;
+      const ActRow a[1] = {act_row(x, lay, t)};
+      for (int64_t r = g0; r < g1; ++r) {
+        const float* mc = scratch.mc.data() + (r - g0) * n_sub;
+        __m256 sum[1];
+        dot_tile<U::kSub, 1>(scratch.w_aligned + (r - g0) * w.n_in, scratch.dw.data() + (r - g0) * n_sub, n_sub, a,
+                             sum);
+        float out = hsum8_ps(sum[0]);
+        if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub);
+        y[t * ldy + r] = out;
+      }
     }
   }
 }
@@ -505,7 +513,62 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   }
 }
 
+// Double sum of 16 floats in the contract's tree order.
+inline double half_sum(const float* x) {
+  const __m256d a = _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(x)), _mm256_cvtps_pd(_mm_loadu_ps(x + 4)));
+  const __m256d b = _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + 8)), _mm256_cvtps_pd(_mm_loadu_ps(x + 12)));
+  const __m256d v = _mm256_add_pd(a, b);                                                  // v0..v3
+  const __m128d p = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));  // v0+v2, v1+v3
+  return _mm_cvtsd_f64(_mm_add_sd(p, _mm_unpackhi_pd(p, p)));
+}
+
 }  // namespace
+
+void quantize_token_avx2(const float* x, const ActLayout& lay, uint8_t* out) {
+  auto* q = reinterpret_cast<int16_t*>(out + lay.q_off);
+  auto* d = reinterpret_cast<float*>(out + lay.d_off);
+  auto* sx32 = reinterpret_cast<float*>(out + lay.sx32_off);
+  auto* sx16 = reinterpret_cast<float*>(out + lay.sx16_off);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  for (int64_t b = 0; b < lay.n_blocks; ++b) {
+    const float* xb = x + b * kActBlock;
+    __m256 v[4];
+    for (int j = 0; j < 4; ++j) v[j] = _mm256_loadu_ps(xb + 8 * j);
+    // max is exact and order-free; NaN is caught by the finiteness test below.
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
+                             _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    bool finite = amax <= std::numeric_limits<float>::max();
+    for (int j = 0; j < 4 && finite; ++j) {
+      finite = _mm256_movemask_ps(_mm256_cmp_ps(v[j], v[j], _CMP_UNORD_Q)) == 0;
+    }
+    int16_t* qb = q + b * kActBlock;
+    if (!finite) {
+      d[b] = std::numeric_limits<float>::quiet_NaN();
+      _mm256_store_si256(reinterpret_cast<__m256i*>(qb), _mm256_setzero_si256());
+      _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 16), _mm256_setzero_si256());
+    } else {
+      float db = amax / kActQMax;
+      float id = db != 0.0f ? 1.0f / db : 0.0f;
+      if (!(id <= std::numeric_limits<float>::max())) db = id = 0.0f;  // amax below ~1e-34: zero block
+      d[b] = db;
+      const __m256 idv = _mm256_set1_ps(id);
+      __m256i i32[4];
+      for (int j = 0; j < 4; ++j) i32[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], idv));
+      // packs interleaves 128-bit lanes: restore element order.
+      const __m256i p01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i32[0], i32[1]), 0xD8);
+      const __m256i p23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i32[2], i32[3]), 0xD8);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(qb), p01);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 16), p23);
+    }
+    const double h0 = half_sum(xb), h1 = half_sum(xb + 16);
+    sx16[2 * b] = static_cast<float>(h0);
+    sx16[2 * b + 1] = static_cast<float>(h1);
+    sx32[b] = static_cast<float>(h0 + h1);
+  }
+}
 
 RowsKernel avx2_kernel(TensorType type) {
   switch (type) {
