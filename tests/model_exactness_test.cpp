@@ -50,7 +50,7 @@ void check_exactness(const ExactCase& ec) {
     std::filesystem::rename(tmp, out);
   }
 
-  auto model = Model::load(model_path, {.load_tokenizer = false});
+  auto model = Model::load(model_path, without_tokenizer());
   ASSERT_TRUE(model.ok()) << model.status().message();
   const int64_t n_vocab = (*model)->config().n_vocab;
   LogitsAgreement agreement;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "model_ref.h"
 #include "test_util.h"
 
 namespace plumb::test {
@@ -32,7 +33,9 @@ RecordingTracer run_traced(const Model& model, PlantedFault fault, int fault_lay
   RecordingTracer tracer;
   auto s = Session::create(model, opts);
   EXPECT_TRUE(s.ok()) << s.status().message();
-  if (s.ok()) EXPECT_TRUE((*s)->decode(kTokens, true, &tracer).ok());
+  if (s.ok()) {
+    EXPECT_TRUE((*s)->decode(kTokens, true, &tracer).ok());
+  }
   return tracer;
 }
 
@@ -54,7 +57,7 @@ std::string first_divergence(const RecordingTracer& clean, const RecordingTracer
 
 TEST(ModelFaults, EachFaultFirstDivergesAtItsTap) {
   PLUMB_REQUIRE_SHARED(path, "models/austen-21m-q4_k_m.gguf");
-  auto model = Model::load(path, {.load_tokenizer = false});
+  auto model = Model::load(path, without_tokenizer());
   ASSERT_TRUE(model.ok()) << model.status().message();
   const RecordingTracer clean = run_traced(**model, PlantedFault::None, 0);
   ASSERT_EQ(clean.order.front(), "inp_embd");

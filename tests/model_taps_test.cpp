@@ -9,6 +9,7 @@
 
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "model_ref.h"
 #include "test_util.h"
 
 namespace plumb::test {
@@ -47,7 +48,7 @@ class CompareTracer : public Tracer {
 TEST(ModelTaps, Austen21mF16MatchesLlamaCppTrace) {
   PLUMB_REQUIRE_SHARED(model_path, "models/austen-21m-f16.gguf");
   PLUMB_REQUIRE_SHARED(ref_path, "ref/austen-21m-f16.gguf");
-  auto model = Model::load(model_path, {.load_tokenizer = false});
+  auto model = Model::load(model_path, without_tokenizer());
   ASSERT_TRUE(model.ok()) << model.status().message();
   auto ref = gguf::File::open(ref_path);
   ASSERT_TRUE(ref.ok()) << ref.status().message();
