@@ -229,36 +229,31 @@ inline __m256 dot16(__m128i w16, const int16_t* q) {
 }
 
 // Q4_0 / Q4_1 share the main term (weights q - 8); Q4_1 adds mc = m + 8 d per block.
-template <bool kMin>
-inline __m256 q4_legacy_block(const uint8_t* b, int64_t i, const ActRow& a, __m256 acc, float* mcs) {
-  const __m128i m4 = _mm_set1_epi8(0x0F);
-  const __m128i off = _mm_set1_epi8(8);
+// 32-element blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): B gives the block size, its
+// weights' lane partials with 32 activations, d, and for min types mc (as weight_unpack.h).
+template <class B>
+inline __m256 legacy_block(const uint8_t* b, int64_t i, const ActRow& a, __m256 acc, float* mcs) {
   const float d = f16(b);
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kMin ? 4 : 2)));
-  const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m4), off);
-  const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), off);
-  if constexpr (kMin) mcs[i & 7] = f16(b + 2) + 8.0f * d;
-  return _mm256_fmadd_ps(dot32(lo, hi, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), acc);
+  if constexpr (B::kHasMin) mcs[i & 7] = B::mc(b, d);
+  return _mm256_fmadd_ps(B::dot(b, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), acc);
 }
 
-// Q4_0 / Q4_1 share the main term (weights q - 8); Q4_1 adds mc = m + 8 d per block.
-template <bool kMin>
-float fused_q4_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
-  constexpr size_t kBytes = kMin ? sizeof(block_q4_1) : sizeof(block_q4_0);
+template <class B>
+float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
   __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
   alignas(32) float mcs[8];
   int64_t i = 0;
   for (; i + 2 <= nb; i += 2) {
-    even = q4_legacy_block<kMin>(row + i * kBytes, i, a, even, mcs);
-    odd = q4_legacy_block<kMin>(row + (i + 1) * kBytes, i + 1, a, odd, mcs);
-    if constexpr (kMin) {
+    even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
+    odd = legacy_block<B>(row + (i + 1) * B::kBytes, i + 1, a, odd, mcs);
+    if constexpr (B::kHasMin) {
       if ((i & 7) == 6) macc = _mm256_fmadd_ps(_mm256_load_ps(mcs), _mm256_loadu_ps(a.sx32 + i - 6), macc);
     }
   }
-  if (i < nb) even = q4_legacy_block<kMin>(row + i * kBytes, i, a, even, mcs);
+  if (i < nb) even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
   float out = hsum8_ps(_mm256_add_ps(even, odd));
-  if constexpr (kMin) {
+  if constexpr (B::kHasMin) {
     if (nb & 7) {
       alignas(32) float lanes[8];
       _mm256_store_ps(lanes, macc);
@@ -270,31 +265,95 @@ float fused_q4_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
   return out;
 }
 
-struct FusedQ4_0 {
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_q4_legacy<false>(r, nb, a); }
-};
-struct FusedQ4_1 {
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_q4_legacy<true>(r, nb, a); }
-};
-
-inline __m256 q8_0_block(const block_q8_0& b, int64_t i, const ActRow& a, __m256 acc) {
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
-  return _mm256_fmadd_ps(dot32(v, a.q + 32 * i), _mm256_set1_ps(f16(&b.d) * a.d[i]), acc);
+// 16 bytes of nibbles -> element-order low (elements 0..15) and high (16..31) halves, minus off.
+inline void nibbles(const uint8_t* qs, int off, __m128i* lo, __m128i* hi) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  const __m128i o = _mm_set1_epi8(static_cast<char>(off));
+  *lo = _mm_sub_epi8(_mm_and_si128(v, m4), o);
+  *hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), o);
 }
 
-struct FusedQ8_0 {
-  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
-    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
-    const auto* b = reinterpret_cast<const block_q8_0*>(row);
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-      even = q8_0_block(b[i], i, a, even);
-      odd = q8_0_block(b[i + 1], i + 1, a, odd);
-    }
-    if (i < nb) even = q8_0_block(b[i], i, a, even);
-    return hsum8_ps(_mm256_add_ps(even, odd));
+// The 32 fifth bits of Q5_0/Q5_1 (bit j = element j) as 0x10 bytes in element order.
+inline __m256i fifth_bits(const uint8_t* qh4) {
+  uint32_t qh;
+  std::memcpy(&qh, qh4, 4);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                             _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                               0x0101010101010101, 0x0000000000000000));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+inline __m256i q5_bytes(const uint8_t* qh4, const uint8_t* qs) {
+  __m128i lo, hi;
+  nibbles(qs, 0, &lo, &hi);
+  const __m256i q = _mm256_or_si256(_mm256_set_m128i(hi, lo), fifth_bits(qh4));
+  return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+}
+
+struct BlkQ4_0 {
+  static constexpr size_t kBytes = sizeof(block_q4_0);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    __m128i lo, hi;
+    nibbles(b + 2, 8, &lo, &hi);
+    return dot32(lo, hi, q);
   }
+  static float mc(const uint8_t*, float) { return 0.0f; }
 };
+struct BlkQ4_1 {
+  static constexpr size_t kBytes = sizeof(block_q4_1);
+  static constexpr bool kHasMin = true;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    __m128i lo, hi;
+    nibbles(b + 4, 8, &lo, &hi);
+    return dot32(lo, hi, q);
+  }
+  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 8.0f * d; }
+};
+struct BlkQ5_0 {
+  static constexpr size_t kBytes = sizeof(block_q5_0);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 2, b + 6), q); }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+struct BlkQ5_1 {
+  static constexpr size_t kBytes = sizeof(block_q5_1);
+  static constexpr bool kHasMin = true;
+  static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 4, b + 8), q); }
+  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 16.0f * d; }
+};
+struct BlkQ8_0 {
+  static constexpr size_t kBytes = sizeof(block_q8_0);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    return dot32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), q);
+  }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+struct BlkIQ4_NL {
+  static constexpr size_t kBytes = sizeof(block_iq4_nl);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues));
+    __m128i lo, hi;
+    nibbles(b + 2, 0, &lo, &hi);
+    return dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q);
+  }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+
+template <class B>
+struct FusedLegacy {
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_legacy<B>(r, nb, a); }
+};
+using FusedQ4_0 = FusedLegacy<BlkQ4_0>;
+using FusedQ4_1 = FusedLegacy<BlkQ4_1>;
+using FusedQ5_0 = FusedLegacy<BlkQ5_0>;
+using FusedQ5_1 = FusedLegacy<BlkQ5_1>;
+using FusedQ8_0 = FusedLegacy<BlkQ8_0>;
+using FusedIQ4_NL = FusedLegacy<BlkIQ4_NL>;
 
 struct FusedQ4_K {
   static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
@@ -577,8 +636,8 @@ RowsKernel avx2_kernel(TensorType type) {
     case TensorType::BF16: return avx2_float_rows<RowBF16>;
     case TensorType::Q4_0: return avx2_quant_rows<SimdQ4_0, FusedQ4_0>;
     case TensorType::Q4_1: return avx2_quant_rows<SimdQ4_1, FusedQ4_1>;
-    case TensorType::Q5_0: return avx2_quant_rows<UnpackQ5_0>;
-    case TensorType::Q5_1: return avx2_quant_rows<UnpackQ5_1>;
+    case TensorType::Q5_0: return avx2_quant_rows<UnpackQ5_0, FusedQ5_0>;
+    case TensorType::Q5_1: return avx2_quant_rows<UnpackQ5_1, FusedQ5_1>;
     case TensorType::Q8_0: return avx2_quant_rows<SimdQ8_0, FusedQ8_0>;
     case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K>;
     case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K>;
@@ -586,7 +645,7 @@ RowsKernel avx2_kernel(TensorType type) {
     case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K>;
     case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K, FusedQ6_K>;
     case TensorType::Q8_K: return avx2_quant_rows<UnpackQ8_K>;
-    case TensorType::IQ4_NL: return avx2_quant_rows<SimdIQ4_NL>;
+    case TensorType::IQ4_NL: return avx2_quant_rows<SimdIQ4_NL, FusedIQ4_NL>;
     case TensorType::IQ4_XS: return avx2_quant_rows<UnpackIQ4_XS>;
     default: return nullptr;
   }
