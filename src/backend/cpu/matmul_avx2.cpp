@@ -437,6 +437,81 @@ struct FusedQ6_K {
   }
 };
 
+// Q5_K: Q4_K's scales and mins, plus the fifth bits of qh; weights q - 16, mc = -dmin*m + 16*dw.
+struct FusedQ5_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i off = _mm256_set1_epi8(16);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 macc = _mm256_setzero_ps();
+    const auto* blocks = reinterpret_cast<const block_q5_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q5_K& b = blocks[i];
+      uint32_t u[4];
+      std::memcpy(u, b.scales, 12);
+      u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+      const uint32_t mins_lo = u[1] & kmask1;
+      u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+      u[2] = mins_lo;
+      u[0] &= kmask1;
+      const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
+                                       static_cast<int>(u[0]));
+      const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+      const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)), scf);
+      const __m256 mc =
+          _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(16.0f), dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
+      macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
+      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+      const int16_t* q = a.q + 256 * i;
+      for (int j = 0; j < 4; ++j) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4);
+        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
+        const __m256i lo = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(v, m4), h0), off);
+        const __m256i hi = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1), off);
+        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), lane(coef, 2 * j), acc[0]);
+        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), lane(coef, 2 * j + 1), acc[1]);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
+  }
+};
+
+// IQ4_XS: 8 sub-blocks of 32 with 6-bit scales (ls - 32), values from the IQ4_NL grid.
+struct FusedIQ4_XS {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues));
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const auto* blocks = reinterpret_cast<const block_iq4_xs*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_iq4_xs& b = blocks[i];
+      const uint16_t scales_h = load_u16(&b.scales_h);
+      alignas(32) int32_t ls[8];
+      for (int ib = 0; ib < 8; ++ib) {
+        ls[ib] = (((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((scales_h >> (2 * ib)) & 3) << 4)) - 32;
+      }
+      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
+                                      _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(ls))));
+      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const int16_t* q = a.q + 256 * i;
+      for (int ib = 0; ib < 8; ib += 2) {
+        __m128i lo, hi;
+        nibbles(b.qs + 16 * ib, 0, &lo, &hi);
+        acc[0] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib),
+                                 lane(coef, ib), acc[0]);
+        nibbles(b.qs + 16 * ib + 16, 0, &lo, &hi);
+        acc[1] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib + 32),
+                                 lane(coef, ib + 1), acc[1]);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  }
+};
+
 struct NoFused {};
 
 template <class U, class F = NoFused>
@@ -642,11 +717,11 @@ RowsKernel avx2_kernel(TensorType type) {
     case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K>;
     case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K>;
     case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K, FusedQ4_K>;
-    case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K>;
+    case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K, FusedQ5_K>;
     case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K, FusedQ6_K>;
     case TensorType::Q8_K: return avx2_quant_rows<UnpackQ8_K>;
     case TensorType::IQ4_NL: return avx2_quant_rows<SimdIQ4_NL, FusedIQ4_NL>;
-    case TensorType::IQ4_XS: return avx2_quant_rows<UnpackIQ4_XS>;
+    case TensorType::IQ4_XS: return avx2_quant_rows<UnpackIQ4_XS, FusedIQ4_XS>;
     default: return nullptr;
   }
 }
