@@ -512,6 +512,82 @@ struct FusedIQ4_XS {
   }
 };
 
+// Q2_K / Q3_K: 16 sub-blocks of 16 per super-block, two halves of 128 elements; in half n, shift
+// 2j of the 32 bytes qs[32n..] holds sub-blocks 8n+2j (bytes 0..15) and 8n+2j+1 (bytes 16..31).
+// coef[s] = dw[s] * d_a[s / 2] for the sub-blocks 8n..8n+7 of half n.
+inline __m256 k16_coef(__m256 dw, const float* d_a) {
+  const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  return _mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d_a)), pairs));
+}
+
+template <class Bytes>
+inline void k16_half(const Bytes& bytes_of, __m256 coef, const int16_t* q, __m256 acc[2]) {
+  for (int j = 0; j < 4; ++j) {
+    const __m256i w = bytes_of(j);
+    acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w), q + 32 * j), lane(coef, 2 * j), acc[0]);
+    acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w, 1), q + 32 * j + 16), lane(coef, 2 * j + 1), acc[1]);
+  }
+}
+
+struct FusedQ2_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m256i off = _mm256_set1_epi8(2);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 macc = _mm256_setzero_ps();
+    const auto* blocks = reinterpret_cast<const block_q2_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q2_K& b = blocks[i];
+      const __m256 d = _mm256_set1_ps(f16(&b.d));
+      const __m256 dmin = _mm256_set1_ps(f16(&b.dmin));
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+      const __m128i sc_lo = _mm_and_si128(sc, _mm_set1_epi8(0x0F));
+      const __m128i sc_hi = _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F));
+      for (int n = 0; n < 2; ++n) {
+        const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(n ? _mm_srli_si128(sc_lo, 8) : sc_lo)));
+        const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(n ? _mm_srli_si128(sc_hi, 8) : sc_hi));
+        const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), dw), _mm256_mul_ps(dmin, mf));
+        macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), macc);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+        k16_half(
+            [&](int j) { return _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2), off); },
+            k16_coef(dw, a.d + 8 * i + 4 * n), a.q + 256 * i + 128 * n, acc);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
+  }
+};
+
+struct FusedQ3_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i off = _mm256_set1_epi8(4);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const auto* blocks = reinterpret_cast<const block_q3_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q3_K& b = blocks[i];
+      const __m256 d = _mm256_set1_ps(f16(&b.d));
+      alignas(16) int8_t sc[16];
+      q3k_scales(b.scales, sc);
+      const __m128i scv = _mm_sub_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)), _mm_set1_epi8(32));
+      const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+      for (int n = 0; n < 2; ++n) {
+        const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(scv, 8) : scv)));
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+        k16_half(
+            [&](int j) {
+              const __m256i low = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2);
+              const __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * n + j), one);
+              return _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(hbit, 2)), off);
+            },
+            k16_coef(dw, a.d + 8 * i + 4 * n), a.q + 256 * i + 128 * n, acc);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  }
+};
+
 struct NoFused {};
 
 template <class U, class F = NoFused>
@@ -714,8 +790,8 @@ RowsKernel avx2_kernel(TensorType type) {
     case TensorType::Q5_0: return avx2_quant_rows<UnpackQ5_0, FusedQ5_0>;
     case TensorType::Q5_1: return avx2_quant_rows<UnpackQ5_1, FusedQ5_1>;
     case TensorType::Q8_0: return avx2_quant_rows<SimdQ8_0, FusedQ8_0>;
-    case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K>;
-    case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K>;
+    case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K, FusedQ2_K>;
+    case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K, FusedQ3_K>;
     case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K, FusedQ4_K>;
     case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K, FusedQ5_K>;
     case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K, FusedQ6_K>;
