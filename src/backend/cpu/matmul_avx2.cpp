@@ -599,6 +599,16 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
+  if constexpr (!std::is_same_v<F, NoFused>) {
+    // Up to 3 tokens: a row (a few KB) stays in L1 between tokens, no unpacked copy needed.
+    if (n_tokens < 4) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+        for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = F::row(row, n_blocks, act_row(x, lay, t));
+      }
+      return;
+    }
+  }
   // Prompt batches: unpack a group of rows once (into L2-resident scratch), then sweep the
   // tokens in tiles of 4 over the whole group, so each tile's activations stay in L1 while the
   // group's rows stream past them.
