@@ -790,6 +790,24 @@ void quantize_token_avx2(const float* x, const ActLayout& lay, uint8_t* out) {
   }
 }
 
+RowDot avx2_fused_row(TensorType type) {
+  switch (type) {
+    case TensorType::Q4_0: return FusedQ4_0::row;
+    case TensorType::Q4_1: return FusedQ4_1::row;
+    case TensorType::Q5_0: return FusedQ5_0::row;
+    case TensorType::Q5_1: return FusedQ5_1::row;
+    case TensorType::Q8_0: return FusedQ8_0::row;
+    case TensorType::Q2_K: return FusedQ2_K::row;
+    case TensorType::Q3_K: return FusedQ3_K::row;
+    case TensorType::Q4_K: return FusedQ4_K::row;
+    case TensorType::Q5_K: return FusedQ5_K::row;
+    case TensorType::Q6_K: return FusedQ6_K::row;
+    case TensorType::IQ4_NL: return FusedIQ4_NL::row;
+    case TensorType::IQ4_XS: return FusedIQ4_XS::row;
+    default: return nullptr;
+  }
+}
+
 RowsKernel avx2_kernel(TensorType type) {
   switch (type) {
     case TensorType::F32: return avx2_float_rows<RowF32>;
