@@ -193,7 +193,9 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
     // (b') the single-token AVX2 kernel (used for 1-3 tokens) on its own, row by row.
     if (detail::uses_quantized_activations(type) && detail::simd_enabled()) {
       const detail::RowDot dot = detail::avx2_fused_row(type);
-      if (type != TensorType::Q8_K) EXPECT_NE(dot, nullptr) << "no single-token AVX2 kernel";
+      if (type != TensorType::Q8_K) {
+        EXPECT_NE(dot, nullptr) << "no single-token AVX2 kernel";
+      }
       if (dot != nullptr) {
         ThreadPool pool(1);
         ActivationBuffer act;
