@@ -131,7 +131,10 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
   const TensorType type = GetParam();
   uint32_t seed = 1;
   std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
-  if (type_traits(type).block_size == 32) shapes.push_back({96, 5, 3});  // fewer blocks than a lane group
+  if (type_traits(type).block_size == 32) {
+    shapes.push_back({96, 5, 3});   // fewer blocks than a lane group
+    shapes.push_back({352, 3, 1});  // a lane group plus a partial one
+  }
   if (!type_traits(type).is_quantized) shapes.push_back({37, 5, 3});     // ragged float rows
   for (const Shape& s : shapes) {
     SCOPED_TRACE(testing::Message() << type_name(type) << " n_in=" << s.n_in << " n_out=" << s.n_out

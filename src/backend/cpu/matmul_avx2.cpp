@@ -30,6 +30,14 @@ inline float hsum8_ps(__m256 v) {
 
 inline float f16(const void* p) { return _cvtsh_ss(load_u16(p)); }
 
+// The two halves at p (e.g. a block's d and m) as floats in lanes 0 and 1: one 32-bit load and
+// one conversion. Only for fields followed by at least 2 more bytes of the same block.
+inline __m128 f16x2(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(v)));
+}
+
 // ---- SIMD unpackers of one block into int16 weights (same values as weight_unpack.h) ----
 
 // 16 bytes of nibbles (byte j: element j low, element j+16 high) -> 32 int16 minus `offset`.
@@ -233,8 +241,9 @@ inline __m256 dot16(__m128i w16, const int16_t* q) {
 // weights' lane partials with 32 activations, d, and for min types mc (as weight_unpack.h).
 template <class B>
 inline __m256 legacy_block(const uint8_t* b, int64_t i, const ActRow& a, __m256 acc, float* mcs) {
-  const float d = f16(b);
-  if constexpr (B::kHasMin) mcs[i & 7] = B::mc(b, d);
+  const __m128 dm = f16x2(b);  // d, and m for the min types (every block here starts with d)
+  const float d = _mm_cvtss_f32(dm);
+  if constexpr (B::kHasMin) mcs[i & 7] = B::mc(_mm_cvtss_f32(_mm_movehdup_ps(dm)), d);
   return _mm256_fmadd_ps(B::dot(b, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), acc);
 }
 
@@ -242,22 +251,36 @@ template <class B>
 float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
   __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
-  alignas(32) float mcs[8];
+  // Min coefficients of groups of 8 blocks, double-buffered: a group is consumed (one vector
+  // fma, lanes = block % 8) one group late, so its 8 scalar stores have left the store buffer
+  // (a vector load right after them would stall on store forwarding).
+  alignas(32) float mcs[2][8];
+  int64_t pending = -1;
   int64_t i = 0;
   for (; i + 2 <= nb; i += 2) {
-    even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
-    odd = legacy_block<B>(row + (i + 1) * B::kBytes, i + 1, a, odd, mcs);
+    float* buf = mcs[(i >> 3) & 1];
+    even = legacy_block<B>(row + i * B::kBytes, i, a, even, buf);
+    odd = legacy_block<B>(row + (i + 1) * B::kBytes, i + 1, a, odd, buf);
     if constexpr (B::kHasMin) {
-      if ((i & 7) == 6) macc = _mm256_fmadd_ps(_mm256_load_ps(mcs), _mm256_loadu_ps(a.sx32 + i - 6), macc);
+      if ((i & 7) == 6) {
+        if (pending >= 0) {
+          macc = _mm256_fmadd_ps(_mm256_load_ps(mcs[pending & 1]), _mm256_loadu_ps(a.sx32 + 8 * pending), macc);
+        }
+        pending = i >> 3;
+      }
     }
   }
-  if (i < nb) even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
+  if (i < nb) even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs[(i >> 3) & 1]);
   float out = hsum8_ps(_mm256_add_ps(even, odd));
   if constexpr (B::kHasMin) {
+    if (pending >= 0) {
+      macc = _mm256_fmadd_ps(_mm256_load_ps(mcs[pending & 1]), _mm256_loadu_ps(a.sx32 + 8 * pending), macc);
+    }
     if (nb & 7) {
+      const float* last = mcs[(nb >> 3) & 1];
       alignas(32) float lanes[8];
       _mm256_store_ps(lanes, macc);
-      for (int64_t j = nb & ~int64_t{7}, l = 0; j < nb; ++j, ++l) lanes[l] = std::fma(mcs[l], a.sx32[j], lanes[l]);
+      for (int64_t j = nb & ~int64_t{7}, l = 0; j < nb; ++j, ++l) lanes[l] = std::fma(last[l], a.sx32[j], lanes[l]);
       macc = _mm256_load_ps(lanes);
     }
     out += hsum8_ps(macc);
@@ -300,7 +323,7 @@ struct BlkQ4_0 {
     nibbles(b + 2, 8, &lo, &hi);
     return dot32(lo, hi, q);
   }
-  static float mc(const uint8_t*, float) { return 0.0f; }
+  static float mc(float, float) { return 0.0f; }
 };
 struct BlkQ4_1 {
   static constexpr size_t kBytes = sizeof(block_q4_1);
@@ -310,19 +333,19 @@ struct BlkQ4_1 {
     nibbles(b + 4, 8, &lo, &hi);
     return dot32(lo, hi, q);
   }
-  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 8.0f * d; }
+  static float mc(float m, float d) { return m + 8.0f * d; }
 };
 struct BlkQ5_0 {
   static constexpr size_t kBytes = sizeof(block_q5_0);
   static constexpr bool kHasMin = false;
   static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 2, b + 6), q); }
-  static float mc(const uint8_t*, float) { return 0.0f; }
+  static float mc(float, float) { return 0.0f; }
 };
 struct BlkQ5_1 {
   static constexpr size_t kBytes = sizeof(block_q5_1);
   static constexpr bool kHasMin = true;
   static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 4, b + 8), q); }
-  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 16.0f * d; }
+  static float mc(float m, float d) { return m + 16.0f * d; }
 };
 struct BlkQ8_0 {
   static constexpr size_t kBytes = sizeof(block_q8_0);
@@ -330,7 +353,7 @@ struct BlkQ8_0 {
   static __m256 dot(const uint8_t* b, const int16_t* q) {
     return dot32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), q);
   }
-  static float mc(const uint8_t*, float) { return 0.0f; }
+  static float mc(float, float) { return 0.0f; }
 };
 struct BlkIQ4_NL {
   static constexpr size_t kBytes = sizeof(block_iq4_nl);
@@ -341,7 +364,7 @@ struct BlkIQ4_NL {
     nibbles(b + 2, 0, &lo, &hi);
     return dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q);
   }
-  static float mc(const uint8_t*, float) { return 0.0f; }
+  static float mc(float, float) { return 0.0f; }
 };
 
 template <class B>
