@@ -704,12 +704,15 @@ struct RowBF16 {
   static float at(const uint8_t* row, int64_t k) { return bfloat_to_float(load_u16(row + 2 * k)); }
 };
 
+// Lanes k % 16 over [k0, k1) (multiples of 16) for kT tokens: acc[2t], acc[2t + 1].
 template <class R, int kT>
-inline void float_tile(const uint8_t* row, const float* const* xs, int64_t n_in, float* out) {
+inline void float_span(const uint8_t* row, const float* const* xs, int64_t k0, int64_t k1, __m256* acc) {
   __m256 a0[kT], a1[kT];
-  for (int t = 0; t < kT; ++t) a0[t] = a1[t] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 16 <= n_in; k += 16) {
+  for (int t = 0; t < kT; ++t) {
+    a0[t] = acc[2 * t];
+    a1[t] = acc[2 * t + 1];
+  }
+  for (int64_t k = k0; k < k1; k += 16) {
     const __m256 w0 = R::load8(row, k);
     const __m256 w1 = R::load8(row, k + 8);
     for (int t = 0; t < kT; ++t) {
@@ -718,17 +721,53 @@ inline void float_tile(const uint8_t* row, const float* const* xs, int64_t n_in,
     }
   }
   for (int t = 0; t < kT; ++t) {
+    acc[2 * t] = a0[t];
+    acc[2 * t + 1] = a1[t];
+  }
+}
+
+// The ragged tail [k, n_in) element by element into lanes (k - k_tail) % 16, then hsum8.
+template <class R, int kT>
+inline void float_finish(const uint8_t* row, const float* const* xs, int64_t k, int64_t n_in, const __m256* acc,
+                         float* out) {
+  for (int t = 0; t < kT; ++t) {
     __m256 sum;
     if (k < n_in) {
       alignas(32) float lanes[16];
-      _mm256_store_ps(lanes, a0[t]);
-      _mm256_store_ps(lanes + 8, a1[t]);
+      _mm256_store_ps(lanes, acc[2 * t]);
+      _mm256_store_ps(lanes + 8, acc[2 * t + 1]);
       for (int64_t j = k; j < n_in; ++j) lanes[j - k] = std::fma(R::at(row, j), xs[t][j], lanes[j - k]);
       sum = _mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8));
     } else {
-      sum = _mm256_add_ps(a0[t], a1[t]);
+      sum = _mm256_add_ps(acc[2 * t], acc[2 * t + 1]);
     }
     out[t] = hsum8_ps(sum);
+  }
+}
+
+// A group of up to kRows rows times kT tokens, blocked over k so the tokens' slice of x
+// (kT x 512 floats) and the rows' slices stay in L1 (classic GEMM blocking; each lane still
+// accumulates its k in order, so the result is the contract's).
+template <class R, int kT>
+inline void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int64_t g1, float* y, int64_t ldy,
+                        int64_t t0) {
+  constexpr int kRows = 8;
+  constexpr int64_t kKBlock = 512;
+  const int64_t n_in = w.n_in;
+  const int64_t n_full = n_in / 16 * 16;
+  __m256 acc[kRows][2 * kT];
+  for (int64_t r = g0; r < g1; ++r)
+    for (int i = 0; i < 2 * kT; ++i) acc[r - g0][i] = _mm256_setzero_ps();
+  for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
+    const int64_t k1 = std::min(n_full, k0 + kKBlock);
+    for (int64_t r = g0; r < g1; ++r) {
+      float_span<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, k0, k1, acc[r - g0]);
+    }
+  }
+  for (int64_t r = g0; r < g1; ++r) {
+    float out[kT];
+    float_finish<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, n_full, n_in, acc[r - g0], out);
+    for (int t = 0; t < kT; ++t) y[(t0 + t) * ldy + r] = out[t];
   }
 }
 
@@ -737,21 +776,17 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
                      int64_t r1) {
   const int64_t n_in = w.n_in;
   const int64_t n_tokens = x.n_tokens();
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+  for (int64_t g0 = r0; g0 < r1; g0 += 8) {
+    const int64_t g1 = std::min(r1, g0 + 8);
     int64_t t = 0;
     for (; t + 4 <= n_tokens; t += 4) {
       const float* xs[4] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in,
                             x.f32() + (t + 3) * n_in};
-      float out[4];
-      float_tile<R, 4>(row, xs, n_in, out);
-      for (int i = 0; i < 4; ++i) y[(t + i) * ldy + r] = out[i];
+      float_group<R, 4>(w, xs, g0, g1, y, ldy, t);
     }
     for (; t < n_tokens; ++t) {
       const float* xs[1] = {x.f32() + t * n_in};
-      float out[1];
-      float_tile<R, 1>(row, xs, n_in, out);
-      y[t * ldy + r] = out[0];
+      float_group<R, 1>(w, xs, g0, g1, y, ldy, t);
     }
   }
 }
