@@ -185,19 +185,26 @@ inline void dot_sub(const int16_t* w, const float* dw, int64_t s, const ActRow* 
   }
 }
 
-// sum[t] = acc[t][0] + acc[t][1] over all sub-blocks of an unpacked row, for kT tokens. The two
-// sets are separate named arrays (a runtime set index would keep them in memory).
+// Sub-blocks [s0, s1) (s0 even) of an unpacked row for kT tokens, continuing the accumulators
+// acc[2t] (even sub-blocks) and acc[2t + 1] (odd). Kept in registers inside the span: a runtime
+// set index would keep them in memory.
 template <int kSub, int kT>
-inline void dot_tile(const int16_t* w, const float* dw, int64_t n_sub, const ActRow* a, __m256 sum[kT]) {
+inline void dot_span(const int16_t* w, const float* dw, int64_t s0, int64_t s1, const ActRow* a, __m256* acc) {
   __m256 even[kT], odd[kT];
-  for (int t = 0; t < kT; ++t) even[t] = odd[t] = _mm256_setzero_ps();
-  int64_t s = 0;
-  for (; s + 2 <= n_sub; s += 2) {
+  for (int t = 0; t < kT; ++t) {
+    even[t] = acc[2 * t];
+    odd[t] = acc[2 * t + 1];
+  }
+  int64_t s = s0;
+  for (; s + 2 <= s1; s += 2) {
     dot_sub<kSub, kT>(w, dw, s, a, even);
     dot_sub<kSub, kT>(w, dw, s + 1, a, odd);
   }
-  if (s < n_sub) dot_sub<kSub, kT>(w, dw, s, a, even);
-  for (int t = 0; t < kT; ++t) sum[t] = _mm256_add_ps(even[t], odd[t]);
+  if (s < s1) dot_sub<kSub, kT>(w, dw, s, a, even);
+  for (int t = 0; t < kT; ++t) {
+    acc[2 * t] = even[t];
+    acc[2 * t + 1] = odd[t];
+  }
 }
 
 // macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a scalar tail.
@@ -613,6 +620,32 @@ struct FusedQ3_K {
 
 struct NoFused {};
 
+// kT tokens against the unpacked rows [g0, g1) of a group, blocked over sub-blocks so the
+// tokens' activation slice (kT x 2048 int16 = 16 KB) stays in L1 while the rows stream past.
+template <class U, int kT>
+void group_tile(const RowScratch& scratch, int64_t n_in, int64_t n_sub, int64_t g0, int64_t g1, const ActRow* a,
+                float* y, int64_t ldy) {
+  constexpr int64_t kSpan = 2048 / U::kSub;  // even
+  __m256 acc[16][2 * kT];
+  for (int64_t r = g0; r < g1; ++r)
+    for (int i = 0; i < 2 * kT; ++i) acc[r - g0][i] = _mm256_setzero_ps();
+  for (int64_t s0 = 0; s0 < n_sub; s0 += kSpan) {
+    const int64_t s1 = std::min(n_sub, s0 + kSpan);
+    for (int64_t r = g0; r < g1; ++r) {
+      dot_span<U::kSub, kT>(scratch.w_aligned + (r - g0) * n_in, scratch.dw.data() + (r - g0) * n_sub, s0, s1, a,
+                            acc[r - g0]);
+    }
+  }
+  for (int64_t r = g0; r < g1; ++r) {
+    const float* mc = scratch.mc.data() + (r - g0) * n_sub;
+    for (int t = 0; t < kT; ++t) {
+      float out = hsum8_ps(_mm256_add_ps(acc[r - g0][2 * t], acc[r - g0][2 * t + 1]));
+      if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[t].sx32 : a[t].sx16, n_sub);
+      y[t * ldy + r] = out;
+    }
+  }
+}
+
 template <class U, class F = NoFused>
 void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                      int64_t r1) {
@@ -653,29 +686,11 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
     for (; t + 4 <= n_tokens; t += 4) {
       const ActRow a[4] = {act_row(x, lay, t), act_row(x, lay, t + 1), act_row(x, lay, t + 2),
                            act_row(x, lay, t + 3)};
-      for (int64_t r = g0; r < g1; ++r) {
-        const float* mc = scratch.mc.data() + (r - g0) * n_sub;
-        __m256 sum[4];
-        dot_tile<U::kSub, 4>(scratch.w_aligned + (r - g0) * w.n_in, scratch.dw.data() + (r - g0) * n_sub, n_sub, a,
-                             sum);
-        for (int i = 0; i < 4; ++i) {
-          float out = hsum8_ps(sum[i]);
-          if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[i].sx32 : a[i].sx16, n_sub);
-          y[(t + i) * ldy + r] = out;
-        }
-      }
+      group_tile<U, 4>(scratch, w.n_in, n_sub, g0, g1, a, y + t * ldy, ldy);
     }
     for (; t < n_tokens; ++t) {
       const ActRow a[1] = {act_row(x, lay, t)};
-      for (int64_t r = g0; r < g1; ++r) {
-        const float* mc = scratch.mc.data() + (r - g0) * n_sub;
-        __m256 sum[1];
-        dot_tile<U::kSub, 1>(scratch.w_aligned + (r - g0) * w.n_in, scratch.dw.data() + (r - g0) * n_sub, n_sub, a,
-                             sum);
-        float out = hsum8_ps(sum[0]);
-        if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub);
-        y[t * ldy + r] = out;
-      }
+      group_tile<U, 1>(scratch, w.n_in, n_sub, g0, g1, a, y + t * ldy, ldy);
     }
   }
 }
