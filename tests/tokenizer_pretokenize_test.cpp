@@ -233,7 +233,8 @@ std::vector<size_t> std_regex_split(const std::vector<uint32_t>& cpts, const std
       std::regex_iterator<It> it(begin + start, begin + start + piece, expr), last;
       size_t done = 0;
       for (; it != last; ++it) {
-        const size_t pos = static_cast<size_t>(it->position()), len = static_cast<size_t>(it->length());
+        const size_t pos = static_cast<size_t>(it->position());
+        const size_t len = static_cast<size_t>(it->length());
         if (pos > done) out.push_back(pos - done);
         if (len > 0) out.push_back(len);
         done = pos + len;
@@ -263,7 +264,8 @@ std::vector<size_t> std_regex_split(const std::vector<uint32_t>& cpts, const std
     };
     const Cat cats[] = {{"\\p{N}", "\xD1\x30-\x39"},
                         {"\\p{L}", "\xD2\x41-\x5A\x61-\x7A"},
-                        {"\\p{P}", "\xD3\x21-\x23\x25-\x2A\x2C-\x2F\x3A-\x3B\x3F-\x40\\\x5B-\\\x5D\x5F\\\x7B\\\x7D"}};
+                        {"\\p{P}", "\xD3\x21-\x23\x25-\x2A\x2C-\x2F\x3A-\x3B\x3F-\x40"
+                                   "\\\x5B-\\\x5D\x5F\\\x7B\\\x7D"}};
     std::string expr;
     bool inside = false;
     for (size_t i = 0; i < regex.size(); ++i) {
@@ -327,7 +329,8 @@ TEST(TokenizerPretokenize, PcreChainsMatchLlamaCppStdRegexPath) {
   const std::string qwen2 =
       "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
       "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-  const std::string cjk = "[\xE4\xB8\x80-\xE9\xBE\xA5\xE0\xA0\x80-\xE4\xB8\x80\xEA\xB0\x80-\xED\x9F\xBF]+";
+  const std::string cjk =
+      "[\xE4\xB8\x80-\xE9\xBE\xA5\xE0\xA0\x80-\xE4\xB8\x80\xEA\xB0\x80-\xED\x9F\xBF]+";
   const struct {
     tok::PreType type;
     std::vector<std::string> chain;
@@ -363,7 +366,8 @@ TEST(TokenizerPretokenize, PcreChainsMatchLlamaCppStdRegexPath) {
         "\xB2\xB2\xF0\x90\xB3\x80-\xF0\x90\xB3\xB2\xF0\x91\xA2\xA0-\xF0\x91\xA3\x9F\xF0\x9E"
         "\xA4\x80-\xF0\x9E\xA5\x83"
         "]+",
-        "\\s?[!-/:-~\xEF\xBC\x81-\xEF\xBC\x8F\xEF\xBC\x9A-\xEF\xBD\x9E\xE2\x80\x98-\xE2\x80\x9F\xE3\x80\x80-\xE3\x80\x82]+",
+        "\\s?[!-/:-~\xEF\xBC\x81-\xEF\xBC\x8F\xEF\xBC\x9A-\xEF\xBD\x9E\xE2\x80\x98-\xE2\x80\x9F"
+        "\xE3\x80\x80-\xE3\x80\x82]+",
         "\\s+$", cjk, "\\p{N}+"}},
   };
   const std::vector<std::string> alphabet = {
