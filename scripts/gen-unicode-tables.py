@@ -51,8 +51,8 @@ def main():
         w("    " + " ".join("{0x%05X, 0x%05X}," % p for p in lower[i:i + 4]) + "\n")
     w("};\nconst size_t kLowercaseCount = sizeof(kLowercase) / sizeof(kLowercase[0]);\n\n")
     w("const NfdRange kNfdFirst[] = {\n")
-    for i in range(0, len(nfd), 4):
-        w("    " + " ".join("{0x%05X, 0x%05X, 0x%05X}," % t for t in nfd[i:i + 4]) + "\n")
+    for i in range(0, len(nfd), 3):
+        w("    " + " ".join("{0x%05X, 0x%05X, 0x%05X}," % t for t in nfd[i:i + 3]) + "\n")
     w("};\nconst size_t kNfdFirstCount = sizeof(kNfdFirst) / sizeof(kNfdFirst[0]);\n\n")
     w("}  // namespace plumb::tok\n")
 

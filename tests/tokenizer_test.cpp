@@ -268,7 +268,8 @@ TEST(TokenizerCli, TokenizeFormats) {
   ASSERT_EQ(test::run_plumb("tokenize -m " + vocab + " --json --no-bos 'Hi\"'", &out), 0);
   EXPECT_EQ(out.rfind("{\"n_tokens\": ", 0), 0u) << out;
   EXPECT_NE(out.find("\"piece\": \"\\\"\""), std::string::npos) << out;
-  ASSERT_EQ(test::run_plumb("tokenize -m " + vocab + " --parse-special --ids --no-bos '<s>'", &out), 0);
+  ASSERT_EQ(
+      test::run_plumb("tokenize -m " + vocab + " --parse-special --ids --no-bos '<s>'", &out), 0);
   EXPECT_EQ(out, "[1]\n");
   const std::string dir = test::temp_dir("tokenize-cli");
   {
@@ -299,13 +300,16 @@ TEST(TokenizerFastPath, SpmWordByWordEqualsWholeText) {
   const tok::Vocab& vocab = tok::vocab_of(*t);
   ASSERT_TRUE(vocab.spm_independent_words);
   std::vector<std::string> texts;
-  if (const std::string inp = test::shared_path("vocab/ggml-vocab-llama-spm.gguf.inp"); !inp.empty()) {
+  const std::string inp = test::shared_path("vocab/ggml-vocab-llama-spm.gguf.inp");
+  if (!inp.empty()) {
     texts = test::parse_vocab_inputs(test::read_file_bytes(inp));
   }
   if (const std::string pp = test::shared_path("text/pp-heldout.txt"); !pp.empty()) {
     texts.push_back(test::read_file_bytes(pp));
   }
-  texts.push_back(std::string("a\xE2\x96\x81 \xF0\xE2\x96\x81 \xE2\x96 x\xC3 \xE2\x96\x81\xE2\x96\x81y", 29));
+  // Broken UTF-8 around ▁: the cut rule must only cut after whole characters.
+  texts.push_back(
+      std::string("a\xE2\x96\x81 \xF0\xE2\x96\x81 \xE2\x96 x\xC3 \xE2\x96\x81\xE2\x96\x81y", 29));
   for (const std::string& text : texts) {
     if (text.empty()) continue;  // no fragment at all, hence no ▁ either
     std::string escaped = "\xE2\x96\x81";

@@ -171,7 +171,9 @@ Result<Vocab> build_vocab(VocabSpec spec) {
   if (spec.add_space_prefix) v.add_space_prefix = *spec.add_space_prefix;
 
   if (n == 0) return Status::error("tokenizer.ggml.tokens is missing or empty");
-  if (n > INT32_MAX / 2) return Status::errorf("tokenizer.ggml.tokens has %lld entries", (long long)n);
+  if (n > INT32_MAX / 2) {
+    return Status::errorf("tokenizer.ggml.tokens has %lld entries", static_cast<long long>(n));
+  }
   if (!spec.scores.empty() && static_cast<int64_t>(spec.scores.size()) < n) {
     return Status::errorf("tokenizer.ggml.scores has %zu entries, fewer than the %lld tokens",
                           spec.scores.size(), (long long)n);
@@ -310,7 +312,9 @@ Result<Vocab> build_vocab(VocabSpec spec) {
   mark(&v.fim_rep, lowest_of(kFimRepTexts));
   mark(&v.fim_sep, lowest_of(kFimSepTexts));
   for (TokenData& t : v.tokens) {
-    if ((t.attr & kAttrControl) && t.text.find("unused") != std::string::npos) t.attr |= kAttrUnused;
+    if ((t.attr & kAttrControl) && t.text.find("unused") != std::string::npos) {
+      t.attr |= kAttrUnused;
+    }
   }
 
   std::vector<int32_t> eog;
