@@ -38,18 +38,21 @@ def main():
       % unicodedata.unidata_version)
     w("// Do not edit by hand.\n#include \"tokenizer/unicode.h\"\n\nnamespace plumb::tok {\n\n")
     w("const CategoryRange kCategoryRanges[] = {\n")
-    for i in range(0, len(ranges), 6):
-        w("    " + " ".join("{0x%06X, 0x%02X}," % r for r in ranges[i:i + 6]) + "\n")
+    for i in range(0, len(ranges), 5):
+        w("    " + " ".join("{0x%06X, 0x%02X}," % r for r in ranges[i:i + 5]) + "\n")
     w("};\nconst size_t kCategoryRangeCount = sizeof(kCategoryRanges) / sizeof(kCategoryRanges[0]);\n\n")
-    w("const uint32_t kWhiteSpace[] = {\n    " + ", ".join("0x%04X" % c for c in WHITE_SPACE) + "};\n")
+    w("const uint32_t kWhiteSpace[] = {\n")
+    for i in range(0, len(WHITE_SPACE), 10):
+        w("    " + " ".join("0x%04X," % c for c in WHITE_SPACE[i:i + 10]) + "\n")
+    w("};\n")
     w("const size_t kWhiteSpaceCount = sizeof(kWhiteSpace) / sizeof(kWhiteSpace[0]);\n\n")
     w("const CodepointPair kLowercase[] = {\n")
-    for i in range(0, len(lower), 6):
-        w("    " + " ".join("{0x%05X, 0x%05X}," % p for p in lower[i:i + 6]) + "\n")
+    for i in range(0, len(lower), 4):
+        w("    " + " ".join("{0x%05X, 0x%05X}," % p for p in lower[i:i + 4]) + "\n")
     w("};\nconst size_t kLowercaseCount = sizeof(kLowercase) / sizeof(kLowercase[0]);\n\n")
     w("const NfdRange kNfdFirst[] = {\n")
-    for i in range(0, len(nfd), 4):
-        w("    " + " ".join("{0x%05X, 0x%05X, 0x%05X}," % t for t in nfd[i:i + 4]) + "\n")
+    for i in range(0, len(nfd), 3):
+        w("    " + " ".join("{0x%05X, 0x%05X, 0x%05X}," % t for t in nfd[i:i + 3]) + "\n")
     w("};\nconst size_t kNfdFirstCount = sizeof(kNfdFirst) / sizeof(kNfdFirst[0]);\n\n")
     w("}  // namespace plumb::tok\n")
 

