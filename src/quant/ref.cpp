@@ -1,5 +1,6 @@
 // Dispatch of the scalar reference (de)quantizers by tensor type.
 #include "quant/ref.h"
+#include "util/cpu_features.h"
 
 #include <cstdlib>
 
@@ -107,8 +108,7 @@ void quantize_row_scalar(TensorType type, const float* x, void* y, int64_t n) {
 }
 
 bool quant_fast::cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2") != 0;
-  return has;
+  return cpu_has_avx2_fma_f16c();
 }
 
 void quantize_row(TensorType type, const float* x, void* y, int64_t n) {

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "quant/ref.h"
+#include "util/cpu_features.h"
 #include "synth/synth_fill.h"
 
 namespace plumb::synth_detail {
@@ -10,8 +11,7 @@ namespace plumb::synth_detail {
 namespace {
 
 bool have_avx2_f16c() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-  return ok;
+  return cpu_has_avx2_fma_f16c();
 }
 
 inline __m256i hash8(__m256i counter, uint32_t k1, uint32_t k2) {

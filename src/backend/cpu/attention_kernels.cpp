@@ -1,4 +1,5 @@
 #include "backend/cpu/attention_kernels.h"
+#include "util/cpu_features.h"
 
 #include <vector>
 
@@ -53,13 +54,7 @@ const AttentionKernels& attention_kernels_scalar() {
 
 const AttentionKernels& attention_kernels() {
   static const AttentionKernels& chosen =
-#if defined(__x86_64__)
-      (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-          ? attention_kernels_avx2()
-          : attention_kernels_scalar();
-#else
-      attention_kernels_scalar();
-#endif
+      cpu_has_avx2_fma_f16c() ? attention_kernels_avx2() : attention_kernels_scalar();
   return chosen;
 }
 

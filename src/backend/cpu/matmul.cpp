@@ -1,5 +1,6 @@
 // Dispatch, activation preparation and threading of the CPU matrix products.
 #include "backend/cpu/matmul.h"
+#include "util/cpu_features.h"
 
 #include <algorithm>
 #include <atomic>
@@ -39,12 +40,7 @@ bool simd_disabled_by_env() {
 }
 
 bool cpu_has_avx2() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
-  return false;
-#endif
+  return cpu_has_avx2_fma_f16c();
 }
 
 }  // namespace
