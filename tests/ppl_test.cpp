@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "model/perplexity.h"
+#include "test_models.h"
 #include "test_util.h"
 #include "util/json_value.h"
 #include "util/thread_pool.h"
@@ -27,10 +28,10 @@ std::string read_file(const std::string& path) {
 
 // The model file an entry of ppl.json names, or an empty string with the reason.
 std::string find_model(const std::string& name, std::string* why) {
-  if (name.rfind("austen-21m-", 0) == 0) {
-    std::string p = test::shared_path("models/" + name);
-    if (p.empty()) *why = "models/" + name + " is not in shared (q8_0/q6_k are made by plumb quantize)";
-    return p;
+  const std::string austen = "austen-21m-";
+  if (name.rfind(austen, 0) == 0 && name.size() > austen.size() + 5) {
+    // austen-21m-<type>.gguf: shipped, or made by plumb quantize and checked against its manifest
+    return test::austen_model(name.substr(austen.size(), name.size() - austen.size() - 5), why);
   }
   if (name.rfind("SmolLM2-135M-Instruct.Q4_1.gguf", 0) == 0) {
     const std::string file = "SmolLM2-135M-Instruct.Q4_1.gguf";
