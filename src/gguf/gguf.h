@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,12 @@ namespace plumb::gguf {
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
 constexpr uint32_t kDefaultAlignment = 32;
 constexpr int kMaxDims = 4;
+// Arrays of arrays deeper than this are refused (the format allows nesting; files never need
+// more than a level or two, and recursion depth must stay bounded on hostile input).
+constexpr int kMaxArrayDepth = 8;
+// Upper bound on metadata values (array elements included) in one file, so a small hostile
+// file cannot make the reader allocate gigabytes of Value objects.
+constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 24;
 
 enum class ValueType : uint32_t {
   UINT8 = 0,
@@ -138,6 +145,9 @@ class File {
   uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string, Value>> metadata_;
   std::vector<TensorInfo> tensors_;
+  // Names point into the mapped bytes, which outlive these indexes.
+  std::unordered_map<std::string_view, size_t> key_index_;
+  std::unordered_map<std::string_view, size_t> tensor_index_;
 };
 
 // Builds a GGUF v3 file: metadata in insertion order, then tensor infos, then aligned data.
@@ -175,7 +185,8 @@ class Writer {
     std::vector<uint8_t> bytes;                                        // when given up front
     std::function<Status(uint8_t* dst, size_t nbytes)> fill;           // when deferred
   };
-  uint32_t alignment() const;
+  uint32_t alignment() const;  // 0 when general.alignment is set but invalid
+  Status write_to(const std::function<Status(const uint8_t*, size_t)>& sink) const;
   std::vector<std::pair<std::string, Value>> metadata_;
   std::vector<PendingTensor> tensors_;
 };
