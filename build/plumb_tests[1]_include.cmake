@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/plumb_tests[1]_tests.cmake")
-  include("/work/main/build/plumb_tests[1]_tests.cmake")
-else()
-  add_test(plumb_tests_NOT_BUILT plumb_tests_NOT_BUILT)
-endif()

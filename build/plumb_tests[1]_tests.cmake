@@ -1,5 +1,0 @@
-add_test([=[Status.CarriesMessages]=]  /work/main/build/plumb_tests [==[--gtest_filter=Status.CarriesMessages]==] --gtest_also_run_disabled_tests)
-set_tests_properties([=[Status.CarriesMessages]=]  PROPERTIES WORKING_DIRECTORY /work/main/build SKIP_REGULAR_EXPRESSION [==[\[  SKIPPED \]]==] TIMEOUT 600)
-add_test([=[ThreadPool.CoversEveryIndexOnce]=]  /work/main/build/plumb_tests [==[--gtest_filter=ThreadPool.CoversEveryIndexOnce]==] --gtest_also_run_disabled_tests)
-set_tests_properties([=[ThreadPool.CoversEveryIndexOnce]=]  PROPERTIES WORKING_DIRECTORY /work/main/build SKIP_REGULAR_EXPRESSION [==[\[  SKIPPED \]]==] TIMEOUT 600)
-set(  plumb_tests_TESTS Status.CarriesMessages ThreadPool.CoversEveryIndexOnce)
