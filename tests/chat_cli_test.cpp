@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "chat_smollm2_util.h"
+#include "cli_test_util.h"
 #include "test_util.h"
 
 namespace plumb {
@@ -22,8 +23,10 @@ TEST(ChatCli, TwoTurnsThroughTheSmolLM2Template) {
   const std::string input =
       write_input("chat-two-turns", "What is the capital of France?\nAnd of Italy?\n");
   std::string out;
-  ASSERT_EQ(test::run_plumb("chat -m " + model + " --temp 0 -n 12 -c 512 -t 2 < " + input, &out),
-            0)
+  ASSERT_EQ(
+      test::run_plumb(
+          "chat -m " + test::shell_quote(model) + " --temp 0 -n 6 -c 512 -t 2 < " + input, &out),
+      0)
       << out;
   EXPECT_NE(out.find("template chatml (with its default system message)"), std::string::npos)
       << out;
@@ -36,14 +39,19 @@ TEST(ChatCli, NamedTemplateOverrideAndUsageErrors) {
   const std::string input = write_input("chat-plain", "It is a truth\n");
   std::string out;
   // austen has no chat template: plain completion.
-  ASSERT_EQ(test::run_plumb("chat -m " + model + " --temp 0 -n 8 < " + input, &out), 0) << out;
+  ASSERT_EQ(
+      test::run_plumb("chat -m " + test::shell_quote(model) + " --temp 0 -n 8 < " + input, &out), 0)
+      << out;
   EXPECT_NE(out.find("no chat template"), std::string::npos) << out;
-  ASSERT_EQ(test::run_plumb("chat -m " + model + " --chat-template zephyr --temp 0 -n 4 < " + input,
+  ASSERT_EQ(test::run_plumb("chat -m " + test::shell_quote(model) +
+                                " --chat-template zephyr --temp 0 -n 4 < " + input,
                             &out),
             0)
       << out;
   EXPECT_NE(out.find("template zephyr"), std::string::npos) << out;
-  EXPECT_EQ(test::run_plumb("chat -m " + model + " --chat-template nope < " + input, &out), 2)
+  EXPECT_EQ(test::run_plumb(
+                "chat -m " + test::shell_quote(model) + " --chat-template nope < " + input, &out),
+            2)
       << out;
   EXPECT_NE(out.find("chatml"), std::string::npos) << out;  // lists the known names
 }
@@ -51,10 +59,12 @@ TEST(ChatCli, NamedTemplateOverrideAndUsageErrors) {
 TEST(BenchCli, PrintsPromptAndGenerationRows) {
   PLUMB_REQUIRE_SHARED(model, "models/austen-21m-f16.gguf");
   std::string out;
-  ASSERT_EQ(test::run_plumb("bench -m " + model + " -p 16 -n 4 -r 2 -t 2", &out), 0) << out;
+  ASSERT_EQ(test::run_plumb("bench -m " + test::shell_quote(model) + " -p 16 -n 4 -r 2 -t 2", &out),
+            0)
+      << out;
   EXPECT_NE(out.find("| pp16 |"), std::string::npos) << out;
   EXPECT_NE(out.find("| tg4 |"), std::string::npos) << out;
-  EXPECT_EQ(test::run_plumb("bench -m " + model + " -r 0", &out), 2) << out;
+  EXPECT_EQ(test::run_plumb("bench -m " + test::shell_quote(model) + " -r 0", &out), 2) << out;
 }
 
 }  // namespace

@@ -65,7 +65,8 @@ TEST(ChatSmolLM2, GreedyReplyMatchesLlamaCppUpToTheFirstNearTie) {
     GenerateResult result;
     ASSERT_TRUE(generator.generate(prompt, options, nullptr, &result).ok());
     ASSERT_GE(result.tokens.size(), n);
-    EXPECT_EQ(std::vector<int32_t>(result.tokens.begin(), result.tokens.begin() + static_cast<ptrdiff_t>(n)),
+    EXPECT_EQ(std::vector<int32_t>(result.tokens.begin(),
+                                   result.tokens.begin() + static_cast<ptrdiff_t>(n)),
               std::vector<int32_t>(greedy.begin(), greedy.begin() + static_cast<ptrdiff_t>(n)))
         << "first " << n << " greedy steps (margin >= " << kTau << ")";
   }

@@ -1,9 +1,10 @@
+#include "model/chat_template.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
 
 #include "json_lite.h"
-#include "model/chat_template.h"
 #include "test_util.h"
 
 namespace plumb {

@@ -1,11 +1,12 @@
 // The generation loop and the streaming text filter, on a fake session and vocabulary so
 // they are tested without a model.
+#include "sample/generate.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "sample/generate.h"
 #include "sample/text_stream.h"
 
 namespace plumb {
@@ -115,7 +116,9 @@ TEST(Generate, GreedyUntilEndOfGeneration) {
   std::string streamed;
   GenerateResult r;
   const std::vector<TokenId> prompt = {3, 4};
-  ASSERT_TRUE(gen.generate(prompt, {}, [&](std::string_view t) { streamed += t; }, &r).ok());
+  ASSERT_TRUE(gen.generate(
+                     prompt, {}, [&](std::string_view t) { streamed += t; }, &r)
+                  .ok());
   EXPECT_EQ(r.tokens, (std::vector<TokenId>{5, 6, 7, 0}));
   EXPECT_EQ(r.reason, StopReason::EndOfGeneration);
   EXPECT_EQ(r.text, "<5><6><7>");
@@ -183,7 +186,9 @@ TEST(Generate, ReusesTheCachedPrefixAcrossTurns) {
   // The same prompt again: its last token is decoded again for fresh logits.
   session.decoded.clear();
   gen.clear();
-  ASSERT_TRUE(gen.generate(std::vector<TokenId>{7, 8}, GenerateOptions{.n_predict = 0, .stop_strings = {}}, nullptr, &r).ok());
+  ASSERT_TRUE(gen.generate(std::vector<TokenId>{7, 8},
+                           GenerateOptions{.n_predict = 0, .stop_strings = {}}, nullptr, &r)
+                  .ok());
   session.decoded.clear();
   ASSERT_TRUE(gen.generate(std::vector<TokenId>{7, 8}, options, nullptr, &r).ok());
   EXPECT_EQ(session.decoded[0], (std::vector<TokenId>{8}));
@@ -199,9 +204,10 @@ TEST(Generate, InterruptStopsBeforeTheNextToken) {
   GenerateOptions options;
   options.interrupt = &interrupt;
   GenerateResult r;
-  ASSERT_TRUE(gen.generate(std::vector<TokenId>{1}, options,
-                           [&](std::string_view) { interrupt = true; }, &r)
-                  .ok());
+  ASSERT_TRUE(
+      gen.generate(
+             std::vector<TokenId>{1}, options, [&](std::string_view) { interrupt = true; }, &r)
+          .ok());
   EXPECT_EQ(r.reason, StopReason::Interrupted);
   EXPECT_EQ(r.tokens.size(), 1u);
 }

@@ -1,10 +1,11 @@
+#include "util/json_text.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
 #include "json_lite.h"
-#include "util/json_text.h"
 
 namespace plumb {
 namespace {
@@ -16,17 +17,17 @@ TEST(JsonText, QuotesAndEscapes) {
 }
 
 TEST(JsonText, InvalidUtf8BecomesReplacementCharacter) {
-  EXPECT_EQ(json_quote("a\xC3"), "\"a\xEF\xBF\xBD\"");         // cut-off sequence
-  EXPECT_EQ(json_quote("\xFF"), "\"\xEF\xBF\xBD\"");            // never valid
+  EXPECT_EQ(json_quote("a\xC3"), "\"a\xEF\xBF\xBD\"");                // cut-off sequence
+  EXPECT_EQ(json_quote("\xFF"), "\"\xEF\xBF\xBD\"");                  // never valid
   EXPECT_EQ(json_quote("\xC0\xAF"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // overlong
   EXPECT_EQ(json_quote("\xED\xA0\x80"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");  // surrogate
 }
 
 TEST(JsonText, RoundTripsThroughAParser) {
   const std::vector<int32_t> ids = {1, -2, 49151};
-  const std::string text = "{\"ids\":" + json_int_array(ids) + ",\"s\":" +
-                           json_quote("x\"\n\xC3\xA9") + ",\"v\":" + json_number(0.125) +
-                           ",\"nan\":" + json_number(std::nan("")) + "}";
+  const std::string text =
+      "{\"ids\":" + json_int_array(ids) + ",\"s\":" + json_quote("x\"\n\xC3\xA9") +
+      ",\"v\":" + json_number(0.125) + ",\"nan\":" + json_number(std::nan("")) + "}";
   const test::Json j = test::JsonParser(text).parse();
   ASSERT_EQ(j["ids"].size(), 3u);
   EXPECT_EQ(j["ids"][2].number, 49151);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "cli_test_util.h"
 #include "gguf/gguf.h"
 #include "json_lite.h"
 #include "reference_file.h"
@@ -12,28 +13,6 @@
 
 namespace plumb {
 namespace {
-
-// Single-quoted for the shell.
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out.append("'\\''");
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('\'');
-  return out;
-}
-
-// The last line of the command's output that starts with '{' (stderr carries the timings).
-test::Json json_line(const std::string& output) {
-  size_t start = output.rfind("\n{");
-  start = start == std::string::npos ? 0 : start + 1;
-  const size_t end = output.find('\n', start);
-  return test::JsonParser(output.substr(start, end - start)).parse();
-}
 
 std::vector<int32_t> ints(const test::Json& array) {
   std::vector<int32_t> out;
@@ -56,11 +35,12 @@ TEST(RunCli, GreedyAustenMatchesLlamaCppReference) {
     ASSERT_FALSE(greedy.empty());
 
     std::string out;
-    const int code = test::run_plumb("run -m " + quote(model) + " -p " + quote(*prompt) +
-                                         " --temp 0 -n 32 -c 512 -t 2 --json",
-                                     &out);
+    const int code =
+        test::run_plumb("run -m " + test::shell_quote(model) + " -p " + test::shell_quote(*prompt) +
+                            " --temp 0 -n 32 -c 512 -t 2 --json",
+                        &out);
     ASSERT_EQ(code, 0) << out;
-    const test::Json j = json_line(out);
+    const test::Json j = test::json_line(out);
     EXPECT_EQ(ints(j["prompt_tokens"]), tokens) << p;
     const std::vector<int32_t> got = ints(j["tokens"]);
     const size_t n = test::steps_above_margin(margins, kTau);
@@ -76,7 +56,7 @@ TEST(RunCli, GreedyAustenMatchesLlamaCppReference) {
 TEST(RunCli, GreedyTextOfTheModelsReadme) {
   PLUMB_REQUIRE_SHARED(model, "models/austen-21m-f16.gguf");
   std::string out;
-  ASSERT_EQ(test::run_plumb("run -m " + quote(model) +
+  ASSERT_EQ(test::run_plumb("run -m " + test::shell_quote(model) +
                                 " -p 'It is a truth universally acknowledged' --temp 0 -n 32 -t 2",
                             &out),
             0)
@@ -84,41 +64,45 @@ TEST(RunCli, GreedyTextOfTheModelsReadme) {
   // The model writes the hard line breaks of its Gutenberg training text; the README shows
   // the text reflowed.
   std::replace(out.begin(), out.end(), '\n', ' ');
-  EXPECT_EQ(out.rfind(". I have no idea of it. I am sure I am not at all afraid of being excused.", 0),
-            0u)
+  EXPECT_EQ(
+      out.rfind(". I have no idea of it. I am sure I am not at all afraid of being excused.", 0),
+      0u)
       << out;
 }
 
 TEST(RunCli, StopStringAndExitCodes) {
   PLUMB_REQUIRE_SHARED(model, "models/austen-21m-f16.gguf");
   std::string out;
-  ASSERT_EQ(test::run_plumb("run -m " + quote(model) +
+  ASSERT_EQ(test::run_plumb("run -m " + test::shell_quote(model) +
                                 " -p 'It is a truth universally acknowledged' --temp 0 -n 32 "
                                 "--stop ' am' --json",
                             &out),
             0)
       << out;
-  const test::Json j = json_line(out);
+  const test::Json j = test::json_line(out);
   EXPECT_EQ(j["text"].string, ". I\nhave no idea of it. I");
   EXPECT_EQ(j["stop_reason"].string, "stop");
 
   EXPECT_EQ(test::run_plumb("run -p hi", &out), 2) << out;  // no model: usage error
-  EXPECT_EQ(test::run_plumb("run -m " + quote(model), &out), 2) << out;  // no prompt
+  EXPECT_EQ(test::run_plumb("run -m " + test::shell_quote(model), &out), 2) << out;  // no prompt
   EXPECT_EQ(test::run_plumb("run -m /nonexistent.gguf -p hi", &out), 1) << out;
   EXPECT_NE(out.find("/nonexistent.gguf"), std::string::npos) << out;
-  EXPECT_EQ(test::run_plumb("run -m " + quote(model) + " -p hi --cache-type q8", &out), 2) << out;
+  EXPECT_EQ(test::run_plumb("run -m " + test::shell_quote(model) + " -p hi --cache-type q8", &out),
+            2)
+      << out;
 }
 
 TEST(RunCli, SameSeedSameText) {
   PLUMB_REQUIRE_SHARED(model, "models/austen-21m-f16.gguf");
   auto sample = [&](int seed) {
     std::string out;
-    EXPECT_EQ(test::run_plumb("run -m " + quote(model) + " -p 'Mr. Darcy' -n 12 --seed " +
-                                  std::to_string(seed) + " --json",
-                              &out),
-              0)
+    EXPECT_EQ(
+        test::run_plumb("run -m " + test::shell_quote(model) + " -p 'Mr. Darcy' -n 12 --seed " +
+                            std::to_string(seed) + " --json",
+                        &out),
+        0)
         << out;
-    return ints(json_line(out)["tokens"]);
+    return ints(test::json_line(out)["tokens"]);
   };
   const std::vector<int32_t> a = sample(42);
   EXPECT_EQ(a, sample(42));

@@ -66,7 +66,7 @@ TEST(Sample, MinPKeepsTokensWithinAFactorOfTheBest) {
   // probabilities 0.5, 0.3, 0.15, 0.05: p_max = 0.5
   const std::vector<float> logits = logits_for({0.15, 0.5, 0.05, 0.3});
   Candidates c = Candidates::from_logits(logits);
-  apply_min_p(c, 0.2f, 0);  // threshold 0.1: drops 0.05
+  apply_min_p(c, 0.2f, 0);                                // threshold 0.1: drops 0.05
   EXPECT_EQ(ids_of(c), (std::vector<TokenId>{0, 1, 3}));  // order kept, unsorted
   c = Candidates::from_logits(logits);
   apply_min_p(c, 0.5f, 0);  // threshold 0.25
@@ -104,8 +104,8 @@ TEST(Sample, PenaltiesFollowLlamaCpp) {
   EXPECT_EQ(recent.count(1), 2);
   EXPECT_EQ(recent.count(2), 1);
 
-  Candidates c = Candidates::from_logits(std::vector<float>{1.0f, 2.0f, -2.0f, 3.0f, 4.0f, 5.0f,
-                                                            6.0f, 7.0f});
+  Candidates c =
+      Candidates::from_logits(std::vector<float>{1.0f, 2.0f, -2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f});
   apply_penalties(c, recent, 2.0f, 0.0f, 0.0f);
   EXPECT_FLOAT_EQ(c.items[1].logit, 1.0f);   // positive: divided
   EXPECT_FLOAT_EQ(c.items[2].logit, -4.0f);  // negative: multiplied

@@ -96,8 +96,8 @@ int run_bench(int argc, char** argv) {
 
   std::printf("| model | size | params | backend | threads | test | t/s | GB/s |\n");
   std::printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
-  const std::string name = (*model)->config().name.empty() ? model_flags.model_path
-                                                           : (*model)->config().name;
+  const std::string name =
+      (*model)->config().name.empty() ? model_flags.model_path : (*model)->config().name;
   auto row = [&](const std::string& test, const Stats& tps, const std::string& gbs) {
     std::printf("| %s | %.2f MiB | %.2f M | %s | %s | %s | %.2f ± %.2f | %s |\n", name.c_str(),
                 static_cast<double>(file_bytes) / (1 << 20), static_cast<double>(n_params) / 1e6,
@@ -139,7 +139,8 @@ int run_bench(int argc, char** argv) {
   return 0;
 }
 
-const bool registered = register_command({"bench", "prompt and generation speed (llama-bench style)", run_bench});
+const bool registered =
+    register_command({"bench", "prompt and generation speed (llama-bench style)", run_bench});
 
 }  // namespace
 

@@ -62,15 +62,18 @@ int run_chat(int argc, char** argv) {
   int n_predict = -1;
   add_model_flags(parser, &model_flags);
   parser.option("--system", "TEXT", "system message", &system);
-  parser.option("--chat-template", "NAME",
-                "use this built-in template (" + [] {
-                  std::string names;
-                  for (const std::string& n : ChatTemplate::names()) {
-                    names += (names.empty() ? "" : ", ") + n;
-                  }
-                  return names;
-                }() + ")",
-                &template_name);
+  parser.option(
+      "--chat-template", "NAME",
+      "use this built-in template (" +
+          [] {
+            std::string names;
+            for (const std::string& n : ChatTemplate::names()) {
+              names += (names.empty() ? "" : ", ") + n;
+            }
+            return names;
+          }() +
+          ")",
+      &template_name);
   parser.option("-n,--n-predict", "N", "most tokens per reply; -1 = no limit (default -1)",
                 &n_predict);
   add_sampling_flags(parser, &sampling_flags);
@@ -98,13 +101,13 @@ int run_chat(int argc, char** argv) {
     } else if (Result<ChatTemplate> t = ChatTemplate::detect(*text); t.ok()) {
       chat_template = *t;
     } else {
-      std::fprintf(stderr, "chat: %s; using plain text completion\n",
-                   t.status().message().c_str());
+      std::fprintf(stderr, "chat: %s; using plain text completion\n", t.status().message().c_str());
     }
   }
   if (chat_template) {
-    std::fprintf(stderr, "chat: template %s%s\n", chat_template->name().c_str(),
-                 chat_template->default_system().empty() ? "" : " (with its default system message)");
+    std::fprintf(
+        stderr, "chat: template %s%s\n", chat_template->name().c_str(),
+        chat_template->default_system().empty() ? "" : " (with its default system message)");
   }
 
   const Tokenizer& tokenizer = (*model)->tokenizer();
@@ -133,9 +136,9 @@ int run_chat(int argc, char** argv) {
     if (line.empty()) continue;
     messages.push_back({"user", line});
 
-    const std::string prompt =
-        chat_template ? chat_template->apply(messages, /*add_generation_prompt=*/true)
-                      : render_plain(messages);
+    const std::string prompt = chat_template
+                                   ? chat_template->apply(messages, /*add_generation_prompt=*/true)
+                                   : render_plain(messages);
     const std::vector<TokenId> tokens =
         tokenizer.encode(prompt, /*add_special=*/true, /*parse_special=*/true);
     GenerateResult result;
@@ -171,7 +174,8 @@ int run_chat(int argc, char** argv) {
   return 0;
 }
 
-const bool registered = register_command({"chat", "interactive chat through the chat template", run_chat});
+const bool registered =
+    register_command({"chat", "interactive chat through the chat template", run_chat});
 
 }  // namespace
 

@@ -63,17 +63,16 @@ void add_sampling_flags(ArgParser& parser, SamplingFlags* flags) {
   SamplingParams& p = flags->params;
   parser.option("--temp", "T", "temperature; 0 = greedy (default 0.8)", &p.temperature);
   parser.option("--top-k", "N", "keep the N most likely tokens; 0 = off (default 40)", &p.top_k);
-  parser.option("--top-p", "P", "keep the smallest set with probability >= P; 1 = off (default 0.95)",
-                &p.top_p);
-  parser.option("--min-p", "P", "drop tokens below P x the best's probability; 0 = off (default 0.05)",
-                &p.min_p);
+  parser.option("--top-p", "P",
+                "keep the smallest set with probability >= P; 1 = off (default 0.95)", &p.top_p);
+  parser.option("--min-p", "P",
+                "drop tokens below P x the best's probability; 0 = off (default 0.05)", &p.min_p);
   parser.option("--repeat-penalty", "X", "penalize repeated tokens; 1 = off (default 1.0)",
                 &p.repeat_penalty);
   parser.option("--repeat-last-n", "N",
                 "tokens the penalties look back on; 0 = off, -1 = context (default 64)",
                 &p.repeat_last_n);
-  parser.option("--frequency-penalty", "X", "subtract X x count (default 0)",
-                &p.frequency_penalty);
+  parser.option("--frequency-penalty", "X", "subtract X x count (default 0)", &p.frequency_penalty);
   parser.option("--presence-penalty", "X", "subtract X once per seen token (default 0)",
                 &p.presence_penalty);
   parser.option("-s,--seed", "N", "random seed; -1 = random (default -1)", &flags->seed);

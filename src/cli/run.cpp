@@ -98,11 +98,12 @@ int run_run(int argc, char** argv) {
   }
 
   if (json) {
-    std::printf("{\"prompt_tokens\":%s,\"tokens\":%s,\"text\":%s,\"stop_reason\":%s,\"seed\":%u,"
-                "\"timings\":%s}\n",
-                json_int_array(prompt_tokens).c_str(), json_int_array(result.tokens).c_str(),
-                json_quote(result.text).c_str(), json_quote(stop_reason_name(result.reason)).c_str(),
-                sampler.seed(), timings_json(load_ms, result.timings).c_str());
+    std::printf(
+        "{\"prompt_tokens\":%s,\"tokens\":%s,\"text\":%s,\"stop_reason\":%s,\"seed\":%u,"
+        "\"timings\":%s}\n",
+        json_int_array(prompt_tokens).c_str(), json_int_array(result.tokens).c_str(),
+        json_quote(result.text).c_str(), json_quote(stop_reason_name(result.reason)).c_str(),
+        sampler.seed(), timings_json(load_ms, result.timings).c_str());
   } else {
     std::printf("\n");
   }
@@ -112,7 +113,8 @@ int run_run(int argc, char** argv) {
   return 0;
 }
 
-const bool registered = register_command({"run", "generate text from a prompt (streaming)", run_run});
+const bool registered =
+    register_command({"run", "generate text from a prompt (streaming)", run_run});
 
 }  // namespace
 

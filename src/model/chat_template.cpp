@@ -126,7 +126,8 @@ Detected detect_by_markers(std::string_view t) {
   if (has("<start_of_turn>")) return yes("gemma");
   if (has("'\\n\\nAssistant: ' + eos_token")) return yes("orion");
   if (has("GPT4 Correct ")) return yes("openchat");
-  if (has("USER: ") && has("ASSISTANT: ")) return has("SYSTEM: ") ? yes("vicuna-orca") : yes("vicuna");
+  if (has("USER: ") && has("ASSISTANT: "))
+    return has("SYSTEM: ") ? yes("vicuna-orca") : yes("vicuna");
   if (has("### Instruction:") && has("<|EOT|>")) return yes("deepseek");
   if (has("<|START_OF_TURN_TOKEN|>") && has("<|USER_TOKEN|>")) return yes("command-r");
   if (has("<|start_header_id|>") && has("<|end_header_id|>")) return yes("llama3");
@@ -322,7 +323,8 @@ void render(std::string& out, ChatFormat f, std::span<const ChatMessage> message
           out += m.content + "<|end_of_turn|>";
         } else {
           std::string role = m.role;
-          if (!role.empty()) role[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(role[0])));
+          if (!role.empty())
+            role[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(role[0])));
           out += "GPT4 Correct " + role + ": " + m.content + "<|end_of_turn|>";
         }
       }
@@ -379,8 +381,8 @@ void render(std::string& out, ChatFormat f, std::span<const ChatMessage> message
       return;
     case ChatFormat::CommandR:
       for (const ChatMessage& m : messages) {
-        const char* token = m.role == "system" ? "<|SYSTEM_TOKEN|>"
-                            : m.role == "user" ? "<|USER_TOKEN|>"
+        const char* token = m.role == "system"      ? "<|SYSTEM_TOKEN|>"
+                            : m.role == "user"      ? "<|USER_TOKEN|>"
                             : m.role == "assistant" ? "<|CHATBOT_TOKEN|>"
                                                     : nullptr;
         if (token == nullptr) continue;
@@ -455,8 +457,10 @@ Result<ChatTemplate> ChatTemplate::detect(std::string_view name_or_text) {
   if (find_format(name_or_text) != nullptr) return by_name(name_or_text);
   const Detected d = detect_by_markers(name_or_text);
   if (d.name == nullptr) {
-    return Status::error("chat template not recognised (no known marker in its text); pass "
-                         "--chat-template NAME (one of: " + known_names() + ")");
+    return Status::error(
+        "chat template not recognised (no known marker in its text); pass "
+        "--chat-template NAME (one of: " +
+        known_names() + ")");
   }
   if (!d.supported) {
     return Status::error(std::string("chat template recognised as '") + d.name +
@@ -480,8 +484,7 @@ std::string ChatTemplate::apply(std::span<const ChatMessage> messages, bool add_
   std::vector<ChatMessage> conversation;
   const bool starts_with_system = !messages.empty() && messages.front().role == "system";
   // The template writes its default inside the message loop: an empty conversation gets none.
-  if (with_default_system && !default_system_.empty() && !messages.empty() &&
-      !starts_with_system) {
+  if (with_default_system && !default_system_.empty() && !messages.empty() && !starts_with_system) {
     conversation.push_back({"system", default_system_});
   }
   conversation.insert(conversation.end(), messages.begin(), messages.end());

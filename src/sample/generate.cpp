@@ -17,11 +17,16 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 
 const char* stop_reason_name(StopReason r) {
   switch (r) {
-    case StopReason::EndOfGeneration: return "eog";
-    case StopReason::Length: return "length";
-    case StopReason::StopString: return "stop";
-    case StopReason::ContextFull: return "context";
-    case StopReason::Interrupted: return "interrupted";
+    case StopReason::EndOfGeneration:
+      return "eog";
+    case StopReason::Length:
+      return "length";
+    case StopReason::StopString:
+      return "stop";
+    case StopReason::ContextFull:
+      return "context";
+    case StopReason::Interrupted:
+      return "interrupted";
   }
   return "?";
 }

@@ -20,16 +20,16 @@
 namespace plumb {
 
 struct GenerateOptions {
-  int n_predict = -1;                     // < 0: until end of generation or a full context
-  std::vector<std::string> stop_strings;  // the text stops before the first one found
-  bool render_special = false;            // print control tokens' text
+  int n_predict = -1;                            // < 0: until end of generation or a full context
+  std::vector<std::string> stop_strings;         // the text stops before the first one found
+  bool render_special = false;                   // print control tokens' text
   const std::atomic<bool>* interrupt = nullptr;  // checked before each new token
 };
 
 struct GenerateTimings {
-  int n_prompt = 0;        // tokens decoded to bring the cache to the prompt
+  int n_prompt = 0;  // tokens decoded to bring the cache to the prompt
   double prompt_ms = 0.0;
-  int n_decoded = 0;       // single-token decodes of generated tokens
+  int n_decoded = 0;  // single-token decodes of generated tokens
   double generate_ms = 0.0;
   double sample_ms = 0.0;
 };

@@ -2,11 +2,10 @@
 // produces (control characters, invalid UTF-8 from a cut-off sequence) still give valid JSON.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <cstdint>
 
 namespace plumb {
 
