@@ -10,6 +10,8 @@
 namespace plumb {
 namespace {
 
+// Commands run with -t 1: ctest runs tests side by side, one per core.
+
 std::string write_input(const std::string& name, const std::string& text) {
   const std::string path = test::temp_dir(name) + "/input.txt";
   std::ofstream(path) << text;
@@ -25,7 +27,7 @@ TEST(ChatCli, TwoTurnsThroughTheSmolLM2Template) {
   std::string out;
   ASSERT_EQ(
       test::run_plumb(
-          "chat -m " + test::shell_quote(model) + " --temp 0 -n 6 -c 512 -t 2 < " + input, &out),
+          "chat -m " + test::shell_quote(model) + " --temp 0 -n 6 -c 512 -t 1 < " + input, &out),
       0)
       << out;
   EXPECT_NE(out.find("template chatml (with its default system message)"), std::string::npos)
@@ -39,12 +41,13 @@ TEST(ChatCli, NamedTemplateOverrideAndUsageErrors) {
   const std::string input = write_input("chat-plain", "It is a truth\n");
   std::string out;
   // austen has no chat template: plain completion.
-  ASSERT_EQ(
-      test::run_plumb("chat -m " + test::shell_quote(model) + " --temp 0 -n 8 < " + input, &out), 0)
+  ASSERT_EQ(test::run_plumb(
+                "chat -m " + test::shell_quote(model) + " --temp 0 -n 8 -t 1 < " + input, &out),
+            0)
       << out;
   EXPECT_NE(out.find("no chat template"), std::string::npos) << out;
   ASSERT_EQ(test::run_plumb("chat -m " + test::shell_quote(model) +
-                                " --chat-template zephyr --temp 0 -n 4 < " + input,
+                                " --chat-template zephyr --temp 0 -n 4 -t 1 < " + input,
                             &out),
             0)
       << out;
@@ -59,7 +62,7 @@ TEST(ChatCli, NamedTemplateOverrideAndUsageErrors) {
 TEST(BenchCli, PrintsPromptAndGenerationRows) {
   PLUMB_REQUIRE_SHARED(model, "models/austen-21m-f16.gguf");
   std::string out;
-  ASSERT_EQ(test::run_plumb("bench -m " + test::shell_quote(model) + " -p 16 -n 4 -r 2 -t 2", &out),
+  ASSERT_EQ(test::run_plumb("bench -m " + test::shell_quote(model) + " -p 16 -n 4 -r 2 -t 1", &out),
             0)
       << out;
   EXPECT_NE(out.find("| pp16 |"), std::string::npos) << out;

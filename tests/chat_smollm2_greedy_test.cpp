@@ -30,7 +30,7 @@ Loaded load_smollm2(std::string* why) {
   }
   SessionOptions options;
   options.n_ctx = 512;
-  options.n_threads = 2;
+  options.n_threads = 1;  // ctest runs tests side by side: one thread each
   Result<std::unique_ptr<Session>> session = Session::create(**model, options);
   if (!session.ok()) {
     *why = session.status().message();

@@ -14,6 +14,8 @@
 namespace plumb {
 namespace {
 
+// Commands run with -t 1: ctest runs tests side by side, one per core.
+
 std::vector<int32_t> ints(const test::Json& array) {
   std::vector<int32_t> out;
   for (const test::Json& v : array.array) out.push_back(static_cast<int32_t>(v.number));
@@ -37,7 +39,7 @@ TEST(RunCli, GreedyAustenMatchesLlamaCppReference) {
     std::string out;
     const int code =
         test::run_plumb("run -m " + test::shell_quote(model) + " -p " + test::shell_quote(*prompt) +
-                            " --temp 0 -n 32 -c 512 -t 2 --json",
+                            " --temp 0 -n 32 -c 512 -t 1 --json",
                         &out);
     ASSERT_EQ(code, 0) << out;
     const test::Json j = test::json_line(out);
@@ -57,7 +59,7 @@ TEST(RunCli, GreedyTextOfTheModelsReadme) {
   PLUMB_REQUIRE_SHARED(model, "models/austen-21m-f16.gguf");
   std::string out;
   ASSERT_EQ(test::run_plumb("run -m " + test::shell_quote(model) +
-                                " -p 'It is a truth universally acknowledged' --temp 0 -n 32 -t 2",
+                                " -p 'It is a truth universally acknowledged' --temp 0 -n 32 -t 1",
                             &out),
             0)
       << out;
@@ -75,7 +77,7 @@ TEST(RunCli, StopStringAndExitCodes) {
   std::string out;
   ASSERT_EQ(test::run_plumb("run -m " + test::shell_quote(model) +
                                 " -p 'It is a truth universally acknowledged' --temp 0 -n 32 "
-                                "--stop ' am' --json",
+                                "--stop ' am' -t 1 --json",
                             &out),
             0)
       << out;
@@ -97,8 +99,8 @@ TEST(RunCli, SameSeedSameText) {
   auto sample = [&](int seed) {
     std::string out;
     EXPECT_EQ(
-        test::run_plumb("run -m " + test::shell_quote(model) + " -p 'Mr. Darcy' -n 12 --seed " +
-                            std::to_string(seed) + " --json",
+        test::run_plumb("run -m " + test::shell_quote(model) +
+                            " -p 'Mr. Darcy' -t 1 -n 12 --seed " + std::to_string(seed) + " --json",
                         &out),
         0)
         << out;
