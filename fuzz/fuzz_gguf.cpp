@@ -1,14 +1,64 @@
 // libFuzzer target for the GGUF reader: parse arbitrary bytes, then walk every metadata value
 // and touch every tensor byte, so ASan catches any value or range the reader let through
-// without checking.
+// without checking. Whatever parses is also written back with the Writer and parsed again:
+// the round trip must succeed and give the same keys, types and tensors.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "gguf/gguf.h"
 
 namespace {
+
+bool same_value(const plumb::gguf::Value& a, const plumb::gguf::Value& b) {
+  if (a.type != b.type || a.u64 != b.u64 || a.i64 != b.i64 || a.str != b.str) return false;
+  // Floats compare by bits: NaN payloads and -0 must survive too.
+  if (std::memcmp(&a.f64, &b.f64, sizeof a.f64) != 0) return false;
+  if (a.type != plumb::gguf::ValueType::ARRAY) return true;
+  if (a.array_type != b.array_type || a.array.size() != b.array.size()) return false;
+  for (size_t i = 0; i < a.array.size(); ++i) {
+    if (!same_value(a.array[i], b.array[i])) return false;
+  }
+  return true;
+}
+
+// Writes `f` with the Writer and checks the result parses to the same content. Files the
+// writer refuses on purpose (tensor names longer than llama.cpp accepts) are skipped.
+void check_round_trip(const plumb::gguf::File& f) {
+  plumb::gguf::Writer w;
+  w.copy_metadata_from(f);
+  for (const plumb::gguf::TensorInfo& t : f.tensors()) {
+    const std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
+    if (!w.add_tensor(t.name, t.type, ne, t.data, t.nbytes).ok()) return;
+  }
+  auto bytes = w.serialize();
+  if (!bytes.ok()) __builtin_trap();
+  auto again = plumb::gguf::File::parse(bytes->data(), bytes->size(), "round-trip.gguf");
+  if (!again.ok()) __builtin_trap();
+  const plumb::gguf::File& g = **again;
+  if (g.tensors().size() != f.tensors().size() || g.alignment() != f.alignment()) __builtin_trap();
+  // copy_metadata_from drops "GGUF." keys (gguf-py's pseudo-keys) by design.
+  size_t j = 0;
+  for (const auto& [key, value] : f.metadata()) {
+    if (key.rfind("GGUF.", 0) == 0) continue;
+    if (j >= g.metadata().size() || g.metadata()[j].first != key) __builtin_trap();
+    // general.alignment is always stored as UINT32; the reader validated its value.
+    if (key != "general.alignment" && !same_value(value, g.metadata()[j].second)) __builtin_trap();
+    ++j;
+  }
+  if (j != g.metadata().size()) __builtin_trap();
+  for (size_t i = 0; i < f.tensors().size(); ++i) {
+    const plumb::gguf::TensorInfo& a = f.tensors()[i];
+    const plumb::gguf::TensorInfo& b = g.tensors()[i];
+    if (a.name != b.name || a.type != b.type || a.n_dims != b.n_dims || a.nbytes != b.nbytes ||
+        std::memcmp(a.ne, b.ne, sizeof a.ne) != 0 ||
+        (a.nbytes > 0 && std::memcmp(a.data, b.data, a.nbytes) != 0)) {
+      __builtin_trap();
+    }
+  }
+}
 
 uint64_t walk(const plumb::gguf::Value& v) {
   uint64_t h = static_cast<uint32_t>(v.type) + v.u64 + static_cast<uint64_t>(v.i64);
@@ -53,5 +103,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)f.get_f32_array(key);
     (void)f.get_i32_array(key);
   }
+  check_round_trip(f);
   return 0;
 }

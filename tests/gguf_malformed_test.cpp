@@ -222,6 +222,12 @@ TEST(MalformedGguf, BadValueTypesAndValues) {
   for (int i = 0; i < kMaxArrayDepth + 2; ++i) deep.u32(9).u64(1);
   deep.u32(0).u64(0);
   EXPECT_PARSE_ERROR(deep, "nested deeper");
+  // Exactly the limit is fine.
+  Bytes limit;
+  limit.header(0, 1).str("deep").u32(9);
+  for (int i = 0; i < kMaxArrayDepth - 1; ++i) limit.u32(9).u64(1);
+  limit.u32(0).u64(0);
+  EXPECT_TRUE(parse_bytes(limit).ok()) << parse_bytes(limit).message();
 }
 
 TEST(MalformedGguf, BadAlignment) {
@@ -256,6 +262,8 @@ TEST(MalformedGguf, TensorInfos) {
   EXPECT_PARSE_ERROR(one_tensor({1, 1, 1, 1, 1}, 0, 0, 32), "n_dims is 5");
   EXPECT_PARSE_ERROR(one_tensor({uint64_t{1} << 62, 4}, 0, 0, 32), "overflows int64");
   EXPECT_PARSE_ERROR(one_tensor({uint64_t{1} << 63}, 0, 0, 32), "does not fit in int64");
+  EXPECT_PARSE_ERROR(one_tensor({0, uint64_t{1} << 62, 4}, 0, 0, 32), "overflows int64");
+  EXPECT_TRUE(parse_bytes(one_tensor({0, uint64_t{1} << 62}, 0, 0, 0)).ok());  // empty tensor
   EXPECT_PARSE_ERROR(one_tensor({uint64_t{1} << 62}, 28, 0, 32), "overflows 64 bits");  // F64
   EXPECT_PARSE_ERROR(one_tensor({33}, 2, 0, 32), "not a multiple of Q4_0's block size 32");
   Bytes dup;

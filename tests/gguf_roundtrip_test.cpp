@@ -145,6 +145,8 @@ TEST(GgufRoundTrip, TensorsAlignmentAndDeferredData) {
     EXPECT_FALSE(w.add_tensor("e", TensorType::F32, {3, 5}, f32.data(), 4).ok());    // wrong size
     EXPECT_FALSE(w.add_tensor("e", TensorType::Q8_0, {33}, q8.data(), 34).ok());     // not blocks
     EXPECT_FALSE(w.add_tensor("e", TensorType::F32, {1, 1, 1, 1, 1}, f32.data(), 4).ok());
+    EXPECT_FALSE(w.add_tensor("e", TensorType::F32, {4, 0}, f32.data(), 0).ok());  // empty dim
+    EXPECT_FALSE(w.add_tensor(std::string(64, 'n'), TensorType::F32, {1}, f32.data(), 4).ok());
 
     const std::string dir = test::temp_dir("gguf-rt");
     const std::string path = dir + "/out.gguf";
@@ -240,6 +242,17 @@ TEST(GgufRoundTrip, WriterRefusesInconsistentValues) {
   Writer w3;
   w3.set("general.alignment", Value::make_u32(48));
   EXPECT_FALSE(w3.serialize().ok());
+}
+
+TEST(GgufRoundTrip, AlignmentIsAlwaysStoredAsUint32) {
+  Writer w;
+  w.set("general.alignment", Value::make_u64(64));
+  auto bytes = w.serialize();
+  ASSERT_TRUE(bytes.ok());
+  auto file = File::parse(bytes->data(), bytes->size());
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ((*file)->find("general.alignment")->type, ValueType::UINT32);
+  EXPECT_EQ((*file)->alignment(), 64u);
 }
 
 }  // namespace

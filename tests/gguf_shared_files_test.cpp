@@ -1,7 +1,9 @@
 // Reads every GGUF file under ../shared with the reader and spot-checks known values.
 #include <gtest/gtest.h>
 
-#include <chrono>
+#include <time.h>
+
+#include <algorithm>
 #include <filesystem>
 
 #include "gguf/gguf.h"
@@ -65,20 +67,61 @@ TEST(GgufSharedFiles, AustenF16KnownValues) {
   EXPECT_EQ(q->nbytes, static_cast<uint64_t>(q->n_elements()) * 2);
 }
 
+TEST(GgufSharedFiles, QuantAndRefKnownValues) {
+  PLUMB_REQUIRE_SHARED(q4k_path, "quant/q4_k.gguf");
+  auto q4k = File::open(q4k_path);
+  ASSERT_TRUE(q4k.ok()) << q4k.status().message();
+  EXPECT_EQ((*q4k)->get_string("quant.type").value(), "Q4_K");
+  const TensorInfo* q = (*q4k)->find_tensor("q");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->type, TensorType::Q4_K);
+  EXPECT_EQ(q->nbytes, q->n_rows() * (q->ne[0] / 256) * 144);
+  const TensorInfo* src = (*q4k)->find_tensor("src");
+  ASSERT_NE(src, nullptr);
+  EXPECT_EQ(src->type, TensorType::F32);
+  EXPECT_EQ(src->ne[0], q->ne[0]);
+  PLUMB_REQUIRE_SHARED(ref_path, "ref/smollm2-135m-q4_1.gguf");
+  auto ref = File::open(ref_path);
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
+  EXPECT_EQ((*ref)->get_u32("ref.n_vocab").value(), 49152u);
+  EXPECT_EQ((*ref)->get_u32("ref.n_layer").value(), 30u);
+}
+
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// The 7.8 MB llama-bpe vocabulary (128k tokens, 280k merges) should open in well under
+// 100 ms. Measured in CPU time of this thread (page faults included), which the load of a
+// shared machine does not inflate the way it inflates wall time.
 TEST(GgufSharedFiles, LlamaBpeVocabOpensQuickly) {
   PLUMB_REQUIRE_SHARED(path, "vocab/ggml-vocab-llama-bpe.gguf");
   double best_ms = 1e9;
   for (int i = 0; i < 3; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = thread_cpu_ms();
     auto file = File::open(path);
-    const auto t1 = std::chrono::steady_clock::now();
+    const double t1 = thread_cpu_ms();
     ASSERT_TRUE(file.ok()) << file.status().message();
     EXPECT_EQ(file.value()->get_string_array("tokenizer.ggml.tokens")->size(), 128256u);
-    best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
+    best_ms = std::min(best_ms, t1 - t0);
   }
-  std::printf("llama-bpe vocab: open + parse %.1f ms (best of 3)\n", best_ms);
-  // Generous bound: the target is well under 100 ms in Release; sanitizer builds are slower.
-  EXPECT_LT(best_ms, 1000.0);
+  std::printf("llama-bpe vocab: open + parse %.1f ms CPU (best of 3)\n", best_ms);
+  if (kSanitized) GTEST_SKIP() << "sanitizer build: parse time not checked";
+  EXPECT_LT(best_ms, 100.0);
 }
 
 }  // namespace

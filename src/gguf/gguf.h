@@ -151,7 +151,9 @@ class File {
 };
 
 // Builds a GGUF v3 file: metadata in insertion order, then tensor infos, then aligned data.
-// The output loads in llama.cpp and gguf-py.
+// The output loads in llama.cpp and gguf-py: tensor names are at most 63 bytes, every
+// dimension at least 1, tensor offsets consecutive, general.alignment stored as UINT32.
+// One limit is the caller's: llama.cpp refuses arrays of arrays (gguf-py and plumb read them).
 class Writer {
  public:
   // Sets (or replaces, keeping its position) a metadata key.

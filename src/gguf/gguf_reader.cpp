@@ -322,7 +322,10 @@ class Parser {
         return error_at(dims_at, tname, strprintf("n_dims is %u, expected 1 to %d", n_dims, kMaxDims));
       }
       info.n_dims = static_cast<int>(n_dims);
+      // Both products are checked in the order TensorInfo::n_elements() and n_rows() compute
+      // them (a zero dimension must not hide an overflow of the others).
       int64_t n_elements = 1;
+      int64_t n_rows = 1;
       for (uint32_t d = 0; d < n_dims; ++d) {
         const size_t ne_at = pos_;
         uint64_t ne = 0;
@@ -333,7 +336,8 @@ class Parser {
                                     static_cast<unsigned long long>(ne)));
         }
         info.ne[d] = static_cast<int64_t>(ne);
-        if (__builtin_mul_overflow(n_elements, info.ne[d], &n_elements)) {
+        if (__builtin_mul_overflow(n_elements, info.ne[d], &n_elements) ||
+            (d > 0 && __builtin_mul_overflow(n_rows, info.ne[d], &n_rows))) {
           return error_at(ne_at, tname,
                           "element count overflows int64 (shape " + info.shape_string() + "...)");
         }

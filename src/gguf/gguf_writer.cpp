@@ -136,12 +136,15 @@ Result<size_t> tensor_nbytes(const std::string& name, TensorType type,
   }
   const TypeTraits& traits = type_traits(type);
   int64_t rows = 1;
+  int64_t elements = 1;
   for (size_t d = 0; d < ne.size(); ++d) {
-    if (ne[d] < 0) {
-      return Status::errorf("gguf writer: tensor '%s' has negative ne[%zu] = %lld", name.c_str(),
-                            d, static_cast<long long>(ne[d]));
+    // ggml divides by each dimension when it checks a shape, so an empty one would crash it.
+    if (ne[d] < 1) {
+      return Status::errorf("gguf writer: tensor '%s' has ne[%zu] = %lld, expected at least 1",
+                            name.c_str(), d, static_cast<long long>(ne[d]));
     }
-    if (d > 0 && __builtin_mul_overflow(rows, ne[d], &rows)) {
+    if (__builtin_mul_overflow(elements, ne[d], &elements) ||
+        (d > 0 && __builtin_mul_overflow(rows, ne[d], &rows))) {
       return Status::errorf("gguf writer: tensor '%s' element count overflows", name.c_str());
     }
   }
@@ -247,9 +250,12 @@ Status Writer::write_to(const std::function<Status(const uint8_t*, size_t)>& sin
   header.put<uint64_t>(tensors_.size());
   header.put<uint64_t>(metadata_.size());
   for (const auto& [key, value] : metadata_) {
+    // ggml reads general.alignment with gguf_get_val_u32, which aborts on any other type.
+    const Value as_u32 = key == "general.alignment" ? Value::make_u32(align) : Value();
+    const Value& stored = key == "general.alignment" ? as_u32 : value;
     header.put_string(key);
-    header.put<uint32_t>(static_cast<uint32_t>(value.type));
-    PLUMB_RETURN_IF_ERROR(header.put_value(key, value, 0));
+    header.put<uint32_t>(static_cast<uint32_t>(stored.type));
+    PLUMB_RETURN_IF_ERROR(header.put_value(key, stored, 0));
   }
   uint64_t offset = 0;
   for (const PendingTensor& t : tensors_) {
