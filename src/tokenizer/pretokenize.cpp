@@ -65,7 +65,13 @@ constexpr const char* kDeepseekLetters =
     "\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-"
     "\\x{118DF}\\x{1E900}-\\x{1E943}]+";
 constexpr const char* kDeepseekPunct = S_ "?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3001}-\\x{3002}]+";
-constexpr const char* kCjk = "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+";
+// "[一-龥ࠀ-一가-퟿]+" (U+4E00-U+9FA5, U+0800-U+4E00, U+AC00-U+D7FF) as llama.cpp's wregex sees
+// it: the White_Space code points inside U+0800-U+4E00 (U+1680, U+2000-U+200A, U+2028,
+// U+2029, U+202F, U+205F, U+3000) have become \v before matching, so the range skips them.
+constexpr const char* kCjk =
+    "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{167F}\\x{1681}-\\x{1FFF}\\x{200B}-\\x{2027}"
+    "\\x{202A}-\\x{202E}\\x{2030}-\\x{205E}\\x{2060}-\\x{2FFF}\\x{3001}-\\x{4E00}"
+    "\\x{AC00}-\\x{D7FF}]+";
 constexpr const char* kBloom = " ?[^(" WS "|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+";
 
 std::vector<const char*> chain_for(PreType type) {

@@ -35,7 +35,9 @@ class Tokenizer {
 
   // llama.cpp's detokenize: pieces joined, the SPM leading space removed when the first
   // token's piece starts with one (remove_leading_space), and the clean-up of spaces before
-  // punctuation when `clean_spaces` (BPE default in llama.cpp).
+  // punctuation when `clean_spaces` (BPE default in llama.cpp). The clean-up only happens
+  // where llama.cpp's vocabulary enables it (not SPM, not qwen2/smollm/deepseek/command-r...):
+  // clean_spaces = true gives llama.cpp's text, false never cleans (exact round trips).
   virtual std::string decode(const std::vector<TokenId>& ids, bool render_special,
                              bool clean_spaces) const = 0;
 

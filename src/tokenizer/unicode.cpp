@@ -139,17 +139,13 @@ uint32_t byte_to_codepoint(uint8_t byte) { return byte_tables().to_cpt[byte]; }
 const std::string& byte_to_utf8(uint8_t byte) { return byte_tables().to_utf8[byte]; }
 
 int codepoint_to_byte(uint32_t cpt) {
-  if (cpt < 256) {
-    const bool printable =
-        (cpt >= 0x21 && cpt <= 0x7E) || (cpt >= 0xA1 && cpt <= 0xAC) || cpt >= 0xAE;
-    return printable ? static_cast<int>(cpt) : -1;
-  }
-  if (cpt < 256 + 68) {
-    for (int b = 0; b < 256; ++b) {
-      if (byte_tables().to_cpt[b] == cpt) return b;
-    }
-  }
-  return -1;
+  static const std::array<int16_t, 512> inverse = [] {
+    std::array<int16_t, 512> t;
+    t.fill(-1);
+    for (int b = 0; b < 256; ++b) t[byte_tables().to_cpt[b]] = static_cast<int16_t>(b);
+    return t;
+  }();
+  return cpt < inverse.size() ? inverse[cpt] : -1;
 }
 
 }  // namespace plumb::tok

@@ -113,14 +113,6 @@ constexpr const char* kFimRepTexts[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-r
                                         "<reponame>"};
 constexpr const char* kFimSepTexts[] = {"<|file_sep|>"};
 
-template <size_t N>
-bool one_of(const std::string& text, const char* const (&list)[N]) {
-  for (const char* s : list) {
-    if (text == s) return true;
-  }
-  return false;
-}
-
 uint32_t attr_of_type(int32_t type) {
   switch (type) {
     case 1: return kAttrNormal;
@@ -225,6 +217,8 @@ Result<Vocab> build_vocab(VocabSpec spec) {
 
   if (v.type == VocabType::kBpe) {
     // "left right" split at the first space after the first byte; the first rank of a pair wins.
+    v.part_ids.reserve(spec.merges.size() + 256);
+    v.merges.reserve(spec.merges.size());
     for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
       const std::string& m = spec.merges[rank];
       const size_t space = m.find(' ', 1);
@@ -245,9 +239,11 @@ Result<Vocab> build_vocab(VocabSpec spec) {
     // The part id of each merge's joined string, now that all parts are known.
     std::vector<std::string> part_text(v.part_ids.size());
     for (const auto& [text, id] : v.part_ids) part_text[id] = text;
+    std::string joined;
     for (auto& [key, merge] : v.merges) {
-      const std::string joined = part_text[key >> 32] + part_text[key & 0xFFFFFFFFu];
-      auto it = v.part_ids.find(joined);
+      joined.assign(part_text[key >> 32]);
+      joined.append(part_text[key & 0xFFFFFFFFu]);
+      auto it = v.part_ids.find(std::string_view(joined));
       merge.joined = it == v.part_ids.end() ? -1 : it->second;
     }
   }
@@ -288,26 +284,31 @@ Result<Vocab> build_vocab(VocabSpec spec) {
     return Status::error("tokenizer.ggml.add_sep_token is true, but seperator_token_id is not set");
   }
 
-  // Markers found by their text (llama.cpp walks its hash map; here ids go in order, which
-  // only differs when a vocabulary holds two candidates for one role). A marker that is not a
-  // control token becomes one.
-  auto mark = [&](int32_t id, int32_t* slot) {
-    if (*slot < 0) {
-      *slot = id;
-      v.tokens[id].attr |= kAttrControl;
+  // Markers found by their text. llama.cpp walks its hash map and takes the first candidate
+  // it meets; here the lowest id wins, which only differs when a vocabulary holds two
+  // candidates for one role. A marker that is not a control token becomes one.
+  auto lowest_of = [&](auto const& texts) {
+    int32_t best = -1;
+    for (const char* text : texts) {
+      const int32_t id = v.find(text);
+      if (id >= 0 && (best < 0 || id < best)) best = id;
+    }
+    return best;
+  };
+  auto mark = [&](int32_t* slot, int32_t found) {
+    if (*slot < 0 && found >= 0) {
+      *slot = found;
+      v.tokens[found].attr |= kAttrControl;
     }
   };
-  for (int32_t id = 0; id < n; ++id) {
-    const std::string& text = v.tokens[id].text;
-    if (one_of(text, kEotTexts)) mark(id, &v.eot);
-    if (text == "<|eom_id|>") mark(id, &v.eom);
-    if (one_of(text, kFimPreTexts)) mark(id, &v.fim_pre);
-    if (one_of(text, kFimSufTexts)) mark(id, &v.fim_suf);
-    if (one_of(text, kFimMidTexts)) mark(id, &v.fim_mid);
-    if (one_of(text, kFimPadTexts)) mark(id, &v.fim_pad);
-    if (one_of(text, kFimRepTexts)) mark(id, &v.fim_rep);
-    if (one_of(text, kFimSepTexts)) mark(id, &v.fim_sep);
-  }
+  mark(&v.eot, lowest_of(kEotTexts));
+  mark(&v.eom, v.find("<|eom_id|>"));
+  mark(&v.fim_pre, lowest_of(kFimPreTexts));
+  mark(&v.fim_suf, lowest_of(kFimSufTexts));
+  mark(&v.fim_mid, lowest_of(kFimMidTexts));
+  mark(&v.fim_pad, lowest_of(kFimPadTexts));
+  mark(&v.fim_rep, lowest_of(kFimRepTexts));
+  mark(&v.fim_sep, lowest_of(kFimSepTexts));
   for (TokenData& t : v.tokens) {
     if ((t.attr & kAttrControl) && t.text.find("unused") != std::string::npos) t.attr |= kAttrUnused;
   }
@@ -316,11 +317,11 @@ Result<Vocab> build_vocab(VocabSpec spec) {
   for (int32_t id : {v.fim_pad, v.fim_rep, v.fim_sep}) {
     if (id >= 0) eog.push_back(id);
   }
-  for (int32_t id = 0; id < n; ++id) {
-    if (one_of(v.tokens[id].text, kEogTexts)) {
-      eog.push_back(id);
-      v.tokens[id].attr |= kAttrControl;
-    }
+  for (const char* text : kEogTexts) {
+    const int32_t id = v.find(text);
+    if (id < 0) continue;
+    eog.push_back(id);
+    v.tokens[id].attr |= kAttrControl;
   }
   // gpt-oss: these are always rendered.
   for (const char* text : {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"}) {

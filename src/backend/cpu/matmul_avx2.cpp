@@ -229,36 +229,31 @@ inline __m256 dot16(__m128i w16, const int16_t* q) {
 }
 
 // Q4_0 / Q4_1 share the main term (weights q - 8); Q4_1 adds mc = m + 8 d per block.
-template <bool kMin>
-inline __m256 q4_legacy_block(const uint8_t* b, int64_t i, const ActRow& a, __m256 acc, float* mcs) {
-  const __m128i m4 = _mm_set1_epi8(0x0F);
-  const __m128i off = _mm_set1_epi8(8);
+// 32-element blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): B gives the block size, its
+// weights' lane partials with 32 activations, d, and for min types mc (as weight_unpack.h).
+template <class B>
+inline __m256 legacy_block(const uint8_t* b, int64_t i, const ActRow& a, __m256 acc, float* mcs) {
   const float d = f16(b);
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (kMin ? 4 : 2)));
-  const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m4), off);
-  const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), off);
-  if constexpr (kMin) mcs[i & 7] = f16(b + 2) + 8.0f * d;
-  return _mm256_fmadd_ps(dot32(lo, hi, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), acc);
+  if constexpr (B::kHasMin) mcs[i & 7] = B::mc(b, d);
+  return _mm256_fmadd_ps(B::dot(b, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), acc);
 }
 
-// Q4_0 / Q4_1 share the main term (weights q - 8); Q4_1 adds mc = m + 8 d per block.
-template <bool kMin>
-float fused_q4_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
-  constexpr size_t kBytes = kMin ? sizeof(block_q4_1) : sizeof(block_q4_0);
+template <class B>
+float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
   __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
   alignas(32) float mcs[8];
   int64_t i = 0;
   for (; i + 2 <= nb; i += 2) {
-    even = q4_legacy_block<kMin>(row + i * kBytes, i, a, even, mcs);
-    odd = q4_legacy_block<kMin>(row + (i + 1) * kBytes, i + 1, a, odd, mcs);
-    if constexpr (kMin) {
+    even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
+    odd = legacy_block<B>(row + (i + 1) * B::kBytes, i + 1, a, odd, mcs);
+    if constexpr (B::kHasMin) {
       if ((i & 7) == 6) macc = _mm256_fmadd_ps(_mm256_load_ps(mcs), _mm256_loadu_ps(a.sx32 + i - 6), macc);
     }
   }
-  if (i < nb) even = q4_legacy_block<kMin>(row + i * kBytes, i, a, even, mcs);
+  if (i < nb) even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
   float out = hsum8_ps(_mm256_add_ps(even, odd));
-  if constexpr (kMin) {
+  if constexpr (B::kHasMin) {
     if (nb & 7) {
       alignas(32) float lanes[8];
       _mm256_store_ps(lanes, macc);
@@ -270,31 +265,95 @@ float fused_q4_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
   return out;
 }
 
-struct FusedQ4_0 {
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_q4_legacy<false>(r, nb, a); }
-};
-struct FusedQ4_1 {
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_q4_legacy<true>(r, nb, a); }
-};
-
-inline __m256 q8_0_block(const block_q8_0& b, int64_t i, const ActRow& a, __m256 acc) {
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
-  return _mm256_fmadd_ps(dot32(v, a.q + 32 * i), _mm256_set1_ps(f16(&b.d) * a.d[i]), acc);
+// 16 bytes of nibbles -> element-order low (elements 0..15) and high (16..31) halves, minus off.
+inline void nibbles(const uint8_t* qs, int off, __m128i* lo, __m128i* hi) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  const __m128i o = _mm_set1_epi8(static_cast<char>(off));
+  *lo = _mm_sub_epi8(_mm_and_si128(v, m4), o);
+  *hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), o);
 }
 
-struct FusedQ8_0 {
-  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
-    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
-    const auto* b = reinterpret_cast<const block_q8_0*>(row);
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-      even = q8_0_block(b[i], i, a, even);
-      odd = q8_0_block(b[i + 1], i + 1, a, odd);
-    }
-    if (i < nb) even = q8_0_block(b[i], i, a, even);
-    return hsum8_ps(_mm256_add_ps(even, odd));
+// The 32 fifth bits of Q5_0/Q5_1 (bit j = element j) as 0x10 bytes in element order.
+inline __m256i fifth_bits(const uint8_t* qh4) {
+  uint32_t qh;
+  std::memcpy(&qh, qh4, 4);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                             _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                               0x0101010101010101, 0x0000000000000000));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+inline __m256i q5_bytes(const uint8_t* qh4, const uint8_t* qs) {
+  __m128i lo, hi;
+  nibbles(qs, 0, &lo, &hi);
+  const __m256i q = _mm256_or_si256(_mm256_set_m128i(hi, lo), fifth_bits(qh4));
+  return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+}
+
+struct BlkQ4_0 {
+  static constexpr size_t kBytes = sizeof(block_q4_0);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    __m128i lo, hi;
+    nibbles(b + 2, 8, &lo, &hi);
+    return dot32(lo, hi, q);
   }
+  static float mc(const uint8_t*, float) { return 0.0f; }
 };
+struct BlkQ4_1 {
+  static constexpr size_t kBytes = sizeof(block_q4_1);
+  static constexpr bool kHasMin = true;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    __m128i lo, hi;
+    nibbles(b + 4, 8, &lo, &hi);
+    return dot32(lo, hi, q);
+  }
+  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 8.0f * d; }
+};
+struct BlkQ5_0 {
+  static constexpr size_t kBytes = sizeof(block_q5_0);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 2, b + 6), q); }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+struct BlkQ5_1 {
+  static constexpr size_t kBytes = sizeof(block_q5_1);
+  static constexpr bool kHasMin = true;
+  static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 4, b + 8), q); }
+  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 16.0f * d; }
+};
+struct BlkQ8_0 {
+  static constexpr size_t kBytes = sizeof(block_q8_0);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    return dot32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), q);
+  }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+struct BlkIQ4_NL {
+  static constexpr size_t kBytes = sizeof(block_iq4_nl);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues));
+    __m128i lo, hi;
+    nibbles(b + 2, 0, &lo, &hi);
+    return dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q);
+  }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+
+template <class B>
+struct FusedLegacy {
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_legacy<B>(r, nb, a); }
+};
+using FusedQ4_0 = FusedLegacy<BlkQ4_0>;
+using FusedQ4_1 = FusedLegacy<BlkQ4_1>;
+using FusedQ5_0 = FusedLegacy<BlkQ5_0>;
+using FusedQ5_1 = FusedLegacy<BlkQ5_1>;
+using FusedQ8_0 = FusedLegacy<BlkQ8_0>;
+using FusedIQ4_NL = FusedLegacy<BlkIQ4_NL>;
 
 struct FusedQ4_K {
   static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
@@ -372,6 +431,157 @@ struct FusedQ6_K {
           acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w[k], 1), q + 32 * k + 16), lane(coef, 2 * k + 1),
                                    acc[1]);
         }
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  }
+};
+
+// Q5_K: Q4_K's scales and mins, plus the fifth bits of qh; weights q - 16, mc = -dmin*m + 16*dw.
+struct FusedQ5_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i off = _mm256_set1_epi8(16);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 macc = _mm256_setzero_ps();
+    const auto* blocks = reinterpret_cast<const block_q5_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q5_K& b = blocks[i];
+      uint32_t u[4];
+      std::memcpy(u, b.scales, 12);
+      u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+      const uint32_t mins_lo = u[1] & kmask1;
+      u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+      u[2] = mins_lo;
+      u[0] &= kmask1;
+      const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
+                                       static_cast<int>(u[0]));
+      const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+      const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)), scf);
+      const __m256 mc =
+          _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(16.0f), dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
+      macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
+      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+      const int16_t* q = a.q + 256 * i;
+      for (int j = 0; j < 4; ++j) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4);
+        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
+        const __m256i lo = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(v, m4), h0), off);
+        const __m256i hi = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1), off);
+        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), lane(coef, 2 * j), acc[0]);
+        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), lane(coef, 2 * j + 1), acc[1]);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
+  }
+};
+
+// IQ4_XS: 8 sub-blocks of 32 with 6-bit scales (ls - 32), values from the IQ4_NL grid.
+struct FusedIQ4_XS {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues));
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const auto* blocks = reinterpret_cast<const block_iq4_xs*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_iq4_xs& b = blocks[i];
+      const uint16_t scales_h = load_u16(&b.scales_h);
+      alignas(32) int32_t ls[8];
+      for (int ib = 0; ib < 8; ++ib) {
+        ls[ib] = (((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((scales_h >> (2 * ib)) & 3) << 4)) - 32;
+      }
+      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
+                                      _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(ls))));
+      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const int16_t* q = a.q + 256 * i;
+      for (int ib = 0; ib < 8; ib += 2) {
+        __m128i lo, hi;
+        nibbles(b.qs + 16 * ib, 0, &lo, &hi);
+        acc[0] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib),
+                                 lane(coef, ib), acc[0]);
+        nibbles(b.qs + 16 * ib + 16, 0, &lo, &hi);
+        acc[1] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib + 32),
+                                 lane(coef, ib + 1), acc[1]);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  }
+};
+
+// Q2_K / Q3_K: 16 sub-blocks of 16 per super-block, two halves of 128 elements; in half n, shift
+// 2j of the 32 bytes qs[32n..] holds sub-blocks 8n+2j (bytes 0..15) and 8n+2j+1 (bytes 16..31).
+// coef[s] = dw[s] * d_a[s / 2] for the sub-blocks 8n..8n+7 of half n.
+inline __m256 k16_coef(__m256 dw, const float* d_a) {
+  const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  return _mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d_a)), pairs));
+}
+
+template <class Bytes>
+inline void k16_half(const Bytes& bytes_of, __m256 coef, const int16_t* q, __m256 acc[2]) {
+  for (int j = 0; j < 4; ++j) {
+    const __m256i w = bytes_of(j);
+    acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w), q + 32 * j), lane(coef, 2 * j), acc[0]);
+    acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w, 1), q + 32 * j + 16), lane(coef, 2 * j + 1), acc[1]);
+  }
+}
+
+struct FusedQ2_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m256i off = _mm256_set1_epi8(2);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 macc = _mm256_setzero_ps();
+    const auto* blocks = reinterpret_cast<const block_q2_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q2_K& b = blocks[i];
+      const __m256 d = _mm256_set1_ps(f16(&b.d));
+      const __m256 dmin = _mm256_set1_ps(f16(&b.dmin));
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+      const __m128i sc_lo = _mm_and_si128(sc, _mm_set1_epi8(0x0F));
+      const __m128i sc_hi = _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F));
+      for (int n = 0; n < 2; ++n) {
+        const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(n ? _mm_srli_si128(sc_lo, 8) : sc_lo)));
+        const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(n ? _mm_srli_si128(sc_hi, 8) : sc_hi));
+        const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), dw), _mm256_mul_ps(dmin, mf));
+        macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), macc);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+        k16_half(
+            [&](int j) { return _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2), off); },
+            k16_coef(dw, a.d + 8 * i + 4 * n), a.q + 256 * i + 128 * n, acc);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
+  }
+};
+
+struct FusedQ3_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i off = _mm256_set1_epi8(4);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const auto* blocks = reinterpret_cast<const block_q3_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q3_K& b = blocks[i];
+      const __m256 d = _mm256_set1_ps(f16(&b.d));
+      alignas(16) int8_t sc[16];
+      q3k_scales(b.scales, sc);
+      const __m128i scv = _mm_sub_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)), _mm_set1_epi8(32));
+      const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+      for (int n = 0; n < 2; ++n) {
+        const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(scv, 8) : scv)));
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+        k16_half(
+            [&](int j) {
+              const __m256i low = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2);
+              const __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * n + j), one);
+              return _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(hbit, 2)), off);
+            },
+            k16_coef(dw, a.d + 8 * i + 4 * n), a.q + 256 * i + 128 * n, acc);
       }
     }
     return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
@@ -577,17 +787,17 @@ RowsKernel avx2_kernel(TensorType type) {
     case TensorType::BF16: return avx2_float_rows<RowBF16>;
     case TensorType::Q4_0: return avx2_quant_rows<SimdQ4_0, FusedQ4_0>;
     case TensorType::Q4_1: return avx2_quant_rows<SimdQ4_1, FusedQ4_1>;
-    case TensorType::Q5_0: return avx2_quant_rows<UnpackQ5_0>;
-    case TensorType::Q5_1: return avx2_quant_rows<UnpackQ5_1>;
+    case TensorType::Q5_0: return avx2_quant_rows<UnpackQ5_0, FusedQ5_0>;
+    case TensorType::Q5_1: return avx2_quant_rows<UnpackQ5_1, FusedQ5_1>;
     case TensorType::Q8_0: return avx2_quant_rows<SimdQ8_0, FusedQ8_0>;
-    case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K>;
-    case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K>;
+    case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K, FusedQ2_K>;
+    case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K, FusedQ3_K>;
     case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K, FusedQ4_K>;
-    case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K>;
+    case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K, FusedQ5_K>;
     case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K, FusedQ6_K>;
     case TensorType::Q8_K: return avx2_quant_rows<UnpackQ8_K>;
-    case TensorType::IQ4_NL: return avx2_quant_rows<SimdIQ4_NL>;
-    case TensorType::IQ4_XS: return avx2_quant_rows<UnpackIQ4_XS>;
+    case TensorType::IQ4_NL: return avx2_quant_rows<SimdIQ4_NL, FusedIQ4_NL>;
+    case TensorType::IQ4_XS: return avx2_quant_rows<UnpackIQ4_XS, FusedIQ4_XS>;
     default: return nullptr;
   }
 }
