@@ -14,6 +14,7 @@
 
 #include "model/model.h"
 #include "model_ref.h"
+#include "test_models.h"
 #include "test_util.h"
 
 namespace plumb::test {
@@ -31,10 +32,9 @@ struct ExactCase {
 
 void check_exactness(const ExactCase& ec) {
   const std::string file = std::string("austen-21m-") + ec.name + ".gguf";
-  const std::string model_path = shared_path("models/" + file);
   PLUMB_REQUIRE_SHARED(tool, "tools/ref64.py");
   PLUMB_REQUIRE_SHARED(tokens_file, "ref64/austen-21m.tokens.txt");
-  if (model_path.empty()) GTEST_SKIP() << "missing shared data: models/" << file;
+  PLUMB_REQUIRE_AUSTEN(model_path, ec.name);
   if (!python_has_numpy_and_gguf()) GTEST_SKIP() << "python3 with numpy and gguf is not available: float64 oracle skipped";
 
   // The float64 answer takes seconds to compute: it is kept in the build tree, keyed by the
@@ -50,7 +50,7 @@ void check_exactness(const ExactCase& ec) {
     std::filesystem::rename(tmp, out);
   }
 
-  auto model = Model::load(model_path, {.load_tokenizer = false});
+  auto model = Model::load(model_path, without_tokenizer());
   ASSERT_TRUE(model.ok()) << model.status().message();
   const int64_t n_vocab = (*model)->config().n_vocab;
   LogitsAgreement agreement;
@@ -71,6 +71,8 @@ void check_exactness(const ExactCase& ec) {
 }
 
 TEST(ModelExactness, Austen21mF16) { check_exactness({"f16", 1.04e-8, 1.0}); }
+TEST(ModelExactness, Austen21mQ8_0) { check_exactness({"q8_0", 5.88e-6, 0.9851}); }
+TEST(ModelExactness, Austen21mQ6K) { check_exactness({"q6_k", 1.54e-5, 0.99}); }
 TEST(ModelExactness, Austen21mQ4KM) { check_exactness({"q4_k_m", 1.78e-5, 1.0}); }
 TEST(ModelExactness, Austen21mQ4_0) { check_exactness({"q4_0", 8.65e-6, 0.995}); }
 

@@ -48,6 +48,13 @@ struct LogitsAgreement {
   double top1_rate() const { return positions ? static_cast<double>(top1_equal) / positions : 0.0; }
 };
 
+// Model options that skip the tokenizer (tests that feed token ids).
+inline ModelOptions without_tokenizer() {
+  ModelOptions o;
+  o.load_tokenizer = false;
+  return o;
+}
+
 // Where a model too large for ../shared lives: $PLUMB_MODELS/<name> or <repo>/models/<name>;
 // empty when absent.
 std::string cached_model_path(const std::string& name);

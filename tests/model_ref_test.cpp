@@ -9,6 +9,7 @@
 
 #include "model/model.h"
 #include "model_ref.h"
+#include "test_models.h"
 #include "test_util.h"
 
 namespace plumb::test {
@@ -75,14 +76,14 @@ void check_against_reference(const std::string& model_path, const std::string& r
 }
 
 void check_austen(const RefCase& rc) {
-  const std::string file = std::string("austen-21m-") + rc.name + ".gguf";
-  const std::string model = shared_path("models/" + file);
-  const std::string ref = shared_path("ref/" + file);
-  if (model.empty() || ref.empty()) GTEST_SKIP() << "missing shared data: models/ or ref/" << file;
+  PLUMB_REQUIRE_SHARED(ref, std::string("ref/austen-21m-") + rc.name + ".gguf");
+  PLUMB_REQUIRE_AUSTEN(model, rc.name);
   check_against_reference(model, ref, rc);
 }
 
 TEST(ModelRef, Austen21mF16) { check_austen({"f16", 0.01f, 1e-6}); }
+TEST(ModelRef, Austen21mQ8_0) { check_austen({"q8_0", 0.15f, 3e-5}); }
+TEST(ModelRef, Austen21mQ6K) { check_austen({"q6_k", 0.30f, 8e-5}); }
 TEST(ModelRef, Austen21mQ4KM) { check_austen({"q4_k_m", 0.30f, 9e-5}); }
 TEST(ModelRef, Austen21mQ4_0) { check_austen({"q4_0", 0.25f, 4.5e-5}); }
 

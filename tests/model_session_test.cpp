@@ -29,7 +29,7 @@ class ModelSession : public ::testing::Test {
   void SetUp() override {
     const std::string path = shared_path("models/austen-21m-q4_k_m.gguf");
     if (path.empty()) GTEST_SKIP() << "missing shared data: models/austen-21m-q4_k_m.gguf";
-    auto m = Model::load(path, {.load_tokenizer = false});
+    auto m = Model::load(path, without_tokenizer());
     ASSERT_TRUE(m.ok()) << m.status().message();
     model_ = std::move(*m);
     n_vocab_ = model_->config().n_vocab;

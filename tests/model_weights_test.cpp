@@ -6,6 +6,7 @@
 
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "model_ref.h"
 #include "test_util.h"
 
 namespace plumb::test {
@@ -33,7 +34,7 @@ std::string rewritten_model(const std::string& src_path, const std::string& name
 }
 
 std::string load_error(const std::string& path) {
-  auto model = Model::load(path, {.load_tokenizer = false});
+  auto model = Model::load(path, without_tokenizer());
   return model.ok() ? std::string("(loaded without error)") : model.status().message();
 }
 
@@ -61,7 +62,7 @@ TEST(ModelWeights, OtherArchitectureIsRefusedByName) {
 
 TEST(ModelWeights, ConfigOfAusten) {
   PLUMB_REQUIRE_SHARED(src, "models/austen-21m-f16.gguf");
-  auto model = Model::load(src, {.load_tokenizer = false});
+  auto model = Model::load(src, without_tokenizer());
   ASSERT_TRUE(model.ok()) << model.status().message();
   const ModelConfig& c = (*model)->config();
   EXPECT_EQ(c.architecture, "llama");
@@ -79,6 +80,31 @@ TEST(ModelWeights, ConfigOfAusten) {
   EXPECT_FLOAT_EQ(c.rms_eps, 1e-5f);
   EXPECT_FALSE(c.tied_output);
   EXPECT_FALSE(c.has_rope_freqs);
+}
+
+}  // namespace
+}  // namespace plumb::test
+
+namespace plumb::test {
+namespace {
+
+TEST(ModelWeights, ProgressReportsEveryTensorByte) {
+  PLUMB_REQUIRE_SHARED(src, "models/austen-21m-q4_0.gguf");
+  uint64_t last_done = 0, last_total = 0;
+  int calls = 0;
+  ModelOptions opts;
+  opts.load_tokenizer = false;
+  opts.progress = [&](uint64_t done, uint64_t total) {
+    EXPECT_GE(done, last_done);
+    last_done = done;
+    last_total = total;
+    ++calls;
+  };
+  auto model = Model::load(src, opts);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  EXPECT_GE(calls, 2);
+  EXPECT_EQ(last_done, last_total);
+  EXPECT_GT(last_total, 14000000u);
 }
 
 }  // namespace

@@ -83,7 +83,10 @@ class Session {
 
   // Appends `tokens` at positions n_past() .. and runs the forward pass over them as one batch
   // (split by n_batch). Logits are kept for every new position when all_logits, else for the
-  // last one only. A context overflow is an error that leaves the session unchanged.
+  // last one only (the output projection is skipped for the others). A context overflow or a
+  // token id outside the vocabulary is an error that leaves the session unchanged. A tracer
+  // sees every tap once per batch of up to n_batch tokens, with all rows (result_norm and
+  // logits included, whatever all_logits says).
   virtual Status decode(std::span<const int32_t> tokens, bool all_logits, Tracer* tracer = nullptr) = 0;
 
   // Logits of the i-th kept position of the last decode (n_vocab floats).

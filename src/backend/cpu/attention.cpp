@@ -12,6 +12,8 @@ namespace plumb::cpu {
 
 namespace {
 
+constexpr int64_t kMinParallelMacs = 1 << 17;
+
 // One (token, query head) of attention over cache rows of type T (uint16_t F16 bits or float).
 template <class T>
 struct HeadAttention {
@@ -74,7 +76,7 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, 
   auto run = [&](const auto* k_cache, const auto* v_cache) {
     // One task per (token, query head); threads take them round-robin, so the per-token cost
     // growing with the position is spread evenly.
-    pool_.run([&](int ith, int nth) {
+    auto tasks = [&](int ith, int nth) {
       float* scores = attention_scratch_[static_cast<size_t>(ith)].data();
       float* acc = scores + n_kv_max;
       for (int64_t task = ith; task < n * s.n_head; task += nth) {
@@ -88,7 +90,15 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, 
         head.run(q + (t * s.n_head + h) * s.head_dim_k, pos0 + t + 1, scores, acc,  // causal: 0 .. pos0 + t
                  out + (t * s.n_head + h) * s.head_dim_v, kern);
       }
-    });
+    };
+    // A generation step over a short context is a few microseconds of work: waking the other
+    // threads would cost more.
+    const int64_t macs = n * s.n_head * n_kv_max * (s.head_dim_k + s.head_dim_v);
+    if (macs < kMinParallelMacs) {
+      tasks(0, 1);
+    } else {
+      pool_.run(tasks);
+    }
   };
   if (c.type == CacheType::F32) {
     run(c.k32[L].data(), c.v32[L].data());
