@@ -131,7 +131,10 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
   const TensorType type = GetParam();
   uint32_t seed = 1;
   std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
-  if (type_traits(type).block_size == 32) shapes.push_back({96, 5, 3});  // fewer blocks than a lane group
+  if (type_traits(type).block_size == 32) {
+    shapes.push_back({96, 5, 3});   // fewer blocks than a lane group
+    shapes.push_back({352, 3, 1});  // a lane group plus a partial one
+  }
   if (!type_traits(type).is_quantized) shapes.push_back({37, 5, 3});     // ragged float rows
   for (const Shape& s : shapes) {
     SCOPED_TRACE(testing::Message() << type_name(type) << " n_in=" << s.n_in << " n_out=" << s.n_out
@@ -189,6 +192,27 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
     if (detail::select_kernel(type, true) != detail::select_kernel(type, false) && detail::simd_enabled()) {
       const std::vector<float> simd = run_kernel(p, true);
       for (size_t i = 0; i < simd.size(); ++i) ASSERT_EQ(simd[i], scalar[i]) << "AVX2 differs at " << i;
+    }
+    // (b') the single-token AVX2 kernel (used for 1-3 tokens) on its own, row by row.
+    if (detail::uses_quantized_activations(type) && detail::simd_enabled()) {
+      const detail::RowDot dot = detail::avx2_fused_row(type);
+      if (type != TensorType::Q8_K) {
+        EXPECT_NE(dot, nullptr) << "no single-token AVX2 kernel";
+      }
+      if (dot != nullptr) {
+        ThreadPool pool(1);
+        ActivationBuffer act;
+        act.prepare(type, p.x.data(), p.n_tokens, p.n_in, pool);
+        const detail::ActLayout lay = detail::ActLayout::for_n_in(p.n_in);
+        const int64_t n_blocks = p.n_in / type_traits(type).block_size;
+        for (int64_t t = 0; t < p.n_tokens; ++t) {
+          for (int64_t r = 0; r < p.n_out; ++r) {
+            const uint8_t* row = p.weights.data() + r * row_size(type, p.n_in);
+            const float v = dot(row, n_blocks, detail::act_row(act, lay, t));
+            ASSERT_EQ(v, scalar[t * p.n_out + r]) << "single-token AVX2 differs at t=" << t << " r=" << r;
+          }
+        }
+      }
     }
     // (c) threads do not change a bit, and matmul() writes every output.
     const std::vector<float> y1 = run_matmul(p, 1);

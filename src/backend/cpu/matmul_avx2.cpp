@@ -30,6 +30,14 @@ inline float hsum8_ps(__m256 v) {
 
 inline float f16(const void* p) { return _cvtsh_ss(load_u16(p)); }
 
+// The two halves at p (e.g. a block's d and m) as floats in lanes 0 and 1: one 32-bit load and
+// one conversion. Only for fields followed by at least 2 more bytes of the same block.
+inline __m128 f16x2(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(v)));
+}
+
 // ---- SIMD unpackers of one block into int16 weights (same values as weight_unpack.h) ----
 
 // 16 bytes of nibbles (byte j: element j low, element j+16 high) -> 32 int16 minus `offset`.
@@ -177,19 +185,26 @@ inline void dot_sub(const int16_t* w, const float* dw, int64_t s, const ActRow* 
   }
 }
 
-// sum[t] = acc[t][0] + acc[t][1] over all sub-blocks of an unpacked row, for kT tokens. The two
-// sets are separate named arrays (a runtime set index would keep them in memory).
+// Sub-blocks [s0, s1) (s0 even) of an unpacked row for kT tokens, continuing the accumulators
+// acc[2t] (even sub-blocks) and acc[2t + 1] (odd). Kept in registers inside the span: a runtime
+// set index would keep them in memory.
 template <int kSub, int kT>
-inline void dot_tile(const int16_t* w, const float* dw, int64_t n_sub, const ActRow* a, __m256 sum[kT]) {
+inline void dot_span(const int16_t* w, const float* dw, int64_t s0, int64_t s1, const ActRow* a, __m256* acc) {
   __m256 even[kT], odd[kT];
-  for (int t = 0; t < kT; ++t) even[t] = odd[t] = _mm256_setzero_ps();
-  int64_t s = 0;
-  for (; s + 2 <= n_sub; s += 2) {
+  for (int t = 0; t < kT; ++t) {
+    even[t] = acc[2 * t];
+    odd[t] = acc[2 * t + 1];
+  }
+  int64_t s = s0;
+  for (; s + 2 <= s1; s += 2) {
     dot_sub<kSub, kT>(w, dw, s, a, even);
     dot_sub<kSub, kT>(w, dw, s + 1, a, odd);
   }
-  if (s < n_sub) dot_sub<kSub, kT>(w, dw, s, a, even);
-  for (int t = 0; t < kT; ++t) sum[t] = _mm256_add_ps(even[t], odd[t]);
+  if (s < s1) dot_sub<kSub, kT>(w, dw, s, a, even);
+  for (int t = 0; t < kT; ++t) {
+    acc[2 * t] = even[t];
+    acc[2 * t + 1] = odd[t];
+  }
 }
 
 // macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a scalar tail.
@@ -233,8 +248,9 @@ inline __m256 dot16(__m128i w16, const int16_t* q) {
 // weights' lane partials with 32 activations, d, and for min types mc (as weight_unpack.h).
 template <class B>
 inline __m256 legacy_block(const uint8_t* b, int64_t i, const ActRow& a, __m256 acc, float* mcs) {
-  const float d = f16(b);
-  if constexpr (B::kHasMin) mcs[i & 7] = B::mc(b, d);
+  const __m128 dm = f16x2(b);  // d, and m for the min types (every block here starts with d)
+  const float d = _mm_cvtss_f32(dm);
+  if constexpr (B::kHasMin) mcs[i & 7] = B::mc(_mm_cvtss_f32(_mm_movehdup_ps(dm)), d);
   return _mm256_fmadd_ps(B::dot(b, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), acc);
 }
 
@@ -242,22 +258,36 @@ template <class B>
 float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
   __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
-  alignas(32) float mcs[8];
+  // Min coefficients of groups of 8 blocks, double-buffered: a group is consumed (one vector
+  // fma, lanes = block % 8) one group late, so its 8 scalar stores have left the store buffer
+  // (a vector load right after them would stall on store forwarding).
+  alignas(32) float mcs[2][8];
+  int64_t pending = -1;
   int64_t i = 0;
   for (; i + 2 <= nb; i += 2) {
-    even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
-    odd = legacy_block<B>(row + (i + 1) * B::kBytes, i + 1, a, odd, mcs);
+    float* buf = mcs[(i >> 3) & 1];
+    even = legacy_block<B>(row + i * B::kBytes, i, a, even, buf);
+    odd = legacy_block<B>(row + (i + 1) * B::kBytes, i + 1, a, odd, buf);
     if constexpr (B::kHasMin) {
-      if ((i & 7) == 6) macc = _mm256_fmadd_ps(_mm256_load_ps(mcs), _mm256_loadu_ps(a.sx32 + i - 6), macc);
+      if ((i & 7) == 6) {
+        if (pending >= 0) {
+          macc = _mm256_fmadd_ps(_mm256_load_ps(mcs[pending & 1]), _mm256_loadu_ps(a.sx32 + 8 * pending), macc);
+        }
+        pending = i >> 3;
+      }
     }
   }
-  if (i < nb) even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
+  if (i < nb) even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs[(i >> 3) & 1]);
   float out = hsum8_ps(_mm256_add_ps(even, odd));
   if constexpr (B::kHasMin) {
+    if (pending >= 0) {
+      macc = _mm256_fmadd_ps(_mm256_load_ps(mcs[pending & 1]), _mm256_loadu_ps(a.sx32 + 8 * pending), macc);
+    }
     if (nb & 7) {
+      const float* last = mcs[(nb >> 3) & 1];
       alignas(32) float lanes[8];
       _mm256_store_ps(lanes, macc);
-      for (int64_t j = nb & ~int64_t{7}, l = 0; j < nb; ++j, ++l) lanes[l] = std::fma(mcs[l], a.sx32[j], lanes[l]);
+      for (int64_t j = nb & ~int64_t{7}, l = 0; j < nb; ++j, ++l) lanes[l] = std::fma(last[l], a.sx32[j], lanes[l]);
       macc = _mm256_load_ps(lanes);
     }
     out += hsum8_ps(macc);
@@ -300,7 +330,7 @@ struct BlkQ4_0 {
     nibbles(b + 2, 8, &lo, &hi);
     return dot32(lo, hi, q);
   }
-  static float mc(const uint8_t*, float) { return 0.0f; }
+  static float mc(float, float) { return 0.0f; }
 };
 struct BlkQ4_1 {
   static constexpr size_t kBytes = sizeof(block_q4_1);
@@ -310,19 +340,19 @@ struct BlkQ4_1 {
     nibbles(b + 4, 8, &lo, &hi);
     return dot32(lo, hi, q);
   }
-  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 8.0f * d; }
+  static float mc(float m, float d) { return m + 8.0f * d; }
 };
 struct BlkQ5_0 {
   static constexpr size_t kBytes = sizeof(block_q5_0);
   static constexpr bool kHasMin = false;
   static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 2, b + 6), q); }
-  static float mc(const uint8_t*, float) { return 0.0f; }
+  static float mc(float, float) { return 0.0f; }
 };
 struct BlkQ5_1 {
   static constexpr size_t kBytes = sizeof(block_q5_1);
   static constexpr bool kHasMin = true;
   static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 4, b + 8), q); }
-  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 16.0f * d; }
+  static float mc(float m, float d) { return m + 16.0f * d; }
 };
 struct BlkQ8_0 {
   static constexpr size_t kBytes = sizeof(block_q8_0);
@@ -330,7 +360,7 @@ struct BlkQ8_0 {
   static __m256 dot(const uint8_t* b, const int16_t* q) {
     return dot32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), q);
   }
-  static float mc(const uint8_t*, float) { return 0.0f; }
+  static float mc(float, float) { return 0.0f; }
 };
 struct BlkIQ4_NL {
   static constexpr size_t kBytes = sizeof(block_iq4_nl);
@@ -341,7 +371,7 @@ struct BlkIQ4_NL {
     nibbles(b + 2, 0, &lo, &hi);
     return dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q);
   }
-  static float mc(const uint8_t*, float) { return 0.0f; }
+  static float mc(float, float) { return 0.0f; }
 };
 
 template <class B>
@@ -590,6 +620,32 @@ struct FusedQ3_K {
 
 struct NoFused {};
 
+// kT tokens against the unpacked rows [g0, g1) of a group, blocked over sub-blocks so the
+// tokens' activation slice (kT x 2048 int16 = 16 KB) stays in L1 while the rows stream past.
+template <class U, int kT>
+void group_tile(const RowScratch& scratch, int64_t n_in, int64_t n_sub, int64_t g0, int64_t g1, const ActRow* a,
+                float* y, int64_t ldy) {
+  constexpr int64_t kSpan = 2048 / U::kSub;  // even
+  __m256 acc[16][2 * kT];
+  for (int64_t r = g0; r < g1; ++r)
+    for (int i = 0; i < 2 * kT; ++i) acc[r - g0][i] = _mm256_setzero_ps();
+  for (int64_t s0 = 0; s0 < n_sub; s0 += kSpan) {
+    const int64_t s1 = std::min(n_sub, s0 + kSpan);
+    for (int64_t r = g0; r < g1; ++r) {
+      dot_span<U::kSub, kT>(scratch.w_aligned + (r - g0) * n_in, scratch.dw.data() + (r - g0) * n_sub, s0, s1, a,
+                            acc[r - g0]);
+    }
+  }
+  for (int64_t r = g0; r < g1; ++r) {
+    const float* mc = scratch.mc.data() + (r - g0) * n_sub;
+    for (int t = 0; t < kT; ++t) {
+      float out = hsum8_ps(_mm256_add_ps(acc[r - g0][2 * t], acc[r - g0][2 * t + 1]));
+      if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[t].sx32 : a[t].sx16, n_sub);
+      y[t * ldy + r] = out;
+    }
+  }
+}
+
 template <class U, class F = NoFused>
 void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                      int64_t r1) {
@@ -599,6 +655,16 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
+  if constexpr (!std::is_same_v<F, NoFused>) {
+    // Up to 3 tokens: a row (a few KB) stays in L1 between tokens, no unpacked copy needed.
+    if (n_tokens < 4) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+        for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = F::row(row, n_blocks, act_row(x, lay, t));
+      }
+      return;
+    }
+  }
   // Prompt batches: unpack a group of rows once (into L2-resident scratch), then sweep the
   // tokens in tiles of 4 over the whole group, so each tile's activations stay in L1 while the
   // group's rows stream past them.
@@ -620,29 +686,11 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
     for (; t + 4 <= n_tokens; t += 4) {
       const ActRow a[4] = {act_row(x, lay, t), act_row(x, lay, t + 1), act_row(x, lay, t + 2),
                            act_row(x, lay, t + 3)};
-      for (int64_t r = g0; r < g1; ++r) {
-        const float* mc = scratch.mc.data() + (r - g0) * n_sub;
-        __m256 sum[4];
-        dot_tile<U::kSub, 4>(scratch.w_aligned + (r - g0) * w.n_in, scratch.dw.data() + (r - g0) * n_sub, n_sub, a,
-                             sum);
-        for (int i = 0; i < 4; ++i) {
-          float out = hsum8_ps(sum[i]);
-          if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[i].sx32 : a[i].sx16, n_sub);
-          y[(t + i) * ldy + r] = out;
-        }
-      }
+      group_tile<U, 4>(scratch, w.n_in, n_sub, g0, g1, a, y + t * ldy, ldy);
     }
     for (; t < n_tokens; ++t) {
       const ActRow a[1] = {act_row(x, lay, t)};
-      for (int64_t r = g0; r < g1; ++r) {
-        const float* mc = scratch.mc.data() + (r - g0) * n_sub;
-        __m256 sum[1];
-        dot_tile<U::kSub, 1>(scratch.w_aligned + (r - g0) * w.n_in, scratch.dw.data() + (r - g0) * n_sub, n_sub, a,
-                             sum);
-        float out = hsum8_ps(sum[0]);
-        if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub);
-        y[t * ldy + r] = out;
-      }
+      group_tile<U, 1>(scratch, w.n_in, n_sub, g0, g1, a, y + t * ldy, ldy);
     }
   }
 }
@@ -671,12 +719,15 @@ struct RowBF16 {
   static float at(const uint8_t* row, int64_t k) { return bfloat_to_float(load_u16(row + 2 * k)); }
 };
 
+// Lanes k % 16 over [k0, k1) (multiples of 16) for kT tokens: acc[2t], acc[2t + 1].
 template <class R, int kT>
-inline void float_tile(const uint8_t* row, const float* const* xs, int64_t n_in, float* out) {
+inline void float_span(const uint8_t* row, const float* const* xs, int64_t k0, int64_t k1, __m256* acc) {
   __m256 a0[kT], a1[kT];
-  for (int t = 0; t < kT; ++t) a0[t] = a1[t] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 16 <= n_in; k += 16) {
+  for (int t = 0; t < kT; ++t) {
+    a0[t] = acc[2 * t];
+    a1[t] = acc[2 * t + 1];
+  }
+  for (int64_t k = k0; k < k1; k += 16) {
     const __m256 w0 = R::load8(row, k);
     const __m256 w1 = R::load8(row, k + 8);
     for (int t = 0; t < kT; ++t) {
@@ -685,17 +736,53 @@ inline void float_tile(const uint8_t* row, const float* const* xs, int64_t n_in,
     }
   }
   for (int t = 0; t < kT; ++t) {
+    acc[2 * t] = a0[t];
+    acc[2 * t + 1] = a1[t];
+  }
+}
+
+// The ragged tail [k, n_in) element by element into lanes (k - k_tail) % 16, then hsum8.
+template <class R, int kT>
+inline void float_finish(const uint8_t* row, const float* const* xs, int64_t k, int64_t n_in, const __m256* acc,
+                         float* out) {
+  for (int t = 0; t < kT; ++t) {
     __m256 sum;
     if (k < n_in) {
       alignas(32) float lanes[16];
-      _mm256_store_ps(lanes, a0[t]);
-      _mm256_store_ps(lanes + 8, a1[t]);
+      _mm256_store_ps(lanes, acc[2 * t]);
+      _mm256_store_ps(lanes + 8, acc[2 * t + 1]);
       for (int64_t j = k; j < n_in; ++j) lanes[j - k] = std::fma(R::at(row, j), xs[t][j], lanes[j - k]);
       sum = _mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8));
     } else {
-      sum = _mm256_add_ps(a0[t], a1[t]);
+      sum = _mm256_add_ps(acc[2 * t], acc[2 * t + 1]);
     }
     out[t] = hsum8_ps(sum);
+  }
+}
+
+// A group of up to kRows rows times kT tokens, blocked over k so the tokens' slice of x
+// (kT x 512 floats) and the rows' slices stay in L1 (classic GEMM blocking; each lane still
+// accumulates its k in order, so the result is the contract's).
+template <class R, int kT>
+inline void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int64_t g1, float* y, int64_t ldy,
+                        int64_t t0) {
+  constexpr int kRows = 8;
+  constexpr int64_t kKBlock = 512;
+  const int64_t n_in = w.n_in;
+  const int64_t n_full = n_in / 16 * 16;
+  __m256 acc[kRows][2 * kT];
+  for (int64_t r = g0; r < g1; ++r)
+    for (int i = 0; i < 2 * kT; ++i) acc[r - g0][i] = _mm256_setzero_ps();
+  for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
+    const int64_t k1 = std::min(n_full, k0 + kKBlock);
+    for (int64_t r = g0; r < g1; ++r) {
+      float_span<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, k0, k1, acc[r - g0]);
+    }
+  }
+  for (int64_t r = g0; r < g1; ++r) {
+    float out[kT];
+    float_finish<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, n_full, n_in, acc[r - g0], out);
+    for (int t = 0; t < kT; ++t) y[(t0 + t) * ldy + r] = out[t];
   }
 }
 
@@ -704,21 +791,17 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
                      int64_t r1) {
   const int64_t n_in = w.n_in;
   const int64_t n_tokens = x.n_tokens();
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+  for (int64_t g0 = r0; g0 < r1; g0 += 8) {
+    const int64_t g1 = std::min(r1, g0 + 8);
     int64_t t = 0;
     for (; t + 4 <= n_tokens; t += 4) {
       const float* xs[4] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in,
                             x.f32() + (t + 3) * n_in};
-      float out[4];
-      float_tile<R, 4>(row, xs, n_in, out);
-      for (int i = 0; i < 4; ++i) y[(t + i) * ldy + r] = out[i];
+      float_group<R, 4>(w, xs, g0, g1, y, ldy, t);
     }
     for (; t < n_tokens; ++t) {
       const float* xs[1] = {x.f32() + t * n_in};
-      float out[1];
-      float_tile<R, 1>(row, xs, n_in, out);
-      y[t * ldy + r] = out[0];
+      float_group<R, 1>(w, xs, g0, g1, y, ldy, t);
     }
   }
 }
@@ -777,6 +860,24 @@ void quantize_token_avx2(const float* x, const ActLayout& lay, uint8_t* out) {
     sx16[2 * b] = static_cast<float>(h0);
     sx16[2 * b + 1] = static_cast<float>(h1);
     sx32[b] = static_cast<float>(h0 + h1);
+  }
+}
+
+RowDot avx2_fused_row(TensorType type) {
+  switch (type) {
+    case TensorType::Q4_0: return FusedQ4_0::row;
+    case TensorType::Q4_1: return FusedQ4_1::row;
+    case TensorType::Q5_0: return FusedQ5_0::row;
+    case TensorType::Q5_1: return FusedQ5_1::row;
+    case TensorType::Q8_0: return FusedQ8_0::row;
+    case TensorType::Q2_K: return FusedQ2_K::row;
+    case TensorType::Q3_K: return FusedQ3_K::row;
+    case TensorType::Q4_K: return FusedQ4_K::row;
+    case TensorType::Q5_K: return FusedQ5_K::row;
+    case TensorType::Q6_K: return FusedQ6_K::row;
+    case TensorType::IQ4_NL: return FusedIQ4_NL::row;
+    case TensorType::IQ4_XS: return FusedIQ4_XS::row;
+    default: return nullptr;
   }
 }
 

@@ -110,6 +110,10 @@ using RowsKernel = void (*)(const WeightMatrix& w, const ActivationBuffer& x, fl
 RowsKernel scalar_kernel(TensorType type);
 // nullptr when there is no AVX2 kernel for the type (the scalar one is used).
 RowsKernel avx2_kernel(TensorType type);
+// The AVX2 single-token dot of one quantized row (n_blocks weight blocks) with one token, used
+// for products of 1 to 3 tokens; nullptr for types without one. Exposed so tests check it directly.
+using RowDot = float (*)(const uint8_t* row, int64_t n_blocks, const ActRow& a);
+RowDot avx2_fused_row(TensorType type);
 
 // AVX2+FMA+F16C present and not disabled with PLUMB_NO_SIMD=1 (decided once per process).
 bool simd_enabled();
