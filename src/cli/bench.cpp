@@ -1,0 +1,147 @@
+// plumb bench: prompt processing and generation speed, measured like llama-bench.
+//
+// pp N: N random tokens evaluated as one batch into an empty cache.
+// tg N: N tokens evaluated one at a time into an empty cache.
+// Each test runs once to warm up, then REPS times; the table shows mean ± sample standard
+// deviation of tokens per second, and for tg the weight bytes read per second (a token reads
+// every weight once, so this shows how close generation is to the memory bandwidth).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "cli/command.h"
+#include "cli/model_flags.h"
+
+namespace plumb::cli {
+
+namespace {
+
+struct Stats {
+  double mean = 0.0;
+  double sd = 0.0;
+};
+
+Stats stats_of(const std::vector<double>& xs) {
+  Stats s;
+  if (xs.empty()) return s;
+  for (double x : xs) s.mean += x;
+  s.mean /= static_cast<double>(xs.size());
+  if (xs.size() > 1) {
+    double sq = 0.0;
+    for (double x : xs) sq += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(sq / static_cast<double>(xs.size() - 1));
+  }
+  return s;
+}
+
+// Bytes of weights one generated token reads: every tensor, except that the embedding table
+// is only gathered from (one row) unless it doubles as the output matrix.
+uint64_t weight_bytes_per_token(const Model& model) {
+  uint64_t bytes = 0;
+  for (const gguf::TensorInfo& t : model.file().tensors()) {
+    if (t.name == "token_embd.weight" && !model.config().tied_output) continue;
+    bytes += t.nbytes;
+  }
+  return bytes;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+int run_bench(int argc, char** argv) {
+  ArgParser parser("bench", "-m MODEL.gguf [-p N] [-n N] [-r REPS] [options]",
+                   "Measure prompt processing (pp) and generation (tg) speed like llama-bench.");
+  ModelFlags model_flags;
+  int n_prompt = 64;
+  int n_gen = 32;
+  int reps = 5;
+  add_model_flags(parser, &model_flags);
+  parser.option("-p,--n-prompt", "N", "prompt tokens for pp; 0 = skip (default 64)", &n_prompt);
+  parser.option("-n,--n-gen", "N", "generated tokens for tg; 0 = skip (default 32)", &n_gen);
+  parser.option("-r,--repetitions", "N", "repetitions of each test (default 5)", &reps);
+  if (auto code = parser.parse(argc, argv)) return *code;
+  if (Status s = check_model_flags(model_flags); !s.ok()) return parser.usage_error(s.message());
+  if (n_prompt < 0 || n_gen < 0 || reps < 1) {
+    return parser.usage_error("-p and -n must be >= 0, -r >= 1");
+  }
+
+  Result<std::unique_ptr<Model>> model = load_model(model_flags);
+  if (!model.ok()) return fail("bench", model.status().message());
+  SessionOptions options = session_options(model_flags);
+  if (options.n_ctx == 0) options.n_ctx = std::max(n_prompt, n_gen) + 1;
+  options.n_batch = std::max(options.n_batch, n_prompt);
+  Result<std::unique_ptr<Session>> session = Session::create(**model, options);
+  if (!session.ok()) return fail("bench", session.status().message());
+  Session& s = **session;
+
+  const int64_t n_vocab = (*model)->config().n_vocab;
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(n_vocab - 1));
+  auto random_tokens = [&](int n) {
+    std::vector<TokenId> out(static_cast<size_t>(n));
+    for (TokenId& t : out) t = token(rng);
+    return out;
+  };
+
+  uint64_t file_bytes = 0;
+  uint64_t n_params = 0;
+  for (const gguf::TensorInfo& t : (*model)->file().tensors()) {
+    file_bytes += t.nbytes;
+    n_params += static_cast<uint64_t>(t.n_elements());
+  }
+  const uint64_t token_bytes = weight_bytes_per_token(**model);
+  const int threads = model_flags.n_threads;
+
+  std::printf("| model | size | params | backend | threads | test | t/s | GB/s |\n");
+  std::printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
+  const std::string name =
+      (*model)->config().name.empty() ? model_flags.model_path : (*model)->config().name;
+  auto row = [&](const std::string& test, const Stats& tps, const std::string& gbs) {
+    std::printf("| %s | %.2f MiB | %.2f M | %s | %s | %s | %.2f ± %.2f | %s |\n", name.c_str(),
+                static_cast<double>(file_bytes) / (1 << 20), static_cast<double>(n_params) / 1e6,
+                model_flags.backend.c_str(), threads > 0 ? std::to_string(threads).c_str() : "all",
+                test.c_str(), tps.mean, tps.sd, gbs.c_str());
+    std::fflush(stdout);
+  };
+
+  if (n_prompt > 0) {
+    std::vector<double> rates;
+    for (int r = 0; r <= reps; ++r) {
+      const std::vector<TokenId> tokens = random_tokens(n_prompt);
+      s.truncate(0);
+      const auto start = std::chrono::steady_clock::now();
+      if (Status st = s.decode(tokens, false); !st.ok()) return fail("bench", st.message());
+      const double seconds = seconds_since(start);
+      if (r > 0) rates.push_back(n_prompt / seconds);  // r = 0 warms up
+    }
+    row("pp" + std::to_string(n_prompt), stats_of(rates), "");
+  }
+  if (n_gen > 0) {
+    std::vector<double> rates;
+    for (int r = 0; r <= reps; ++r) {
+      const std::vector<TokenId> tokens = random_tokens(n_gen);
+      s.truncate(0);
+      const auto start = std::chrono::steady_clock::now();
+      for (TokenId t : tokens) {
+        const TokenId one[1] = {t};
+        if (Status st = s.decode(one, false); !st.ok()) return fail("bench", st.message());
+      }
+      const double seconds = seconds_since(start);
+      if (r > 0) rates.push_back(n_gen / seconds);
+    }
+    const Stats tps = stats_of(rates);
+    char gbs[32];
+    std::snprintf(gbs, sizeof gbs, "%.2f", tps.mean * static_cast<double>(token_bytes) / 1e9);
+    row("tg" + std::to_string(n_gen), tps, gbs);
+  }
+  return 0;
+}
+
+const bool registered =
+    register_command({"bench", "prompt and generation speed (llama-bench style)", run_bench});
+
+}  // namespace
+
+}  // namespace plumb::cli

@@ -1,0 +1,121 @@
+// plumb run: continue a prompt, streaming the generated text to stdout.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "cli/command.h"
+#include "cli/model_flags.h"
+#include "sample/generate.h"
+#include "util/json_text.h"
+
+namespace plumb::cli {
+
+namespace {
+
+void print_timings(FILE* out, double load_ms, const GenerateTimings& t) {
+  auto line = [out](const char* what, double ms, int n, const char* unit) {
+    std::fprintf(out, "%16s = %10.2f ms / %5d %s (%8.2f ms per token, %8.2f tokens per second)\n",
+                 what, ms, n, unit, n > 0 ? ms / n : 0.0, ms > 0.0 ? 1e3 * n / ms : 0.0);
+  };
+  std::fprintf(out, "%16s = %10.2f ms\n", "load time", load_ms);
+  line("prompt eval time", t.prompt_ms, t.n_prompt, "tokens");
+  line("eval time", t.generate_ms, t.n_decoded, "runs  ");
+  std::fprintf(out, "%16s = %10.2f ms\n", "sampling time", t.sample_ms);
+}
+
+std::string timings_json(double load_ms, const GenerateTimings& t) {
+  const double prompt_rate = t.prompt_ms > 0 ? 1e3 * t.n_prompt / t.prompt_ms : 0.0;
+  const double gen_rate = t.generate_ms > 0 ? 1e3 * t.n_decoded / t.generate_ms : 0.0;
+  return "{\"load_ms\":" + json_number(load_ms) + ",\"prompt_n\":" + std::to_string(t.n_prompt) +
+         ",\"prompt_ms\":" + json_number(t.prompt_ms) +
+         ",\"prompt_per_second\":" + json_number(prompt_rate) +
+         ",\"predicted_n\":" + std::to_string(t.n_decoded) +
+         ",\"predicted_ms\":" + json_number(t.generate_ms) +
+         ",\"predicted_per_second\":" + json_number(gen_rate) +
+         ",\"sample_ms\":" + json_number(t.sample_ms) + "}";
+}
+
+int run_run(int argc, char** argv) {
+  ArgParser parser("run", "-m MODEL.gguf (-p TEXT | -f FILE) [options]",
+                   "Continue a prompt with a model, streaming the generated text to stdout "
+                   "(the prompt itself is not printed). Timings go to stderr.");
+  ModelFlags model_flags;
+  SamplingFlags sampling_flags;
+  std::string prompt;
+  std::string prompt_file;
+  int n_predict = -1;
+  std::vector<std::string> stops;
+  bool json = false;
+  add_model_flags(parser, &model_flags);
+  parser.option("-p,--prompt", "TEXT", "the prompt", &prompt);
+  parser.option("-f,--file", "FILE", "read the prompt from FILE", &prompt_file);
+  parser.option("-n,--n-predict", "N", "tokens to generate; -1 = until end of text (default -1)",
+                &n_predict);
+  parser.option("--stop", "STRING", "stop before STRING (repeatable)", &stops);
+  add_sampling_flags(parser, &sampling_flags);
+  parser.flag("--json", "print one JSON object (tokens, text, timings) instead of streaming",
+              &json);
+  if (auto code = parser.parse(argc, argv)) return *code;
+  if (Status s = check_model_flags(model_flags); !s.ok()) return parser.usage_error(s.message());
+  if (!prompt.empty() && !prompt_file.empty()) return parser.usage_error("give -p or -f, not both");
+  if (!prompt_file.empty()) {
+    std::ifstream in(prompt_file, std::ios::binary);
+    if (!in) return fail("run", "cannot read prompt file " + prompt_file);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    prompt = buffer.str();
+  }
+  if (prompt.empty()) return parser.usage_error("a prompt is required (-p TEXT or -f FILE)");
+
+  const auto load_start = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<Model>> model = load_model(model_flags);
+  if (!model.ok()) return fail("run", model.status().message());
+  Result<std::unique_ptr<Session>> session = Session::create(**model, session_options(model_flags));
+  if (!session.ok()) return fail("run", session.status().message());
+  const double load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start)
+          .count();
+  Result<SamplingParams> params = sampling_params(sampling_flags, (*session)->n_ctx());
+  if (!params.ok()) return parser.usage_error(params.status().message());
+
+  const Tokenizer& tokenizer = (*model)->tokenizer();
+  const std::vector<TokenId> prompt_tokens =
+      tokenizer.encode(prompt, /*add_special=*/true, /*parse_special=*/true);
+  Sampler sampler(*params);
+  Generator generator(**session, tokenizer, sampler);
+  GenerateOptions options;
+  options.n_predict = n_predict;
+  options.stop_strings = stops;
+  GenerateResult result;
+  auto stream = [json](std::string_view text) {
+    if (json) return;
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  };
+  if (Status s = generator.generate(prompt_tokens, options, stream, &result); !s.ok()) {
+    return fail("run", s.message());
+  }
+
+  if (json) {
+    std::printf(
+        "{\"prompt_tokens\":%s,\"tokens\":%s,\"text\":%s,\"stop_reason\":%s,\"seed\":%u,"
+        "\"timings\":%s}\n",
+        json_int_array(prompt_tokens).c_str(), json_int_array(result.tokens).c_str(),
+        json_quote(result.text).c_str(), json_quote(stop_reason_name(result.reason)).c_str(),
+        sampler.seed(), timings_json(load_ms, result.timings).c_str());
+  } else {
+    std::printf("\n");
+  }
+  std::fflush(stdout);
+  std::fprintf(stderr, "\n");
+  print_timings(stderr, load_ms, result.timings);
+  return 0;
+}
+
+const bool registered =
+    register_command({"run", "generate text from a prompt (streaming)", run_run});
+
+}  // namespace
+
+}  // namespace plumb::cli
