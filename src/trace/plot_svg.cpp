@@ -34,7 +34,7 @@ constexpr Style kStyles[] = {
     {"ffn_gate", "#17becf", "6,3", 1.6},  {"ffn_up", "#2ca02c", "6,3", 1.6},
     {"ffn_act", "#bcbd22", "6,3", 1.6},   {"ffn_out", "#d62728", "6,3", 1.6},
     {"out", "#000000", "", 3.0},          {"inp_embd", "#8c564b", "", 1.6},
-    {"result_norm", "#8c564b", "", 1.6},  {"logits", "#000000", "", 1.6},
+    {"result_norm", "#e377c2", "", 1.6},  {"logits", "#000000", "", 1.6},
 };
 
 Style style_of(const std::string& family) {
@@ -87,6 +87,9 @@ LogAxis fit_axis(const std::vector<double>& values, double top, double bottom) {
   a.lo_exp = std::floor(std::log10(lo));
   a.hi_exp = std::ceil(std::log10(hi));
   if (a.hi_exp <= a.lo_exp) a.hi_exp = a.lo_exp + 1;
+  // Exact agreement (1e-15 and below) would squash the interesting decades: show at most ten;
+  // anything smaller sits on the bottom edge.
+  a.lo_exp = std::max(a.lo_exp, a.hi_exp - 10);
   return a;
 }
 
@@ -215,8 +218,8 @@ std::string render_diff_svg(const DiffReport& r) {
     if (hi > lo) {
       s += strprintf("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#ffd8d8\" opacity=\"0.6\"/>\n",
                      plot_left, y_hi, plot_right - plot_left, std::max(1.0, y_lo - y_hi));
-      s += strprintf("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#b00000\">per-tap thresholds %s to %s</text>\n",
-                     plot_right - 4, y_hi - 4, format_sci(lo, 0).c_str(), format_sci(hi, 0).c_str());
+      s += strprintf("<text x=\"%.1f\" y=\"%.1f\" fill=\"#b00000\">per-tap thresholds %s to %s</text>\n",
+                     plot_left + 6, (y_hi + y_lo) / 2 + 4, format_sci(lo, 0).c_str(), format_sci(hi, 0).c_str());
     } else {
       s += strprintf("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#b00000\" stroke-dasharray=\"8,4\"/>\n",
                      plot_left, y_hi, plot_right, y_hi);
@@ -246,10 +249,16 @@ std::string render_diff_svg(const DiffReport& r) {
       s += strprintf("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c00000\" stroke-width=\"1.5\" stroke-dasharray=\"4,3\"/>\n",
                      x, nmse_top, x, rms_bottom);
       s += strprintf("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"9\" fill=\"none\" stroke=\"#c00000\" stroke-width=\"2.5\"/>\n", x, y);
+      // The label goes at the bottom of the NMSE panel on a white ground, away from the lines
+      // that rise after a divergence.
       const bool right_half = x > (plot_left + plot_right) / 2;
-      s += strprintf("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" fill=\"#c00000\" font-weight=\"bold\">first divergence: %s</text>\n",
-                     right_half ? x - 14 : x + 14, std::max(nmse_top + 14, y - 12), right_half ? "end" : "start",
-                     xml_escape(d.name.display).c_str());
+      const std::string label = "first divergence: " + d.name.display;
+      const double label_w = 7.2 * static_cast<double>(label.size());
+      const double label_x = right_half ? x - 8 - label_w : x + 8;
+      s += strprintf("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"18\" fill=\"white\" opacity=\"0.85\"/>\n",
+                     label_x - 3, nmse_bottom - 24, label_w + 6);
+      s += strprintf("<text x=\"%.1f\" y=\"%.1f\" fill=\"#c00000\" font-weight=\"bold\">%s</text>\n", label_x,
+                     nmse_bottom - 10, xml_escape(label).c_str());
     }
   }
   s += strprintf("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#444\">layer</text>\n",
