@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "quant/types.h"
+#include "util/status.h"
 #include "util/thread_pool.h"
 
 namespace plumb::cpu {
@@ -50,6 +51,14 @@ class ActivationBuffer {
 
 // y[t * ldy + r] = sum_k W[r][k] * x[t][k] for rows r in [r0, r1) and every token.
 void matmul_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
+// Checks what the kernels assume: a supported type, n_in a multiple of the block size (and of
+// 32 for quantized types), row_bytes at least one row. Call once when a weight is loaded.
+Status check_weight(const WeightMatrix& w);
+
+// The whole product from activations already prepared (one preparation can serve several
+// weights of the same input, e.g. Q/K/V): y row-major [n_tokens][n_out], parallel over rows.
+void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, float* y);
 
 // The whole product y = x W^T (y row-major [n_tokens][n_out]), parallel over rows.
 void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,

@@ -1,0 +1,105 @@
+// The one interface the forward pass (src/model/llama.cpp) calls. A backend owns its
+// activation buffers, bound weights and KV cache; the forward pass only names them.
+//
+// Activation buffers are row-major [n_tokens][width] F32 arrays allocated by the backend
+// (host memory on the CPU, device memory on a GPU); `host_view` makes one readable for taps.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "util/status.h"
+
+namespace plumb {
+
+// A weight matrix bound to a backend (format resolved once, when bound): maps rows of n_in
+// values to rows of n_out values. ggml ne = [n_in, n_out].
+class BoundMatrix {
+ public:
+  virtual ~BoundMatrix() = default;
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+};
+
+// A per-layer cache of rotated keys and values for positions 0 .. n_ctx-1.
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+};
+
+// cos/sin of every rotation angle the session can need: [n_pos][n_rot / 2] each, computed in
+// double from theta_i = pos * freq_scale * freq_base^(-2i/n_rot) / freq_factor[i] (the angles of
+// ggml's "normal" RoPE) and then rounded to float.
+struct RopeTable {
+  int64_t n_pos = 0;
+  int64_t n_rot = 0;
+  std::vector<float> cos;
+  std::vector<float> sin;
+  static RopeTable make(int64_t n_pos, int64_t n_rot, float freq_base, float freq_scale,
+                        const std::vector<float>& freq_factors);
+};
+
+struct AttentionShape {
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim_k = 0;
+  int64_t head_dim_v = 0;
+  float scale = 1.0f;            // applied to q·k before the softmax
+  bool gqa_off_by_one = false;   // planted fault: query head h reads KV head (h/group + 1) mod n_head_kv
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // An activation buffer of n floats, valid as long as the backend.
+  virtual float* alloc(int64_t n) = 0;
+  // Frees a buffer from alloc().
+  virtual void release(float* buf) = 0;
+  // The data of a buffer as host floats (the buffer itself on the CPU; otherwise a copy into
+  // `scratch`).
+  virtual const float* host_view(const float* buf, int64_t n, std::vector<float>& scratch) = 0;
+  // Copies host floats into the first n floats of a buffer.
+  virtual void upload(const float* host, int64_t n, float* buf) = 0;
+
+  // A matrix view of a tensor of the mapped file (no copy on the CPU). The Q4_K fault
+  // dequantizes with scale and min exchanged into an owned F32 copy (tests only).
+  virtual Result<std::unique_ptr<BoundMatrix>> bind_matrix(const gguf::TensorInfo& t, PlantedFault fault) = 0;
+  // A vector (norm weights) as F32 on the backend.
+  virtual Result<const float*> bind_vector(const gguf::TensorInfo& t) = 0;
+  virtual std::unique_ptr<KvCache> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width,
+                                                 CacheType type) = 0;
+
+  // out[t] = row ids[t] of the table, dequantized: [n][table.n_in].
+  virtual void get_rows(const BoundMatrix& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, rows of `width`.
+  virtual void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) = 0;
+  // y[t] = W x[t]: x [n][w.n_in] -> y [n][w.n_out].
+  virtual void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) = 0;
+  // Rotates, in place, the first n_rot dims of every head of x [n][n_heads * head_dim]; token t
+  // is at position pos0 + t. neox_pairs (planted fault) rotates (i, i + n_rot/2) instead of (2i, 2i+1).
+  virtual void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t pos0,
+                    bool neox_pairs) = 0;
+  // Stores k [n][k_width] and v [n][v_width] of layer `layer` at positions pos0 .. pos0+n-1.
+  virtual void kv_store(KvCache& cache, int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v) = 0;
+  // Causal attention of q [n][n_head * head_dim_k] (token t at position pos0 + t) over the
+  // cached positions 0 .. pos0+t; out [n][n_head * head_dim_v], heads merged.
+  virtual void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, int64_t pos0,
+                         const AttentionShape& shape, float* out) = 0;
+  // out = silu(gate) * up, elementwise over n values.
+  virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;
+  // out = a + b, elementwise over n values (out may alias a or b).
+  virtual void add(const float* a, const float* b, int64_t n, float* out) = 0;
+  // Copies n floats (dst and src may live in different buffers).
+  virtual void copy(const float* src, int64_t n, float* dst) = 0;
+};
+
+// "cpu" (or "cuda" when built with it); an unknown name is an error that lists the choices.
+Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int n_threads);
+
+}  // namespace plumb

@@ -1,0 +1,72 @@
+// The CPU backend: host buffers, weights as views into the mapped file, matrix products through
+// matmul.h, the other ops in plain C++ (ops.cpp, attention.cpp), all spread over a ThreadPool.
+#pragma once
+
+#include <list>
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/matmul.h"
+#include "util/thread_pool.h"
+
+namespace plumb::cpu {
+
+class CpuMatrix : public BoundMatrix {
+ public:
+  WeightMatrix w;
+  std::vector<uint8_t> owned;  // only for the planted Q4_K fault
+};
+
+class CpuKvCache : public KvCache {
+ public:
+  CacheType type = CacheType::F16;
+  int64_t n_ctx = 0;
+  int64_t k_width = 0;
+  int64_t v_width = 0;
+  // Per layer: K [n_ctx][k_width] and V [n_ctx][v_width], F16 bits or F32.
+  std::vector<std::vector<uint16_t>> k16, v16;
+  std::vector<std::vector<float>> k32, v32;
+};
+
+class CpuBackend : public Backend {
+ public:
+  explicit CpuBackend(int n_threads);
+
+  std::string name() const override { return "cpu"; }
+  float* alloc(int64_t n) override;
+  void release(float* buf) override;
+  const float* host_view(const float* buf, int64_t n, std::vector<float>& scratch) override { return buf; }
+  void upload(const float* host, int64_t n, float* buf) override;
+
+  Result<std::unique_ptr<BoundMatrix>> bind_matrix(const gguf::TensorInfo& t, PlantedFault fault) override;
+  Result<const float*> bind_vector(const gguf::TensorInfo& t) override;
+  std::unique_ptr<KvCache> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width,
+                                         CacheType type) override;
+
+  void get_rows(const BoundMatrix& table, const int32_t* ids, int64_t n, float* out) override;
+  void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override;
+  void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) override;
+  void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t pos0,
+            bool neox_pairs) override;
+  void kv_store(KvCache& cache, int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v) override;
+  void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, int64_t pos0,
+                 const AttentionShape& shape, float* out) override;
+  void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
+  void add(const float* a, const float* b, int64_t n, float* out) override;
+  void copy(const float* src, int64_t n, float* dst) override;
+
+  ThreadPool& pool() { return pool_; }
+
+ private:
+  ThreadPool pool_;
+  ActivationBuffer scratch_;
+  std::list<std::unique_ptr<float[]>> buffers_;
+  std::list<std::vector<float>> vectors_;               // converted norm weights
+  std::vector<std::vector<float>> attention_scratch_;  // per thread: scores and accumulators
+};
+
+// Q4_K rows dequantized with each sub-block's scale and min exchanged (the planted fault).
+void dequantize_q4_k_scales_swapped(const uint8_t* x, float* y, int64_t n);
+
+}  // namespace plumb::cpu

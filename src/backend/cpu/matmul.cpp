@@ -1,0 +1,181 @@
+// Dispatch, activation preparation and threading of the CPU matrix products.
+#include "backend/cpu/matmul.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "backend/cpu/matmul_internal.h"
+#include "util/status.h"
+
+namespace plumb::cpu {
+namespace detail {
+
+ActLayout ActLayout::for_n_in(int64_t n_in) {
+  ActLayout l;
+  l.n_in = n_in;
+  l.n_blocks = n_in / kActBlock;
+  const size_t nb = static_cast<size_t>(l.n_blocks);
+  l.q_off = 0;
+  l.d_off = (static_cast<size_t>(n_in) * sizeof(int16_t) + 63) / 64 * 64;
+  l.sx32_off = l.d_off + nb * sizeof(float);
+  l.sx16_off = l.sx32_off + nb * sizeof(float);
+  l.stride = (l.sx16_off + 2 * nb * sizeof(float) + 63) / 64 * 64;
+  return l;
+}
+
+bool uses_quantized_activations(TensorType type) {
+  return type != TensorType::F32 && type != TensorType::F16 && type != TensorType::BF16;
+}
+
+namespace {
+
+// One token's activations -> 16-bit blocks (the contract of matmul_internal.h).
+void quantize_token(const float* x, const ActLayout& lay, uint8_t* out) {
+  auto* q = reinterpret_cast<int16_t*>(out + lay.q_off);
+  auto* d = reinterpret_cast<float*>(out + lay.d_off);
+  auto* sx32 = reinterpret_cast<float*>(out + lay.sx32_off);
+  auto* sx16 = reinterpret_cast<float*>(out + lay.sx16_off);
+  for (int64_t b = 0; b < lay.n_blocks; ++b) {
+    const float* xb = x + b * kActBlock;
+    float amax = 0.0f;
+    double half_sum[2] = {0.0, 0.0};
+    for (int k = 0; k < kActBlock; ++k) {
+      amax = std::max(amax, std::fabs(xb[k]));
+      half_sum[k / 16] += xb[k];
+    }
+    int16_t* qb = q + b * kActBlock;
+    if (!std::isfinite(amax)) {
+      // Keep NaN/Inf visible in the output instead of producing plausible numbers.
+      d[b] = std::numeric_limits<float>::quiet_NaN();
+      std::fill(qb, qb + kActBlock, int16_t{0});
+    } else {
+      const float db = amax / kActQMax;
+      const float id = db != 0.0f ? 1.0f / db : 0.0f;
+      d[b] = db;
+      for (int k = 0; k < kActBlock; ++k) {
+        const float v = std::nearbyint(xb[k] * id);
+        qb[k] = static_cast<int16_t>(std::clamp(v, -kActQMax, kActQMax));
+      }
+    }
+    sx16[2 * b] = static_cast<float>(half_sum[0]);
+    sx16[2 * b + 1] = static_cast<float>(half_sum[1]);
+    sx32[b] = static_cast<float>(half_sum[0] + half_sum[1]);
+  }
+}
+
+bool simd_disabled_by_env() {
+  const char* v = std::getenv("PLUMB_NO_SIMD");
+  return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
+}
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+bool simd_enabled() {
+  static const bool enabled = cpu_has_avx2() && !simd_disabled_by_env();
+  return enabled;
+}
+
+RowsKernel select_kernel(TensorType type, bool allow_simd) {
+  if (allow_simd) {
+    if (RowsKernel k = avx2_kernel(type)) return k;
+  }
+  return scalar_kernel(type);
+}
+
+}  // namespace detail
+
+using detail::ActLayout;
+
+void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n_tokens, int64_t n_in,
+                               ThreadPool& pool) {
+  weight_type_ = weight_type;
+  n_tokens_ = n_tokens;
+  n_in_ = n_in;
+  f32_ = x;
+  if (!detail::uses_quantized_activations(weight_type)) {
+    token_stride_ = static_cast<size_t>(n_in) * sizeof(float);
+    return;
+  }
+  const ActLayout lay = ActLayout::for_n_in(n_in);
+  token_stride_ = lay.stride;
+  const size_t need = lay.stride * static_cast<size_t>(n_tokens);
+  if (storage_.size() < need) storage_.assign(need, 0);
+  uint8_t* base = storage_.data();
+  if (n_tokens >= 4 && pool.size() > 1) {
+    pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) detail::quantize_token(x + t * n_in, lay, base + t * lay.stride);
+    });
+  } else {
+    for (int64_t t = 0; t < n_tokens; ++t) detail::quantize_token(x + t * n_in, lay, base + t * lay.stride);
+  }
+}
+
+Status check_weight(const WeightMatrix& w) {
+  const TypeTraits& tr = type_traits(w.type);
+  if (detail::scalar_kernel(w.type) == nullptr) {
+    return Status::errorf("matmul: weight type %s is not supported", tr.name);
+  }
+  if (w.n_in <= 0 || w.n_out <= 0) {
+    return Status::errorf("matmul: bad weight shape [%lld, %lld]", static_cast<long long>(w.n_in),
+                                   static_cast<long long>(w.n_out));
+  }
+  const int64_t align = tr.is_quantized ? std::max<int64_t>(tr.block_size, detail::kActBlock) : 1;
+  if (w.n_in % align != 0) {
+    return Status::errorf("matmul: %s weight rows of %lld elements are not a multiple of %lld", tr.name,
+                                   static_cast<long long>(w.n_in), static_cast<long long>(align));
+  }
+  if (w.row_bytes < row_size(w.type, w.n_in)) {
+    return Status::errorf("matmul: %s row stride %zu bytes is smaller than a row (%zu bytes)", tr.name,
+                                   w.row_bytes, row_size(w.type, w.n_in));
+  }
+  if (w.data == nullptr) return Status::error("matmul: weight data is null");
+  return Status();
+}
+
+void matmul_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_enabled());
+  if (k != nullptr && r0 < r1) k(w, x, y, ldy, r0, r1);
+}
+
+void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, float* y) {
+  detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_enabled());
+  if (k == nullptr) return;
+  const int nth = pool.size();
+  // Chunks of rows handed out dynamically: about 8 per thread keeps both cores busy when the
+  // other is slowed by a neighbour; a multiple of 4 rows keeps the multi-row kernels' tiles whole.
+  int64_t chunk = (w.n_out + 8 * nth - 1) / (8 * nth);
+  chunk = std::max<int64_t>(4, (chunk + 3) / 4 * 4);
+  if (nth == 1 || w.n_out <= chunk) {
+    k(w, x, y, w.n_out, 0, w.n_out);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    for (;;) {
+      const int64_t r0 = next.fetch_add(chunk, std::memory_order_relaxed);
+      if (r0 >= w.n_out) break;
+      k(w, x, y, w.n_out, r0, std::min(w.n_out, r0 + chunk));
+    }
+  });
+}
+
+void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
+            ActivationBuffer& scratch) {
+  scratch.prepare(w.type, x, n_tokens, w.n_in, pool);
+  matmul(pool, w, scratch, y);
+}
+
+}  // namespace plumb::cpu

@@ -1,0 +1,115 @@
+// Private to the CPU matmul: the prepared-activation layout, the arithmetic contract every
+// kernel follows (so the scalar and AVX2 kernels agree bit for bit), and the kernel tables.
+//
+// Contract for quantized weights (one output y = W[r] . x[t]):
+//   - Activations: per 32-element block b, d_a[b] = amax/32767 and q[k] = round_nearest_even(x[k]/d_a)
+//     as int16; sx32[b] and sx16[2b], sx16[2b+1] hold the exact (double-summed, rounded to f32)
+//     sums of the ORIGINAL x over the block and its two halves (used by min/offset terms).
+//   - Weights: each block is split into sub-blocks of 16 or 32 elements that share one float
+//     multiplier dw[s] (d, or d*scale for K-quants) and, for types with a min, mc[s] (+m or -dmin*m).
+//     The integer weights w[k] include any fixed offset (q-8, q-16, q-32, q-4 ...).
+//   - A sub-block contributes 8 integer lane partials: for 32 elements lane l sums the products of
+//     elements {2l, 2l+1, 16+2l, 17+2l}; for 16 elements, of {2l, 2l+1} (exactly what two / one
+//     _mm256_madd_epi16 give). Each partial is < 2^24 in magnitude, so converting it to float is exact.
+//   - acc[l] = fma(float(p_l), dw[s] * d_a[b(s)], acc[l])  for every sub-block s in order;
+//     macc[s % 8] = fma(mc[s], sx[s], macc[s % 8])       for every sub-block in order (min types);
+//     y = hsum8(acc) + hsum8(macc)  (hsum8 below; without a min term y = hsum8(acc)).
+// Contract for F32/F16/BF16 weights (activations stay F32): acc[k % 16] = fma(w[k], x[k], acc[k % 16])
+//   over k in order, y = hsum8(acc[0..8) + acc[8..16)).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "backend/cpu/matmul.h"
+
+namespace plumb::cpu::detail {
+
+constexpr int kActBlock = 32;
+constexpr float kActQMax = 32767.0f;
+
+// Offsets inside one token's prepared activations (all 32-byte aligned when n_in % 32 == 0).
+struct ActLayout {
+  int64_t n_in = 0;
+  int64_t n_blocks = 0;    // n_in / 32
+  size_t q_off = 0;        // int16 q[n_in]
+  size_t d_off = 0;        // float d[n_blocks]
+  size_t sx32_off = 0;     // float sx32[n_blocks]
+  size_t sx16_off = 0;     // float sx16[2 * n_blocks]
+  size_t stride = 0;       // bytes per token (multiple of 64)
+
+  static ActLayout for_n_in(int64_t n_in);
+};
+
+// One token's prepared activations.
+struct ActRow {
+  const int16_t* q;
+  const float* d;
+  const float* sx32;
+  const float* sx16;
+};
+
+inline ActRow act_row(const ActivationBuffer& x, const ActLayout& lay, int64_t t) {
+  const uint8_t* base = x.data() + static_cast<size_t>(t) * lay.stride;
+  return ActRow{reinterpret_cast<const int16_t*>(base + lay.q_off), reinterpret_cast<const float*>(base + lay.d_off),
+                reinterpret_cast<const float*>(base + lay.sx32_off),
+                reinterpret_cast<const float*>(base + lay.sx16_off)};
+}
+
+// The fixed reduction order of 8 lanes: the one _mm256 -> _mm -> scalar reduction performs.
+inline float hsum8(const float a[8]) {
+  const float s0 = a[0] + a[4], s1 = a[1] + a[5], s2 = a[2] + a[6], s3 = a[3] + a[7];
+  const float t0 = s0 + s2, t1 = s1 + s3;
+  return t0 + t1;
+}
+
+// IEEE binary16 -> binary32, exact (portable; the AVX2 path uses F16C, same values).
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu;
+  const uint32_t mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: value = mant * 2^-24, exact in float
+      const float v = static_cast<float>(mant) * 5.9604644775390625e-8f;
+      std::memcpy(&bits, &v, 4);
+      bits |= sign;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7F800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline float bfloat_to_float(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Computes rows [r0, r1) of y for every token of x.
+using RowsKernel = void (*)(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                            int64_t r1);
+
+// nullptr when the type has no kernel (the caller reports it).
+RowsKernel scalar_kernel(TensorType type);
+// nullptr when there is no AVX2 kernel for the type (the scalar one is used).
+RowsKernel avx2_kernel(TensorType type);
+
+// AVX2+FMA+F16C present and not disabled with PLUMB_NO_SIMD=1 (decided once per process).
+bool simd_enabled();
+// The kernel matmul uses for `type`: AVX2 when allowed and available for the type, else scalar.
+RowsKernel select_kernel(TensorType type, bool allow_simd);
+
+// Whether the weight type consumes 16-bit quantized activations (else plain F32).
+bool uses_quantized_activations(TensorType type);
+
+}  // namespace plumb::cpu::detail

@@ -1,0 +1,129 @@
+// The portable reference kernels: the arithmetic contract of matmul_internal.h in plain C++.
+// Every fast path is tested against these bit for bit.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/weight_unpack.h"
+
+namespace plumb::cpu::detail {
+namespace {
+
+template <class Tr>
+void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  constexpr int kSubs = Tr::kBlock / Tr::kSub;
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
+  const int64_t n_tokens = x.n_tokens();
+  const int64_t n_blocks = w.n_in / Tr::kBlock;
+  const int64_t n_sub = w.n_in / Tr::kSub;
+  std::vector<ActRow> acts(static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) acts[t] = act_row(x, lay, t);
+  std::vector<float> acc(static_cast<size_t>(n_tokens) * 8);
+  std::vector<float> mcs(Tr::kHasMin ? static_cast<size_t>(n_sub) : 0);
+  alignas(32) int16_t wq[Tr::kBlock];
+  float dw[kSubs];
+  float mc[kSubs];
+
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      Tr::unpack(row + static_cast<size_t>(blk) * sizeof(typename Tr::Block), wq, dw, mc);
+      if constexpr (Tr::kHasMin) std::memcpy(&mcs[static_cast<size_t>(blk) * kSubs], mc, sizeof(mc));
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const ActRow& a = acts[t];
+        float* at = &acc[static_cast<size_t>(t) * 8];
+        for (int s = 0; s < kSubs; ++s) {
+          const int64_t e0 = blk * Tr::kBlock + static_cast<int64_t>(s) * Tr::kSub;
+          const float coef = dw[s] * a.d[e0 / kActBlock];
+          const int16_t* ws = wq + s * Tr::kSub;
+          const int16_t* as = a.q + e0;
+          for (int l = 0; l < 8; ++l) {
+            int32_t p = int32_t{ws[2 * l]} * as[2 * l] + int32_t{ws[2 * l + 1]} * as[2 * l + 1];
+            if constexpr (Tr::kSub == 32) {
+              p += int32_t{ws[16 + 2 * l]} * as[16 + 2 * l] + int32_t{ws[17 + 2 * l]} * as[17 + 2 * l];
+            }
+            at[l] = std::fma(static_cast<float>(p), coef, at[l]);
+          }
+        }
+      }
+    }
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      float out = hsum8(&acc[static_cast<size_t>(t) * 8]);
+      if constexpr (Tr::kHasMin) {
+        const float* sx = Tr::kSub == 32 ? acts[t].sx32 : acts[t].sx16;
+        float macc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t s = 0; s < n_sub; ++s) macc[s % 8] = std::fma(mcs[s], sx[s], macc[s % 8]);
+        out += hsum8(macc);
+      }
+      y[t * ldy + r] = out;
+    }
+  }
+}
+
+template <class Load>
+void scalar_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  const int64_t n_in = w.n_in;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+    for (int64_t t = 0; t < x.n_tokens(); ++t) {
+      const float* xt = x.f32() + t * n_in;
+      float acc[16] = {};
+      for (int64_t k = 0; k < n_in; ++k) acc[k % 16] = std::fma(Load::at(row, k), xt[k], acc[k % 16]);
+      float lanes[8];
+      for (int l = 0; l < 8; ++l) lanes[l] = acc[l] + acc[8 + l];
+      y[t * ldy + r] = hsum8(lanes);
+    }
+  }
+}
+
+struct LoadF32 {
+  static float at(const uint8_t* row, int64_t k) {
+    float v;
+    std::memcpy(&v, row + 4 * k, 4);
+    return v;
+  }
+};
+struct LoadF16 {
+  static float at(const uint8_t* row, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    return half_to_float(h);
+  }
+};
+struct LoadBF16 {
+  static float at(const uint8_t* row, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    return bfloat_to_float(h);
+  }
+};
+
+}  // namespace
+
+RowsKernel scalar_kernel(TensorType type) {
+  switch (type) {
+    case TensorType::F32: return scalar_float_rows<LoadF32>;
+    case TensorType::F16: return scalar_float_rows<LoadF16>;
+    case TensorType::BF16: return scalar_float_rows<LoadBF16>;
+    case TensorType::Q4_0: return scalar_quant_rows<UnpackQ4_0>;
+    case TensorType::Q4_1: return scalar_quant_rows<UnpackQ4_1>;
+    case TensorType::Q5_0: return scalar_quant_rows<UnpackQ5_0>;
+    case TensorType::Q5_1: return scalar_quant_rows<UnpackQ5_1>;
+    case TensorType::Q8_0: return scalar_quant_rows<UnpackQ8_0>;
+    case TensorType::Q2_K: return scalar_quant_rows<UnpackQ2_K>;
+    case TensorType::Q3_K: return scalar_quant_rows<UnpackQ3_K>;
+    case TensorType::Q4_K: return scalar_quant_rows<UnpackQ4_K>;
+    case TensorType::Q5_K: return scalar_quant_rows<UnpackQ5_K>;
+    case TensorType::Q6_K: return scalar_quant_rows<UnpackQ6_K>;
+    case TensorType::Q8_K: return scalar_quant_rows<UnpackQ8_K>;
+    case TensorType::IQ4_NL: return scalar_quant_rows<UnpackIQ4_NL>;
+    case TensorType::IQ4_XS: return scalar_quant_rows<UnpackIQ4_XS>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace plumb::cpu::detail

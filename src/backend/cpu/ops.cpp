@@ -1,0 +1,78 @@
+// Element-wise and per-row ops of the CPU backend: RMSNorm, RoPE, SwiGLU, add.
+#include <cmath>
+
+#include "backend/cpu/cpu_backend.h"
+
+namespace plumb::cpu {
+
+namespace {
+// Below this many values a region is not worth waking the other threads for.
+constexpr int64_t kMinParallelValues = 16384;
+}  // namespace
+
+void CpuBackend::rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) {
+  auto rows = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* xt = x + t * width;
+      float* yt = y + t * width;
+      double sum = 0.0;  // ggml sums the squares in double too
+      for (int64_t i = 0; i < width; ++i) sum += static_cast<double>(xt[i]) * static_cast<double>(xt[i]);
+      const float scale = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(width) + static_cast<double>(eps)));
+      for (int64_t i = 0; i < width; ++i) yt[i] = (xt[i] * scale) * w[i];
+    }
+  };
+  if (n * width < kMinParallelValues) {
+    rows(0, n);
+  } else {
+    pool_.parallel_for(n, rows);
+  }
+}
+
+void CpuBackend::rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t pos0,
+                      bool neox_pairs) {
+  const int64_t half = table.n_rot / 2;
+  auto rows = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* cs = table.cos.data() + (pos0 + t) * half;
+      const float* sn = table.sin.data() + (pos0 + t) * half;
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* v = x + (t * n_heads + h) * head_dim;
+        // "normal" mode pairs (2i, 2i+1); the planted fault uses neox pairs (i, i + n_rot/2).
+        const int64_t stride = neox_pairs ? 1 : 2;
+        const int64_t partner = neox_pairs ? half : 1;
+        for (int64_t i = 0; i < half; ++i) {
+          float* a = v + i * stride;
+          const float x0 = a[0];
+          const float x1 = a[partner];
+          a[0] = x0 * cs[i] - x1 * sn[i];
+          a[partner] = x0 * sn[i] + x1 * cs[i];
+        }
+      }
+    }
+  };
+  if (n * n_heads * head_dim < kMinParallelValues) {
+    rows(0, n);
+  } else {
+    pool_.parallel_for(n, rows);
+  }
+}
+
+void CpuBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  auto range = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float g = gate[i];
+      out[i] = g / (1.0f + std::exp(-g)) * up[i];  // silu(g) * up, as ggml
+    }
+  };
+  if (n < kMinParallelValues) {
+    range(0, n);
+  } else {
+    pool_.parallel_for(n, range);
+  }
+}
+
+void CpuBackend::add(const float* a, const float* b, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+}  // namespace plumb::cpu

@@ -1,0 +1,145 @@
+// The llama forward pass (Llama 1/2/3, TinyLlama, Mistral-style, SmolLM2), one op per line.
+// Each step is handed to the tracer under its tap name (docs/TRACE.md).
+#include "model/llama.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "quant/ref.h"
+
+namespace plumb {
+
+Result<std::unique_ptr<LlamaForward>> LlamaForward::create(const ModelConfig& c, const ModelWeights& w,
+                                                           std::unique_ptr<Backend> backend,
+                                                           const SessionOptions& options, int64_t n_ctx,
+                                                           int64_t max_batch) {
+  std::unique_ptr<LlamaForward> f(new LlamaForward(c, std::move(backend), options));
+  Backend& b = *f->backend_;
+  const PlantedFault fault = options.fault;
+  f->max_batch_ = max_batch;
+  PLUMB_ASSIGN_OR_RETURN(f->token_embd_, b.bind_matrix(*w.token_embd, PlantedFault::None));
+  PLUMB_ASSIGN_OR_RETURN(f->output_norm_, b.bind_vector(*w.output_norm));
+  PLUMB_ASSIGN_OR_RETURN(f->output_, b.bind_matrix(*w.output, fault));
+  f->layers_.resize(w.layers.size());
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    const LayerWeights& lw = w.layers[i];
+    Layer& l = f->layers_[i];
+    PLUMB_ASSIGN_OR_RETURN(l.attn_norm, b.bind_vector(*lw.attn_norm));
+    PLUMB_ASSIGN_OR_RETURN(l.wq, b.bind_matrix(*lw.wq, fault));
+    PLUMB_ASSIGN_OR_RETURN(l.wk, b.bind_matrix(*lw.wk, fault));
+    PLUMB_ASSIGN_OR_RETURN(l.wv, b.bind_matrix(*lw.wv, fault));
+    PLUMB_ASSIGN_OR_RETURN(l.wo, b.bind_matrix(*lw.wo, fault));
+    PLUMB_ASSIGN_OR_RETURN(l.ffn_norm, b.bind_vector(*lw.ffn_norm));
+    PLUMB_ASSIGN_OR_RETURN(l.w_gate, b.bind_matrix(*lw.w_gate, fault));
+    PLUMB_ASSIGN_OR_RETURN(l.w_up, b.bind_matrix(*lw.w_up, fault));
+    PLUMB_ASSIGN_OR_RETURN(l.w_down, b.bind_matrix(*lw.w_down, fault));
+  }
+
+  std::vector<float> freq_factors;
+  if (w.rope_freqs != nullptr) {
+    freq_factors.resize(static_cast<size_t>(w.rope_freqs->n_elements()));
+    dequantize_row(w.rope_freqs->type, w.rope_freqs->data, freq_factors.data(), w.rope_freqs->n_elements());
+  }
+  f->rope_ = RopeTable::make(n_ctx, c.n_rot, c.rope_freq_base, c.rope_freq_scale, freq_factors);
+  f->attn_shape_ = AttentionShape{c.n_head, c.n_head_kv, c.head_dim_k, c.head_dim_v,
+                                  fault == PlantedFault::SoftmaxNoScale ? 1.0f : 1.0f / std::sqrt(static_cast<float>(c.head_dim_k)),
+                                  fault == PlantedFault::GqaOffByOne};
+  f->kv_ = b.make_kv_cache(c.n_layer, n_ctx, c.n_head_kv * c.head_dim_k, c.n_head_kv * c.head_dim_v, options.cache_type);
+
+  RunState& s = f->s_;
+  s.x = b.alloc(max_batch * c.n_embd);
+  s.xb = b.alloc(max_batch * c.n_embd);
+  s.q = b.alloc(max_batch * c.n_head * c.head_dim_k);
+  s.k = b.alloc(max_batch * c.n_head_kv * c.head_dim_k);
+  s.v = b.alloc(max_batch * c.n_head_kv * c.head_dim_v);
+  s.att = b.alloc(max_batch * c.n_head * c.head_dim_v);
+  s.proj = b.alloc(max_batch * c.n_embd);
+  s.gate = b.alloc(max_batch * c.n_ff);
+  s.up = b.alloc(max_batch * c.n_ff);
+  return f;
+}
+
+void LlamaForward::tap(Tracer& tracer, int64_t layer, const char* name, const float* buf, int64_t width, int64_t n) {
+  const std::string full = layer < 0 ? std::string(name) : "blk." + std::to_string(layer) + "." + name;
+  if (!tracer.wants(full)) return;
+  tracer.tap(full, backend_->host_view(buf, width * n, tap_scratch_), width, n);
+}
+
+Status LlamaForward::forward(const int32_t* ids, int64_t n, int64_t pos0, int64_t first_row, float* logits,
+                             Tracer* tracer) {
+  Backend& b = *backend_;
+  RunState& s = s_;
+  const int64_t n_embd = c_.n_embd;
+  const int64_t q_width = c_.n_head * c_.head_dim_k;
+  const int64_t k_width = c_.n_head_kv * c_.head_dim_k;
+  const int64_t v_width = c_.n_head_kv * c_.head_dim_v;
+  const int64_t att_width = c_.n_head * c_.head_dim_v;
+  const bool neox_pairs = options_.fault == PlantedFault::RopeNeoxPairs;
+
+  b.get_rows(*token_embd_, ids, n, s.x);                          // x [n][n_embd]
+  trace(tracer, -1, "inp_embd", s.x, n_embd, n);
+
+  for (int64_t il = 0; il < c_.n_layer; ++il) {
+    const Layer& l = layers_[static_cast<size_t>(il)];
+    // Attention.
+    b.rms_norm(s.x, l.attn_norm, c_.rms_eps, n_embd, n, s.xb);    // xb [n][n_embd]
+    trace(tracer, il, "attn_norm", s.xb, n_embd, n);
+    b.matmul(*l.wq, s.xb, n, s.q);                                  // q [n][n_head * head_dim_k]
+    trace(tracer, il, "q", s.q, q_width, n);
+    b.matmul(*l.wk, s.xb, n, s.k);                                  // k [n][n_head_kv * head_dim_k]
+    trace(tracer, il, "k", s.k, k_width, n);
+    b.matmul(*l.wv, s.xb, n, s.v);                                  // v [n][n_head_kv * head_dim_v]
+    trace(tracer, il, "v", s.v, v_width, n);
+    b.rope(s.q, n, c_.n_head, c_.head_dim_k, rope_, pos0, neox_pairs);
+    trace(tracer, il, "q_rope", s.q, q_width, n);
+    b.rope(s.k, n, c_.n_head_kv, c_.head_dim_k, rope_, pos0, neox_pairs);
+    trace(tracer, il, "k_rope", s.k, k_width, n);
+    b.kv_store(*kv_, il, pos0, n, s.k, s.v);                        // cache[pos0 .. pos0+n) = k, v
+    b.attention(*kv_, il, s.q, n, pos0, attn_shape_, s.att);        // att [n][n_head * head_dim_v]
+    trace(tracer, il, "attn_out", s.att, att_width, n);
+    b.matmul(*l.wo, s.att, n, s.proj);                              // proj [n][n_embd]
+    trace(tracer, il, "attn_proj", s.proj, n_embd, n);
+    if (options_.fault == PlantedFault::SkipResidual && il == options_.fault_layer) {
+      b.copy(s.proj, n * n_embd, s.x);                              // planted fault: residual dropped
+    } else {
+      b.add(s.x, s.proj, n * n_embd, s.x);                          // x += proj
+    }
+    trace(tracer, il, "ffn_inp", s.x, n_embd, n);
+
+    // Feed-forward (SwiGLU).
+    b.rms_norm(s.x, l.ffn_norm, c_.rms_eps, n_embd, n, s.xb);     // xb [n][n_embd]
+    trace(tracer, il, "ffn_norm", s.xb, n_embd, n);
+    b.matmul(*l.w_gate, s.xb, n, s.gate);                           // gate [n][n_ff]
+    trace(tracer, il, "ffn_gate", s.gate, c_.n_ff, n);
+    b.matmul(*l.w_up, s.xb, n, s.up);                               // up [n][n_ff]
+    trace(tracer, il, "ffn_up", s.up, c_.n_ff, n);
+    b.swiglu(s.gate, s.up, n * c_.n_ff, s.gate);                    // gate = silu(gate) * up
+    trace(tracer, il, "ffn_act", s.gate, c_.n_ff, n);
+    b.matmul(*l.w_down, s.gate, n, s.proj);                         // proj [n][n_embd]
+    trace(tracer, il, "ffn_out", s.proj, n_embd, n);
+    b.add(s.x, s.proj, n * n_embd, s.x);                            // x += proj
+    trace(tracer, il, "out", s.x, n_embd, n);
+  }
+
+  // Output: only the rows whose logits are wanted (every row when tracing).
+  const int64_t r0 = tracer != nullptr ? 0 : first_row;
+  const int64_t rows = n - r0;
+  if (rows <= 0) return Status();
+  if (rows > s.logit_rows) {
+    if (s.logits != nullptr) b.release(s.logits);
+    s.logits = b.alloc(rows * c_.n_vocab);
+    s.logit_rows = rows;
+  }
+  b.rms_norm(s.x + r0 * n_embd, output_norm_, c_.rms_eps, n_embd, rows, s.xb);  // xb [rows][n_embd]
+  trace(tracer, -1, "result_norm", s.xb, n_embd, rows);
+  b.matmul(*output_, s.xb, rows, s.logits);                                      // logits [rows][n_vocab]
+  trace(tracer, -1, "logits", s.logits, c_.n_vocab, rows);
+  const int64_t kept = n - first_row;
+  if (kept > 0) {
+    const float* host = b.host_view(s.logits, rows * c_.n_vocab, logits_host_);
+    std::memcpy(logits, host + (first_row - r0) * c_.n_vocab, static_cast<size_t>(kept * c_.n_vocab) * sizeof(float));
+  }
+  return Status();
+}
+
+}  // namespace plumb

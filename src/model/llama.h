@@ -1,0 +1,76 @@
+// The llama forward pass over a batch of tokens, written once against backend.h.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/model.h"
+#include "model/weights.h"
+#include "trace/tracer.h"
+
+namespace plumb {
+
+class LlamaForward {
+ public:
+  // Binds the weights to `backend` and allocates every activation buffer for batches of up
+  // to max_batch tokens, plus the KV cache for n_ctx positions.
+  static Result<std::unique_ptr<LlamaForward>> create(const ModelConfig& config, const ModelWeights& weights,
+                                                      std::unique_ptr<Backend> backend, const SessionOptions& options,
+                                                      int64_t n_ctx, int64_t max_batch);
+
+  // Runs tokens ids[0..n) at positions pos0 .. pos0+n-1 (n <= max_batch, pos0 + n <= n_ctx; the
+  // caller checks). Writes the logits of rows first_row .. n-1 into logits [n - first_row][n_vocab];
+  // rows before first_row get no output projection unless a tracer is attached.
+  Status forward(const int32_t* ids, int64_t n, int64_t pos0, int64_t first_row, float* logits, Tracer* tracer);
+
+ private:
+  struct Layer {
+    const float* attn_norm = nullptr;
+    std::unique_ptr<BoundMatrix> wq, wk, wv, wo;
+    const float* ffn_norm = nullptr;
+    std::unique_ptr<BoundMatrix> w_gate, w_up, w_down;
+  };
+  // Activations for a batch of up to max_batch tokens, allocated once.
+  struct RunState {
+    float* x = nullptr;       // [n][n_embd] residual stream
+    float* xb = nullptr;      // [n][n_embd] normed input of attention / FFN / output
+    float* q = nullptr;       // [n][n_head * head_dim_k]
+    float* k = nullptr;       // [n][n_head_kv * head_dim_k]
+    float* v = nullptr;       // [n][n_head_kv * head_dim_v]
+    float* att = nullptr;     // [n][n_head * head_dim_v] heads merged
+    float* proj = nullptr;    // [n][n_embd] attention or FFN output projection
+    float* gate = nullptr;    // [n][n_ff], then silu(gate) * up in place
+    float* up = nullptr;      // [n][n_ff]
+    float* logits = nullptr;  // [logit_rows][n_vocab], grown on demand (often one row)
+    int64_t logit_rows = 0;
+  };
+
+  LlamaForward(const ModelConfig& config, std::unique_ptr<Backend> backend, const SessionOptions& options)
+      : c_(config), backend_(std::move(backend)), options_(options) {}
+
+  // Hands a buffer to the tracer; costs one branch when there is none.
+  void trace(Tracer* tracer, int64_t layer, const char* name, const float* buf, int64_t width, int64_t n) {
+    if (tracer != nullptr) tap(*tracer, layer, name, buf, width, n);
+  }
+  void tap(Tracer& tracer, int64_t layer, const char* name, const float* buf, int64_t width, int64_t n);
+
+  ModelConfig c_;
+  std::unique_ptr<Backend> backend_;
+  SessionOptions options_;
+  int64_t max_batch_ = 0;
+  std::unique_ptr<BoundMatrix> token_embd_;
+  const float* output_norm_ = nullptr;
+  std::unique_ptr<BoundMatrix> output_;
+  std::vector<Layer> layers_;
+  RopeTable rope_;
+  AttentionShape attn_shape_;
+  std::unique_ptr<KvCache> kv_;
+  RunState s_;
+  std::vector<float> tap_scratch_;
+  std::vector<float> logits_host_;
+};
+
+}  // namespace plumb
