@@ -380,11 +380,19 @@ class Parser {
       uint64_t begin = 0;
       uint64_t end = 0;
       if (__builtin_add_overflow(*data_offset, t.offset, &begin) ||
-          __builtin_add_overflow(begin, t.nbytes, &end) || end > size_) {
+          __builtin_add_overflow(begin, t.nbytes, &end)) {
+        return Status::errorf(
+            "%s: tensor '%s' data [offset %llu in the data section at %llu, %llu bytes] "
+            "overflows 64 bits, past the end of the file (%zu bytes)",
+            name_.c_str(), printable(t.name).c_str(), static_cast<unsigned long long>(t.offset),
+            static_cast<unsigned long long>(*data_offset), static_cast<unsigned long long>(t.nbytes),
+            size_);
+      }
+      if (end > size_) {
         return Status::errorf(
             "%s: tensor '%s' data [offset %llu, %llu bytes] ends past the end of the file "
             "(%zu bytes)",
-            name_.c_str(), printable(t.name).c_str(), static_cast<unsigned long long>(*data_offset + t.offset),
+            name_.c_str(), printable(t.name).c_str(), static_cast<unsigned long long>(begin),
             static_cast<unsigned long long>(t.nbytes), size_);
       }
       t.data = data_ + begin;

@@ -1,0 +1,28 @@
+// The three tokenizer models, each applied to one raw-text fragment.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "tokenizer/vocab.h"
+
+namespace plumb::tok {
+
+// SentencePiece BPE (llama.cpp's llm_tokenizer_spm_session): `text` already has its spaces
+// replaced by ▁. Symbols start as UTF-8 characters and the adjacent pair whose concatenation
+// is the highest-scoring token is merged first (ties: leftmost); symbols that end up not
+// being tokens fall back to byte tokens.
+void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<int32_t>* out);
+
+// Byte-level BPE of one pre-tokenized word (llama.cpp's llm_tokenizer_bpe_session): the
+// word's bytes through the GPT-2 byte table, then merges by rank (lowest first, ties:
+// leftmost). `byte_parts[b]` is the merge-part id of byte b's symbol (-1: none).
+void bpe_tokenize_word(const Vocab& vocab, const int32_t* byte_parts, std::string_view word,
+                       std::vector<int32_t>* out);
+
+// WordPiece (llama.cpp's llm_tokenizer_wpm_session): normalise and split into words, then
+// greedy longest match of "▁word"; a word with an unmatched position becomes [UNK].
+void wpm_tokenize(const Vocab& vocab, std::string_view text, std::vector<int32_t>* out);
+
+}  // namespace plumb::tok
