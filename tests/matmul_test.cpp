@@ -122,7 +122,8 @@ const TensorType kAllTypes[] = {TensorType::F32,  TensorType::F16,   TensorType:
 struct Shape {
   int64_t n_in, n_out, n_tokens;
 };
-const Shape kShapes[] = {{256, 33, 1}, {256, 33, 2}, {512, 7, 3}, {2048, 9, 7}, {5632, 33, 64}, {256, 1, 64}};
+const Shape kShapes[] = {{256, 33, 1}, {256, 33, 2}, {512, 7, 3},  {2048, 9, 7},
+                         {2048, 5, 1},  {5632, 4, 1},  {5632, 33, 64}, {256, 1, 64}};
 
 class MatmulTypes : public ::testing::TestWithParam<TensorType> {};
 

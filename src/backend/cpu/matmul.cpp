@@ -111,9 +111,11 @@ void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n
   }
   const ActLayout lay = ActLayout::for_n_in(n_in);
   token_stride_ = lay.stride;
-  const size_t need = lay.stride * static_cast<size_t>(n_tokens);
+  // 64 spare bytes so the start can be aligned for vector loads.
+  const size_t need = lay.stride * static_cast<size_t>(n_tokens) + 64;
   if (storage_.size() < need) storage_.assign(need, 0);
-  uint8_t* base = storage_.data();
+  align_offset_ = (64 - reinterpret_cast<uintptr_t>(storage_.data()) % 64) % 64;
+  uint8_t* base = storage_.data() + align_offset_;
   if (n_tokens >= 4 && pool.size() > 1) {
     pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) detail::quantize_token(x + t * n_in, lay, base + t * lay.stride);

@@ -30,14 +30,16 @@ struct WeightMatrix {
 // product and shared by all threads.
 class ActivationBuffer {
  public:
-  // x: row-major [n_tokens][n_in].
+  // x: row-major [n_tokens][n_in]; x must stay valid while the buffer is used (F32/F16/BF16
+  // weights read it directly). Quantized weight types all share one prepared form, so one
+  // preparation serves every quantized weight applied to the same x.
   void prepare(TensorType weight_type, const float* x, int64_t n_tokens, int64_t n_in, ThreadPool& pool);
 
   TensorType weight_type() const { return weight_type_; }
   int64_t n_tokens() const { return n_tokens_; }
   int64_t n_in() const { return n_in_; }
   const float* f32() const { return f32_; }               // the original activations
-  const uint8_t* data() const { return storage_.data(); }  // the prepared form
+  const uint8_t* data() const { return storage_.data() + align_offset_; }  // the prepared form (64-byte aligned)
   size_t token_stride() const { return token_stride_; }   // bytes per token in data()
 
  private:
@@ -47,6 +49,7 @@ class ActivationBuffer {
   const float* f32_ = nullptr;
   size_t token_stride_ = 0;
   std::vector<uint8_t> storage_;
+  size_t align_offset_ = 0;
 };
 
 // y[t * ldy + r] = sum_k W[r][k] * x[t][k] for rows r in [r0, r1) and every token.
