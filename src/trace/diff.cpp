@@ -195,7 +195,8 @@ Result<DiffReport> diff_trace_files(const std::string& path_a, const std::string
 
 std::string DiffReport::verdict() const {
   if (taps.empty()) return "no tensor is present in both files: nothing compared";
-  if (!diverged()) return strprintf("all %zu taps within thresholds", taps.size());
+  if (!diverged()) return taps.size() == 1 ? std::string("the 1 tap compared is within its threshold")
+                            : strprintf("all %zu taps within thresholds", taps.size());
   const TapDiff& d = taps[static_cast<size_t>(divergence)];
   std::string why;
   if (!d.shape_match) {
