@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "quant/quant_fast.h"
 #include "quant/ref_blocks.h"
 
 namespace plumb {
@@ -72,7 +73,7 @@ bool can_quantize(TensorType type) {
   return false;
 }
 
-void quantize_row(TensorType type, const float* x, void* y, int64_t n) {
+void quantize_row_scalar(TensorType type, const float* x, void* y, int64_t n) {
   switch (type) {
     case TensorType::F32: {
       float* dst = static_cast<float*>(y);
@@ -103,6 +104,29 @@ void quantize_row(TensorType type, const float* x, void* y, int64_t n) {
       break;
   }
   std::abort();  // contract violation: callers check can_quantize first
+}
+
+bool quant_fast::cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2") != 0;
+  return has;
+}
+
+void quantize_row(TensorType type, const float* x, void* y, int64_t n) {
+  if (quant_fast::cpu_has_avx2()) {
+    switch (type) {
+      case TensorType::Q2_K:
+        return quant_fast::quantize_row_q2_K_avx2(x, static_cast<block_q2_K*>(y), n);
+      case TensorType::Q4_K:
+        return quant_fast::quantize_row_q4_K_avx2(x, static_cast<block_q4_K*>(y), n);
+      case TensorType::Q5_K:
+        return quant_fast::quantize_row_q5_K_avx2(x, static_cast<block_q5_K*>(y), n);
+      case TensorType::Q6_K:
+        return quant_fast::quantize_row_q6_K_avx2(x, static_cast<block_q6_K*>(y), n);
+      default:
+        break;
+    }
+  }
+  quantize_row_scalar(type, x, y, n);
 }
 
 }  // namespace plumb

@@ -23,6 +23,9 @@ bool can_quantize(TensorType type);
 
 // ggml's reference quantizer (ggml_quantize_chunk without importance matrix; for Q8_K,
 // quantize_row_q8_K_ref; for Q8_0/Q8_1 the reference rounding). n multiple of the block size.
+// Thread-safe, allocation-free. Uses a SIMD path where one exists (same bytes).
 void quantize_row(TensorType type, const float* x, void* y, int64_t n);
+// The scalar reference itself, never a SIMD path: what fast paths are tested against.
+void quantize_row_scalar(TensorType type, const float* x, void* y, int64_t n);
 
 }  // namespace plumb

@@ -8,6 +8,7 @@
 
 #include "quant/ref.h"
 #include "quant/ref_blocks.h"
+#include "quant/ref_kquants_detail.h"
 #include "quant/ref_math.h"
 
 namespace plumb {
@@ -232,27 +233,17 @@ int q3_k_scale(const uint8_t* scales, int j) {
   return (low | (high << 4)) - 32;
 }
 
-// Q4_K and Q5_K share everything but the range of L and the bit packing.
-// x: [256] -> scales (12 bytes), d, dmin, L[256] in [0, nmax].
-void quantize_superblock_q45_K(const float* x, int nmax, float rmin, int nstep, uint8_t* scales_out,
-                               fp16_t* d_out, fp16_t* dmin_out, uint8_t* L) {
-  uint8_t Laux[32];
-  float weights[32];
-  float mins[QK_K / 32];
-  float scales[QK_K / 32];
+// Q4_K and Q5_K share everything but the range of L and the bit packing: given the fitted
+// sub-block scales and mins, quantize them to 6 bits against max/63 and re-quantize L[256]
+// (values in [0, nmax]) against the rounded scales.
+void finish_scales_q45_K(const float* x, int nmax, const float* scales, const float* mins,
+                         uint8_t* scales_out, fp16_t* d_out, fp16_t* dmin_out, uint8_t* L) {
   float max_scale = 0.0f;  // the min is subtracted, so scales are never negative
   float max_min = 0.0f;
   for (int j = 0; j < QK_K / 32; ++j) {
-    const float* xb = x + 32 * j;
-    float sum_x2 = 0.0f;
-    for (int l = 0; l < 32; ++l) sum_x2 += xb[l] * xb[l];
-    const float av_x = std::sqrt(sum_x2 / 32.0f);
-    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xb[l]);
-    scales[j] = fit_affine(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
-
   const float inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
   const float inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
   for (int j = 0; j < QK_K / 32; ++j) {
@@ -264,7 +255,7 @@ void quantize_superblock_q45_K(const float* x, int nmax, float rmin, int nstep, 
   *d_out = fp32_to_fp16(max_scale / 63.0f);
   *dmin_out = fp32_to_fp16(max_min / 63.0f);
 
-  // re-quantize against the rounded scales; a sub-block whose scale rounds to 0 keeps L
+  // a sub-block whose scale rounds to 0 keeps the L of its fit
   const float d_all = fp16_to_fp32(*d_out);
   const float dmin_all = fp16_to_fp32(*dmin_out);
   for (int j = 0; j < QK_K / 32; ++j) {
@@ -276,6 +267,20 @@ void quantize_superblock_q45_K(const float* x, int nmax, float rmin, int nstep, 
     for (int ii = 0; ii < 32; ++ii) {
       L[32 * j + ii] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + ii] + dm) / d), 0, nmax));
     }
+  }
+}
+
+// Scalar fit of the 8 sub-blocks of a Q4_K/Q5_K super-block: weights sqrt(mean x²) + |x|.
+void fit_q45_K(const float* x, int nmax, float rmin, int nstep, float* scales, float* mins, uint8_t* L) {
+  uint8_t Laux[32];
+  float weights[32];
+  for (int j = 0; j < QK_K / 32; ++j) {
+    const float* xb = x + 32 * j;
+    float sum_x2 = 0.0f;
+    for (int l = 0; l < 32; ++l) sum_x2 += xb[l] * xb[l];
+    const float av_x = std::sqrt(sum_x2 / 32.0f);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xb[l]);
+    scales[j] = fit_affine(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
   }
 }
 
@@ -367,60 +372,136 @@ void dequantize_row_q8_K(const block_q8_K* x, float* y, int64_t n) {
 
 // ---------------------------------------------------------------- quantization
 
+namespace kquant_detail {
+
+void finish_q2_K(const float* x, const float* scales, const float* mins, uint8_t* L, block_q2_K* y) {
+  const float q4scale = 15.0f;
+  float max_scale = 0.0f;
+  float max_min = 0.0f;
+  for (int j = 0; j < QK_K / 16; ++j) {
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  if (max_scale > 0.0f) {
+    const float iscale = q4scale / max_scale;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      y->scales[j] = static_cast<uint8_t>(nearest_int(iscale * scales[j]));
+    }
+    y->d = fp32_to_fp16(max_scale / q4scale);
+  } else {
+    std::memset(y->scales, 0, sizeof y->scales);
+    y->d = fp32_to_fp16(0.0f);
+  }
+  if (max_min > 0.0f) {
+    const float iscale = q4scale / max_min;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      y->scales[j] |= static_cast<uint8_t>(nearest_int(iscale * mins[j]) << 4);
+    }
+    y->dmin = fp32_to_fp16(max_min / q4scale);
+  } else {
+    y->dmin = fp32_to_fp16(0.0f);
+  }
+
+  const float d_all = fp16_to_fp32(y->d);
+  const float dmin_all = fp16_to_fp32(y->dmin);
+  for (int j = 0; j < QK_K / 16; ++j) {
+    const float d = d_all * static_cast<float>(y->scales[j] & 0xf);
+    if (d == 0.0f) continue;
+    const float dm = dmin_all * static_cast<float>(y->scales[j] >> 4);
+    for (int ii = 0; ii < 16; ++ii) {
+      L[16 * j + ii] = static_cast<uint8_t>(std::clamp(nearest_int((x[16 * j + ii] + dm) / d), 0, 3));
+    }
+  }
+
+  for (int j = 0; j < QK_K; j += 128) {
+    for (int l = 0; l < 32; ++l) {
+      y->qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
+                                              (L[j + l + 96] << 6));
+    }
+  }
+}
+
+void finish_q4_K(const float* x, const float* scales, const float* mins, uint8_t* L, block_q4_K* y) {
+  finish_scales_q45_K(x, 15, scales, mins, y->scales, &y->d, &y->dmin, L);
+  uint8_t* q = y->qs;
+  for (int j = 0; j < QK_K; j += 64, q += 32) {
+    for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+  }
+}
+
+void finish_q5_K(const float* x, const float* scales, const float* mins, uint8_t* L, block_q5_K* y) {
+  finish_scales_q45_K(x, 31, scales, mins, y->scales, &y->d, &y->dmin, L);
+  uint8_t* qh = y->qh;
+  uint8_t* ql = y->qs;
+  std::memset(qh, 0, QK_K / 8);
+  // sub-block s = 2p + k keeps its fifth bits in bit s of qh[l]
+  for (int p = 0; p < QK_K / 64; ++p, ql += 32) {
+    for (int l = 0; l < 32; ++l) {
+      const int l1 = L[64 * p + l];
+      const int l2 = L[64 * p + l + 32];
+      qh[l] |= static_cast<uint8_t>(((l1 >> 4) << (2 * p)) | ((l2 >> 4) << (2 * p + 1)));
+      ql[l] = static_cast<uint8_t>((l1 & 0xf) | ((l2 & 0xf) << 4));
+    }
+  }
+}
+
+void finish_q6_K(const float* x, const float* scales, int8_t* L, block_q6_K* y) {
+  float max_scale = 0.0f;
+  float max_abs_scale = 0.0f;
+  for (int ib = 0; ib < QK_K / 16; ++ib) {
+    const float abs_scale = std::fabs(scales[ib]);
+    if (abs_scale > max_abs_scale) {
+      max_abs_scale = abs_scale;
+      max_scale = scales[ib];
+    }
+  }
+  if (max_abs_scale < kGroupMaxEps) {
+    std::memset(y, 0, sizeof *y);
+    y->d = fp32_to_fp16(0.0f);
+    return;
+  }
+
+  const float iscale = -128.0f / max_scale;
+  y->d = fp32_to_fp16(1.0f / iscale);
+  for (int ib = 0; ib < QK_K / 16; ++ib) {
+    y->scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[ib])));
+  }
+
+  const float d_all = fp16_to_fp32(y->d);
+  for (int j = 0; j < QK_K / 16; ++j) {
+    const float d = d_all * static_cast<float>(y->scales[j]);
+    if (d == 0.0f) continue;
+    for (int ii = 0; ii < 16; ++ii) {
+      L[16 * j + ii] = static_cast<int8_t>(std::clamp(nearest_int(x[16 * j + ii] / d), -32, 31) + 32);
+    }
+  }
+
+  uint8_t* ql = y->ql;
+  uint8_t* qh = y->qh;
+  for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
+    for (int l = 0; l < 32; ++l) {
+      const int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
+      ql[l] = static_cast<uint8_t>((q1 & 0xf) | ((q3 & 0xf) << 4));
+      ql[l + 32] = static_cast<uint8_t>((q2 & 0xf) | ((q4 & 0xf) << 4));
+      qh[l] = static_cast<uint8_t>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+    }
+  }
+}
+
+}  // namespace kquant_detail
+
 void quantize_row_q2_K_ref(const float* x, block_q2_K* y, int64_t n) {
   uint8_t L[QK_K];
   uint8_t Laux[16];
   float weights[16];
   float mins[QK_K / 16];
   float scales[QK_K / 16];
-  const float q4scale = 15.0f;
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-    float max_scale = 0.0f;
-    float max_min = 0.0f;
     for (int j = 0; j < QK_K / 16; ++j) {
       for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
       scales[j] = fit_affine(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
-      if (scales[j] > max_scale) max_scale = scales[j];
-      if (mins[j] > max_min) max_min = mins[j];
     }
-
-    if (max_scale > 0.0f) {
-      const float iscale = q4scale / max_scale;
-      for (int j = 0; j < QK_K / 16; ++j) {
-        y[i].scales[j] = static_cast<uint8_t>(nearest_int(iscale * scales[j]));
-      }
-      y[i].d = fp32_to_fp16(max_scale / q4scale);
-    } else {
-      std::memset(y[i].scales, 0, sizeof y[i].scales);
-      y[i].d = fp32_to_fp16(0.0f);
-    }
-    if (max_min > 0.0f) {
-      const float iscale = q4scale / max_min;
-      for (int j = 0; j < QK_K / 16; ++j) {
-        y[i].scales[j] |= static_cast<uint8_t>(nearest_int(iscale * mins[j]) << 4);
-      }
-      y[i].dmin = fp32_to_fp16(max_min / q4scale);
-    } else {
-      y[i].dmin = fp32_to_fp16(0.0f);
-    }
-
-    const float d_all = fp16_to_fp32(y[i].d);
-    const float dmin_all = fp16_to_fp32(y[i].dmin);
-    for (int j = 0; j < QK_K / 16; ++j) {
-      const float d = d_all * static_cast<float>(y[i].scales[j] & 0xf);
-      if (d == 0.0f) continue;
-      const float dm = dmin_all * static_cast<float>(y[i].scales[j] >> 4);
-      for (int ii = 0; ii < 16; ++ii) {
-        L[16 * j + ii] = static_cast<uint8_t>(std::clamp(nearest_int((x[16 * j + ii] + dm) / d), 0, 3));
-      }
-    }
-
-    for (int j = 0; j < QK_K; j += 128) {
-      for (int l = 0; l < 32; ++l) {
-        y[i].qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) |
-                                                  (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
-      }
-    }
+    kquant_detail::finish_q2_K(x, scales, mins, L, &y[i]);
   }
 }
 
@@ -486,31 +567,21 @@ void quantize_row_q3_K_ref(const float* x, block_q3_K* y, int64_t n) {
 
 void quantize_row_q4_K_ref(const float* x, block_q4_K* y, int64_t n) {
   uint8_t L[QK_K];
+  float scales[QK_K / 32];
+  float mins[QK_K / 32];
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-    quantize_superblock_q45_K(x, 15, -1.0f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
-    uint8_t* q = y[i].qs;
-    for (int j = 0; j < QK_K; j += 64, q += 32) {
-      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
-    }
+    fit_q45_K(x, 15, -1.0f, 20, scales, mins, L);
+    kquant_detail::finish_q4_K(x, scales, mins, L, &y[i]);
   }
 }
 
 void quantize_row_q5_K_ref(const float* x, block_q5_K* y, int64_t n) {
   uint8_t L[QK_K];
+  float scales[QK_K / 32];
+  float mins[QK_K / 32];
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-    quantize_superblock_q45_K(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
-    uint8_t* qh = y[i].qh;
-    uint8_t* ql = y[i].qs;
-    std::memset(qh, 0, QK_K / 8);
-    // sub-block s = 2p + k sets bit s of qh[l] for its fifth bits
-    for (int p = 0; p < QK_K / 64; ++p, ql += 32) {
-      for (int l = 0; l < 32; ++l) {
-        const int l1 = L[64 * p + l];
-        const int l2 = L[64 * p + l + 32];
-        qh[l] |= static_cast<uint8_t>(((l1 >> 4) << (2 * p)) | ((l2 >> 4) << (2 * p + 1)));
-        ql[l] = static_cast<uint8_t>((l1 & 0xf) | ((l2 & 0xf) << 4));
-      }
-    }
+    fit_q45_K(x, 31, -0.5f, 15, scales, mins, L);
+    kquant_detail::finish_q5_K(x, scales, mins, L, &y[i]);
   }
 }
 
@@ -518,47 +589,8 @@ void quantize_row_q6_K_ref(const float* x, block_q6_K* y, int64_t n) {
   int8_t L[QK_K];
   float scales[QK_K / 16];
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-    float max_scale = 0.0f;
-    float max_abs_scale = 0.0f;
-    for (int ib = 0; ib < QK_K / 16; ++ib) {
-      scales[ib] = fit_symmetric(16, 32, x + 16 * ib, L + 16 * ib);
-      const float abs_scale = std::fabs(scales[ib]);
-      if (abs_scale > max_abs_scale) {
-        max_abs_scale = abs_scale;
-        max_scale = scales[ib];
-      }
-    }
-    if (max_abs_scale < kGroupMaxEps) {
-      std::memset(&y[i], 0, sizeof y[i]);
-      y[i].d = fp32_to_fp16(0.0f);
-      continue;
-    }
-
-    const float iscale = -128.0f / max_scale;
-    y[i].d = fp32_to_fp16(1.0f / iscale);
-    for (int ib = 0; ib < QK_K / 16; ++ib) {
-      y[i].scales[ib] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[ib])));
-    }
-
-    const float d_all = fp16_to_fp32(y[i].d);
-    for (int j = 0; j < QK_K / 16; ++j) {
-      const float d = d_all * static_cast<float>(y[i].scales[j]);
-      if (d == 0.0f) continue;
-      for (int ii = 0; ii < 16; ++ii) {
-        L[16 * j + ii] = static_cast<int8_t>(std::clamp(nearest_int(x[16 * j + ii] / d), -32, 31) + 32);
-      }
-    }
-
-    uint8_t* ql = y[i].ql;
-    uint8_t* qh = y[i].qh;
-    for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
-      for (int l = 0; l < 32; ++l) {
-        const int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
-        ql[l] = static_cast<uint8_t>((q1 & 0xf) | ((q3 & 0xf) << 4));
-        ql[l + 32] = static_cast<uint8_t>((q2 & 0xf) | ((q4 & 0xf) << 4));
-        qh[l] = static_cast<uint8_t>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
-      }
-    }
+    for (int ib = 0; ib < QK_K / 16; ++ib) scales[ib] = fit_symmetric(16, 32, x + 16 * ib, L + 16 * ib);
+    kquant_detail::finish_q6_K(x, scales, L, &y[i]);
   }
 }
 
