@@ -60,20 +60,29 @@ void bpe_tokenize_word(const Vocab& vocab, const int32_t* byte_parts, std::strin
     }
   }
 
-  std::vector<Bigram> storage;
-  storage.reserve(symbols.size());
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{},
-                                                                      std::move(storage));
-  auto try_add = [&](int32_t left, int32_t right) {
-    if (left < 0 || right < 0) return;
+  auto make_bigram = [&](int32_t left, int32_t right, Bigram* bigram) {
+    if (left < 0 || right < 0) return false;
     const Symbol& l = symbols[left];
     const Symbol& r = symbols[right];
-    if (l.part < 0 || r.part < 0) return;
+    if (l.part < 0 || r.part < 0) return false;
     const Vocab::Merge* merge = vocab.find_merge(l.part, r.part);
-    if (merge == nullptr) return;
-    queue.push({merge->rank, left, right, l.n, r.n, merge->joined});
+    if (merge == nullptr) return false;
+    *bigram = {merge->rank, left, right, l.n, r.n, merge->joined};
+    return true;
   };
-  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) try_add(i - 1, i);
+  // The initial pairs are heapified at once (linear), not pushed one by one.
+  std::vector<Bigram> initial;
+  initial.reserve(symbols.size());
+  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) {
+    Bigram bigram;
+    if (make_bigram(i - 1, i, &bigram)) initial.push_back(bigram);
+  }
+  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{},
+                                                                      std::move(initial));
+  auto try_add = [&](int32_t left, int32_t right) {
+    Bigram bigram;
+    if (make_bigram(left, right, &bigram)) queue.push(bigram);
+  };
 
   while (!queue.empty()) {
     const Bigram bigram = queue.top();

@@ -43,18 +43,27 @@ void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<int32_t
                        static_cast<uint32_t>(offset - len), static_cast<uint32_t>(len)});
   }
 
-  std::vector<Bigram> storage;
-  storage.reserve(symbols.size());
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{},
-                                                                      std::move(storage));
-  auto try_add = [&](int32_t left, int32_t right) {
-    if (left < 0 || right < 0) return;
+  auto make_bigram = [&](int32_t left, int32_t right, Bigram* bigram) {
+    if (left < 0 || right < 0) return false;
     const uint32_t size = symbols[left].n + symbols[right].n;
     const int32_t id = vocab.find(text.substr(symbols[left].start, size));
-    if (id < 0) return;
-    queue.push({vocab.tokens[id].score, left, right, size});
+    if (id < 0) return false;
+    *bigram = {vocab.tokens[id].score, left, right, size};
+    return true;
   };
-  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) try_add(i - 1, i);
+  // The initial pairs are heapified at once (linear), not pushed one by one.
+  std::vector<Bigram> initial;
+  initial.reserve(symbols.size());
+  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) {
+    Bigram bigram;
+    if (make_bigram(i - 1, i, &bigram)) initial.push_back(bigram);
+  }
+  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{},
+                                                                      std::move(initial));
+  auto try_add = [&](int32_t left, int32_t right) {
+    Bigram bigram;
+    if (make_bigram(left, right, &bigram)) queue.push(bigram);
+  };
 
   while (!queue.empty()) {
     const Bigram bigram = queue.top();
