@@ -7,6 +7,7 @@
 
 #include "model/model.h"
 #include "model_ref.h"
+#include "test_models.h"
 #include "test_util.h"
 #include "trace/diff.h"
 #include "trace/run_trace.h"
@@ -17,30 +18,36 @@ namespace {
 
 struct RefModel {
   const char* ref;    // ../shared/ref/<ref>.gguf
-  const char* model;  // ../shared/models/<model>, else a cached download
+  const char* model;  // "austen-21m-<type>" (made by test::austen_model) or a downloaded file name
   bool traced;        // the reference holds p0.trace.* (else tokens and logits only)
 };
 
 constexpr RefModel kModels[] = {
-    {"austen-21m-f16", "austen-21m-f16.gguf", true},
-    {"austen-21m-q4_k_m", "austen-21m-q4_k_m.gguf", true},
-    {"austen-21m-q4_0", "austen-21m-q4_0.gguf", false},
+    {"austen-21m-f16", "austen-21m-f16", true},
+    {"austen-21m-q8_0", "austen-21m-q8_0", false},
+    {"austen-21m-q6_k", "austen-21m-q6_k", false},
+    {"austen-21m-q4_k_m", "austen-21m-q4_k_m", true},
+    {"austen-21m-q4_0", "austen-21m-q4_0", false},
     {"smollm2-135m-q4_1", "SmolLM2-135M-Instruct.Q4_1.gguf", true},
 };
 
-// ../shared/models, then $PLUMB_MODELS or <repo>/models, then /work/models; "" when absent.
-std::string find_model(const std::string& name) {
-  if (std::string p = test::shared_path("models/" + name); !p.empty()) return p;
+// austen-21m-<type>: the shipped file, or q8_0/q6_k made by plumb quantize and checked against
+// llama.cpp's manifest. Others: $PLUMB_MODELS or <repo>/models, then /work/models.
+// "" when absent, with *why set.
+std::string find_model(const std::string& name, std::string* why) {
+  constexpr std::string_view kAusten = "austen-21m-";
+  if (name.rfind(kAusten, 0) == 0) return test::austen_model(name.substr(kAusten.size()), why);
   if (std::string p = test::cached_model_path(name); !p.empty()) return p;
   const std::string work = "/work/models/" + name;
-  return std::filesystem::exists(work) ? work : std::string();
+  if (std::filesystem::exists(work)) return work;
+  *why = "model " + name + " is not in $PLUMB_MODELS, <repo>/models or /work/models";
+  return "";
 }
 
-#define PLUMB_REQUIRE_MODEL(var, name)                                                  \
-  const std::string var = find_model(name);                                             \
-  if (var.empty())                                                                      \
-  GTEST_SKIP() << "model " << (name) << " is not in ../shared/models, $PLUMB_MODELS, "  \
-               << "<repo>/models or /work/models"
+#define PLUMB_REQUIRE_MODEL(var, name)               \
+  std::string var##_why;                             \
+  const std::string var = find_model(name, &var##_why); \
+  if (var.empty()) GTEST_SKIP() << var##_why
 
 std::unique_ptr<Model> load_model(const std::string& path) {
   ModelOptions options;
@@ -101,6 +108,23 @@ INSTANTIATE_TEST_SUITE_P(RefModels, TraceAgainstReference, ::testing::ValuesIn(k
                            for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
                            return name;
                          });
+
+// Text in, through the model's tokenizer: the same tokens as llama.cpp (the diff checks them)
+// and the same numbers.
+TEST(TraceFromText, MatchesTheReference) {
+  PLUMB_REQUIRE_SHARED(ref_path, "ref/austen-21m-q4_k_m.gguf");
+  PLUMB_REQUIRE_MODEL(model_path, "austen-21m-q4_k_m");
+  const std::string out_path = test::temp_dir("trace-text") + "/plumb.gguf";
+  std::string out;
+  ASSERT_EQ(test::run_plumb("trace -m '" + model_path +
+                                "' -p 'It is a truth universally acknowledged, that a single man' -o '" + out_path +
+                                "' --taps 'blk.0.*,blk.7.out,logits'",
+                            &out),
+            0)
+      << out;
+  EXPECT_EQ(test::run_plumb("diff '" + out_path + "' '" + ref_path + "'", &out), 0) << out;
+  EXPECT_NE(out.find("all 18 taps within thresholds"), std::string::npos) << out;  // 15 + out + logits + p0.logits
+}
 
 // The first tap computed with a Q4_K weight (the embedding lookup is not a matrix product and
 // the planted fault leaves it alone).
@@ -167,7 +191,7 @@ TEST_P(PlantedFaults, DiffNamesTheTapWhereTheBugIs) {
   }
 }
 
-constexpr RefModel kTracedModels[] = {kModels[0], kModels[1], kModels[3]};
+constexpr RefModel kTracedModels[] = {kModels[0], kModels[3], kModels[5]};
 INSTANTIATE_TEST_SUITE_P(RefModels, PlantedFaults, ::testing::ValuesIn(kTracedModels),
                          [](const auto& info) {
                            std::string name = info.param.ref;

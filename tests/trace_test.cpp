@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "gguf/gguf.h"
+#include "test_models.h"
 #include "test_util.h"
 #include "trace/diff.h"
 #include "trace/recorder.h"
@@ -119,9 +120,12 @@ class LlamaCppVsFloat64 : public ::testing::TestWithParam<const char*> {};
 // llama.cpp is a correct engine: its reference file against the float64 oracle on the same
 // tokens must be within the default thresholds at every tap.
 TEST_P(LlamaCppVsFloat64, PassesDefaultThresholds) {
-  const std::string model_name = GetParam();
+  const std::string type = GetParam();
+  const std::string model_name = "austen-21m-" + type;
   PLUMB_REQUIRE_SHARED(ref, "ref/" + model_name + ".gguf");
-  PLUMB_REQUIRE_SHARED(model, "models/" + model_name + ".gguf");
+  std::string why;
+  const std::string model = test::austen_model(type, &why);
+  if (model.empty()) GTEST_SKIP() << why;
   PLUMB_REQUIRE_SHARED(tokens, "ref64/austen-21m.tokens.txt");
   PLUMB_REQUIRE_SHARED(ref64, "tools/ref64.py");
   PLUMB_REQUIRE_PYTHON_GGUF();
@@ -142,7 +146,7 @@ TEST_P(LlamaCppVsFloat64, PassesDefaultThresholds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Austen, LlamaCppVsFloat64,
-                         ::testing::Values("austen-21m-f16", "austen-21m-q4_k_m", "austen-21m-q4_0"));
+                         ::testing::Values("f16", "q8_0", "q6_k", "q4_k_m", "q4_0"));
 
 // Float64 traces of prompt 0 with one planted bug each: the diff against llama.cpp's trace and
 // against the clean float64 trace names the tap where the bug is.
