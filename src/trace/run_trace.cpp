@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "backend/backend.h"
 #include "backend/cuda/device_info.h"
 
 namespace plumb::trace {
@@ -104,9 +105,16 @@ Result<std::vector<int32_t>> tokenize_prompt(const Model& model, const std::stri
 
 bool cuda_available(std::string* why) {
 #ifdef PLUMB_HAVE_CUDA
-  if (cuda::device_count() > 0) return true;
-  *why = "no GPU: this build has the CUDA backend but no CUDA device is visible";
-  return false;
+  if (cuda::device_count() == 0) {
+    *why = "no GPU: this build has CUDA but no CUDA device is visible";
+    return false;
+  }
+  // CUDA builds before the backend exists (or when it cannot start) say so here, before any work.
+  if (auto backend = make_backend("cuda", 1); !backend.ok()) {
+    *why = "no CUDA backend in this build (" + backend.status().message() + ")";
+    return false;
+  }
+  return true;
 #else
   *why = "no CUDA backend in this build (configured without nvcc or with -DPLUMB_CUDA=OFF)";
   return false;
