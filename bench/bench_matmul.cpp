@@ -1,9 +1,13 @@
 // Micro-benchmark of the CPU matmul kernels on TinyLlama-1.1B shapes (not a test).
-//   bench_matmul [--threads N] [--reps N] [--types Q4_K,Q6_K,...] [--tokens 1,64] [--min]
+//   bench_matmul [--threads N] [--reps N] [--types Q4_K,Q6_K,...] [--tokens 1,64] [--min] [--rows N]
+//                [--cpu-time]
+// On a loaded machine, `--threads 1 --cpu-time --min` measures the kernel's own speed (thread CPU
+// time excludes time the scheduler gave to other processes).
 // n_tokens = 1: GB/s of weights read (generation is bandwidth-bound; ~30 GB/s on the 2-core dev
 // machine). n_tokens > 1: GFLOP/s (2 * n_in * n_out * n_tokens per product).
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -28,7 +32,14 @@ struct Shape {
 const Shape kShapes[] = {{"attn_q/o", 2048, 2048}, {"attn_k/v", 2048, 256}, {"ffn_gate/up", 2048, 5632},
                          {"ffn_down", 5632, 2048}, {"output", 2048, 32000}};
 
+bool g_cpu_time = false;  // --cpu-time: the calling thread's CPU time (with --threads 1 only)
+
 double now_s() {
+  if (g_cpu_time) {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
@@ -60,7 +71,8 @@ std::vector<std::string> split(const std::string& s) {
 
 int main(int argc, char** argv) {
   int threads = 2, reps = 7;
-  bool use_min = false;  // the fastest run instead of the median: for a loaded machine
+  bool use_min = false;
+  int64_t rows_override = 0;  // --rows N: every shape with n_out = N (short runs for a loaded machine)  // the fastest run instead of the median: for a loaded machine
   std::string types_arg = "Q4_K,Q6_K,Q8_0,Q4_0,Q4_1,F16";
   std::string tokens_arg = "1,64";
   for (int i = 1; i < argc; ++i) {
@@ -70,10 +82,16 @@ int main(int argc, char** argv) {
     else if (a == "--types" && i + 1 < argc) types_arg = argv[++i];
     else if (a == "--tokens" && i + 1 < argc) tokens_arg = argv[++i];
     else if (a == "--min") use_min = true;
+    else if (a == "--cpu-time") g_cpu_time = true;
+    else if (a == "--rows" && i + 1 < argc) rows_override = std::atoll(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_matmul [--threads N] [--reps N] [--types T,..] [--tokens N,..] [--min]\n");
+      std::fprintf(stderr, "usage: bench_matmul [--threads N] [--reps N] [--types T,..] [--tokens N,..] [--min] [--rows N] [--cpu-time]\n");
       return 2;
     }
+  }
+  if (g_cpu_time && threads != 1) {
+    std::fprintf(stderr, "--cpu-time needs --threads 1\n");
+    return 2;
   }
   ThreadPool pool(threads);
   std::printf("threads %d, %s of %d runs, SIMD %s\n", threads, use_min ? "fastest" : "median", reps,
@@ -89,7 +107,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     double layer_us[2] = {0, 0};
-    for (const Shape& s : kShapes) {
+    for (Shape s : kShapes) {
+      if (rows_override > 0) s.n_out = rows_override;
       const std::vector<uint8_t> wbytes = make_weights(*type, s.n_in, s.n_out);
       const cpu::WeightMatrix w{*type, s.n_in, s.n_out, wbytes.data(), row_size(*type, s.n_in)};
       for (const std::string& tok : split(tokens_arg)) {

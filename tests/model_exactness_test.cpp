@@ -1,11 +1,12 @@
 // Exactness against the float64 oracle (../shared/tools/ref64.py): plumb's pooled logits NMSE
 // must be at most llama.cpp's (+10 %) and its top-1 agreement at least llama.cpp's, on the
 // token lists of ../shared/ref64 (figures: ../shared/ref/README.md). Needs python3 with numpy
-// and gguf; skipped visibly without them.
+// and gguf; skipped visibly without them. The float64 logits are cached in the build tree.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -36,10 +37,18 @@ void check_exactness(const ExactCase& ec) {
   if (model_path.empty()) GTEST_SKIP() << "missing shared data: models/" << file;
   if (!python_has_numpy_and_gguf()) GTEST_SKIP() << "python3 with numpy and gguf is not available: float64 oracle skipped";
 
-  const std::string out = temp_dir(std::string("ref64-") + ec.name) + "/exact.gguf";
-  const std::string cmd = "python3 '" + tool + "' -m '" + model_path + "' --tokens-file '" + tokens_file +
-                          "' --taps 'none' --out '" + out + "' >/dev/null 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  // The float64 answer takes seconds to compute: it is kept in the build tree, keyed by the
+  // model's file name and size, so later runs only pay for plumb's side.
+  const std::filesystem::path cache = std::filesystem::path(PLUMB_BINARY).parent_path() / "ref64-cache";
+  std::filesystem::create_directories(cache);
+  const std::string out = (cache / (file + "." + std::to_string(std::filesystem::file_size(model_path)) + ".gguf")).string();
+  if (!std::filesystem::exists(out)) {
+    const std::string tmp = out + ".tmp";
+    const std::string cmd = "python3 '" + tool + "' -m '" + model_path + "' --tokens-file '" + tokens_file +
+                            "' --taps 'none' --out '" + tmp + "' >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::filesystem::rename(tmp, out);
+  }
 
   auto model = Model::load(model_path, {.load_tokenizer = false});
   ASSERT_TRUE(model.ok()) << model.status().message();

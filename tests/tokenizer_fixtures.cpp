@@ -98,6 +98,9 @@ std::string smollm2_path() {
   if (const char* env = std::getenv("PLUMB_SMOLLM2"); env != nullptr && *env != '\0') {
     candidates.push_back(env);
   }
+  if (const char* env = std::getenv("PLUMB_MODELS"); env != nullptr && *env != '\0') {
+    candidates.push_back(std::string(env) + "/" + name);
+  }
   candidates.push_back(std::string(PLUMB_SOURCE_DIR) + "/models/" + name);
   if (const char* home = std::getenv("HOME")) {
     candidates.push_back(std::string(home) + "/.cache/plumb/" + name);

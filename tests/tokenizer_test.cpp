@@ -8,6 +8,9 @@
 #include "gguf/gguf.h"
 #include "test_util.h"
 #include "tokenizer/llama_tokenizer.h"
+#include "tokenizer/models.h"
+#include "tokenizer/pretokenize.h"
+#include "tokenizer/unicode.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer_fixtures.h"
 
@@ -279,6 +282,67 @@ TEST(TokenizerCli, TokenizeFormats) {
   EXPECT_EQ(test::run_plumb("tokenize -m /nonexistent.gguf x", &out), 1);
   EXPECT_EQ(test::run_plumb("tokenize --help", &out), 0);
   EXPECT_NE(out.find("--parse-special"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plumb
+
+namespace plumb {
+namespace {
+
+// The fast paths against the reference: SPM run word by word (with its cache) against one
+// SentencePiece pass over the whole text, as llama.cpp runs it; BPE words from the cache
+// against freshly merged ones.
+TEST(TokenizerFastPath, SpmWordByWordEqualsWholeText) {
+  const Tokenizer* t = vocab_tokenizer("llama-spm");
+  if (t == nullptr) GTEST_SKIP() << "missing shared data: vocab/ggml-vocab-llama-spm.gguf";
+  const tok::Vocab& vocab = tok::vocab_of(*t);
+  ASSERT_TRUE(vocab.spm_independent_words);
+  std::vector<std::string> texts;
+  if (const std::string inp = test::shared_path("vocab/ggml-vocab-llama-spm.gguf.inp"); !inp.empty()) {
+    texts = test::parse_vocab_inputs(test::read_file_bytes(inp));
+  }
+  if (const std::string pp = test::shared_path("text/pp-heldout.txt"); !pp.empty()) {
+    texts.push_back(test::read_file_bytes(pp));
+  }
+  texts.push_back(std::string("a\xE2\x96\x81 \xF0\xE2\x96\x81 \xE2\x96 x\xC3 \xE2\x96\x81\xE2\x96\x81y", 29));
+  for (const std::string& text : texts) {
+    if (text.empty()) continue;  // no fragment at all, hence no ▁ either
+    std::string escaped = "\xE2\x96\x81";
+    for (char c : text) escaped += c == ' ' ? std::string("\xE2\x96\x81") : std::string(1, c);
+    std::vector<TokenId> whole;
+    tok::spm_tokenize(vocab, escaped, &whole);
+    EXPECT_EQ(t->encode(text, false, false), whole) << text.substr(0, 80);
+  }
+}
+
+TEST(TokenizerFastPath, BpeCachedWordsEqualFreshOnes) {
+  PLUMB_REQUIRE_SHARED(path, "vocab/ggml-vocab-gpt-2.gguf");
+  PLUMB_REQUIRE_SHARED(pp, "text/pp-heldout.txt");
+  auto file = gguf::File::open(path);
+  ASSERT_TRUE(file.ok());
+  auto fresh = Tokenizer::from_gguf(*file.value());
+  ASSERT_TRUE(fresh.ok());
+  const std::string text = test::read_file_bytes(pp);
+  const std::vector<TokenId> first = fresh.value()->encode(text, false, false);
+  EXPECT_EQ(fresh.value()->encode(text, false, false), first);  // now from the cache
+  // Word by word without any cache.
+  const tok::Vocab& vocab = tok::vocab_of(*fresh.value());
+  auto pre = tok::PreTokenizer::create(vocab.pre);
+  ASSERT_TRUE(pre.ok());
+  int32_t byte_parts[256];
+  for (int b = 0; b < 256; ++b) {
+    const int32_t id = vocab.part_ids.count(tok::byte_to_utf8(static_cast<uint8_t>(b)))
+                           ? vocab.part_ids.find(tok::byte_to_utf8(static_cast<uint8_t>(b)))->second
+                           : -1;
+    byte_parts[b] = id;
+  }
+  std::string storage;
+  std::vector<std::string_view> words;
+  pre.value()->split(text, &storage, &words);
+  std::vector<TokenId> uncached;
+  for (std::string_view w : words) tok::bpe_tokenize_word(vocab, byte_parts, w, &uncached);
+  EXPECT_EQ(uncached, first);
 }
 
 }  // namespace

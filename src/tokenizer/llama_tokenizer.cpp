@@ -68,6 +68,7 @@ class LlamaTokenizer final : public Tokenizer {
     bool prev_special = true;  // a leading space goes before the first text
     if (add_special && vocab_.add_bos) out->push_back(vocab_.bos);
     std::string escaped;
+    std::vector<std::string_view> segments;
     for (const Fragment& f : fragments) {
       if (f.token >= 0) {
         out->push_back(f.token);
@@ -83,7 +84,12 @@ class LlamaTokenizer final : public Tokenizer {
           escaped.push_back(c);
         }
       }
-      spm_tokenize(vocab_, escaped, out);
+      if (vocab_.spm_independent_words) {
+        spm_segments(escaped, &segments);
+        for (std::string_view segment : segments) encode_cached(segment, out);
+      } else {
+        spm_tokenize(vocab_, escaped, out);
+      }
       prev_special = false;
     }
     if (add_special && vocab_.add_eos) out->push_back(vocab_.eos);
@@ -100,17 +106,26 @@ class LlamaTokenizer final : public Tokenizer {
         continue;
       }
       pre_->split(text.substr(f.offset, f.length), &storage, &words);
-      for (std::string_view word : words) encode_word(word, out);
+      for (std::string_view word : words) encode_cached(word, out);
     }
     if (add_special && vocab_.add_eos) out->push_back(vocab_.eos);
   }
 
-  // Words repeat a lot in real text; their ids are cached (short words only, bounded).
-  void encode_word(std::string_view word, std::vector<TokenId>* out) const {
+  // One BPE word or SPM segment. Words repeat a lot in real text; their ids are cached
+  // (short words only, bounded).
+  void encode_uncached(std::string_view word, std::vector<TokenId>* out) const {
+    if (vocab_.type == VocabType::kSpm) {
+      spm_tokenize(vocab_, word, out);
+    } else {
+      bpe_tokenize_word(vocab_, byte_parts_, word, out);
+    }
+  }
+
+  void encode_cached(std::string_view word, std::vector<TokenId>* out) const {
     constexpr size_t kMaxCachedWord = 64;
     constexpr size_t kMaxCacheEntries = 1 << 16;
     if (word.size() > kMaxCachedWord) {
-      bpe_tokenize_word(vocab_, byte_parts_, word, out);
+      encode_uncached(word, out);
       return;
     }
     {
@@ -122,7 +137,7 @@ class LlamaTokenizer final : public Tokenizer {
       }
     }
     const size_t before = out->size();
-    bpe_tokenize_word(vocab_, byte_parts_, word, out);
+    encode_uncached(word, out);
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_.size() >= kMaxCacheEntries) cache_.clear();
     cache_.emplace(std::string(word), std::vector<TokenId>(out->begin() + before, out->end()));

@@ -15,6 +15,13 @@ namespace plumb::tok {
 // being tokens fall back to byte tokens.
 void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<int32_t>* out);
 
+// Cuts ▁-escaped text before each ▁ that follows a complete UTF-8 character other than ▁.
+// When vocab.spm_independent_words holds, no token spans such a cut, so no pair is ever queued
+// across it: each piece evolves alone and tokenizing the pieces one by one gives exactly the
+// ids of the whole text (in llama.cpp's one global queue the pieces' merges merely
+// interleave).
+void spm_segments(std::string_view text, std::vector<std::string_view>* segments);
+
 // Byte-level BPE of one pre-tokenized word (llama.cpp's llm_tokenizer_bpe_session): the
 // word's bytes through the GPT-2 byte table, then merges by rank (lowest first, ties:
 // leftmost). `byte_parts[b]` is the merge-part id of byte b's symbol (-1: none).

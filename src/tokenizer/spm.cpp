@@ -30,6 +30,44 @@ struct BigramOrder {
 
 }  // namespace
 
+namespace {
+
+constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
+
+// A whole, well-formed UTF-8 character (its lead byte's length, continuation bytes after).
+bool is_whole_char(std::string_view s) {
+  const uint8_t lead = static_cast<uint8_t>(s[0]);
+  if ((lead & 0xC0) == 0x80 || lead >= 0xF8 || s.size() != utf8_len(lead)) return false;
+  for (size_t i = 1; i < s.size(); ++i) {
+    if ((static_cast<uint8_t>(s[i]) & 0xC0) != 0x80) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void spm_segments(std::string_view text, std::vector<std::string_view>* segments) {
+  segments->clear();
+  size_t segment_start = 0;
+  size_t prev_start = 0, prev_len = 0;
+  for (size_t offset = 0; offset < text.size();) {
+    const size_t len =
+        std::min(utf8_len(static_cast<uint8_t>(text[offset])), text.size() - offset);
+    const std::string_view symbol = text.substr(offset, len);
+    if (symbol == kSpaceMark && prev_len > 0 && offset > segment_start) {
+      const std::string_view prev = text.substr(prev_start, prev_len);
+      if (prev != kSpaceMark && is_whole_char(prev)) {
+        segments->push_back(text.substr(segment_start, offset - segment_start));
+        segment_start = offset;
+      }
+    }
+    prev_start = offset;
+    prev_len = len;
+    offset += len;
+  }
+  if (segment_start < text.size()) segments->push_back(text.substr(segment_start));
+}
+
 void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<int32_t>* out) {
   if (text.empty()) return;
   std::vector<Symbol> symbols;

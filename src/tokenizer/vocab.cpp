@@ -206,6 +206,23 @@ Result<Vocab> build_vocab(VocabSpec spec) {
     t.attr = spec.token_types.empty() ? kAttrNormal : attr_of_type(spec.token_types[i]);
   }
 
+  if (v.type == VocabType::kSpm) {
+    constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
+    v.spm_independent_words = true;
+    for (const TokenData& t : v.tokens) {
+      const std::string_view text = t.text;
+      if (text.find(kSpaceMark, 1) == std::string_view::npos) continue;
+      bool all_marks = text.size() % kSpaceMark.size() == 0;
+      for (size_t i = 0; all_marks && i < text.size(); i += kSpaceMark.size()) {
+        all_marks = text.substr(i, kSpaceMark.size()) == kSpaceMark;
+      }
+      if (!all_marks) {
+        v.spm_independent_words = false;
+        break;
+      }
+    }
+  }
+
   if (v.type == VocabType::kBpe) {
     // "left right" split at the first space after the first byte; the first rank of a pair wins.
     for (size_t rank = 0; rank < spec.merges.size(); ++rank) {

@@ -127,6 +127,9 @@ struct Vocab {
   bool ignore_merges = false;
   bool clean_spaces = false;
   bool escape_whitespaces = true;
+  // SPM: no token holds a ▁ after a character other than ▁, so no merge can cross the
+  // start of a ▁ run and the text may be tokenized run by run (see spm_segments).
+  bool spm_independent_words = false;
   bool lowercase = true;      // WordPiece normaliser
   bool strip_accents = true;  // WordPiece normaliser
 

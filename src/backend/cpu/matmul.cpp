@@ -33,40 +33,6 @@ bool uses_quantized_activations(TensorType type) {
 
 namespace {
 
-// One token's activations -> 16-bit blocks (the contract of matmul_internal.h).
-void quantize_token(const float* x, const ActLayout& lay, uint8_t* out) {
-  auto* q = reinterpret_cast<int16_t*>(out + lay.q_off);
-  auto* d = reinterpret_cast<float*>(out + lay.d_off);
-  auto* sx32 = reinterpret_cast<float*>(out + lay.sx32_off);
-  auto* sx16 = reinterpret_cast<float*>(out + lay.sx16_off);
-  for (int64_t b = 0; b < lay.n_blocks; ++b) {
-    const float* xb = x + b * kActBlock;
-    float amax = 0.0f;
-    double half_sum[2] = {0.0, 0.0};
-    for (int k = 0; k < kActBlock; ++k) {
-      amax = std::max(amax, std::fabs(xb[k]));
-      half_sum[k / 16] += xb[k];
-    }
-    int16_t* qb = q + b * kActBlock;
-    if (!std::isfinite(amax)) {
-      // Keep NaN/Inf visible in the output instead of producing plausible numbers.
-      d[b] = std::numeric_limits<float>::quiet_NaN();
-      std::fill(qb, qb + kActBlock, int16_t{0});
-    } else {
-      const float db = amax / kActQMax;
-      const float id = db != 0.0f ? 1.0f / db : 0.0f;
-      d[b] = db;
-      for (int k = 0; k < kActBlock; ++k) {
-        const float v = std::nearbyint(xb[k] * id);
-        qb[k] = static_cast<int16_t>(std::clamp(v, -kActQMax, kActQMax));
-      }
-    }
-    sx16[2 * b] = static_cast<float>(half_sum[0]);
-    sx16[2 * b + 1] = static_cast<float>(half_sum[1]);
-    sx32[b] = static_cast<float>(half_sum[0] + half_sum[1]);
-  }
-}
-
 bool simd_disabled_by_env() {
   const char* v = std::getenv("PLUMB_NO_SIMD");
   return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
@@ -82,6 +48,47 @@ bool cpu_has_avx2() {
 }
 
 }  // namespace
+
+void quantize_token(const float* x, const ActLayout& lay, uint8_t* out) {
+  auto* q = reinterpret_cast<int16_t*>(out + lay.q_off);
+  auto* d = reinterpret_cast<float*>(out + lay.d_off);
+  auto* sx32 = reinterpret_cast<float*>(out + lay.sx32_off);
+  auto* sx16 = reinterpret_cast<float*>(out + lay.sx16_off);
+  for (int64_t b = 0; b < lay.n_blocks; ++b) {
+    const float* xb = x + b * kActBlock;
+    float amax = 0.0f;
+    bool has_nan = false;
+    for (int k = 0; k < kActBlock; ++k) {
+      amax = std::max(amax, std::fabs(xb[k]));
+      has_nan = has_nan || std::isnan(xb[k]);
+    }
+    double half[2];
+    for (int h = 0; h < 2; ++h) {
+      const float* xh = xb + 16 * h;
+      double v[4];
+      for (int j = 0; j < 4; ++j) {
+        v[j] = (double{xh[j]} + double{xh[4 + j]}) + (double{xh[8 + j]} + double{xh[12 + j]});
+      }
+      half[h] = (v[0] + v[2]) + (v[1] + v[3]);
+    }
+    int16_t* qb = q + b * kActBlock;
+    if (has_nan || !(amax <= std::numeric_limits<float>::max())) {
+      // NaN or Inf: keep it visible in every output instead of producing plausible numbers.
+      d[b] = std::numeric_limits<float>::quiet_NaN();
+      std::fill(qb, qb + kActBlock, int16_t{0});
+    } else {
+      float db = amax / kActQMax;
+      float id = db != 0.0f ? 1.0f / db : 0.0f;
+      if (!(id <= std::numeric_limits<float>::max())) db = id = 0.0f;  // amax below ~1e-34: zero block
+      d[b] = db;
+      // |x * id| <= 32767 + a few ulp, so the nearest integer never leaves the int16 range.
+      for (int k = 0; k < kActBlock; ++k) qb[k] = static_cast<int16_t>(std::lrint(xb[k] * id));
+    }
+    sx16[2 * b] = static_cast<float>(half[0]);
+    sx16[2 * b + 1] = static_cast<float>(half[1]);
+    sx32[b] = static_cast<float>(half[0] + half[1]);
+  }
+}
 
 bool simd_enabled() {
   static const bool enabled = cpu_has_avx2() && !simd_disabled_by_env();
@@ -116,12 +123,13 @@ void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n
   if (storage_.size() < need) storage_.assign(need, 0);
   align_offset_ = (64 - reinterpret_cast<uintptr_t>(storage_.data()) % 64) % 64;
   uint8_t* base = storage_.data() + align_offset_;
+  const auto quantize = detail::simd_enabled() ? detail::quantize_token_avx2 : detail::quantize_token;
   if (n_tokens >= 4 && pool.size() > 1) {
     pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) detail::quantize_token(x + t * n_in, lay, base + t * lay.stride);
+      for (int64_t t = t0; t < t1; ++t) quantize(x + t * n_in, lay, base + t * lay.stride);
     });
   } else {
-    for (int64_t t = 0; t < n_tokens; ++t) detail::quantize_token(x + t * n_in, lay, base + t * lay.stride);
+    for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * n_in, lay, base + t * lay.stride);
   }
 }
 

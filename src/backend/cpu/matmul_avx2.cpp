@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/matmul_internal.h"
@@ -134,46 +136,60 @@ struct SimdQ6_K : UnpackQ6_K {
 
 // ---- the generic dot of an unpacked row with up to 4 tokens ----
 
-// Per-thread scratch for one unpacked row.
+// Per-thread scratch for a group of unpacked rows: int16 weights (row stride n_in, 64-byte
+// aligned) and per-sub-block multipliers.
 struct RowScratch {
-  std::vector<int16_t, std::allocator<int16_t>> w;
+  std::vector<int16_t> w;
   std::vector<float> dw, mc;
   int16_t* w_aligned = nullptr;
-  void reserve(int64_t n_in, int64_t n_sub) {
-    if (static_cast<int64_t>(w.size()) < n_in + 32) w.assign(static_cast<size_t>(n_in + 32), 0);
+  void reserve(int64_t n_rows, int64_t n_in, int64_t n_sub) {
+    const size_t need = static_cast<size_t>(n_rows * n_in + 32);
+    if (w.size() < need) w.assign(need, 0);
     const uintptr_t a = (reinterpret_cast<uintptr_t>(w.data()) + 63) & ~uintptr_t{63};
     w_aligned = reinterpret_cast<int16_t*>(a);
-    if (static_cast<int64_t>(dw.size()) < n_sub) {
-      dw.assign(static_cast<size_t>(n_sub), 0.0f);
-      mc.assign(static_cast<size_t>(n_sub), 0.0f);
+    if (static_cast<int64_t>(dw.size()) < n_rows * n_sub) {
+      dw.assign(static_cast<size_t>(n_rows * n_sub), 0.0f);
+      mc.assign(static_cast<size_t>(n_rows * n_sub), 0.0f);
     }
   }
 };
 
+// Sub-block s of an unpacked row into acc[t] (the caller passes the set s % 2).
 template <int kSub, int kT>
-inline void dot_tile(const int16_t* w, const float* dw, int64_t n_sub, const ActRow* a, __m256 acc[kT]) {
-  for (int t = 0; t < kT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t s = 0; s < n_sub; ++s) {
-    const int64_t e0 = s * kSub;
-    const __m256 dws = _mm256_broadcast_ss(dw + s);
-    const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + e0));
-    if constexpr (kSub == 32) {
-      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + e0 + 16));
-      for (int t = 0; t < kT; ++t) {
-        const __m256i p0 = _mm256_madd_epi16(w0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0)));
-        const __m256i p1 =
-            _mm256_madd_epi16(w1, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0 + 16)));
-        const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), coef, acc[t]);
-      }
-    } else {
-      for (int t = 0; t < kT; ++t) {
-        const __m256i p0 = _mm256_madd_epi16(w0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0)));
-        const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s / 2));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), coef, acc[t]);
-      }
+inline void dot_sub(const int16_t* w, const float* dw, int64_t s, const ActRow* a, __m256* acc) {
+  const int64_t e0 = s * kSub;
+  const __m256 dws = _mm256_broadcast_ss(dw + s);
+  const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + e0));
+  if constexpr (kSub == 32) {
+    const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + e0 + 16));
+    for (int t = 0; t < kT; ++t) {
+      const __m256i p0 = _mm256_madd_epi16(w0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0)));
+      const __m256i p1 = _mm256_madd_epi16(w1, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0 + 16)));
+      const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), coef, acc[t]);
+    }
+  } else {
+    for (int t = 0; t < kT; ++t) {
+      const __m256i p0 = _mm256_madd_epi16(w0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a[t].q + e0)));
+      const __m256 coef = _mm256_mul_ps(dws, _mm256_broadcast_ss(a[t].d + s / 2));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), coef, acc[t]);
     }
   }
+}
+
+// sum[t] = acc[t][0] + acc[t][1] over all sub-blocks of an unpacked row, for kT tokens. The two
+// sets are separate named arrays (a runtime set index would keep them in memory).
+template <int kSub, int kT>
+inline void dot_tile(const int16_t* w, const float* dw, int64_t n_sub, const ActRow* a, __m256 sum[kT]) {
+  __m256 even[kT], odd[kT];
+  for (int t = 0; t < kT; ++t) even[t] = odd[t] = _mm256_setzero_ps();
+  int64_t s = 0;
+  for (; s + 2 <= n_sub; s += 2) {
+    dot_sub<kSub, kT>(w, dw, s, a, even);
+    dot_sub<kSub, kT>(w, dw, s + 1, a, odd);
+  }
+  if (s < n_sub) dot_sub<kSub, kT>(w, dw, s, a, even);
+  for (int t = 0; t < kT; ++t) sum[t] = _mm256_add_ps(even[t], odd[t]);
 }
 
 // macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a scalar tail.
@@ -190,7 +206,391 @@ inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
   return hsum8_ps(macc);
 }
 
-template <class U>
+// ---- single-token kernels: unpack in registers and dot at once (generation is bound by
+// memory bandwidth, so every instruction per weight byte counts) ----
+
+inline __m256 lane(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
+
+inline __m256i act16(const int16_t* q) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(q)); }
+
+// Lane partials of 32 signed-byte weights (element order) with 32 activations.
+inline __m256 dot32(__m256i wbytes, const int16_t* q) {
+  const __m256i w0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wbytes));
+  const __m256i w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wbytes, 1));
+  return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(w0, act16(q)), _mm256_madd_epi16(w1, act16(q + 16))));
+}
+inline __m256 dot32(__m128i lo16, __m128i hi16, const int16_t* q) {
+  return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(lo16), act16(q)),
+                                             _mm256_madd_epi16(_mm256_cvtepi8_epi16(hi16), act16(q + 16))));
+}
+// Lane partials of 16 signed-byte weights with 16 activations.
+inline __m256 dot16(__m128i w16, const int16_t* q) {
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_cvtepi8_epi16(w16), act16(q)));
+}
+
+// Q4_0 / Q4_1 share the main term (weights q - 8); Q4_1 adds mc = m + 8 d per block.
+// 32-element blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): B gives the block size, its
+// weights' lane partials with 32 activations, d, and for min types mc (as weight_unpack.h).
+template <class B>
+inline __m256 legacy_block(const uint8_t* b, int64_t i, const ActRow& a, __m256 acc, float* mcs) {
+  const float d = f16(b);
+  if constexpr (B::kHasMin) mcs[i & 7] = B::mc(b, d);
+  return _mm256_fmadd_ps(B::dot(b, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), acc);
+}
+
+template <class B>
+float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
+  __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+  __m256 macc = _mm256_setzero_ps();
+  alignas(32) float mcs[8];
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
+    odd = legacy_block<B>(row + (i + 1) * B::kBytes, i + 1, a, odd, mcs);
+    if constexpr (B::kHasMin) {
+      if ((i & 7) == 6) macc = _mm256_fmadd_ps(_mm256_load_ps(mcs), _mm256_loadu_ps(a.sx32 + i - 6), macc);
+    }
+  }
+  if (i < nb) even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs);
+  float out = hsum8_ps(_mm256_add_ps(even, odd));
+  if constexpr (B::kHasMin) {
+    if (nb & 7) {
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, macc);
+      for (int64_t j = nb & ~int64_t{7}, l = 0; j < nb; ++j, ++l) lanes[l] = std::fma(mcs[l], a.sx32[j], lanes[l]);
+      macc = _mm256_load_ps(lanes);
+    }
+    out += hsum8_ps(macc);
+  }
+  return out;
+}
+
+// 16 bytes of nibbles -> element-order low (elements 0..15) and high (16..31) halves, minus off.
+inline void nibbles(const uint8_t* qs, int off, __m128i* lo, __m128i* hi) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  const __m128i o = _mm_set1_epi8(static_cast<char>(off));
+  *lo = _mm_sub_epi8(_mm_and_si128(v, m4), o);
+  *hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), o);
+}
+
+// The 32 fifth bits of Q5_0/Q5_1 (bit j = element j) as 0x10 bytes in element order.
+inline __m256i fifth_bits(const uint8_t* qh4) {
+  uint32_t qh;
+  std::memcpy(&qh, qh4, 4);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                             _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                               0x0101010101010101, 0x0000000000000000));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+inline __m256i q5_bytes(const uint8_t* qh4, const uint8_t* qs) {
+  __m128i lo, hi;
+  nibbles(qs, 0, &lo, &hi);
+  const __m256i q = _mm256_or_si256(_mm256_set_m128i(hi, lo), fifth_bits(qh4));
+  return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+}
+
+struct BlkQ4_0 {
+  static constexpr size_t kBytes = sizeof(block_q4_0);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    __m128i lo, hi;
+    nibbles(b + 2, 8, &lo, &hi);
+    return dot32(lo, hi, q);
+  }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+struct BlkQ4_1 {
+  static constexpr size_t kBytes = sizeof(block_q4_1);
+  static constexpr bool kHasMin = true;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    __m128i lo, hi;
+    nibbles(b + 4, 8, &lo, &hi);
+    return dot32(lo, hi, q);
+  }
+  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 8.0f * d; }
+};
+struct BlkQ5_0 {
+  static constexpr size_t kBytes = sizeof(block_q5_0);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 2, b + 6), q); }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+struct BlkQ5_1 {
+  static constexpr size_t kBytes = sizeof(block_q5_1);
+  static constexpr bool kHasMin = true;
+  static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 4, b + 8), q); }
+  static float mc(const uint8_t* b, float d) { return f16(b + 2) + 16.0f * d; }
+};
+struct BlkQ8_0 {
+  static constexpr size_t kBytes = sizeof(block_q8_0);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    return dot32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), q);
+  }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+struct BlkIQ4_NL {
+  static constexpr size_t kBytes = sizeof(block_iq4_nl);
+  static constexpr bool kHasMin = false;
+  static __m256 dot(const uint8_t* b, const int16_t* q) {
+    const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues));
+    __m128i lo, hi;
+    nibbles(b + 2, 0, &lo, &hi);
+    return dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q);
+  }
+  static float mc(const uint8_t*, float) { return 0.0f; }
+};
+
+template <class B>
+struct FusedLegacy {
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_legacy<B>(r, nb, a); }
+};
+using FusedQ4_0 = FusedLegacy<BlkQ4_0>;
+using FusedQ4_1 = FusedLegacy<BlkQ4_1>;
+using FusedQ5_0 = FusedLegacy<BlkQ5_0>;
+using FusedQ5_1 = FusedLegacy<BlkQ5_1>;
+using FusedQ8_0 = FusedLegacy<BlkQ8_0>;
+using FusedIQ4_NL = FusedLegacy<BlkIQ4_NL>;
+
+struct FusedQ4_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i off = _mm256_set1_epi8(8);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 macc = _mm256_setzero_ps();
+    const auto* blocks = reinterpret_cast<const block_q4_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q4_K& b = blocks[i];
+      // The 8 scales and 8 mins (get_scale_min_k4 for all j at once).
+      uint32_t u[4];
+      std::memcpy(u, b.scales, 12);
+      u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+      const uint32_t mins_lo = u[1] & kmask1;
+      u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+      u[2] = mins_lo;
+      u[0] &= kmask1;
+      const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
+                                       static_cast<int>(u[0]));
+      const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+      const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)), scf);
+      const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(8.0f), dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
+      macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
+      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const int16_t* q = a.q + 256 * i;
+      for (int j = 0; j < 4; ++j) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+        const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, m4), off);
+        const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), off);
+        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), lane(coef, 2 * j), acc[0]);
+        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), lane(coef, 2 * j + 1), acc[1]);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
+  }
+};
+
+struct FusedQ6_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    const __m256i off = _mm256_set1_epi8(32);
+    const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const auto* blocks = reinterpret_cast<const block_q6_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q6_K& b = blocks[i];
+      const __m256 d = _mm256_set1_ps(f16(&b.d));
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+      for (int n = 0; n < 2; ++n) {
+        // Sub-blocks 8n..8n+7: dw = d * scale, each paired with its 32-element activation scale.
+        const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
+        const __m256 da = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(a.d + 8 * i + 4 * n)), pairs);
+        const __m256 coef = _mm256_mul_ps(dw, da);
+        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
+        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+        const __m256i w[4] = {
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)), off),
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
+                            off),
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
+                            off),
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)),
+                            off)};
+        const int16_t* q = a.q + 256 * i + 128 * n;
+        for (int k = 0; k < 4; ++k) {
+          acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w[k]), q + 32 * k), lane(coef, 2 * k), acc[0]);
+          acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w[k], 1), q + 32 * k + 16), lane(coef, 2 * k + 1),
+                                   acc[1]);
+        }
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  }
+};
+
+// Q5_K: Q4_K's scales and mins, plus the fifth bits of qh; weights q - 16, mc = -dmin*m + 16*dw.
+struct FusedQ5_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i off = _mm256_set1_epi8(16);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 macc = _mm256_setzero_ps();
+    const auto* blocks = reinterpret_cast<const block_q5_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q5_K& b = blocks[i];
+      uint32_t u[4];
+      std::memcpy(u, b.scales, 12);
+      u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+      const uint32_t mins_lo = u[1] & kmask1;
+      u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+      u[2] = mins_lo;
+      u[0] &= kmask1;
+      const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
+                                       static_cast<int>(u[0]));
+      const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+      const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)), scf);
+      const __m256 mc =
+          _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(16.0f), dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
+      macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
+      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+      const int16_t* q = a.q + 256 * i;
+      for (int j = 0; j < 4; ++j) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4);
+        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
+        const __m256i lo = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(v, m4), h0), off);
+        const __m256i hi = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1), off);
+        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), lane(coef, 2 * j), acc[0]);
+        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), lane(coef, 2 * j + 1), acc[1]);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
+  }
+};
+
+// IQ4_XS: 8 sub-blocks of 32 with 6-bit scales (ls - 32), values from the IQ4_NL grid.
+struct FusedIQ4_XS {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues));
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const auto* blocks = reinterpret_cast<const block_iq4_xs*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_iq4_xs& b = blocks[i];
+      const uint16_t scales_h = load_u16(&b.scales_h);
+      alignas(32) int32_t ls[8];
+      for (int ib = 0; ib < 8; ++ib) {
+        ls[ib] = (((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((scales_h >> (2 * ib)) & 3) << 4)) - 32;
+      }
+      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
+                                      _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(ls))));
+      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const int16_t* q = a.q + 256 * i;
+      for (int ib = 0; ib < 8; ib += 2) {
+        __m128i lo, hi;
+        nibbles(b.qs + 16 * ib, 0, &lo, &hi);
+        acc[0] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib),
+                                 lane(coef, ib), acc[0]);
+        nibbles(b.qs + 16 * ib + 16, 0, &lo, &hi);
+        acc[1] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib + 32),
+                                 lane(coef, ib + 1), acc[1]);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  }
+};
+
+// Q2_K / Q3_K: 16 sub-blocks of 16 per super-block, two halves of 128 elements; in half n, shift
+// 2j of the 32 bytes qs[32n..] holds sub-blocks 8n+2j (bytes 0..15) and 8n+2j+1 (bytes 16..31).
+// coef[s] = dw[s] * d_a[s / 2] for the sub-blocks 8n..8n+7 of half n.
+inline __m256 k16_coef(__m256 dw, const float* d_a) {
+  const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  return _mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d_a)), pairs));
+}
+
+template <class Bytes>
+inline void k16_half(const Bytes& bytes_of, __m256 coef, const int16_t* q, __m256 acc[2]) {
+  for (int j = 0; j < 4; ++j) {
+    const __m256i w = bytes_of(j);
+    acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w), q + 32 * j), lane(coef, 2 * j), acc[0]);
+    acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w, 1), q + 32 * j + 16), lane(coef, 2 * j + 1), acc[1]);
+  }
+}
+
+struct FusedQ2_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m256i off = _mm256_set1_epi8(2);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 macc = _mm256_setzero_ps();
+    const auto* blocks = reinterpret_cast<const block_q2_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q2_K& b = blocks[i];
+      const __m256 d = _mm256_set1_ps(f16(&b.d));
+      const __m256 dmin = _mm256_set1_ps(f16(&b.dmin));
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+      const __m128i sc_lo = _mm_and_si128(sc, _mm_set1_epi8(0x0F));
+      const __m128i sc_hi = _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F));
+      for (int n = 0; n < 2; ++n) {
+        const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(n ? _mm_srli_si128(sc_lo, 8) : sc_lo)));
+        const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(n ? _mm_srli_si128(sc_hi, 8) : sc_hi));
+        const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), dw), _mm256_mul_ps(dmin, mf));
+        macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), macc);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+        k16_half(
+            [&](int j) { return _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2), off); },
+            k16_coef(dw, a.d + 8 * i + 4 * n), a.q + 256 * i + 128 * n, acc);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
+  }
+};
+
+struct FusedQ3_K {
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i off = _mm256_set1_epi8(4);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const auto* blocks = reinterpret_cast<const block_q3_K*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      const block_q3_K& b = blocks[i];
+      const __m256 d = _mm256_set1_ps(f16(&b.d));
+      alignas(16) int8_t sc[16];
+      q3k_scales(b.scales, sc);
+      const __m128i scv = _mm_sub_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)), _mm_set1_epi8(32));
+      const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+      for (int n = 0; n < 2; ++n) {
+        const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(scv, 8) : scv)));
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * n));
+        k16_half(
+            [&](int j) {
+              const __m256i low = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2);
+              const __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * n + j), one);
+              return _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(hbit, 2)), off);
+            },
+            k16_coef(dw, a.d + 8 * i + 4 * n), a.q + 256 * i + 128 * n, acc);
+      }
+    }
+    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+  }
+};
+
+struct NoFused {};
+
+template <class U, class F = NoFused>
 void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                      int64_t r1) {
   constexpr int kSubs = U::kBlock / U::kSub;
@@ -199,35 +599,60 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
+  if constexpr (!std::is_same_v<F, NoFused>) {
+    // Up to 3 tokens: a row (a few KB) stays in L1 between tokens, no unpacked copy needed.
+    if (n_tokens < 4) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+        for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = F::row(row, n_blocks, act_row(x, lay, t));
+      }
+      return;
+    }
+  }
+  // Prompt batches: unpack a group of rows once (into L2-resident scratch), then sweep the
+  // tokens in tiles of 4 over the whole group, so each tile's activations stay in L1 while the
+  // group's rows stream past them.
+  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(16, (192 * 1024) / (2 * w.n_in)));
   thread_local RowScratch scratch;
-  scratch.reserve(w.n_in, n_sub);
-  int16_t* wq = scratch.w_aligned;
-  float* dw = scratch.dw.data();
-  float* mc = scratch.mc.data();
-
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-    for (int64_t blk = 0; blk < n_blocks; ++blk) {
-      U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
+  scratch.reserve(group, w.n_in, n_sub);
+  for (int64_t g0 = r0; g0 < r1; g0 += group) {
+    const int64_t g1 = std::min(r1, g0 + group);
+    for (int64_t r = g0; r < g1; ++r) {
+      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+      int16_t* wq = scratch.w_aligned + (r - g0) * w.n_in;
+      float* dw = scratch.dw.data() + (r - g0) * n_sub;
+      float* mc = scratch.mc.data() + (r - g0) * n_sub;
+      for (int64_t blk = 0; blk < n_blocks; ++blk) {
+        U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
+      }
     }
     int64_t t = 0;
     for (; t + 4 <= n_tokens; t += 4) {
-      ActRow a[4] = {act_row(x, lay, t), act_row(x, lay, t + 1), act_row(x, lay, t + 2), act_row(x, lay, t + 3)};
-      __m256 acc[4];
-      dot_tile<U::kSub, 4>(wq, dw, n_sub, a, acc);
-      for (int i = 0; i < 4; ++i) {
-        float out = hsum8_ps(acc[i]);
-        if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[i].sx32 : a[i].sx16, n_sub);
-        y[(t + i) * ldy + r] = out;
+      const ActRow a[4] = {act_row(x, lay, t), act_row(x, lay, t + 1), act_row(x, lay, t + 2),
+                           act_row(x, lay, t + 3)};
+      for (int64_t r = g0; r < g1; ++r) {
+        const float* mc = scratch.mc.data() + (r - g0) * n_sub;
+        __m256 sum[4];
+        dot_tile<U::kSub, 4>(scratch.w_aligned + (r - g0) * w.n_in, scratch.dw.data() + (r - g0) * n_sub, n_sub, a,
+                             sum);
+        for (int i = 0; i < 4; ++i) {
+          float out = hsum8_ps(sum[i]);
+          if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[i].sx32 : a[i].sx16, n_sub);
+          y[(t + i) * ldy + r] = out;
+        }
       }
     }
     for (; t < n_tokens; ++t) {
-      ActRow a[1] = {act_row(x, lay, t)};
-      __m256 acc[1];
-      dot_tile<U::kSub, 1>(wq, dw, n_sub, a, acc);
-      float out = hsum8_ps(acc[0]);
-      if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub);
-      y[t * ldy + r] = out;
+      const ActRow a[1] = {act_row(x, lay, t)};
+      for (int64_t r = g0; r < g1; ++r) {
+        const float* mc = scratch.mc.data() + (r - g0) * n_sub;
+        __m256 sum[1];
+        dot_tile<U::kSub, 1>(scratch.w_aligned + (r - g0) * w.n_in, scratch.dw.data() + (r - g0) * n_sub, n_sub, a,
+                             sum);
+        float out = hsum8_ps(sum[0]);
+        if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub);
+        y[t * ldy + r] = out;
+      }
     }
   }
 }
@@ -308,26 +733,81 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   }
 }
 
+// Double sum of 16 floats in the contract's tree order.
+inline double half_sum(const float* x) {
+  const __m256d a = _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(x)), _mm256_cvtps_pd(_mm_loadu_ps(x + 4)));
+  const __m256d b = _mm256_add_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + 8)), _mm256_cvtps_pd(_mm_loadu_ps(x + 12)));
+  const __m256d v = _mm256_add_pd(a, b);                                                  // v0..v3
+  const __m128d p = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));  // v0+v2, v1+v3
+  return _mm_cvtsd_f64(_mm_add_sd(p, _mm_unpackhi_pd(p, p)));
+}
+
 }  // namespace
+
+void quantize_token_avx2(const float* x, const ActLayout& lay, uint8_t* out) {
+  auto* q = reinterpret_cast<int16_t*>(out + lay.q_off);
+  auto* d = reinterpret_cast<float*>(out + lay.d_off);
+  auto* sx32 = reinterpret_cast<float*>(out + lay.sx32_off);
+  auto* sx16 = reinterpret_cast<float*>(out + lay.sx16_off);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  for (int64_t b = 0; b < lay.n_blocks; ++b) {
+    const float* xb = x + b * kActBlock;
+    __m256 v[4];
+    for (int j = 0; j < 4; ++j) v[j] = _mm256_loadu_ps(xb + 8 * j);
+    // max is exact and order-free; NaN is caught by the finiteness test below.
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
+                             _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    bool finite = amax <= std::numeric_limits<float>::max();
+    for (int j = 0; j < 4 && finite; ++j) {
+      finite = _mm256_movemask_ps(_mm256_cmp_ps(v[j], v[j], _CMP_UNORD_Q)) == 0;
+    }
+    int16_t* qb = q + b * kActBlock;
+    if (!finite) {
+      d[b] = std::numeric_limits<float>::quiet_NaN();
+      _mm256_store_si256(reinterpret_cast<__m256i*>(qb), _mm256_setzero_si256());
+      _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 16), _mm256_setzero_si256());
+    } else {
+      float db = amax / kActQMax;
+      float id = db != 0.0f ? 1.0f / db : 0.0f;
+      if (!(id <= std::numeric_limits<float>::max())) db = id = 0.0f;  // amax below ~1e-34: zero block
+      d[b] = db;
+      const __m256 idv = _mm256_set1_ps(id);
+      __m256i i32[4];
+      for (int j = 0; j < 4; ++j) i32[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], idv));
+      // packs interleaves 128-bit lanes: restore element order.
+      const __m256i p01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i32[0], i32[1]), 0xD8);
+      const __m256i p23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i32[2], i32[3]), 0xD8);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(qb), p01);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(qb + 16), p23);
+    }
+    const double h0 = half_sum(xb), h1 = half_sum(xb + 16);
+    sx16[2 * b] = static_cast<float>(h0);
+    sx16[2 * b + 1] = static_cast<float>(h1);
+    sx32[b] = static_cast<float>(h0 + h1);
+  }
+}
 
 RowsKernel avx2_kernel(TensorType type) {
   switch (type) {
     case TensorType::F32: return avx2_float_rows<RowF32>;
     case TensorType::F16: return avx2_float_rows<RowF16>;
     case TensorType::BF16: return avx2_float_rows<RowBF16>;
-    case TensorType::Q4_0: return avx2_quant_rows<SimdQ4_0>;
-    case TensorType::Q4_1: return avx2_quant_rows<SimdQ4_1>;
-    case TensorType::Q5_0: return avx2_quant_rows<UnpackQ5_0>;
-    case TensorType::Q5_1: return avx2_quant_rows<UnpackQ5_1>;
-    case TensorType::Q8_0: return avx2_quant_rows<SimdQ8_0>;
-    case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K>;
-    case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K>;
-    case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K>;
-    case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K>;
-    case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K>;
+    case TensorType::Q4_0: return avx2_quant_rows<SimdQ4_0, FusedQ4_0>;
+    case TensorType::Q4_1: return avx2_quant_rows<SimdQ4_1, FusedQ4_1>;
+    case TensorType::Q5_0: return avx2_quant_rows<UnpackQ5_0, FusedQ5_0>;
+    case TensorType::Q5_1: return avx2_quant_rows<UnpackQ5_1, FusedQ5_1>;
+    case TensorType::Q8_0: return avx2_quant_rows<SimdQ8_0, FusedQ8_0>;
+    case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K, FusedQ2_K>;
+    case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K, FusedQ3_K>;
+    case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K, FusedQ4_K>;
+    case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K, FusedQ5_K>;
+    case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K, FusedQ6_K>;
     case TensorType::Q8_K: return avx2_quant_rows<UnpackQ8_K>;
-    case TensorType::IQ4_NL: return avx2_quant_rows<SimdIQ4_NL>;
-    case TensorType::IQ4_XS: return avx2_quant_rows<UnpackIQ4_XS>;
+    case TensorType::IQ4_NL: return avx2_quant_rows<SimdIQ4_NL, FusedIQ4_NL>;
+    case TensorType::IQ4_XS: return avx2_quant_rows<UnpackIQ4_XS, FusedIQ4_XS>;
     default: return nullptr;
   }
 }

@@ -2,18 +2,21 @@
 // kernel follows (so the scalar and AVX2 kernels agree bit for bit), and the kernel tables.
 //
 // Contract for quantized weights (one output y = W[r] . x[t]):
-//   - Activations: per 32-element block b, d_a[b] = amax/32767 and q[k] = round_nearest_even(x[k]/d_a)
-//     as int16; sx32[b] and sx16[2b], sx16[2b+1] hold the exact (double-summed, rounded to f32)
-//     sums of the ORIGINAL x over the block and its two halves (used by min/offset terms).
+//   - Activations: per 32-element block b, d_a[b] = amax/32767 (f32 division), id = 1/d_a, and
+//     q[k] = round_nearest_even(x[k] * id) as int16; sx16[2b], sx16[2b+1] hold the sums of the
+//     ORIGINAL x over each 16-element half, summed in double in a fixed tree (lanes j = 0..3:
+//     (x_j + x_{4+j}) + (x_{8+j} + x_{12+j}), then (v0 + v2) + (v1 + v3)) and rounded to f32;
+//     sx32[b] = f32(half0 + half1) from the double halves. A block with NaN/Inf gets d_a = NaN.
 //   - Weights: each block is split into sub-blocks of 16 or 32 elements that share one float
 //     multiplier dw[s] (d, or d*scale for K-quants) and, for types with a min, mc[s] (+m or -dmin*m).
 //     The integer weights w[k] include any fixed offset (q-8, q-16, q-32, q-4 ...).
 //   - A sub-block contributes 8 integer lane partials: for 32 elements lane l sums the products of
 //     elements {2l, 2l+1, 16+2l, 17+2l}; for 16 elements, of {2l, 2l+1} (exactly what two / one
 //     _mm256_madd_epi16 give). Each partial is < 2^24 in magnitude, so converting it to float is exact.
-//   - acc[l] = fma(float(p_l), dw[s] * d_a[b(s)], acc[l])  for every sub-block s in order;
-//     macc[s % 8] = fma(mc[s], sx[s], macc[s % 8])       for every sub-block in order (min types);
-//     y = hsum8(acc) + hsum8(macc)  (hsum8 below; without a min term y = hsum8(acc)).
+//   - acc[s % 2][l] = fma(float(p_l), dw[s] * d_a[b(s)], acc[s % 2][l])  for every sub-block s
+//     in order (two accumulator sets so consecutive sub-blocks do not wait on one fma chain);
+//     macc[s % 8] = fma(mc[s], sx[s], macc[s % 8])  for every sub-block in order (min types);
+//     y = hsum8(acc[0] + acc[1]) + hsum8(macc)  (hsum8 below; without a min term no macc).
 // Contract for F32/F16/BF16 weights (activations stay F32): acc[k % 16] = fma(w[k], x[k], acc[k % 16])
 //   over k in order, y = hsum8(acc[0..8) + acc[8..16)).
 #pragma once
@@ -95,6 +98,10 @@ inline float bfloat_to_float(uint16_t h) {
   return f;
 }
 
+// One token's activations into the prepared layout (scalar contract / AVX2, bit-identical).
+void quantize_token(const float* x, const ActLayout& lay, uint8_t* out);
+void quantize_token_avx2(const float* x, const ActLayout& lay, uint8_t* out);
+
 // Computes rows [r0, r1) of y for every token of x.
 using RowsKernel = void (*)(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                             int64_t r1);
@@ -108,6 +115,12 @@ RowsKernel avx2_kernel(TensorType type);
 bool simd_enabled();
 // The kernel matmul uses for `type`: AVX2 when allowed and available for the type, else scalar.
 RowsKernel select_kernel(TensorType type, bool allow_simd);
+
+// The part of a quantized row that multiplies the 16-bit activations, per element:
+// eff[k] = dw[s(k)] * w[k] (the min/offset term uses exact activation sums). The activation
+// rounding error of a product is sum_k eff[k] * e_k; tests use this to predict it. False for
+// types without 16-bit activations.
+bool effective_weights(TensorType type, const uint8_t* row, int64_t n_in, float* eff);
 
 // Whether the weight type consumes 16-bit quantized activations (else plain F32).
 bool uses_quantized_activations(TensorType type);

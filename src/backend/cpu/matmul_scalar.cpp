@@ -20,7 +20,7 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   const int64_t n_sub = w.n_in / Tr::kSub;
   std::vector<ActRow> acts(static_cast<size_t>(n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) acts[t] = act_row(x, lay, t);
-  std::vector<float> acc(static_cast<size_t>(n_tokens) * 8);
+  std::vector<float> acc(static_cast<size_t>(n_tokens) * 16);  // [token][set s % 2][lane]
   std::vector<float> mcs(Tr::kHasMin ? static_cast<size_t>(n_sub) : 0);
   alignas(32) int16_t wq[Tr::kBlock];
   float dw[kSubs];
@@ -34,9 +34,9 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
       if constexpr (Tr::kHasMin) std::memcpy(&mcs[static_cast<size_t>(blk) * kSubs], mc, sizeof(mc));
       for (int64_t t = 0; t < n_tokens; ++t) {
         const ActRow& a = acts[t];
-        float* at = &acc[static_cast<size_t>(t) * 8];
         for (int s = 0; s < kSubs; ++s) {
           const int64_t e0 = blk * Tr::kBlock + static_cast<int64_t>(s) * Tr::kSub;
+          float* at = &acc[static_cast<size_t>(t) * 16 + 8 * ((blk * kSubs + s) % 2)];
           const float coef = dw[s] * a.d[e0 / kActBlock];
           const int16_t* ws = wq + s * Tr::kSub;
           const int16_t* as = a.q + e0;
@@ -51,7 +51,10 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
       }
     }
     for (int64_t t = 0; t < n_tokens; ++t) {
-      float out = hsum8(&acc[static_cast<size_t>(t) * 8]);
+      const float* at = &acc[static_cast<size_t>(t) * 16];
+      float lanes[8];
+      for (int l = 0; l < 8; ++l) lanes[l] = at[l] + at[8 + l];
+      float out = hsum8(lanes);
       if constexpr (Tr::kHasMin) {
         const float* sx = Tr::kSub == 32 ? acts[t].sx32 : acts[t].sx16;
         float macc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -102,7 +105,37 @@ struct LoadBF16 {
   }
 };
 
+template <class Tr>
+void effective_row(const uint8_t* row, int64_t n_in, float* eff) {
+  constexpr int kSubs = Tr::kBlock / Tr::kSub;
+  alignas(32) int16_t wq[Tr::kBlock];
+  float dw[kSubs], mc[kSubs];
+  for (int64_t blk = 0; blk < n_in / Tr::kBlock; ++blk) {
+    Tr::unpack(row + static_cast<size_t>(blk) * sizeof(typename Tr::Block), wq, dw, mc);
+    for (int k = 0; k < Tr::kBlock; ++k) eff[blk * Tr::kBlock + k] = dw[k / Tr::kSub] * wq[k];
+  }
+}
+
 }  // namespace
+
+bool effective_weights(TensorType type, const uint8_t* row, int64_t n_in, float* eff) {
+  switch (type) {
+    case TensorType::Q4_0: effective_row<UnpackQ4_0>(row, n_in, eff); return true;
+    case TensorType::Q4_1: effective_row<UnpackQ4_1>(row, n_in, eff); return true;
+    case TensorType::Q5_0: effective_row<UnpackQ5_0>(row, n_in, eff); return true;
+    case TensorType::Q5_1: effective_row<UnpackQ5_1>(row, n_in, eff); return true;
+    case TensorType::Q8_0: effective_row<UnpackQ8_0>(row, n_in, eff); return true;
+    case TensorType::Q2_K: effective_row<UnpackQ2_K>(row, n_in, eff); return true;
+    case TensorType::Q3_K: effective_row<UnpackQ3_K>(row, n_in, eff); return true;
+    case TensorType::Q4_K: effective_row<UnpackQ4_K>(row, n_in, eff); return true;
+    case TensorType::Q5_K: effective_row<UnpackQ5_K>(row, n_in, eff); return true;
+    case TensorType::Q6_K: effective_row<UnpackQ6_K>(row, n_in, eff); return true;
+    case TensorType::Q8_K: effective_row<UnpackQ8_K>(row, n_in, eff); return true;
+    case TensorType::IQ4_NL: effective_row<UnpackIQ4_NL>(row, n_in, eff); return true;
+    case TensorType::IQ4_XS: effective_row<UnpackIQ4_XS>(row, n_in, eff); return true;
+    default: return false;
+  }
+}
 
 RowsKernel scalar_kernel(TensorType type) {
   switch (type) {
