@@ -218,8 +218,6 @@ std::string render_diff_svg(const DiffReport& r) {
     if (hi > lo) {
       s += strprintf("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#ffd8d8\" opacity=\"0.6\"/>\n",
                      plot_left, y_hi, plot_right - plot_left, std::max(1.0, y_lo - y_hi));
-      s += strprintf("<text x=\"%.1f\" y=\"%.1f\" fill=\"#b00000\">per-tap thresholds %s to %s</text>\n",
-                     plot_left + 6, (y_hi + y_lo) / 2 + 4, format_sci(lo, 0).c_str(), format_sci(hi, 0).c_str());
     } else {
       s += strprintf("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#b00000\" stroke-dasharray=\"8,4\"/>\n",
                      plot_left, y_hi, plot_right, y_hi);
@@ -286,6 +284,15 @@ std::string render_diff_svg(const DiffReport& r) {
   s += strprintf("<text x=\"%.1f\" y=\"%.1f\" fill=\"#444\">solid: attention side</text>\n", legend_x, ly + 8);
   s += strprintf("<text x=\"%.1f\" y=\"%.1f\" fill=\"#444\">dashed: FFN side</text>\n", legend_x, ly + 24);
   s += strprintf("<text x=\"%.1f\" y=\"%.1f\" fill=\"#444\">thick: residual stream</text>\n", legend_x, ly + 40);
+  if (!thresholds.empty()) {
+    const double lo = *std::min_element(thresholds.begin(), thresholds.end());
+    const double hi = *std::max_element(thresholds.begin(), thresholds.end());
+    if (hi > lo) {
+      s += strprintf("<rect x=\"%.1f\" y=\"%.1f\" width=\"34\" height=\"10\" fill=\"#ffd8d8\"/>\n", legend_x, ly + 50);
+      s += strprintf("<text x=\"%.1f\" y=\"%.1f\" fill=\"#b00000\">thresholds %s to %s</text>\n", legend_x + 42,
+                     ly + 60, format_sci(lo, 0).c_str(), format_sci(hi, 0).c_str());
+    }
+  }
   s += "</svg>\n";
   return s;
 }
