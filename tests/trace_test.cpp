@@ -12,6 +12,7 @@
 #include "test_util.h"
 #include "trace/diff.h"
 #include "trace/recorder.h"
+#include "trace/run_trace.h"
 #include "trace/trace_file.h"
 
 namespace plumb::trace {
@@ -114,6 +115,17 @@ std::string first_line(const std::string& path) {
   if (!have_python_gguf())                                                            \
   GTEST_SKIP() << "python3 with numpy and gguf (gguf-py) is needed to run ref64.py; " \
                   "pip install numpy gguf"
+
+// Without a CUDA backend plumb check compares nothing and says so, with its own exit code.
+TEST(PlumbCheck, SaysWhenThereIsNothingToCompare) {
+  std::string why;
+  if (cuda_available(&why)) GTEST_SKIP() << "this machine can run CUDA: plumb check really compares here";
+  std::string out;
+  EXPECT_EQ(test::run_plumb("check -m model-not-needed.gguf", &out), 77) << out;
+  EXPECT_NE(out.find("nothing to compare"), std::string::npos) << out;
+  EXPECT_NE(out.find(why), std::string::npos) << out;
+  EXPECT_EQ(test::run_plumb("check", &out), 2) << out;  // -m is required
+}
 
 class LlamaCppVsFloat64 : public ::testing::TestWithParam<const char*> {};
 

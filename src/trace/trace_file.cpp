@@ -40,12 +40,12 @@ Result<TraceFile> read_trace(const gguf::File& file) {
         return Status::errorf("%s: tensor '%s' has type %s, expected I32", file.path().c_str(),
                               info.name.c_str(), type_name(info.type));
       }
-      std::vector<int32_t> ids(static_cast<size_t>(info.n_elements()));
-      if (ids.size() * sizeof(int32_t) != info.nbytes) {
-        return Status::errorf("%s: tensor '%s' holds %llu bytes for %zu ids", file.path().c_str(),
+      if (static_cast<uint64_t>(info.n_elements()) * sizeof(int32_t) != info.nbytes) {
+        return Status::errorf("%s: tensor '%s' holds %llu bytes for %lld ids", file.path().c_str(),
                               info.name.c_str(), static_cast<unsigned long long>(info.nbytes),
-                              ids.size());
+                              static_cast<long long>(info.n_elements()));
       }
+      std::vector<int32_t> ids(static_cast<size_t>(info.n_elements()));
       std::memcpy(ids.data(), info.data, info.nbytes);
       out.tokens[*prompt] = std::move(ids);
       continue;
@@ -61,12 +61,12 @@ Result<TraceFile> read_trace(const gguf::File& file) {
     t.shape = info.shape_string();
     t.width = info.ne[0];
     t.n_tokens = info.n_rows();
-    t.data.resize(static_cast<size_t>(info.n_elements()));
-    if (t.data.size() * sizeof(float) != info.nbytes) {
-      return Status::errorf("%s: tensor '%s' holds %llu bytes for %zu floats", file.path().c_str(),
+    if (static_cast<uint64_t>(info.n_elements()) * sizeof(float) != info.nbytes) {
+      return Status::errorf("%s: tensor '%s' holds %llu bytes for %lld floats", file.path().c_str(),
                             info.name.c_str(), static_cast<unsigned long long>(info.nbytes),
-                            t.data.size());
+                            static_cast<long long>(info.n_elements()));
     }
+    t.data.resize(static_cast<size_t>(info.n_elements()));
     std::memcpy(t.data.data(), info.data, info.nbytes);
     out.tensors.push_back(std::move(t));
   }
