@@ -142,6 +142,33 @@ TEST_F(DiffTest, PerturbedTapIsTheDivergencePoint) {
   EXPECT_NE(out.find("diverges first at blk.2.attn_norm"), std::string::npos) << out;
 }
 
+TEST_F(DiffTest, GrowthPerLayerAfterTheDivergence) {
+  Synthetic clean;
+  Synthetic broken;
+  // The residual stream's error: NMSE 1e-2 at layer 0, x100 per layer after it.
+  const float scale[kLayers] = {0.1f, 1.0f, 10.0f};
+  for (int l = 0; l < kLayers; ++l) {
+    auto& out = broken.tap("blk." + std::to_string(l) + ".out");
+    const auto& ref = clean.tap("blk." + std::to_string(l) + ".out");
+    for (size_t i = 0; i < out.size(); ++i) out[i] = ref[i] * (1.0f + scale[l]);
+  }
+  auto r = diff_trace_files(broken.write(path("a.gguf")), clean.write(path("b.gguf")), {});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_TRUE(r->diverged());
+  EXPECT_EQ(r->taps[static_cast<size_t>(r->divergence)].name.display, "blk.0.out");
+  ASSERT_TRUE(r->growth_per_layer.has_value());
+  EXPECT_NEAR(*r->growth_per_layer, 100.0, 1e-2);
+  EXPECT_NE(r->verdict().find("error grows \u00d7100 per layer after it"), std::string::npos) << r->verdict();
+
+  // A divergence at the logits has no layers after it.
+  Synthetic late;
+  for (float& x : late.tap("logits")) x *= 2;
+  r = diff_trace_files(late.write(path("c.gguf")), clean.write(path("b.gguf")), {});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->taps[static_cast<size_t>(r->divergence)].name.display, "logits");
+  EXPECT_FALSE(r->growth_per_layer.has_value());
+}
+
 TEST_F(DiffTest, WorstElementIsLocated) {
   Synthetic clean;
   Synthetic broken;

@@ -96,6 +96,8 @@ Status check_tokens(const TraceFile& a, const TraceFile& b, int prompt) {
 // divergence's layer to the last layer compared.
 std::optional<double> growth_after(const DiffReport& r) {
   const TapDiff& first = r.taps[static_cast<size_t>(r.divergence)];
+  // After result_norm or the logits there are no layers left.
+  if (first.name.layer < 0 && first.name.family != "inp_embd") return std::nullopt;
   const int from_layer = std::max(first.name.layer, 0);
   for (const std::string& family : {std::string("out"), first.name.family}) {
     const TapDiff* start = nullptr;
