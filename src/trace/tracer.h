@@ -1,6 +1,7 @@
 // Taps: the forward pass hands every intermediate result to a Tracer under a stable name
-// (inp_embd, blk.<i>.attn_norm, ..., result_norm, logits; see docs/TRACE.md). With no tracer
-// the call is one branch on a null pointer.
+// (inp_embd, blk.<i>.attn_norm, ..., result_norm, logits; see docs/TRACE.md and
+// trace/tap_names.h). With no tracer the call is one branch on a null pointer.
+// trace::TraceRecorder (trace/recorder.h) is the implementation that keeps and writes them.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,54 @@
+// plumb diff A.gguf B.gguf: compare two trace files tap by tap and name the first divergence.
+#include <cstdio>
+
+#include "cli/args.h"
+#include "cli/command.h"
+#include "trace/diff.h"
+#include "trace/plot_svg.h"
+
+namespace plumb::cli {
+namespace {
+
+int run_diff(int argc, char** argv) {
+  ArgParser p("diff", "A.gguf B.gguf [--nmse X] [--tap GLOB] [--json] [--plot FILE.svg|.png]",
+              "Compare two trace files (plumb trace, ../shared/ref/*.gguf, ref64.py --out) tensor by "
+              "tensor in forward order: max |d|, NMSE = sum (a-b)^2 / sum b^2 with B the reference, "
+              "cosine, RMS of A and B, worst element. The first tap over its NMSE threshold is the "
+              "divergence point.\n"
+              "Exit: 0 all taps within thresholds, 1 divergence or error (different tokens, unreadable "
+              "file), 2 usage error. Per-tap default thresholds: docs/TRACE.md.");
+  float nmse = -1;
+  std::string taps = "*";
+  std::string plot;
+  bool json = false;
+  p.option("--nmse", "X", "one NMSE threshold for every tap instead of the per-tap defaults", &nmse);
+  p.option("--tap", "GLOB", "compare only taps matching these comma-separated globs (\"blk.3.*\")", &taps);
+  p.flag("--json", "print the whole report as JSON instead of the table", &json);
+  p.option("--plot", "FILE", "draw NMSE and RMS per layer to FILE.svg (FILE.png needs rsvg-convert)", &plot);
+  p.positionals("A.gguf B.gguf", 2, 2);
+  if (auto code = p.parse(argc, argv)) return *code;
+  trace::DiffOptions options;
+  if (nmse >= 0) options.nmse = nmse;
+  options.taps = taps;
+
+  auto report = trace::diff_trace_files(p.positional()[0], p.positional()[1], options);
+  if (!report.ok()) return fail("diff", report.status().message());
+  if (report->taps.empty()) {
+    return fail("diff", "no tensor selected is present in both files: nothing to compare");
+  }
+  if (json) {
+    std::fputs(trace::format_json(*report).c_str(), stdout);
+  } else {
+    std::fputs(trace::format_table(*report).c_str(), stdout);
+    std::printf("%s\n", report->verdict().c_str());
+  }
+  if (!plot.empty()) {
+    if (Status s = trace::write_diff_plot(*report, plot); !s.ok()) return fail("diff", s.message());
+  }
+  return report->diverged() ? 1 : 0;
+}
+
+const bool registered = register_command({"diff", "compare two trace files, find the first divergent tap", run_diff});
+
+}  // namespace
+}  // namespace plumb::cli

@@ -1,0 +1,63 @@
+// plumb trace: one forward pass over a prompt, every selected intermediate written to a GGUF.
+#include <cstdio>
+
+#include "cli/args.h"
+#include "cli/command.h"
+#include "trace/run_trace.h"
+
+namespace plumb::cli {
+namespace {
+
+int run_trace(int argc, char** argv) {
+  ArgParser p("trace", "-m M.gguf (-p TEXT | --tokens 1,450,...) [--backend cpu|cuda] [--taps GLOB] -o T.gguf",
+              "Run one forward pass over the prompt (all positions in one batch) and write p0.tokens, "
+              "p0.logits and p0.trace.<tap> for every tap matching --taps: the layout of "
+              "../shared/ref/*.gguf, so any two traces can be compared with plumb diff. Tap names: "
+              "docs/TRACE.md.");
+  std::string model_path, prompt, token_list, backend = "cpu", taps = "*", out_path;
+  int threads = 0;
+  p.option("-m,--model", "M.gguf", "model file", &model_path);
+  p.option("-p,--prompt", "TEXT", "prompt text (tokenized with the model's vocabulary, BOS as the model says)", &prompt);
+  p.option("--tokens", "IDS", "token ids instead of text, comma-separated (e.g. a reference's p0.tokens)", &token_list);
+  p.option("--backend", "NAME", "cpu (default) or cuda", &backend);
+  p.option("--taps", "GLOB", "comma-separated globs of taps to record (default *: all)", &taps);
+  p.option("-t,--threads", "N", "CPU threads (default: all)", &threads);
+  p.option("-o,--output", "T.gguf", "trace file to write", &out_path);
+  if (auto code = p.parse(argc, argv)) return *code;
+  if (model_path.empty()) return p.usage_error("-m M.gguf is required");
+  if (out_path.empty()) return p.usage_error("-o T.gguf is required");
+  if (prompt.empty() == token_list.empty()) return p.usage_error("give exactly one of -p TEXT and --tokens IDS");
+  if (backend != "cpu" && backend != "cuda") return p.usage_error("--backend must be cpu or cuda");
+
+  std::vector<int32_t> tokens;
+  if (!token_list.empty()) {
+    auto ids = trace::parse_token_list(token_list);
+    if (!ids.ok()) return p.usage_error(ids.status().message());
+    tokens = std::move(ids).value();
+  }
+  ModelOptions model_options;
+  model_options.load_tokenizer = !prompt.empty();
+  auto model = Model::load(model_path, model_options);
+  if (!model.ok()) return fail("trace", model.status().message());
+  if (!prompt.empty()) {
+    auto ids = trace::tokenize_prompt(**model, prompt);
+    if (!ids.ok()) return fail("trace", ids.status().message());
+    tokens = std::move(ids).value();
+  }
+  SessionOptions options;
+  options.backend = backend;
+  options.n_threads = threads;
+  options.n_ctx = static_cast<int>(tokens.size());
+  options.n_batch = static_cast<int>(tokens.size());
+  auto run = trace::trace_tokens(**model, tokens, options, taps);
+  if (!run.ok()) return fail("trace", run.status().message());
+  if (Status s = trace::write_trace_run(out_path, *run, model_path, options); !s.ok()) return fail("trace", s.message());
+  std::fprintf(stderr, "plumb trace: %zu tokens, %zu taps (%s backend) -> %s\n", tokens.size(),
+               run->recorder->taps().size(), backend.c_str(), out_path.c_str());
+  return 0;
+}
+
+const bool registered = register_command({"trace", "run a prompt and dump every intermediate tensor", run_trace});
+
+}  // namespace
+}  // namespace plumb::cli
