@@ -19,9 +19,7 @@ std::string write_input(const std::string& name, const std::string& text) {
 }
 
 TEST(ChatCli, TwoTurnsThroughTheSmolLM2Template) {
-  std::string why;
-  const std::string model = test::fetch_model("smollm2", &why);
-  if (model.empty()) GTEST_SKIP() << "SmolLM2 not available: " << why;
+  PLUMB_REQUIRE_SMOLLM2(model);
   const std::string input =
       write_input("chat-two-turns", "What is the capital of France?\nAnd of Italy?\n");
   std::string out;

@@ -18,11 +18,10 @@ struct Loaded {
   std::unique_ptr<Session> session;
 };
 
-// Loads SmolLM2 with a 512-token context on 2 threads; empty with *why set when unavailable.
-Loaded load_smollm2(std::string* why) {
+// Loads the model at `path` with a 512-token context on 2 threads; empty with *why set when it
+// fails.
+Loaded load_smollm2(const std::string& path, std::string* why) {
   Loaded out;
-  const std::string path = test::fetch_model("smollm2", why);
-  if (path.empty()) return out;
   Result<std::unique_ptr<Model>> model = Model::load(path);
   if (!model.ok()) {
     *why = model.status().message();
@@ -43,13 +42,15 @@ Loaded load_smollm2(std::string* why) {
 
 TEST(ChatSmolLM2, GreedyReplyMatchesLlamaCppUpToTheFirstNearTie) {
   PLUMB_REQUIRE_SHARED(ref_path, "ref/chat-smollm2.json");
+  PLUMB_REQUIRE_SMOLLM2(model_path);
   std::string why;
-  if (test::fetch_model("smollm2", &why).empty()) GTEST_SKIP() << "SmolLM2 not available: " << why;
-  Loaded m = load_smollm2(&why);
+  Loaded m = load_smollm2(model_path, &why);
   ASSERT_TRUE(m.session) << why;
-  const test::Json ref = test::read_json_file(ref_path);
+  const Result<json::Value> ref_doc = json::Value::parse_file(ref_path);
+  ASSERT_TRUE(ref_doc.ok()) << ref_doc.status().message();
+  const json::Value& ref = *ref_doc;
   int conversation = 0;
-  for (const test::Json& c : ref["conversations"].array) {
+  for (const json::Value& c : ref["conversations"].items()) {
     SCOPED_TRACE("conversation " + std::to_string(conversation++));
     const std::vector<int32_t> prompt = test::json_ints(c["prompt_tokens"]);
     const std::vector<int32_t> greedy = test::json_ints(c["greedy_tokens"]);
@@ -74,13 +75,15 @@ TEST(ChatSmolLM2, GreedyReplyMatchesLlamaCppUpToTheFirstNearTie) {
 
 TEST(ChatSmolLM2, TeacherForcedArgmaxMatchesWhereTheMarginIsClear) {
   PLUMB_REQUIRE_SHARED(ref_path, "ref/chat-smollm2.json");
+  PLUMB_REQUIRE_SMOLLM2(model_path);
   std::string why;
-  if (test::fetch_model("smollm2", &why).empty()) GTEST_SKIP() << "SmolLM2 not available: " << why;
-  Loaded m = load_smollm2(&why);
+  Loaded m = load_smollm2(model_path, &why);
   ASSERT_TRUE(m.session) << why;
-  const test::Json ref = test::read_json_file(ref_path);
+  const Result<json::Value> ref_doc = json::Value::parse_file(ref_path);
+  ASSERT_TRUE(ref_doc.ok()) << ref_doc.status().message();
+  const json::Value& ref = *ref_doc;
   const int64_t n_vocab = m.model->config().n_vocab;
-  for (const test::Json& c : ref["conversations"].array) {
+  for (const json::Value& c : ref["conversations"].items()) {
     const std::vector<int32_t> prompt = test::json_ints(c["prompt_tokens"]);
     const std::vector<int32_t> greedy = test::json_ints(c["greedy_tokens"]);
     const std::vector<float> margins = test::json_floats(c["greedy_margin"]);

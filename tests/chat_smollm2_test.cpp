@@ -14,10 +14,10 @@ namespace {
 
 TEST(ChatSmolLM2, FormattedPromptAndTokenIdsMatchLlamaCpp) {
   PLUMB_REQUIRE_SHARED(ref_path, "ref/chat-smollm2.json");
-  std::string why;
-  const std::string path = test::fetch_model("smollm2", &why);
-  if (path.empty()) GTEST_SKIP() << "SmolLM2 not available: " << why;
-  const test::Json ref = test::read_json_file(ref_path);
+  PLUMB_REQUIRE_SMOLLM2(path);
+  const Result<json::Value> ref_doc = json::Value::parse_file(ref_path);
+  ASSERT_TRUE(ref_doc.ok()) << ref_doc.status().message();
+  const json::Value& ref = *ref_doc;
 
   Result<std::unique_ptr<gguf::File>> file = gguf::File::open(path);
   ASSERT_TRUE(file.ok()) << file.status().message();
@@ -30,10 +30,10 @@ TEST(ChatSmolLM2, FormattedPromptAndTokenIdsMatchLlamaCpp) {
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().message();
 
   int conversation = 0;
-  for (const test::Json& c : ref["conversations"].array) {
+  for (const json::Value& c : ref["conversations"].items()) {
     SCOPED_TRACE("conversation " + std::to_string(conversation++));
     const std::string formatted = chat->apply(test::chat_messages(c["messages"]), true);
-    EXPECT_EQ(formatted, c["formatted"].string);
+    EXPECT_EQ(formatted, c["formatted"].as_string());
     // What `plumb chat` does: add_special per the model (SmolLM2 adds no BOS), specials parsed.
     EXPECT_EQ((*tokenizer)->encode(formatted, true, true), test::json_ints(c["prompt_tokens"]));
   }

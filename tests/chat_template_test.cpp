@@ -4,17 +4,17 @@
 
 #include <vector>
 
-#include "json_lite.h"
 #include "test_util.h"
+#include "util/json_value.h"
 
 namespace plumb {
 namespace {
 
-using test::Json;
-
-std::vector<ChatMessage> messages_of(const Json& list) {
+std::vector<ChatMessage> messages_of(const json::Value& list) {
   std::vector<ChatMessage> out;
-  for (const Json& m : list.array) out.push_back({m["role"].string, m["content"].string});
+  for (const json::Value& m : list.items()) {
+    out.push_back({m["role"].as_string(), m["content"].as_string()});
+  }
   return out;
 }
 
@@ -30,20 +30,22 @@ constexpr const char* kSmolLM2Template =
 // the reference conversations exactly as llama.cpp's built-in formatting does.
 TEST(ChatTemplate, MatchesLlamaCppOnEveryReferenceTemplate) {
   PLUMB_REQUIRE_SHARED(path, "ref/chat-templates.json");
-  const Json ref = test::read_json_file(path);
-  const Json& conversations = ref["conversations"];
+  const Result<json::Value> ref_doc = json::Value::parse_file(path);
+  ASSERT_TRUE(ref_doc.ok()) << ref_doc.status().message();
+  const json::Value& ref = *ref_doc;
+  const json::Value& conversations = ref["conversations"];
   int named = 0;
   int real = 0;
-  for (const Json& entry : ref["templates"].array) {
+  for (const json::Value& entry : ref["templates"].items()) {
     Result<ChatTemplate> t = Status::error("unset");
     std::string label;
     if (entry.has("template_name")) {
-      label = entry["template_name"].string;
+      label = entry["template_name"].as_string();
       t = ChatTemplate::by_name(label);
       ++named;
     } else {
-      label = entry["template_source"].string;
-      t = ChatTemplate::detect(entry["template_text"].string);
+      label = entry["template_source"].as_string();
+      t = ChatTemplate::detect(entry["template_text"].as_string());
       ++real;
     }
     ASSERT_TRUE(t.ok()) << label << ": " << t.status().message();
@@ -52,7 +54,7 @@ TEST(ChatTemplate, MatchesLlamaCppOnEveryReferenceTemplate) {
       const std::vector<ChatMessage> messages = messages_of(conversations[i]);
       // llama.cpp's built-ins never insert a template's default system message.
       EXPECT_EQ(t->apply(messages, true, /*with_default_system=*/false),
-                entry["formatted"][i].string)
+                entry["formatted"][i].as_string())
           << label << " (detected as " << t->name() << "), conversation " << i;
     }
   }
@@ -62,7 +64,9 @@ TEST(ChatTemplate, MatchesLlamaCppOnEveryReferenceTemplate) {
 
 TEST(ChatTemplate, DetectsRealTemplatesByTheirMarkers) {
   PLUMB_REQUIRE_SHARED(path, "ref/chat-templates.json");
-  const Json ref = test::read_json_file(path);
+  const Result<json::Value> ref_doc = json::Value::parse_file(path);
+  ASSERT_TRUE(ref_doc.ok()) << ref_doc.status().message();
+  const json::Value& ref = *ref_doc;
   const std::map<std::string, std::string> expected = {
       {"meta-llama-Llama-3.1-8B-Instruct.jinja", "llama3"},
       {"google-gemma-2-2b-it.jinja", "gemma"},
@@ -71,10 +75,10 @@ TEST(ChatTemplate, DetectsRealTemplatesByTheirMarkers) {
       {"Qwen-Qwen2.5-7B-Instruct.jinja", "chatml"},
       {"deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja", "deepseek3"},
   };
-  for (const Json& entry : ref["templates"].array) {
+  for (const json::Value& entry : ref["templates"].items()) {
     if (!entry.has("template_source")) continue;
-    const std::string& source = entry["template_source"].string;
-    Result<ChatTemplate> t = ChatTemplate::detect(entry["template_text"].string);
+    const std::string& source = entry["template_source"].as_string();
+    Result<ChatTemplate> t = ChatTemplate::detect(entry["template_text"].as_string());
     ASSERT_TRUE(t.ok()) << source;
     ASSERT_TRUE(expected.count(source)) << source;
     EXPECT_EQ(t->name(), expected.at(source)) << source;
@@ -96,14 +100,16 @@ TEST(ChatTemplate, DetectsRealTemplatesByTheirMarkers) {
 // SmolLM2: the template's default system message is inserted exactly as the template does.
 TEST(ChatTemplate, SmolLM2DefaultSystemPromptMatchesReference) {
   PLUMB_REQUIRE_SHARED(path, "ref/chat-smollm2.json");
-  const Json ref = test::read_json_file(path);
+  const Result<json::Value> ref_doc = json::Value::parse_file(path);
+  ASSERT_TRUE(ref_doc.ok()) << ref_doc.status().message();
+  const json::Value& ref = *ref_doc;
   Result<ChatTemplate> t = ChatTemplate::detect(kSmolLM2Template);
   ASSERT_TRUE(t.ok()) << t.status().message();
   EXPECT_EQ(t->name(), "chatml");
   EXPECT_EQ(t->default_system(),
             "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
-  for (const Json& c : ref["conversations"].array) {
-    EXPECT_EQ(t->apply(messages_of(c["messages"]), true), c["formatted"].string);
+  for (const json::Value& c : ref["conversations"].items()) {
+    EXPECT_EQ(t->apply(messages_of(c["messages"]), true), c["formatted"].as_string());
   }
 }
 

@@ -1,9 +1,10 @@
 // Helpers of the tests that run the plumb binary.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 
-#include "json_lite.h"
+#include "util/json_value.h"
 
 namespace plumb::test {
 
@@ -22,12 +23,14 @@ inline std::string shell_quote(const std::string& s) {
 }
 
 // The last line of a command's output that starts with '{' (stderr, merged in, carries the
-// timings).
-inline Json json_line(const std::string& output) {
+// timings). Throws when that line is not JSON, which fails the test with the output shown.
+inline json::Value json_line(const std::string& output) {
   size_t start = output.rfind("\n{");
   start = start == std::string::npos ? 0 : start + 1;
   const size_t end = output.find('\n', start);
-  return JsonParser(output.substr(start, end - start)).parse();
+  Result<json::Value> parsed = json::Value::parse(output.substr(start, end - start));
+  if (!parsed.ok()) throw std::runtime_error(parsed.status().message() + " in:\n" + output);
+  return std::move(parsed).value();
 }
 
 }  // namespace plumb::test

@@ -3,8 +3,10 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "util/json.h"
+#include "util/json_value.h"
 
 namespace plumb::json {
 namespace {
@@ -15,6 +17,7 @@ TEST(Json, QuoteEscapesControlsAndKeepsValidUtf8) {
   EXPECT_EQ(quote("\n\t\r\b\f"), "\"\\n\\t\\r\\b\\f\"");
   EXPECT_EQ(quote(std::string("\x01\x1f\x7f\0", 4)), "\"\\u0001\\u001f\\u007f\\u0000\"");
   EXPECT_EQ(quote("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"), "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+  EXPECT_EQ(quote("a\"b\\c\nd\te\x01"), "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
 }
 
 TEST(Json, QuoteWritesInvalidUtf8BytesAsLatin1Escapes) {
@@ -55,6 +58,33 @@ TEST(Json, IndentedStructure) {
   w.end_object();
   w.finish();
   EXPECT_EQ(w.str(), "{\n  \"k\": [\n    \"x\",\n    2\n  ]\n}\n");
+}
+
+// What `plumb run --json` writes (token ids, generated text, timings) reads back unchanged.
+TEST(Json, RoundTripsThroughTheReader) {
+  const std::vector<int32_t> ids = {1, -2, 49151};
+  Writer w(0);
+  w.begin_object();
+  w.key("ids").begin_array();
+  for (const int32_t id : ids) w.value(id);
+  w.end_array();
+  w.key("s").value("x\"\n\xC3\xA9");
+  w.key("v").value(0.125);
+  w.key("nan").value(std::nan(""));
+  w.key("none").begin_array().end_array();
+  w.end_object();
+  w.finish();
+  const Result<Value> parsed = Value::parse(w.str());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const Value& j = *parsed;
+  ASSERT_EQ(j["ids"].size(), 3u);
+  EXPECT_EQ(j["ids"][2].as_int(), 49151);
+  EXPECT_EQ(j["ids"][1].as_int(), -2);
+  EXPECT_EQ(j["s"].as_string(), "x\"\n\xC3\xA9");
+  EXPECT_EQ(j["v"].as_number(), 0.125);
+  EXPECT_TRUE(j["nan"].is_null());
+  EXPECT_TRUE(j["none"].is_array());
+  EXPECT_EQ(j["none"].size(), 0u);
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 
 namespace plumb::test {
@@ -32,7 +31,9 @@ std::vector<RefPrompt> read_ref_prompts(const std::string& path, int64_t n_vocab
   }
   const gguf::File& f = **file;
   for (int k = 0;; ++k) {
-    const std::string p = "p" + std::to_string(k) + ".";
+    // Appended, not "p" + to_string(k): that form trips a false -Wrestrict in g++ 12.
+    std::string p = "p";
+    p += std::to_string(k) + ".";
     if (f.find_tensor(p + "tokens") == nullptr) break;
     RefPrompt r;
     r.text = f.get_string_or("ref." + p + "prompt", "").value();
@@ -105,17 +106,6 @@ void LogitsAgreement::add(const float* plumb, const float* ref, int64_t n_vocab,
       }
     }
   }
-}
-
-std::string cached_model_path(const std::string& name) {
-  std::vector<std::string> dirs;
-  if (const char* env = std::getenv("PLUMB_MODELS"); env != nullptr && *env != '\0') dirs.emplace_back(env);
-  dirs.push_back(std::string(PLUMB_SOURCE_DIR) + "/models");
-  for (const auto& d : dirs) {
-    const std::string p = d + "/" + name;
-    if (std::filesystem::exists(p)) return p;
-  }
-  return {};
 }
 
 }  // namespace plumb::test

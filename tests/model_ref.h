@@ -55,8 +55,4 @@ inline ModelOptions without_tokenizer() {
   return o;
 }
 
-// Where a model too large for ../shared lives: $PLUMB_MODELS/<name> or <repo>/models/<name>;
-// empty when absent.
-std::string cached_model_path(const std::string& name);
-
 }  // namespace plumb::test

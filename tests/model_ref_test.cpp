@@ -88,10 +88,7 @@ TEST(ModelRef, Austen21mQ4KM) { check_austen({"q4_k_m", 0.30f, 9e-5}); }
 TEST(ModelRef, Austen21mQ4_0) { check_austen({"q4_0", 0.25f, 4.5e-5}); }
 
 TEST(ModelRef, SmolLM2Q4_1) {
-  const std::string model = cached_model_path("SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (model.empty()) {
-    GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found in $PLUMB_MODELS or models/ (run scripts/fetch-model)";
-  }
+  PLUMB_REQUIRE_SMOLLM2(model);
   PLUMB_REQUIRE_SHARED(ref, "ref/smollm2-135m-q4_1.gguf");
   check_against_reference(model, ref, {"smollm2-135m-q4_1", 0.90f, 3.3e-3});
 }

@@ -33,17 +33,7 @@ std::string find_model(const std::string& name, std::string* why) {
     // austen-21m-<type>.gguf: shipped, or made by plumb quantize and checked against its manifest
     return test::austen_model(name.substr(austen.size(), name.size() - austen.size() - 5), why);
   }
-  if (name.rfind("SmolLM2-135M-Instruct.Q4_1.gguf", 0) == 0) {
-    const std::string file = "SmolLM2-135M-Instruct.Q4_1.gguf";
-    std::vector<std::string> dirs;
-    if (const char* env = std::getenv("PLUMB_MODELS")) dirs.push_back(env);
-    dirs.push_back(std::string(PLUMB_SOURCE_DIR) + "/models");
-    for (const auto& d : dirs) {
-      if (std::filesystem::exists(d + "/" + file)) return d + "/" + file;
-    }
-    *why = file + " is not cached (run scripts/fetch-model)";
-    return "";
-  }
+  if (name.rfind("SmolLM2-135M-Instruct.Q4_1.gguf", 0) == 0) return test::smollm2_model(why);
   *why = "unknown model " + name;
   return "";
 }

@@ -7,18 +7,18 @@
 
 #include "cli_test_util.h"
 #include "gguf/gguf.h"
-#include "json_lite.h"
 #include "reference_file.h"
 #include "test_util.h"
+#include "util/json_value.h"
 
 namespace plumb {
 namespace {
 
 // Commands run with -t 1: ctest runs tests side by side, one per core.
 
-std::vector<int32_t> ints(const test::Json& array) {
+std::vector<int32_t> ints(const json::Value& array) {
   std::vector<int32_t> out;
-  for (const test::Json& v : array.array) out.push_back(static_cast<int32_t>(v.number));
+  for (const json::Value& v : array.items()) out.push_back(static_cast<int32_t>(v.as_number()));
   return out;
 }
 
@@ -42,7 +42,7 @@ TEST(RunCli, GreedyAustenMatchesLlamaCppReference) {
                             " --temp 0 -n 32 -c 512 -t 1 --json",
                         &out);
     ASSERT_EQ(code, 0) << out;
-    const test::Json j = test::json_line(out);
+    const json::Value j = test::json_line(out);
     EXPECT_EQ(ints(j["prompt_tokens"]), tokens) << p;
     const std::vector<int32_t> got = ints(j["tokens"]);
     const size_t n = test::steps_above_margin(margins, kTau);
@@ -50,7 +50,7 @@ TEST(RunCli, GreedyAustenMatchesLlamaCppReference) {
     EXPECT_EQ(std::vector<int32_t>(got.begin(), got.begin() + static_cast<ptrdiff_t>(n)),
               std::vector<int32_t>(greedy.begin(), greedy.begin() + static_cast<ptrdiff_t>(n)))
         << p << ": first " << n << " greedy steps (margin >= " << kTau << ")";
-    EXPECT_GT(j["timings"]["predicted_per_second"].number, 0.0);
+    EXPECT_GT(j["timings"]["predicted_per_second"].as_number(), 0.0);
   }
 }
 
@@ -81,9 +81,9 @@ TEST(RunCli, StopStringAndExitCodes) {
                             &out),
             0)
       << out;
-  const test::Json j = test::json_line(out);
-  EXPECT_EQ(j["text"].string, ". I\nhave no idea of it. I");
-  EXPECT_EQ(j["stop_reason"].string, "stop");
+  const json::Value j = test::json_line(out);
+  EXPECT_EQ(j["text"].as_string(), ". I\nhave no idea of it. I");
+  EXPECT_EQ(j["stop_reason"].as_string(), "stop");
 
   EXPECT_EQ(test::run_plumb("run -p hi", &out), 2) << out;  // no model: usage error
   EXPECT_EQ(test::run_plumb("run -m " + test::shell_quote(model), &out), 2) << out;  // no prompt

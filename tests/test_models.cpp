@@ -2,157 +2,55 @@
 
 #include <unistd.h>
 
-#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <memory>
-#include <sstream>
+#include <mutex>
 
 #include "gguf/gguf.h"
 #include "quant/quantize_model.h"
 #include "test_util.h"
+#include "util/json_value.h"
 #include "util/sha256.h"
 
 namespace plumb::test {
 
-namespace {
-
-// Just enough JSON for the manifests: objects, arrays, strings without escapes beyond \" and
-// \\, numbers.
-struct Json {
-  enum Kind { NUMBER, STRING, ARRAY, OBJECT } kind = NUMBER;
-  double number = 0;
-  std::string text;
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;
-
-  const Json* get(const std::string& key) const {
-    for (const auto& [k, v] : members) {
-      if (k == key) return &v;
-    }
-    return nullptr;
-  }
-};
-
-class JsonParser {
- public:
-  explicit JsonParser(const std::string& s) : s_(s) {}
-
-  bool parse(Json* out) {
-    if (!value(out)) return false;
-    skip_space();
-    return pos_ == s_.size();
-  }
-
- private:
-  void skip_space() {
-    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
-  }
-  bool eat(char c) {
-    skip_space();
-    if (pos_ < s_.size() && s_[pos_] == c) {
-      ++pos_;
-      return true;
-    }
-    return false;
-  }
-  bool string(std::string* out) {
-    if (!eat('"')) return false;
-    out->clear();
-    while (pos_ < s_.size() && s_[pos_] != '"') {
-      if (s_[pos_] == '\\' && pos_ + 1 < s_.size()) ++pos_;
-      out->push_back(s_[pos_++]);
-    }
-    return eat('"');
-  }
-  bool value(Json* out) {
-    skip_space();
-    if (pos_ >= s_.size()) return false;
-    const char c = s_[pos_];
-    if (c == '"') {
-      out->kind = Json::STRING;
-      return string(&out->text);
-    }
-    if (c == '[') {
-      ++pos_;
-      out->kind = Json::ARRAY;
-      if (eat(']')) return true;
-      do {
-        out->items.emplace_back();
-        if (!value(&out->items.back())) return false;
-      } while (eat(','));
-      return eat(']');
-    }
-    if (c == '{') {
-      ++pos_;
-      out->kind = Json::OBJECT;
-      if (eat('}')) return true;
-      do {
-        std::string key;
-        if (!string(&key) || !eat(':')) return false;
-        out->members.emplace_back(key, Json{});
-        if (!value(&out->members.back().second)) return false;
-      } while (eat(','));
-      return eat('}');
-    }
-    char* end = nullptr;
-    out->kind = Json::NUMBER;
-    out->number = std::strtod(s_.c_str() + pos_, &end);
-    if (end == s_.c_str() + pos_) return false;
-    pos_ = static_cast<size_t>(end - s_.c_str());
-    return true;
-  }
-
-  const std::string& s_;
-  size_t pos_ = 0;
-};
-
-}  // namespace
-
 bool load_manifest(const std::string& path, Manifest* manifest, std::string* error) {
-  std::ifstream in(path);
-  if (!in) {
-    *error = "cannot read " + path;
+  const Result<json::Value> parsed = json::Value::parse_file(path);
+  if (!parsed.ok() || !parsed->is_object()) {
+    *error = parsed.ok() ? path + ": not a JSON object" : parsed.status().message();
     return false;
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
-  Json root;
-  if (!JsonParser(text).parse(&root) || root.kind != Json::OBJECT) {
-    *error = path + ": not valid JSON";
-    return false;
-  }
-  const Json* file = root.get("file");
-  const Json* file_type = root.get("general.file_type");
-  const Json* file_bytes = root.get("file_bytes");
-  const Json* tensors = root.get("tensors");
-  if (!file || !file_type || !file_bytes || !tensors || tensors->kind != Json::ARRAY) {
+  const json::Value& root = *parsed;
+  const json::Value* file = root.find("file");
+  const json::Value* file_type = root.find("general.file_type");
+  const json::Value* file_bytes = root.find("file_bytes");
+  const json::Value* tensors = root.find("tensors");
+  if (!file || !file_type || !file_bytes || !tensors || !tensors->is_array()) {
     *error = path + ": missing file, general.file_type, file_bytes or tensors";
     return false;
   }
   *manifest = Manifest{};
-  manifest->file = file->text;
-  manifest->file_type = static_cast<uint32_t>(file_type->number);
-  manifest->file_bytes = static_cast<uint64_t>(file_bytes->number);
-  for (const Json& t : tensors->items) {
-    const Json* name = t.get("name");
-    const Json* type = t.get("type");
-    const Json* ne = t.get("ne");
-    const Json* bytes = t.get("bytes");
-    const Json* sha = t.get("sha256");
-    if (!name || !type || !ne || !bytes || !sha || ne->kind != Json::ARRAY) {
+  manifest->file = file->as_string();
+  manifest->file_type = static_cast<uint32_t>(file_type->as_number());
+  manifest->file_bytes = static_cast<uint64_t>(file_bytes->as_number());
+  for (const json::Value& t : tensors->items()) {
+    const json::Value* name = t.find("name");
+    const json::Value* type = t.find("type");
+    const json::Value* ne = t.find("ne");
+    const json::Value* bytes = t.find("bytes");
+    const json::Value* sha = t.find("sha256");
+    if (!name || !type || !ne || !bytes || !sha || !ne->is_array()) {
       *error = path + ": a tensor entry lacks name, type, ne, bytes or sha256";
       return false;
     }
     ManifestTensor mt;
-    mt.name = name->text;
-    mt.type = type->text;
-    for (const Json& n : ne->items) mt.ne.push_back(static_cast<int64_t>(n.number));
-    mt.bytes = static_cast<uint64_t>(bytes->number);
-    mt.sha256 = sha->text;
+    mt.name = name->as_string();
+    mt.type = type->as_string();
+    for (const json::Value& n : ne->items()) mt.ne.push_back(static_cast<int64_t>(n.as_number()));
+    mt.bytes = static_cast<uint64_t>(bytes->as_number());
+    mt.sha256 = sha->as_string();
     manifest->tensors.push_back(std::move(mt));
   }
   return true;
@@ -239,6 +137,53 @@ std::string austen_model(const std::string& type, std::string* why) {
     return "";
   }
   return path;
+}
+
+namespace {
+
+struct Fetched {
+  std::string path;
+  std::string why;
+};
+
+// scripts/fetch-model smollm2: the path it prints last, or why it failed.
+Fetched run_fetch_model() {
+  const std::string cmd = std::string(PLUMB_SOURCE_DIR) + "/scripts/fetch-model smollm2 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return {"", "cannot run scripts/fetch-model"};
+  std::string out;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = pclose(pipe);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  if (status != 0) return {"", "scripts/fetch-model smollm2 failed: " + out};
+  // The path is the last line (progress messages, merged in here, come before it).
+  const size_t nl = out.rfind('\n');
+  return {nl == std::string::npos ? out : out.substr(nl + 1), ""};
+}
+
+}  // namespace
+
+std::string smollm2_model(std::string* why) {
+  const std::string name = "SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("PLUMB_SMOLLM2"); env != nullptr && *env != '\0') {
+    candidates.emplace_back(env);
+  }
+  if (const char* env = std::getenv("PLUMB_MODELS"); env != nullptr && *env != '\0') {
+    candidates.push_back(std::string(env) + "/" + name);
+  }
+  candidates.push_back(std::string(PLUMB_SOURCE_DIR) + "/models/" + name);
+  for (const std::string& c : candidates) {
+    if (std::filesystem::exists(c)) return c;
+  }
+  // Not cached: fetch once; later callers in this process get the same answer.
+  static std::once_flag once;
+  static Fetched fetched;
+  std::call_once(once, [] { fetched = run_fetch_model(); });
+  if (fetched.path.empty() && why != nullptr) *why = fetched.why;
+  return fetched.path;
 }
 
 }  // namespace plumb::test

@@ -36,6 +36,12 @@ std::string compare_with_manifest(const std::string& gguf_path, const Manifest& 
 // GTEST_SKIP).
 std::string austen_model(const std::string& type, std::string* why = nullptr);
 
+// Path of SmolLM2-135M-Instruct.Q4_1.gguf: $PLUMB_SMOLLM2, else $PLUMB_MODELS/ or <repo>/models/
+// when the file is there, else what scripts/fetch-model smollm2 fetches into that cache (run
+// once per process). Empty string when it cannot be had; *why then
+// says why (for GTEST_SKIP).
+std::string smollm2_model(std::string* why = nullptr);
+
 }  // namespace plumb::test
 
 // Skips the current test, visibly, when an austen-21m model cannot be had.
@@ -43,3 +49,9 @@ std::string austen_model(const std::string& type, std::string* why = nullptr);
   std::string var##_why;                                                  \
   std::string var = ::plumb::test::austen_model(type, &var##_why);        \
   if (var.empty()) GTEST_SKIP() << "austen-21m " << (type) << ": " << var##_why
+
+// Skips the current test, visibly, when SmolLM2-135M-Instruct cannot be had.
+#define PLUMB_REQUIRE_SMOLLM2(var)                                        \
+  std::string var##_why;                                                  \
+  std::string var = ::plumb::test::smollm2_model(&var##_why);             \
+  if (var.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct: " << var##_why

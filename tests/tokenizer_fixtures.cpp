@@ -92,23 +92,4 @@ std::vector<std::vector<TokenId>> parse_vocab_outputs(const std::string& text) {
   return outputs;
 }
 
-std::string smollm2_path() {
-  const std::string name = "SmolLM2-135M-Instruct.Q4_1.gguf";
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("PLUMB_SMOLLM2"); env != nullptr && *env != '\0') {
-    candidates.push_back(env);
-  }
-  if (const char* env = std::getenv("PLUMB_MODELS"); env != nullptr && *env != '\0') {
-    candidates.push_back(std::string(env) + "/" + name);
-  }
-  candidates.push_back(std::string(PLUMB_SOURCE_DIR) + "/models/" + name);
-  if (const char* home = std::getenv("HOME")) {
-    candidates.push_back(std::string(home) + "/.cache/plumb/" + name);
-  }
-  for (const std::string& c : candidates) {
-    if (std::filesystem::exists(c)) return c;
-  }
-  return std::string();
-}
-
 }  // namespace plumb::test

@@ -24,8 +24,4 @@ std::vector<std::string> parse_vocab_inputs(const std::string& text);
 // One line of ids per input.
 std::vector<std::vector<TokenId>> parse_vocab_outputs(const std::string& text);
 
-// SmolLM2-135M-Instruct.Q4_1.gguf if present: $PLUMB_SMOLLM2, $PLUMB_MODELS/, <repo>/models/
-// (where scripts/fetch-model puts it), ~/.cache/plumb/; empty when not found.
-std::string smollm2_path();
-
 }  // namespace plumb::test

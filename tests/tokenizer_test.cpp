@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "gguf/gguf.h"
+#include "test_models.h"
 #include "test_util.h"
 #include "tokenizer/llama_tokenizer.h"
 #include "tokenizer/models.h"
@@ -13,6 +14,7 @@
 #include "tokenizer/unicode.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer_fixtures.h"
+#include "util/json_value.h"
 
 namespace plumb {
 namespace {
@@ -98,11 +100,7 @@ INSTANTIATE_TEST_SUITE_P(SharedVocab, TokenizerVocab, ::testing::ValuesIn(vocab_
 // pre-tokenizer) and the formatted ChatML prompts of chat-smollm2.json (special tokens parsed).
 TEST(TokenizerSmollm2, ReferencePromptTokens) {
   PLUMB_REQUIRE_SHARED(ref_path, "ref/smollm2-135m-q4_1.gguf");
-  const std::string model = test::smollm2_path();
-  if (model.empty()) {
-    GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found (set PLUMB_SMOLLM2, or fetch it "
-                    "into models/ or ~/.cache/plumb/)";
-  }
+  PLUMB_REQUIRE_SMOLLM2(model);
   const Tokenizer* t = test::file_tokenizer(model);
   ASSERT_NE(t, nullptr);
   EXPECT_FALSE(t->add_bos());
@@ -119,60 +117,20 @@ TEST(TokenizerSmollm2, ReferencePromptTokens) {
   }
 }
 
-// Minimal reader for chat-smollm2.json: the "formatted" strings and "prompt_tokens" lists.
-std::string json_unescape_at(const std::string& s, size_t* pos) {
-  std::string out;
-  size_t i = *pos;
-  while (i < s.size() && s[i] != '"') {
-    if (s[i] != '\\') {
-      out.push_back(s[i++]);
-      continue;
-    }
-    const char e = s[i + 1];
-    i += 2;
-    if (e == 'n') out.push_back('\n');
-    else if (e == 't') out.push_back('\t');
-    else if (e == 'r') out.push_back('\r');
-    else if (e == 'u') {
-      const uint32_t cpt = std::stoul(s.substr(i, 4), nullptr, 16);
-      i += 4;
-      if (cpt < 0x80) {
-        out.push_back(static_cast<char>(cpt));
-      } else if (cpt < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cpt >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cpt & 0x3F)));
-      } else {
-        out.push_back(static_cast<char>(0xE0 | (cpt >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cpt >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cpt & 0x3F)));
-      }
-    } else {
-      out.push_back(e);
-    }
-  }
-  *pos = i + 1;
-  return out;
-}
-
 TEST(TokenizerSmollm2, ChatPromptTokens) {
   PLUMB_REQUIRE_SHARED(json_path, "ref/chat-smollm2.json");
-  const std::string model = test::smollm2_path();
-  if (model.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found";
+  PLUMB_REQUIRE_SMOLLM2(model);
   const Tokenizer* t = test::file_tokenizer(model);
   ASSERT_NE(t, nullptr);
-  const std::string json = test::read_file_bytes(json_path);
-  size_t pos = 0;
+  const Result<json::Value> ref = json::Value::parse_file(json_path);
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
   int checked = 0;
-  while ((pos = json.find("\"formatted\": \"", pos)) != std::string::npos) {
-    pos += 14;
-    const std::string formatted = json_unescape_at(json, &pos);
-    const size_t list = json.find("\"prompt_tokens\": [", pos);
-    ASSERT_NE(list, std::string::npos);
-    const size_t list_end = json.find(']', list);
+  for (const json::Value& c : (*ref)["conversations"].items()) {
+    const std::string& formatted = c["formatted"].as_string();
     std::vector<TokenId> expected;
-    std::istringstream ids(json.substr(list + 18, list_end - list - 18));
-    std::string item;
-    while (std::getline(ids, item, ',')) expected.push_back(std::stoi(item));
+    for (const json::Value& id : c["prompt_tokens"].items()) {
+      expected.push_back(static_cast<TokenId>(id.as_int()));
+    }
     EXPECT_EQ(t->encode(formatted, false, true), expected) << formatted;
     ++checked;
   }

@@ -7,7 +7,7 @@
 #include "cli/command.h"
 #include "cli/model_flags.h"
 #include "sample/generate.h"
-#include "util/json_text.h"
+#include "util/json.h"
 
 namespace plumb::cli {
 
@@ -24,16 +24,25 @@ void print_timings(FILE* out, double load_ms, const GenerateTimings& t) {
   std::fprintf(out, "%16s = %10.2f ms\n", "sampling time", t.sample_ms);
 }
 
-std::string timings_json(double load_ms, const GenerateTimings& t) {
+void write_timings(json::Writer& w, double load_ms, const GenerateTimings& t) {
   const double prompt_rate = t.prompt_ms > 0 ? 1e3 * t.n_prompt / t.prompt_ms : 0.0;
   const double gen_rate = t.generate_ms > 0 ? 1e3 * t.n_decoded / t.generate_ms : 0.0;
-  return "{\"load_ms\":" + json_number(load_ms) + ",\"prompt_n\":" + std::to_string(t.n_prompt) +
-         ",\"prompt_ms\":" + json_number(t.prompt_ms) +
-         ",\"prompt_per_second\":" + json_number(prompt_rate) +
-         ",\"predicted_n\":" + std::to_string(t.n_decoded) +
-         ",\"predicted_ms\":" + json_number(t.generate_ms) +
-         ",\"predicted_per_second\":" + json_number(gen_rate) +
-         ",\"sample_ms\":" + json_number(t.sample_ms) + "}";
+  w.begin_object();
+  w.key("load_ms").value(load_ms);
+  w.key("prompt_n").value(t.n_prompt);
+  w.key("prompt_ms").value(t.prompt_ms);
+  w.key("prompt_per_second").value(prompt_rate);
+  w.key("predicted_n").value(t.n_decoded);
+  w.key("predicted_ms").value(t.generate_ms);
+  w.key("predicted_per_second").value(gen_rate);
+  w.key("sample_ms").value(t.sample_ms);
+  w.end_object();
+}
+
+void write_tokens(json::Writer& w, const std::vector<int32_t>& tokens) {
+  w.begin_array();
+  for (const int32_t t : tokens) w.value(t);
+  w.end_array();
 }
 
 int run_run(int argc, char** argv) {
@@ -98,12 +107,20 @@ int run_run(int argc, char** argv) {
   }
 
   if (json) {
-    std::printf(
-        "{\"prompt_tokens\":%s,\"tokens\":%s,\"text\":%s,\"stop_reason\":%s,\"seed\":%u,"
-        "\"timings\":%s}\n",
-        json_int_array(prompt_tokens).c_str(), json_int_array(result.tokens).c_str(),
-        json_quote(result.text).c_str(), json_quote(stop_reason_name(result.reason)).c_str(),
-        sampler.seed(), timings_json(load_ms, result.timings).c_str());
+    // One line, so that scripts can take the last line of the output.
+    json::Writer w(stdout, 0);
+    w.begin_object();
+    w.key("prompt_tokens");
+    write_tokens(w, prompt_tokens);
+    w.key("tokens");
+    write_tokens(w, result.tokens);
+    w.key("text").value(result.text);
+    w.key("stop_reason").value(stop_reason_name(result.reason));
+    w.key("seed").value(sampler.seed());
+    w.key("timings");
+    write_timings(w, load_ms, result.timings);
+    w.end_object();
+    w.finish();
   } else {
     std::printf("\n");
   }

@@ -48,33 +48,31 @@ void fit_blocks_x8(const float* xt, float* scales) {
   }
   const __m256 all_zero = _mm256_cmp_ps(amax, _mm256_set1_ps(quant_detail::kGroupMaxEps), _CMP_LT_OQ);
 
-  // d = -max / T[0]; id = 1 / d
-  const __m256 neg_max = _mm256_xor_ps(max, _mm256_set1_ps(-0.0f));
-  __m256 d = _mm256_div_ps(neg_max, _mm256_set1_ps(static_cast<float>(values[0])));
-  __m256 id = _mm256_div_ps(_mm256_set1_ps(1.0f), d);
-  __m256 sumqx = zero, sumq2 = zero;
-  for (int j = 0; j < 32; ++j) {
-    const __m256 x = _mm256_loadu_ps(xt + kLanes * j);
-    const __m256 w = _mm256_mul_ps(x, x);
-    const __m256 q = nearest_grid_value(_mm256_mul_ps(id, x), table_lo, table_hi);
-    const __m256 wq = _mm256_mul_ps(w, q);
-    sumqx = _mm256_add_ps(sumqx, _mm256_mul_ps(wq, x));
-    sumq2 = _mm256_add_ps(sumq2, _mm256_mul_ps(wq, q));
-  }
-  d = _mm256_blendv_ps(zero, _mm256_div_ps(sumqx, sumq2), _mm256_cmp_ps(sumq2, zero, _CMP_GT_OQ));
-  __m256 best = _mm256_mul_ps(d, sumqx);
-  for (int itry = -iq4_detail::kSearchSteps; itry <= iq4_detail::kSearchSteps; ++itry) {
-    id = _mm256_div_ps(_mm256_set1_ps(static_cast<float>(itry + values[0])), max);
-    sumqx = zero;
-    sumq2 = zero;
+  // Per lane, with w = x²: sumqx = Σ w·q·x and sumq2 = Σ w·q², q = the grid value nearest id·x.
+  auto weighted_sums = [&](__m256 id, __m256* sumqx, __m256* sumq2) {
+    *sumqx = zero;
+    *sumq2 = zero;
     for (int j = 0; j < 32; ++j) {
       const __m256 x = _mm256_loadu_ps(xt + kLanes * j);
       const __m256 w = _mm256_mul_ps(x, x);
       const __m256 q = nearest_grid_value(_mm256_mul_ps(id, x), table_lo, table_hi);
       const __m256 wq = _mm256_mul_ps(w, q);
-      sumqx = _mm256_add_ps(sumqx, _mm256_mul_ps(wq, x));
-      sumq2 = _mm256_add_ps(sumq2, _mm256_mul_ps(wq, q));
+      *sumqx = _mm256_add_ps(*sumqx, _mm256_mul_ps(wq, x));
+      *sumq2 = _mm256_add_ps(*sumq2, _mm256_mul_ps(wq, q));
     }
+  };
+
+  // d = -max / T[0]; id = 1 / d
+  const __m256 neg_max = _mm256_xor_ps(max, _mm256_set1_ps(-0.0f));
+  __m256 d = _mm256_div_ps(neg_max, _mm256_set1_ps(static_cast<float>(values[0])));
+  __m256 id = _mm256_div_ps(_mm256_set1_ps(1.0f), d);
+  __m256 sumqx, sumq2;
+  weighted_sums(id, &sumqx, &sumq2);
+  d = _mm256_blendv_ps(zero, _mm256_div_ps(sumqx, sumq2), _mm256_cmp_ps(sumq2, zero, _CMP_GT_OQ));
+  __m256 best = _mm256_mul_ps(d, sumqx);
+  for (int itry = -iq4_detail::kSearchSteps; itry <= iq4_detail::kSearchSteps; ++itry) {
+    id = _mm256_div_ps(_mm256_set1_ps(static_cast<float>(itry + values[0])), max);
+    weighted_sums(id, &sumqx, &sumq2);
     const __m256 better = _mm256_and_ps(
         _mm256_cmp_ps(sumq2, zero, _CMP_GT_OQ),
         _mm256_cmp_ps(_mm256_mul_ps(sumqx, sumqx), _mm256_mul_ps(best, sumq2), _CMP_GT_OQ));

@@ -31,15 +31,8 @@ int nearest_grid_index(float x) {
 float fit_block(const float* xb) {
   float weight[32];
   for (int j = 0; j < 32; ++j) weight[j] = xb[j] * xb[j];
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < 32; ++j) {
-    const float ax = std::fabs(xb[j]);
-    if (ax > amax) {
-      amax = ax;
-      max = xb[j];
-    }
-  }
-  if (amax < kGroupMaxEps) return 0.0f;
+  const float max = quant_detail::signed_absmax(xb, 32);
+  if (std::fabs(max) < kGroupMaxEps) return 0.0f;
   const int8_t* values = kIQ4NLValues;
   float d = -max / static_cast<float>(values[0]);
   float id = 1.0f / d;

@@ -15,6 +15,7 @@ namespace plumb {
 
 using quant_detail::kGroupMaxEps;
 using quant_detail::nearest_int;
+using quant_detail::signed_absmax;
 
 namespace {
 
@@ -22,16 +23,8 @@ namespace {
 // fit of x[0..n) to integers in [-nmax, nmax-1], searching 19 candidate scales around
 // nmax/max. L receives the integers offset by nmax; returns the scale.
 float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0.0f;
-  float amax = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
     std::memset(L, 0, static_cast<size_t>(n));
     return 0.0f;
   }
@@ -74,16 +67,8 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
 // ggml's make_q3_quants with do_rmse: a symmetric fit to [-nmax, nmax-1] refined element by
 // element (up to 5 sweeps) with weights x². L receives the integers offset by nmax.
 float fit_symmetric_refined(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0.0f;
-  float amax = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
     std::memset(L, 0, static_cast<size_t>(n));
     return 0.0f;
   }
@@ -596,16 +581,8 @@ void quantize_row_q6_K_ref(const float* x, block_q6_K* y, int64_t n) {
 
 void quantize_row_q8_K_ref(const float* x, block_q8_K* y, int64_t n) {
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-    float max = 0.0f;
-    float amax = 0.0f;
-    for (int j = 0; j < QK_K; ++j) {
-      const float ax = std::fabs(x[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[j];
-      }
-    }
-    if (amax == 0.0f) {
+    const float max = signed_absmax(x, QK_K);
+    if (max == 0.0f) {
       y[i].d = 0.0f;
       std::memset(y[i].qs, 0, sizeof y[i].qs);
       std::memset(y[i].bsums, 0, sizeof y[i].bsums);

@@ -11,22 +11,10 @@
 
 namespace plumb {
 
+using quant_detail::signed_absmax;
 using quant_detail::trunc_to_int;
 
 namespace {
-
-// The first element with the largest |x|, with its sign (0 for an all-zero block).
-float signed_absmax(const float* x, int n) {
-  float amax = 0.0f;
-  float max = 0.0f;
-  for (int j = 0; j < n; ++j) {
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
-  return max;
-}
 
 void min_max(const float* x, int n, float* min_out, float* max_out) {
   float min = 3.402823466e+38f;

@@ -1,6 +1,7 @@
 // Small numeric helpers shared by the reference quantizers (internal to src/quant).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -21,6 +22,20 @@ inline int nearest_int(float fval) {
 inline int32_t trunc_to_int(float v) {
   if (!(v > -2147483648.0f && v < 2147483648.0f)) return INT32_MIN;
   return static_cast<int32_t>(v);
+}
+
+// The first element of x[0..n) with the largest |x|, with its sign (0 for an all-zero group).
+inline float signed_absmax(const float* x, int n) {
+  float amax = 0.0f;
+  float max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    const float ax = std::fabs(x[j]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[j];
+    }
+  }
+  return max;
 }
 
 constexpr float kGroupMaxEps = 1e-15f;  // a group with max |x| below this is all zero

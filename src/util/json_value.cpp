@@ -187,6 +187,17 @@ const Value* Value::find(std::string_view key) const {
   return nullptr;
 }
 
+const Value& Value::operator[](std::string_view key) const {
+  static const Value kNull;
+  const Value* v = find(key);
+  return v != nullptr ? *v : kNull;
+}
+
+const Value& Value::operator[](size_t index) const {
+  static const Value kNull;
+  return index < items_.size() ? items_[index] : kNull;
+}
+
 Result<Value> Value::parse(std::string_view text) { return Parser(text).parse_document(); }
 
 Result<Value> Value::parse_file(const std::string& path) {

@@ -2,6 +2,8 @@
 // tests that check our own --json output. Not for untrusted multi-megabyte input.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,12 +26,21 @@ class Value {
 
   bool as_bool() const { return bool_; }
   double as_number() const { return number_; }
+  // The number truncated toward zero (token ids, counts).
+  int64_t as_int() const { return static_cast<int64_t>(number_); }
   const std::string& as_string() const { return string_; }
   const std::vector<Value>& items() const { return items_; }
   // Object members in file order.
   const std::vector<std::pair<std::string, Value>>& members() const { return members_; }
   // Member by key; nullptr when absent or not an object.
   const Value* find(std::string_view key) const;
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+  // Member by key / item by index, or a null Value when absent, so lookups chain
+  // (doc["timings"]["prompt_ms"]) and a missing member reads as null rather than crashing.
+  const Value& operator[](std::string_view key) const;
+  const Value& operator[](size_t index) const;
+  // Items of an array or members of an object; 0 otherwise.
+  size_t size() const { return kind_ == Kind::Array ? items_.size() : members_.size(); }
 
   static Result<Value> parse(std::string_view text);
   static Result<Value> parse_file(const std::string& path);
