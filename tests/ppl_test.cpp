@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "model/perplexity.h"
@@ -36,6 +37,23 @@ std::string find_model(const std::string& name, std::string* why) {
   if (name.rfind("SmolLM2-135M-Instruct.Q4_1.gguf", 0) == 0) return test::smollm2_model(why);
   *why = "unknown model " + name;
   return "";
+}
+
+// Every entry is a full pass over its text, minutes on the 2-core CI machine in all. CI checks a
+// representative few (one per kind: float, K-quant mix, KLD, the short SmolLM2 run);
+// PLUMB_TEST_ALL=1 checks every entry (docs/EXACTNESS.md lists all the figures).
+bool test_all_entries() {
+  const char* v = std::getenv("PLUMB_TEST_ALL");
+  return v != nullptr && *v != '\0' && std::string(v) != "0";
+}
+
+bool selected(const std::string& name) {
+  static const std::set<std::string> kCiEntries = {
+      "austen-21m-f16_pp-heldout_c256", "austen-21m-q4_k_m_pp-heldout_c512",
+      "smollm2-135m-q4_1_wiki.test_c512_8chunks", "kld_vs_f16_pp-heldout_c256_q4_k_m"};
+  if (test_all_entries() || kCiEntries.count(name) != 0) return true;
+  std::printf("[ SKIPPED  ] %s: not in the CI subset (PLUMB_TEST_ALL=1 runs it)\n", name.c_str());
+  return false;
 }
 
 struct PplRun {
@@ -72,6 +90,7 @@ TEST(Perplexity, MatchesLlamaCppMethodAndIsAtLeastAsExact) {
   int checked = 0;
   for (const json::Value& e : doc->find("ppl")->items()) {
     const std::string name = e.find("name")->as_string();
+    if (!selected(name)) continue;
     std::string why;
     const std::string model = find_model(e.find("model")->as_string(), &why);
     if (model.empty()) {
@@ -110,7 +129,8 @@ TEST(Perplexity, KlDivergenceAgainstF16MatchesLlamaCpp) {
   auto base_run = run_ppl(f16, text, 256, -1, base, "");
   ASSERT_TRUE(base_run.ok()) << base_run.status().message();
 
-  auto self = run_ppl(f16, text, 256, -1, "", base);
+  // Against itself (the first chunks suffice: every row must be exactly 0).
+  auto self = run_ppl(f16, text, 256, 8, "", base);
   ASSERT_TRUE(self.ok()) << self.status().message();
   const KldStats::Summary s0 = self->kld.summarize();
   EXPECT_EQ(s0.mean_kld, 0.0);
@@ -119,6 +139,7 @@ TEST(Perplexity, KlDivergenceAgainstF16MatchesLlamaCpp) {
 
   for (const json::Value& e : doc->find("kld")->items()) {
     const std::string name = e.find("name")->as_string();
+    if (!selected(name)) continue;
     std::string why;
     const std::string model = find_model(e.find("model")->as_string(), &why);
     if (model.empty()) {

@@ -32,15 +32,13 @@ constexpr RefModel kModels[] = {
 };
 
 // austen-21m-<type>: the shipped file, or q8_0/q6_k made by plumb quantize and checked against
-// llama.cpp's manifest. Others: $PLUMB_MODELS or <repo>/models, then /work/models.
-// "" when absent, with *why set.
+// llama.cpp's manifest; SmolLM2 through scripts/fetch-model (test::smollm2_model).
+// "" when it cannot be had, with *why set.
 std::string find_model(const std::string& name, std::string* why) {
   constexpr std::string_view kAusten = "austen-21m-";
   if (name.rfind(kAusten, 0) == 0) return test::austen_model(name.substr(kAusten.size()), why);
-  if (std::string p = test::cached_model_path(name); !p.empty()) return p;
-  const std::string work = "/work/models/" + name;
-  if (std::filesystem::exists(work)) return work;
-  *why = "model " + name + " is not in $PLUMB_MODELS, <repo>/models or /work/models";
+  if (name == "SmolLM2-135M-Instruct.Q4_1.gguf") return test::smollm2_model(why);
+  *why = "unknown model " + name;
   return "";
 }
 
