@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   }
   ThreadPool pool(threads);
   std::printf("threads %d, %s of %d runs, SIMD %s\n", threads, use_min ? "fastest" : "median", reps,
-              std::getenv("PLUMB_NO_SIMD") ? "off (PLUMB_NO_SIMD)" : "auto");
+              cpu::simd_name());
   std::printf("%-6s %-12s %6s %6s %4s %10s %10s %10s\n", "type", "shape", "n_in", "n_out", "tok", "us", "GB/s",
               "GFLOP/s");
   std::mt19937 rng(7);

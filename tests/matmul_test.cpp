@@ -1,14 +1,18 @@
 // CPU matmul kernels: every weight type against a float64 oracle (dequantize_row(W) . x),
-// the AVX2 kernels against the scalar contract bit for bit, and 1 vs 2 threads bit for bit.
+// every SIMD level this CPU runs (AVX2, AVX-512) against the scalar contract bit for bit, and 1
+// vs 2 threads bit for bit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "backend/cpu/matmul.h"
+#include "avx512_emulated.h"
 #include "backend/cpu/matmul_internal.h"
 #include "quant/blocks.h"
 #include "quant/ref.h"
@@ -65,12 +69,12 @@ std::vector<float> poisoned(const Problem& p) {
   return std::vector<float>(static_cast<size_t>(p.n_tokens * p.n_out), std::numeric_limits<float>::quiet_NaN());
 }
 
-std::vector<float> run_kernel(const Problem& p, bool simd) {
+std::vector<float> run_kernel(const Problem& p, detail::SimdLevel level) {
   ThreadPool pool(1);
   ActivationBuffer act;
   act.prepare(p.type, p.x.data(), p.n_tokens, p.n_in, pool);
   std::vector<float> y = poisoned(p);
-  detail::RowsKernel k = detail::select_kernel(p.type, simd);
+  detail::RowsKernel k = detail::select_kernel(p.type, level);
   EXPECT_NE(k, nullptr);
   k(p.w(), act, y.data(), p.n_out, 0, p.n_out);
   return y;
@@ -127,7 +131,7 @@ const Shape kShapes[] = {{256, 33, 1}, {256, 33, 2}, {512, 7, 3},  {2048, 9, 7},
 
 class MatmulTypes : public ::testing::TestWithParam<TensorType> {};
 
-TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
+TEST_P(MatmulTypes, ScalarMatchesFloat64OracleAndThreadsBitExact) {
   const TensorType type = GetParam();
   uint32_t seed = 1;
   std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
@@ -142,7 +146,7 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
     const Problem p = make_problem(type, s.n_in, s.n_out, s.n_tokens, seed++);
     ASSERT_TRUE(check_weight(p.w()).ok()) << check_weight(p.w()).message();
     const std::vector<double> ref = oracle(p);
-    const std::vector<float> scalar = run_kernel(p, false);
+    const std::vector<float> scalar = run_kernel(p, detail::SimdLevel::kScalar);
     // (a) the contract is within its rigorous per-output bound and NMSE tiny.
     int64_t worst = 0;
     for (int64_t t = 0; t < p.n_tokens; ++t)
@@ -187,34 +191,7 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
       RecordProperty("nmse_over_prediction", std::to_string(e / (num / den)));
     }
     EXPECT_LT(e, limit) << "NMSE vs float64";
-    // (b) AVX2 = scalar bit for bit (both follow the same contract: exact integer partials, the
-    // same f32 fma sequence per lane, the same reduction tree).
-    if (detail::select_kernel(type, true) != detail::select_kernel(type, false) && detail::simd_enabled()) {
-      const std::vector<float> simd = run_kernel(p, true);
-      for (size_t i = 0; i < simd.size(); ++i) ASSERT_EQ(simd[i], scalar[i]) << "AVX2 differs at " << i;
-    }
-    // (b') the single-token AVX2 kernel (used for 1-3 tokens) on its own, row by row.
-    if (detail::uses_quantized_activations(type) && detail::simd_enabled()) {
-      const detail::RowDot dot = detail::avx2_fused_row(type);
-      if (type != TensorType::Q8_K) {
-        EXPECT_NE(dot, nullptr) << "no single-token AVX2 kernel";
-      }
-      if (dot != nullptr) {
-        ThreadPool pool(1);
-        ActivationBuffer act;
-        act.prepare(type, p.x.data(), p.n_tokens, p.n_in, pool);
-        const detail::ActLayout lay = detail::ActLayout::for_n_in(p.n_in);
-        const int64_t n_blocks = p.n_in / type_traits(type).block_size;
-        for (int64_t t = 0; t < p.n_tokens; ++t) {
-          for (int64_t r = 0; r < p.n_out; ++r) {
-            const uint8_t* row = p.weights.data() + r * row_size(type, p.n_in);
-            const float v = dot(row, n_blocks, detail::act_row(act, lay, t));
-            ASSERT_EQ(v, scalar[t * p.n_out + r]) << "single-token AVX2 differs at t=" << t << " r=" << r;
-          }
-        }
-      }
-    }
-    // (c) threads do not change a bit, and matmul() writes every output.
+    // (b) threads do not change a bit, and matmul() writes every output.
     const std::vector<float> y1 = run_matmul(p, 1);
     const std::vector<float> y2 = run_matmul(p, 2);
     for (size_t i = 0; i < y1.size(); ++i) {
@@ -226,6 +203,157 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleSimdAndThreadsBitExact) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTypes, ::testing::ValuesIn(kAllTypes),
                          [](const testing::TestParamInfo<TensorType>& i) { return std::string(type_name(i.param)); });
+
+// ---- every SIMD level against the scalar contract ----
+
+// Bit for bit, except that any NaN matches any NaN (its payload is not part of the contract).
+void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(got[i]) && std::isnan(want[i])) continue;
+    ASSERT_EQ(std::memcmp(&got[i], &want[i], 4), 0) << what << " differs at " << i << ": " << got[i] << " vs "
+                                                    << want[i];
+  }
+}
+
+// The kernels under test: a SIMD level's, or the AVX-512 kernels built over emulated intrinsics
+// (tests/avx512_emulation.h), which run wherever AVX2 does.
+enum class Variant { kAvx2, kAvx512, kAvx512Emulated };
+
+const char* variant_name(Variant v) {
+  return v == Variant::kAvx2 ? "avx2" : v == Variant::kAvx512 ? "avx512" : "avx512_emulated";
+}
+
+struct Kernels {
+  detail::RowsKernel rows;         // the whole-matrix kernel (tiles of tokens for 4 or more)
+  detail::RowDot dot;              // AVX2 single-token kernel
+  detail::PairRowDot pair_dot;     // AVX-512 single-token kernel (activations in pair order)
+  void (*pair_order)(const int16_t*, int64_t, int16_t*);
+  int64_t (*pair_order_len)(int64_t);
+};
+
+Kernels kernels_of(Variant v, TensorType type) {
+  switch (v) {
+    case Variant::kAvx2:
+      return {detail::select_kernel(type, detail::SimdLevel::kAvx2), detail::avx2_fused_row(type), nullptr, nullptr,
+              nullptr};
+    case Variant::kAvx512:
+      return {detail::select_kernel(type, detail::SimdLevel::kAvx512), nullptr, detail::avx512_fused_row(type),
+              detail::avx512_pair_order, detail::avx512_pair_order_len};
+    default:
+      return {detail::avx512_emulated::avx512_kernel(type), nullptr, detail::avx512_emulated::avx512_fused_row(type),
+              detail::avx512_emulated::avx512_pair_order, detail::avx512_emulated::avx512_pair_order_len};
+  }
+}
+
+std::vector<float> run_rows(const Problem& p, detail::RowsKernel k) {
+  ThreadPool pool(1);
+  ActivationBuffer act;
+  act.prepare(p.type, p.x.data(), p.n_tokens, p.n_in, pool);
+  std::vector<float> y = poisoned(p);
+  k(p.w(), act, y.data(), p.n_out, 0, p.n_out);
+  return y;
+}
+
+// The single-token kernel (used for 1 to 3 tokens), row by row.
+void check_single_token(const Problem& p, const Kernels& k, const std::vector<float>& scalar) {
+  ThreadPool pool(1);
+  ActivationBuffer act;
+  act.prepare(p.type, p.x.data(), p.n_tokens, p.n_in, pool);
+  const detail::ActLayout lay = detail::ActLayout::for_n_in(p.n_in);
+  const int64_t n_blocks = p.n_in / type_traits(p.type).block_size;
+  std::vector<int16_t> qz_store;
+  int16_t* qz = nullptr;
+  if (k.pair_dot != nullptr) {
+    qz_store.resize(static_cast<size_t>(k.pair_order_len(p.n_in) + 32));
+    qz = qz_store.data() + (64 - reinterpret_cast<uintptr_t>(qz_store.data()) % 64) % 64 / 2;
+  }
+  std::vector<float> y(scalar.size());
+  for (int64_t t = 0; t < p.n_tokens; ++t) {
+    const detail::ActRow a = detail::act_row(act, lay, t);
+    if (qz != nullptr) k.pair_order(a.q, p.n_in, qz);
+    for (int64_t r = 0; r < p.n_out; ++r) {
+      const uint8_t* row = p.weights.data() + r * row_size(p.type, p.n_in);
+      y[t * p.n_out + r] = k.pair_dot != nullptr ? k.pair_dot(row, n_blocks, a, qz) : k.dot(row, n_blocks, a);
+    }
+  }
+  expect_same_bits(y, scalar, "single-token kernel");
+}
+
+class MatmulSimd : public ::testing::TestWithParam<std::tuple<Variant, TensorType>> {};
+
+TEST_P(MatmulSimd, MatchesScalarBitExact) {
+  const auto [variant, type] = GetParam();
+  const detail::SimdLevel needs = variant == Variant::kAvx512 ? detail::SimdLevel::kAvx512 : detail::SimdLevel::kAvx2;
+  if (detail::cpu_simd_level() < needs) {
+    GTEST_SKIP() << (needs == detail::SimdLevel::kAvx512 ? "CPU lacks AVX-512 VNNI" : "CPU lacks AVX2/FMA/F16C");
+  }
+  const Kernels k = kernels_of(variant, type);
+  if (k.rows == nullptr) GTEST_SKIP() << type_name(type) << " has no " << variant_name(variant) << " kernel";
+  if (variant == Variant::kAvx512 && k.rows == detail::select_kernel(type, detail::SimdLevel::kAvx2)) {
+    std::printf("note: %s has no AVX-512 kernel; the AVX2 one is used\n", type_name(type));
+  }
+  const TypeTraits& tr = type_traits(type);
+  std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
+  for (int64_t t = 1; t <= 9; ++t) shapes.push_back({512, 7, t});  // every tile remainder, odd rows
+  shapes.push_back({768, 13, 17});
+  if (tr.block_size == 32) {
+    shapes.push_back({96, 5, 3});    // fewer blocks than a lane group, an odd block count
+    shapes.push_back({352, 3, 1});   // a lane group plus a partial one
+    shapes.push_back({800, 11, 9});  // 25 blocks: an odd count, tiles of 8 and 1
+    shapes.push_back({32, 3, 5});    // one block
+  }
+  if (!tr.is_quantized) {
+    shapes.push_back({37, 5, 3});  // ragged float rows
+    shapes.push_back({100, 9, 9});
+    shapes.push_back({16, 3, 6});
+  }
+  uint32_t seed = 100;
+  for (const Shape& s : shapes) {
+    SCOPED_TRACE(testing::Message() << variant_name(variant) << " " << type_name(type) << " n_in=" << s.n_in
+                                    << " n_out=" << s.n_out << " n_tokens=" << s.n_tokens);
+    Problem p = make_problem(type, s.n_in, s.n_out, s.n_tokens, seed++);
+    for (int poison = 0; poison < 2; ++poison) {
+      if (poison == 1) {
+        // NaN in token 0 and Inf in the last token: they must reach every output of that token.
+        p.x[std::min<int64_t>(40, s.n_in - 1)] = std::numeric_limits<float>::quiet_NaN();
+        if (s.n_tokens > 1) p.x[(s.n_tokens - 1) * s.n_in + s.n_in / 2] = std::numeric_limits<float>::infinity();
+      }
+      const std::vector<float> scalar = run_kernel(p, detail::SimdLevel::kScalar);
+      const std::vector<float> simd = run_rows(p, k.rows);
+      expect_same_bits(simd, scalar, "kernel");
+      if (k.dot != nullptr || k.pair_dot != nullptr) check_single_token(p, k, scalar);
+      if (poison == 1) {
+        for (int64_t r = 0; r < s.n_out; ++r) {
+          ASSERT_TRUE(std::isnan(simd[r])) << "NaN lost at r=" << r;
+          if (s.n_tokens > 1) {
+            ASSERT_FALSE(std::isfinite(simd[(s.n_tokens - 1) * s.n_out + r])) << "Inf lost at r=" << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    VariantsAndTypes, MatmulSimd,
+    ::testing::Combine(::testing::Values(Variant::kAvx2, Variant::kAvx512, Variant::kAvx512Emulated),
+                       ::testing::ValuesIn(kAllTypes)),
+    [](const testing::TestParamInfo<std::tuple<Variant, TensorType>>& i) {
+      return std::string(variant_name(std::get<0>(i.param))) + "_" + type_name(std::get<1>(i.param));
+    });
+
+// The single-token kernels exist for every quantized type that has a SIMD kernel (they carry
+// generation).
+TEST(Matmul, SingleTokenKernelsExist) {
+  for (TensorType type : kAllTypes) {
+    if (!detail::uses_quantized_activations(type) || type == TensorType::Q8_K) continue;
+    EXPECT_NE(detail::avx2_fused_row(type), nullptr) << type_name(type);
+    if (detail::avx512_kernel(type) != nullptr) {
+      EXPECT_NE(detail::avx512_fused_row(type), nullptr) << type_name(type);
+    }
+  }
+}
 
 // plumb's 16-bit activations vs llama.cpp's Q8_K activation rounding on a Q4_K matrix.
 TEST(Matmul, Q4KErrorAtLeast20xSmallerThanQ8KActivations) {
@@ -270,7 +398,7 @@ TEST(Matmul, PreparedActivationsServeSeveralWeights) {
 // The prepared activations are part of the contract: AVX2 and scalar produce the same bytes,
 // including blocks of zeros, tiny (denormal) values, NaN and Inf.
 TEST(Matmul, ActivationPreparationScalarEqualsAvx2) {
-  if (!detail::simd_enabled()) GTEST_SKIP() << "no AVX2 on this machine (or PLUMB_NO_SIMD set)";
+  if (detail::cpu_simd_level() < detail::SimdLevel::kAvx2) GTEST_SKIP() << "CPU lacks AVX2/FMA/F16C";
   const int64_t n_in = 32 * 12;
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 1.0f);

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <random>
 
+#include "backend/cpu/matmul.h"
 #include "cli/command.h"
 #include "cli/model_flags.h"
 
@@ -93,6 +94,9 @@ int run_bench(int argc, char** argv) {
   }
   const uint64_t token_bytes = weight_bytes_per_token(**model);
   const int threads = model_flags.n_threads;
+  // The CPU kernels' instruction set goes with the backend name: "cpu avx512-vnni".
+  const std::string backend =
+      model_flags.backend == "cpu" ? "cpu " + std::string(cpu::simd_name()) : model_flags.backend;
 
   std::printf("| model | size | params | backend | threads | test | t/s | GB/s |\n");
   std::printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
@@ -101,7 +105,7 @@ int run_bench(int argc, char** argv) {
   auto row = [&](const std::string& test, const Stats& tps, const std::string& gbs) {
     std::printf("| %s | %.2f MiB | %.2f M | %s | %s | %s | %.2f ± %.2f | %s |\n", name.c_str(),
                 static_cast<double>(file_bytes) / (1 << 20), static_cast<double>(n_params) / 1e6,
-                model_flags.backend.c_str(), threads > 0 ? std::to_string(threads).c_str() : "all",
+                backend.c_str(), threads > 0 ? std::to_string(threads).c_str() : "all",
                 test.c_str(), tps.mean, tps.sd, gbs.c_str());
     std::fflush(stdout);
   };

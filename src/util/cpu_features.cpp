@@ -8,6 +8,14 @@ namespace plumb {
 
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+unsigned xcr0() {
+  unsigned lo = 0, hi = 0;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return lo;
+}
+#endif
+
 bool detect_avx2_fma_f16c() {
 #if defined(__x86_64__) || defined(__i386__)
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -17,11 +25,28 @@ bool detect_avx2_fma_f16c() {
   const bool avx = (ecx >> 28) & 1;
   const bool f16c = (ecx >> 29) & 1;
   if (!(fma && osxsave && avx && f16c)) return false;
-  unsigned xcr0_lo = 0, xcr0_hi = 0;
-  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  if ((xcr0_lo & 6) != 6) return false;  // XMM and YMM state saved by the OS
+  if ((xcr0() & 6) != 6) return false;  // XMM and YMM state saved by the OS
   if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
   return (ebx >> 5) & 1;  // AVX2
+#else
+  return false;
+#endif
+}
+
+bool detect_avx512_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (!detect_avx2_fma_f16c()) return false;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  const bool f = (ebx >> 16) & 1;
+  const bool dq = (ebx >> 17) & 1;
+  const bool bw = (ebx >> 30) & 1;
+  const bool vl = (ebx >> 31) & 1;
+  const bool vnni = (ecx >> 11) & 1;
+  if (!(f && dq && bw && vl && vnni)) return false;
+  // XMM, YMM, opmask, ZMM0-15 upper halves and ZMM16-31 all saved by the OS.
+  constexpr unsigned kZmmState = (1u << 1) | (1u << 2) | (1u << 5) | (1u << 6) | (1u << 7);
+  return (xcr0() & kZmmState) == kZmmState;
 #else
   return false;
 #endif
@@ -31,6 +56,11 @@ bool detect_avx2_fma_f16c() {
 
 bool cpu_has_avx2_fma_f16c() {
   static const bool has = detect_avx2_fma_f16c();
+  return has;
+}
+
+bool cpu_has_avx512_vnni() {
+  static const bool has = detect_avx512_vnni();
   return has;
 }
 

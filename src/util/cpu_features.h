@@ -8,4 +8,8 @@ namespace plumb {
 // AVX2 + FMA + F16C with the OS saving YMM state: the set every *_avx2.cpp file is built for.
 bool cpu_has_avx2_fma_f16c();
 
+// AVX-512 F/BW/VL/DQ/VNNI on top of the AVX2 set, with the OS saving opmask and ZMM state
+// (XCR0 bits 1, 2, 5, 6, 7): the set every *_avx512.cpp file is built for.
+bool cpu_has_avx512_vnni();
+
 }  // namespace plumb

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -39,8 +40,14 @@ bool simd_disabled_by_env() {
   return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
 }
 
-bool cpu_has_avx2() {
-  return cpu_has_avx2_fma_f16c();
+// PLUMB_SIMD=scalar|avx2|avx512 caps the level (to compare the paths on one machine).
+SimdLevel simd_cap_from_env() {
+  const char* v = std::getenv("PLUMB_SIMD");
+  if (v == nullptr || v[0] == '\0' || std::strcmp(v, "avx512") == 0) return SimdLevel::kAvx512;
+  if (std::strcmp(v, "avx2") == 0) return SimdLevel::kAvx2;
+  if (std::strcmp(v, "scalar") == 0) return SimdLevel::kScalar;
+  std::fprintf(stderr, "plumb: ignoring PLUMB_SIMD=%s (expected scalar, avx2 or avx512)\n", v);
+  return SimdLevel::kAvx512;
 }
 
 }  // namespace
@@ -86,13 +93,35 @@ void quantize_token(const float* x, const ActLayout& lay, uint8_t* out) {
   }
 }
 
-bool simd_enabled() {
-  static const bool enabled = cpu_has_avx2() && !simd_disabled_by_env();
-  return enabled;
+SimdLevel cpu_simd_level() {
+  static const SimdLevel level = cpu_has_avx512_vnni()      ? SimdLevel::kAvx512
+                                 : cpu_has_avx2_fma_f16c() ? SimdLevel::kAvx2
+                                                           : SimdLevel::kScalar;
+  return level;
 }
 
-RowsKernel select_kernel(TensorType type, bool allow_simd) {
-  if (allow_simd) {
+SimdLevel simd_level() {
+  static const SimdLevel level =
+      simd_disabled_by_env() ? SimdLevel::kScalar : std::min(cpu_simd_level(), simd_cap_from_env());
+  return level;
+}
+
+const char* simd_level_name(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kAvx512: return "avx512-vnni";
+    case SimdLevel::kAvx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+bool simd_enabled() { return simd_level() >= SimdLevel::kAvx2; }
+
+RowsKernel select_kernel(TensorType type, SimdLevel level) {
+  level = std::min(level, cpu_simd_level());  // never an instruction set the CPU lacks
+  if (level >= SimdLevel::kAvx512) {
+    if (RowsKernel k = avx512_kernel(type)) return k;
+  }
+  if (level >= SimdLevel::kAvx2) {
     if (RowsKernel k = avx2_kernel(type)) return k;
   }
   return scalar_kernel(type);
@@ -101,6 +130,8 @@ RowsKernel select_kernel(TensorType type, bool allow_simd) {
 }  // namespace detail
 
 using detail::ActLayout;
+
+const char* simd_name() { return detail::simd_level_name(detail::simd_level()); }
 
 void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n_tokens, int64_t n_in,
                                ThreadPool& pool) {
@@ -152,12 +183,12 @@ Status check_weight(const WeightMatrix& w) {
 }
 
 void matmul_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_enabled());
+  detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_level());
   if (k != nullptr && r0 < r1) k(w, x, y, ldy, r0, r1);
 }
 
 void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, float* y) {
-  detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_enabled());
+  detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_level());
   if (k == nullptr) return;
   const int nth = pool.size();
   // Chunks of rows handed out dynamically: about 8 per thread keeps both cores busy when the

@@ -1,5 +1,5 @@
 // Private to the CPU matmul: the prepared-activation layout, the arithmetic contract every
-// kernel follows (so the scalar and AVX2 kernels agree bit for bit), and the kernel tables.
+// kernel follows (so the scalar, AVX2 and AVX-512 kernels agree bit for bit), and the kernel tables.
 //
 // Contract for quantized weights (one output y = W[r] . x[t]):
 //   - Activations: per 32-element block b, d_a[b] = amax/32767 (f32 division), id = 1/d_a, and
@@ -115,10 +115,32 @@ RowsKernel avx2_kernel(TensorType type);
 using RowDot = float (*)(const uint8_t* row, int64_t n_blocks, const ActRow& a);
 RowDot avx2_fused_row(TensorType type);
 
-// AVX2+FMA+F16C present and not disabled with PLUMB_NO_SIMD=1 (decided once per process).
+// nullptr when there is no AVX-512 kernel for the type (the AVX2 one is used).
+RowsKernel avx512_kernel(TensorType type);
+// AVX-512 kernels put sub-blocks s (even) and s + 1 in the low and high 256 bits of one zmm, so
+// for 32-element sub-blocks they read the activations in "pair order": per pair of 32-blocks
+// (2p, 2p + 1), qz[64p ..] = block 2p elements 0..15, block 2p+1 elements 0..15, block 2p
+// elements 16..31, block 2p+1 elements 16..31 (a missing last block 2p+1 reads as zeros).
+// qz holds avx512_pair_order_len(n_in) int16 and must be 64-byte aligned.
+int64_t avx512_pair_order_len(int64_t n_in);
+void avx512_pair_order(const int16_t* q, int64_t n_in, int16_t* qz);
+// The AVX-512 single-token dot (as RowDot; qz = a.q in pair order), nullptr for types without one.
+using PairRowDot = float (*)(const uint8_t* row, int64_t n_blocks, const ActRow& a, const int16_t* qz);
+PairRowDot avx512_fused_row(TensorType type);
+
+// The instruction sets the kernels come in, in order of preference.
+enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+// The best level this CPU runs (AVX-512 needs F/BW/VL/DQ/VNNI, AVX2 needs FMA and F16C).
+SimdLevel cpu_simd_level();
+// The level matmul uses: cpu_simd_level(), capped by PLUMB_NO_SIMD=1 (scalar) or
+// PLUMB_SIMD=scalar|avx2|avx512 (decided once per process).
+SimdLevel simd_level();
+const char* simd_level_name(SimdLevel level);  // "scalar", "avx2", "avx512-vnni"
+// simd_level() is at least AVX2 (the activations are prepared with quantize_token_avx2).
 bool simd_enabled();
-// The kernel matmul uses for `type`: AVX2 when allowed and available for the type, else scalar.
-RowsKernel select_kernel(TensorType type, bool allow_simd);
+// The kernel for `type` at `level` (capped at cpu_simd_level()): the best level at or below it
+// that has a kernel for the type.
+RowsKernel select_kernel(TensorType type, SimdLevel level);
 
 // The part of a quantized row that multiplies the 16-bit activations, per element:
 // eff[k] = dw[s(k)] * w[k] (the min/offset term uses exact activation sums). The activation

@@ -1,0 +1,937 @@
+// AVX-512 kernels (F/BW/VL/DQ/VNNI; this file is compiled with those flags and matmul.cpp picks
+// it at run time). They follow the contract of matmul_internal.h to the bit.
+//
+// Quantized weights: the contract keeps two sets of 8 float lanes, for even and odd sub-blocks.
+// One zmm holds both: sub-block s (even) in the low 256 bits, s + 1 in the high 256 bits. The
+// weights of the pair are laid out so that one vpmaddwd (+ one vpdpwssd for 32-element
+// sub-blocks) gives exactly the contract's integer lane partials of both sub-blocks (integer sums
+// are exact, so vpdpwssd's accumulate equals madd + add), then one conversion and one fma per
+// lane with the same f32 coefficient dw[s] * d_a[b(s)] as the scalar kernel. The final
+// reduction adds the two halves (acc[0] + acc[1]) and runs the same hsum8 tree.
+//   16-element sub-blocks: a pair is 32 consecutive elements, i.e. the activations' natural order.
+//   32-element sub-blocks: a pair needs elements 0..15 of both sub-blocks in one register and
+//   16..31 in another, so the activations are first copied into "pair order"
+//   (avx512_pair_order), once per call; the weights are built in the same order.
+// F32/F16/BF16 weights: the contract's 16 float lanes (k % 16) are one zmm per (row, token).
+//
+// Nothing here has external linkage except the functions declared in matmul_internal.h: an
+// inline function or template instantiated in this file (std::vector's members, say) could be
+// chosen by the linker for other files too and run AVX-512 instructions on a CPU without them.
+#include <immintrin.h>
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the masked-off source, which its
+// -W(maybe-)uninitialized report once inlined (GCC bug 105593); nothing here is uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/cpu/matmul_internal.h"
+#include "quant/blocks.h"
+
+// tests/matmul_avx512_emulated.cpp compiles this file a second time into another namespace,
+// over plain-C++ stand-ins of the intrinsics, to check it on CPUs without AVX-512.
+#ifndef PLUMB_AVX512_NAMESPACE
+#define PLUMB_AVX512_NAMESPACE detail
+#endif
+
+namespace plumb::cpu::PLUMB_AVX512_NAMESPACE {
+namespace {
+
+// ---- small helpers ----
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// hsum8 of matmul_internal.h on a vector: (lo + hi), then pairs (0+2, 1+3), then 0+1.
+inline float hsum8_ps(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+// hsum8(acc[0] + acc[1]) of a [even | odd] accumulator.
+inline float hsum_pair(__m512 acc) {
+  return hsum8_ps(_mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)));
+}
+
+inline uint16_t u16(const void* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t u32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline float f16(const void* p) { return _cvtsh_ss(u16(p)); }
+
+// The two halves at p (e.g. a block's d and m) as floats in lanes 0 and 1.
+inline __m128 f16x2(const uint8_t* p) { return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(u32(p)))); }
+
+inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
+inline __m128i load128(const void* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// 16 bytes at p in both 128-bit halves.
+inline __m256i bcast128(const void* p) { return _mm256_broadcastsi128_si256(load128(p)); }
+
+// [16 bytes at a | 16 bytes at b].
+inline __m256i join128(const void* a, const void* b) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(load128(a)), load128(b), 1);
+}
+
+// zmm with lanes 0..7 = v[lo], lanes 8..15 = v[lo + 1] (v: 2..16 floats in the low lanes).
+inline __m512 spread_pair(__m512 v, int lo) {
+  return _mm512_permutexvar_ps(_mm512_set_epi32(lo + 1, lo + 1, lo + 1, lo + 1, lo + 1, lo + 1, lo + 1, lo + 1, lo,
+                                                lo, lo, lo, lo, lo, lo, lo),
+                               v);
+}
+
+// Lane partials of a pair: [sub-block s | s + 1].
+inline __m512i dot_pair32(__m512i w0, __m512i w1, const int16_t* qz) {
+  return _mm512_dpwssd_epi32(_mm512_madd_epi16(w0, load512(qz)), w1, load512(qz + 32));
+}
+
+// A growable 64-byte aligned buffer (no std::vector: see the top of the file).
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { std::free(p_); }
+  template <class T>
+  T* get(size_t count) {
+    const size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
+    if (bytes > cap_) {
+      std::free(p_);
+      p_ = std::aligned_alloc(64, bytes);
+      if (p_ == nullptr) std::abort();
+      cap_ = bytes;
+    }
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
+// ---- activations in pair order ----
+
+void pair_order(const int16_t* q, int64_t n_blocks, int16_t* qz) {
+  const int64_t full = n_blocks / 2;
+  for (int64_t p = 0; p < full; ++p) {
+    const __m512i a = load512(q + 64 * p);       // block 2p: elements 0..15 | 16..31
+    const __m512i b = load512(q + 64 * p + 32);  // block 2p + 1
+    _mm512_store_si512(qz + 64 * p, _mm512_shuffle_i64x2(a, b, 0x44));
+    _mm512_store_si512(qz + 64 * p + 32, _mm512_shuffle_i64x2(a, b, 0xEE));
+  }
+  if (n_blocks & 1) {
+    const __m512i a = load512(q + 64 * full);
+    const __m512i z = _mm512_setzero_si512();
+    _mm512_store_si512(qz + 64 * full, _mm512_shuffle_i64x2(a, z, 0x44));
+    _mm512_store_si512(qz + 64 * full + 32, _mm512_shuffle_i64x2(a, z, 0xEE));
+  }
+}
+
+// dax[16p ..] = [d[2p] x 8 | d[2p + 1] x 8] (0 for a missing last block).
+void pair_scales(const float* d, int64_t n_blocks, float* dax) {
+  const int64_t full = n_blocks / 2;
+  for (int64_t p = 0; p < full; ++p) {
+    const __m128 v = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(d + 2 * p)));
+    _mm512_store_ps(dax + 16 * p, spread_pair(_mm512_castps128_ps512(v), 0));
+  }
+  if (n_blocks & 1) _mm512_store_ps(dax + 16 * full, spread_pair(_mm512_castps128_ps512(_mm_load_ss(d + 2 * full)), 0));
+}
+
+// ---- weights: 32-element blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) ----
+// A pair is two consecutive blocks b0, b1; pair() gives w0 = [b0 elements 0..15 | b1 0..15] and
+// w1 = [b0 16..31 | b1 16..31] as int16 (offsets applied, as weight_unpack.h).
+
+// 16 bytes of nibbles of two blocks, [b0 | b1] (byte j: element j low, j + 16 high), minus off.
+inline void nibble_pair(__m256i v, int off, __m512i* w0, __m512i* w1) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i o = _mm256_set1_epi8(static_cast<char>(off));
+  *w0 = _mm512_cvtepi8_epi16(_mm256_sub_epi8(_mm256_and_si256(v, m4), o));
+  *w1 = _mm512_cvtepi8_epi16(_mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), o));
+}
+
+// Q5: nibbles plus fifth bits (qh: bit j = element j), minus 16: a byte whose fifth bit is clear
+// is nibble - 16, one whose bit is set is nibble + 16 - 16.
+inline void q5_pair(const uint8_t* qh0, const uint8_t* qs0, const uint8_t* qh1, const uint8_t* qs1, __m512i* w0,
+                    __m512i* w1) {
+  const uint32_t h0 = u32(qh0), h1 = u32(qh1);
+  const __mmask32 clear0 = ~((h0 & 0xFFFFu) | (h1 << 16));          // elements 0..15 of both
+  const __mmask32 clear1 = ~((h0 >> 16) | (h1 & 0xFFFF0000u));      // elements 16..31 of both
+  const __m256i v = join128(qs0, qs1);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  const __m256i lo = _mm256_and_si256(v, m4);
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+  *w0 = _mm512_cvtepi8_epi16(_mm256_mask_sub_epi8(lo, clear0, lo, sixteen));
+  *w1 = _mm512_cvtepi8_epi16(_mm256_mask_sub_epi8(hi, clear1, hi, sixteen));
+}
+
+struct BlkQ4_0 {
+  using Block = block_q4_0;
+  static constexpr bool kHasMin = false;
+  static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
+    nibble_pair(join128(b0 + 2, b1 + 2), 8, w0, w1);
+  }
+};
+struct BlkQ4_1 {
+  using Block = block_q4_1;
+  static constexpr bool kHasMin = true;
+  static constexpr float kOffset = 8.0f;  // mc = m + 8 d
+  static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
+    nibble_pair(join128(b0 + 4, b1 + 4), 8, w0, w1);
+  }
+};
+struct BlkQ5_0 {
+  using Block = block_q5_0;
+  static constexpr bool kHasMin = false;
+  static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
+    q5_pair(b0 + 2, b0 + 6, b1 + 2, b1 + 6, w0, w1);
+  }
+};
+struct BlkQ5_1 {
+  using Block = block_q5_1;
+  static constexpr bool kHasMin = true;
+  static constexpr float kOffset = 16.0f;  // mc = m + 16 d
+  static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
+    q5_pair(b0 + 4, b0 + 8, b1 + 4, b1 + 8, w0, w1);
+  }
+};
+struct BlkQ8_0 {
+  using Block = block_q8_0;
+  static constexpr bool kHasMin = false;
+  static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
+    *w0 = _mm512_cvtepi8_epi16(join128(b0 + 2, b1 + 2));
+    *w1 = _mm512_cvtepi8_epi16(join128(b0 + 18, b1 + 18));
+  }
+};
+struct BlkIQ4_NL {
+  using Block = block_iq4_nl;
+  static constexpr bool kHasMin = false;
+  static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
+    const __m256i table = bcast128(kIQ4NLValues);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i v = join128(b0 + 2, b1 + 2);
+    *w0 = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(table, _mm256_and_si256(v, m4)));
+    *w1 = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)));
+  }
+};
+
+// Per-block multipliers of the 32-element types: dw = d, and mc = m + offset * d for min types.
+template <class B>
+inline void legacy_scales(const uint8_t* b, float* dw, float* mc) {
+  const __m128 dm = f16x2(b);
+  dw[0] = _mm_cvtss_f32(dm);
+  if constexpr (B::kHasMin) mc[0] = _mm_cvtss_f32(_mm_movehdup_ps(dm)) + B::kOffset * dw[0];
+}
+
+template <class B>
+float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t* qz) {
+  constexpr size_t kBytes = sizeof(typename B::Block);
+  __m512 acc = _mm512_setzero_ps();
+  __m256 macc = _mm256_setzero_ps();
+  __m256 group = _mm256_setzero_ps();  // mc of the current 8 blocks, lane = block % 8
+  const __m256i alternate = _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1);
+  // Blocks i, i + 1 (i even); tail: block i alone (b1 = b0, its high halves masked off).
+  auto pair = [&](int64_t i, const uint8_t* b0, const uint8_t* b1, bool tail) {
+    __m512i w0, w1;
+    B::pair(b0, b1, &w0, &w1);
+    const __m512 p = _mm512_cvtepi32_ps(dot_pair32(w0, w1, qz + 32 * i));
+    const __m128 dm0 = f16x2(b0), dm1 = f16x2(b1);
+    const __m128 dd = _mm_unpacklo_ps(dm0, dm1);  // d0, d1, m0, m1
+    const __m128 da = tail ? _mm_load_ss(a.d + i) : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(a.d + i)));
+    const __m512 coef = spread_pair(_mm512_castps128_ps512(_mm_mul_ps(dd, da)), 0);
+    acc = _mm512_mask3_fmadd_ps(p, coef, acc, tail ? 0x00FF : 0xFFFF);
+    if constexpr (B::kHasMin) {
+      const __m128 mc = _mm_add_ps(_mm_movehl_ps(dd, dd), _mm_mul_ps(_mm_set1_ps(B::kOffset), dd));
+      group = _mm256_mask_permutexvar_ps(group, static_cast<__mmask8>(3u << (i & 7)), alternate,
+                                         _mm256_castps128_ps256(mc));
+    }
+  };
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const uint8_t* b0 = row + i * kBytes;
+    pair(i, b0, b0 + kBytes, false);
+    if constexpr (B::kHasMin) {
+      if ((i & 7) == 6) macc = _mm256_fmadd_ps(group, _mm256_loadu_ps(a.sx32 + i - 6), macc);
+    }
+  }
+  if (i < nb) pair(i, row + i * kBytes, row + i * kBytes, true);
+  float out = hsum_pair(acc);
+  if constexpr (B::kHasMin) {
+    if (nb & 7) {
+      const __mmask8 k = static_cast<__mmask8>((1u << (nb & 7)) - 1);
+      macc = _mm256_mask3_fmadd_ps(group, _mm256_maskz_loadu_ps(k, a.sx32 + (nb & ~int64_t{7})), macc, k);
+    }
+    out += hsum8_ps(macc);
+  }
+  return out;
+}
+
+// ---- weights: 256-element super-blocks with 32-element sub-blocks (Q4_K, Q5_K, IQ4_XS) ----
+// scales() gives dw (and mc) of the 8 sub-blocks, pair(j) the weights of sub-blocks 2j, 2j + 1.
+
+// [low nibbles of 16 bytes | high nibbles of the same 16 bytes].
+inline __m256i nibbles_lo_hi(const uint8_t* p) {
+  const __m256i shift = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+  return _mm256_and_si256(_mm256_srlv_epi16(bcast128(p), shift), _mm256_set1_epi8(0x0F));
+}
+
+// The 8 six-bit scales (bytes 0..7) and mins (8..15) of a Q4_K / Q5_K super-block.
+inline __m128i k4_scales_mins(const uint8_t* scales) {
+  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, scales, 12);
+  u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+  const uint32_t mins_lo = u[1] & kmask1;
+  u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+  u[2] = mins_lo;
+  u[0] &= kmask1;
+  return _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0]));
+}
+
+// dw = d * scale, mc = -(dmin * min) + offset * dw (weight_unpack.h's order of operations).
+inline void k4_scales(const uint8_t* d_dmin, const uint8_t* scales, float offset, __m256* dw, __m256* mc) {
+  const __m128i sm = k4_scales_mins(scales);
+  const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+  const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+  *dw = _mm256_mul_ps(_mm256_set1_ps(f16(d_dmin)), scf);
+  *mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(offset), *dw), _mm256_mul_ps(_mm256_set1_ps(f16(d_dmin + 2)), mf));
+}
+
+struct SupQ4_K {
+  using Block = block_q4_K;
+  static constexpr bool kHasMin = true;
+  static void scales(const Block& b, __m256* dw, __m256* mc) {
+    k4_scales(reinterpret_cast<const uint8_t*>(&b.d), b.scales, 8.0f, dw, mc);
+  }
+  static void pair(const Block& b, int j, __m512i* w0, __m512i* w1) {
+    const __m256i off = _mm256_set1_epi8(8);
+    *w0 = _mm512_cvtepi8_epi16(_mm256_sub_epi8(nibbles_lo_hi(b.qs + 32 * j), off));
+    *w1 = _mm512_cvtepi8_epi16(_mm256_sub_epi8(nibbles_lo_hi(b.qs + 32 * j + 16), off));
+  }
+};
+
+struct SupQ5_K {
+  using Block = block_q5_K;
+  static constexpr bool kHasMin = true;
+  static void scales(const Block& b, __m256* dw, __m256* mc) {
+    k4_scales(reinterpret_cast<const uint8_t*>(&b.d), b.scales, 16.0f, dw, mc);
+  }
+  // Fifth bits: qh[k] bit 2j (sub-block 2j element k) and bit 2j + 1 (sub-block 2j + 1).
+  static void pair(const Block& b, int j, __m512i* w0, __m512i* w1) {
+    const __m256i bit = _mm256_slli_epi16(
+        _mm256_setr_epi8(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2),
+        2 * j);
+    const __m256i sixteen = _mm256_set1_epi8(16);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i nib = nibbles_lo_hi(b.qs + 32 * j + 16 * h);
+      const __mmask32 clear = _mm256_testn_epi8_mask(bcast128(b.qh + 16 * h), bit);
+      const __m512i w = _mm512_cvtepi8_epi16(_mm256_mask_sub_epi8(nib, clear, nib, sixteen));
+      *(h ? w1 : w0) = w;
+    }
+  }
+};
+
+struct SupIQ4_XS {
+  using Block = block_iq4_xs;
+  static constexpr bool kHasMin = false;
+  static void scales(const Block& b, __m256* dw, __m256*) {
+    const uint16_t scales_h = u16(&b.scales_h);
+    alignas(32) int32_t ls[8];
+    for (int ib = 0; ib < 8; ++ib) {
+      ls[ib] = (((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((scales_h >> (2 * ib)) & 3) << 4)) - 32;
+    }
+    *dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
+                        _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(ls))));
+  }
+  // Sub-blocks 2j, 2j + 1 are 32 consecutive bytes, [2j | 2j + 1], nibbles as in IQ4_NL.
+  static void pair(const Block& b, int j, __m512i* w0, __m512i* w1) {
+    const __m256i table = bcast128(kIQ4NLValues);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i v = load256(b.qs + 32 * j);
+    *w0 = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(table, _mm256_and_si256(v, m4)));
+    *w1 = _mm512_cvtepi8_epi16(_mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)));
+  }
+};
+
+template <class S>
+float fused_sup32(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t* qz) {
+  __m512 acc = _mm512_setzero_ps();
+  __m256 macc = _mm256_setzero_ps();
+  const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
+  for (int64_t i = 0; i < nb; ++i) {
+    const typename S::Block& b = blocks[i];
+    __m256 dw, mc = _mm256_setzero_ps();
+    S::scales(b, &dw, &mc);
+    if constexpr (S::kHasMin) macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
+    const __m512 coef = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
+    const int16_t* q = qz + 256 * i;
+    for (int j = 0; j < 4; ++j) {
+      __m512i w0, w1;
+      S::pair(b, j, &w0, &w1);
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_pair32(w0, w1, q + 64 * j)), spread_pair(coef, 2 * j), acc);
+    }
+  }
+  float out = hsum_pair(acc);
+  if constexpr (S::kHasMin) out += hsum8_ps(macc);
+  return out;
+}
+
+// ---- weights: 256-element super-blocks with 16-element sub-blocks (Q2_K, Q3_K, Q6_K) ----
+// half(n) gives dw (and mc) of sub-blocks 8n..8n+7 and, in bytes[k], the int8 weights of
+// sub-blocks 8n + 2k (bytes 0..15) and 8n + 2k + 1 (bytes 16..31): 32 consecutive elements.
+
+struct SupQ6_K {
+  using Block = block_q6_K;
+  static constexpr bool kHasMin = false;
+  static void half(const Block& b, int n, __m256* dw, __m256*, __m256i bytes[4]) {
+    const __m128i sc = load128(b.scales);
+    *dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
+                        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    const __m256i off = _mm256_set1_epi8(32);
+    const __m256i ql0 = load256(b.ql + 64 * n);
+    const __m256i ql1 = load256(b.ql + 64 * n + 32);
+    const __m256i qh = load256(b.qh + 32 * n);
+    auto six = [&](__m256i low4, int shift) {
+      const __m256i high2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), m2), 4);
+      return _mm256_sub_epi8(_mm256_or_si256(low4, high2), off);
+    };
+    bytes[0] = six(_mm256_and_si256(ql0, m4), 0);
+    bytes[1] = six(_mm256_and_si256(ql1, m4), 2);
+    bytes[2] = six(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), 4);
+    bytes[3] = six(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), 6);
+  }
+};
+
+struct SupQ2_K {
+  using Block = block_q2_K;
+  static constexpr bool kHasMin = true;
+  static void half(const Block& b, int n, __m256* dw, __m256* mc, __m256i bytes[4]) {
+    const __m128i sc = load128(b.scales);
+    const __m128i sc_lo = _mm_and_si128(sc, _mm_set1_epi8(0x0F));
+    const __m128i sc_hi = _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0F));
+    *dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
+                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(n ? _mm_srli_si128(sc_lo, 8) : sc_lo)));
+    const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(n ? _mm_srli_si128(sc_hi, 8) : sc_hi));
+    *mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), *dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
+    const __m256i v = load256(b.qs + 32 * n);
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m256i off = _mm256_set1_epi8(2);
+    for (int j = 0; j < 4; ++j) bytes[j] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2), off);
+  }
+};
+
+struct SupQ3_K {
+  using Block = block_q3_K;
+  static constexpr bool kHasMin = false;
+  // The 16 six-bit scales, still offset by 32 (ggml's unpacking of the 12 bytes).
+  static __m128i scales16(const uint8_t* packed) {
+    constexpr uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
+    uint32_t aux[4];
+    std::memcpy(aux, packed, 12);
+    const uint32_t tmp = aux[2];
+    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+    return _mm_set_epi32(static_cast<int>(aux[3]), static_cast<int>(aux[2]), static_cast<int>(aux[1]),
+                         static_cast<int>(aux[0]));
+  }
+  static void half(const Block& b, int n, __m256* dw, __m256*, __m256i bytes[4]) {
+    const __m128i scv = _mm_sub_epi8(scales16(b.scales), _mm_set1_epi8(32));
+    *dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
+                        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(scv, 8) : scv)));
+    const __m256i v = load256(b.qs + 32 * n);
+    const __m256i hm = load256(b.hmask);
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i off = _mm256_set1_epi8(4);
+    for (int j = 0; j < 4; ++j) {
+      const __m256i low = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2);
+      const __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * n + j), one);
+      bytes[j] = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(hbit, 2)), off);
+    }
+  }
+};
+
+// coef[m] = dw[m] * d_a[m / 2] for the 8 sub-blocks of a half (two per activation block).
+inline __m256 k16_coef(__m256 dw, const float* d_a) {
+  const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  return _mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d_a)), pairs));
+}
+
+template <class S>
+float fused_sup16(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t*) {
+  __m512 acc = _mm512_setzero_ps();
+  __m256 macc = _mm256_setzero_ps();
+  const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int n = 0; n < 2; ++n) {
+      __m256 dw, mc = _mm256_setzero_ps();
+      __m256i bytes[4];
+      S::half(blocks[i], n, &dw, &mc, bytes);
+      if constexpr (S::kHasMin) macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), macc);
+      const __m512 coef = _mm512_castps256_ps512(k16_coef(dw, a.d + 8 * i + 4 * n));
+      const int16_t* q = a.q + 256 * i + 128 * n;
+      for (int k = 0; k < 4; ++k) {
+        const __m512i p = _mm512_madd_epi16(_mm512_cvtepi8_epi16(bytes[k]), load512(q + 32 * k));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, 2 * k), acc);
+      }
+    }
+  }
+  float out = hsum_pair(acc);
+  if constexpr (S::kHasMin) out += hsum8_ps(macc);
+  return out;
+}
+
+// ---- unpacking whole rows for the prompt path ----
+// wz: the row's int16 weights pair after pair (64 per pair for 32-element sub-blocks, in the
+// pair order of w0 then w1; 32 per pair for 16-element sub-blocks, element order); dw, mc: per
+// sub-block multipliers (as weight_unpack.h).
+
+template <class B>
+struct Legacy {
+  static constexpr int kBlock = 32, kSub = 32;
+  static constexpr bool kHasMin = B::kHasMin;
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz) {
+    return fused_legacy<B>(r, nb, a, qz);
+  }
+  static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
+    constexpr size_t kBytes = sizeof(typename B::Block);
+    int64_t i = 0;
+    for (; i < nb; i += 2) {
+      const uint8_t* b0 = row + i * kBytes;
+      const bool tail = i + 1 == nb;
+      __m512i w0, w1;
+      B::pair(b0, tail ? b0 : b0 + kBytes, &w0, &w1);
+      if (tail) {  // zero weights for the missing block (the activations there are zeros too)
+        w0 = _mm512_maskz_mov_epi16(0x0000FFFF, w0);
+        w1 = _mm512_maskz_mov_epi16(0x0000FFFF, w1);
+      }
+      _mm512_store_si512(wz + 32 * i, w0);
+      _mm512_store_si512(wz + 32 * i + 32, w1);
+      legacy_scales<B>(b0, dw + i, mc + i);
+      if (!tail) legacy_scales<B>(b0 + kBytes, dw + i + 1, mc + i + 1);
+    }
+  }
+};
+
+template <class S>
+struct Sup32 {
+  static constexpr int kBlock = 256, kSub = 32;
+  static constexpr bool kHasMin = S::kHasMin;
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz) {
+    return fused_sup32<S>(r, nb, a, qz);
+  }
+  static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
+    const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      __m256 d, m = _mm256_setzero_ps();
+      S::scales(blocks[i], &d, &m);
+      _mm256_storeu_ps(dw + 8 * i, d);
+      if constexpr (S::kHasMin) _mm256_storeu_ps(mc + 8 * i, m);
+      for (int j = 0; j < 4; ++j) {
+        __m512i w0, w1;
+        S::pair(blocks[i], j, &w0, &w1);
+        _mm512_store_si512(wz + 256 * i + 64 * j, w0);
+        _mm512_store_si512(wz + 256 * i + 64 * j + 32, w1);
+      }
+    }
+  }
+};
+
+template <class S>
+struct Sup16 {
+  static constexpr int kBlock = 256, kSub = 16;
+  static constexpr bool kHasMin = S::kHasMin;
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz) {
+    return fused_sup16<S>(r, nb, a, qz);
+  }
+  static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
+    const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      for (int n = 0; n < 2; ++n) {
+        __m256 d, m = _mm256_setzero_ps();
+        __m256i bytes[4];
+        S::half(blocks[i], n, &d, &m, bytes);
+        _mm256_storeu_ps(dw + 16 * i + 8 * n, d);
+        if constexpr (S::kHasMin) _mm256_storeu_ps(mc + 16 * i + 8 * n, m);
+        for (int k = 0; k < 4; ++k) {
+          _mm512_store_si512(wz + 256 * i + 128 * n + 32 * k, _mm512_cvtepi8_epi16(bytes[k]));
+        }
+      }
+    }
+  }
+};
+
+// ---- the prompt path: unpacked rows x tiles of tokens ----
+
+// One token as the tiles read it: x = activations in pair order (32-element sub-blocks) or
+// element order (16), dax = pair-spread block scales (32) or d = block scales (16).
+struct Tok {
+  const int16_t* x;
+  const float* dax;
+  const float* d;
+  const float* sx;  // sx32 or sx16, for the min term
+};
+
+// Pairs [p0, p1) of kR rows (weights wz[r], pair-spread dwx[r]) with kT tokens, continuing
+// acc[r * kT + t]; the accumulators live in registers inside the span.
+template <int kSub, int kR, int kT>
+inline void zspan(const int16_t* const* wz, const float* const* dwx, int64_t p0, int64_t p1, const Tok* tok,
+                  __m512* acc) {
+  constexpr int kPair = 2 * kSub;  // int16 per pair
+  __m512 c[kR][kT];
+  for (int r = 0; r < kR; ++r)
+    for (int t = 0; t < kT; ++t) c[r][t] = acc[r * kT + t];
+  for (int64_t p = p0; p < p1; ++p) {
+    __m512i w0[kR], w1[kR];
+    __m512 dw[kR];
+    for (int r = 0; r < kR; ++r) {
+      w0[r] = _mm512_load_si512(wz[r] + kPair * p);
+      if constexpr (kSub == 32) w1[r] = _mm512_load_si512(wz[r] + kPair * p + 32);
+      dw[r] = _mm512_load_ps(dwx[r] + 16 * p);
+    }
+    for (int t = 0; t < kT; ++t) {
+      const __m512i x0 = _mm512_load_si512(tok[t].x + kPair * p);
+      __m512i x1;
+      __m512 da;
+      if constexpr (kSub == 32) {
+        x1 = _mm512_load_si512(tok[t].x + kPair * p + 32);
+        da = _mm512_load_ps(tok[t].dax + 16 * p);
+      } else {
+        da = _mm512_set1_ps(tok[t].d[p]);
+      }
+      for (int r = 0; r < kR; ++r) {
+        __m512i s = _mm512_madd_epi16(w0[r], x0);
+        if constexpr (kSub == 32) s = _mm512_dpwssd_epi32(s, w1[r], x1);
+        c[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[r], da), c[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < kR; ++r)
+    for (int t = 0; t < kT; ++t) acc[r * kT + t] = c[r][t];
+}
+
+// macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a masked tail.
+inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
+  __m256 macc = _mm256_setzero_ps();
+  int64_t s = 0;
+  for (; s + 8 <= n_sub; s += 8) macc = _mm256_fmadd_ps(_mm256_loadu_ps(mc + s), _mm256_loadu_ps(sx + s), macc);
+  if (s < n_sub) {
+    const __mmask8 k = static_cast<__mmask8>((1u << (n_sub - s)) - 1);
+    macc = _mm256_mask3_fmadd_ps(_mm256_maskz_loadu_ps(k, mc + s), _mm256_maskz_loadu_ps(k, sx + s), macc, k);
+  }
+  return hsum8_ps(macc);
+}
+
+constexpr int kMaxGroup = 16;
+constexpr int kTiles[] = {8, 4, 2, 1};  // tokens per tile, largest first
+
+// The unpacked rows of a group: weights, pair-spread dw and per-sub-block mc, row after row.
+struct Group {
+  const int16_t* wz;
+  const float* dwx;
+  const float* mc;
+  int64_t wz_stride, dwx_stride, mc_stride;
+};
+
+// kT tokens against the group's rows [0, n_rows), blocked over pairs so the tokens' slice
+// (kT x 1024 elements) stays in L1 while the rows stream past.
+template <class U, int kT>
+void group_tile(const Group& g, int64_t n_rows, int64_t n_pairs, int64_t n_sub, const Tok* tok, float* y,
+                int64_t ldy) {
+  constexpr int64_t kSpan = 1024 / (2 * U::kSub);
+  __m512 acc[kMaxGroup * kT];
+  for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t p0 = 0; p0 < n_pairs; p0 += kSpan) {
+    const int64_t p1 = min64(n_pairs, p0 + kSpan);
+    int64_t r = 0;
+    for (; r + 2 <= n_rows; r += 2) {
+      const int16_t* wz[2] = {g.wz + r * g.wz_stride, g.wz + (r + 1) * g.wz_stride};
+      const float* dwx[2] = {g.dwx + r * g.dwx_stride, g.dwx + (r + 1) * g.dwx_stride};
+      zspan<U::kSub, 2, kT>(wz, dwx, p0, p1, tok, acc + r * kT);
+    }
+    if (r < n_rows) {
+      const int16_t* wz[1] = {g.wz + r * g.wz_stride};
+      const float* dwx[1] = {g.dwx + r * g.dwx_stride};
+      zspan<U::kSub, 1, kT>(wz, dwx, p0, p1, tok, acc + r * kT);
+    }
+  }
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (int t = 0; t < kT; ++t) {
+      float out = hsum_pair(acc[r * kT + t]);
+      if constexpr (U::kHasMin) out += min_term(g.mc + r * g.mc_stride, tok[t].sx, n_sub);
+      y[t * ldy + r] = out;
+    }
+  }
+}
+
+template <class U>
+void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  constexpr bool kPairOrder = U::kSub == 32;
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
+  const int64_t n_tokens = x.n_tokens();
+  const int64_t n_blocks = w.n_in / U::kBlock;
+  const int64_t n_sub = w.n_in / U::kSub;
+  const int64_t n_pairs = (n_sub + 1) / 2;
+  const int64_t qz_len = avx512_pair_order_len(w.n_in);
+
+  // The tokens' activations in pair order, once per call (a few percent of a call's work even
+  // for the smallest row ranges matmul hands out).
+  thread_local Buffer act_buf;
+  int16_t* qz = nullptr;
+  float* dax = nullptr;
+  if constexpr (kPairOrder) {
+    const int64_t per_token = qz_len + 32 * n_pairs;  // int16: qz, then dax (16 floats per pair)
+    qz = act_buf.get<int16_t>(static_cast<size_t>(n_tokens * per_token));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const ActRow a = act_row(x, lay, t);
+      int16_t* qt = qz + t * per_token;
+      pair_order(a.q, lay.n_blocks, qt);
+      if (n_tokens >= 4) pair_scales(a.d, lay.n_blocks, reinterpret_cast<float*>(qt + qz_len));
+    }
+    dax = reinterpret_cast<float*>(qz + qz_len);
+  }
+  const int64_t tok_stride = qz_len + 32 * n_pairs;
+
+  // Up to 3 tokens: unpack in registers and dot at once; a row (a few KB) stays in L1 between
+  // tokens.
+  if (n_tokens < 4) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        y[t * ldy + r] = U::row(row, n_blocks, act_row(x, lay, t), kPairOrder ? qz + t * tok_stride : nullptr);
+      }
+    }
+    return;
+  }
+
+  // Prompt batches: unpack a group of rows once (L2-resident), then sweep the tokens in tiles of
+  // 8 over the whole group.
+  const int64_t wz_stride = n_pairs * 2 * U::kSub;
+  const int64_t dwx_stride = 16 * n_pairs;
+  const int64_t mc_stride = (n_sub + 15) / 16 * 16;
+  const int64_t row_bytes = 2 * wz_stride + 4 * dwx_stride;
+  const int64_t fit = (384 * 1024) / row_bytes;  // the group's unpacked rows stay in L2
+  const int64_t group = fit < 1 ? 1 : min64(kMaxGroup, fit);
+  thread_local Buffer w_buf, dwx_buf, mc_buf, dw_buf;
+  int16_t* wz = w_buf.get<int16_t>(static_cast<size_t>(group * wz_stride));
+  float* dwx = dwx_buf.get<float>(static_cast<size_t>(group * dwx_stride));
+  float* mc = mc_buf.get<float>(static_cast<size_t>(group * mc_stride));
+  float* dw = dw_buf.get<float>(static_cast<size_t>(2 * n_pairs));
+  const Group g{wz, dwx, mc, wz_stride, dwx_stride, mc_stride};
+
+  Tok toks[8];
+  auto tile = [&](int64_t t0, int kt, int64_t n_rows, float* yt) {
+    for (int i = 0; i < kt; ++i) {
+      const ActRow a = act_row(x, lay, t0 + i);
+      if constexpr (kPairOrder) {
+        toks[i] = Tok{qz + (t0 + i) * tok_stride, dax + (t0 + i) * tok_stride / 2, a.d, a.sx32};
+      } else {
+        toks[i] = Tok{a.q, nullptr, a.d, a.sx16};
+      }
+    }
+    switch (kt) {
+      case 8: group_tile<U, 8>(g, n_rows, n_pairs, n_sub, toks, yt, ldy); break;
+      case 4: group_tile<U, 4>(g, n_rows, n_pairs, n_sub, toks, yt, ldy); break;
+      case 2: group_tile<U, 2>(g, n_rows, n_pairs, n_sub, toks, yt, ldy); break;
+      default: group_tile<U, 1>(g, n_rows, n_pairs, n_sub, toks, yt, ldy); break;
+    }
+  };
+
+  for (int64_t g0 = r0; g0 < r1; g0 += group) {
+    const int64_t n_rows = min64(r1, g0 + group) - g0;
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+      U::unpack(row, n_blocks, wz + r * wz_stride, dw, mc + r * mc_stride);
+      if (n_sub & 1) dw[n_sub] = 0.0f;  // the missing partner of the last sub-block
+      float* dx = dwx + r * dwx_stride;
+      for (int64_t p = 0; p < n_pairs; ++p) {
+        const __m128 v = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(dw + 2 * p)));
+        _mm512_store_ps(dx + 16 * p, spread_pair(_mm512_castps128_ps512(v), 0));
+      }
+    }
+    int64_t t = 0;
+    for (const int kt : kTiles) {
+      for (; t + kt <= n_tokens; t += kt) tile(t, kt, n_rows, y + t * ldy + g0);
+    }
+  }
+}
+
+// ---- float weights: lanes k % 16 in one zmm per (row, token) ----
+
+struct RowF32 {
+  static __m512 load16(const uint8_t* row, int64_t k) { return _mm512_loadu_ps(row + 4 * k); }
+  static float at(const uint8_t* row, int64_t k) {
+    float v;
+    std::memcpy(&v, row + 4 * k, 4);
+    return v;
+  }
+};
+struct RowF16 {
+  static __m512 load16(const uint8_t* row, int64_t k) { return _mm512_cvtph_ps(load256(row + 2 * k)); }
+  static float at(const uint8_t* row, int64_t k) { return f16(row + 2 * k); }
+};
+struct RowBF16 {
+  static __m512 load16(const uint8_t* row, int64_t k) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(load256(row + 2 * k)), 16));
+  }
+  static float at(const uint8_t* row, int64_t k) {
+    const uint32_t bits = static_cast<uint32_t>(u16(row + 2 * k)) << 16;
+    float v;
+    std::memcpy(&v, &bits, 4);
+    return v;
+  }
+};
+
+// Lanes k % 16 over [k0, k1) (multiples of 16) for kR rows and kT tokens: acc[r * kT + t].
+template <class R, int kR, int kT>
+inline void float_span(const uint8_t* const* rows, const float* const* xs, int64_t k0, int64_t k1, __m512* acc) {
+  __m512 c[kR][kT];
+  for (int r = 0; r < kR; ++r)
+    for (int t = 0; t < kT; ++t) c[r][t] = acc[r * kT + t];
+  for (int64_t k = k0; k < k1; k += 16) {
+    __m512 wv[kR];
+    for (int r = 0; r < kR; ++r) wv[r] = R::load16(rows[r], k);
+    for (int t = 0; t < kT; ++t) {
+      const __m512 xv = _mm512_loadu_ps(xs[t] + k);
+      for (int r = 0; r < kR; ++r) c[r][t] = _mm512_fmadd_ps(wv[r], xv, c[r][t]);
+    }
+  }
+  for (int r = 0; r < kR; ++r)
+    for (int t = 0; t < kT; ++t) acc[r * kT + t] = c[r][t];
+}
+
+constexpr int kFloatGroup = 8;
+
+// A group of up to 8 rows times kT tokens, blocked over k so the tokens' slice of x (kT x 512
+// floats) and the rows' slices stay in L1; each lane still accumulates its k in order.
+template <class R, int kT>
+void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int64_t g1, float* y, int64_t ldy,
+                 int64_t t0) {
+  constexpr int64_t kKBlock = 512;
+  const int64_t n_in = w.n_in;
+  const int64_t n_full = n_in / 16 * 16;
+  const int64_t n_rows = g1 - g0;
+  const uint8_t* rows[kFloatGroup];
+  for (int64_t r = 0; r < n_rows; ++r) rows[r] = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+  __m512 acc[kFloatGroup * kT];
+  for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
+    const int64_t k1 = min64(n_full, k0 + kKBlock);
+    int64_t r = 0;
+    for (; r + 2 <= n_rows; r += 2) float_span<R, 2, kT>(rows + r, xs, k0, k1, acc + r * kT);
+    if (r < n_rows) float_span<R, 1, kT>(rows + r, xs, k0, k1, acc + r * kT);
+  }
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (int t = 0; t < kT; ++t) {
+      __m512 v = acc[r * kT + t];
+      if (n_full < n_in) {  // the ragged tail element by element into lanes (k - n_full)
+        alignas(64) float lanes[16];
+        _mm512_store_ps(lanes, v);
+        for (int64_t j = n_full; j < n_in; ++j) lanes[j - n_full] = std::fma(R::at(rows[r], j), xs[t][j], lanes[j - n_full]);
+        v = _mm512_load_ps(lanes);
+      }
+      y[(t0 + t) * ldy + g0 + r] = hsum_pair(v);
+    }
+  }
+}
+
+template <class R>
+void avx512_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  const int64_t n_in = w.n_in;
+  const int64_t n_tokens = x.n_tokens();
+  for (int64_t g0 = r0; g0 < r1; g0 += kFloatGroup) {
+    const int64_t g1 = min64(r1, g0 + kFloatGroup);
+    int64_t t = 0;
+    for (const int kt : kTiles) {
+      for (; t + kt <= n_tokens; t += kt) {
+        const float* xs[8];
+        for (int i = 0; i < kt; ++i) xs[i] = x.f32() + (t + i) * n_in;
+        switch (kt) {
+          case 8: float_group<R, 8>(w, xs, g0, g1, y, ldy, t); break;
+          case 4: float_group<R, 4>(w, xs, g0, g1, y, ldy, t); break;
+          case 2: float_group<R, 2>(w, xs, g0, g1, y, ldy, t); break;
+          default: float_group<R, 1>(w, xs, g0, g1, y, ldy, t); break;
+        }
+      }
+    }
+  }
+}
+
+using Q4_0 = Legacy<BlkQ4_0>;
+using Q4_1 = Legacy<BlkQ4_1>;
+using Q5_0 = Legacy<BlkQ5_0>;
+using Q5_1 = Legacy<BlkQ5_1>;
+using Q8_0 = Legacy<BlkQ8_0>;
+using IQ4_NL = Legacy<BlkIQ4_NL>;
+using Q4_K = Sup32<SupQ4_K>;
+using Q5_K = Sup32<SupQ5_K>;
+using IQ4_XS = Sup32<SupIQ4_XS>;
+using Q2_K = Sup16<SupQ2_K>;
+using Q3_K = Sup16<SupQ3_K>;
+using Q6_K = Sup16<SupQ6_K>;
+
+}  // namespace
+
+int64_t avx512_pair_order_len(int64_t n_in) { return (n_in / kActBlock + 1) / 2 * 64; }
+
+void avx512_pair_order(const int16_t* q, int64_t n_in, int16_t* qz) { pair_order(q, n_in / kActBlock, qz); }
+
+PairRowDot avx512_fused_row(TensorType type) {
+  switch (type) {
+    case TensorType::Q4_0: return Q4_0::row;
+    case TensorType::Q4_1: return Q4_1::row;
+    case TensorType::Q5_0: return Q5_0::row;
+    case TensorType::Q5_1: return Q5_1::row;
+    case TensorType::Q8_0: return Q8_0::row;
+    case TensorType::IQ4_NL: return IQ4_NL::row;
+    case TensorType::Q2_K: return Q2_K::row;
+    case TensorType::Q3_K: return Q3_K::row;
+    case TensorType::Q4_K: return Q4_K::row;
+    case TensorType::Q5_K: return Q5_K::row;
+    case TensorType::Q6_K: return Q6_K::row;
+    case TensorType::IQ4_XS: return IQ4_XS::row;
+    default: return nullptr;
+  }
+}
+
+RowsKernel avx512_kernel(TensorType type) {
+  switch (type) {
+    case TensorType::F32: return avx512_float_rows<RowF32>;
+    case TensorType::F16: return avx512_float_rows<RowF16>;
+    case TensorType::BF16: return avx512_float_rows<RowBF16>;
+    case TensorType::Q4_0: return avx512_quant_rows<Q4_0>;
+    case TensorType::Q4_1: return avx512_quant_rows<Q4_1>;
+    case TensorType::Q5_0: return avx512_quant_rows<Q5_0>;
+    case TensorType::Q5_1: return avx512_quant_rows<Q5_1>;
+    case TensorType::Q8_0: return avx512_quant_rows<Q8_0>;
+    case TensorType::IQ4_NL: return avx512_quant_rows<IQ4_NL>;
+    case TensorType::Q2_K: return avx512_quant_rows<Q2_K>;
+    case TensorType::Q3_K: return avx512_quant_rows<Q3_K>;
+    case TensorType::Q4_K: return avx512_quant_rows<Q4_K>;
+    case TensorType::Q5_K: return avx512_quant_rows<Q5_K>;
+    case TensorType::Q6_K: return avx512_quant_rows<Q6_K>;
+    case TensorType::IQ4_XS: return avx512_quant_rows<IQ4_XS>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace plumb::cpu::PLUMB_AVX512_NAMESPACE
