@@ -224,7 +224,13 @@ inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
 // ---- single-token kernels: unpack in registers and dot at once (generation is bound by
 // memory bandwidth, so every instruction per weight byte counts) ----
 
-inline __m256 lane(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
+// The 8 per-sub-block coefficients go through memory: a broadcast load costs a load port,
+// where a register permute per sub-block would compete with the widening shuffles.
+struct Coef8 {
+  alignas(32) float c[8];
+  explicit Coef8(__m256 v) { _mm256_store_ps(c, v); }
+  __m256 operator[](int i) const { return _mm256_broadcast_ss(c + i); }
+};
 
 inline __m256i act16(const int16_t* q) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(q)); }
 
@@ -410,14 +416,14 @@ struct FusedQ4_K {
       const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)), scf);
       const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(8.0f), dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
       macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
-      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const Coef8 coef(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
       const int16_t* q = a.q + 256 * i;
       for (int j = 0; j < 4; ++j) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
         const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, m4), off);
         const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), off);
-        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), lane(coef, 2 * j), acc[0]);
-        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), lane(coef, 2 * j + 1), acc[1]);
+        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), coef[2 * j], acc[0]);
+        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), coef[2 * j + 1], acc[1]);
       }
     }
     return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
@@ -427,7 +433,7 @@ struct FusedQ4_K {
 struct FusedQ6_K {
   static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i m2 = _mm256_set1_epi8(0x03);
+    const __m256i m30 = _mm256_set1_epi8(0x30);
     const __m256i off = _mm256_set1_epi8(32);
     const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -440,26 +446,25 @@ struct FusedQ6_K {
         // Sub-blocks 8n..8n+7: dw = d * scale, each paired with its 32-element activation scale.
         const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
         const __m256 da = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(a.d + 8 * i + 4 * n)), pairs);
-        const __m256 coef = _mm256_mul_ps(dw, da);
+        const Coef8 coef(_mm256_mul_ps(dw, da));
         const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
         const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
         const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+        // Bits 4-5 of each weight from qh: shift the pair into place, then mask (16-bit shifts
+        // only move bits across bytes outside the mask).
         const __m256i w[4] = {
-            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)), off),
-            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
-                            off),
-            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
-                            off),
-            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)),
-                            off)};
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)), off),
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)), off),
+            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30)), off),
+            _mm256_sub_epi8(
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
+                off)};
         const int16_t* q = a.q + 256 * i + 128 * n;
         for (int k = 0; k < 4; ++k) {
-          acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w[k]), q + 32 * k), lane(coef, 2 * k), acc[0]);
-          acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w[k], 1), q + 32 * k + 16), lane(coef, 2 * k + 1),
-                                   acc[1]);
+          acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w[k]), q + 32 * k), coef[2 * k],
+                                   acc[0]);
+          acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w[k], 1), q + 32 * k + 16),
+                                   coef[2 * k + 1], acc[1]);
         }
       }
     }
@@ -494,7 +499,7 @@ struct FusedQ5_K {
       const __m256 mc =
           _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(16.0f), dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
       macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
-      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const Coef8 coef(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
       const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
       const int16_t* q = a.q + 256 * i;
       for (int j = 0; j < 4; ++j) {
@@ -503,8 +508,8 @@ struct FusedQ5_K {
         const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
         const __m256i lo = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(v, m4), h0), off);
         const __m256i hi = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1), off);
-        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), lane(coef, 2 * j), acc[0]);
-        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), lane(coef, 2 * j + 1), acc[1]);
+        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), coef[2 * j], acc[0]);
+        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), coef[2 * j + 1], acc[1]);
       }
     }
     return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
@@ -526,16 +531,16 @@ struct FusedIQ4_XS {
       }
       const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
                                       _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(ls))));
-      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const Coef8 coef(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
       const int16_t* q = a.q + 256 * i;
       for (int ib = 0; ib < 8; ib += 2) {
         __m128i lo, hi;
         nibbles(b.qs + 16 * ib, 0, &lo, &hi);
         acc[0] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib),
-                                 lane(coef, ib), acc[0]);
+                                 coef[ib], acc[0]);
         nibbles(b.qs + 16 * ib + 16, 0, &lo, &hi);
         acc[1] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib + 32),
-                                 lane(coef, ib + 1), acc[1]);
+                                 coef[ib + 1], acc[1]);
       }
     }
     return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
@@ -545,17 +550,17 @@ struct FusedIQ4_XS {
 // Q2_K / Q3_K: 16 sub-blocks of 16 per super-block, two halves of 128 elements; in half n, shift
 // 2j of the 32 bytes qs[32n..] holds sub-blocks 8n+2j (bytes 0..15) and 8n+2j+1 (bytes 16..31).
 // coef[s] = dw[s] * d_a[s / 2] for the sub-blocks 8n..8n+7 of half n.
-inline __m256 k16_coef(__m256 dw, const float* d_a) {
+inline Coef8 k16_coef(__m256 dw, const float* d_a) {
   const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-  return _mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d_a)), pairs));
+  return Coef8(_mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d_a)), pairs)));
 }
 
 template <class Bytes>
-inline void k16_half(const Bytes& bytes_of, __m256 coef, const int16_t* q, __m256 acc[2]) {
+inline void k16_half(const Bytes& bytes_of, const Coef8& coef, const int16_t* q, __m256 acc[2]) {
   for (int j = 0; j < 4; ++j) {
     const __m256i w = bytes_of(j);
-    acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w), q + 32 * j), lane(coef, 2 * j), acc[0]);
-    acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w, 1), q + 32 * j + 16), lane(coef, 2 * j + 1), acc[1]);
+    acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w), q + 32 * j), coef[2 * j], acc[0]);
+    acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w, 1), q + 32 * j + 16), coef[2 * j + 1], acc[1]);
   }
 }
 
