@@ -114,12 +114,12 @@ Result<PerplexityResult> compute_perplexity(const Model& model, std::vector<int3
       if (add_bos && bos >= 0) input[0] = bos;
       Session& session = *sessions[static_cast<size_t>(s)];
       session.truncate(0);
-      Status st = session.decode(input, /*all_logits=*/true);
+      Status st = session.decode_keeping(input, first);
       if (st.ok()) {
         auto& out = wave_logits[static_cast<size_t>(s)];
         out.resize(static_cast<size_t>(n_scored_per_chunk) * static_cast<size_t>(n_vocab));
         for (int j = 0; j < n_scored_per_chunk; ++j) {
-          const float* row = session.logits(first + j);
+          const float* row = session.logits(j);
           std::copy(row, row + n_vocab, out.begin() + static_cast<int64_t>(j) * n_vocab);
         }
       }

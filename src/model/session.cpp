@@ -15,9 +15,13 @@ class LlamaSession : public Session {
   LlamaSession(const ModelConfig& config, std::unique_ptr<LlamaForward> forward, int n_ctx, int n_batch)
       : config_(config), forward_(std::move(forward)), n_ctx_(n_ctx), n_batch_(n_batch) {}
 
-  Status decode(std::span<const int32_t> tokens, bool all_logits, Tracer* tracer) override {
+  Status decode_keeping(std::span<const int32_t> tokens, int64_t keep_from, Tracer* tracer) override {
     const auto n = static_cast<int64_t>(tokens.size());
     if (n == 0) return Status::error("decode: no tokens");
+    if (keep_from < 0 || keep_from >= n) {
+      return Status::errorf("decode: logits kept from position %lld of a batch of %lld tokens", (long long)keep_from,
+                            (long long)n);
+    }
     if (n_past_ + n > n_ctx_) {
       return Status::errorf("context overflow: %lld tokens at position %d exceed the context of %d tokens "
                             "(raise it with -c, up to the model's %lld)",
@@ -29,19 +33,13 @@ class LlamaSession : public Session {
                               tokens[i], (long long)config_.n_vocab);
       }
     }
-    n_rows_ = all_logits ? n : 1;
+    n_rows_ = n - keep_from;
     logits_.resize(static_cast<size_t>(n_rows_ * config_.n_vocab));
     for (int64_t b0 = 0; b0 < n; b0 += n_batch_) {
       const int64_t nb = std::min<int64_t>(n_batch_, n - b0);
-      // Rows of this batch whose logits are kept, and where they go.
-      int64_t first_row = nb;
-      float* out = logits_.data();
-      if (all_logits) {
-        first_row = 0;
-        out += b0 * config_.n_vocab;
-      } else if (b0 + nb == n) {
-        first_row = nb - 1;
-      }
+      // Rows of this batch whose logits are kept (first_row == nb: none), and where they go.
+      const int64_t first_row = std::clamp<int64_t>(keep_from - b0, 0, nb);
+      float* out = logits_.data() + std::max<int64_t>(0, b0 - keep_from) * config_.n_vocab;
       Status st = forward_->forward(tokens.data() + b0, nb, n_past_ + b0, first_row, out, tracer);
       if (!st.ok()) {
         n_rows_ = 0;

@@ -86,6 +86,13 @@ void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, float* 
   cpu::matmul(pool_, static_cast<const CpuMatrix&>(w).w, x, n, y, scratch_);
 }
 
+void CpuBackend::matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
+  std::vector<cpu::MatmulJob> jobs;
+  jobs.reserve(products.size());
+  for (const Product& p : products) jobs.push_back({&static_cast<const CpuMatrix&>(*p.w).w, p.y});
+  cpu::matmul_same_input(pool_, jobs, x, n, scratch_);
+}
+
 void dequantize_q4_k_scales_swapped(const uint8_t* x, float* y, int64_t n) {
   const auto* blocks = reinterpret_cast<const block_q4_K*>(x);
   for (int64_t b = 0; b < n / QK_K; ++b) {

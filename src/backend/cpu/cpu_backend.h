@@ -47,6 +47,7 @@ class CpuBackend : public Backend {
   void get_rows(const BoundMatrix& table, const int32_t* ids, int64_t n, float* out) override;
   void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override;
   void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) override;
+  void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) override;
   void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t pos0,
             bool neox_pairs) override;
   void kv_store(KvCache& cache, int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v) override;
