@@ -82,6 +82,11 @@ inline __m512 _mm512_set1_ps(float x) {
   for (int i = 0; i < 16; ++i) l[i] = x;
   return pack<__m512>(l);
 }
+inline __m512i _mm512_set1_epi16(short x) {
+  Lanes<int16_t, 32> l;
+  for (int i = 0; i < 32; ++i) l[i] = x;
+  return pack<__m512i>(l);
+}
 inline __m512i _mm512_set_epi32(int e15, int e14, int e13, int e12, int e11, int e10, int e9, int e8, int e7, int e6,
                                 int e5, int e4, int e3, int e2, int e1, int e0) {
   const Lanes<int32_t, 16> l{{e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11, e12, e13, e14, e15}};
@@ -134,6 +139,12 @@ inline __m512i _mm512_dpwssd_epi32(__m512i src, __m512i a, __m512i b) {
   for (int i = 0; i < 16; ++i) r[i] = static_cast<int32_t>(static_cast<uint32_t>(s[i]) + static_cast<uint32_t>(p[i]));
   return pack<__m512i>(r);
 }
+inline __m512i _mm512_sub_epi16(__m512i a, __m512i b) {
+  const auto x = lanes<uint16_t>(a), y = lanes<uint16_t>(b);
+  Lanes<uint16_t, 32> r;
+  for (int i = 0; i < 32; ++i) r[i] = static_cast<uint16_t>(x[i] - y[i]);
+  return pack<__m512i>(r);
+}
 inline __m512 _mm512_cvtepi32_ps(__m512i a) {
   const auto x = lanes<int32_t>(a);
   Lanes<float, 16> r;
@@ -169,6 +180,12 @@ inline __m512i _mm512_slli_epi32(__m512i a, unsigned n) {
 
 inline __m512i _mm512_cvtepi8_epi16(__m256i a) {
   const auto x = lanes<int8_t>(a);
+  Lanes<int16_t, 32> r;
+  for (int i = 0; i < 32; ++i) r[i] = x[i];
+  return pack<__m512i>(r);
+}
+inline __m512i _mm512_cvtepu8_epi16(__m256i a) {
+  const auto x = lanes<uint8_t>(a);
   Lanes<int16_t, 32> r;
   for (int i = 0; i < 32; ++i) r[i] = x[i];
   return pack<__m512i>(r);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -225,26 +226,19 @@ const char* variant_name(Variant v) {
 }
 
 struct Kernels {
-  detail::RowsKernel rows;         // the whole-matrix kernel (tiles of tokens for 4 or more)
-  detail::RowDot dot;              // AVX2 single-token kernel
-  detail::PairRowDot pair_dot;     // AVX-512 single-token kernel (activations in pair order)
-  void (*pair_order)(const int16_t*, int64_t, int16_t*);
-  int64_t (*pair_order_len)(int64_t);
+  detail::RowsKernel rows;  // the whole-matrix kernel (single-token kernels for 1-3 tokens, tiles for more)
+  detail::RowDot dot;       // AVX2's single-token kernel, also checked on its own
 };
 
 Kernels kernels_of(Variant v, TensorType type) {
   switch (v) {
-    case Variant::kAvx2:
-      return {detail::select_kernel(type, detail::SimdLevel::kAvx2), detail::avx2_fused_row(type), nullptr, nullptr,
-              nullptr};
-    case Variant::kAvx512:
-      return {detail::select_kernel(type, detail::SimdLevel::kAvx512), nullptr, detail::avx512_fused_row(type),
-              detail::avx512_pair_order, detail::avx512_pair_order_len};
-    default:
-      return {detail::avx512_emulated::avx512_kernel(type), nullptr, detail::avx512_emulated::avx512_fused_row(type),
-              detail::avx512_emulated::avx512_pair_order, detail::avx512_emulated::avx512_pair_order_len};
+    case Variant::kAvx2: return {detail::select_kernel(type, detail::SimdLevel::kAvx2), detail::avx2_fused_row(type)};
+    case Variant::kAvx512: return {detail::select_kernel(type, detail::SimdLevel::kAvx512), nullptr};
+    default: return {detail::avx512_emulated::avx512_kernel(type), nullptr};
   }
 }
+
+void PrintTo(Variant v, std::ostream* os) { *os << variant_name(v); }
 
 std::vector<float> run_rows(const Problem& p, detail::RowsKernel k) {
   ThreadPool pool(1);
@@ -255,26 +249,18 @@ std::vector<float> run_rows(const Problem& p, detail::RowsKernel k) {
   return y;
 }
 
-// The single-token kernel (used for 1 to 3 tokens), row by row.
-void check_single_token(const Problem& p, const Kernels& k, const std::vector<float>& scalar) {
+// The AVX2 single-token kernel (used for 1 to 3 tokens) on its own, row by row.
+void check_single_token(const Problem& p, detail::RowDot dot, const std::vector<float>& scalar) {
   ThreadPool pool(1);
   ActivationBuffer act;
   act.prepare(p.type, p.x.data(), p.n_tokens, p.n_in, pool);
   const detail::ActLayout lay = detail::ActLayout::for_n_in(p.n_in);
   const int64_t n_blocks = p.n_in / type_traits(p.type).block_size;
-  std::vector<int16_t> qz_store;
-  int16_t* qz = nullptr;
-  if (k.pair_dot != nullptr) {
-    qz_store.resize(static_cast<size_t>(k.pair_order_len(p.n_in) + 32));
-    qz = qz_store.data() + (64 - reinterpret_cast<uintptr_t>(qz_store.data()) % 64) % 64 / 2;
-  }
   std::vector<float> y(scalar.size());
   for (int64_t t = 0; t < p.n_tokens; ++t) {
-    const detail::ActRow a = detail::act_row(act, lay, t);
-    if (qz != nullptr) k.pair_order(a.q, p.n_in, qz);
     for (int64_t r = 0; r < p.n_out; ++r) {
       const uint8_t* row = p.weights.data() + r * row_size(p.type, p.n_in);
-      y[t * p.n_out + r] = k.pair_dot != nullptr ? k.pair_dot(row, n_blocks, a, qz) : k.dot(row, n_blocks, a);
+      y[t * p.n_out + r] = dot(row, n_blocks, detail::act_row(act, lay, t));
     }
   }
   expect_same_bits(y, scalar, "single-token kernel");
@@ -322,7 +308,7 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
       const std::vector<float> scalar = run_kernel(p, detail::SimdLevel::kScalar);
       const std::vector<float> simd = run_rows(p, k.rows);
       expect_same_bits(simd, scalar, "kernel");
-      if (k.dot != nullptr || k.pair_dot != nullptr) check_single_token(p, k, scalar);
+      if (k.dot != nullptr) check_single_token(p, k.dot, scalar);
       if (poison == 1) {
         for (int64_t r = 0; r < s.n_out; ++r) {
           ASSERT_TRUE(std::isnan(simd[r])) << "NaN lost at r=" << r;
@@ -343,15 +329,11 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(variant_name(std::get<0>(i.param))) + "_" + type_name(std::get<1>(i.param));
     });
 
-// The single-token kernels exist for every quantized type that has a SIMD kernel (they carry
-// generation).
+// The AVX2 single-token kernels exist for every quantized type but Q8_K (they carry generation).
 TEST(Matmul, SingleTokenKernelsExist) {
   for (TensorType type : kAllTypes) {
     if (!detail::uses_quantized_activations(type) || type == TensorType::Q8_K) continue;
     EXPECT_NE(detail::avx2_fused_row(type), nullptr) << type_name(type);
-    if (detail::avx512_kernel(type) != nullptr) {
-      EXPECT_NE(detail::avx512_fused_row(type), nullptr) << type_name(type);
-    }
   }
 }
 

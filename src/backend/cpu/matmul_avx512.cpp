@@ -12,6 +12,10 @@
 //   32-element sub-blocks: a pair needs elements 0..15 of both sub-blocks in one register and
 //   16..31 in another, so the activations are first copied into "pair order"
 //   (avx512_pair_order), once per call; the weights are built in the same order.
+// Weights stored with a fixed offset (q - 8 for Q4_0, Q4_1, Q4_K; q - 2, q - 4, q - 32 for Q2_K,
+// Q3_K, Q6_K) are used raw by the single-token kernels: sum (q - o) x = sum q x - o sum x, and
+// the per-lane -o sum x of each token is computed once per call, so vpdpwssd adds it for free
+// (integer arithmetic, exact: the lane partials are the contract's).
 // F32/F16/BF16 weights: the contract's 16 float lanes (k % 16) are one zmm per (row, token).
 //
 // Nothing here has external linkage except the functions declared in matmul_internal.h: an
@@ -93,9 +97,17 @@ inline __m512 spread_pair(__m512 v, int lo) {
                                v);
 }
 
-// Lane partials of a pair: [sub-block s | s + 1].
-inline __m512i dot_pair32(__m512i w0, __m512i w1, const int16_t* qz) {
-  return _mm512_dpwssd_epi32(_mm512_madd_epi16(w0, load512(qz)), w1, load512(qz + 32));
+// Lane partials of a pair of 32-element sub-blocks, [s | s + 1], from weights in pair order;
+// with raw weights, corr = the pair's -offset * (lane sums of the activations).
+template <int kRawOffset>
+inline __m512i dot_pair32(__m512i w0, __m512i w1, const int16_t* qz, const int32_t* corr) {
+  const __m512i first = kRawOffset ? _mm512_dpwssd_epi32(load512(corr), w0, load512(qz)) : _mm512_madd_epi16(w0, load512(qz));
+  return _mm512_dpwssd_epi32(first, w1, load512(qz + 32));
+}
+// The same for a pair of 16-element sub-blocks (32 elements in order).
+template <int kRawOffset>
+inline __m512i dot_pair16(__m512i w, const int16_t* q, const int32_t* corr) {
+  return kRawOffset ? _mm512_dpwssd_epi32(load512(corr), w, load512(q)) : _mm512_madd_epi16(w, load512(q));
 }
 
 // A growable 64-byte aligned buffer (no std::vector: see the top of the file).
@@ -150,16 +162,29 @@ void pair_scales(const float* d, int64_t n_blocks, float* dax) {
   if (n_blocks & 1) _mm512_store_ps(dax + 16 * full, spread_pair(_mm512_castps128_ps512(_mm_load_ss(d + 2 * full)), 0));
 }
 
+// corr[16p ..] = -offset * the contract's lane sums of pair p: from activations in pair order
+// (32-element sub-blocks) or in element order (16-element sub-blocks, 32 elements a pair).
+void offset_sums32(const int16_t* qz, int64_t n_pairs, int offset, int32_t* corr) {
+  const __m512i neg = _mm512_set1_epi16(static_cast<int16_t>(-offset));
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    const __m512i s = _mm512_dpwssd_epi32(_mm512_madd_epi16(load512(qz + 64 * p), neg), load512(qz + 64 * p + 32), neg);
+    _mm512_store_si512(corr + 16 * p, s);
+  }
+}
+void offset_sums16(const int16_t* q, int64_t n_pairs, int offset, int32_t* corr) {
+  const __m512i neg = _mm512_set1_epi16(static_cast<int16_t>(-offset));
+  for (int64_t p = 0; p < n_pairs; ++p) _mm512_store_si512(corr + 16 * p, _mm512_madd_epi16(load512(q + 32 * p), neg));
+}
+
 // ---- weights: 32-element blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) ----
 // A pair is two consecutive blocks b0, b1; pair() gives w0 = [b0 elements 0..15 | b1 0..15] and
-// w1 = [b0 16..31 | b1 16..31] as int16 (offsets applied, as weight_unpack.h).
+// w1 = [b0 16..31 | b1 16..31] as int16: weight_unpack.h's weights plus kRawOffset.
 
-// 16 bytes of nibbles of two blocks, [b0 | b1] (byte j: element j low, j + 16 high), minus off.
-inline void nibble_pair(__m256i v, int off, __m512i* w0, __m512i* w1) {
+// 16 bytes of nibbles of two blocks, [b0 | b1] (byte j: element j low, j + 16 high).
+inline void nibble_pair(__m256i v, __m512i* w0, __m512i* w1) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i o = _mm256_set1_epi8(static_cast<char>(off));
-  *w0 = _mm512_cvtepi8_epi16(_mm256_sub_epi8(_mm256_and_si256(v, m4), o));
-  *w1 = _mm512_cvtepi8_epi16(_mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), o));
+  *w0 = _mm512_cvtepu8_epi16(_mm256_and_si256(v, m4));
+  *w1 = _mm512_cvtepu8_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
 }
 
 // Q5: nibbles plus fifth bits (qh: bit j = element j), minus 16: a byte whose fifth bit is clear
@@ -181,21 +206,24 @@ inline void q5_pair(const uint8_t* qh0, const uint8_t* qs0, const uint8_t* qh1, 
 struct BlkQ4_0 {
   using Block = block_q4_0;
   static constexpr bool kHasMin = false;
+  static constexpr int kRawOffset = 8;
   static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
-    nibble_pair(join128(b0 + 2, b1 + 2), 8, w0, w1);
+    nibble_pair(join128(b0 + 2, b1 + 2), w0, w1);
   }
 };
 struct BlkQ4_1 {
   using Block = block_q4_1;
   static constexpr bool kHasMin = true;
-  static constexpr float kOffset = 8.0f;  // mc = m + 8 d
+  static constexpr int kRawOffset = 8;
+  static constexpr float kMinOffset = 8.0f;  // mc = m + 8 d
   static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
-    nibble_pair(join128(b0 + 4, b1 + 4), 8, w0, w1);
+    nibble_pair(join128(b0 + 4, b1 + 4), w0, w1);
   }
 };
 struct BlkQ5_0 {
   using Block = block_q5_0;
   static constexpr bool kHasMin = false;
+  static constexpr int kRawOffset = 0;
   static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
     q5_pair(b0 + 2, b0 + 6, b1 + 2, b1 + 6, w0, w1);
   }
@@ -203,7 +231,8 @@ struct BlkQ5_0 {
 struct BlkQ5_1 {
   using Block = block_q5_1;
   static constexpr bool kHasMin = true;
-  static constexpr float kOffset = 16.0f;  // mc = m + 16 d
+  static constexpr int kRawOffset = 0;
+  static constexpr float kMinOffset = 16.0f;  // mc = m + 16 d
   static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
     q5_pair(b0 + 4, b0 + 8, b1 + 4, b1 + 8, w0, w1);
   }
@@ -211,6 +240,7 @@ struct BlkQ5_1 {
 struct BlkQ8_0 {
   using Block = block_q8_0;
   static constexpr bool kHasMin = false;
+  static constexpr int kRawOffset = 0;
   static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
     *w0 = _mm512_cvtepi8_epi16(join128(b0 + 2, b1 + 2));
     *w1 = _mm512_cvtepi8_epi16(join128(b0 + 18, b1 + 18));
@@ -219,6 +249,7 @@ struct BlkQ8_0 {
 struct BlkIQ4_NL {
   using Block = block_iq4_nl;
   static constexpr bool kHasMin = false;
+  static constexpr int kRawOffset = 0;
   static void pair(const uint8_t* b0, const uint8_t* b1, __m512i* w0, __m512i* w1) {
     const __m256i table = bcast128(kIQ4NLValues);
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -233,11 +264,11 @@ template <class B>
 inline void legacy_scales(const uint8_t* b, float* dw, float* mc) {
   const __m128 dm = f16x2(b);
   dw[0] = _mm_cvtss_f32(dm);
-  if constexpr (B::kHasMin) mc[0] = _mm_cvtss_f32(_mm_movehdup_ps(dm)) + B::kOffset * dw[0];
+  if constexpr (B::kHasMin) mc[0] = _mm_cvtss_f32(_mm_movehdup_ps(dm)) + B::kMinOffset * dw[0];
 }
 
 template <class B>
-float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t* qz) {
+float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
   constexpr size_t kBytes = sizeof(typename B::Block);
   __m512 acc = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
@@ -247,14 +278,14 @@ float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a, const int16_
   auto pair = [&](int64_t i, const uint8_t* b0, const uint8_t* b1, bool tail) {
     __m512i w0, w1;
     B::pair(b0, b1, &w0, &w1);
-    const __m512 p = _mm512_cvtepi32_ps(dot_pair32(w0, w1, qz + 32 * i));
+    const __m512 p = _mm512_cvtepi32_ps(dot_pair32<B::kRawOffset>(w0, w1, qz + 32 * i, corr + 8 * i));
     const __m128 dm0 = f16x2(b0), dm1 = f16x2(b1);
     const __m128 dd = _mm_unpacklo_ps(dm0, dm1);  // d0, d1, m0, m1
     const __m128 da = tail ? _mm_load_ss(a.d + i) : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(a.d + i)));
     const __m512 coef = spread_pair(_mm512_castps128_ps512(_mm_mul_ps(dd, da)), 0);
     acc = _mm512_mask3_fmadd_ps(p, coef, acc, tail ? 0x00FF : 0xFFFF);
     if constexpr (B::kHasMin) {
-      const __m128 mc = _mm_add_ps(_mm_movehl_ps(dd, dd), _mm_mul_ps(_mm_set1_ps(B::kOffset), dd));
+      const __m128 mc = _mm_add_ps(_mm_movehl_ps(dd, dd), _mm_mul_ps(_mm_set1_ps(B::kMinOffset), dd));
       group = _mm256_mask_permutexvar_ps(group, static_cast<__mmask8>(3u << (i & 7)), alternate,
                                          _mm256_castps128_ps256(mc));
     }
@@ -313,19 +344,20 @@ inline void k4_scales(const uint8_t* d_dmin, const uint8_t* scales, float offset
 struct SupQ4_K {
   using Block = block_q4_K;
   static constexpr bool kHasMin = true;
+  static constexpr int kRawOffset = 8;
   static void scales(const Block& b, __m256* dw, __m256* mc) {
     k4_scales(reinterpret_cast<const uint8_t*>(&b.d), b.scales, 8.0f, dw, mc);
   }
   static void pair(const Block& b, int j, __m512i* w0, __m512i* w1) {
-    const __m256i off = _mm256_set1_epi8(8);
-    *w0 = _mm512_cvtepi8_epi16(_mm256_sub_epi8(nibbles_lo_hi(b.qs + 32 * j), off));
-    *w1 = _mm512_cvtepi8_epi16(_mm256_sub_epi8(nibbles_lo_hi(b.qs + 32 * j + 16), off));
+    *w0 = _mm512_cvtepu8_epi16(nibbles_lo_hi(b.qs + 32 * j));
+    *w1 = _mm512_cvtepu8_epi16(nibbles_lo_hi(b.qs + 32 * j + 16));
   }
 };
 
 struct SupQ5_K {
   using Block = block_q5_K;
   static constexpr bool kHasMin = true;
+  static constexpr int kRawOffset = 0;
   static void scales(const Block& b, __m256* dw, __m256* mc) {
     k4_scales(reinterpret_cast<const uint8_t*>(&b.d), b.scales, 16.0f, dw, mc);
   }
@@ -347,6 +379,7 @@ struct SupQ5_K {
 struct SupIQ4_XS {
   using Block = block_iq4_xs;
   static constexpr bool kHasMin = false;
+  static constexpr int kRawOffset = 0;
   static void scales(const Block& b, __m256* dw, __m256*) {
     const uint16_t scales_h = u16(&b.scales_h);
     alignas(32) int32_t ls[8];
@@ -367,7 +400,7 @@ struct SupIQ4_XS {
 };
 
 template <class S>
-float fused_sup32(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t* qz) {
+float fused_sup32(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
   __m512 acc = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
   const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
@@ -377,11 +410,11 @@ float fused_sup32(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t
     S::scales(b, &dw, &mc);
     if constexpr (S::kHasMin) macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
     const __m512 coef = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
-    const int16_t* q = qz + 256 * i;
     for (int j = 0; j < 4; ++j) {
       __m512i w0, w1;
       S::pair(b, j, &w0, &w1);
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_pair32(w0, w1, q + 64 * j)), spread_pair(coef, 2 * j), acc);
+      const __m512i p = dot_pair32<S::kRawOffset>(w0, w1, qz + 256 * i + 64 * j, corr + 64 * i + 16 * j);
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, 2 * j), acc);
     }
   }
   float out = hsum_pair(acc);
@@ -390,36 +423,36 @@ float fused_sup32(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t
 }
 
 // ---- weights: 256-element super-blocks with 16-element sub-blocks (Q2_K, Q3_K, Q6_K) ----
-// half(n) gives dw (and mc) of sub-blocks 8n..8n+7 and, in bytes[k], the int8 weights of
-// sub-blocks 8n + 2k (bytes 0..15) and 8n + 2k + 1 (bytes 16..31): 32 consecutive elements.
+// half(n) gives dw (and mc) of sub-blocks 8n..8n+7 and, in bytes[k], the raw (unsigned) weights
+// of sub-blocks 8n + 2k (bytes 0..15) and 8n + 2k + 1 (bytes 16..31): 32 consecutive elements.
 
 struct SupQ6_K {
   using Block = block_q6_K;
   static constexpr bool kHasMin = false;
+  static constexpr int kRawOffset = 32;
   static void half(const Block& b, int n, __m256* dw, __m256*, __m256i bytes[4]) {
     const __m128i sc = load128(b.scales);
     *dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i m2 = _mm256_set1_epi8(0x03);
-    const __m256i off = _mm256_set1_epi8(32);
+    const __m256i m30 = _mm256_set1_epi8(0x30);
     const __m256i ql0 = load256(b.ql + 64 * n);
     const __m256i ql1 = load256(b.ql + 64 * n + 32);
     const __m256i qh = load256(b.qh + 32 * n);
-    auto six = [&](__m256i low4, int shift) {
-      const __m256i high2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), m2), 4);
-      return _mm256_sub_epi8(_mm256_or_si256(low4, high2), off);
-    };
-    bytes[0] = six(_mm256_and_si256(ql0, m4), 0);
-    bytes[1] = six(_mm256_and_si256(ql1, m4), 2);
-    bytes[2] = six(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), 4);
-    bytes[3] = six(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), 6);
+    // Bits 4-5 from qh: shift the pair into place, then mask (16-bit shifts only move bits
+    // across bytes outside the mask).
+    bytes[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+    bytes[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+    bytes[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
+    bytes[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
   }
 };
 
 struct SupQ2_K {
   using Block = block_q2_K;
   static constexpr bool kHasMin = true;
+  static constexpr int kRawOffset = 2;
   static void half(const Block& b, int n, __m256* dw, __m256* mc, __m256i bytes[4]) {
     const __m128i sc = load128(b.scales);
     const __m128i sc_lo = _mm_and_si128(sc, _mm_set1_epi8(0x0F));
@@ -430,14 +463,14 @@ struct SupQ2_K {
     *mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), *dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
     const __m256i v = load256(b.qs + 32 * n);
     const __m256i m2 = _mm256_set1_epi8(3);
-    const __m256i off = _mm256_set1_epi8(2);
-    for (int j = 0; j < 4; ++j) bytes[j] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2), off);
+    for (int j = 0; j < 4; ++j) bytes[j] = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2);
   }
 };
 
 struct SupQ3_K {
   using Block = block_q3_K;
   static constexpr bool kHasMin = false;
+  static constexpr int kRawOffset = 4;
   // The 16 six-bit scales, still offset by 32 (ggml's unpacking of the 12 bytes).
   static __m128i scales16(const uint8_t* packed) {
     constexpr uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
@@ -459,11 +492,10 @@ struct SupQ3_K {
     const __m256i hm = load256(b.hmask);
     const __m256i m2 = _mm256_set1_epi8(3);
     const __m256i one = _mm256_set1_epi8(1);
-    const __m256i off = _mm256_set1_epi8(4);
     for (int j = 0; j < 4; ++j) {
       const __m256i low = _mm256_and_si256(_mm256_srli_epi16(v, 2 * j), m2);
       const __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * n + j), one);
-      bytes[j] = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(hbit, 2)), off);
+      bytes[j] = _mm256_or_si256(low, _mm256_slli_epi16(hbit, 2));
     }
   }
 };
@@ -475,7 +507,7 @@ inline __m256 k16_coef(__m256 dw, const float* d_a) {
 }
 
 template <class S>
-float fused_sup16(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t*) {
+float fused_sup16(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t*, const int32_t* corr) {
   __m512 acc = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
   const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
@@ -488,7 +520,8 @@ float fused_sup16(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t
       const __m512 coef = _mm512_castps256_ps512(k16_coef(dw, a.d + 8 * i + 4 * n));
       const int16_t* q = a.q + 256 * i + 128 * n;
       for (int k = 0; k < 4; ++k) {
-        const __m512i p = _mm512_madd_epi16(_mm512_cvtepi8_epi16(bytes[k]), load512(q + 32 * k));
+        const __m512i p = dot_pair16<S::kRawOffset>(_mm512_cvtepu8_epi16(bytes[k]), q + 32 * k,
+                                                     corr + 128 * i + 64 * n + 16 * k);
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, 2 * k), acc);
       }
     }
@@ -503,12 +536,19 @@ float fused_sup16(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t
 // pair order of w0 then w1; 32 per pair for 16-element sub-blocks, element order); dw, mc: per
 // sub-block multipliers (as weight_unpack.h).
 
+// The contract's int16 weights from raw ones.
+template <int kRawOffset>
+inline __m512i centred(__m512i w) {
+  return kRawOffset ? _mm512_sub_epi16(w, _mm512_set1_epi16(kRawOffset)) : w;
+}
+
 template <class B>
 struct Legacy {
   static constexpr int kBlock = 32, kSub = 32;
   static constexpr bool kHasMin = B::kHasMin;
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz) {
-    return fused_legacy<B>(r, nb, a, qz);
+  static constexpr int kRawOffset = B::kRawOffset;
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
+    return fused_legacy<B>(r, nb, a, qz, corr);
   }
   static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
     constexpr size_t kBytes = sizeof(typename B::Block);
@@ -518,6 +558,8 @@ struct Legacy {
       const bool tail = i + 1 == nb;
       __m512i w0, w1;
       B::pair(b0, tail ? b0 : b0 + kBytes, &w0, &w1);
+      w0 = centred<kRawOffset>(w0);
+      w1 = centred<kRawOffset>(w1);
       if (tail) {  // zero weights for the missing block (the activations there are zeros too)
         w0 = _mm512_maskz_mov_epi16(0x0000FFFF, w0);
         w1 = _mm512_maskz_mov_epi16(0x0000FFFF, w1);
@@ -534,8 +576,9 @@ template <class S>
 struct Sup32 {
   static constexpr int kBlock = 256, kSub = 32;
   static constexpr bool kHasMin = S::kHasMin;
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz) {
-    return fused_sup32<S>(r, nb, a, qz);
+  static constexpr int kRawOffset = S::kRawOffset;
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
+    return fused_sup32<S>(r, nb, a, qz, corr);
   }
   static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
     const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
@@ -547,8 +590,8 @@ struct Sup32 {
       for (int j = 0; j < 4; ++j) {
         __m512i w0, w1;
         S::pair(blocks[i], j, &w0, &w1);
-        _mm512_store_si512(wz + 256 * i + 64 * j, w0);
-        _mm512_store_si512(wz + 256 * i + 64 * j + 32, w1);
+        _mm512_store_si512(wz + 256 * i + 64 * j, centred<kRawOffset>(w0));
+        _mm512_store_si512(wz + 256 * i + 64 * j + 32, centred<kRawOffset>(w1));
       }
     }
   }
@@ -558,8 +601,9 @@ template <class S>
 struct Sup16 {
   static constexpr int kBlock = 256, kSub = 16;
   static constexpr bool kHasMin = S::kHasMin;
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz) {
-    return fused_sup16<S>(r, nb, a, qz);
+  static constexpr int kRawOffset = S::kRawOffset;
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
+    return fused_sup16<S>(r, nb, a, qz, corr);
   }
   static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
     const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
@@ -571,7 +615,7 @@ struct Sup16 {
         _mm256_storeu_ps(dw + 16 * i + 8 * n, d);
         if constexpr (S::kHasMin) _mm256_storeu_ps(mc + 16 * i + 8 * n, m);
         for (int k = 0; k < 4; ++k) {
-          _mm512_store_si512(wz + 256 * i + 128 * n + 32 * k, _mm512_cvtepi8_epi16(bytes[k]));
+          _mm512_store_si512(wz + 256 * i + 128 * n + 32 * k, centred<kRawOffset>(_mm512_cvtepu8_epi16(bytes[k])));
         }
       }
     }
@@ -690,33 +734,40 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
-  const int64_t qz_len = avx512_pair_order_len(w.n_in);
 
-  // The tokens' activations in pair order, once per call (a few percent of a call's work even
-  // for the smallest row ranges matmul hands out).
+  // Per token, once per call (a few percent of a call's work even for the smallest row ranges
+  // matmul hands out): the activations in pair order (32-element sub-blocks), then 16 values per
+  // pair: the pair-spread block scales (prompt tiles) or the raw-weight corrections (1-3 tokens).
+  const bool single = n_tokens < 4;
+  const bool need_side = single ? U::kRawOffset != 0 : kPairOrder;
+  const int64_t qz_len = kPairOrder ? 64 * n_pairs : 0;  // int16
+  const size_t stride = static_cast<size_t>(2 * qz_len + 64 * n_pairs);  // bytes per token
   thread_local Buffer act_buf;
-  int16_t* qz = nullptr;
-  float* dax = nullptr;
-  if constexpr (kPairOrder) {
-    const int64_t per_token = qz_len + 32 * n_pairs;  // int16: qz, then dax (16 floats per pair)
-    qz = act_buf.get<int16_t>(static_cast<size_t>(n_tokens * per_token));
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const ActRow a = act_row(x, lay, t);
-      int16_t* qt = qz + t * per_token;
-      pair_order(a.q, lay.n_blocks, qt);
-      if (n_tokens >= 4) pair_scales(a.d, lay.n_blocks, reinterpret_cast<float*>(qt + qz_len));
+  uint8_t* prep = (kPairOrder || need_side) ? act_buf.get<uint8_t>(stride * static_cast<size_t>(n_tokens)) : nullptr;
+  auto qz_of = [&](int64_t t) { return reinterpret_cast<int16_t*>(prep + stride * static_cast<size_t>(t)); };
+  auto side_of = [&](int64_t t) { return prep + stride * static_cast<size_t>(t) + 2 * qz_len; };
+  for (int64_t t = 0; prep != nullptr && t < n_tokens; ++t) {
+    const ActRow a = act_row(x, lay, t);
+    if constexpr (kPairOrder) pair_order(a.q, lay.n_blocks, qz_of(t));
+    if (!need_side) continue;
+    if (!single) {
+      pair_scales(a.d, lay.n_blocks, reinterpret_cast<float*>(side_of(t)));
+    } else if constexpr (kPairOrder) {
+      offset_sums32(qz_of(t), n_pairs, U::kRawOffset, reinterpret_cast<int32_t*>(side_of(t)));
+    } else {
+      offset_sums16(a.q, n_pairs, U::kRawOffset, reinterpret_cast<int32_t*>(side_of(t)));
     }
-    dax = reinterpret_cast<float*>(qz + qz_len);
   }
-  const int64_t tok_stride = qz_len + 32 * n_pairs;
 
   // Up to 3 tokens: unpack in registers and dot at once; a row (a few KB) stays in L1 between
   // tokens.
-  if (n_tokens < 4) {
+  if (single) {
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
       for (int64_t t = 0; t < n_tokens; ++t) {
-        y[t * ldy + r] = U::row(row, n_blocks, act_row(x, lay, t), kPairOrder ? qz + t * tok_stride : nullptr);
+        const int16_t* qz = kPairOrder ? qz_of(t) : nullptr;
+        const int32_t* corr = need_side ? reinterpret_cast<const int32_t*>(side_of(t)) : nullptr;
+        y[t * ldy + r] = U::row(row, n_blocks, act_row(x, lay, t), qz, corr);
       }
     }
     return;
@@ -742,7 +793,7 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
     for (int i = 0; i < kt; ++i) {
       const ActRow a = act_row(x, lay, t0 + i);
       if constexpr (kPairOrder) {
-        toks[i] = Tok{qz + (t0 + i) * tok_stride, dax + (t0 + i) * tok_stride / 2, a.d, a.sx32};
+        toks[i] = Tok{qz_of(t0 + i), reinterpret_cast<const float*>(side_of(t0 + i)), a.d, a.sx32};
       } else {
         toks[i] = Tok{a.q, nullptr, a.d, a.sx16};
       }
@@ -890,28 +941,6 @@ using Q3_K = Sup16<SupQ3_K>;
 using Q6_K = Sup16<SupQ6_K>;
 
 }  // namespace
-
-int64_t avx512_pair_order_len(int64_t n_in) { return (n_in / kActBlock + 1) / 2 * 64; }
-
-void avx512_pair_order(const int16_t* q, int64_t n_in, int16_t* qz) { pair_order(q, n_in / kActBlock, qz); }
-
-PairRowDot avx512_fused_row(TensorType type) {
-  switch (type) {
-    case TensorType::Q4_0: return Q4_0::row;
-    case TensorType::Q4_1: return Q4_1::row;
-    case TensorType::Q5_0: return Q5_0::row;
-    case TensorType::Q5_1: return Q5_1::row;
-    case TensorType::Q8_0: return Q8_0::row;
-    case TensorType::IQ4_NL: return IQ4_NL::row;
-    case TensorType::Q2_K: return Q2_K::row;
-    case TensorType::Q3_K: return Q3_K::row;
-    case TensorType::Q4_K: return Q4_K::row;
-    case TensorType::Q5_K: return Q5_K::row;
-    case TensorType::Q6_K: return Q6_K::row;
-    case TensorType::IQ4_XS: return IQ4_XS::row;
-    default: return nullptr;
-  }
-}
 
 RowsKernel avx512_kernel(TensorType type) {
   switch (type) {

@@ -115,18 +115,10 @@ RowsKernel avx2_kernel(TensorType type);
 using RowDot = float (*)(const uint8_t* row, int64_t n_blocks, const ActRow& a);
 RowDot avx2_fused_row(TensorType type);
 
-// nullptr when there is no AVX-512 kernel for the type (the AVX2 one is used).
+// nullptr when there is no AVX-512 kernel for the type (the AVX2 one is used). Products of 1 to
+// 3 tokens run its single-token kernels (there is no separate entry point: tests reach them
+// through these shapes).
 RowsKernel avx512_kernel(TensorType type);
-// AVX-512 kernels put sub-blocks s (even) and s + 1 in the low and high 256 bits of one zmm, so
-// for 32-element sub-blocks they read the activations in "pair order": per pair of 32-blocks
-// (2p, 2p + 1), qz[64p ..] = block 2p elements 0..15, block 2p+1 elements 0..15, block 2p
-// elements 16..31, block 2p+1 elements 16..31 (a missing last block 2p+1 reads as zeros).
-// qz holds avx512_pair_order_len(n_in) int16 and must be 64-byte aligned.
-int64_t avx512_pair_order_len(int64_t n_in);
-void avx512_pair_order(const int16_t* q, int64_t n_in, int16_t* qz);
-// The AVX-512 single-token dot (as RowDot; qz = a.q in pair order), nullptr for types without one.
-using PairRowDot = float (*)(const uint8_t* row, int64_t n_blocks, const ActRow& a, const int16_t* qz);
-PairRowDot avx512_fused_row(TensorType type);
 
 // The instruction sets the kernels come in, in order of preference.
 enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
