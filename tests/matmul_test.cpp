@@ -283,7 +283,9 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
   std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
   for (int64_t t = 1; t <= 9; ++t) shapes.push_back({512, 7, t});  // every tile remainder, odd rows
   shapes.push_back({768, 13, 17});
+  shapes.push_back({768, 9, 2});  // short rows, four at a time plus one
   if (tr.block_size == 32) {
+    shapes.push_back({736, 6, 1});   // 23 blocks, four rows at a time plus two
     shapes.push_back({96, 5, 3});    // fewer blocks than a lane group, an odd block count
     shapes.push_back({352, 3, 1});   // a lane group plus a partial one
     shapes.push_back({800, 11, 9});  // 25 blocks: an odd count, tiles of 8 and 1

@@ -267,48 +267,52 @@ inline void legacy_scales(const uint8_t* b, float* dw, float* mc) {
   if constexpr (B::kHasMin) mc[0] = _mm_cvtss_f32(_mm_movehdup_ps(dm)) + B::kMinOffset * dw[0];
 }
 
-template <class B>
-float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
-  constexpr size_t kBytes = sizeof(typename B::Block);
+// One row's single-token state: the [even | odd] accumulator and the min term's lanes (and,
+// for the 32-element min types, the mc of the current 8 blocks, lane = block % 8).
+struct RowAcc {
   __m512 acc = _mm512_setzero_ps();
   __m256 macc = _mm256_setzero_ps();
-  __m256 group = _mm256_setzero_ps();  // mc of the current 8 blocks, lane = block % 8
-  const __m256i alternate = _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1);
-  // Blocks i, i + 1 (i even); tail: block i alone (b1 = b0, its high halves masked off).
-  auto pair = [&](int64_t i, const uint8_t* b0, const uint8_t* b1, bool tail) {
+  __m256 group = _mm256_setzero_ps();
+};
+
+#define PLUMB_INLINE inline __attribute__((always_inline))
+
+// Single-token units of the 32-element types: unit u = blocks 2u, 2u + 1 (the last one alone
+// when the count is odd: its pair's high halves are masked off).
+template <class B>
+struct LegacyUnits {
+  static int64_t count(int64_t nb) { return (nb + 1) / 2; }
+  static PLUMB_INLINE void unit(const uint8_t* row, int64_t u, int64_t nb, const ActRow& a, const int16_t* qz,
+                                const int32_t* corr, RowAcc& st) {
+    constexpr size_t kBytes = sizeof(typename B::Block);
+    const int64_t i = 2 * u;
+    const bool tail = i + 1 == nb;
+    const uint8_t* b0 = row + i * kBytes;
+    const uint8_t* b1 = tail ? b0 : b0 + kBytes;
     __m512i w0, w1;
     B::pair(b0, b1, &w0, &w1);
     const __m512 p = _mm512_cvtepi32_ps(dot_pair32<B::kRawOffset>(w0, w1, qz + 32 * i, corr + 8 * i));
-    const __m128 dm0 = f16x2(b0), dm1 = f16x2(b1);
-    const __m128 dd = _mm_unpacklo_ps(dm0, dm1);  // d0, d1, m0, m1
+    const __m128 dd = _mm_unpacklo_ps(f16x2(b0), f16x2(b1));  // d0, d1, m0, m1
     const __m128 da = tail ? _mm_load_ss(a.d + i) : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(a.d + i)));
     const __m512 coef = spread_pair(_mm512_castps128_ps512(_mm_mul_ps(dd, da)), 0);
-    acc = _mm512_mask3_fmadd_ps(p, coef, acc, tail ? 0x00FF : 0xFFFF);
+    st.acc = _mm512_mask3_fmadd_ps(p, coef, st.acc, tail ? 0x00FF : 0xFFFF);
     if constexpr (B::kHasMin) {
       const __m128 mc = _mm_add_ps(_mm_movehl_ps(dd, dd), _mm_mul_ps(_mm_set1_ps(B::kMinOffset), dd));
-      group = _mm256_mask_permutexvar_ps(group, static_cast<__mmask8>(3u << (i & 7)), alternate,
-                                         _mm256_castps128_ps256(mc));
+      st.group = _mm256_mask_permutexvar_ps(st.group, static_cast<__mmask8>(3u << (i & 7)),
+                                            _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1), _mm256_castps128_ps256(mc));
+      if ((i & 7) == 6 && !tail) st.macc = _mm256_fmadd_ps(st.group, _mm256_loadu_ps(a.sx32 + i - 6), st.macc);
     }
-  };
-  int64_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    const uint8_t* b0 = row + i * kBytes;
-    pair(i, b0, b0 + kBytes, false);
+  }
+  // The min term of a last, partial group of 8 blocks.
+  static PLUMB_INLINE void finish(int64_t nb, const ActRow& a, RowAcc& st) {
     if constexpr (B::kHasMin) {
-      if ((i & 7) == 6) macc = _mm256_fmadd_ps(group, _mm256_loadu_ps(a.sx32 + i - 6), macc);
+      if (nb & 7) {
+        const __mmask8 k = static_cast<__mmask8>((1u << (nb & 7)) - 1);
+        st.macc = _mm256_mask3_fmadd_ps(st.group, _mm256_maskz_loadu_ps(k, a.sx32 + (nb & ~int64_t{7})), st.macc, k);
+      }
     }
   }
-  if (i < nb) pair(i, row + i * kBytes, row + i * kBytes, true);
-  float out = hsum_pair(acc);
-  if constexpr (B::kHasMin) {
-    if (nb & 7) {
-      const __mmask8 k = static_cast<__mmask8>((1u << (nb & 7)) - 1);
-      macc = _mm256_mask3_fmadd_ps(group, _mm256_maskz_loadu_ps(k, a.sx32 + (nb & ~int64_t{7})), macc, k);
-    }
-    out += hsum8_ps(macc);
-  }
-  return out;
-}
+};
 
 // ---- weights: 256-element super-blocks with 32-element sub-blocks (Q4_K, Q5_K, IQ4_XS) ----
 // scales() gives dw (and mc) of the 8 sub-blocks, pair(j) the weights of sub-blocks 2j, 2j + 1.
@@ -399,28 +403,26 @@ struct SupIQ4_XS {
   }
 };
 
+// Single-token units of the 32-element-sub-block super-block types: unit = one super-block.
 template <class S>
-float fused_sup32(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
-  __m512 acc = _mm512_setzero_ps();
-  __m256 macc = _mm256_setzero_ps();
-  const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
-  for (int64_t i = 0; i < nb; ++i) {
-    const typename S::Block& b = blocks[i];
+struct Sup32Units {
+  static int64_t count(int64_t nb) { return nb; }
+  static PLUMB_INLINE void unit(const uint8_t* row, int64_t i, int64_t, const ActRow& a, const int16_t* qz,
+                                const int32_t* corr, RowAcc& st) {
+    const auto& b = reinterpret_cast<const typename S::Block*>(row)[i];
     __m256 dw, mc = _mm256_setzero_ps();
     S::scales(b, &dw, &mc);
-    if constexpr (S::kHasMin) macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
+    if constexpr (S::kHasMin) st.macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), st.macc);
     const __m512 coef = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
     for (int j = 0; j < 4; ++j) {
       __m512i w0, w1;
       S::pair(b, j, &w0, &w1);
       const __m512i p = dot_pair32<S::kRawOffset>(w0, w1, qz + 256 * i + 64 * j, corr + 64 * i + 16 * j);
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, 2 * j), acc);
+      st.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, 2 * j), st.acc);
     }
   }
-  float out = hsum_pair(acc);
-  if constexpr (S::kHasMin) out += hsum8_ps(macc);
-  return out;
-}
+  static PLUMB_INLINE void finish(int64_t, const ActRow&, RowAcc&) {}
+};
 
 // ---- weights: 256-element super-blocks with 16-element sub-blocks (Q2_K, Q3_K, Q6_K) ----
 // half(n) gives dw (and mc) of sub-blocks 8n..8n+7 and, in bytes[k], the raw (unsigned) weights
@@ -506,29 +508,67 @@ inline __m256 k16_coef(__m256 dw, const float* d_a) {
   return _mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d_a)), pairs));
 }
 
+// Single-token units of the 16-element-sub-block types: unit = one super-block.
 template <class S>
-float fused_sup16(const uint8_t* row, int64_t nb, const ActRow& a, const int16_t*, const int32_t* corr) {
-  __m512 acc = _mm512_setzero_ps();
-  __m256 macc = _mm256_setzero_ps();
-  const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
-  for (int64_t i = 0; i < nb; ++i) {
+struct Sup16Units {
+  static int64_t count(int64_t nb) { return nb; }
+  static PLUMB_INLINE void unit(const uint8_t* row, int64_t i, int64_t, const ActRow& a, const int16_t*,
+                                const int32_t* corr, RowAcc& st) {
+    const auto& b = reinterpret_cast<const typename S::Block*>(row)[i];
     for (int n = 0; n < 2; ++n) {
       __m256 dw, mc = _mm256_setzero_ps();
       __m256i bytes[4];
-      S::half(blocks[i], n, &dw, &mc, bytes);
-      if constexpr (S::kHasMin) macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), macc);
+      S::half(b, n, &dw, &mc, bytes);
+      if constexpr (S::kHasMin) st.macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), st.macc);
       const __m512 coef = _mm512_castps256_ps512(k16_coef(dw, a.d + 8 * i + 4 * n));
       const int16_t* q = a.q + 256 * i + 128 * n;
       for (int k = 0; k < 4; ++k) {
         const __m512i p = dot_pair16<S::kRawOffset>(_mm512_cvtepu8_epi16(bytes[k]), q + 32 * k,
                                                      corr + 128 * i + 64 * n + 16 * k);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, 2 * k), acc);
+        st.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, 2 * k), st.acc);
       }
     }
   }
-  float out = hsum_pair(acc);
-  if constexpr (S::kHasMin) out += hsum8_ps(macc);
-  return out;
+  static PLUMB_INLINE void finish(int64_t, const ActRow&, RowAcc&) {}
+};
+
+// The contract's hsum8 of four vectors, one result per lane: (l + l+4), then (0+2, 1+3), then
+// their sum, exactly as hsum8_ps does per vector.
+inline __m128 hsum8x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+  const auto halves = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
+  const __m128 s0 = halves(v0), s1 = halves(v1), s2 = halves(v2), s3 = halves(v3);
+  // u01 = [s0_0 + s0_2, s1_0 + s1_2, s0_1 + s0_3, s1_1 + s1_3], u23 likewise for rows 2 and 3.
+  const __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(s0, s1), _mm_unpackhi_ps(s0, s1));
+  const __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(s2, s3), _mm_unpackhi_ps(s2, s3));
+  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
+}
+
+inline __m256 even_plus_odd(__m512 acc) {
+  return _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+}
+
+// One token against kR rows (1, or 4 short rows at once: they share the activation loads and
+// one transposed reduction, where a row of 1-3 super-blocks would spend a third of its work on
+// its own reduction). out[r] = y of rows[r].
+template <class K, bool kHasMin, int kR>
+void fused_rows(const uint8_t* const* rows, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr,
+                float* out) {
+  RowAcc st[kR];
+  const int64_t n_units = K::count(nb);
+  for (int64_t u = 0; u < n_units; ++u) {
+    for (int r = 0; r < kR; ++r) K::unit(rows[r], u, nb, a, qz, corr, st[r]);
+  }
+  for (int r = 0; r < kR; ++r) K::finish(nb, a, st[r]);
+  if constexpr (kR == 1) {
+    out[0] = hsum_pair(st[0].acc);
+    if constexpr (kHasMin) out[0] += hsum8_ps(st[0].macc);
+  } else {
+    static_assert(kR == 4);
+    __m128 y = hsum8x4(even_plus_odd(st[0].acc), even_plus_odd(st[1].acc), even_plus_odd(st[2].acc),
+                       even_plus_odd(st[3].acc));
+    if constexpr (kHasMin) y = _mm_add_ps(y, hsum8x4(st[0].macc, st[1].macc, st[2].macc, st[3].macc));
+    _mm_storeu_ps(out, y);
+  }
 }
 
 // ---- unpacking whole rows for the prompt path ----
@@ -547,9 +587,7 @@ struct Legacy {
   static constexpr int kBlock = 32, kSub = 32;
   static constexpr bool kHasMin = B::kHasMin;
   static constexpr int kRawOffset = B::kRawOffset;
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
-    return fused_legacy<B>(r, nb, a, qz, corr);
-  }
+  using Units = LegacyUnits<B>;
   static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
     constexpr size_t kBytes = sizeof(typename B::Block);
     int64_t i = 0;
@@ -577,9 +615,7 @@ struct Sup32 {
   static constexpr int kBlock = 256, kSub = 32;
   static constexpr bool kHasMin = S::kHasMin;
   static constexpr int kRawOffset = S::kRawOffset;
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
-    return fused_sup32<S>(r, nb, a, qz, corr);
-  }
+  using Units = Sup32Units<S>;
   static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
     const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
     for (int64_t i = 0; i < nb; ++i) {
@@ -602,9 +638,7 @@ struct Sup16 {
   static constexpr int kBlock = 256, kSub = 16;
   static constexpr bool kHasMin = S::kHasMin;
   static constexpr int kRawOffset = S::kRawOffset;
-  static float row(const uint8_t* r, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr) {
-    return fused_sup16<S>(r, nb, a, qz, corr);
-  }
+  using Units = Sup16Units<S>;
   static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
     const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
     for (int64_t i = 0; i < nb; ++i) {
@@ -684,6 +718,7 @@ inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
 }
 
 constexpr int kMaxGroup = 16;
+constexpr int64_t kShortRow = 768;  // single-token rows this long or shorter go four at a time
 constexpr int kTiles[] = {8, 4, 2, 1};  // tokens per tile, largest first
 
 // The unpacked rows of a group: weights, pair-spread dw and per-sub-block mc, row after row.
@@ -762,13 +797,24 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   // Up to 3 tokens: unpack in registers and dot at once; a row (a few KB) stays in L1 between
   // tokens.
   if (single) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+    const bool short_rows = w.n_in <= kShortRow;
+    float out[4];
+    for (int64_t r = r0; r < r1;) {
+      const int kr = short_rows && r + 4 <= r1 ? 4 : 1;
+      const uint8_t* rows[4];
+      for (int i = 0; i < kr; ++i) rows[i] = w.data + static_cast<size_t>(r + i) * w.row_bytes;
       for (int64_t t = 0; t < n_tokens; ++t) {
+        const ActRow a = act_row(x, lay, t);
         const int16_t* qz = kPairOrder ? qz_of(t) : nullptr;
         const int32_t* corr = need_side ? reinterpret_cast<const int32_t*>(side_of(t)) : nullptr;
-        y[t * ldy + r] = U::row(row, n_blocks, act_row(x, lay, t), qz, corr);
+        if (kr == 4) {
+          fused_rows<typename U::Units, U::kHasMin, 4>(rows, n_blocks, a, qz, corr, out);
+        } else {
+          fused_rows<typename U::Units, U::kHasMin, 1>(rows, n_blocks, a, qz, corr, out);
+        }
+        for (int i = 0; i < kr; ++i) y[t * ldy + r + i] = out[i];
       }
+      r += kr;
     }
     return;
   }
@@ -861,7 +907,7 @@ inline void float_span(const uint8_t* const* rows, const float* const* xs, int64
     __m512 wv[kR];
     for (int r = 0; r < kR; ++r) wv[r] = R::load16(rows[r], k);
     for (int t = 0; t < kT; ++t) {
-      const __m512 xv = _mm512_loadu_ps(xs[t] + k);
+      const __m512 xv = _mm512_load_ps(xs[t] + k);
       for (int r = 0; r < kR; ++r) c[r][t] = _mm512_fmadd_ps(wv[r], xv, c[r][t]);
     }
   }
@@ -909,13 +955,24 @@ void avx512_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
                        int64_t r1) {
   const int64_t n_in = w.n_in;
   const int64_t n_tokens = x.n_tokens();
+  // Activations that are not 64-byte aligned are copied once per call into a buffer that is
+  // (rows padded to 16 floats): otherwise every zmm load of x would straddle two cache lines.
+  const float* xf = x.f32();
+  int64_t ldx = n_in;
+  if (reinterpret_cast<uintptr_t>(xf) % 64 != 0 || n_in % 16 != 0) {
+    thread_local Buffer x_buf;
+    ldx = (n_in + 15) / 16 * 16;
+    float* xa = x_buf.get<float>(static_cast<size_t>(n_tokens * ldx));
+    for (int64_t t = 0; t < n_tokens; ++t) std::memcpy(xa + t * ldx, xf + t * n_in, static_cast<size_t>(n_in) * 4);
+    xf = xa;
+  }
   for (int64_t g0 = r0; g0 < r1; g0 += kFloatGroup) {
     const int64_t g1 = min64(r1, g0 + kFloatGroup);
     int64_t t = 0;
     for (const int kt : kTiles) {
       for (; t + kt <= n_tokens; t += kt) {
         const float* xs[8];
-        for (int i = 0; i < kt; ++i) xs[i] = x.f32() + (t + i) * n_in;
+        for (int i = 0; i < kt; ++i) xs[i] = xf + (t + i) * ldx;
         switch (kt) {
           case 8: float_group<R, 8>(w, xs, g0, g1, y, ldy, t); break;
           case 4: float_group<R, 4>(w, xs, g0, g1, y, ldy, t); break;
