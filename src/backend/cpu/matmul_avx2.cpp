@@ -28,6 +28,17 @@ inline float hsum8_ps(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
+// The contract's hsum8 of four vectors, one result per lane: (l + l+4), then (0+2, 1+3), then
+// their sum, exactly as hsum8_ps does per vector.
+inline __m128 hsum8x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+  const auto halves = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
+  const __m128 s0 = halves(v0), s1 = halves(v1), s2 = halves(v2), s3 = halves(v3);
+  // u01 = [s0_0 + s0_2, s1_0 + s1_2, s0_1 + s0_3, s1_1 + s1_3], u23 likewise for rows 2 and 3.
+  const __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(s0, s1), _mm_unpackhi_ps(s0, s1));
+  const __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(s2, s3), _mm_unpackhi_ps(s2, s3));
+  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
+}
+
 inline float f16(const void* p) { return _cvtsh_ss(load_u16(p)); }
 
 // The two halves at p (e.g. a block's d and m) as floats in lanes 0 and 1: one 32-bit load and
@@ -208,7 +219,7 @@ inline void dot_span(const int16_t* w, const float* dw, int64_t s0, int64_t s1, 
 }
 
 // macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a scalar tail.
-inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
+inline __m256 min_lanes(const float* mc, const float* sx, int64_t n_sub) {
   __m256 macc = _mm256_setzero_ps();
   int64_t s = 0;
   for (; s + 8 <= n_sub; s += 8) macc = _mm256_fmadd_ps(_mm256_loadu_ps(mc + s), _mm256_loadu_ps(sx + s), macc);
@@ -218,7 +229,7 @@ inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
     for (int l = 0; s < n_sub; ++s, ++l) lanes[l] = std::fma(mc[s], sx[s], lanes[l]);
     macc = _mm256_load_ps(lanes);
   }
-  return hsum8_ps(macc);
+  return macc;
 }
 
 // ---- single-token kernels: unpack in registers and dot at once (generation is bound by
@@ -395,17 +406,6 @@ using FusedIQ4_NL = FusedLegacy<BlkIQ4_NL>;
 // for one row or four rows at once. Rows of 256-768 elements (small models, and every K/V
 // product) are only 1-3 super-blocks long, so a per-row reduction and call would cost a third
 // of the work; four rows share the activation loads and one transposed reduction. ----
-
-// The contract's hsum8 of four vectors, one result per lane: (l + l+4), then (0+2, 1+3), then
-// their sum, exactly as hsum8_ps does per vector.
-inline __m128 hsum8x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
-  const auto halves = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
-  const __m128 s0 = halves(v0), s1 = halves(v1), s2 = halves(v2), s3 = halves(v3);
-  // u01 = [s0_0 + s0_2, s1_0 + s1_2, s0_1 + s0_3, s1_1 + s1_3], u23 likewise for rows 2 and 3.
-  const __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(s0, s1), _mm_unpackhi_ps(s0, s1));
-  const __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(s2, s3), _mm_unpackhi_ps(s2, s3));
-  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
-}
 
 // Accumulators of one row: the contract's two sets and the min term.
 struct KAcc {
@@ -679,12 +679,27 @@ void group_tile(const RowScratch& scratch, int64_t n_in, int64_t n_sub, int64_t 
                             acc[r - g0]);
     }
   }
+  const auto sx = [&](int t) { return U::kSub == 32 ? a[t].sx32 : a[t].sx16; };
   for (int64_t r = g0; r < g1; ++r) {
     const float* mc = scratch.mc.data() + (r - g0) * n_sub;
-    for (int t = 0; t < kT; ++t) {
-      float out = hsum8_ps(_mm256_add_ps(acc[r - g0][2 * t], acc[r - g0][2 * t + 1]));
-      if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[t].sx32 : a[t].sx16, n_sub);
-      y[t * ldy + r] = out;
+    const __m256* ar = acc[r - g0];
+    if constexpr (kT == 4) {
+      // The four tokens' reductions at once (rows of a few sub-blocks make them a real cost).
+      __m128 out = hsum8x4(_mm256_add_ps(ar[0], ar[1]), _mm256_add_ps(ar[2], ar[3]), _mm256_add_ps(ar[4], ar[5]),
+                           _mm256_add_ps(ar[6], ar[7]));
+      if constexpr (U::kHasMin) {
+        out = _mm_add_ps(out, hsum8x4(min_lanes(mc, sx(0), n_sub), min_lanes(mc, sx(1), n_sub),
+                                      min_lanes(mc, sx(2), n_sub), min_lanes(mc, sx(3), n_sub)));
+      }
+      alignas(16) float o[4];
+      _mm_store_ps(o, out);
+      for (int t = 0; t < 4; ++t) y[t * ldy + r] = o[t];
+    } else {
+      for (int t = 0; t < kT; ++t) {
+        float out = hsum8_ps(_mm256_add_ps(ar[2 * t], ar[2 * t + 1]));
+        if constexpr (U::kHasMin) out += hsum8_ps(min_lanes(mc, sx(t), n_sub));
+        y[t * ldy + r] = out;
+      }
     }
   }
 }
