@@ -262,79 +262,52 @@ inline __m256 dot16(__m128i w16, const int16_t* q) {
 
 // Q4_0 / Q4_1 share the main term (weights q - 8); Q4_1 adds mc = m + 8 d per block.
 // 32-element blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): B gives the block size, its
-// weights' lane partials with 32 activations, and for min types mc (as weight_unpack.h).
-//
-// Blocks go in groups of 8: the 8 blocks' d (and m) are gathered and converted at once, so the
-// per-block float work (coef = d * d_a, mc) is one vector operation per group instead of
-// scalar work per block; blocks past the last full group take the per-block path.
-
-// Lanes 0-7: d of blocks 0-7 (each block starts with its f16 d; min types follow it with m).
-struct LegacyScales8 {
-  __m256 d, m;
-};
+// weights' lane partials with 32 activations, d, and for min types mc (as weight_unpack.h).
 template <class B>
-inline LegacyScales8 legacy_scales8(const uint8_t* blocks) {
-  const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                             _mm256_set1_epi32(static_cast<int>(B::kBytes)));
-  // 32 bits at each block start: d in the low half, m (min types) or weight bytes in the high.
-  const __m256i dm = _mm256_i32gather_epi32(reinterpret_cast<const int*>(blocks), offsets, 1);
-  const __m256i packed = _mm256_permute4x64_epi64(
-      _mm256_packus_epi32(_mm256_and_si256(dm, _mm256_set1_epi32(0xFFFF)), _mm256_srli_epi32(dm, 16)), 0xD8);
-  return {_mm256_cvtph_ps(_mm256_castsi256_si128(packed)), _mm256_cvtph_ps(_mm256_extracti128_si256(packed, 1))};
+inline __m256 legacy_block(const uint8_t* b, int64_t i, const ActRow& a, __m256 acc, float* mcs) {
+  const __m128 dm = f16x2(b);  // d, and m for the min types (every block here starts with d)
+  const float d = _mm_cvtss_f32(dm);
+  if constexpr (B::kHasMin) mcs[i & 7] = B::mc(_mm_cvtss_f32(_mm_movehdup_ps(dm)), d);
+  return _mm256_fmadd_ps(B::dot(b, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), acc);
 }
 
-// Accumulators of one row for the legacy kernels.
-struct LegacyAcc {
-  __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps(), min = _mm256_setzero_ps();
-};
-
-// Blocks 8g .. 8g+7 of one row.
 template <class B>
-inline __attribute__((always_inline)) void legacy_group(const uint8_t* row, int64_t g, const ActRow& a, LegacyAcc& acc) {
-  const uint8_t* b = row + 8 * g * B::kBytes;
-  const int16_t* q = a.q + 256 * g;
-  if constexpr (B::kHasMin) {
-    const LegacyScales8 sc = legacy_scales8<B>(b);
-    const Coef8 coef(_mm256_mul_ps(sc.d, _mm256_loadu_ps(a.d + 8 * g)));
-    acc.min = _mm256_fmadd_ps(B::mc8(sc.m, sc.d), _mm256_loadu_ps(a.sx32 + 8 * g), acc.min);
-    for (int l = 0; l < 8; l += 2) {
-      acc.even = _mm256_fmadd_ps(B::dot(b + l * B::kBytes, q + 32 * l), coef[l], acc.even);
-      acc.odd = _mm256_fmadd_ps(B::dot(b + (l + 1) * B::kBytes, q + 32 * l + 32), coef[l + 1], acc.odd);
-    }
-  } else {
-    // Without a min, one scalar d per block is cheaper than the gather.
-    const float* da = a.d + 8 * g;
-    for (int l = 0; l < 8; l += 2) {
-      acc.even = _mm256_fmadd_ps(B::dot(b + l * B::kBytes, q + 32 * l), _mm256_set1_ps(f16(b + l * B::kBytes) * da[l]),
-                                 acc.even);
-      acc.odd = _mm256_fmadd_ps(B::dot(b + (l + 1) * B::kBytes, q + 32 * l + 32),
-                                _mm256_set1_ps(f16(b + (l + 1) * B::kBytes) * da[l + 1]), acc.odd);
+float fused_legacy(const uint8_t* row, int64_t nb, const ActRow& a) {
+  __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+  __m256 macc = _mm256_setzero_ps();
+  // Min coefficients of groups of 8 blocks, double-buffered: a group is consumed (one vector
+  // fma, lanes = block % 8) one group late, so its 8 scalar stores have left the store buffer
+  // (a vector load right after them would stall on store forwarding).
+  alignas(32) float mcs[2][8];
+  int64_t pending = -1;
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    float* buf = mcs[(i >> 3) & 1];
+    even = legacy_block<B>(row + i * B::kBytes, i, a, even, buf);
+    odd = legacy_block<B>(row + (i + 1) * B::kBytes, i + 1, a, odd, buf);
+    if constexpr (B::kHasMin) {
+      if ((i & 7) == 6) {
+        if (pending >= 0) {
+          macc = _mm256_fmadd_ps(_mm256_load_ps(mcs[pending & 1]), _mm256_loadu_ps(a.sx32 + 8 * pending), macc);
+        }
+        pending = i >> 3;
+      }
     }
   }
-}
-
-// Blocks [8 * n_groups, nb) one at a time, then the row's result.
-template <class B>
-inline float legacy_finish(const uint8_t* row, int64_t nb, const ActRow& a, LegacyAcc acc) {
-  const int64_t i0 = nb & ~int64_t{7};
-  alignas(32) float mc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int64_t i = i0; i < nb; ++i) {
-    const uint8_t* b = row + i * B::kBytes;
-    const __m128 dm = f16x2(b);
-    const float d = _mm_cvtss_f32(dm);
-    if constexpr (B::kHasMin) mc[i - i0] = B::mc(_mm_cvtss_f32(_mm_movehdup_ps(dm)), d);
-    __m256& set = (i & 1) ? acc.odd : acc.even;
-    set = _mm256_fmadd_ps(B::dot(b, a.q + 32 * i), _mm256_set1_ps(d * a.d[i]), set);
-  }
-  float out = hsum8_ps(_mm256_add_ps(acc.even, acc.odd));
+  if (i < nb) even = legacy_block<B>(row + i * B::kBytes, i, a, even, mcs[(i >> 3) & 1]);
+  float out = hsum8_ps(_mm256_add_ps(even, odd));
   if constexpr (B::kHasMin) {
-    if (i0 < nb) {
+    if (pending >= 0) {
+      macc = _mm256_fmadd_ps(_mm256_load_ps(mcs[pending & 1]), _mm256_loadu_ps(a.sx32 + 8 * pending), macc);
+    }
+    if (nb & 7) {
+      const float* last = mcs[(nb >> 3) & 1];
       alignas(32) float lanes[8];
-      _mm256_store_ps(lanes, acc.min);
-      for (int64_t j = i0; j < nb; ++j) lanes[j - i0] = std::fma(mc[j - i0], a.sx32[j], lanes[j - i0]);
-      acc.min = _mm256_load_ps(lanes);
+      _mm256_store_ps(lanes, macc);
+      for (int64_t j = nb & ~int64_t{7}, l = 0; j < nb; ++j, ++l) lanes[l] = std::fma(last[l], a.sx32[j], lanes[l]);
+      macc = _mm256_load_ps(lanes);
     }
-    out += hsum8_ps(acc.min);
+    out += hsum8_ps(macc);
   }
   return out;
 }
@@ -375,7 +348,6 @@ struct BlkQ4_0 {
     return dot32(lo, hi, q);
   }
   static float mc(float, float) { return 0.0f; }
-  static __m256 mc8(__m256, __m256) { return _mm256_setzero_ps(); }
 };
 struct BlkQ4_1 {
   static constexpr size_t kBytes = sizeof(block_q4_1);
@@ -386,21 +358,18 @@ struct BlkQ4_1 {
     return dot32(lo, hi, q);
   }
   static float mc(float m, float d) { return m + 8.0f * d; }
-  static __m256 mc8(__m256 m, __m256 d) { return _mm256_add_ps(m, _mm256_mul_ps(_mm256_set1_ps(8.0f), d)); }
 };
 struct BlkQ5_0 {
   static constexpr size_t kBytes = sizeof(block_q5_0);
   static constexpr bool kHasMin = false;
   static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 2, b + 6), q); }
   static float mc(float, float) { return 0.0f; }
-  static __m256 mc8(__m256, __m256) { return _mm256_setzero_ps(); }
 };
 struct BlkQ5_1 {
   static constexpr size_t kBytes = sizeof(block_q5_1);
   static constexpr bool kHasMin = true;
   static __m256 dot(const uint8_t* b, const int16_t* q) { return dot32(q5_bytes(b + 4, b + 8), q); }
   static float mc(float m, float d) { return m + 16.0f * d; }
-  static __m256 mc8(__m256 m, __m256 d) { return _mm256_add_ps(m, _mm256_mul_ps(_mm256_set1_ps(16.0f), d)); }
 };
 struct BlkQ8_0 {
   static constexpr size_t kBytes = sizeof(block_q8_0);
@@ -409,7 +378,6 @@ struct BlkQ8_0 {
     return dot32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), q);
   }
   static float mc(float, float) { return 0.0f; }
-  static __m256 mc8(__m256, __m256) { return _mm256_setzero_ps(); }
 };
 struct BlkIQ4_NL {
   static constexpr size_t kBytes = sizeof(block_iq4_nl);
@@ -421,25 +389,11 @@ struct BlkIQ4_NL {
     return dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q);
   }
   static float mc(float, float) { return 0.0f; }
-  static __m256 mc8(__m256, __m256) { return _mm256_setzero_ps(); }
 };
 
 template <class B>
 struct FusedLegacy {
-  // Rows of up to 24 blocks (768 elements) gain from sharing; longer ones run as fast alone.
-  static constexpr int64_t kRows4MaxBlocks = 24;
-  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
-    LegacyAcc acc;
-    for (int64_t g = 0; g < nb / 8; ++g) legacy_group<B>(row, g, a, acc);
-    return legacy_finish<B>(row, nb, a, acc);
-  }
-  static void rows4(const uint8_t* row, size_t row_bytes, int64_t nb, const ActRow& a, float* y) {
-    LegacyAcc acc[4];
-    for (int64_t g = 0; g < nb / 8; ++g) {
-      for (int r = 0; r < 4; ++r) legacy_group<B>(row + r * row_bytes, g, a, acc[r]);
-    }
-    for (int r = 0; r < 4; ++r) y[r] = legacy_finish<B>(row + r * row_bytes, nb, a, acc[r]);
-  }
+  static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_legacy<B>(r, nb, a); }
 };
 using FusedQ4_0 = FusedLegacy<BlkQ4_0>;
 using FusedQ4_1 = FusedLegacy<BlkQ4_1>;
