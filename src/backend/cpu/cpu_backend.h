@@ -3,6 +3,7 @@
 #pragma once
 
 #include <list>
+#include <new>
 #include <memory>
 #include <vector>
 
@@ -62,7 +63,12 @@ class CpuBackend : public Backend {
  private:
   ThreadPool pool_;
   ActivationBuffer scratch_;
-  std::list<std::unique_ptr<float[]>> buffers_;
+  // 64-byte aligned (a cache line): the float kernels read rows of these buffers with 32-byte
+  // loads, and malloc's 16-byte alignment would split every other load across two lines.
+  struct AlignedFree {
+    void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  std::list<std::unique_ptr<float[], AlignedFree>> buffers_;
   std::list<std::vector<float>> vectors_;               // converted norm weights
   std::vector<std::vector<float>> attention_scratch_;  // per thread: scores and accumulators
 };

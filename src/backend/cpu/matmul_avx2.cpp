@@ -28,6 +28,17 @@ inline float hsum8_ps(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
+// The contract's hsum8 of four vectors, one result per lane: (l + l+4), then (0+2, 1+3), then
+// their sum, exactly as hsum8_ps does per vector.
+inline __m128 hsum8x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+  const auto halves = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
+  const __m128 s0 = halves(v0), s1 = halves(v1), s2 = halves(v2), s3 = halves(v3);
+  // u01 = [s0_0 + s0_2, s1_0 + s1_2, s0_1 + s0_3, s1_1 + s1_3], u23 likewise for rows 2 and 3.
+  const __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(s0, s1), _mm_unpackhi_ps(s0, s1));
+  const __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(s2, s3), _mm_unpackhi_ps(s2, s3));
+  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
+}
+
 inline float f16(const void* p) { return _cvtsh_ss(load_u16(p)); }
 
 // The two halves at p (e.g. a block's d and m) as floats in lanes 0 and 1: one 32-bit load and
@@ -208,7 +219,7 @@ inline void dot_span(const int16_t* w, const float* dw, int64_t s0, int64_t s1, 
 }
 
 // macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a scalar tail.
-inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
+inline __m256 min_lanes(const float* mc, const float* sx, int64_t n_sub) {
   __m256 macc = _mm256_setzero_ps();
   int64_t s = 0;
   for (; s + 8 <= n_sub; s += 8) macc = _mm256_fmadd_ps(_mm256_loadu_ps(mc + s), _mm256_loadu_ps(sx + s), macc);
@@ -218,7 +229,7 @@ inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
     for (int l = 0; s < n_sub; ++s, ++l) lanes[l] = std::fma(mc[s], sx[s], lanes[l]);
     macc = _mm256_load_ps(lanes);
   }
-  return hsum8_ps(macc);
+  return macc;
 }
 
 // ---- single-token kernels: unpack in registers and dot at once (generation is bound by
@@ -380,32 +391,49 @@ struct BlkIQ4_NL {
   static float mc(float, float) { return 0.0f; }
 };
 
+// Four rows of a type without a min, sharing the activation loads and one transposed reduction.
+template <class B>
+void fused_legacy_rows4(const uint8_t* row, size_t row_bytes, int64_t nb, const ActRow& a, float* y) {
+  __m256 even[4], odd[4];
+  for (int r = 0; r < 4; ++r) even[r] = odd[r] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* b = row + r * row_bytes + i * B::kBytes;
+      even[r] = legacy_block<B>(b, i, a, even[r], nullptr);
+      odd[r] = legacy_block<B>(b + B::kBytes, i + 1, a, odd[r], nullptr);
+    }
+  }
+  if (i < nb) {
+    for (int r = 0; r < 4; ++r) even[r] = legacy_block<B>(row + r * row_bytes + i * B::kBytes, i, a, even[r], nullptr);
+  }
+  _mm_storeu_ps(y, hsum8x4(_mm256_add_ps(even[0], odd[0]), _mm256_add_ps(even[1], odd[1]),
+                           _mm256_add_ps(even[2], odd[2]), _mm256_add_ps(even[3], odd[3])));
+}
+
 template <class B>
 struct FusedLegacy {
   static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_legacy<B>(r, nb, a); }
 };
-using FusedQ4_0 = FusedLegacy<BlkQ4_0>;
+// Types without a min also run four short rows at once (up to 16 blocks, 512 elements).
+template <class B>
+struct FusedLegacyNoMin : FusedLegacy<B> {
+  static constexpr int64_t kRows4MaxBlocks = 16;
+  static void rows4(const uint8_t* row, size_t row_bytes, int64_t nb, const ActRow& a, float* y) {
+    fused_legacy_rows4<B>(row, row_bytes, nb, a, y);
+  }
+};
+using FusedQ4_0 = FusedLegacyNoMin<BlkQ4_0>;
 using FusedQ4_1 = FusedLegacy<BlkQ4_1>;
-using FusedQ5_0 = FusedLegacy<BlkQ5_0>;
+using FusedQ5_0 = FusedLegacyNoMin<BlkQ5_0>;
 using FusedQ5_1 = FusedLegacy<BlkQ5_1>;
-using FusedQ8_0 = FusedLegacy<BlkQ8_0>;
-using FusedIQ4_NL = FusedLegacy<BlkIQ4_NL>;
+using FusedQ8_0 = FusedLegacyNoMin<BlkQ8_0>;
+using FusedIQ4_NL = FusedLegacyNoMin<BlkIQ4_NL>;
 
 // ---- K-quant single-token kernels: one super-block of one row at a time (K::block), driven
 // for one row or four rows at once. Rows of 256-768 elements (small models, and every K/V
 // product) are only 1-3 super-blocks long, so a per-row reduction and call would cost a third
 // of the work; four rows share the activation loads and one transposed reduction. ----
-
-// The contract's hsum8 of four vectors, one result per lane: (l + l+4), then (0+2, 1+3), then
-// their sum, exactly as hsum8_ps does per vector.
-inline __m128 hsum8x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
-  const auto halves = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
-  const __m128 s0 = halves(v0), s1 = halves(v1), s2 = halves(v2), s3 = halves(v3);
-  // u01 = [s0_0 + s0_2, s1_0 + s1_2, s0_1 + s0_3, s1_1 + s1_3], u23 likewise for rows 2 and 3.
-  const __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(s0, s1), _mm_unpackhi_ps(s0, s1));
-  const __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(s2, s3), _mm_unpackhi_ps(s2, s3));
-  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
-}
 
 // Accumulators of one row: the contract's two sets and the min term.
 struct KAcc {
@@ -679,12 +707,27 @@ void group_tile(const RowScratch& scratch, int64_t n_in, int64_t n_sub, int64_t 
                             acc[r - g0]);
     }
   }
+  const auto sx = [&](int t) { return U::kSub == 32 ? a[t].sx32 : a[t].sx16; };
   for (int64_t r = g0; r < g1; ++r) {
     const float* mc = scratch.mc.data() + (r - g0) * n_sub;
-    for (int t = 0; t < kT; ++t) {
-      float out = hsum8_ps(_mm256_add_ps(acc[r - g0][2 * t], acc[r - g0][2 * t + 1]));
-      if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[t].sx32 : a[t].sx16, n_sub);
-      y[t * ldy + r] = out;
+    const __m256* ar = acc[r - g0];
+    if constexpr (kT == 4) {
+      // The four tokens' reductions at once (rows of a few sub-blocks make them a real cost).
+      __m128 out = hsum8x4(_mm256_add_ps(ar[0], ar[1]), _mm256_add_ps(ar[2], ar[3]), _mm256_add_ps(ar[4], ar[5]),
+                           _mm256_add_ps(ar[6], ar[7]));
+      if constexpr (U::kHasMin) {
+        out = _mm_add_ps(out, hsum8x4(min_lanes(mc, sx(0), n_sub), min_lanes(mc, sx(1), n_sub),
+                                      min_lanes(mc, sx(2), n_sub), min_lanes(mc, sx(3), n_sub)));
+      }
+      alignas(16) float o[4];
+      _mm_store_ps(o, out);
+      for (int t = 0; t < 4; ++t) y[t * ldy + r] = o[t];
+    } else {
+      for (int t = 0; t < kT; ++t) {
+        float out = hsum8_ps(_mm256_add_ps(ar[2 * t], ar[2 * t + 1]));
+        if constexpr (U::kHasMin) out += hsum8_ps(min_lanes(mc, sx(t), n_sub));
+        y[t * ldy + r] = out;
+      }
     }
   }
 }
@@ -791,6 +834,42 @@ inline void float_span(const uint8_t* row, const float* const* xs, int64_t k0, i
   }
 }
 
+// The same for two rows at once, so each activation load feeds two FMAs (the one-row loop is
+// bound by loads: 10 loads per 8 FMAs). kT <= 3 keeps the 4 kT accumulators in registers.
+template <class R, int kT>
+inline void float_span2(const uint8_t* row0, const uint8_t* row1, const float* const* xs, int64_t k0, int64_t k1,
+                        __m256* acc0, __m256* acc1) {
+  __m256 a0[kT], a1[kT], b0[kT], b1[kT];
+  for (int t = 0; t < kT; ++t) {
+    a0[t] = acc0[2 * t];
+    a1[t] = acc0[2 * t + 1];
+    b0[t] = acc1[2 * t];
+    b1[t] = acc1[2 * t + 1];
+  }
+  for (int64_t k = k0; k < k1; k += 16) {
+    const __m256 v0 = R::load8(row0, k);
+    const __m256 u0 = R::load8(row1, k);
+    for (int t = 0; t < kT; ++t) {
+      const __m256 x = _mm256_loadu_ps(xs[t] + k);
+      a0[t] = _mm256_fmadd_ps(v0, x, a0[t]);
+      b0[t] = _mm256_fmadd_ps(u0, x, b0[t]);
+    }
+    const __m256 v1 = R::load8(row0, k + 8);
+    const __m256 u1 = R::load8(row1, k + 8);
+    for (int t = 0; t < kT; ++t) {
+      const __m256 x = _mm256_loadu_ps(xs[t] + k + 8);
+      a1[t] = _mm256_fmadd_ps(v1, x, a1[t]);
+      b1[t] = _mm256_fmadd_ps(u1, x, b1[t]);
+    }
+  }
+  for (int t = 0; t < kT; ++t) {
+    acc0[2 * t] = a0[t];
+    acc0[2 * t + 1] = a1[t];
+    acc1[2 * t] = b0[t];
+    acc1[2 * t + 1] = b1[t];
+  }
+}
+
 // The ragged tail [k, n_in) element by element into lanes (k - k_tail) % 16, then hsum8.
 template <class R, int kT>
 inline void float_finish(const uint8_t* row, const float* const* xs, int64_t k, int64_t n_in, const __m256* acc,
@@ -825,9 +904,14 @@ inline void float_group(const WeightMatrix& w, const float* const* xs, int64_t g
     for (int i = 0; i < 2 * kT; ++i) acc[r - g0][i] = _mm256_setzero_ps();
   for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
     const int64_t k1 = std::min(n_full, k0 + kKBlock);
-    for (int64_t r = g0; r < g1; ++r) {
-      float_span<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, k0, k1, acc[r - g0]);
+    int64_t r = g0;
+    if constexpr (kT <= 3) {
+      for (; r + 2 <= g1; r += 2) {
+        float_span2<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, w.data + static_cast<size_t>(r + 1) * w.row_bytes,
+                           xs, k0, k1, acc[r - g0], acc[r + 1 - g0]);
+      }
     }
+    for (; r < g1; ++r) float_span<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, k0, k1, acc[r - g0]);
   }
   for (int64_t r = g0; r < g1; ++r) {
     float out[kT];
@@ -844,10 +928,9 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   for (int64_t g0 = r0; g0 < r1; g0 += 8) {
     const int64_t g1 = std::min(r1, g0 + 8);
     int64_t t = 0;
-    for (; t + 4 <= n_tokens; t += 4) {
-      const float* xs[4] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in,
-                            x.f32() + (t + 3) * n_in};
-      float_group<R, 4>(w, xs, g0, g1, y, ldy, t);
+    for (; t + 3 <= n_tokens; t += 3) {
+      const float* xs[3] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in};
+      float_group<R, 3>(w, xs, g0, g1, y, ldy, t);
     }
     for (; t < n_tokens; ++t) {
       const float* xs[1] = {x.f32() + t * n_in};
