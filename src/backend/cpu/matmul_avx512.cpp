@@ -10,17 +10,17 @@
 // reduction adds the two halves (acc[0] + acc[1]) and runs the same hsum8 tree.
 //   16-element sub-blocks: a pair is 32 consecutive elements, i.e. the activations' natural order.
 //   32-element sub-blocks: a pair needs elements 0..15 of both sub-blocks in one register and
-//   16..31 in another, so the activations are first copied into "pair order"
-//   (avx512_pair_order), once per call; the weights are built in the same order.
+//   16..31 in another, so the activations are first copied into "pair order" (pair_order),
+//   once per call; the weights are built in the same order.
 // Weights stored with a fixed offset (q - 8 for Q4_0, Q4_1, Q4_K; q - 2, q - 4, q - 32 for Q2_K,
 // Q3_K, Q6_K) are used raw by the single-token kernels: sum (q - o) x = sum q x - o sum x, and
 // the per-lane -o sum x of each token is computed once per call, so vpdpwssd adds it for free
 // (integer arithmetic, exact: the lane partials are the contract's).
 // F32/F16/BF16 weights: the contract's 16 float lanes (k % 16) are one zmm per (row, token).
 //
-// Nothing here has external linkage except the functions declared in matmul_internal.h: an
-// inline function or template instantiated in this file (std::vector's members, say) could be
-// chosen by the linker for other files too and run AVX-512 instructions on a CPU without them.
+// Nothing here has external linkage but avx512_kernel: an inline function or template
+// instantiated in this file (std::vector's members, say) could be chosen by the linker for other
+// files too and run AVX-512 instructions on a CPU without them.
 #include <immintrin.h>
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the masked-off source, which its
@@ -101,13 +101,19 @@ inline __m512 spread_pair(__m512 v, int lo) {
 // with raw weights, corr = the pair's -offset * (lane sums of the activations).
 template <int kRawOffset>
 inline __m512i dot_pair32(__m512i w0, __m512i w1, const int16_t* qz, const int32_t* corr) {
-  const __m512i first = kRawOffset ? _mm512_dpwssd_epi32(load512(corr), w0, load512(qz)) : _mm512_madd_epi16(w0, load512(qz));
+  __m512i first;
+  if constexpr (kRawOffset != 0) {
+    first = _mm512_dpwssd_epi32(load512(corr), w0, load512(qz));
+  } else {
+    first = _mm512_madd_epi16(w0, load512(qz));
+  }
   return _mm512_dpwssd_epi32(first, w1, load512(qz + 32));
 }
 // The same for a pair of 16-element sub-blocks (32 elements in order).
 template <int kRawOffset>
 inline __m512i dot_pair16(__m512i w, const int16_t* q, const int32_t* corr) {
-  return kRawOffset ? _mm512_dpwssd_epi32(load512(corr), w, load512(q)) : _mm512_madd_epi16(w, load512(q));
+  if constexpr (kRawOffset != 0) return _mm512_dpwssd_epi32(load512(corr), w, load512(q));
+  return _mm512_madd_epi16(w, load512(q));
 }
 
 // A growable 64-byte aligned buffer (no std::vector: see the top of the file).
@@ -119,7 +125,7 @@ class Buffer {
   ~Buffer() { std::free(p_); }
   template <class T>
   T* get(size_t count) {
-    const size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
+    const size_t bytes = (count * sizeof(T) + 64) / 64 * 64;  // never 0
     if (bytes > cap_) {
       std::free(p_);
       p_ = std::aligned_alloc(64, bytes);
