@@ -834,42 +834,6 @@ inline void float_span(const uint8_t* row, const float* const* xs, int64_t k0, i
   }
 }
 
-// The same for two rows at once, so each activation load feeds two FMAs (the one-row loop is
-// bound by loads: 10 loads per 8 FMAs). kT <= 3 keeps the 4 kT accumulators in registers.
-template <class R, int kT>
-inline void float_span2(const uint8_t* row0, const uint8_t* row1, const float* const* xs, int64_t k0, int64_t k1,
-                        __m256* acc0, __m256* acc1) {
-  __m256 a0[kT], a1[kT], b0[kT], b1[kT];
-  for (int t = 0; t < kT; ++t) {
-    a0[t] = acc0[2 * t];
-    a1[t] = acc0[2 * t + 1];
-    b0[t] = acc1[2 * t];
-    b1[t] = acc1[2 * t + 1];
-  }
-  for (int64_t k = k0; k < k1; k += 16) {
-    const __m256 v0 = R::load8(row0, k);
-    const __m256 u0 = R::load8(row1, k);
-    for (int t = 0; t < kT; ++t) {
-      const __m256 x = _mm256_loadu_ps(xs[t] + k);
-      a0[t] = _mm256_fmadd_ps(v0, x, a0[t]);
-      b0[t] = _mm256_fmadd_ps(u0, x, b0[t]);
-    }
-    const __m256 v1 = R::load8(row0, k + 8);
-    const __m256 u1 = R::load8(row1, k + 8);
-    for (int t = 0; t < kT; ++t) {
-      const __m256 x = _mm256_loadu_ps(xs[t] + k + 8);
-      a1[t] = _mm256_fmadd_ps(v1, x, a1[t]);
-      b1[t] = _mm256_fmadd_ps(u1, x, b1[t]);
-    }
-  }
-  for (int t = 0; t < kT; ++t) {
-    acc0[2 * t] = a0[t];
-    acc0[2 * t + 1] = a1[t];
-    acc1[2 * t] = b0[t];
-    acc1[2 * t + 1] = b1[t];
-  }
-}
-
 // The ragged tail [k, n_in) element by element into lanes (k - k_tail) % 16, then hsum8.
 template <class R, int kT>
 inline void float_finish(const uint8_t* row, const float* const* xs, int64_t k, int64_t n_in, const __m256* acc,
@@ -904,14 +868,9 @@ inline void float_group(const WeightMatrix& w, const float* const* xs, int64_t g
     for (int i = 0; i < 2 * kT; ++i) acc[r - g0][i] = _mm256_setzero_ps();
   for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
     const int64_t k1 = std::min(n_full, k0 + kKBlock);
-    int64_t r = g0;
-    if constexpr (kT <= 3) {
-      for (; r + 2 <= g1; r += 2) {
-        float_span2<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, w.data + static_cast<size_t>(r + 1) * w.row_bytes,
-                           xs, k0, k1, acc[r - g0], acc[r + 1 - g0]);
-      }
+    for (int64_t r = g0; r < g1; ++r) {
+      float_span<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, k0, k1, acc[r - g0]);
     }
-    for (; r < g1; ++r) float_span<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, k0, k1, acc[r - g0]);
   }
   for (int64_t r = g0; r < g1; ++r) {
     float out[kT];
@@ -928,9 +887,10 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   for (int64_t g0 = r0; g0 < r1; g0 += 8) {
     const int64_t g1 = std::min(r1, g0 + 8);
     int64_t t = 0;
-    for (; t + 3 <= n_tokens; t += 3) {
-      const float* xs[3] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in};
-      float_group<R, 3>(w, xs, g0, g1, y, ldy, t);
+    for (; t + 4 <= n_tokens; t += 4) {
+      const float* xs[4] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in,
+                            x.f32() + (t + 3) * n_in};
+      float_group<R, 4>(w, xs, g0, g1, y, ldy, t);
     }
     for (; t < n_tokens; ++t) {
       const float* xs[1] = {x.f32() + t * n_in};
