@@ -70,15 +70,19 @@ std::vector<float> poisoned(const Problem& p) {
   return std::vector<float>(static_cast<size_t>(p.n_tokens * p.n_out), std::numeric_limits<float>::quiet_NaN());
 }
 
-std::vector<float> run_kernel(const Problem& p, detail::SimdLevel level) {
+// One kernel over all rows, on one thread.
+std::vector<float> run_rows(const Problem& p, detail::RowsKernel k) {
   ThreadPool pool(1);
   ActivationBuffer act;
   act.prepare(p.type, p.x.data(), p.n_tokens, p.n_in, pool);
   std::vector<float> y = poisoned(p);
-  detail::RowsKernel k = detail::select_kernel(p.type, level);
   EXPECT_NE(k, nullptr);
-  k(p.w(), act, y.data(), p.n_out, 0, p.n_out);
+  if (k != nullptr) k(p.w(), act, y.data(), p.n_out, 0, p.n_out);
   return y;
+}
+
+std::vector<float> run_kernel(const Problem& p, detail::SimdLevel level) {
+  return run_rows(p, detail::select_kernel(p.type, level));
 }
 
 std::vector<float> run_matmul(const Problem& p, int threads) {
@@ -239,15 +243,6 @@ Kernels kernels_of(Variant v, TensorType type) {
 }
 
 void PrintTo(Variant v, std::ostream* os) { *os << variant_name(v); }
-
-std::vector<float> run_rows(const Problem& p, detail::RowsKernel k) {
-  ThreadPool pool(1);
-  ActivationBuffer act;
-  act.prepare(p.type, p.x.data(), p.n_tokens, p.n_in, pool);
-  std::vector<float> y = poisoned(p);
-  k(p.w(), act, y.data(), p.n_out, 0, p.n_out);
-  return y;
-}
 
 // The AVX2 single-token kernel (used for 1 to 3 tokens) on its own, row by row.
 void check_single_token(const Problem& p, detail::RowDot dot, const std::vector<float>& scalar) {
