@@ -1,6 +1,7 @@
 // Element-wise and per-row ops of the CPU backend: RMSNorm, RoPE, SwiGLU, add.
 #include <cmath>
 
+#include "backend/cpu/activation_kernels.h"
 #include "backend/cpu/cpu_backend.h"
 
 namespace plumb::cpu {
@@ -58,12 +59,7 @@ void CpuBackend::rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, co
 }
 
 void CpuBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
-  auto range = [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float g = gate[i];
-      out[i] = g / (1.0f + std::exp(-g)) * up[i];  // silu(g) * up, as ggml
-    }
-  };
+  auto range = [&](int64_t i0, int64_t i1) { swiglu_kernel(gate + i0, up + i0, out + i0, i1 - i0); };
   if (n < kMinParallelValues) {
     range(0, n);
   } else {
