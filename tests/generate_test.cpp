@@ -87,6 +87,7 @@ class FakeSession : public Session {
     row_[(tokens.back() + 1) % n_vocab_] = 10.0f;
     return Status();
   }
+  Status decode_keeping_from(std::span<const int32_t> tokens, int64_t) override { return decode(tokens, true, nullptr); }
   const float* logits(int64_t) const override { return row_.data(); }
   int64_t n_logit_rows() const override { return 1; }
   int n_past() const override { return past_; }
