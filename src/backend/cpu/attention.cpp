@@ -44,14 +44,16 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, 
   const void* v_cache = f16 ? static_cast<const void*>(c.v16[L].data()) : c.v32[L].data();
   const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
 
-  // Tasks: (KV head, run of tokens). The later runs see more of the cache, so they are handed
-  // out first, and threads claim tasks as they finish the previous one.
+  // Tasks: (KV head, run of tokens), head by head, and within a head the later runs (which see
+  // more of the cache) first: threads claim tasks as they finish the previous one, and a thread
+  // that takes another run of the same head reuses the f32 copy of its keys and values.
   const int64_t tokens_per_task = std::max<int64_t>(1, kRowsPerTask / group);
   const int64_t n_runs = (n + tokens_per_task - 1) / tokens_per_task;
   const int64_t n_tasks = n_runs * s.n_head_kv;
+  for (AttentionScratch& scratch : attention_scratch_) scratch.converted_k = nullptr;  // the cache has changed
   auto make_tile = [&](int64_t task) {
-    const int64_t run = n_runs - 1 - task / s.n_head_kv;
-    const int64_t kvh = task % s.n_head_kv;
+    const int64_t run = n_runs - 1 - task % n_runs;
+    const int64_t kvh = task / n_runs;
     // The query heads that read KV head kvh: group kvh, or (planted fault) group kvh - 1.
     const int64_t g = s.gqa_off_by_one ? (kvh + s.n_head_kv - 1) % s.n_head_kv : kvh;
     const int64_t t0 = run * tokens_per_task;

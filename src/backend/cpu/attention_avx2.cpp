@@ -1,11 +1,12 @@
-// AVX2 + FMA + F16C version of attention_kernels.h: the same arithmetic, tiled. For a tile of
-// query rows (consecutive tokens x the query heads of one KV head):
-//   1. scores: blocks of kBlock keys are converted to f32 and transposed ([d][key]) once, then
-//      every group of 4 rows is scored against 16 keys at a time (8 accumulators; each lane is
-//      one key's fma-chain over d, as the scalar code);
+// AVX2 + FMA + F16C version of attention_kernels.h: the same arithmetic, tiled. The cached keys
+// and values of the KV head are converted to f32 once (keys transposed to [d][key] in blocks of
+// kBlock) and kept in the scratch for the next tiles of the same head. For a tile of query rows
+// (consecutive tokens x the query heads of one KV head):
+//   1. scores: every group of 4 rows against 16 keys at a time (8 accumulators; each lane is one
+//      key's fma-chain over d, as the scalar code);
 //   2. softmax per row: max, exp_f32 lanes, the double sum in the scalar code's 8 partials;
-//   3. values: blocks of kBlock values converted once, accumulated into 4 rows x 16 dims of
-//      registers per key (each lane one dim's fma-chain over the keys, in key order).
+//   3. values: 4 rows x 16 dims of registers per key (each lane one dim's fma-chain over the
+//      keys, in key order).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -63,19 +64,20 @@ void load_keys(const AttentionTile& a, int64_t p0, int64_t n, float* keys) {
   const int64_t hd = a.head_dim_k;
   for (int64_t j = 0; j < kBlock; j += 8) {
     const int64_t valid = std::clamp<int64_t>(n - j, 0, 8);
+    const int64_t row0 = (p0 + j) * a.k_stride;
     int64_t d = 0;
     for (; d + 8 <= hd; d += 8) {
       __m256 r[8];
-      for (int64_t i = 0; i < 8; ++i) {
-        r[i] = i < valid ? load8(a.k, a.f16, (p0 + j + i) * a.k_stride + d) : _mm256_setzero_ps();
+      if (valid == 8) {
+        for (int64_t i = 0; i < 8; ++i) r[i] = load8(a.k, a.f16, row0 + i * a.k_stride + d);
+      } else {
+        for (int64_t i = 0; i < 8; ++i) r[i] = i < valid ? load8(a.k, a.f16, row0 + i * a.k_stride + d) : _mm256_setzero_ps();
       }
       transpose8(r);
       for (int64_t i = 0; i < 8; ++i) _mm256_storeu_ps(keys + (d + i) * kBlock + j, r[i]);
     }
     for (; d < hd; ++d) {
-      for (int64_t i = 0; i < 8; ++i) {
-        keys[d * kBlock + j + i] = i < valid ? load1(a.k, a.f16, (p0 + j + i) * a.k_stride + d) : 0.0f;
-      }
+      for (int64_t i = 0; i < 8; ++i) keys[d * kBlock + j + i] = i < valid ? load1(a.k, a.f16, row0 + i * a.k_stride + d) : 0.0f;
     }
   }
 }
@@ -114,16 +116,16 @@ void score_16(const float* const* q, const float* keys, int64_t hd, float scale,
   }
 }
 
-// acc_i[0..8*NV) = fma-chain over keys p in [p0, p1) of e_i[p] * values[p - vbase][d0 ..], for NR rows.
+// acc_i[d0 .. d0+8*NV) += e_i[p] * values[p][d0 ..] for p in [p0, p1) in order, for NR rows.
 template <int NR, int NV>
-void accumulate(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
-                int64_t p0, int64_t p1, int64_t d0) {
+void accumulate(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t p0,
+                int64_t p1, int64_t d0) {
   __m256 r[NR][NV];
   for (int i = 0; i < NR; ++i) {
     for (int u = 0; u < NV; ++u) r[i][u] = _mm256_loadu_ps(acc[i] + d0 + 8 * u);
   }
   for (int64_t p = p0; p < p1; ++p) {
-    const float* vrow = values + (p - vbase) * width + d0;
+    const float* vrow = values + p * width + d0;
     __m256 vv[NV];
     for (int u = 0; u < NV; ++u) vv[u] = _mm256_loadu_ps(vrow + 8 * u);
     for (int i = 0; i < NR; ++i) {
@@ -137,12 +139,12 @@ void accumulate(const float* const* e, float* const* acc, const float* values, i
 }
 
 template <int NR>
-void accumulate_rows(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
-                     int64_t p0, int64_t p1) {
+void accumulate_rows(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t p0,
+                     int64_t p1) {
   if (p0 >= p1) return;
   int64_t d = 0;
-  for (; d + 16 <= width; d += 16) accumulate<NR, 2>(e, acc, values, width, vbase, p0, p1, d);
-  if (d < width) accumulate<NR, 1>(e, acc, values, width, vbase, p0, p1, d);
+  for (; d + 16 <= width; d += 16) accumulate<NR, 2>(e, acc, values, width, p0, p1, d);
+  if (d < width) accumulate<NR, 1>(e, acc, values, width, p0, p1, d);
 }
 
 // Softmax of one row of n scores in place (probabilities, unnormalised); returns the double sum.
@@ -175,18 +177,38 @@ double softmax_row(float* s, int64_t n) {
   return combine_partial_sums(partial);
 }
 
+// Makes the scratch hold the first n cache rows of the tile's KV head as f32: keys in blocks of
+// [hd][kBlock], values [row][width]. Rows converted for an earlier tile of the same head are
+// kept (a partly converted block is converted again).
+void convert_cache(const AttentionTile& a, int64_t n, int64_t width, AttentionScratch& scratch) {
+  if (scratch.converted_k != a.k) {
+    scratch.converted_k = a.k;
+    scratch.converted = 0;
+  }
+  if (scratch.converted >= n) return;
+  const int64_t first_block = scratch.converted / kBlock;
+  const int64_t n_blocks = (n + kBlock - 1) / kBlock;
+  scratch.keys.resize(static_cast<size_t>(n_blocks * a.head_dim_k * kBlock));
+  scratch.values.resize(static_cast<size_t>(n_blocks * kBlock * width));
+  for (int64_t b = first_block; b < n_blocks; ++b) {
+    const int64_t p0 = b * kBlock;
+    const int64_t count = std::min(kBlock, n - p0);
+    load_keys(a, p0, count, scratch.keys.data() + b * a.head_dim_k * kBlock);
+    load_values(a, p0, count, width, scratch.values.data() + p0 * width);
+  }
+  scratch.converted = n;
+}
+
 void attend(const AttentionTile& a, AttentionScratch& scratch) {
   const int64_t rows = a.n_tokens * a.group;
   const int64_t n_kv_max = a.n_kv0 + a.n_tokens - 1;
   const int64_t stride = round_up(n_kv_max, kBlock);  // score rows hold whole blocks (and 16-key groups)
   const int64_t width = round_up(a.head_dim_v, 8);
   scratch.scores.resize(static_cast<size_t>(rows * stride));
-  scratch.keys.resize(static_cast<size_t>(a.head_dim_k * kBlock));
-  scratch.values.resize(static_cast<size_t>(kBlock * width));
   scratch.acc.assign(static_cast<size_t>(rows * width), 0.0f);
   scratch.sums.resize(static_cast<size_t>(rows));
-  float* keys = scratch.keys.data();
-  float* values = scratch.values.data();
+  convert_cache(a, n_kv_max, width, scratch);
+  const float* values = scratch.values.data();
   auto limit = [&](int64_t r) { return a.n_kv0 + r / a.group; };  // cache rows seen by row r
   auto query = [&](int64_t r) { return a.q + (r / a.group) * a.q_stride + (r % a.group) * a.head_dim_k; };
   auto scores = [&](int64_t r) { return scratch.scores.data() + r * stride; };
@@ -194,7 +216,7 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
 
   // 1. Scores.
   for (int64_t p0 = 0; p0 < n_kv_max; p0 += kBlock) {
-    load_keys(a, p0, std::min(kBlock, n_kv_max - p0), keys);
+    const float* keys = scratch.keys.data() + (p0 / kBlock) * a.head_dim_k * kBlock;
     for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
       const int64_t nr = std::min(kRows, rows - r0);
       const int64_t end = std::min(p0 + kBlock, limit(r0 + nr - 1));  // the tile's last row sees the most
@@ -223,7 +245,6 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
   // own remaining keys, so every accumulator still runs over its keys in ascending order.
   for (int64_t p0 = 0; p0 < n_kv_max; p0 += kBlock) {
     const int64_t p1 = std::min(p0 + kBlock, n_kv_max);
-    load_values(a, p0, p1 - p0, width, values);
     for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
       const int64_t nr = std::min(kRows, rows - r0);
       const float* e[kRows];
@@ -234,14 +255,14 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
       }
       const int64_t shared_end = std::max(p0, std::min(p1, limit(r0)));
       switch (nr) {
-        case 4: accumulate_rows<4>(e, ac, values, width, p0, p0, shared_end); break;
-        case 3: accumulate_rows<3>(e, ac, values, width, p0, p0, shared_end); break;
-        case 2: accumulate_rows<2>(e, ac, values, width, p0, p0, shared_end); break;
-        default: accumulate_rows<1>(e, ac, values, width, p0, p0, shared_end); break;
+        case 4: accumulate_rows<4>(e, ac, values, width, p0, shared_end); break;
+        case 3: accumulate_rows<3>(e, ac, values, width, p0, shared_end); break;
+        case 2: accumulate_rows<2>(e, ac, values, width, p0, shared_end); break;
+        default: accumulate_rows<1>(e, ac, values, width, p0, shared_end); break;
       }
       for (int64_t i = 0; i < nr; ++i) {
         const int64_t end = std::min(p1, limit(r0 + i));
-        if (shared_end < end) accumulate_rows<1>(e + i, ac + i, values, width, p0, shared_end, end);
+        if (shared_end < end) accumulate_rows<1>(e + i, ac + i, values, width, shared_end, end);
       }
     }
   }

@@ -15,9 +15,9 @@
 // rescaling. A row's result depends only on its own query and the cache, not on the other
 // rows of the tile, so tiling, threads and batch-vs-token-by-token give the same bits.
 //
-// The AVX2 version reads each cached K/V row once per tile: blocks of keys are converted
-// (F16 -> f32) and transposed once, then scored against every row of the tile in 4 x 16
-// register tiles; values likewise.
+// The AVX2 version converts each cached K/V row (F16 -> f32, keys transposed) once per KV head
+// and thread, keeps it for the following tiles of that head, and scores 4 rows x 16 keys of
+// registers at a time; values likewise.
 #pragma once
 
 #include <cstdint>
@@ -44,10 +44,15 @@ struct AttentionTile {
 // Per-thread buffers of attend(), grown as needed and reused.
 struct AttentionScratch {
   std::vector<float> scores;  // [rows][key stride]: scores, then probabilities
-  std::vector<float> keys;    // a block of keys, f32, transposed: [head_dim_k][block]
-  std::vector<float> values;  // a block of values, f32: [block][head_dim_v rounded up to 8]
+  std::vector<float> keys;    // the KV head's keys as f32, transposed in blocks: [block][head_dim_k][64]
+  std::vector<float> values;  // its values as f32: [row][head_dim_v rounded up to 8]
   std::vector<float> acc;     // [rows][head_dim_v rounded up to 8]
   std::vector<double> sums;   // [rows]
+  // keys/values hold the first `converted` cache rows of the KV head whose keys start at
+  // converted_k, for the next tile of the same head. The caller sets converted_k = nullptr
+  // whenever the cache may have changed since (every new attention call).
+  const void* converted_k = nullptr;
+  int64_t converted = 0;
 };
 
 struct AttentionKernels {
