@@ -1,7 +1,8 @@
 // AVX2 + FMA + F16C version of attention_kernels.h: the same arithmetic, tiled. The cached keys
 // and values of the KV head are converted to f32 once (keys transposed to [d][key] in blocks of
-// kBlock) and kept in the scratch for the next tiles of the same head. For a tile of query rows
-// (consecutive tokens x the query heads of one KV head):
+// kBlock) and kept in the scratch for the next tiles of the same head (a one-token tile converts
+// block by block instead). For a tile of query rows (consecutive tokens x the query heads of one
+// KV head):
 //   1. scores: every group of 4 rows against 16 keys at a time (8 accumulators; each lane is one
 //      key's fma-chain over d, as the scalar code);
 //   2. softmax per row: max, exp_f32 lanes, the double sum in the scalar code's 8 partials;
@@ -116,16 +117,16 @@ void score_16(const float* const* q, const float* keys, int64_t hd, float scale,
   }
 }
 
-// acc_i[d0 .. d0+8*NV) += e_i[p] * values[p][d0 ..] for p in [p0, p1) in order, for NR rows.
+// acc_i[d0 .. d0+8*NV) += e_i[p] * values[p - vbase][d0 ..] for p in [p0, p1) in order, NR rows.
 template <int NR, int NV>
-void accumulate(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t p0,
-                int64_t p1, int64_t d0) {
+void accumulate(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
+                int64_t p0, int64_t p1, int64_t d0) {
   __m256 r[NR][NV];
   for (int i = 0; i < NR; ++i) {
     for (int u = 0; u < NV; ++u) r[i][u] = _mm256_loadu_ps(acc[i] + d0 + 8 * u);
   }
   for (int64_t p = p0; p < p1; ++p) {
-    const float* vrow = values + p * width + d0;
+    const float* vrow = values + (p - vbase) * width + d0;
     __m256 vv[NV];
     for (int u = 0; u < NV; ++u) vv[u] = _mm256_loadu_ps(vrow + 8 * u);
     for (int i = 0; i < NR; ++i) {
@@ -139,12 +140,12 @@ void accumulate(const float* const* e, float* const* acc, const float* values, i
 }
 
 template <int NR>
-void accumulate_rows(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t p0,
-                     int64_t p1) {
+void accumulate_rows(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
+                     int64_t p0, int64_t p1) {
   if (p0 >= p1) return;
   int64_t d = 0;
-  for (; d + 16 <= width; d += 16) accumulate<NR, 2>(e, acc, values, width, p0, p1, d);
-  if (d < width) accumulate<NR, 1>(e, acc, values, width, p0, p1, d);
+  for (; d + 16 <= width; d += 16) accumulate<NR, 2>(e, acc, values, width, vbase, p0, p1, d);
+  if (d < width) accumulate<NR, 1>(e, acc, values, width, vbase, p0, p1, d);
 }
 
 // Softmax of one row of n scores in place (probabilities, unnormalised); returns the double sum.
@@ -207,8 +208,14 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
   scratch.scores.resize(static_cast<size_t>(rows * stride));
   scratch.acc.assign(static_cast<size_t>(rows * width), 0.0f);
   scratch.sums.resize(static_cast<size_t>(rows));
-  convert_cache(a, n_kv_max, width, scratch);
-  const float* values = scratch.values.data();
+  // A tile of several tokens keeps the f32 copy of the head's cache for the next tiles of the
+  // head; a generation step (one token) converts a block at a time, which stays in L1.
+  const bool keep = a.n_tokens > 1;
+  if (keep) {
+    convert_cache(a, n_kv_max, width, scratch);
+  } else {
+    scratch.block.resize(static_cast<size_t>(std::max(a.head_dim_k, width) * kBlock));
+  }
   auto limit = [&](int64_t r) { return a.n_kv0 + r / a.group; };  // cache rows seen by row r
   auto query = [&](int64_t r) { return a.q + (r / a.group) * a.q_stride + (r % a.group) * a.head_dim_k; };
   auto scores = [&](int64_t r) { return scratch.scores.data() + r * stride; };
@@ -217,6 +224,10 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
   // 1. Scores.
   for (int64_t p0 = 0; p0 < n_kv_max; p0 += kBlock) {
     const float* keys = scratch.keys.data() + (p0 / kBlock) * a.head_dim_k * kBlock;
+    if (!keep) {
+      load_keys(a, p0, std::min(kBlock, n_kv_max - p0), scratch.block.data());
+      keys = scratch.block.data();
+    }
     for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
       const int64_t nr = std::min(kRows, rows - r0);
       const int64_t end = std::min(p0 + kBlock, limit(r0 + nr - 1));  // the tile's last row sees the most
@@ -245,6 +256,13 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
   // own remaining keys, so every accumulator still runs over its keys in ascending order.
   for (int64_t p0 = 0; p0 < n_kv_max; p0 += kBlock) {
     const int64_t p1 = std::min(p0 + kBlock, n_kv_max);
+    const float* values = scratch.values.data();  // row p at values + (p - vbase) * width
+    int64_t vbase = 0;
+    if (!keep) {
+      load_values(a, p0, p1 - p0, width, scratch.block.data());
+      values = scratch.block.data();
+      vbase = p0;
+    }
     for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
       const int64_t nr = std::min(kRows, rows - r0);
       const float* e[kRows];
@@ -255,14 +273,14 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
       }
       const int64_t shared_end = std::max(p0, std::min(p1, limit(r0)));
       switch (nr) {
-        case 4: accumulate_rows<4>(e, ac, values, width, p0, shared_end); break;
-        case 3: accumulate_rows<3>(e, ac, values, width, p0, shared_end); break;
-        case 2: accumulate_rows<2>(e, ac, values, width, p0, shared_end); break;
-        default: accumulate_rows<1>(e, ac, values, width, p0, shared_end); break;
+        case 4: accumulate_rows<4>(e, ac, values, width, vbase, p0, shared_end); break;
+        case 3: accumulate_rows<3>(e, ac, values, width, vbase, p0, shared_end); break;
+        case 2: accumulate_rows<2>(e, ac, values, width, vbase, p0, shared_end); break;
+        default: accumulate_rows<1>(e, ac, values, width, vbase, p0, shared_end); break;
       }
       for (int64_t i = 0; i < nr; ++i) {
         const int64_t end = std::min(p1, limit(r0 + i));
-        if (shared_end < end) accumulate_rows<1>(e + i, ac + i, values, width, shared_end, end);
+        if (shared_end < end) accumulate_rows<1>(e + i, ac + i, values, width, vbase, shared_end, end);
       }
     }
   }

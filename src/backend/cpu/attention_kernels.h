@@ -48,6 +48,7 @@ struct AttentionScratch {
   std::vector<float> values;  // its values as f32: [row][head_dim_v rounded up to 8]
   std::vector<float> acc;     // [rows][head_dim_v rounded up to 8]
   std::vector<double> sums;   // [rows]
+  std::vector<float> block;   // one block of keys or values (generation steps)
   // keys/values hold the first `converted` cache rows of the KV head whose keys start at
   // converted_k, for the next tile of the same head. The caller sets converted_k = nullptr
   // whenever the cache may have changed since (every new attention call).
