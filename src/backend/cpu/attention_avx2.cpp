@@ -223,10 +223,11 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
 
   // 1. Scores.
   for (int64_t p0 = 0; p0 < n_kv_max; p0 += kBlock) {
-    const float* keys = scratch.keys.data() + (p0 / kBlock) * a.head_dim_k * kBlock;
-    if (!keep) {
+    const float* keys = scratch.block.data();
+    if (keep) {
+      keys = scratch.keys.data() + (p0 / kBlock) * a.head_dim_k * kBlock;
+    } else {
       load_keys(a, p0, std::min(kBlock, n_kv_max - p0), scratch.block.data());
-      keys = scratch.block.data();
     }
     for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
       const int64_t nr = std::min(kRows, rows - r0);
