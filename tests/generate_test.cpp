@@ -79,7 +79,7 @@ class FakeTokenizer : public Tokenizer {
 class FakeSession : public Session {
  public:
   FakeSession(int n_vocab, int n_ctx) : n_vocab_(n_vocab), n_ctx_(n_ctx), row_(n_vocab) {}
-  Status decode(std::span<const int32_t> tokens, bool, Tracer*) override {
+  Status decode_keeping(std::span<const int32_t> tokens, int64_t, Tracer*) override {
     if (past_ + static_cast<int>(tokens.size()) > n_ctx_) return Status::error("context full");
     decoded.emplace_back(tokens.begin(), tokens.end());
     past_ += static_cast<int>(tokens.size());
@@ -87,7 +87,6 @@ class FakeSession : public Session {
     row_[(tokens.back() + 1) % n_vocab_] = 10.0f;
     return Status();
   }
-  Status decode_keeping_from(std::span<const int32_t> tokens, int64_t) override { return decode(tokens, true, nullptr); }
   const float* logits(int64_t) const override { return row_.data(); }
   int64_t n_logit_rows() const override { return 1; }
   int n_past() const override { return past_; }

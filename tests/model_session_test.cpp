@@ -78,13 +78,13 @@ TEST_F(ModelSession, KeepingLogitsFromAPositionGivesThoseRows) {
     auto s = Session::create(*model_, opts);
     ASSERT_TRUE(s.ok());
     const int64_t first = 7;
-    ASSERT_TRUE((*s)->decode_keeping_from(kTokens, first).ok());
+    ASSERT_TRUE((*s)->decode_keeping(kTokens, first).ok());
     ASSERT_EQ((*s)->n_logit_rows(), static_cast<int64_t>(kTokens.size()) - first);
     for (int64_t i = 0; i < (*s)->n_logit_rows(); ++i) {
       for (int64_t j = 0; j < n_vocab_; ++j) ASSERT_EQ((*s)->logits(i)[j], full_[(first + i) * n_vocab_ + j]) << i;
     }
     EXPECT_EQ((*s)->n_past(), static_cast<int>(kTokens.size()));
-    EXPECT_FALSE((*s)->decode_keeping_from(std::span(kTokens).subspan(0, 2), 2).ok());
+    EXPECT_FALSE((*s)->decode_keeping(std::span(kTokens).subspan(0, 2), 2).ok());
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,15 @@ class Backend {
   virtual void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) = 0;
   // y[t] = W x[t]: x [n][w.n_in] -> y [n][w.n_out].
   virtual void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) = 0;
+  // Several products of one input (Q, K and V; gate and up): products[i].y = W_i x, each
+  // exactly as matmul gives it. A backend may prepare x once and run them as one parallel job.
+  struct Product {
+    const BoundMatrix* w;
+    float* y;
+  };
+  virtual void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
+    for (const Product& p : products) matmul(*p.w, x, n, p.y);
+  }
   // Rotates, in place, the first n_rot dims of every head of x [n][n_heads * head_dim]; token t
   // is at position pos0 + t. neox_pairs (planted fault) rotates (i, i + n_rot/2) instead of (2i, 2i+1).
   virtual void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t pos0,

@@ -84,11 +84,12 @@ Status LlamaForward::forward(const int32_t* ids, int64_t n, int64_t pos0, int64_
     // Attention.
     b.rms_norm(s.x, l.attn_norm, c_.rms_eps, n_embd, n, s.xb);    // xb [n][n_embd]
     trace(tracer, il, "attn_norm", s.xb, n_embd, n);
-    b.matmul(*l.wq, s.xb, n, s.q);                                  // q [n][n_head * head_dim_k]
+    const Backend::Product qkv[] = {{l.wq.get(), s.q},              // q [n][n_head * head_dim_k]
+                                    {l.wk.get(), s.k},              // k [n][n_head_kv * head_dim_k]
+                                    {l.wv.get(), s.v}};             // v [n][n_head_kv * head_dim_v]
+    b.matmul_same_input(qkv, s.xb, n);
     trace(tracer, il, "q", s.q, q_width, n);
-    b.matmul(*l.wk, s.xb, n, s.k);                                  // k [n][n_head_kv * head_dim_k]
     trace(tracer, il, "k", s.k, k_width, n);
-    b.matmul(*l.wv, s.xb, n, s.v);                                  // v [n][n_head_kv * head_dim_v]
     trace(tracer, il, "v", s.v, v_width, n);
     b.rope(s.q, n, c_.n_head, c_.head_dim_k, rope_, pos0, neox_pairs);
     trace(tracer, il, "q_rope", s.q, q_width, n);
@@ -109,9 +110,10 @@ Status LlamaForward::forward(const int32_t* ids, int64_t n, int64_t pos0, int64_
     // Feed-forward (SwiGLU).
     b.rms_norm(s.x, l.ffn_norm, c_.rms_eps, n_embd, n, s.xb);     // xb [n][n_embd]
     trace(tracer, il, "ffn_norm", s.xb, n_embd, n);
-    b.matmul(*l.w_gate, s.xb, n, s.gate);                           // gate [n][n_ff]
+    const Backend::Product gate_up[] = {{l.w_gate.get(), s.gate},   // gate [n][n_ff]
+                                        {l.w_up.get(), s.up}};      // up [n][n_ff]
+    b.matmul_same_input(gate_up, s.xb, n);
     trace(tracer, il, "ffn_gate", s.gate, c_.n_ff, n);
-    b.matmul(*l.w_up, s.xb, n, s.up);                               // up [n][n_ff]
     trace(tracer, il, "ffn_up", s.up, c_.n_ff, n);
     b.swiglu(s.gate, s.up, n * c_.n_ff, s.gate);                    // gate = silu(gate) * up
     trace(tracer, il, "ffn_act", s.gate, c_.n_ff, n);

@@ -87,11 +87,13 @@ class Session {
   // token id outside the vocabulary is an error that leaves the session unchanged. A tracer
   // sees every tap once per batch of up to n_batch tokens, with all rows (result_norm and
   // logits included, whatever all_logits says).
-  virtual Status decode(std::span<const int32_t> tokens, bool all_logits, Tracer* tracer = nullptr) = 0;
-  // As decode(tokens, true), but logits are computed and kept only for the new positions from
-  // `first_kept` on (0 <= first_kept < tokens.size()): logits(i) is new position first_kept + i.
-  // Perplexity scores only the second half of each chunk.
-  virtual Status decode_keeping_from(std::span<const int32_t> tokens, int64_t first_kept) = 0;
+  Status decode(std::span<const int32_t> tokens, bool all_logits, Tracer* tracer = nullptr) {
+    return decode_keeping(tokens, all_logits ? 0 : static_cast<int64_t>(tokens.size()) - 1, tracer);
+  }
+  // The same, keeping the logits of positions keep_from .. size-1 of `tokens` (logits(0) is
+  // position keep_from): perplexity scores only the second half of a chunk, so the output
+  // projection of the first half is skipped, as llama-perplexity does.
+  virtual Status decode_keeping(std::span<const int32_t> tokens, int64_t keep_from, Tracer* tracer = nullptr) = 0;
 
   // Logits of the i-th kept position of the last decode (n_vocab floats).
   virtual const float* logits(int64_t i) const = 0;

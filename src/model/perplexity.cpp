@@ -101,7 +101,7 @@ Result<PerplexityResult> compute_perplexity(const Model& model, std::vector<int3
       if (add_bos && bos >= 0) input[0] = bos;
       Session& session = *sessions[static_cast<size_t>(s)];
       session.truncate(0);
-      Status st = session.decode_keeping_from(input, first);  // only the scored rows' logits
+      Status st = session.decode_keeping(input, first);  // only the scored rows' logits
       if (st.ok()) {
         auto& scores = wave_scores[static_cast<size_t>(s)];
         scores.resize(static_cast<size_t>(n_scored_per_chunk));

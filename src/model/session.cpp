@@ -15,31 +15,13 @@ class LlamaSession : public Session {
   LlamaSession(const ModelConfig& config, std::unique_ptr<LlamaForward> forward, int n_ctx, int n_batch)
       : config_(config), forward_(std::move(forward)), n_ctx_(n_ctx), n_batch_(n_batch) {}
 
-  Status decode(std::span<const int32_t> tokens, bool all_logits, Tracer* tracer) override {
-    const auto n = static_cast<int64_t>(tokens.size());
-    return run(tokens, all_logits ? 0 : n - 1, tracer);
-  }
-
-  Status decode_keeping_from(std::span<const int32_t> tokens, int64_t first_kept) override {
-    const auto n = static_cast<int64_t>(tokens.size());
-    if (first_kept < 0 || first_kept >= n) {
-      return Status::errorf("decode: first kept position %lld outside the %lld new tokens", (long long)first_kept,
-                            (long long)n);
-    }
-    return run(tokens, first_kept, nullptr);
-  }
-
-  const float* logits(int64_t i) const override { return logits_.data() + i * config_.n_vocab; }
-  int64_t n_logit_rows() const override { return n_rows_; }
-  int n_past() const override { return n_past_; }
-  int n_ctx() const override { return n_ctx_; }
-  void truncate(int n) override { n_past_ = std::clamp(n, 0, n_past_); }
-
- private:
-  // Decodes `tokens`, keeping the logits of new positions first_kept .. n-1.
-  Status run(std::span<const int32_t> tokens, int64_t first_kept, Tracer* tracer) {
+  Status decode_keeping(std::span<const int32_t> tokens, int64_t keep_from, Tracer* tracer) override {
     const auto n = static_cast<int64_t>(tokens.size());
     if (n == 0) return Status::error("decode: no tokens");
+    if (keep_from < 0 || keep_from >= n) {
+      return Status::errorf("decode: logits kept from position %lld of a batch of %lld tokens", (long long)keep_from,
+                            (long long)n);
+    }
     if (n_past_ + n > n_ctx_) {
       return Status::errorf("context overflow: %lld tokens at position %d exceed the context of %d tokens "
                             "(raise it with -c, up to the model's %lld)",
@@ -51,14 +33,13 @@ class LlamaSession : public Session {
                               tokens[i], (long long)config_.n_vocab);
       }
     }
-    n_rows_ = n - first_kept;
+    n_rows_ = n - keep_from;
     logits_.resize(static_cast<size_t>(n_rows_ * config_.n_vocab));
     for (int64_t b0 = 0; b0 < n; b0 += n_batch_) {
       const int64_t nb = std::min<int64_t>(n_batch_, n - b0);
-      // Rows of this batch whose logits are kept (first_row .. nb-1; none when nb), and where they go.
-      const int64_t kept0 = std::max(b0, first_kept);
-      const int64_t first_row = std::min(kept0 - b0, nb);
-      float* out = logits_.data() + std::min(kept0 - first_kept, n_rows_) * config_.n_vocab;
+      // Rows of this batch whose logits are kept (first_row == nb: none), and where they go.
+      const int64_t first_row = std::clamp<int64_t>(keep_from - b0, 0, nb);
+      float* out = logits_.data() + std::max<int64_t>(0, b0 - keep_from) * config_.n_vocab;
       Status st = forward_->forward(tokens.data() + b0, nb, n_past_ + b0, first_row, out, tracer);
       if (!st.ok()) {
         n_rows_ = 0;
@@ -69,6 +50,13 @@ class LlamaSession : public Session {
     return Status();
   }
 
+  const float* logits(int64_t i) const override { return logits_.data() + i * config_.n_vocab; }
+  int64_t n_logit_rows() const override { return n_rows_; }
+  int n_past() const override { return n_past_; }
+  int n_ctx() const override { return n_ctx_; }
+  void truncate(int n) override { n_past_ = std::clamp(n, 0, n_past_); }
+
+ private:
   ModelConfig config_;
   std::unique_ptr<LlamaForward> forward_;
   int n_ctx_;

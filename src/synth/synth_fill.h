@@ -55,8 +55,8 @@ inline float element(uint32_t i, const StreamKeys& k, float scale, float mean) {
   return scaled + mean;
 }
 
-// AVX2 + F16C versions; return false when the CPU lacks them (the caller loops itself).
-bool fill_f32_avx2(float* dst, int64_t n, const StreamKeys& k, uint32_t first, float scale, float mean);
-bool fill_f16_avx2(uint16_t* dst, int64_t n, const StreamKeys& k, uint32_t first, float scale, float mean);
+// AVX2 + F16C versions; call only when cpu_has_avx2_fma_f16c().
+void fill_f32_avx2(float* dst, int64_t n, const StreamKeys& k, uint32_t first, float scale, float mean);
+void fill_f16_avx2(uint16_t* dst, int64_t n, const StreamKeys& k, uint32_t first, float scale, float mean);
 
 }  // namespace plumb::synth_detail

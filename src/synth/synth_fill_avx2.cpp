@@ -3,16 +3,11 @@
 #include <immintrin.h>
 
 #include "quant/ref.h"
-#include "util/cpu_features.h"
 #include "synth/synth_fill.h"
 
 namespace plumb::synth_detail {
 
 namespace {
-
-bool have_avx2_f16c() {
-  return cpu_has_avx2_fma_f16c();
-}
 
 inline __m256i hash8(__m256i counter, uint32_t k1, uint32_t k2) {
   __m256i x = _mm256_add_epi32(counter, _mm256_set1_epi32(static_cast<int>(k1)));
@@ -41,9 +36,8 @@ inline __m256 values8(uint32_t first, const StreamKeys& k, __m256 scale, __m256 
 
 }  // namespace
 
-bool fill_f32_avx2(float* dst, int64_t n, const StreamKeys& k, uint32_t first, float scale,
+void fill_f32_avx2(float* dst, int64_t n, const StreamKeys& k, uint32_t first, float scale,
                    float mean) {
-  if (!have_avx2_f16c()) return false;
   const __m256 vscale = _mm256_set1_ps(scale);
   const __m256 vmean = _mm256_set1_ps(mean);
   int64_t i = 0;
@@ -51,12 +45,10 @@ bool fill_f32_avx2(float* dst, int64_t n, const StreamKeys& k, uint32_t first, f
     _mm256_storeu_ps(dst + i, values8(first + static_cast<uint32_t>(i), k, vscale, vmean));
   }
   for (; i < n; ++i) dst[i] = element(first + static_cast<uint32_t>(i), k, scale, mean);
-  return true;
 }
 
-bool fill_f16_avx2(uint16_t* dst, int64_t n, const StreamKeys& k, uint32_t first, float scale,
+void fill_f16_avx2(uint16_t* dst, int64_t n, const StreamKeys& k, uint32_t first, float scale,
                    float mean) {
-  if (!have_avx2_f16c()) return false;
   const __m256 vscale = _mm256_set1_ps(scale);
   const __m256 vmean = _mm256_set1_ps(mean);
   int64_t i = 0;
@@ -66,7 +58,6 @@ bool fill_f16_avx2(uint16_t* dst, int64_t n, const StreamKeys& k, uint32_t first
                      _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
   for (; i < n; ++i) dst[i] = fp32_to_fp16(element(first + static_cast<uint32_t>(i), k, scale, mean));
-  return true;
 }
 
 }  // namespace plumb::synth_detail

@@ -1,6 +1,6 @@
-#include <queue>
 #include <string>
 
+#include "tokenizer/bigram_queue.h"
 #include "tokenizer/models.h"
 #include "tokenizer/unicode.h"
 
@@ -70,23 +70,9 @@ void bpe_tokenize_word(const Vocab& vocab, const int32_t* byte_parts, std::strin
     *bigram = {merge->rank, left, right, l.n, r.n, merge->joined};
     return true;
   };
-  // The initial pairs are heapified at once (linear), not pushed one by one.
-  std::vector<Bigram> initial;
-  initial.reserve(symbols.size());
-  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) {
-    Bigram bigram;
-    if (make_bigram(i - 1, i, &bigram)) initial.push_back(bigram);
-  }
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{},
-                                                                      std::move(initial));
-  auto try_add = [&](int32_t left, int32_t right) {
-    Bigram bigram;
-    if (make_bigram(left, right, &bigram)) queue.push(bigram);
-  };
-
+  BigramQueue<Bigram, BigramOrder, decltype(make_bigram)> queue(static_cast<int32_t>(symbols.size()), make_bigram);
   while (!queue.empty()) {
-    const Bigram bigram = queue.top();
-    queue.pop();
+    const Bigram bigram = queue.pop();
     Symbol& left = symbols[bigram.left];
     Symbol& right = symbols[bigram.right];
     // Stale: a side was merged away or has grown since the pair was queued (symbols only
@@ -99,8 +85,8 @@ void bpe_tokenize_word(const Vocab& vocab, const int32_t* byte_parts, std::strin
     right.n = 0;
     left.next = right.next;
     if (right.next >= 0) symbols[right.next].prev = bigram.left;
-    try_add(left.prev, bigram.left);
-    try_add(bigram.left, left.next);
+    queue.try_add(left.prev, bigram.left);
+    queue.try_add(bigram.left, left.next);
   }
 
   for (int32_t i = 0; i != -1; i = symbols[i].next) {

@@ -1,5 +1,4 @@
-#include <queue>
-
+#include "tokenizer/bigram_queue.h"
 #include "tokenizer/models.h"
 #include "tokenizer/unicode.h"
 
@@ -89,23 +88,9 @@ void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<int32_t
     *bigram = {vocab.tokens[id].score, left, right, size};
     return true;
   };
-  // The initial pairs are heapified at once (linear), not pushed one by one.
-  std::vector<Bigram> initial;
-  initial.reserve(symbols.size());
-  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) {
-    Bigram bigram;
-    if (make_bigram(i - 1, i, &bigram)) initial.push_back(bigram);
-  }
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{},
-                                                                      std::move(initial));
-  auto try_add = [&](int32_t left, int32_t right) {
-    Bigram bigram;
-    if (make_bigram(left, right, &bigram)) queue.push(bigram);
-  };
-
+  BigramQueue<Bigram, BigramOrder, decltype(make_bigram)> queue(static_cast<int32_t>(symbols.size()), make_bigram);
   while (!queue.empty()) {
-    const Bigram bigram = queue.top();
-    queue.pop();
+    const Bigram bigram = queue.pop();
     Symbol& left = symbols[bigram.left];
     Symbol& right = symbols[bigram.right];
     // Stale: one side was merged away or has grown since the pair was queued.
@@ -114,8 +99,8 @@ void spm_tokenize(const Vocab& vocab, std::string_view text, std::vector<int32_t
     right.n = 0;
     left.next = right.next;
     if (right.next >= 0) symbols[right.next].prev = bigram.left;
-    try_add(left.prev, bigram.left);
-    try_add(bigram.left, left.next);
+    queue.try_add(left.prev, bigram.left);
+    queue.try_add(bigram.left, left.next);
   }
 
   // A symbol that is no token is spelled in byte tokens. (llama.cpp would look it up in its

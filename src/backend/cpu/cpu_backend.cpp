@@ -1,5 +1,6 @@
 #include "backend/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "quant/blocks.h"
@@ -12,12 +13,14 @@ CpuBackend::CpuBackend(int n_threads) : pool_(n_threads) {
 }
 
 float* CpuBackend::alloc(int64_t n) {
-  buffers_.push_back(std::make_unique<float[]>(static_cast<size_t>(n)));
+  auto* p = static_cast<float*>(::operator new[](static_cast<size_t>(n) * sizeof(float), std::align_val_t{64}));
+  std::fill_n(p, n, 0.0f);
+  buffers_.emplace_back(p);
   return buffers_.back().get();
 }
 
 void CpuBackend::release(float* buf) {
-  buffers_.remove_if([buf](const std::unique_ptr<float[]>& b) { return b.get() == buf; });
+  buffers_.remove_if([buf](const auto& b) { return b.get() == buf; });
 }
 
 void CpuBackend::upload(const float* host, int64_t n, float* buf) {
@@ -84,6 +87,13 @@ void CpuBackend::get_rows(const BoundMatrix& table, const int32_t* ids, int64_t 
 
 void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) {
   cpu::matmul(pool_, static_cast<const CpuMatrix&>(w).w, x, n, y, scratch_);
+}
+
+void CpuBackend::matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
+  std::vector<cpu::MatmulJob> jobs;
+  jobs.reserve(products.size());
+  for (const Product& p : products) jobs.push_back({&static_cast<const CpuMatrix&>(*p.w).w, p.y});
+  cpu::matmul_same_input(pool_, jobs, x, n, scratch_);
 }
 
 void dequantize_q4_k_scales_swapped(const uint8_t* x, float* y, int64_t n) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <list>
+#include <new>
 #include <memory>
 #include <vector>
 
@@ -48,6 +49,7 @@ class CpuBackend : public Backend {
   void get_rows(const BoundMatrix& table, const int32_t* ids, int64_t n, float* out) override;
   void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override;
   void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) override;
+  void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) override;
   void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t pos0,
             bool neox_pairs) override;
   void kv_store(KvCache& cache, int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v) override;
@@ -62,7 +64,12 @@ class CpuBackend : public Backend {
  private:
   ThreadPool pool_;
   ActivationBuffer scratch_;
-  std::list<std::unique_ptr<float[]>> buffers_;
+  // 64-byte aligned (a cache line): the float kernels read rows of these buffers with 32-byte
+  // loads, and malloc's 16-byte alignment would split every other load across two lines.
+  struct AlignedFree {
+    void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  std::list<std::unique_ptr<float[], AlignedFree>> buffers_;
   std::list<std::vector<float>> vectors_;               // converted norm weights
   std::vector<AttentionScratch> attention_scratch_;  // per thread
 };

@@ -156,26 +156,68 @@ void matmul_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int
   if (k != nullptr && r0 < r1) k(w, x, y, ldy, r0, r1);
 }
 
-void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, float* y) {
-  detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_enabled());
-  if (k == nullptr) return;
-  const int nth = pool.size();
-  // Chunks of rows handed out dynamically: about 8 per thread keeps both cores busy when the
-  // other is slowed by a neighbour; a multiple of 4 rows keeps the multi-row kernels' tiles whole.
-  int64_t chunk = (w.n_out + 8 * nth - 1) / (8 * nth);
-  chunk = std::max<int64_t>(4, (chunk + 3) / 4 * 4);
-  if (nth == 1 || w.n_out <= chunk) {
-    k(w, x, y, w.n_out, 0, w.n_out);
+namespace {
+
+// Rows per dynamically claimed chunk: about 8 chunks per thread keeps both cores busy when the
+// other is slowed by a neighbour; a multiple of 4 rows keeps the multi-row kernels' tiles whole.
+int64_t rows_per_chunk(int64_t n_out, int nth) {
+  const int64_t chunk = (n_out + 8 * nth - 1) / (8 * nth);
+  return std::max<int64_t>(4, (chunk + 3) / 4 * 4);
+}
+
+// Row ranges of one or more products, claimed by the threads of one region.
+struct RowChunk {
+  detail::RowsKernel kernel;
+  const WeightMatrix* w;
+  const ActivationBuffer* x;
+  float* y;
+  int64_t r0, r1;
+};
+
+void run_chunks(ThreadPool& pool, const std::vector<RowChunk>& chunks) {
+  auto run_one = [](const RowChunk& c) { c.kernel(*c.w, *c.x, c.y, c.w->n_out, c.r0, c.r1); };
+  if (pool.size() == 1 || chunks.size() == 1) {
+    for (const RowChunk& c : chunks) run_one(c);
     return;
   }
-  std::atomic<int64_t> next{0};
+  std::atomic<size_t> next{0};
   pool.run([&](int, int) {
-    for (;;) {
-      const int64_t r0 = next.fetch_add(chunk, std::memory_order_relaxed);
-      if (r0 >= w.n_out) break;
-      k(w, x, y, w.n_out, r0, std::min(w.n_out, r0 + chunk));
-    }
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < chunks.size();) run_one(chunks[i]);
   });
+}
+
+void add_chunks(const WeightMatrix& w, const ActivationBuffer& x, float* y, int nth, std::vector<RowChunk>* chunks) {
+  detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_enabled());
+  if (k == nullptr) return;
+  const int64_t chunk = nth == 1 ? w.n_out : rows_per_chunk(w.n_out, nth);
+  for (int64_t r0 = 0; r0 < w.n_out; r0 += chunk) chunks->push_back({k, &w, &x, y, r0, std::min(w.n_out, r0 + chunk)});
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, float* y) {
+  thread_local std::vector<RowChunk> chunks;
+  chunks.clear();
+  add_chunks(w, x, y, pool.size(), &chunks);
+  run_chunks(pool, chunks);
+}
+
+void matmul_same_input(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t n_tokens,
+                       ActivationBuffer& scratch) {
+  const auto same_form = [&](const MatmulJob& j) {
+    return j.w->n_in == jobs[0].w->n_in &&
+           detail::uses_quantized_activations(j.w->type) == detail::uses_quantized_activations(jobs[0].w->type);
+  };
+  if (jobs.empty()) return;
+  if (!std::all_of(jobs.begin(), jobs.end(), same_form)) {
+    for (const MatmulJob& j : jobs) matmul(pool, *j.w, x, n_tokens, j.y, scratch);
+    return;
+  }
+  scratch.prepare(jobs[0].w->type, x, n_tokens, jobs[0].w->n_in, pool);
+  thread_local std::vector<RowChunk> chunks;
+  chunks.clear();
+  for (const MatmulJob& j : jobs) add_chunks(*j.w, scratch, j.y, pool.size(), &chunks);
+  run_chunks(pool, chunks);
 }
 
 void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "quant/types.h"
@@ -66,5 +67,18 @@ void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, 
 // The whole product y = x W^T (y row-major [n_tokens][n_out]), parallel over rows.
 void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
             ActivationBuffer& scratch);
+
+// One product of matmul_same_input: y row-major [n_tokens][w->n_out].
+struct MatmulJob {
+  const WeightMatrix* w;
+  float* y;
+};
+
+// Several products of the same x in one parallel region, each bit-identical to its own matmul:
+// x is prepared once when the weights share a prepared form (all quantized, or all float), and
+// the rows of all products are handed out together, so small matrices (K and V beside Q) keep
+// every thread busy.
+void matmul_same_input(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t n_tokens,
+                       ActivationBuffer& scratch);
 
 }  // namespace plumb::cpu

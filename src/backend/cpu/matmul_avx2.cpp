@@ -28,6 +28,17 @@ inline float hsum8_ps(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
+// The contract's hsum8 of four vectors, one result per lane: (l + l+4), then (0+2, 1+3), then
+// their sum, exactly as hsum8_ps does per vector.
+inline __m128 hsum8x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+  const auto halves = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
+  const __m128 s0 = halves(v0), s1 = halves(v1), s2 = halves(v2), s3 = halves(v3);
+  // u01 = [s0_0 + s0_2, s1_0 + s1_2, s0_1 + s0_3, s1_1 + s1_3], u23 likewise for rows 2 and 3.
+  const __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(s0, s1), _mm_unpackhi_ps(s0, s1));
+  const __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(s2, s3), _mm_unpackhi_ps(s2, s3));
+  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
+}
+
 inline float f16(const void* p) { return _cvtsh_ss(load_u16(p)); }
 
 // The two halves at p (e.g. a block's d and m) as floats in lanes 0 and 1: one 32-bit load and
@@ -208,7 +219,7 @@ inline void dot_span(const int16_t* w, const float* dw, int64_t s0, int64_t s1, 
 }
 
 // macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a scalar tail.
-inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
+inline __m256 min_lanes(const float* mc, const float* sx, int64_t n_sub) {
   __m256 macc = _mm256_setzero_ps();
   int64_t s = 0;
   for (; s + 8 <= n_sub; s += 8) macc = _mm256_fmadd_ps(_mm256_loadu_ps(mc + s), _mm256_loadu_ps(sx + s), macc);
@@ -218,13 +229,19 @@ inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
     for (int l = 0; s < n_sub; ++s, ++l) lanes[l] = std::fma(mc[s], sx[s], lanes[l]);
     macc = _mm256_load_ps(lanes);
   }
-  return hsum8_ps(macc);
+  return macc;
 }
 
 // ---- single-token kernels: unpack in registers and dot at once (generation is bound by
 // memory bandwidth, so every instruction per weight byte counts) ----
 
-inline __m256 lane(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
+// The 8 per-sub-block coefficients go through memory: a broadcast load costs a load port,
+// where a register permute per sub-block would compete with the widening shuffles.
+struct Coef8 {
+  alignas(32) float c[8];
+  explicit Coef8(__m256 v) { _mm256_store_ps(c, v); }
+  __m256 operator[](int i) const { return _mm256_broadcast_ss(c + i); }
+};
 
 inline __m256i act16(const int16_t* q) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(q)); }
 
@@ -374,9 +391,46 @@ struct BlkIQ4_NL {
   static float mc(float, float) { return 0.0f; }
 };
 
+// Four short rows (at most kRows4MaxBlocks blocks) at once, sharing the activation loads and
+// one transposed reduction. Min coefficients are kept per row and applied after the blocks, in
+// block order as the contract wants (and long after their scalar stores).
+constexpr int64_t kLegacyRows4MaxBlocks = 24;
+
+template <class B>
+void fused_legacy_rows4(const uint8_t* row, size_t row_bytes, int64_t nb, const ActRow& a, float* y) {
+  __m256 even[4], odd[4];
+  alignas(32) float mcs[4][kLegacyRows4MaxBlocks];
+  for (int r = 0; r < 4; ++r) even[r] = odd[r] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* b = row + r * row_bytes + i * B::kBytes;
+      even[r] = legacy_block<B>(b, i, a, even[r], mcs[r] + (i & ~int64_t{7}));
+      odd[r] = legacy_block<B>(b + B::kBytes, i + 1, a, odd[r], mcs[r] + (i & ~int64_t{7}));
+    }
+  }
+  if (i < nb) {
+    for (int r = 0; r < 4; ++r) {
+      even[r] = legacy_block<B>(row + r * row_bytes + i * B::kBytes, i, a, even[r], mcs[r] + (i & ~int64_t{7}));
+    }
+  }
+  __m128 out = hsum8x4(_mm256_add_ps(even[0], odd[0]), _mm256_add_ps(even[1], odd[1]), _mm256_add_ps(even[2], odd[2]),
+                       _mm256_add_ps(even[3], odd[3]));
+  if constexpr (B::kHasMin) {
+    __m256 macc[4];
+    for (int r = 0; r < 4; ++r) macc[r] = min_lanes(mcs[r], a.sx32, nb);
+    out = _mm_add_ps(out, hsum8x4(macc[0], macc[1], macc[2], macc[3]));
+  }
+  _mm_storeu_ps(y, out);
+}
+
 template <class B>
 struct FusedLegacy {
+  static constexpr int64_t kRows4MaxBlocks = B::kHasMin ? kLegacyRows4MaxBlocks : 16;
   static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_legacy<B>(r, nb, a); }
+  static void rows4(const uint8_t* row, size_t row_bytes, int64_t nb, const ActRow& a, float* y) {
+    fused_legacy_rows4<B>(row, row_bytes, nb, a, y);
+  }
 };
 using FusedQ4_0 = FusedLegacy<BlkQ4_0>;
 using FusedQ4_1 = FusedLegacy<BlkQ4_1>;
@@ -385,131 +439,157 @@ using FusedQ5_1 = FusedLegacy<BlkQ5_1>;
 using FusedQ8_0 = FusedLegacy<BlkQ8_0>;
 using FusedIQ4_NL = FusedLegacy<BlkIQ4_NL>;
 
-struct FusedQ4_K {
-  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
-    constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i off = _mm256_set1_epi8(8);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m256 macc = _mm256_setzero_ps();
-    const auto* blocks = reinterpret_cast<const block_q4_K*>(row);
-    for (int64_t i = 0; i < nb; ++i) {
-      const block_q4_K& b = blocks[i];
-      // The 8 scales and 8 mins (get_scale_min_k4 for all j at once).
-      uint32_t u[4];
-      std::memcpy(u, b.scales, 12);
-      u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
-      const uint32_t mins_lo = u[1] & kmask1;
-      u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
-      u[2] = mins_lo;
-      u[0] &= kmask1;
-      const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
-                                       static_cast<int>(u[0]));
-      const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
-      const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
-      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)), scf);
-      const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(8.0f), dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
-      macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
-      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
-      const int16_t* q = a.q + 256 * i;
-      for (int j = 0; j < 4; ++j) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
-        const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, m4), off);
-        const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), off);
-        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), lane(coef, 2 * j), acc[0]);
-        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), lane(coef, 2 * j + 1), acc[1]);
-      }
-    }
-    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
-  }
+// ---- K-quant single-token kernels: one super-block of one row at a time (K::block), driven
+// for one row or four rows at once. Rows of 256-768 elements (small models, and every K/V
+// product) are only 1-3 super-blocks long, so a per-row reduction and call would cost a third
+// of the work; four rows share the activation loads and one transposed reduction. ----
+
+// Accumulators of one row: the contract's two sets and the min term.
+struct KAcc {
+  __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps(), min = _mm256_setzero_ps();
 };
 
-struct FusedQ6_K {
-  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+// The 8 six-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K super-block
+// (get_scale_min_k4 for all j at once).
+inline __m128i k4_scales_mins(const uint8_t* scales) {
+  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, scales, 12);
+  u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+  const uint32_t mins_lo = u[1] & kmask1;
+  u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+  u[2] = mins_lo;
+  u[0] &= kmask1;
+  return _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0]));
+}
+
+// dw = d * scale and mc = offset * dw - dmin * min of the 8 sub-blocks; the min term of the block.
+inline __m256 k4_dw_and_min(const uint8_t* scales, float d, float dmin, float offset, const float* sx, KAcc& acc) {
+  const __m128i sm = k4_scales_mins(scales);
+  const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
+  const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+  const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(offset), dw), _mm256_mul_ps(_mm256_set1_ps(dmin), mf));
+  acc.min = _mm256_fmadd_ps(mc, _mm256_loadu_ps(sx), acc.min);
+  return dw;
+}
+
+// kRows4MaxBlocks: the longest rows (in super-blocks) that rows4 runs faster than four row
+// calls (measured on Zen 3; beyond it the four rows' temporaries spill).
+struct KQ4_K {
+  using Block = block_q4_K;
+  static constexpr bool kHasMin = true;
+  static constexpr int64_t kRows4MaxBlocks = 3;
+  static inline __attribute__((always_inline)) void block(const Block& b, int64_t i, const ActRow& a, KAcc& acc) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i m2 = _mm256_set1_epi8(0x03);
-    const __m256i off = _mm256_set1_epi8(32);
-    const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    const auto* blocks = reinterpret_cast<const block_q6_K*>(row);
-    for (int64_t i = 0; i < nb; ++i) {
-      const block_q6_K& b = blocks[i];
-      const __m256 d = _mm256_set1_ps(f16(&b.d));
-      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
-      for (int n = 0; n < 2; ++n) {
-        // Sub-blocks 8n..8n+7: dw = d * scale, each paired with its 32-element activation scale.
-        const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
-        const __m256 da = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(a.d + 8 * i + 4 * n)), pairs);
-        const __m256 coef = _mm256_mul_ps(dw, da);
-        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
-        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
-        const __m256i w[4] = {
-            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)), off),
-            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
-                            off),
-            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
-                            off),
-            _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)),
-                            off)};
-        const int16_t* q = a.q + 256 * i + 128 * n;
-        for (int k = 0; k < 4; ++k) {
-          acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w[k]), q + 32 * k), lane(coef, 2 * k), acc[0]);
-          acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w[k], 1), q + 32 * k + 16), lane(coef, 2 * k + 1),
-                                   acc[1]);
-        }
-      }
+    const __m256i off = _mm256_set1_epi8(8);
+    const __m256 dw = k4_dw_and_min(b.scales, f16(&b.d), f16(&b.dmin), 8.0f, a.sx32 + 8 * i, acc);
+    const Coef8 coef(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
+    const int16_t* q = a.q + 256 * i;
+    for (int j = 0; j < 4; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+      const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, m4), off);
+      const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), off);
+      acc.even = _mm256_fmadd_ps(dot32(lo, q + 64 * j), coef[2 * j], acc.even);
+      acc.odd = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), coef[2 * j + 1], acc.odd);
     }
-    return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
   }
 };
 
 // Q5_K: Q4_K's scales and mins, plus the fifth bits of qh; weights q - 16, mc = -dmin*m + 16*dw.
-struct FusedQ5_K {
-  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
-    constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+struct KQ5_K {
+  using Block = block_q5_K;
+  static constexpr bool kHasMin = true;
+  static constexpr int64_t kRows4MaxBlocks = 3;
+  static inline __attribute__((always_inline)) void block(const Block& b, int64_t i, const ActRow& a, KAcc& acc) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i one = _mm256_set1_epi8(1);
     const __m256i off = _mm256_set1_epi8(16);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m256 macc = _mm256_setzero_ps();
-    const auto* blocks = reinterpret_cast<const block_q5_K*>(row);
-    for (int64_t i = 0; i < nb; ++i) {
-      const block_q5_K& b = blocks[i];
-      uint32_t u[4];
-      std::memcpy(u, b.scales, 12);
-      u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
-      const uint32_t mins_lo = u[1] & kmask1;
-      u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
-      u[2] = mins_lo;
-      u[0] &= kmask1;
-      const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
-                                       static_cast<int>(u[0]));
-      const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
-      const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
-      const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)), scf);
-      const __m256 mc =
-          _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(16.0f), dw), _mm256_mul_ps(_mm256_set1_ps(f16(&b.dmin)), mf));
-      macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx32 + 8 * i), macc);
-      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
-      const int16_t* q = a.q + 256 * i;
-      for (int j = 0; j < 4; ++j) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
-        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4);
-        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
-        const __m256i lo = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(v, m4), h0), off);
-        const __m256i hi = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1), off);
-        acc[0] = _mm256_fmadd_ps(dot32(lo, q + 64 * j), lane(coef, 2 * j), acc[0]);
-        acc[1] = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), lane(coef, 2 * j + 1), acc[1]);
-      }
+    const __m256 dw = k4_dw_and_min(b.scales, f16(&b.d), f16(&b.dmin), 16.0f, a.sx32 + 8 * i, acc);
+    const Coef8 coef(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    const int16_t* q = a.q + 256 * i;
+    for (int j = 0; j < 4; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+      const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4);
+      const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4);
+      const __m256i lo = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(v, m4), h0), off);
+      const __m256i hi = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1), off);
+      acc.even = _mm256_fmadd_ps(dot32(lo, q + 64 * j), coef[2 * j], acc.even);
+      acc.odd = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), coef[2 * j + 1], acc.odd);
     }
-    return hsum8_ps(_mm256_add_ps(acc[0], acc[1])) + hsum8_ps(macc);
   }
 };
+
+struct KQ6_K {
+  using Block = block_q6_K;
+  static constexpr bool kHasMin = false;
+  static constexpr int64_t kRows4MaxBlocks = 1;
+  static inline __attribute__((always_inline)) void block(const Block& b, int64_t i, const ActRow& a, KAcc& acc) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m30 = _mm256_set1_epi8(0x30);
+    const __m256i off = _mm256_set1_epi8(32);
+    const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256 d = _mm256_set1_ps(f16(&b.d));
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    for (int n = 0; n < 2; ++n) {
+      // Sub-blocks 8n..8n+7: dw = d * scale, each paired with its 32-element activation scale.
+      const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
+      const __m256 da = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(a.d + 8 * i + 4 * n)), pairs);
+      const Coef8 coef(_mm256_mul_ps(dw, da));
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+      // Bits 4-5 of each weight from qh: shift the pair into place, then mask (16-bit shifts
+      // only move bits across bytes outside the mask).
+      const __m256i w[4] = {
+          _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)), off),
+          _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)), off),
+          _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30)), off),
+          _mm256_sub_epi8(
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
+              off)};
+      const int16_t* q = a.q + 256 * i + 128 * n;
+      for (int k = 0; k < 4; ++k) {
+        acc.even = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w[k]), q + 32 * k), coef[2 * k], acc.even);
+        acc.odd = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w[k], 1), q + 32 * k + 16), coef[2 * k + 1], acc.odd);
+      }
+    }
+  }
+};
+
+template <class K>
+struct FusedK {
+  static constexpr int64_t kRows4MaxBlocks = K::kRows4MaxBlocks;
+  static float row(const uint8_t* row, int64_t nb, const ActRow& a) {
+    const auto* blocks = reinterpret_cast<const typename K::Block*>(row);
+    KAcc acc;
+    for (int64_t i = 0; i < nb; ++i) K::block(blocks[i], i, a, acc);
+    float out = hsum8_ps(_mm256_add_ps(acc.even, acc.odd));
+    if constexpr (K::kHasMin) out += hsum8_ps(acc.min);
+    return out;
+  }
+  // Four consecutive rows (row_bytes apart) into y[0..4).
+  static void rows4(const uint8_t* row, size_t row_bytes, int64_t nb, const ActRow& a, float* y) {
+    const auto* b0 = reinterpret_cast<const typename K::Block*>(row);
+    const auto* b1 = reinterpret_cast<const typename K::Block*>(row + row_bytes);
+    const auto* b2 = reinterpret_cast<const typename K::Block*>(row + 2 * row_bytes);
+    const auto* b3 = reinterpret_cast<const typename K::Block*>(row + 3 * row_bytes);
+    KAcc acc[4];
+    for (int64_t i = 0; i < nb; ++i) {
+      K::block(b0[i], i, a, acc[0]);
+      K::block(b1[i], i, a, acc[1]);
+      K::block(b2[i], i, a, acc[2]);
+      K::block(b3[i], i, a, acc[3]);
+    }
+    __m128 out = hsum8x4(_mm256_add_ps(acc[0].even, acc[0].odd), _mm256_add_ps(acc[1].even, acc[1].odd),
+                         _mm256_add_ps(acc[2].even, acc[2].odd), _mm256_add_ps(acc[3].even, acc[3].odd));
+    if constexpr (K::kHasMin) out = _mm_add_ps(out, hsum8x4(acc[0].min, acc[1].min, acc[2].min, acc[3].min));
+    _mm_storeu_ps(y, out);
+  }
+};
+using FusedQ4_K = FusedK<KQ4_K>;
+using FusedQ5_K = FusedK<KQ5_K>;
+using FusedQ6_K = FusedK<KQ6_K>;
 
 // IQ4_XS: 8 sub-blocks of 32 with 6-bit scales (ls - 32), values from the IQ4_NL grid.
 struct FusedIQ4_XS {
@@ -526,16 +606,16 @@ struct FusedIQ4_XS {
       }
       const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
                                       _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(ls))));
-      const __m256 coef = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i));
+      const Coef8 coef(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
       const int16_t* q = a.q + 256 * i;
       for (int ib = 0; ib < 8; ib += 2) {
         __m128i lo, hi;
         nibbles(b.qs + 16 * ib, 0, &lo, &hi);
         acc[0] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib),
-                                 lane(coef, ib), acc[0]);
+                                 coef[ib], acc[0]);
         nibbles(b.qs + 16 * ib + 16, 0, &lo, &hi);
         acc[1] = _mm256_fmadd_ps(dot32(_mm_shuffle_epi8(table, lo), _mm_shuffle_epi8(table, hi), q + 32 * ib + 32),
-                                 lane(coef, ib + 1), acc[1]);
+                                 coef[ib + 1], acc[1]);
       }
     }
     return hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
@@ -545,17 +625,17 @@ struct FusedIQ4_XS {
 // Q2_K / Q3_K: 16 sub-blocks of 16 per super-block, two halves of 128 elements; in half n, shift
 // 2j of the 32 bytes qs[32n..] holds sub-blocks 8n+2j (bytes 0..15) and 8n+2j+1 (bytes 16..31).
 // coef[s] = dw[s] * d_a[s / 2] for the sub-blocks 8n..8n+7 of half n.
-inline __m256 k16_coef(__m256 dw, const float* d_a) {
+inline Coef8 k16_coef(__m256 dw, const float* d_a) {
   const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-  return _mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d_a)), pairs));
+  return Coef8(_mm256_mul_ps(dw, _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d_a)), pairs)));
 }
 
 template <class Bytes>
-inline void k16_half(const Bytes& bytes_of, __m256 coef, const int16_t* q, __m256 acc[2]) {
+inline void k16_half(const Bytes& bytes_of, const Coef8& coef, const int16_t* q, __m256 acc[2]) {
   for (int j = 0; j < 4; ++j) {
     const __m256i w = bytes_of(j);
-    acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w), q + 32 * j), lane(coef, 2 * j), acc[0]);
-    acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w, 1), q + 32 * j + 16), lane(coef, 2 * j + 1), acc[1]);
+    acc[0] = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w), q + 32 * j), coef[2 * j], acc[0]);
+    acc[1] = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w, 1), q + 32 * j + 16), coef[2 * j + 1], acc[1]);
   }
 }
 
@@ -636,12 +716,27 @@ void group_tile(const RowScratch& scratch, int64_t n_in, int64_t n_sub, int64_t 
                             acc[r - g0]);
     }
   }
+  const auto sx = [&](int t) { return U::kSub == 32 ? a[t].sx32 : a[t].sx16; };
   for (int64_t r = g0; r < g1; ++r) {
     const float* mc = scratch.mc.data() + (r - g0) * n_sub;
-    for (int t = 0; t < kT; ++t) {
-      float out = hsum8_ps(_mm256_add_ps(acc[r - g0][2 * t], acc[r - g0][2 * t + 1]));
-      if constexpr (U::kHasMin) out += min_term(mc, U::kSub == 32 ? a[t].sx32 : a[t].sx16, n_sub);
-      y[t * ldy + r] = out;
+    const __m256* ar = acc[r - g0];
+    if constexpr (kT == 4) {
+      // The four tokens' reductions at once (rows of a few sub-blocks make them a real cost).
+      __m128 out = hsum8x4(_mm256_add_ps(ar[0], ar[1]), _mm256_add_ps(ar[2], ar[3]), _mm256_add_ps(ar[4], ar[5]),
+                           _mm256_add_ps(ar[6], ar[7]));
+      if constexpr (U::kHasMin) {
+        out = _mm_add_ps(out, hsum8x4(min_lanes(mc, sx(0), n_sub), min_lanes(mc, sx(1), n_sub),
+                                      min_lanes(mc, sx(2), n_sub), min_lanes(mc, sx(3), n_sub)));
+      }
+      alignas(16) float o[4];
+      _mm_store_ps(o, out);
+      for (int t = 0; t < 4; ++t) y[t * ldy + r] = o[t];
+    } else {
+      for (int t = 0; t < kT; ++t) {
+        float out = hsum8_ps(_mm256_add_ps(ar[2 * t], ar[2 * t + 1]));
+        if constexpr (U::kHasMin) out += hsum8_ps(min_lanes(mc, sx(t), n_sub));
+        y[t * ldy + r] = out;
+      }
     }
   }
 }
@@ -658,7 +753,14 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   if constexpr (!std::is_same_v<F, NoFused>) {
     // Up to 3 tokens: a row (a few KB) stays in L1 between tokens, no unpacked copy needed.
     if (n_tokens < 4) {
-      for (int64_t r = r0; r < r1; ++r) {
+      int64_t r = r0;
+      if constexpr (requires { F::rows4; }) {
+        for (; r + 4 <= r1 && n_blocks <= F::kRows4MaxBlocks; r += 4) {
+          const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+          for (int64_t t = 0; t < n_tokens; ++t) F::rows4(row, w.row_bytes, n_blocks, act_row(x, lay, t), y + t * ldy + r);
+        }
+      }
+      for (; r < r1; ++r) {
         const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
         for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = F::row(row, n_blocks, act_row(x, lay, t));
       }
