@@ -1,4 +1,5 @@
-// Session behaviour: batching and incremental decoding give the same logits as one batch,
+// Session behaviour: batching and incremental decoding give the same logits as one batch (bit
+// for bit), keeping only the last rows' logits gives those rows,
 // truncate() rewinds, context overflow is an error that leaves the session unchanged, the
 // thread count does not change results, and the F32 cache is at least as close as F16.
 #include <gtest/gtest.h>
@@ -55,6 +56,36 @@ TEST_F(ModelSession, IncrementalAndSplitBatchesMatchOneBatch) {
     EXPECT_LT(nmse((*s)->logits(0), full_.data() + t * n_vocab_, n_vocab_), 1e-10) << "position " << t;
   }
   EXPECT_EQ((*s)->n_past(), static_cast<int>(kTokens.size()));
+}
+
+// Every op computes a token's row from that token's inputs alone, in a fixed order (matmul:
+// matmul_internal.h; attention: attention_kernels.h), so token by token gives the bits of one batch.
+TEST_F(ModelSession, TokenByTokenGivesTheBitsOfOneBatch) {
+  auto s = Session::create(*model_, {});
+  ASSERT_TRUE(s.ok());
+  for (size_t t = 0; t < kTokens.size(); ++t) {
+    ASSERT_TRUE((*s)->decode(std::span(&kTokens[t], 1), false).ok());
+    for (int64_t i = 0; i < n_vocab_; ++i) {
+      ASSERT_EQ((*s)->logits(0)[i], full_[t * n_vocab_ + i]) << "position " << t << ", logit " << i;
+    }
+  }
+}
+
+TEST_F(ModelSession, KeepingLogitsFromAPositionGivesThoseRows) {
+  for (int n_batch : {512, 5}) {  // one batch; batches of which the first keep nothing
+    SessionOptions opts;
+    opts.n_batch = n_batch;
+    auto s = Session::create(*model_, opts);
+    ASSERT_TRUE(s.ok());
+    const int64_t first = 7;
+    ASSERT_TRUE((*s)->decode_keeping(kTokens, first).ok());
+    ASSERT_EQ((*s)->n_logit_rows(), static_cast<int64_t>(kTokens.size()) - first);
+    for (int64_t i = 0; i < (*s)->n_logit_rows(); ++i) {
+      for (int64_t j = 0; j < n_vocab_; ++j) ASSERT_EQ((*s)->logits(i)[j], full_[(first + i) * n_vocab_ + j]) << i;
+    }
+    EXPECT_EQ((*s)->n_past(), static_cast<int>(kTokens.size()));
+    EXPECT_FALSE((*s)->decode_keeping(std::span(kTokens).subspan(0, 2), 2).ok());
+  }
 }
 
 TEST_F(ModelSession, TruncateRewinds) {

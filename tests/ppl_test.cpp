@@ -175,7 +175,7 @@ TEST(Perplexity, ScoreRowIsLogSoftmax) {
   const RowScore s = score_row(logits, 4, 0);
   double z = 0;
   for (float l : logits) z += std::exp(static_cast<double>(l));
-  EXPECT_NEAR(s.nll, -(1.0 - std::log(z)), 1e-12);
+  EXPECT_NEAR(s.nll, -(1.0 - std::log(z)), 1.5e-7);  // logit_stats.h's bound
   EXPECT_EQ(s.top, 1);
 }
 

@@ -5,42 +5,26 @@
 #include <cmath>
 #include <thread>
 
+#include "model/logit_stats.h"
 #include "util/thread_pool.h"
 
 namespace plumb {
 
 RowScore score_row(const float* logits, int64_t n_vocab, int32_t next_token) {
-  float max_logit = logits[0];
-  int32_t top = 0;
-  for (int64_t i = 1; i < n_vocab; ++i) {
-    if (logits[i] > max_logit) {
-      max_logit = logits[i];
-      top = static_cast<int32_t>(i);
-    }
-  }
-  double sum_exp = 0.0;
-  for (int64_t i = 0; i < n_vocab; ++i) sum_exp += std::exp(static_cast<double>(logits[i]) - max_logit);
-  const double log_prob = static_cast<double>(logits[next_token]) - max_logit - std::log(sum_exp);
-  return RowScore{-log_prob, top};
+  const LogitStats st = logit_stats(logits, n_vocab);
+  const double log_prob = static_cast<double>(logits[next_token]) - st.max - std::log(st.sum_exp);
+  return RowScore{-log_prob, st.top};
 }
 
 namespace {
 
-// Log-probabilities of a whole row, float64.
+// Log-probabilities of a whole row, float64 (the sum as logit_stats.h).
 void log_softmax_row(const float* logits, int64_t n_vocab, std::vector<double>* out) {
   out->resize(static_cast<size_t>(n_vocab));
-  const float max_logit = *std::max_element(logits, logits + n_vocab);
-  double sum_exp = 0.0;
-  for (int64_t i = 0; i < n_vocab; ++i) sum_exp += std::exp(static_cast<double>(logits[i]) - max_logit);
-  const double log_sum = std::log(sum_exp);
-  for (int64_t i = 0; i < n_vocab; ++i) (*out)[static_cast<size_t>(i)] = logits[i] - max_logit - log_sum;
+  const LogitStats st = logit_stats(logits, n_vocab);
+  const double log_sum = std::log(st.sum_exp);
+  for (int64_t i = 0; i < n_vocab; ++i) (*out)[static_cast<size_t>(i)] = logits[i] - st.max - log_sum;
 }
-
-// The negative log-likelihoods of one chunk's scored positions, in order.
-struct ChunkScores {
-  std::vector<double> nll;
-  Status status;
-};
 
 }  // namespace
 
@@ -101,26 +85,37 @@ Result<PerplexityResult> compute_perplexity(const Model& model, std::vector<int3
   std::vector<double> base_logprobs;
   std::vector<double> logprobs;
 
-  // Chunks run in waves of n_parallel sessions; statistics are accumulated in chunk order,
-  // so the result does not depend on n_parallel.
+  // Chunks run in waves of n_parallel sessions, each scored by the thread that evaluated it;
+  // statistics are accumulated in chunk order, so the result does not depend on n_parallel.
+  // KL-divergence reads and writes its file in order, so it keeps the wave's logits for it.
+  const bool keep_logits = base_out != nullptr || base_in != nullptr;
+  std::vector<std::vector<RowScore>> wave_scores(static_cast<size_t>(n_parallel));
   std::vector<std::vector<float>> wave_logits(static_cast<size_t>(n_parallel));
   for (int wave_start = 0; wave_start < n_chunks; wave_start += n_parallel) {
     const int wave_size = std::min(n_parallel, n_chunks - wave_start);
     std::vector<Status> statuses(static_cast<size_t>(wave_size));
     auto run_chunk = [&](int s) {
       const int chunk = wave_start + s;
-      std::vector<int32_t> input(tokens.begin() + static_cast<int64_t>(chunk) * n_ctx,
-                                 tokens.begin() + static_cast<int64_t>(chunk + 1) * n_ctx);
+      const int64_t chunk_start = static_cast<int64_t>(chunk) * n_ctx;
+      std::vector<int32_t> input(tokens.begin() + chunk_start, tokens.begin() + chunk_start + n_ctx);
       if (add_bos && bos >= 0) input[0] = bos;
       Session& session = *sessions[static_cast<size_t>(s)];
       session.truncate(0);
-      Status st = session.decode_keeping(input, first);
+      Status st = session.decode_keeping(input, first);  // only the scored rows' logits
       if (st.ok()) {
-        auto& out = wave_logits[static_cast<size_t>(s)];
-        out.resize(static_cast<size_t>(n_scored_per_chunk) * static_cast<size_t>(n_vocab));
+        auto& scores = wave_scores[static_cast<size_t>(s)];
+        scores.resize(static_cast<size_t>(n_scored_per_chunk));
         for (int j = 0; j < n_scored_per_chunk; ++j) {
-          const float* row = session.logits(j);
-          std::copy(row, row + n_vocab, out.begin() + static_cast<int64_t>(j) * n_vocab);
+          const int32_t next = tokens[static_cast<size_t>(chunk_start + first + j + 1)];
+          scores[static_cast<size_t>(j)] = score_row(session.logits(j), n_vocab, next);
+        }
+        if (keep_logits) {
+          auto& out = wave_logits[static_cast<size_t>(s)];
+          out.resize(static_cast<size_t>(n_scored_per_chunk) * static_cast<size_t>(n_vocab));
+          for (int j = 0; j < n_scored_per_chunk; ++j) {
+            const float* row = session.logits(j);
+            std::copy(row, row + n_vocab, out.begin() + static_cast<int64_t>(j) * n_vocab);
+          }
         }
       }
       statuses[static_cast<size_t>(s)] = st;
@@ -137,19 +132,18 @@ Result<PerplexityResult> compute_perplexity(const Model& model, std::vector<int3
       if (!statuses[static_cast<size_t>(s)].ok()) {
         return statuses[static_cast<size_t>(s)].with_context(strprintf("chunk %d", chunk + 1));
       }
-      const float* chunk_logits = wave_logits[static_cast<size_t>(s)].data();
       for (int j = 0; j < n_scored_per_chunk; ++j) {
-        const int64_t pos = static_cast<int64_t>(chunk) * n_ctx + first + j;
-        const int32_t next = tokens[static_cast<size_t>(pos + 1)];
-        const float* row = chunk_logits + static_cast<int64_t>(j) * n_vocab;
-        const RowScore score = score_row(row, n_vocab, next);
+        const RowScore& score = wave_scores[static_cast<size_t>(s)][static_cast<size_t>(j)];
         sum_nll += score.nll;
         sum_nll2 += score.nll * score.nll;
         ++count;
-        if (base_out != nullptr || base_in != nullptr) log_softmax_row(row, n_vocab, &logprobs);
+        if (!keep_logits) continue;
+        const float* row = wave_logits[static_cast<size_t>(s)].data() + static_cast<int64_t>(j) * n_vocab;
+        log_softmax_row(row, n_vocab, &logprobs);
         if (base_out != nullptr) PLUMB_RETURN_IF_ERROR(base_out->write_row(logprobs.data()));
         if (base_in != nullptr && kld != nullptr) {
           const int64_t row_index = static_cast<int64_t>(chunk) * n_scored_per_chunk + j;
+          const int32_t next = tokens[static_cast<size_t>(static_cast<int64_t>(chunk) * n_ctx + first + j + 1)];
           PLUMB_RETURN_IF_ERROR(base_in->read_row(row_index, &base_logprobs));
           round_trip_logprobs(&logprobs);
           kld->add(base_logprobs.data(), logprobs.data(), n_vocab, next);

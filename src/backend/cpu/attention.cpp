@@ -1,9 +1,9 @@
-// The KV cache and causal attention of the CPU backend: f32 scores, f32 softmax (its sum in
-// double), f32 accumulation of V. Exact attention, not flash attention: no F16 rounding of
-// queries or probabilities (llama.cpp rounds both to F16 when the cache is F16).
+// The KV cache and causal attention of the CPU backend: exact softmax attention (f32 scores and
+// probabilities, the softmax sum in double, f32 accumulation of V; attention_kernels.h has the
+// arithmetic). Not flash attention: no F16 rounding of queries or probabilities (llama.cpp
+// rounds both to F16 when the cache is F16) and no online rescaling.
 #include <algorithm>
-#include <cmath>
-#include <limits>
+#include <atomic>
 
 #include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/cpu_backend.h"
@@ -13,41 +13,10 @@ namespace plumb::cpu {
 namespace {
 
 constexpr int64_t kMinParallelMacs = 1 << 17;
-
-// One (token, query head) of attention over cache rows of type T (uint16_t F16 bits or float).
-template <class T>
-struct HeadAttention {
-  const T* k;          // layer's K [n_ctx][k_width], already offset to the KV head
-  const T* v;          // layer's V [n_ctx][v_width], already offset to the KV head
-  int64_t k_width, v_width, head_dim_k, head_dim_v;
-  float scale;
-
-  void run(const float* q, int64_t n_kv, float* scores, float* acc, float* out, const AttentionKernels& kern) const {
-    float max_score = -std::numeric_limits<float>::infinity();
-    for (int64_t p = 0; p < n_kv; ++p) {
-      scores[p] = dot(q, k + p * k_width, head_dim_k, kern) * scale;
-      max_score = std::max(max_score, scores[p]);
-    }
-    double sum = 0.0;
-    for (int64_t p = 0; p < n_kv; ++p) {
-      scores[p] = std::exp(scores[p] - max_score);
-      sum += scores[p];
-    }
-    std::fill(acc, acc + head_dim_v, 0.0f);
-    for (int64_t p = 0; p < n_kv; ++p) axpy(scores[p], v + p * v_width, acc, head_dim_v, kern);
-    const float inv_sum = static_cast<float>(1.0 / sum);
-    for (int64_t d = 0; d < head_dim_v; ++d) out[d] = acc[d] * inv_sum;
-  }
-
-  static float dot(const float* q, const T* k, int64_t n, const AttentionKernels& kern) {
-    if constexpr (std::is_same_v<T, float>) return kern.dot_f32(q, k, n);
-    else return kern.dot_f16(q, k, n);
-  }
-  static void axpy(float w, const T* v, float* acc, int64_t n, const AttentionKernels& kern) {
-    if constexpr (std::is_same_v<T, float>) kern.axpy_f32(w, v, acc, n);
-    else kern.axpy_f16(w, v, acc, n);
-  }
-};
+// Query rows (tokens x query heads of one KV head) per task: each cached K/V row is converted
+// once per task and used by all of them; more rows per task means fewer conversions but a
+// larger score buffer (rows x context floats) and coarser load balancing.
+constexpr int64_t kRowsPerTask = 64;
 
 }  // namespace
 
@@ -70,41 +39,58 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, 
   const auto L = static_cast<size_t>(layer);
   const AttentionKernels& kern = attention_kernels();
   const int64_t group = s.n_head / s.n_head_kv;
-  const int64_t n_kv_max = pos0 + n;
-  for (auto& scratch : attention_scratch_) scratch.resize(static_cast<size_t>(n_kv_max + s.head_dim_v));
+  const bool f16 = c.type == CacheType::F16;
+  const void* k_cache = f16 ? static_cast<const void*>(c.k16[L].data()) : c.k32[L].data();
+  const void* v_cache = f16 ? static_cast<const void*>(c.v16[L].data()) : c.v32[L].data();
+  const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
 
-  auto run = [&](const auto* k_cache, const auto* v_cache) {
-    // One task per (token, query head); threads take them round-robin, so the per-token cost
-    // growing with the position is spread evenly.
-    auto tasks = [&](int ith, int nth) {
-      float* scores = attention_scratch_[static_cast<size_t>(ith)].data();
-      float* acc = scores + n_kv_max;
-      for (int64_t task = ith; task < n * s.n_head; task += nth) {
-        const int64_t t = task / s.n_head;
-        const int64_t h = task % s.n_head;
-        int64_t kvh = h / group;
-        if (s.gqa_off_by_one) kvh = (kvh + 1) % s.n_head_kv;
-        using T = std::remove_cv_t<std::remove_pointer_t<decltype(k_cache)>>;
-        const HeadAttention<T> head{k_cache + kvh * s.head_dim_k, v_cache + kvh * s.head_dim_v, c.k_width, c.v_width,
-                                    s.head_dim_k, s.head_dim_v, s.scale};
-        head.run(q + (t * s.n_head + h) * s.head_dim_k, pos0 + t + 1, scores, acc,  // causal: 0 .. pos0 + t
-                 out + (t * s.n_head + h) * s.head_dim_v, kern);
-      }
-    };
-    // A generation step over a short context is a few microseconds of work: waking the other
-    // threads would cost more.
-    const int64_t macs = n * s.n_head * n_kv_max * (s.head_dim_k + s.head_dim_v);
-    if (macs < kMinParallelMacs) {
-      tasks(0, 1);
-    } else {
-      pool_.run(tasks);
-    }
+  // Tasks: (KV head, run of tokens), head by head, and within a head the later runs (which see
+  // more of the cache) first: threads claim tasks as they finish the previous one, and a thread
+  // that takes another run of the same head reuses the f32 copy of its keys and values.
+  const int64_t tokens_per_task = std::max<int64_t>(1, kRowsPerTask / group);
+  const int64_t n_runs = (n + tokens_per_task - 1) / tokens_per_task;
+  const int64_t n_tasks = n_runs * s.n_head_kv;
+  for (AttentionScratch& scratch : attention_scratch_) scratch.converted_k = nullptr;  // the cache has changed
+  auto make_tile = [&](int64_t task) {
+    const int64_t run = n_runs - 1 - task % n_runs;
+    const int64_t kvh = task / n_runs;
+    // The query heads that read KV head kvh: group kvh, or (planted fault) group kvh - 1.
+    const int64_t g = s.gqa_off_by_one ? (kvh + s.n_head_kv - 1) % s.n_head_kv : kvh;
+    const int64_t t0 = run * tokens_per_task;
+    AttentionTile tile;
+    tile.k = static_cast<const char*>(k_cache) + static_cast<size_t>(kvh * s.head_dim_k) * elem;
+    tile.v = static_cast<const char*>(v_cache) + static_cast<size_t>(kvh * s.head_dim_v) * elem;
+    tile.f16 = f16;
+    tile.k_stride = c.k_width;
+    tile.v_stride = c.v_width;
+    tile.head_dim_k = s.head_dim_k;
+    tile.head_dim_v = s.head_dim_v;
+    tile.scale = s.scale;
+    tile.q = q + (t0 * s.n_head + g * group) * s.head_dim_k;
+    tile.q_stride = s.n_head * s.head_dim_k;
+    tile.out = out + (t0 * s.n_head + g * group) * s.head_dim_v;
+    tile.out_stride = s.n_head * s.head_dim_v;
+    tile.group = group;
+    tile.n_tokens = std::min(tokens_per_task, n - t0);
+    tile.n_kv0 = pos0 + t0 + 1;  // causal: token t0 sees positions 0 .. pos0 + t0
+    return tile;
   };
-  if (c.type == CacheType::F32) {
-    run(c.k32[L].data(), c.v32[L].data());
-  } else {
-    run(c.k16[L].data(), c.v16[L].data());
+
+  // A generation step over a short context is a few microseconds of work: waking the other
+  // threads would cost more.
+  const int64_t n_kv_max = pos0 + n;
+  const int64_t macs = n * s.n_head * n_kv_max * (s.head_dim_k + s.head_dim_v);
+  if (macs < kMinParallelMacs || n_tasks == 1) {
+    for (int64_t task = 0; task < n_tasks; ++task) kern.attend(make_tile(task), attention_scratch_[0]);
+    return;
   }
+  std::atomic<int64_t> next{0};
+  pool_.run([&](int ith, int nth) {
+    AttentionScratch& scratch = attention_scratch_[static_cast<size_t>(ith)];
+    for (int64_t task = next.fetch_add(1); task < n_tasks; task = next.fetch_add(1)) {
+      kern.attend(make_tile(task), scratch);
+    }
+  });
 }
 
 }  // namespace plumb::cpu

@@ -1,23 +1,69 @@
-// The inner loops of attention and of the F16 KV cache: dot products of a query with cached
-// keys, weighted sums of cached values, F32 -> F16 stores. Scalar versions (the reference) and
-// AVX2/F16C/FMA versions (attention_avx2.cpp), chosen once at run time. All accumulate in f32.
+// The inner loops of attention and of the F16 KV cache. Scalar versions (the contract) and
+// AVX2/F16C/FMA versions (attention_avx2.cpp) that give the same bits, chosen once at run time.
+//
+// attend() computes one AttentionTile: the query rows of a run of consecutive tokens for the
+// `group` query heads that share one KV head, against that head's cached keys and values. Per
+// query row r (token t = r / group, head j = r % group), which sees the first L_r = n_kv0 + t
+// cache rows (causal), the arithmetic is, in this order:
+//   s_p  = fma-chain over d of q[d] * k_p[d] (f32, d ascending, from 0), times scale;
+//   m    = max_p s_p;  e_p = exp_f32(s_p - m)  (util/exp_f32.h, < 1 ulp);
+//   sum  = sum of e_p in double: eight partial sums (e_p goes to partial p % 8), combined as
+//          util/partial_sums.h says;
+//   a[d] = fma-chain over p of e_p * v_p[d] (f32, p ascending, from 0);
+//   out[d] = a[d] * float(1 / sum).
+// Exact softmax attention: f32 queries, scores and probabilities (no F16 rounding), no online
+// rescaling. A row's result depends only on its own query and the cache, not on the other
+// rows of the tile, so tiling, threads and batch-vs-token-by-token give the same bits.
+//
+// The AVX2 version converts each cached K/V row (F16 -> f32, keys transposed) once per KV head
+// and thread, keeps it for the following tiles of that head, and scores 4 rows x 16 keys of
+// registers at a time; values likewise.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace plumb::cpu {
 
+struct AttentionTile {
+  const void* k = nullptr;  // K cache of the layer at the KV head: key p at k + p * k_stride elements
+  const void* v = nullptr;  // V cache likewise, v_stride
+  bool f16 = true;          // cache elements are F16 bits (uint16_t), else float
+  int64_t k_stride = 0, v_stride = 0;
+  int64_t head_dim_k = 0, head_dim_v = 0;
+  float scale = 1.0f;
+  const float* q = nullptr;  // query of token t, head j of the group: q + t * q_stride + j * head_dim_k
+  int64_t q_stride = 0;
+  float* out = nullptr;      // out + t * out_stride + j * head_dim_v
+  int64_t out_stride = 0;
+  int64_t group = 1;         // query heads per KV head
+  int64_t n_tokens = 0;
+  int64_t n_kv0 = 0;         // cache rows seen by token 0 (>= 1); token t sees n_kv0 + t
+};
+
+// Per-thread buffers of attend(), grown as needed and reused.
+struct AttentionScratch {
+  std::vector<float> scores;  // [rows][key stride]: scores, then probabilities
+  std::vector<float> keys;    // the KV head's keys as f32, transposed in blocks: [block][head_dim_k][64]
+  std::vector<float> values;  // its values as f32: [row][head_dim_v rounded up to 8]
+  std::vector<float> acc;     // [rows][head_dim_v rounded up to 8]
+  std::vector<double> sums;   // [rows]
+  std::vector<float> block;   // one block of keys or values (generation steps)
+  // keys/values hold the first `converted` cache rows of the KV head whose keys start at
+  // converted_k, for the next tile of the same head. The caller sets converted_k = nullptr
+  // whenever the cache may have changed since (every new attention call).
+  const void* converted_k = nullptr;
+  int64_t converted = 0;
+};
+
 struct AttentionKernels {
-  float (*dot_f16)(const float* q, const uint16_t* k, int64_t n);     // Σ q[i] * k[i]
-  float (*dot_f32)(const float* q, const float* k, int64_t n);
-  void (*axpy_f16)(float w, const uint16_t* v, float* acc, int64_t n);  // acc[i] += w * v[i]
-  void (*axpy_f32)(float w, const float* v, float* acc, int64_t n);
-  void (*to_f16)(const float* x, uint16_t* y, int64_t n);              // round to nearest even
+  void (*attend)(const AttentionTile& tile, AttentionScratch& scratch);
+  void (*to_f16)(const float* x, uint16_t* y, int64_t n);  // round to nearest even
 };
 
 const AttentionKernels& attention_kernels_scalar();
 const AttentionKernels& attention_kernels_avx2();  // only call when the CPU has AVX2, FMA, F16C
-// AVX2 when the CPU has it, else scalar.
+// AVX2 when the CPU has it and PLUMB_NO_SIMD is not set, else scalar.
 const AttentionKernels& attention_kernels();
 
 }  // namespace plumb::cpu

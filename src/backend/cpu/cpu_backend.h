@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/matmul.h"
 #include "util/thread_pool.h"
 
@@ -70,7 +71,7 @@ class CpuBackend : public Backend {
   };
   std::list<std::unique_ptr<float[], AlignedFree>> buffers_;
   std::list<std::vector<float>> vectors_;               // converted norm weights
-  std::vector<std::vector<float>> attention_scratch_;  // per thread: scores and accumulators
+  std::vector<AttentionScratch> attention_scratch_;  // per thread
 };
 
 // Q4_K rows dequantized with each sub-block's scale and min exchanged (the planted fault).

@@ -391,44 +391,53 @@ struct BlkIQ4_NL {
   static float mc(float, float) { return 0.0f; }
 };
 
-// Four rows of a type without a min, sharing the activation loads and one transposed reduction.
+// Four short rows (at most kRows4MaxBlocks blocks) at once, sharing the activation loads and
+// one transposed reduction. Min coefficients are kept per row and applied after the blocks, in
+// block order as the contract wants (and long after their scalar stores).
+constexpr int64_t kLegacyRows4MaxBlocks = 24;
+
 template <class B>
 void fused_legacy_rows4(const uint8_t* row, size_t row_bytes, int64_t nb, const ActRow& a, float* y) {
   __m256 even[4], odd[4];
+  alignas(32) float mcs[4][kLegacyRows4MaxBlocks];
   for (int r = 0; r < 4; ++r) even[r] = odd[r] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 2 <= nb; i += 2) {
     for (int r = 0; r < 4; ++r) {
       const uint8_t* b = row + r * row_bytes + i * B::kBytes;
-      even[r] = legacy_block<B>(b, i, a, even[r], nullptr);
-      odd[r] = legacy_block<B>(b + B::kBytes, i + 1, a, odd[r], nullptr);
+      even[r] = legacy_block<B>(b, i, a, even[r], mcs[r] + (i & ~int64_t{7}));
+      odd[r] = legacy_block<B>(b + B::kBytes, i + 1, a, odd[r], mcs[r] + (i & ~int64_t{7}));
     }
   }
   if (i < nb) {
-    for (int r = 0; r < 4; ++r) even[r] = legacy_block<B>(row + r * row_bytes + i * B::kBytes, i, a, even[r], nullptr);
+    for (int r = 0; r < 4; ++r) {
+      even[r] = legacy_block<B>(row + r * row_bytes + i * B::kBytes, i, a, even[r], mcs[r] + (i & ~int64_t{7}));
+    }
   }
-  _mm_storeu_ps(y, hsum8x4(_mm256_add_ps(even[0], odd[0]), _mm256_add_ps(even[1], odd[1]),
-                           _mm256_add_ps(even[2], odd[2]), _mm256_add_ps(even[3], odd[3])));
+  __m128 out = hsum8x4(_mm256_add_ps(even[0], odd[0]), _mm256_add_ps(even[1], odd[1]), _mm256_add_ps(even[2], odd[2]),
+                       _mm256_add_ps(even[3], odd[3]));
+  if constexpr (B::kHasMin) {
+    __m256 macc[4];
+    for (int r = 0; r < 4; ++r) macc[r] = min_lanes(mcs[r], a.sx32, nb);
+    out = _mm_add_ps(out, hsum8x4(macc[0], macc[1], macc[2], macc[3]));
+  }
+  _mm_storeu_ps(y, out);
 }
 
 template <class B>
 struct FusedLegacy {
+  static constexpr int64_t kRows4MaxBlocks = B::kHasMin ? kLegacyRows4MaxBlocks : 16;
   static float row(const uint8_t* r, int64_t nb, const ActRow& a) { return fused_legacy<B>(r, nb, a); }
-};
-// Types without a min also run four short rows at once (up to 16 blocks, 512 elements).
-template <class B>
-struct FusedLegacyNoMin : FusedLegacy<B> {
-  static constexpr int64_t kRows4MaxBlocks = 16;
   static void rows4(const uint8_t* row, size_t row_bytes, int64_t nb, const ActRow& a, float* y) {
     fused_legacy_rows4<B>(row, row_bytes, nb, a, y);
   }
 };
-using FusedQ4_0 = FusedLegacyNoMin<BlkQ4_0>;
+using FusedQ4_0 = FusedLegacy<BlkQ4_0>;
 using FusedQ4_1 = FusedLegacy<BlkQ4_1>;
-using FusedQ5_0 = FusedLegacyNoMin<BlkQ5_0>;
+using FusedQ5_0 = FusedLegacy<BlkQ5_0>;
 using FusedQ5_1 = FusedLegacy<BlkQ5_1>;
-using FusedQ8_0 = FusedLegacyNoMin<BlkQ8_0>;
-using FusedIQ4_NL = FusedLegacyNoMin<BlkIQ4_NL>;
+using FusedQ8_0 = FusedLegacy<BlkQ8_0>;
+using FusedIQ4_NL = FusedLegacy<BlkIQ4_NL>;
 
 // ---- K-quant single-token kernels: one super-block of one row at a time (K::block), driven
 // for one row or four rows at once. Rows of 256-768 elements (small models, and every K/V

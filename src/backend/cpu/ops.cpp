@@ -1,7 +1,9 @@
 // Element-wise and per-row ops of the CPU backend: RMSNorm, RoPE, SwiGLU, add.
 #include <cmath>
 
+#include "backend/cpu/activation_kernels.h"
 #include "backend/cpu/cpu_backend.h"
+#include "util/partial_sums.h"
 
 namespace plumb::cpu {
 
@@ -15,8 +17,15 @@ void CpuBackend::rms_norm(const float* x, const float* w, float eps, int64_t wid
     for (int64_t t = t0; t < t1; ++t) {
       const float* xt = x + t * width;
       float* yt = y + t * width;
-      double sum = 0.0;  // ggml sums the squares in double too
-      for (int64_t i = 0; i < width; ++i) sum += static_cast<double>(xt[i]) * static_cast<double>(xt[i]);
+      // The squares summed in double, as ggml, in eight partials (util/partial_sums.h): eight
+      // independent chains instead of one long dependent one, and a loop the compiler vectorizes.
+      double partial[8] = {};
+      int64_t i = 0;
+      for (; i + 8 <= width; i += 8) {
+        for (int k = 0; k < 8; ++k) partial[k] += static_cast<double>(xt[i + k]) * static_cast<double>(xt[i + k]);
+      }
+      for (; i < width; ++i) partial[i % 8] += static_cast<double>(xt[i]) * static_cast<double>(xt[i]);
+      const double sum = combine_partial_sums(partial);
       const float scale = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(width) + static_cast<double>(eps)));
       for (int64_t i = 0; i < width; ++i) yt[i] = (xt[i] * scale) * w[i];
     }
@@ -58,12 +67,7 @@ void CpuBackend::rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, co
 }
 
 void CpuBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
-  auto range = [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float g = gate[i];
-      out[i] = g / (1.0f + std::exp(-g)) * up[i];  // silu(g) * up, as ggml
-    }
-  };
+  auto range = [&](int64_t i0, int64_t i1) { swiglu_kernel(gate + i0, up + i0, out + i0, i1 - i0); };
   if (n < kMinParallelValues) {
     range(0, n);
   } else {
