@@ -449,23 +449,12 @@ struct KAcc {
   __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps(), min = _mm256_setzero_ps();
 };
 
-// The 8 six-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K super-block
-// (get_scale_min_k4 for all j at once).
-inline __m128i k4_scales_mins(const uint8_t* scales) {
-  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
-  uint32_t u[4];
-  std::memcpy(u, scales, 12);
-  u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
-  const uint32_t mins_lo = u[1] & kmask1;
-  u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
-  u[2] = mins_lo;
-  u[0] &= kmask1;
-  return _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0]));
-}
 
 // dw = d * scale and mc = offset * dw - dmin * min of the 8 sub-blocks; the min term of the block.
 inline __m256 k4_dw_and_min(const uint8_t* scales, float d, float dmin, float offset, const float* sx, KAcc& acc) {
-  const __m128i sm = k4_scales_mins(scales);
+  alignas(16) uint8_t packed[16];
+  k4_scales_mins(scales, packed);
+  const __m128i sm = _mm_load_si128(reinterpret_cast<const __m128i*>(packed));
   const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
   const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
   const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(offset), dw), _mm256_mul_ps(_mm256_set1_ps(dmin), mf));

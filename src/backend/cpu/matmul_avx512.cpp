@@ -329,7 +329,8 @@ inline __m256i nibbles_lo_hi(const uint8_t* p) {
   return _mm256_and_si256(_mm256_srlv_epi16(bcast128(p), shift), _mm256_set1_epi8(0x0F));
 }
 
-// The 8 six-bit scales (bytes 0..7) and mins (8..15) of a Q4_K / Q5_K super-block.
+// The 8 six-bit scales (bytes 0..7) and mins (8..15) of a Q4_K / Q5_K super-block: weight_unpack.h
+// has the same function, which this file may not include (see the top: no shared inline code).
 inline __m128i k4_scales_mins(const uint8_t* scales) {
   constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
   uint32_t u[4];
