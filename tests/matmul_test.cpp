@@ -15,7 +15,6 @@
 #include "backend/cpu/matmul.h"
 #include "avx512_emulated.h"
 #include "backend/cpu/matmul_internal.h"
-#include "backend/cpu/weight_unpack.h"
 #include "quant/blocks.h"
 #include "quant/ref.h"
 #include "quant/types.h"
@@ -359,24 +358,6 @@ TEST(Matmul, Q4KErrorAtLeast20xSmallerThanQ8KActivations) {
   std::printf("Q4_K 2048x64, 8 tokens: NMSE vs float64 plumb %.3g, Q8_K activations %.3g (ratio %.0f)\n", e_ours,
               e_q8k, e_q8k / e_ours);
   EXPECT_LT(e_ours * 20, e_q8k);
-}
-
-// The SIMD kernels load a K-quant super-block's scales and mins all at once; the scalar
-// kernels take them one by one. Every packed byte pattern position must agree.
-TEST(Matmul, KQuantScalesAllAtOnceEqualOneByOne) {
-  std::mt19937 rng(7);
-  for (int trial = 0; trial < 1000; ++trial) {
-    uint8_t packed[12];
-    for (uint8_t& b : packed) b = static_cast<uint8_t>(rng());
-    uint8_t all[16];
-    detail::k4_scales_mins(packed, all);
-    for (int j = 0; j < 8; ++j) {
-      uint8_t sc, m;
-      detail::k4_scale_min(j, packed, &sc, &m);
-      ASSERT_EQ(all[j], sc) << "scale " << j;
-      ASSERT_EQ(all[8 + j], m) << "min " << j;
-    }
-  }
 }
 
 TEST(Matmul, PreparedActivationsServeSeveralWeights) {

@@ -16,38 +16,15 @@
 #include <vector>
 
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/simd_x86.h"
 #include "backend/cpu/weight_unpack.h"
 
 namespace plumb::cpu::detail {
 namespace {
 
-// hsum8 of matmul_internal.h on a vector: (lo + hi), then pairs (0+2, 1+3), then 0+1.
-inline float hsum8_ps(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
 
-// The contract's hsum8 of four vectors, one result per lane: (l + l+4), then (0+2, 1+3), then
-// their sum, exactly as hsum8_ps does per vector.
-inline __m128 hsum8x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
-  const auto halves = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
-  const __m128 s0 = halves(v0), s1 = halves(v1), s2 = halves(v2), s3 = halves(v3);
-  // u01 = [s0_0 + s0_2, s1_0 + s1_2, s0_1 + s0_3, s1_1 + s1_3], u23 likewise for rows 2 and 3.
-  const __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(s0, s1), _mm_unpackhi_ps(s0, s1));
-  const __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(s2, s3), _mm_unpackhi_ps(s2, s3));
-  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
-}
 
-inline float f16(const void* p) { return _cvtsh_ss(load_u16(p)); }
 
-// The two halves at p (e.g. a block's d and m) as floats in lanes 0 and 1: one 32-bit load and
-// one conversion. Only for fields followed by at least 2 more bytes of the same block.
-inline __m128 f16x2(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(v)));
-}
 
 // ---- SIMD unpackers of one block into int16 weights (same values as weight_unpack.h) ----
 
@@ -452,9 +429,7 @@ struct KAcc {
 
 // dw = d * scale and mc = offset * dw - dmin * min of the 8 sub-blocks; the min term of the block.
 inline __m256 k4_dw_and_min(const uint8_t* scales, float d, float dmin, float offset, const float* sx, KAcc& acc) {
-  alignas(16) uint8_t packed[16];
-  k4_scales_mins(scales, packed);
-  const __m128i sm = _mm_load_si128(reinterpret_cast<const __m128i*>(packed));
+  const __m128i sm = k4_scales_mins(scales);
   const __m256 dw = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
   const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
   const __m256 mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(offset), dw), _mm256_mul_ps(_mm256_set1_ps(dmin), mf));

@@ -36,6 +36,7 @@
 #include <cstring>
 
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/simd_x86.h"
 #include "quant/blocks.h"
 
 // tests/matmul_avx512_emulated.cpp compiles this file a second time into another namespace,
@@ -51,12 +52,6 @@ namespace {
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// hsum8 of matmul_internal.h on a vector: (lo + hi), then pairs (0+2, 1+3), then 0+1.
-inline float hsum8_ps(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
 
 // hsum8(acc[0] + acc[1]) of a [even | odd] accumulator.
 inline float hsum_pair(__m512 acc) {
@@ -73,11 +68,6 @@ inline uint32_t u32(const void* p) {
   std::memcpy(&v, p, 4);
   return v;
 }
-inline float f16(const void* p) { return _cvtsh_ss(u16(p)); }
-
-// The two halves at p (e.g. a block's d and m) as floats in lanes 0 and 1.
-inline __m128 f16x2(const uint8_t* p) { return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(u32(p)))); }
-
 inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 inline __m128i load128(const void* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -329,19 +319,6 @@ inline __m256i nibbles_lo_hi(const uint8_t* p) {
   return _mm256_and_si256(_mm256_srlv_epi16(bcast128(p), shift), _mm256_set1_epi8(0x0F));
 }
 
-// The 8 six-bit scales (bytes 0..7) and mins (8..15) of a Q4_K / Q5_K super-block: weight_unpack.h
-// has the same function, which this file may not include (see the top: no shared inline code).
-inline __m128i k4_scales_mins(const uint8_t* scales) {
-  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
-  uint32_t u[4];
-  std::memcpy(u, scales, 12);
-  u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
-  const uint32_t mins_lo = u[1] & kmask1;
-  u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
-  u[2] = mins_lo;
-  u[0] &= kmask1;
-  return _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0]));
-}
 
 // dw = d * scale, mc = -(dmin * min) + offset * dw (weight_unpack.h's order of operations).
 inline void k4_scales(const uint8_t* d_dmin, const uint8_t* scales, float offset, __m256* dw, __m256* mc) {
@@ -539,16 +516,6 @@ struct Sup16Units {
   static PLUMB_INLINE void finish(int64_t, const ActRow&, RowAcc&) {}
 };
 
-// The contract's hsum8 of four vectors, one result per lane: (l + l+4), then (0+2, 1+3), then
-// their sum, exactly as hsum8_ps does per vector.
-inline __m128 hsum8x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
-  const auto halves = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
-  const __m128 s0 = halves(v0), s1 = halves(v1), s2 = halves(v2), s3 = halves(v3);
-  // u01 = [s0_0 + s0_2, s1_0 + s1_2, s0_1 + s0_3, s1_1 + s1_3], u23 likewise for rows 2 and 3.
-  const __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(s0, s1), _mm_unpackhi_ps(s0, s1));
-  const __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(s2, s3), _mm_unpackhi_ps(s2, s3));
-  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
-}
 
 inline __m256 even_plus_odd(__m512 acc) {
   return _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));

@@ -35,20 +35,6 @@ inline void k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
-// All 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K / Q5_K super-block at once, as
-// k4_scale_min gives them one by one: the 16 bytes a SIMD kernel loads as one vector.
-inline void k4_scales_mins(const uint8_t* packed, uint8_t out[16]) {
-  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
-  uint32_t u[4];
-  std::memcpy(u, packed, 12);
-  u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
-  const uint32_t mins_lo = u[1] & kmask1;
-  u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
-  u[2] = mins_lo;
-  u[0] &= kmask1;
-  std::memcpy(out, u, 16);
-}
-
 // The 16 six-bit scales of a Q3_K super-block, still offset by 32.
 inline void q3k_scales(const uint8_t* packed, int8_t out[16]) {
   constexpr uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;

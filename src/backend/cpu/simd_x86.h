@@ -1,0 +1,66 @@
+// Small x86 helpers shared by the SIMD kernel files (matmul_avx2.cpp, matmul_avx512.cpp).
+//
+// Everything here has internal linkage (an unnamed namespace), on purpose: each including file
+// gets its own copy compiled with its own instruction set, and no copy can be chosen by the linker
+// for another file (an inline function with external linkage compiled for AVX-512 could otherwise
+// run on a CPU without it; ctest SimdLinkage checks that the SIMD files define no weak symbols).
+// Include only from files compiled with at least AVX2 + F16C.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace plumb::cpu {
+namespace {
+
+// hsum8 of matmul_internal.h on a vector: (lo + hi), then pairs (0+2, 1+3), then 0+1.
+inline float hsum8_ps(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+// The contract's hsum8 of four vectors, one result per lane: (l + l+4), then (0+2, 1+3), then
+// their sum, exactly as hsum8_ps does per vector.
+inline __m128 hsum8x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+  const auto halves = [](__m256 v) { return _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); };
+  const __m128 s0 = halves(v0), s1 = halves(v1), s2 = halves(v2), s3 = halves(v3);
+  // u01 = [s0_0 + s0_2, s1_0 + s1_2, s0_1 + s0_3, s1_1 + s1_3], u23 likewise for rows 2 and 3.
+  const __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(s0, s1), _mm_unpackhi_ps(s0, s1));
+  const __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(s2, s3), _mm_unpackhi_ps(s2, s3));
+  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
+}
+
+// The f16 at p as a float.
+inline float f16(const void* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return _cvtsh_ss(v);
+}
+
+// The two halves at p (e.g. a block's d and m) as floats in lanes 0 and 1: one 32-bit load and
+// one conversion. Only for fields followed by at least 2 more bytes of the same block.
+inline __m128 f16x2(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(v)));
+}
+
+// The 8 six-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K / Q5_K super-block, as
+// weight_unpack.h's k4_scale_min gives them one by one (get_scale_min_k4 for all j at once).
+inline __m128i k4_scales_mins(const uint8_t* packed) {
+  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+  const uint32_t mins_lo = u[1] & kmask1;
+  u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+  u[2] = mins_lo;
+  u[0] &= kmask1;
+  return _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]), static_cast<int>(u[0]));
+}
+
+}  // namespace
+}  // namespace plumb::cpu
