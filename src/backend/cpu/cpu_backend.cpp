@@ -90,10 +90,9 @@ void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, float* 
 }
 
 void CpuBackend::matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
-  std::vector<cpu::MatmulJob> jobs;
-  jobs.reserve(products.size());
-  for (const Product& p : products) jobs.push_back({&static_cast<const CpuMatrix&>(*p.w).w, p.y});
-  cpu::matmul_same_input(pool_, jobs, x, n, scratch_);
+  jobs_.clear();  // reused: no allocation per product on the decode path
+  for (const Product& p : products) jobs_.push_back({&static_cast<const CpuMatrix&>(*p.w).w, p.y});
+  cpu::matmul_same_input(pool_, jobs_, x, n, scratch_);
 }
 
 void dequantize_q4_k_scales_swapped(const uint8_t* x, float* y, int64_t n) {

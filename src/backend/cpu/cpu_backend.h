@@ -69,6 +69,7 @@ class CpuBackend : public Backend {
   struct AlignedFree {
     void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
   };
+  std::vector<cpu::MatmulJob> jobs_;  // matmul_same_input's products
   std::list<std::unique_ptr<float[], AlignedFree>> buffers_;
   std::list<std::vector<float>> vectors_;               // converted norm weights
   std::vector<AttentionScratch> attention_scratch_;  // per thread
