@@ -721,11 +721,13 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
       if constexpr (requires { F::rows4; }) {
         for (; r + 4 <= r1 && n_blocks <= F::kRows4MaxBlocks; r += 4) {
           const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+          prefetch_range(row, 4 * w.row_bytes, 4 * w.row_bytes);  // the next four rows
           for (int64_t t = 0; t < n_tokens; ++t) F::rows4(row, w.row_bytes, n_blocks, act_row(x, lay, t), y + t * ldy + r);
         }
       }
       for (; r < r1; ++r) {
         const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+        prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row
         for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = F::row(row, n_blocks, act_row(x, lay, t));
       }
       return;
@@ -741,6 +743,7 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
     const int64_t g1 = std::min(r1, g0 + group);
     for (int64_t r = g0; r < g1; ++r) {
       const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
       int16_t* wq = scratch.w_aligned + (r - g0) * w.n_in;
       float* dw = scratch.dw.data() + (r - g0) * n_sub;
       float* mc = scratch.mc.data() + (r - g0) * n_sub;

@@ -523,13 +523,16 @@ inline __m256 even_plus_odd(__m512 acc) {
 
 // One token against kR rows (1, or 4 short rows at once: they share the activation loads and
 // one transposed reduction, where a row of 1-3 super-blocks would spend a third of its work on
-// its own reduction). out[r] = y of rows[r].
-template <class K, bool kHasMin, int kR>
-void fused_rows(const uint8_t* const* rows, int64_t nb, const ActRow& a, const int16_t* qz, const int32_t* corr,
-                float* out) {
+// its own reduction). out[r] = y of rows[r]. With kPrefetch, the rows are consecutive, row_bytes
+// apart, and the weights that follow them are prefetched as the units advance.
+template <class K, bool kHasMin, int kR, bool kPrefetch>
+void fused_rows(const uint8_t* const* rows, size_t row_bytes, int64_t nb, const ActRow& a, const int16_t* qz,
+                const int32_t* corr, float* out) {
   RowAcc st[kR];
   const int64_t n_units = K::count(nb);
+  PrefetchStream ahead(rows[0], kR * row_bytes, kPrefetchLead, n_units);
   for (int64_t u = 0; u < n_units; ++u) {
+    if constexpr (kPrefetch) ahead.step();
     for (int r = 0; r < kR; ++r) K::unit(rows[r], u, nb, a, qz, corr, st[r]);
   }
   for (int r = 0; r < kR; ++r) K::finish(nb, a, st[r]);
@@ -781,10 +784,14 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
         const ActRow a = act_row(x, lay, t);
         const int16_t* qz = kPairOrder ? qz_of(t) : nullptr;
         const int32_t* corr = need_side ? reinterpret_cast<const int32_t*>(side_of(t)) : nullptr;
+        // The first token's pass brings the rows in; the others find them in L1.
+        const size_t rb = w.row_bytes;
         if (kr == 4) {
-          fused_rows<typename U::Units, U::kHasMin, 4>(rows, n_blocks, a, qz, corr, out);
+          t == 0 ? fused_rows<typename U::Units, U::kHasMin, 4, true>(rows, rb, n_blocks, a, qz, corr, out)
+                 : fused_rows<typename U::Units, U::kHasMin, 4, false>(rows, rb, n_blocks, a, qz, corr, out);
         } else {
-          fused_rows<typename U::Units, U::kHasMin, 1>(rows, n_blocks, a, qz, corr, out);
+          t == 0 ? fused_rows<typename U::Units, U::kHasMin, 1, true>(rows, rb, n_blocks, a, qz, corr, out)
+                 : fused_rows<typename U::Units, U::kHasMin, 1, false>(rows, rb, n_blocks, a, qz, corr, out);
         }
         for (int i = 0; i < kr; ++i) y[t * ldy + r + i] = out[i];
       }
@@ -830,6 +837,7 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
     const int64_t n_rows = min64(r1, g0 + group) - g0;
     for (int64_t r = 0; r < n_rows; ++r) {
       const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
       U::unpack(row, n_blocks, wz + r * wz_stride, dw, mc + r * mc_stride);
       if (n_sub & 1) dw[n_sub] = 0.0f;  // the missing partner of the last sub-block
       float* dx = dwx + r * dwx_stride;
@@ -904,11 +912,20 @@ void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int6
   for (int64_t r = 0; r < n_rows; ++r) rows[r] = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
   __m512 acc[kFloatGroup * kT];
   for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
+  // The group reads its rows in interleaved slices; the next group's rows are prefetched meanwhile.
+  const size_t group_bytes = static_cast<size_t>(n_rows) * w.row_bytes;
+  PrefetchStream ahead(rows[0], group_bytes, group_bytes, (n_full + kKBlock - 1) / kKBlock * ((n_rows + 1) / 2));
   for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
     const int64_t k1 = min64(n_full, k0 + kKBlock);
     int64_t r = 0;
-    for (; r + 2 <= n_rows; r += 2) float_span<R, 2, kT>(rows + r, xs, k0, k1, acc + r * kT);
-    if (r < n_rows) float_span<R, 1, kT>(rows + r, xs, k0, k1, acc + r * kT);
+    for (; r + 2 <= n_rows; r += 2) {
+      ahead.step();
+      float_span<R, 2, kT>(rows + r, xs, k0, k1, acc + r * kT);
+    }
+    if (r < n_rows) {
+      ahead.step();
+      float_span<R, 1, kT>(rows + r, xs, k0, k1, acc + r * kT);
+    }
   }
   for (int64_t r = 0; r < n_rows; ++r) {
     for (int t = 0; t < kT; ++t) {
