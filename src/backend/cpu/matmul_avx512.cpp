@@ -530,7 +530,7 @@ void fused_rows(const uint8_t* const* rows, size_t row_bytes, int64_t nb, const 
                 const int32_t* corr, float* out) {
   RowAcc st[kR];
   const int64_t n_units = K::count(nb);
-  PrefetchStream ahead(rows[0], kR * row_bytes, kPrefetchLead, n_units);
+  PrefetchStream ahead(rows[0], kR * row_bytes, n_units);
   for (int64_t u = 0; u < n_units; ++u) {
     if constexpr (kPrefetch) ahead.step();
     for (int r = 0; r < kR; ++r) K::unit(rows[r], u, nb, a, qz, corr, st[r]);
@@ -912,20 +912,11 @@ void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int6
   for (int64_t r = 0; r < n_rows; ++r) rows[r] = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
   __m512 acc[kFloatGroup * kT];
   for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
-  // The group reads its rows in interleaved slices; the next group's rows are prefetched meanwhile.
-  const size_t group_bytes = static_cast<size_t>(n_rows) * w.row_bytes;
-  PrefetchStream ahead(rows[0], group_bytes, group_bytes, (n_full + kKBlock - 1) / kKBlock * ((n_rows + 1) / 2));
   for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
     const int64_t k1 = min64(n_full, k0 + kKBlock);
     int64_t r = 0;
-    for (; r + 2 <= n_rows; r += 2) {
-      ahead.step();
-      float_span<R, 2, kT>(rows + r, xs, k0, k1, acc + r * kT);
-    }
-    if (r < n_rows) {
-      ahead.step();
-      float_span<R, 1, kT>(rows + r, xs, k0, k1, acc + r * kT);
-    }
+    for (; r + 2 <= n_rows; r += 2) float_span<R, 2, kT>(rows + r, xs, k0, k1, acc + r * kT);
+    if (r < n_rows) float_span<R, 1, kT>(rows + r, xs, k0, k1, acc + r * kT);
   }
   for (int64_t r = 0; r < n_rows; ++r) {
     for (int t = 0; t < kT; ++t) {
