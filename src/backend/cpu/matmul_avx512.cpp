@@ -645,14 +645,15 @@ struct Tok {
 };
 
 // Pairs [p0, p1) of kR rows (weights wz[r], pair-spread dwx[r]) with kT tokens, continuing
-// acc[r * kT + t]; the accumulators live in registers inside the span.
+// acc[r * kT + t] (starting from zero when p0 == 0); the accumulators live in registers inside
+// the span.
 template <int kSub, int kR, int kT>
 inline void zspan(const int16_t* const* wz, const float* const* dwx, int64_t p0, int64_t p1, const Tok* tok,
                   __m512* acc) {
   constexpr int kPair = 2 * kSub;  // int16 per pair
   __m512 c[kR][kT];
   for (int r = 0; r < kR; ++r)
-    for (int t = 0; t < kT; ++t) c[r][t] = acc[r * kT + t];
+    for (int t = 0; t < kT; ++t) c[r][t] = p0 == 0 ? _mm512_setzero_ps() : acc[r * kT + t];
   for (int64_t p = p0; p < p1; ++p) {
     __m512i w0[kR], w1[kR];
     __m512 dw[kR];
@@ -712,8 +713,7 @@ template <class U, int kT>
 void group_tile(const Group& g, int64_t n_rows, int64_t n_pairs, int64_t n_sub, const Tok* tok, float* y,
                 int64_t ldy) {
   constexpr int64_t kSpan = 1024 / (2 * U::kSub);
-  __m512 acc[kMaxGroup * kT];
-  for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
+  __m512 acc[kMaxGroup * kT];  // zspan starts them at zero
   for (int64_t p0 = 0; p0 < n_pairs; p0 += kSpan) {
     const int64_t p1 = min64(n_pairs, p0 + kSpan);
     int64_t r = 0;
@@ -879,12 +879,13 @@ struct RowBF16 {
   }
 };
 
-// Lanes k % 16 over [k0, k1) (multiples of 16) for kR rows and kT tokens: acc[r * kT + t].
+// Lanes k % 16 over [k0, k1) (multiples of 16) for kR rows and kT tokens: acc[r * kT + t]
+// (starting from zero when k0 == 0).
 template <class R, int kR, int kT>
 inline void float_span(const uint8_t* const* rows, const float* const* xs, int64_t k0, int64_t k1, __m512* acc) {
   __m512 c[kR][kT];
   for (int r = 0; r < kR; ++r)
-    for (int t = 0; t < kT; ++t) c[r][t] = acc[r * kT + t];
+    for (int t = 0; t < kT; ++t) c[r][t] = k0 == 0 ? _mm512_setzero_ps() : acc[r * kT + t];
   for (int64_t k = k0; k < k1; k += 16) {
     __m512 wv[kR];
     for (int r = 0; r < kR; ++r) wv[r] = R::load16(rows[r], k);
@@ -910,8 +911,10 @@ void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int6
   const int64_t n_rows = g1 - g0;
   const uint8_t* rows[kFloatGroup];
   for (int64_t r = 0; r < n_rows; ++r) rows[r] = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
-  __m512 acc[kFloatGroup * kT];
-  for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
+  __m512 acc[kFloatGroup * kT];  // float_span starts them at zero
+  if (n_full == 0) {
+    for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
+  }
   for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
     const int64_t k1 = min64(n_full, k0 + kKBlock);
     int64_t r = 0;
