@@ -148,16 +148,6 @@ void pair_order(const int16_t* q, int64_t n_blocks, int16_t* qz) {
   }
 }
 
-// dax[16p ..] = [d[2p] x 8 | d[2p + 1] x 8] (0 for a missing last block).
-void pair_scales(const float* d, int64_t n_blocks, float* dax) {
-  const int64_t full = n_blocks / 2;
-  for (int64_t p = 0; p < full; ++p) {
-    const __m128 v = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(d + 2 * p)));
-    _mm512_store_ps(dax + 16 * p, spread_pair(_mm512_castps128_ps512(v), 0));
-  }
-  if (n_blocks & 1) _mm512_store_ps(dax + 16 * full, spread_pair(_mm512_castps128_ps512(_mm_load_ss(d + 2 * full)), 0));
-}
-
 // corr[16p ..] = -offset * the contract's lane sums of pair p: from activations in pair order
 // (32-element sub-blocks) or in element order (16-element sub-blocks, 32 elements a pair).
 void offset_sums32(const int16_t* qz, int64_t n_pairs, int offset, int32_t* corr) {
@@ -635,20 +625,49 @@ struct Sup16 {
 
 // ---- the prompt path: unpacked rows x tiles of tokens ----
 
-// One token as the tiles read it: x = activations in pair order (32-element sub-blocks) or
-// element order (16), dax = pair-spread block scales (32) or d = block scales (16).
-struct Tok {
+// The kT tokens of a prompt tile, interleaved pair by pair so that one base address reaches
+// them all (a pointer per token would need more registers than there are):
+//   x[(p * kT + t) * 2 * kSub ..]: token t's activations of pair p, in pair order (32-element
+//     sub-blocks) or element order (16);
+//   sc[(p * kT + t) * 16 ..]: its pair-spread block scales (32), or sc[p * kT + t]: its block
+//     scale (16: a pair is one activation block);
+//   sx[t]: its sub-block sums (sx32 or sx16), for the min term.
+struct TileAct {
   const int16_t* x;
-  const float* dax;
-  const float* d;
-  const float* sx;  // sx32 or sx16, for the min term
+  const float* sc;
+  const float* sx[8];
 };
+
+// Token i of a kt-token tile into the tile's layout (TileAct), 32-element sub-blocks: blocks 2p
+// and 2p + 1 in pair order (a missing last block as zeros, scale 0).
+void tile_order32(const ActRow& a, int64_t n_blocks, int kt, int i, int16_t* x, float* sc) {
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t p = 0; 2 * p < n_blocks; ++p) {
+    const bool both = 2 * p + 1 < n_blocks;
+    const __m512i b0 = load512(a.q + 64 * p);  // elements 0..15 | 16..31
+    const __m512i b1 = both ? load512(a.q + 64 * p + 32) : zero;
+    int16_t* xp = x + (p * kt + i) * 64;
+    _mm512_store_si512(xp, _mm512_shuffle_i64x2(b0, b1, 0x44));
+    _mm512_store_si512(xp + 32, _mm512_shuffle_i64x2(b0, b1, 0xEE));
+    const __m128 d = both ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(a.d + 2 * p)))
+                          : _mm_load_ss(a.d + 2 * p);
+    _mm512_store_ps(sc + (p * kt + i) * 16, spread_pair(_mm512_castps128_ps512(d), 0));
+  }
+}
+
+// The same for 16-element sub-blocks: pair p = activation block p, in element order.
+void tile_order16(const ActRow& a, int64_t n_blocks, int kt, int i, int16_t* x, float* sc) {
+  for (int64_t p = 0; p < n_blocks; ++p) {
+    _mm512_store_si512(x + (p * kt + i) * 32, load512(a.q + 32 * p));
+    sc[p * kt + i] = a.d[p];
+  }
+}
 
 // Pairs [p0, p1) of kR rows (weights wz[r], pair-spread dwx[r]) with kT tokens, continuing
 // acc[r * kT + t] (starting from zero when p0 == 0); the accumulators live in registers inside
 // the span.
 template <int kSub, int kR, int kT>
-inline void zspan(const int16_t* const* wz, const float* const* dwx, int64_t p0, int64_t p1, const Tok* tok,
+inline void zspan(const int16_t* const* wz, const float* const* dwx, int64_t p0, int64_t p1, const TileAct& tile,
                   __m512* acc) {
   constexpr int kPair = 2 * kSub;  // int16 per pair
   __m512 c[kR][kT];
@@ -662,15 +681,16 @@ inline void zspan(const int16_t* const* wz, const float* const* dwx, int64_t p0,
       if constexpr (kSub == 32) w1[r] = _mm512_load_si512(wz[r] + kPair * p + 32);
       dw[r] = _mm512_load_ps(dwx[r] + 16 * p);
     }
+    const int16_t* xp = tile.x + p * kT * kPair;
     for (int t = 0; t < kT; ++t) {
-      const __m512i x0 = _mm512_load_si512(tok[t].x + kPair * p);
+      const __m512i x0 = _mm512_load_si512(xp + t * kPair);
       __m512i x1;
       __m512 da;
       if constexpr (kSub == 32) {
-        x1 = _mm512_load_si512(tok[t].x + kPair * p + 32);
-        da = _mm512_load_ps(tok[t].dax + 16 * p);
+        x1 = _mm512_load_si512(xp + t * kPair + 32);
+        da = _mm512_load_ps(tile.sc + (p * kT + t) * 16);
       } else {
-        da = _mm512_set1_ps(tok[t].d[p]);
+        da = _mm512_set1_ps(tile.sc[p * kT + t]);
       }
       for (int r = 0; r < kR; ++r) {
         __m512i s = _mm512_madd_epi16(w0[r], x0);
@@ -710,7 +730,7 @@ struct Group {
 // kT tokens against the group's rows [0, n_rows), blocked over pairs so the tokens' slice
 // (kT x 1024 elements) stays in L1 while the rows stream past.
 template <class U, int kT>
-void group_tile(const Group& g, int64_t n_rows, int64_t n_pairs, int64_t n_sub, const Tok* tok, float* y,
+void group_tile(const Group& g, int64_t n_rows, int64_t n_pairs, int64_t n_sub, const TileAct& tile, float* y,
                 int64_t ldy) {
   constexpr int64_t kSpan = 1024 / (2 * U::kSub);
   __m512 acc[kMaxGroup * kT];  // zspan starts them at zero
@@ -720,18 +740,18 @@ void group_tile(const Group& g, int64_t n_rows, int64_t n_pairs, int64_t n_sub, 
     for (; r + 2 <= n_rows; r += 2) {
       const int16_t* wz[2] = {g.wz + r * g.wz_stride, g.wz + (r + 1) * g.wz_stride};
       const float* dwx[2] = {g.dwx + r * g.dwx_stride, g.dwx + (r + 1) * g.dwx_stride};
-      zspan<U::kSub, 2, kT>(wz, dwx, p0, p1, tok, acc + r * kT);
+      zspan<U::kSub, 2, kT>(wz, dwx, p0, p1, tile, acc + r * kT);
     }
-    if (r < n_rows) {
+    for (; r < n_rows; ++r) {
       const int16_t* wz[1] = {g.wz + r * g.wz_stride};
       const float* dwx[1] = {g.dwx + r * g.dwx_stride};
-      zspan<U::kSub, 1, kT>(wz, dwx, p0, p1, tok, acc + r * kT);
+      zspan<U::kSub, 1, kT>(wz, dwx, p0, p1, tile, acc + r * kT);
     }
   }
   for (int64_t r = 0; r < n_rows; ++r) {
     for (int t = 0; t < kT; ++t) {
       float out = hsum_pair(acc[r * kT + t]);
-      if constexpr (U::kHasMin) out += min_term(g.mc + r * g.mc_stride, tok[t].sx, n_sub);
+      if constexpr (U::kHasMin) out += min_term(g.mc + r * g.mc_stride, tile.sx[t], n_sub);
       y[t * ldy + r] = out;
     }
   }
@@ -748,26 +768,25 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   const int64_t n_pairs = (n_sub + 1) / 2;
 
   // Per token, once per call (a few percent of a call's work even for the smallest row ranges
-  // matmul hands out): the activations in pair order (32-element sub-blocks), then 16 values per
-  // pair: the pair-spread block scales (prompt tiles) or the raw-weight corrections (1-3 tokens).
+  // matmul hands out), in the layout the path reads: up to 3 tokens, the activations in pair
+  // order (32-element sub-blocks) and the raw-weight corrections (16 per pair); prompt batches,
+  // the interleaved tiles of TileAct.
   const bool single = n_tokens < 4;
-  const bool need_side = single ? U::kRawOffset != 0 : kPairOrder;
+  thread_local Buffer act_buf;
+  const bool need_corr = U::kRawOffset != 0;
   const int64_t qz_len = kPairOrder ? 64 * n_pairs : 0;  // int16
   const size_t stride = static_cast<size_t>(2 * qz_len + 64 * n_pairs);  // bytes per token
-  thread_local Buffer act_buf;
-  uint8_t* prep = (kPairOrder || need_side) ? act_buf.get<uint8_t>(stride * static_cast<size_t>(n_tokens)) : nullptr;
+  uint8_t* prep = single && (kPairOrder || need_corr) ? act_buf.get<uint8_t>(stride * static_cast<size_t>(n_tokens)) : nullptr;
   auto qz_of = [&](int64_t t) { return reinterpret_cast<int16_t*>(prep + stride * static_cast<size_t>(t)); };
-  auto side_of = [&](int64_t t) { return prep + stride * static_cast<size_t>(t) + 2 * qz_len; };
+  auto corr_of = [&](int64_t t) { return reinterpret_cast<int32_t*>(prep + stride * static_cast<size_t>(t) + 2 * qz_len); };
   for (int64_t t = 0; prep != nullptr && t < n_tokens; ++t) {
     const ActRow a = act_row(x, lay, t);
     if constexpr (kPairOrder) pair_order(a.q, lay.n_blocks, qz_of(t));
-    if (!need_side) continue;
-    if (!single) {
-      pair_scales(a.d, lay.n_blocks, reinterpret_cast<float*>(side_of(t)));
-    } else if constexpr (kPairOrder) {
-      offset_sums32(qz_of(t), n_pairs, U::kRawOffset, reinterpret_cast<int32_t*>(side_of(t)));
+    if (!need_corr) continue;
+    if constexpr (kPairOrder) {
+      offset_sums32(qz_of(t), n_pairs, U::kRawOffset, corr_of(t));
     } else {
-      offset_sums16(a.q, n_pairs, U::kRawOffset, reinterpret_cast<int32_t*>(side_of(t)));
+      offset_sums16(a.q, n_pairs, U::kRawOffset, corr_of(t));
     }
   }
 
@@ -783,7 +802,7 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
       for (int64_t t = 0; t < n_tokens; ++t) {
         const ActRow a = act_row(x, lay, t);
         const int16_t* qz = kPairOrder ? qz_of(t) : nullptr;
-        const int32_t* corr = need_side ? reinterpret_cast<const int32_t*>(side_of(t)) : nullptr;
+        const int32_t* corr = need_corr ? corr_of(t) : nullptr;
         // The first token's pass brings the rows in; the others find them in L1.
         const size_t rb = w.row_bytes;
         if (kr == 4) {
@@ -815,21 +834,41 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   float* dw = dw_buf.get<float>(static_cast<size_t>(2 * n_pairs));
   const Group g{wz, dwx, mc, wz_stride, dwx_stride, mc_stride};
 
-  Tok toks[8];
-  auto tile = [&](int64_t t0, int kt, int64_t n_rows, float* yt) {
+  // The tiles' activations, tile after tile in token order (TileAct).
+  const int64_t x_per_token = n_pairs * 2 * U::kSub;               // int16
+  const int64_t sc_per_token = kPairOrder ? 16 * n_pairs : n_pairs;  // float
+  thread_local Buffer tile_x_buf, tile_sc_buf;
+  int16_t* tile_x = tile_x_buf.get<int16_t>(static_cast<size_t>(n_tokens * x_per_token));
+  float* tile_sc = tile_sc_buf.get<float>(static_cast<size_t>(n_tokens * sc_per_token));
+  auto for_each_tile = [&](auto&& f) {
+    int64_t t = 0;
+    for (const int kt : kTiles) {
+      for (; t + kt <= n_tokens; t += kt) f(t, kt);
+    }
+  };
+  for_each_tile([&](int64_t t0, int kt) {
     for (int i = 0; i < kt; ++i) {
       const ActRow a = act_row(x, lay, t0 + i);
+      int16_t* xt = tile_x + t0 * x_per_token;
+      float* st = tile_sc + t0 * sc_per_token;
       if constexpr (kPairOrder) {
-        toks[i] = Tok{qz_of(t0 + i), reinterpret_cast<const float*>(side_of(t0 + i)), a.d, a.sx32};
+        tile_order32(a, lay.n_blocks, kt, i, xt, st);
       } else {
-        toks[i] = Tok{a.q, nullptr, a.d, a.sx16};
+        tile_order16(a, lay.n_blocks, kt, i, xt, st);
       }
     }
+  });
+  auto tile = [&](int64_t t0, int kt, int64_t n_rows, float* yt) {
+    TileAct ta{tile_x + t0 * x_per_token, tile_sc + t0 * sc_per_token, {}};
+    for (int i = 0; i < kt; ++i) {
+      const ActRow a = act_row(x, lay, t0 + i);
+      ta.sx[i] = kPairOrder ? a.sx32 : a.sx16;
+    }
     switch (kt) {
-      case 8: group_tile<U, 8>(g, n_rows, n_pairs, n_sub, toks, yt, ldy); break;
-      case 4: group_tile<U, 4>(g, n_rows, n_pairs, n_sub, toks, yt, ldy); break;
-      case 2: group_tile<U, 2>(g, n_rows, n_pairs, n_sub, toks, yt, ldy); break;
-      default: group_tile<U, 1>(g, n_rows, n_pairs, n_sub, toks, yt, ldy); break;
+      case 8: group_tile<U, 8>(g, n_rows, n_pairs, n_sub, ta, yt, ldy); break;
+      case 4: group_tile<U, 4>(g, n_rows, n_pairs, n_sub, ta, yt, ldy); break;
+      case 2: group_tile<U, 2>(g, n_rows, n_pairs, n_sub, ta, yt, ldy); break;
+      default: group_tile<U, 1>(g, n_rows, n_pairs, n_sub, ta, yt, ldy); break;
     }
   };
 
@@ -846,10 +885,7 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
         _mm512_store_ps(dx + 16 * p, spread_pair(_mm512_castps128_ps512(v), 0));
       }
     }
-    int64_t t = 0;
-    for (const int kt : kTiles) {
-      for (; t + kt <= n_tokens; t += kt) tile(t, kt, n_rows, y + t * ldy + g0);
-    }
+    for_each_tile([&](int64_t t0, int kt) { tile(t0, kt, n_rows, y + t0 * ldy + g0); });
   }
 }
 
