@@ -310,13 +310,16 @@ inline __m256i nibbles_lo_hi(const uint8_t* p) {
 }
 
 
-// dw = d * scale, mc = -(dmin * min) + offset * dw (weight_unpack.h's order of operations).
+// dw = d * scale, mc = -(dmin * min) + offset * dw (weight_unpack.h's order of operations; the
+// offset is 8 or 16, so offset * dw is exact and one fused multiply-subtract rounds the same).
+// Scales and mins are converted together, [scales | mins] x [d | dmin] in one zmm.
 inline void k4_scales(const uint8_t* d_dmin, const uint8_t* scales, float offset, __m256* dw, __m256* mc) {
-  const __m128i sm = k4_scales_mins(scales);
-  const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
-  const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
-  *dw = _mm256_mul_ps(_mm256_set1_ps(f16(d_dmin)), scf);
-  *mc = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(offset), *dw), _mm256_mul_ps(_mm256_set1_ps(f16(d_dmin + 2)), mf));
+  const __m512 sm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(k4_scales_mins(scales)));
+  const __m512 d = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                         _mm512_castps128_ps512(f16x2(d_dmin)));
+  const __m512 prod = _mm512_mul_ps(sm, d);  // [dw | dmin * min]
+  *dw = _mm512_castps512_ps256(prod);
+  *mc = _mm256_fmsub_ps(_mm256_set1_ps(offset), *dw, _mm512_extractf32x8_ps(prod, 1));
 }
 
 struct SupQ4_K {
