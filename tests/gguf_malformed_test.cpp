@@ -296,11 +296,14 @@ TEST(MalformedGguf, OpenReportsThePathAndSystemErrors) {
   const std::string bad = dir + "/bad.gguf";
   const Bytes b = one_tensor({4, 2}, 0, 0, 31);
   std::ofstream(bad, std::ios::binary).write(reinterpret_cast<const char*>(b.b.data()), b.b.size());
-  auto t = File::open(bad);
-  ASSERT_FALSE(t.ok());
-  EXPECT_NE(t.status().message().find("bad.gguf: tensor 'blk.0.attn_q.weight' data [offset"),
-            std::string::npos)
-      << t.status().message();
+  for (const bool read_into_memory : {false, true}) {
+    auto t = File::open(bad, {.read_into_memory = read_into_memory, .progress = {}});
+    ASSERT_FALSE(t.ok());
+    EXPECT_NE(t.status().message().find("bad.gguf: tensor 'blk.0.attn_q.weight' data [offset"),
+              std::string::npos)
+        << t.status().message();
+  }
+  EXPECT_FALSE(File::open(empty, {.read_into_memory = true, .progress = {}}).ok());
 }
 
 }  // namespace

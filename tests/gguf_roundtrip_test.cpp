@@ -155,6 +155,18 @@ TEST(GgufRoundTrip, TensorsAlignmentAndDeferredData) {
     auto file = File::open(path);
     ASSERT_TRUE(file.ok()) << file.status().message();
     const File& f = **file;
+    // Read into memory instead of mapped: the same bytes, progress up to the whole file.
+    uint64_t last_done = 0, last_total = 0;
+    auto read = File::open(path, {.read_into_memory = true, .progress = [&](uint64_t done, uint64_t total) {
+                                    last_done = done;
+                                    last_total = total;
+                                  }});
+    ASSERT_TRUE(read.ok()) << read.status().message();
+    ASSERT_EQ((*read)->file_size(), f.file_size());
+    EXPECT_EQ(std::memcmp((*read)->bytes(), f.bytes(), f.file_size()), 0);
+    EXPECT_EQ((*read)->tensors().size(), f.tensors().size());
+    EXPECT_EQ(last_done, f.file_size());
+    EXPECT_EQ(last_total, f.file_size());
     const uint32_t expect_align = alignment == 0 ? kDefaultAlignment : alignment;
     EXPECT_EQ(f.alignment(), expect_align);
     EXPECT_EQ(f.data_offset() % expect_align, 0u);

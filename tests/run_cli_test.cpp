@@ -54,6 +54,16 @@ TEST(RunCli, GreedyAustenMatchesLlamaCppReference) {
   }
 }
 
+// --no-mmap reads the file into memory instead of mapping it: the same bytes, the same tokens.
+TEST(RunCli, NoMmapGivesTheSameTokens) {
+  PLUMB_REQUIRE_SHARED(model, "models/austen-21m-q4_k_m.gguf");
+  std::string mapped, read;
+  const std::string cmd = "run -m " + test::shell_quote(model) + " -p 'It is a truth' --temp 0 -n 16 -t 1 --json";
+  ASSERT_EQ(test::run_plumb(cmd, &mapped), 0) << mapped;
+  ASSERT_EQ(test::run_plumb(cmd + " --no-mmap", &read), 0) << read;
+  EXPECT_EQ(ints(test::json_line(read)["tokens"]), ints(test::json_line(mapped)["tokens"]));
+}
+
 // ../shared/models/README.md: greedy from BOS + "It is a truth universally acknowledged".
 TEST(RunCli, GreedyTextOfTheModelsReadme) {
   PLUMB_REQUIRE_SHARED(model, "models/austen-21m-f16.gguf");

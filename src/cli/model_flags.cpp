@@ -14,6 +14,10 @@ void add_model_flags(ArgParser& parser, ModelFlags* flags) {
   parser.option("--backend", "NAME", "cpu or cuda (default cpu)", &flags->backend);
   parser.option("--cache-type", "TYPE", "KV cache type: f16 or f32 (default f16)",
                 &flags->cache_type);
+  parser.flag("--no-mmap",
+              "read the model into memory (huge pages) instead of mapping it: slower to load, "
+              "faster generation where the weights do not fit in the caches",
+              &flags->no_mmap);
 }
 
 Status check_model_flags(const ModelFlags& flags) {
@@ -31,6 +35,7 @@ Status check_model_flags(const ModelFlags& flags) {
 
 Result<std::unique_ptr<Model>> load_model(const ModelFlags& flags) {
   ModelOptions options;
+  options.read_into_memory = flags.no_mmap;
   // Progress only where someone watches, and only for files that take a moment.
   const bool show = isatty(STDERR_FILENO) != 0;
   int last_percent = -1;

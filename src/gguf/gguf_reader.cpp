@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -414,7 +415,43 @@ class Parser {
 
 }  // namespace
 
-Result<std::unique_ptr<File>> File::open(const std::string& path) {
+namespace {
+
+// Reads the whole of fd (size bytes) into anonymous memory aligned to, and advised for, 2 MiB
+// transparent huge pages. The mapping (*mapping, *mapping_size) is the caller's to unmap.
+Status read_into_memory(int fd, size_t size, const std::string& path,
+                        const std::function<void(uint64_t, uint64_t)>& progress, void** mapping,
+                        size_t* mapping_size, const uint8_t** data) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t length = (size + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align
+  void* map = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) {
+    return Status::errorf("%s: cannot allocate %zu bytes to read the file into: %s", path.c_str(), size,
+                          std::strerror(errno));
+  }
+  *mapping = map;
+  *mapping_size = length;
+  auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(map) + kHuge - 1) / kHuge * kHuge);
+  madvise(base, length - static_cast<size_t>(base - static_cast<uint8_t*>(map)), MADV_HUGEPAGE);  // advice only
+  constexpr size_t kChunk = size_t{64} << 20;
+  for (size_t done = 0; done < size;) {
+    const ssize_t n = pread(fd, base + done, std::min(kChunk, size - done), static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return Status::errorf("%s: read failed at offset %zu of %zu: %s", path.c_str(), done, size,
+                            n < 0 ? std::strerror(errno) : "unexpected end of file");
+    }
+    done += static_cast<size_t>(n);
+    if (progress) progress(done, size);
+  }
+  mprotect(base, size, PROT_READ);  // the weights are never written
+  *data = base;
+  return Status();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<File>> File::open(const std::string& path, const OpenOptions& options) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::errorf("%s: cannot open: %s", path.c_str(), std::strerror(errno));
   struct stat st {};
@@ -430,18 +467,25 @@ Result<std::unique_ptr<File>> File::open(const std::string& path) {
   std::unique_ptr<File> file(new File());
   file->path_ = path;
   file->size_ = static_cast<size_t>(st.st_size);
-  if (file->size_ > 0) {
-    void* map = mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-      const int e = errno;
-      ::close(fd);
-      return Status::errorf("%s: cannot map %zu bytes: %s", path.c_str(), file->size_,
-                            std::strerror(e));
+  if (file->size_ > 0 && options.read_into_memory) {
+    const Status read = read_into_memory(fd, file->size_, path, options.progress, &file->mapping_,
+                                         &file->mapping_size_, &file->data_);
+    ::close(fd);
+    PLUMB_RETURN_IF_ERROR(read);
+  } else {
+    if (file->size_ > 0) {
+      void* map = mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (map == MAP_FAILED) {
+        const int e = errno;
+        ::close(fd);
+        return Status::errorf("%s: cannot map %zu bytes: %s", path.c_str(), file->size_, std::strerror(e));
+      }
+      file->mapping_ = map;
+      file->mapping_size_ = file->size_;
+      file->data_ = static_cast<const uint8_t*>(map);
     }
-    file->mapping_ = map;
-    file->data_ = static_cast<const uint8_t*>(map);
+    ::close(fd);
   }
-  ::close(fd);
   PLUMB_RETURN_IF_ERROR(file->parse_all());
   return file;
 }
@@ -456,7 +500,7 @@ Result<std::unique_ptr<File>> File::parse(const uint8_t* data, size_t size, std:
 }
 
 File::~File() {
-  if (mapping_ != nullptr) munmap(mapping_, size_);
+  if (mapping_ != nullptr) munmap(mapping_, mapping_size_);
 }
 
 Status File::parse_all() {

@@ -33,7 +33,10 @@ void touch_tensor_pages(const gguf::File& file, const std::function<void(uint64_
 }  // namespace
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options) {
-  PLUMB_ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> file, gguf::File::open(path));
+  gguf::OpenOptions open_options;
+  open_options.read_into_memory = options.read_into_memory;
+  open_options.progress = options.progress;
+  PLUMB_ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> file, gguf::File::open(path, open_options));
   PLUMB_ASSIGN_OR_RETURN(ModelConfig config, read_model_config(*file));
   PLUMB_ASSIGN_OR_RETURN(ModelWeights weights, find_model_weights(*file, config));
   std::unique_ptr<Tokenizer> tokenizer;
@@ -42,10 +45,10 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
     if (!tok.ok()) return tok.status().with_context(path);
     tokenizer = std::move(tok).value();
   }
-  // The weights stay in the mapping: nothing is copied. With a progress callback, every page
-  // of tensor data is touched now (reading the file from disk, reported as it goes), so the
+  // Mapped, the weights stay in the mapping: nothing is copied. With a progress callback, every
+  // page of tensor data is touched now (reading the file from disk, reported as it goes), so the
   // first forward pass does not pay for it; without one, pages are read on first use.
-  if (options.progress) touch_tensor_pages(*file, options.progress);
+  if (options.progress && !options.read_into_memory) touch_tensor_pages(*file, options.progress);
   return std::unique_ptr<Model>(
       std::make_unique<LlamaModel>(std::move(file), std::move(config), std::move(weights), std::move(tokenizer)));
 }

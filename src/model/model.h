@@ -39,6 +39,8 @@ struct ModelConfig {
 
 struct ModelOptions {
   bool load_tokenizer = true;
+  // Read the file into memory instead of mapping it (gguf::OpenOptions::read_into_memory).
+  bool read_into_memory = false;
   // Called with (bytes done, bytes total) while weights are touched/prepared; may be empty.
   std::function<void(uint64_t, uint64_t)> progress;
 };
