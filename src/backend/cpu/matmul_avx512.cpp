@@ -706,8 +706,9 @@ inline void zspan(const int16_t* const* wz, const float* const* dwx, int64_t p0,
     for (int t = 0; t < kT; ++t) acc[r * kT + t] = c[r][t];
 }
 
-// macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a masked tail.
-inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
+// macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a masked tail; the min
+// term is hsum8 of it.
+inline __m256 min_lanes(const float* mc, const float* sx, int64_t n_sub) {
   __m256 macc = _mm256_setzero_ps();
   int64_t s = 0;
   for (; s + 8 <= n_sub; s += 8) macc = _mm256_fmadd_ps(_mm256_loadu_ps(mc + s), _mm256_loadu_ps(sx + s), macc);
@@ -715,7 +716,7 @@ inline float min_term(const float* mc, const float* sx, int64_t n_sub) {
     const __mmask8 k = static_cast<__mmask8>((1u << (n_sub - s)) - 1);
     macc = _mm256_mask3_fmadd_ps(_mm256_maskz_loadu_ps(k, mc + s), _mm256_maskz_loadu_ps(k, sx + s), macc, k);
   }
-  return hsum8_ps(macc);
+  return macc;
 }
 
 constexpr int kMaxGroup = 16;
@@ -751,11 +752,29 @@ void group_tile(const Group& g, int64_t n_rows, int64_t n_pairs, int64_t n_sub, 
       zspan<U::kSub, 1, kT>(wz, dwx, p0, p1, tile, acc + r * kT);
     }
   }
+  // Four tokens' reductions at once where the tile has them (the same tree, one result per
+  // lane; for short rows the reductions are a large part of the work).
   for (int64_t r = 0; r < n_rows; ++r) {
-    for (int t = 0; t < kT; ++t) {
-      float out = hsum_pair(acc[r * kT + t]);
-      if constexpr (U::kHasMin) out += min_term(g.mc + r * g.mc_stride, tile.sx[t], n_sub);
-      y[t * ldy + r] = out;
+    const __m512* a = acc + r * kT;
+    const float* mc = g.mc + r * g.mc_stride;
+    if constexpr (kT >= 4) {
+      for (int t = 0; t < kT; t += 4) {
+        __m128 out = hsum8x4(even_plus_odd(a[t]), even_plus_odd(a[t + 1]), even_plus_odd(a[t + 2]),
+                             even_plus_odd(a[t + 3]));
+        if constexpr (U::kHasMin) {
+          out = _mm_add_ps(out, hsum8x4(min_lanes(mc, tile.sx[t], n_sub), min_lanes(mc, tile.sx[t + 1], n_sub),
+                                        min_lanes(mc, tile.sx[t + 2], n_sub), min_lanes(mc, tile.sx[t + 3], n_sub)));
+        }
+        alignas(16) float o[4];
+        _mm_store_ps(o, out);
+        for (int i = 0; i < 4; ++i) y[(t + i) * ldy + r] = o[i];
+      }
+    } else {
+      for (int t = 0; t < kT; ++t) {
+        float out = hsum_pair(a[t]);
+        if constexpr (U::kHasMin) out += hsum8_ps(min_lanes(mc, tile.sx[t], n_sub));
+        y[t * ldy + r] = out;
+      }
     }
   }
 }
