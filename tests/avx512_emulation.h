@@ -190,6 +190,12 @@ inline __m512i _mm512_cvtepu8_epi16(__m256i a) {
   for (int i = 0; i < 32; ++i) r[i] = x[i];
   return pack<__m512i>(r);
 }
+inline __m512i _mm512_cvtepi8_epi32(__m128i a) {
+  const auto x = lanes<int8_t>(a);
+  Lanes<int32_t, 16> r;
+  for (int i = 0; i < 16; ++i) r[i] = x[i];
+  return pack<__m512i>(r);
+}
 inline __m512i _mm512_cvtepu8_epi32(__m128i a) {
   const auto x = lanes<uint8_t>(a);
   Lanes<int32_t, 16> r;

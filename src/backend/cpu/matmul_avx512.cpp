@@ -413,6 +413,13 @@ struct SupQ6_K {
     const __m128i sc = load128(b.scales);
     *dw = _mm256_mul_ps(_mm256_set1_ps(f16(&b.d)),
                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
+    half_bytes(b, n, bytes);
+  }
+  // dw of all 16 sub-blocks at once (the single-token path).
+  static __m512 dw16(const Block& b) {
+    return _mm512_mul_ps(_mm512_set1_ps(f16(&b.d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load128(b.scales))));
+  }
+  static void half_bytes(const Block& b, int n, __m256i bytes[4]) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i m30 = _mm256_set1_epi8(0x30);
     const __m256i ql0 = load256(b.ql + 64 * n);
@@ -492,17 +499,31 @@ struct Sup16Units {
   static PLUMB_INLINE void unit(const uint8_t* row, int64_t i, int64_t, const ActRow& a, const int16_t*,
                                 const int32_t* corr, RowAcc& st) {
     const auto& b = reinterpret_cast<const typename S::Block*>(row)[i];
+    // Types without mins give all 16 multipliers at once: coef16[m] = dw[m] * d_a[m / 2].
+    __m512 coef16 = _mm512_setzero_ps();
+    if constexpr (requires { S::dw16(b); }) {
+      const __m512i pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+      coef16 = _mm512_mul_ps(S::dw16(b), _mm512_permutexvar_ps(pairs, _mm512_castps256_ps512(_mm256_loadu_ps(a.d + 8 * i))));
+    }
     for (int n = 0; n < 2; ++n) {
-      __m256 dw, mc = _mm256_setzero_ps();
       __m256i bytes[4];
-      S::half(b, n, &dw, &mc, bytes);
-      if constexpr (S::kHasMin) st.macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), st.macc);
-      const __m512 coef = _mm512_castps256_ps512(k16_coef(dw, a.d + 8 * i + 4 * n));
+      __m512 coef;  // from lane lo: the multipliers of sub-blocks 8n, 8n + 1, ...
+      int lo = 0;
+      if constexpr (requires { S::dw16(b); }) {
+        S::half_bytes(b, n, bytes);
+        coef = coef16;
+        lo = 8 * n;
+      } else {
+        __m256 dw, mc = _mm256_setzero_ps();
+        S::half(b, n, &dw, &mc, bytes);
+        if constexpr (S::kHasMin) st.macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), st.macc);
+        coef = _mm512_castps256_ps512(k16_coef(dw, a.d + 8 * i + 4 * n));
+      }
       const int16_t* q = a.q + 256 * i + 128 * n;
       for (int k = 0; k < 4; ++k) {
         const __m512i p = dot_pair16<S::kRawOffset>(_mm512_cvtepu8_epi16(bytes[k]), q + 32 * k,
                                                      corr + 128 * i + 64 * n + 16 * k);
-        st.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, 2 * k), st.acc);
+        st.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, lo + 2 * k), st.acc);
       }
     }
   }
