@@ -178,36 +178,19 @@ inline __m512i _mm512_slli_epi32(__m512i a, unsigned n) {
 
 // ---- 512-bit conversions and permutes ----
 
-inline __m512i _mm512_cvtepi8_epi16(__m256i a) {
-  const auto x = lanes<int8_t>(a);
-  Lanes<int16_t, 32> r;
-  for (int i = 0; i < 32; ++i) r[i] = x[i];
+// Sign- or zero-extension of N narrow lanes of `a` into a zmm of wider lanes.
+template <class From, class To, int N, class V>
+inline __m512i widen(V a) {
+  const auto x = lanes<From>(a);
+  Lanes<To, N> r;
+  for (int i = 0; i < N; ++i) r[i] = x[i];
   return pack<__m512i>(r);
 }
-inline __m512i _mm512_cvtepu8_epi16(__m256i a) {
-  const auto x = lanes<uint8_t>(a);
-  Lanes<int16_t, 32> r;
-  for (int i = 0; i < 32; ++i) r[i] = x[i];
-  return pack<__m512i>(r);
-}
-inline __m512i _mm512_cvtepi8_epi32(__m128i a) {
-  const auto x = lanes<int8_t>(a);
-  Lanes<int32_t, 16> r;
-  for (int i = 0; i < 16; ++i) r[i] = x[i];
-  return pack<__m512i>(r);
-}
-inline __m512i _mm512_cvtepu8_epi32(__m128i a) {
-  const auto x = lanes<uint8_t>(a);
-  Lanes<int32_t, 16> r;
-  for (int i = 0; i < 16; ++i) r[i] = x[i];
-  return pack<__m512i>(r);
-}
-inline __m512i _mm512_cvtepu16_epi32(__m256i a) {
-  const auto x = lanes<uint16_t>(a);
-  Lanes<uint32_t, 16> r;
-  for (int i = 0; i < 16; ++i) r[i] = x[i];
-  return pack<__m512i>(r);
-}
+inline __m512i _mm512_cvtepi8_epi16(__m256i a) { return widen<int8_t, int16_t, 32>(a); }
+inline __m512i _mm512_cvtepu8_epi16(__m256i a) { return widen<uint8_t, int16_t, 32>(a); }
+inline __m512i _mm512_cvtepi8_epi32(__m128i a) { return widen<int8_t, int32_t, 16>(a); }
+inline __m512i _mm512_cvtepu8_epi32(__m128i a) { return widen<uint8_t, int32_t, 16>(a); }
+inline __m512i _mm512_cvtepu16_epi32(__m256i a) { return widen<uint16_t, uint32_t, 16>(a); }
 inline __m512 _mm512_cvtph_ps(__m256i a) {
   const auto x = lanes<uint16_t>(a);
   Lanes<float, 16> r;
