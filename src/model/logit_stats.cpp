@@ -8,6 +8,14 @@
 
 namespace plumb {
 
+float logit_exp_term(float a, float b) {
+  const float d = a + b;  // TwoSum: a + b = d + err exactly
+  const float bb = d - a;
+  const float err = (a - (d - bb)) + (b - bb);
+  const float e = exp_f32(d);
+  return std::fma(e, err, e);
+}
+
 LogitStats logit_stats_scalar(const float* x, int64_t n) {
   LogitStats s;
   s.max = x[0];
@@ -19,14 +27,7 @@ LogitStats logit_stats_scalar(const float* x, int64_t n) {
   }
   const float b = -s.max;
   double partial[8] = {};
-  for (int64_t i = 0; i < n; ++i) {
-    const float a = x[i];
-    const float d = a + b;  // TwoSum: a + b = d + err exactly
-    const float bb = d - a;
-    const float err = (a - (d - bb)) + (b - bb);
-    const float e = exp_f32(d);
-    partial[i % 8] += std::fma(e, err, e);
-  }
+  for (int64_t i = 0; i < n; ++i) partial[i % 8] += logit_exp_term(x[i], b);
   s.sum_exp = combine_partial_sums(partial);
   return s;
 }

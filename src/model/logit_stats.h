@@ -24,4 +24,8 @@ LogitStats logit_stats(const float* x, int64_t n);  // AVX2 when the CPU has it
 LogitStats logit_stats_scalar(const float* x, int64_t n);
 LogitStats logit_stats_avx2(const float* x, int64_t n);  // only call when the CPU has AVX2 + FMA
 
+// One term of S: exp(a + b) from the f32 sum d = a + b, corrected for its rounding error (b =
+// -max). The scalar version sums these; the AVX2 one computes 8 at once and these for its tail.
+float logit_exp_term(float a, float b);
+
 }  // namespace plumb

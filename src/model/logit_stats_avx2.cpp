@@ -1,8 +1,6 @@
 // AVX2 lanes of logit_stats.h: lane k holds partial sum k (elements i with i % 8 == k).
 #include <immintrin.h>
 
-#include <cmath>
-
 #include "model/logit_stats.h"
 #include "util/exp_f32_avx2.h"
 #include "util/partial_sums.h"
@@ -54,14 +52,7 @@ LogitStats logit_stats_avx2(const float* x, int64_t n) {
   alignas(32) double partial[8];
   _mm256_store_pd(partial, lo);
   _mm256_store_pd(partial + 4, hi);
-  for (; i < n; ++i) {
-    const float a = x[i];
-    const float d = a + b;
-    const float bb = d - a;
-    const float err = (a - (d - bb)) + (b - bb);
-    const float e = exp_f32(d);
-    partial[i % 8] += std::fma(e, err, e);
-  }
+  for (; i < n; ++i) partial[i % 8] += logit_exp_term(x[i], b);  // compiled without AVX2
   s.sum_exp = combine_partial_sums(partial);
   return s;
 }
