@@ -27,6 +27,9 @@ bool same_value(const plumb::gguf::Value& a, const plumb::gguf::Value& b) {
 // Writes `f` with the Writer and checks the result parses to the same content. Files the
 // writer refuses on purpose (tensor names longer than llama.cpp accepts) are skipped.
 void check_round_trip(const plumb::gguf::File& f) {
+  // The writer pads the header and every tensor to the alignment, so a valid file with a huge
+  // one (any power of two is allowed) serializes to gigabytes: not a round trip to do in memory.
+  if (f.alignment() > (1u << 20)) return;
   plumb::gguf::Writer w;
   w.copy_metadata_from(f);
   for (const plumb::gguf::TensorInfo& t : f.tensors()) {

@@ -3,6 +3,7 @@
 // "<path>.tmp" and are renamed into place only when complete.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -266,10 +267,20 @@ Status Writer::write_to(const std::function<Status(const uint8_t*, size_t)>& sin
     header.put<uint64_t>(offset);
     offset = align_up(offset + t.nbytes, align);
   }
-  header.out.resize(align_up(header.out.size(), align), 0);
+  // Padding goes out in pieces of a fixed buffer: an alignment may be any power of two (ggml
+  // sets no limit), and a buffer of its size could be a gigabyte.
+  static constexpr uint8_t kZeros[4096] = {};
+  const auto pad_to = [&](uint64_t done) {
+    for (uint64_t pad = align_up(done, align) - done; pad > 0;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(pad, sizeof kZeros));
+      PLUMB_RETURN_IF_ERROR(sink(kZeros, n));
+      pad -= n;
+    }
+    return Status();
+  };
   PLUMB_RETURN_IF_ERROR(sink(header.out.data(), header.out.size()));
+  PLUMB_RETURN_IF_ERROR(pad_to(header.out.size()));
 
-  const std::vector<uint8_t> zeros(align, 0);
   std::vector<uint8_t> scratch;
   for (const PendingTensor& t : tensors_) {
     const uint8_t* bytes = t.bytes.data();
@@ -280,8 +291,7 @@ Status Writer::write_to(const std::function<Status(const uint8_t*, size_t)>& sin
       bytes = scratch.data();
     }
     if (t.nbytes > 0) PLUMB_RETURN_IF_ERROR(sink(bytes, t.nbytes));
-    const size_t pad = align_up(t.nbytes, align) - t.nbytes;
-    if (pad > 0) PLUMB_RETURN_IF_ERROR(sink(zeros.data(), pad));
+    PLUMB_RETURN_IF_ERROR(pad_to(t.nbytes));
   }
   return Status();
 }
