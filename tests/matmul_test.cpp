@@ -222,11 +222,17 @@ void expect_same_bits(const std::vector<float>& got, const std::vector<float>& w
 }
 
 // The kernels under test: a SIMD level's, or the AVX-512 kernels built over emulated intrinsics
-// (tests/avx512_emulation.h), which run wherever AVX2 does.
-enum class Variant { kAvx2, kAvx512, kAvx512Emulated };
+// (tests/avx512_emulation.h), which run wherever AVX2 does. The AMX kernels follow contract S and
+// are checked against its scalar reference; the others against the lane contract's.
+enum class Variant { kAvx2, kAvx512, kAvx512Emulated, kAmx };
 
 const char* variant_name(Variant v) {
-  return v == Variant::kAvx2 ? "avx2" : v == Variant::kAvx512 ? "avx512" : "avx512_emulated";
+  switch (v) {
+    case Variant::kAvx2: return "avx2";
+    case Variant::kAvx512: return "avx512";
+    case Variant::kAmx: return "amx";
+    default: return "avx512_emulated";
+  }
 }
 
 struct Kernels {
@@ -238,6 +244,7 @@ Kernels kernels_of(Variant v, TensorType type) {
   switch (v) {
     case Variant::kAvx2: return {detail::select_kernel(type, detail::SimdLevel::kAvx2), detail::avx2_fused_row(type)};
     case Variant::kAvx512: return {detail::select_kernel(type, detail::SimdLevel::kAvx512), nullptr};
+    case Variant::kAmx: return {detail::amx_kernel(type), nullptr};
     default: return {detail::avx512_emulated::avx512_kernel(type), nullptr};
   }
 }
@@ -265,9 +272,13 @@ class MatmulSimd : public ::testing::TestWithParam<std::tuple<Variant, TensorTyp
 
 TEST_P(MatmulSimd, MatchesScalarBitExact) {
   const auto [variant, type] = GetParam();
-  const detail::SimdLevel needs = variant == Variant::kAvx512 ? detail::SimdLevel::kAvx512 : detail::SimdLevel::kAvx2;
+  const detail::SimdLevel needs = variant == Variant::kAmx      ? detail::SimdLevel::kAmx
+                                  : variant == Variant::kAvx512 ? detail::SimdLevel::kAvx512
+                                                                : detail::SimdLevel::kAvx2;
   if (detail::cpu_simd_level() < needs) {
-    GTEST_SKIP() << (needs == detail::SimdLevel::kAvx512 ? "CPU lacks AVX-512 VNNI" : "CPU lacks AVX2/FMA/F16C");
+    GTEST_SKIP() << (needs == detail::SimdLevel::kAmx      ? "CPU (or OS) lacks AMX-INT8"
+                     : needs == detail::SimdLevel::kAvx512 ? "CPU lacks AVX-512 VNNI"
+                                                           : "CPU lacks AVX2/FMA/F16C");
   }
   const Kernels k = kernels_of(variant, type);
   if (k.rows == nullptr) GTEST_SKIP() << type_name(type) << " has no " << variant_name(variant) << " kernel";
@@ -302,7 +313,9 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
         p.x[std::min<int64_t>(40, s.n_in - 1)] = std::numeric_limits<float>::quiet_NaN();
         if (s.n_tokens > 1) p.x[(s.n_tokens - 1) * s.n_in + s.n_in / 2] = std::numeric_limits<float>::infinity();
       }
-      const std::vector<float> scalar = run_kernel(p, detail::SimdLevel::kScalar);
+      const bool summed = variant == Variant::kAmx && s.n_tokens >= detail::kAmxMinTokens;
+      const std::vector<float> scalar = summed ? run_rows(p, detail::scalar_summed_kernel(type))
+                                               : run_kernel(p, detail::SimdLevel::kScalar);
       const std::vector<float> simd = run_rows(p, k.rows);
       expect_same_bits(simd, scalar, "kernel");
       if (k.dot != nullptr) check_single_token(p, k.dot, scalar);
@@ -320,7 +333,7 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
 
 INSTANTIATE_TEST_SUITE_P(
     VariantsAndTypes, MatmulSimd,
-    ::testing::Combine(::testing::Values(Variant::kAvx2, Variant::kAvx512, Variant::kAvx512Emulated),
+    ::testing::Combine(::testing::Values(Variant::kAvx2, Variant::kAvx512, Variant::kAvx512Emulated, Variant::kAmx),
                        ::testing::ValuesIn(kAllTypes)),
     [](const testing::TestParamInfo<std::tuple<Variant, TensorType>>& i) {
       return std::string(variant_name(std::get<0>(i.param))) + "_" + type_name(std::get<1>(i.param));

@@ -3,6 +3,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace plumb {
 
@@ -52,7 +56,32 @@ bool detect_avx512_vnni() {
 #endif
 }
 
+bool detect_amx_int8() {
+#if defined(__linux__) && defined(__x86_64__)
+  if (!detect_avx512_vnni()) return false;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  const bool tile = (edx >> 24) & 1;
+  const bool int8 = (edx >> 25) & 1;
+  if (!(tile && int8)) return false;
+  constexpr unsigned kTileState = (1u << 17) | (1u << 18);  // XTILECFG, XTILEDATA
+  if ((xcr0() & kTileState) != kTileState) return false;
+  // Linux hands out the 8 KB tile state only to processes that ask (else the first tile
+  // instruction faults).
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
+
+bool cpu_has_amx_int8() {
+  static const bool has = detect_amx_int8();
+  return has;
+}
 
 bool cpu_has_avx2_fma_f16c() {
   static const bool has = detect_avx2_fma_f16c();

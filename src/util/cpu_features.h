@@ -12,4 +12,9 @@ bool cpu_has_avx2_fma_f16c();
 // (XCR0 bits 1, 2, 5, 6, 7): the set every *_avx512.cpp file is built for.
 bool cpu_has_avx512_vnni();
 
+// AMX-TILE + AMX-INT8 on top of the AVX-512 set, with the OS saving tile state (XCR0 bits 17,
+// 18) and granting this process the tile data (Linux arch_prctl ARCH_REQ_XCOMP_PERM, asked
+// once here): the set the AMX matmul kernels need.
+bool cpu_has_amx_int8();
+
 }  // namespace plumb

@@ -40,14 +40,15 @@ bool simd_disabled_by_env() {
   return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
 }
 
-// PLUMB_SIMD=scalar|avx2|avx512 caps the level (to compare the paths on one machine).
+// PLUMB_SIMD=scalar|avx2|avx512|amx caps the level (to compare the paths on one machine).
 SimdLevel simd_cap_from_env() {
   const char* v = std::getenv("PLUMB_SIMD");
-  if (v == nullptr || v[0] == '\0' || std::strcmp(v, "avx512") == 0) return SimdLevel::kAvx512;
+  if (v == nullptr || v[0] == '\0' || std::strcmp(v, "amx") == 0) return SimdLevel::kAmx;
+  if (std::strcmp(v, "avx512") == 0) return SimdLevel::kAvx512;
   if (std::strcmp(v, "avx2") == 0) return SimdLevel::kAvx2;
   if (std::strcmp(v, "scalar") == 0) return SimdLevel::kScalar;
-  std::fprintf(stderr, "plumb: ignoring PLUMB_SIMD=%s (expected scalar, avx2 or avx512)\n", v);
-  return SimdLevel::kAvx512;
+  std::fprintf(stderr, "plumb: ignoring PLUMB_SIMD=%s (expected scalar, avx2, avx512 or amx)\n", v);
+  return SimdLevel::kAmx;
 }
 
 }  // namespace
@@ -94,7 +95,8 @@ void quantize_token(const float* x, const ActLayout& lay, uint8_t* out) {
 }
 
 SimdLevel cpu_simd_level() {
-  static const SimdLevel level = cpu_has_avx512_vnni()      ? SimdLevel::kAvx512
+  static const SimdLevel level = cpu_has_amx_int8() && amx_kernel(TensorType::Q8_0) != nullptr ? SimdLevel::kAmx
+                                 : cpu_has_avx512_vnni()                                       ? SimdLevel::kAvx512
                                  : cpu_has_avx2_fma_f16c() ? SimdLevel::kAvx2
                                                            : SimdLevel::kScalar;
   return level;
@@ -108,6 +110,7 @@ SimdLevel simd_level() {
 
 const char* simd_level_name(SimdLevel level) {
   switch (level) {
+    case SimdLevel::kAmx: return "amx-int8";
     case SimdLevel::kAvx512: return "avx512-vnni";
     case SimdLevel::kAvx2: return "avx2";
     default: return "scalar";
@@ -118,6 +121,9 @@ bool simd_enabled() { return simd_level() >= SimdLevel::kAvx2; }
 
 RowsKernel select_kernel(TensorType type, SimdLevel level) {
   level = std::min(level, cpu_simd_level());  // never an instruction set the CPU lacks
+  if (level >= SimdLevel::kAmx) {
+    if (RowsKernel k = amx_kernel(type)) return k;
+  }
   if (level >= SimdLevel::kAvx512) {
     if (RowsKernel k = avx512_kernel(type)) return k;
   }

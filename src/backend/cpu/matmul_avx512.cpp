@@ -1,5 +1,7 @@
 // AVX-512 kernels (F/BW/VL/DQ/VNNI; this file is compiled with those flags and matmul.cpp picks
-// it at run time). They follow the contract of matmul_internal.h to the bit.
+// it at run time). They follow the contract of matmul_internal.h to the bit. At the end, the AMX
+// prompt kernels (contract S), which reuse this file's weight unpacking; compiled also with
+// AMX-TILE/INT8 and run only where cpu_has_amx_int8().
 //
 // Quantized weights: the contract keeps two sets of 8 float lanes, for even and odd sub-blocks.
 // One zmm holds both: sub-block s (even) in the low 256 bits, s + 1 in the high 256 bits. The
@@ -18,7 +20,7 @@
 // (integer arithmetic, exact: the lane partials are the contract's).
 // F32/F16/BF16 weights: the contract's 16 float lanes (k % 16) are one zmm per (row, token).
 //
-// Nothing here has external linkage but avx512_kernel: an inline function or template
+// Nothing here has external linkage but avx512_kernel and amx_kernel: an inline function or template
 // instantiated in this file (std::vector's members, say) could be chosen by the linker for other
 // files too and run AVX-512 instructions on a CPU without them.
 #include <immintrin.h>
@@ -1050,6 +1052,276 @@ void avx512_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   }
 }
 
+// ---- AMX: contract S (matmul_internal.h), one exact integer sum per sub-block ----
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+
+// One tile product covers a pair of sub-blocks (its K: 64 elements, or 32 for 16-element
+// sub-blocks) for 8 weight rows and 16 tokens:
+//   A (weights, int8): 16 rows m = 2r + j, the pair's weights of row r with the elements of the
+//     other sub-block (1 - j) zeroed, so C's row m is sub-block j's sum alone;
+//   B (activations, VNNI order): the 16-bit activations split exactly, a = 256 * hi + lo, into
+//     signed hi bytes and unsigned lo bytes, one B tile each; column t = token t;
+//   C = A.B_hi (tdpbssd) and A.B_lo (tdpbsud), int32 (exact), then P = 256 * C_hi + C_lo.
+// Then acc[m] (a zmm over the 16 tokens) = fma(float(P), dw * d_a, acc[m]): row r's two
+// accumulator sets of the contract are m = 2r and 2r + 1.
+constexpr int kAmxRows = 8;
+constexpr int kAmxTokens = 16;
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles 0, 1: C (hi, lo); 2: A; 3, 4: B (hi, lo). chunk = elements per pair (A's bytes per row).
+void amx_configure(int chunk) {
+  TileConfig c;
+  for (int i = 0; i < 2; ++i) {
+    c.rows[i] = 16;
+    c.colsb[i] = 64;
+  }
+  c.rows[2] = 16;
+  c.colsb[2] = static_cast<uint16_t>(chunk);
+  for (int i = 3; i < 5; ++i) {
+    c.rows[i] = static_cast<uint8_t>(chunk / 4);
+    c.colsb[i] = 64;
+  }
+  _tile_loadconfig(&c);
+}
+
+// The int8 bytes of 32 int16 (truncation: the weights fit, the activations' lo bytes are wanted).
+inline __m256i bytes_of(__m512i v) { return _mm512_cvtepi16_epi8(v); }
+
+// The 16 x 16 dword transpose of rows v[0..16) (row i, dword j -> row j, dword i).
+inline void transpose16x16(__m512i v[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // Now 128-bit lane L of v[4q + c] holds dword 4L + c of rows 4q..4q+3: gather the lanes.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_i32x4(v[i], v[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_i32x4(v[i], v[4 + i], 0xDD);
+    t[8 + i] = _mm512_shuffle_i32x4(v[8 + i], v[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_i32x4(v[8 + i], v[12 + i], 0xDD);
+  }
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0x88);
+    v[8 + i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0xDD);
+    v[4 + i] = _mm512_shuffle_i32x4(t[4 + i], t[12 + i], 0x88);
+    v[12 + i] = _mm512_shuffle_i32x4(t[4 + i], t[12 + i], 0xDD);
+  }
+}
+
+// The B tiles (hi, lo) of one token tile and every pair. xs[c]: token c's activations in the
+// pair's element order (nullptr past the last token: zero columns). Row i of a pair's tile holds
+// dword i of every token's bytes (column c at byte offset 64 i + 4 c).
+template <int kChunk>
+void amx_tokens(const int16_t* const* xs, int64_t n_pairs, uint8_t* bhi, uint8_t* blo) {
+  constexpr int kTileBytes = kChunk * 16;
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    __m512i hi[16], lo[16];
+    for (int c = 0; c < 16; ++c) {
+      if (xs[c] == nullptr) {
+        hi[c] = lo[c] = _mm512_setzero_si512();
+        continue;
+      }
+      const int16_t* x = xs[c] + p * kChunk;
+      if constexpr (kChunk == 64) {
+        const __m512i v0 = load512(x), v1 = load512(x + 32);
+        lo[c] = _mm512_inserti64x4(_mm512_castsi256_si512(bytes_of(v0)), bytes_of(v1), 1);
+        hi[c] = _mm512_inserti64x4(_mm512_castsi256_si512(bytes_of(_mm512_srai_epi16(v0, 8))),
+                                   bytes_of(_mm512_srai_epi16(v1, 8)), 1);
+      } else {
+        const __m512i v = load512(x);
+        lo[c] = _mm512_castsi256_si512(bytes_of(v));
+        hi[c] = _mm512_castsi256_si512(bytes_of(_mm512_srai_epi16(v, 8)));
+      }
+    }
+    transpose16x16(hi);
+    transpose16x16(lo);
+    for (int i = 0; i < kChunk / 4; ++i) {
+      _mm512_store_si512(bhi + p * kTileBytes + 64 * i, hi[i]);
+      _mm512_store_si512(blo + p * kTileBytes + 64 * i, lo[i]);
+    }
+  }
+}
+
+// Row r of a group into the A tiles of every pair (rows 2r, 2r + 1 of each).
+template <int kChunk>
+void amx_weights(const int16_t* wz, int64_t n_pairs, int r, uint8_t* a) {
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    uint8_t* m0 = a + (p * 16 + 2 * r) * kChunk;
+    if constexpr (kChunk == 64) {  // pair order: sub-block j is bytes [16j, 16j + 16) and [32 + 16j, 48 + 16j)
+      const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(bytes_of(load512(wz + 64 * p))),
+                                           bytes_of(load512(wz + 64 * p + 32)), 1);
+      _mm512_store_si512(m0, _mm512_maskz_mov_epi8(0x0000FFFF0000FFFFull, w));
+      _mm512_store_si512(m0 + 64, _mm512_maskz_mov_epi8(0xFFFF0000FFFF0000ull, w));
+    } else {  // element order: sub-block j is bytes [16j, 16j + 16)
+      const __m256i w = bytes_of(load512(wz + 32 * p));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(m0), _mm256_maskz_mov_epi8(0x0000FFFFu, w));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(m0 + 32), _mm256_maskz_mov_epi8(0xFFFF0000u, w));
+    }
+  }
+}
+
+// acc[m] += P(m) * dw(m) * d_a over one pair's C tiles (c: hi then lo, 16 x 16 int32 each);
+// kHalf: the pair's odd sub-block does not exist (the last pair of an odd count).
+template <bool kHalf>
+inline void amx_accumulate(const int32_t* c, const float* dw, int64_t dw_stride, int64_t s0, __m512 da0, __m512 da1,
+                           __m512* acc) {
+  for (int m = 0; m < 16; ++m) {
+    if (kHalf && (m & 1)) continue;
+    const __m512i p = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c + 16 * m), 8),
+                                       _mm512_load_si512(c + 256 + 16 * m));
+    const __m512 coef = _mm512_mul_ps(_mm512_set1_ps(dw[(m >> 1) * dw_stride + s0 + (m & 1)]), (m & 1) ? da1 : da0);
+    acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), coef, acc[m]);
+  }
+}
+
+template <class U>
+void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int kChunk = 2 * U::kSub;
+  constexpr int kTileBytes = kChunk * 16;
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
+  const int64_t n_tokens = x.n_tokens();
+  const int64_t n_blocks = w.n_in / U::kBlock;
+  const int64_t n_sub = w.n_in / U::kSub;
+  const int64_t n_pairs = (n_sub + 1) / 2;
+  const int64_t n_tiles = (n_tokens + kAmxTokens - 1) / kAmxTokens;
+  if (n_tokens < kAmxMinTokens) {  // a tile product would use a sixteenth of the tile
+    avx512_quant_rows<U>(w, x, y, ldy, r0, r1);
+    return;
+  }
+
+  // Activations, once per call: B tiles (hi, lo) per (token tile, pair), d_a per (tile, pair,
+  // sub-block of the pair) and the min term's sums per (tile, sub-block), tokens along the lanes.
+  thread_local Buffer bhi_buf, blo_buf, da_buf, sx_buf, xo_buf;
+  const size_t b_bytes = static_cast<size_t>(n_tiles * n_pairs * kTileBytes);
+  uint8_t* bhi = bhi_buf.get<uint8_t>(b_bytes);
+  uint8_t* blo = blo_buf.get<uint8_t>(b_bytes);
+  float* da = da_buf.get<float>(static_cast<size_t>(n_tiles * n_pairs * 2 * kAmxTokens));
+  float* sxt = U::kHasMin ? sx_buf.get<float>(static_cast<size_t>(n_tiles * n_sub * kAmxTokens)) : nullptr;
+  int16_t* xo = U::kSub == 32 ? xo_buf.get<int16_t>(static_cast<size_t>(kAmxTokens * 64 * n_pairs)) : nullptr;
+  for (int64_t tile = 0; tile < n_tiles; ++tile) {
+    const int64_t t0 = tile * kAmxTokens;
+    const int nt = static_cast<int>(min64(n_tokens - t0, kAmxTokens));
+    const int16_t* xs[kAmxTokens] = {};
+    float* dt = da + tile * n_pairs * 2 * kAmxTokens;
+    float* st = sxt != nullptr ? sxt + tile * n_sub * kAmxTokens : nullptr;
+    for (int c = 0; c < kAmxTokens; ++c) {
+      if (c >= nt) {  // columns past the last token: zero scales and sums
+        for (int64_t i = 0; i < 2 * n_pairs; ++i) dt[i * kAmxTokens + c] = 0.0f;
+        for (int64_t s = 0; st != nullptr && s < n_sub; ++s) st[s * kAmxTokens + c] = 0.0f;
+        continue;
+      }
+      const ActRow a = act_row(x, lay, t0 + c);
+      if constexpr (U::kSub == 32) {
+        pair_order(a.q, lay.n_blocks, xo + c * 64 * n_pairs);
+        xs[c] = xo + c * 64 * n_pairs;
+      } else {
+        xs[c] = a.q;
+      }
+      for (int64_t p = 0; p < n_pairs; ++p) {
+        for (int j = 0; j < 2; ++j) {
+          const int64_t b = U::kSub == 32 ? 2 * p + j : p;
+          dt[(2 * p + j) * kAmxTokens + c] = b < lay.n_blocks ? a.d[b] : 0.0f;
+        }
+      }
+      if (st != nullptr) {
+        const float* sx = U::kSub == 32 ? a.sx32 : a.sx16;
+        for (int64_t s = 0; s < n_sub; ++s) st[s * kAmxTokens + c] = sx[s];
+      }
+    }
+    amx_tokens<kChunk>(xs, n_pairs, bhi + tile * n_pairs * kTileBytes, blo + tile * n_pairs * kTileBytes);
+  }
+
+  // A group of 8 rows: unpacked once (int16, as the AVX-512 prompt path), then into A tiles.
+  const int64_t wz_stride = n_pairs * kChunk;
+  const int64_t s_stride = 2 * n_pairs;  // dw / mc per row, padded to whole pairs
+  thread_local Buffer wz_buf, a_buf, dw_buf, mc_buf;
+  int16_t* wz = wz_buf.get<int16_t>(static_cast<size_t>(wz_stride));
+  uint8_t* at = a_buf.get<uint8_t>(static_cast<size_t>(n_pairs * 16 * kChunk));
+  float* dw = dw_buf.get<float>(static_cast<size_t>(kAmxRows * s_stride));
+  float* mc = mc_buf.get<float>(static_cast<size_t>(kAmxRows * s_stride));
+  alignas(64) int32_t cbuf[2 * 512];  // two pairs' C tiles (hi, lo)
+  amx_configure(kChunk);
+  for (int64_t g0 = r0; g0 < r1; g0 += kAmxRows) {
+    const int nr = static_cast<int>(min64(r1 - g0, kAmxRows));
+    if (nr < kAmxRows) std::memset(at, 0, static_cast<size_t>(n_pairs * 16 * kChunk));
+    for (int r = 0; r < nr; ++r) {
+      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
+      U::unpack(row, n_blocks, wz, dw + r * s_stride, mc + r * s_stride);
+      amx_weights<kChunk>(wz, n_pairs, r, at);
+    }
+    for (int64_t tile = 0; tile < n_tiles; ++tile) {
+      __m512 acc[16];
+      for (auto& v : acc) v = _mm512_setzero_ps();
+      const uint8_t* bh = bhi + tile * n_pairs * kTileBytes;
+      const uint8_t* bl = blo + tile * n_pairs * kTileBytes;
+      const float* dt = da + tile * n_pairs * 2 * kAmxTokens;
+      // Pair p's products are issued before pair p - 1's sums are scaled, so that the vector
+      // work overlaps the tile unit's latency (about 100 cycles from tilezero to the stored C).
+      auto scale_pair = [&](int64_t p) {
+        const int32_t* c = cbuf + 512 * (p & 1);
+        const __m512 da0 = _mm512_load_ps(dt + 2 * p * kAmxTokens);
+        const __m512 da1 = _mm512_load_ps(dt + (2 * p + 1) * kAmxTokens);
+        if (2 * p + 1 < n_sub) {
+          amx_accumulate<false>(c, dw, s_stride, 2 * p, da0, da1, acc);
+        } else {
+          amx_accumulate<true>(c, dw, s_stride, 2 * p, da0, da1, acc);
+        }
+      };
+      for (int64_t p = 0; p < n_pairs; ++p) {
+        _tile_loadd(2, at + p * 16 * kChunk, kChunk);
+        _tile_loadd(3, bh + p * kTileBytes, 64);
+        _tile_loadd(4, bl + p * kTileBytes, 64);
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_dpbssd(0, 2, 3);
+        _tile_dpbsud(1, 2, 4);
+        _tile_stored(0, cbuf + 512 * (p & 1), 64);
+        _tile_stored(1, cbuf + 512 * (p & 1) + 256, 64);
+        if (p > 0) scale_pair(p - 1);
+      }
+      scale_pair(n_pairs - 1);
+      const int64_t t0 = tile * kAmxTokens;
+      const int nt = static_cast<int>(min64(n_tokens - t0, kAmxTokens));
+      for (int r = 0; r < nr; ++r) {
+        __m512 out = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
+        if constexpr (U::kHasMin) {
+          __m512 m[8];
+          for (auto& v : m) v = _mm512_setzero_ps();
+          const float* mr = mc + r * s_stride;
+          const float* st = sxt + tile * n_sub * kAmxTokens;
+          for (int64_t s = 0; s < n_sub; ++s) {
+            m[s % 8] = _mm512_fmadd_ps(_mm512_set1_ps(mr[s]), _mm512_load_ps(st + s * kAmxTokens), m[s % 8]);
+          }
+          const __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], m[4]), _mm512_add_ps(m[2], m[6])),
+                                         _mm512_add_ps(_mm512_add_ps(m[1], m[5]), _mm512_add_ps(m[3], m[7])));
+          out = _mm512_add_ps(out, h);
+        }
+        alignas(64) float o[kAmxTokens];
+        _mm512_store_ps(o, out);
+        for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + g0 + r] = o[t];
+      }
+    }
+  }
+  _tile_release();
+}
+
+#endif  // AMX
+
 using Q4_0 = Legacy<BlkQ4_0>;
 using Q4_1 = Legacy<BlkQ4_1>;
 using Q5_0 = Legacy<BlkQ5_0>;
@@ -1085,5 +1357,27 @@ RowsKernel avx512_kernel(TensorType type) {
     default: return nullptr;
   }
 }
+
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+RowsKernel amx_kernel(TensorType type) {
+  switch (type) {
+    case TensorType::Q4_0: return amx_quant_rows<Q4_0>;
+    case TensorType::Q4_1: return amx_quant_rows<Q4_1>;
+    case TensorType::Q5_0: return amx_quant_rows<Q5_0>;
+    case TensorType::Q5_1: return amx_quant_rows<Q5_1>;
+    case TensorType::Q8_0: return amx_quant_rows<Q8_0>;
+    case TensorType::IQ4_NL: return amx_quant_rows<IQ4_NL>;
+    case TensorType::Q2_K: return amx_quant_rows<Q2_K>;
+    case TensorType::Q3_K: return amx_quant_rows<Q3_K>;
+    case TensorType::Q4_K: return amx_quant_rows<Q4_K>;
+    case TensorType::Q5_K: return amx_quant_rows<Q5_K>;
+    case TensorType::Q6_K: return amx_quant_rows<Q6_K>;
+    case TensorType::IQ4_XS: return amx_quant_rows<IQ4_XS>;
+    default: return nullptr;
+  }
+}
+#else
+RowsKernel amx_kernel(TensorType) { return nullptr; }
+#endif
 
 }  // namespace plumb::cpu::PLUMB_AVX512_NAMESPACE

@@ -17,6 +17,17 @@
 //     in order (two accumulator sets so consecutive sub-blocks do not wait on one fma chain);
 //     macc[s % 8] = fma(mc[s], sx[s], macc[s % 8])  for every sub-block in order (min types);
 //     y = hsum8(acc[0] + acc[1]) + hsum8(macc)  (hsum8 below; without a min term no macc).
+// Contract S ("summed"; reference: scalar_summed_kernel): activations, weights, dw, mc and the
+// min term as above, but a sub-block contributes ONE integer, the exact sum P_s of all its
+// products (|P_s| < 2^31), and
+//     acc[s % 2] = fma(float(P_s), dw[s] * d_a[b(s)], acc[s % 2])  (float(P_s) rounds to nearest
+//     even once |P_s| >= 2^24), y = (acc[0] + acc[1]) + hsum8(macc).
+// One rounding per sub-block instead of eight, and the form an int8 tile multiply (AMX) computes.
+// The AMX level follows it for products of kAmxMinTokens tokens or more of the types it has
+// kernels for; fewer tokens keep the lane contract (the AVX-512 single-token kernels: a tile
+// product for one token would use a sixteenth of the tile, and contract S without tiles needs
+// horizontal sums that made generation 30 % slower). So at the AMX level a prompt processed as a
+// batch and the same tokens one at a time differ in the last bits.
 // Contract for F32/F16/BF16 weights (activations stay F32): acc[k % 16] = fma(w[k], x[k], acc[k % 16])
 //   over k in order, y = hsum8(acc[0..8) + acc[8..16)).
 #pragma once
@@ -30,6 +41,7 @@
 namespace plumb::cpu::detail {
 
 constexpr int kActBlock = 32;
+constexpr int64_t kAmxMinTokens = 4;  // the AMX level's contract S from this many tokens on
 constexpr float kActQMax = 32767.0f;
 
 // Offsets inside one token's prepared activations (all 32-byte aligned when n_in % 32 == 0).
@@ -120,14 +132,21 @@ RowDot avx2_fused_row(TensorType type);
 // through these shapes).
 RowsKernel avx512_kernel(TensorType type);
 
+// The AMX kernel of a quantized type (contract S from kAmxMinTokens tokens on, the lane
+// contract below); nullptr for types without one or when plumb was built without AMX support.
+RowsKernel amx_kernel(TensorType type);
+// The scalar reference of contract S (nullptr for float types).
+RowsKernel scalar_summed_kernel(TensorType type);
+
 // The instruction sets the kernels come in, in order of preference.
-enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
-// The best level this CPU runs (AVX-512 needs F/BW/VL/DQ/VNNI, AVX2 needs FMA and F16C).
+enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };
+// The best level this CPU runs (AMX needs AMX-TILE/INT8 on top of AVX-512; AVX-512 needs
+// F/BW/VL/DQ/VNNI, AVX2 needs FMA and F16C).
 SimdLevel cpu_simd_level();
 // The level matmul uses: cpu_simd_level(), capped by PLUMB_NO_SIMD=1 (scalar) or
-// PLUMB_SIMD=scalar|avx2|avx512 (decided once per process).
+// PLUMB_SIMD=scalar|avx2|avx512|amx (decided once per process).
 SimdLevel simd_level();
-const char* simd_level_name(SimdLevel level);  // "scalar", "avx2", "avx512-vnni"
+const char* simd_level_name(SimdLevel level);  // "scalar", "avx2", "avx512-vnni", "amx-int8"
 // simd_level() is at least AVX2 (the activations are prepared with quantize_token_avx2).
 bool simd_enabled();
 // The kernel for `type` at `level` (capped at cpu_simd_level()): the best level at or below it
