@@ -73,7 +73,9 @@ TEST_F(ModelSession, IncrementalAndSplitBatchesMatchOneBatch) {
 // Every op computes a token's row from that token's inputs alone, in a fixed order (matmul:
 // matmul_internal.h; attention: attention_kernels.h), so token by token gives the bits of one batch.
 TEST_F(ModelSession, TokenByTokenGivesTheBitsOfOneBatch) {
-  if (batching_changes_bits()) GTEST_SKIP() << "AMX level: two matmul contracts (IncrementalAndSplitBatchesMatchOneBatch bounds the difference)";
+  if (batching_changes_bits()) {
+    GTEST_SKIP() << "AMX level: two matmul contracts (IncrementalAndSplitBatchesMatchOneBatch bounds the difference)";
+  }
   auto s = Session::create(*model_, {});
   ASSERT_TRUE(s.ok());
   for (size_t t = 0; t < kTokens.size(); ++t) {

@@ -1179,6 +1179,7 @@ void amx_weights(const int16_t* wz, int64_t n_pairs, int r, uint8_t* a) {
 template <bool kHalf>
 inline void amx_accumulate(const int32_t* c, const float* dw, int64_t dw_stride, int64_t s0, __m512 da0, __m512 da1,
                            __m512* acc) {
+#pragma GCC unroll 16
   for (int m = 0; m < 16; ++m) {
     if (kHalf && (m & 1)) continue;
     const __m512i p = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c + 16 * m), 8),
@@ -1266,6 +1267,7 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
     }
     for (int64_t tile = 0; tile < n_tiles; ++tile) {
       __m512 acc[16];
+#pragma GCC unroll 16
       for (auto& v : acc) v = _mm512_setzero_ps();
       const uint8_t* bh = bhi + tile * n_pairs * kTileBytes;
       const uint8_t* bl = blo + tile * n_pairs * kTileBytes;
@@ -1295,17 +1297,28 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
         if (p > 0) scale_pair(p - 1);
       }
       scale_pair(n_pairs - 1);
+      // acc is indexed by constants only (unrolled loops) so that it stays in registers: the
+      // tile instructions are asm statements that clobber memory.
+      __m512 sums[kAmxRows];
+#pragma GCC unroll 8
+      for (int r = 0; r < kAmxRows; ++r) sums[r] = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
       const int64_t t0 = tile * kAmxTokens;
       const int nt = static_cast<int>(min64(n_tokens - t0, kAmxTokens));
       for (int r = 0; r < nr; ++r) {
-        __m512 out = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
+        __m512 out = sums[r];
         if constexpr (U::kHasMin) {
-          __m512 m[8];
-          for (auto& v : m) v = _mm512_setzero_ps();
           const float* mr = mc + r * s_stride;
           const float* st = sxt + tile * n_sub * kAmxTokens;
-          for (int64_t s = 0; s < n_sub; ++s) {
-            m[s % 8] = _mm512_fmadd_ps(_mm512_set1_ps(mr[s]), _mm512_load_ps(st + s * kAmxTokens), m[s % 8]);
+          __m512 m[8];
+#pragma GCC unroll 8
+          for (int j = 0; j < 8; ++j) m[j] = _mm512_setzero_ps();
+          for (int64_t s = 0; s < n_sub; s += 8) {
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; ++j) {
+              if (s + j < n_sub) {
+                m[j] = _mm512_fmadd_ps(_mm512_set1_ps(mr[s + j]), _mm512_load_ps(st + (s + j) * kAmxTokens), m[j]);
+              }
+            }
           }
           const __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], m[4]), _mm512_add_ps(m[2], m[6])),
                                          _mm512_add_ps(_mm512_add_ps(m[1], m[5]), _mm512_add_ps(m[3], m[7])));
