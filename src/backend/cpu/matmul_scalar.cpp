@@ -19,17 +19,20 @@ float min_term(const float* mcs, const ActRow& a, int64_t n_sub) {
   return hsum8(macc);
 }
 
-template <class Tr>
+// kSummed: contract S (one exact integer sum per sub-block, a float per accumulator set);
+// otherwise the lane contract (8 lane partials per sub-block, 8 floats per set).
+template <class Tr, bool kSummed>
 void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                        int64_t r1) {
   constexpr int kSubs = Tr::kBlock / Tr::kSub;
+  constexpr int kLanes = kSummed ? 1 : 8;
   const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / Tr::kBlock;
   const int64_t n_sub = w.n_in / Tr::kSub;
   std::vector<ActRow> acts(static_cast<size_t>(n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) acts[t] = act_row(x, lay, t);
-  std::vector<float> acc(static_cast<size_t>(n_tokens) * 16);  // [token][set s % 2][lane]
+  std::vector<float> acc(static_cast<size_t>(n_tokens) * 2 * kLanes);  // [token][set s % 2][lane]
   std::vector<float> mcs(Tr::kHasMin ? static_cast<size_t>(n_sub) : 0);
   alignas(32) int16_t wq[Tr::kBlock];
   float dw[kSubs];
@@ -45,10 +48,16 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
         const ActRow& a = acts[t];
         for (int s = 0; s < kSubs; ++s) {
           const int64_t e0 = blk * Tr::kBlock + static_cast<int64_t>(s) * Tr::kSub;
-          float* at = &acc[static_cast<size_t>(t) * 16 + 8 * ((blk * kSubs + s) % 2)];
+          float* at = &acc[(static_cast<size_t>(t) * 2 + (blk * kSubs + s) % 2) * kLanes];
           const float coef = dw[s] * a.d[e0 / kActBlock];
           const int16_t* ws = wq + s * Tr::kSub;
           const int16_t* as = a.q + e0;
+          if constexpr (kSummed) {
+            int32_t p = 0;
+            for (int k = 0; k < Tr::kSub; ++k) p += int32_t{ws[k]} * as[k];
+            at[0] = std::fma(static_cast<float>(p), coef, at[0]);
+            continue;
+          }
           for (int l = 0; l < 8; ++l) {
             int32_t p = int32_t{ws[2 * l]} * as[2 * l] + int32_t{ws[2 * l + 1]} * as[2 * l + 1];
             if constexpr (Tr::kSub == 32) {
@@ -60,54 +69,15 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
       }
     }
     for (int64_t t = 0; t < n_tokens; ++t) {
-      const float* at = &acc[static_cast<size_t>(t) * 16];
-      float lanes[8];
-      for (int l = 0; l < 8; ++l) lanes[l] = at[l] + at[8 + l];
-      float out = hsum8(lanes);
-      if constexpr (Tr::kHasMin) out += min_term<Tr::kSub>(mcs.data(), acts[t], n_sub);
-      y[t * ldy + r] = out;
-    }
-  }
-}
-
-// Contract S: one exact integer sum per sub-block.
-template <class Tr>
-void scalar_summed_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
-                        int64_t r1) {
-  constexpr int kSubs = Tr::kBlock / Tr::kSub;
-  const ActLayout lay = ActLayout::for_n_in(w.n_in);
-  const int64_t n_tokens = x.n_tokens();
-  const int64_t n_blocks = w.n_in / Tr::kBlock;
-  const int64_t n_sub = w.n_in / Tr::kSub;
-  std::vector<ActRow> acts(static_cast<size_t>(n_tokens));
-  for (int64_t t = 0; t < n_tokens; ++t) acts[t] = act_row(x, lay, t);
-  std::vector<float> acc(static_cast<size_t>(n_tokens) * 2);  // [token][set s % 2]
-  std::vector<float> mcs(Tr::kHasMin ? static_cast<size_t>(n_sub) : 0);
-  alignas(32) int16_t wq[Tr::kBlock];
-  float dw[kSubs];
-  float mc[kSubs];
-
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int64_t blk = 0; blk < n_blocks; ++blk) {
-      Tr::unpack(row + static_cast<size_t>(blk) * sizeof(typename Tr::Block), wq, dw, mc);
-      if constexpr (Tr::kHasMin) std::memcpy(&mcs[static_cast<size_t>(blk) * kSubs], mc, sizeof(mc));
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        const ActRow& a = acts[t];
-        for (int s = 0; s < kSubs; ++s) {
-          const int64_t e0 = blk * Tr::kBlock + static_cast<int64_t>(s) * Tr::kSub;
-          const int16_t* ws = wq + s * Tr::kSub;
-          const int16_t* as = a.q + e0;
-          int32_t p = 0;
-          for (int k = 0; k < Tr::kSub; ++k) p += int32_t{ws[k]} * as[k];
-          float& at = acc[static_cast<size_t>(t) * 2 + (blk * kSubs + s) % 2];
-          at = std::fma(static_cast<float>(p), dw[s] * a.d[e0 / kActBlock], at);
-        }
+      const float* at = &acc[static_cast<size_t>(t) * 2 * kLanes];
+      float out;
+      if constexpr (kSummed) {
+        out = at[0] + at[1];
+      } else {
+        float lanes[8];
+        for (int l = 0; l < 8; ++l) lanes[l] = at[l] + at[8 + l];
+        out = hsum8(lanes);
       }
-    }
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      float out = acc[static_cast<size_t>(t) * 2] + acc[static_cast<size_t>(t) * 2 + 1];
       if constexpr (Tr::kHasMin) out += min_term<Tr::kSub>(mcs.data(), acts[t], n_sub);
       y[t * ldy + r] = out;
     }
@@ -164,26 +134,29 @@ void effective_row(const uint8_t* row, int64_t n_in, float* eff) {
   }
 }
 
-}  // namespace
-
-RowsKernel scalar_summed_kernel(TensorType type) {
+template <bool kSummed>
+RowsKernel quant_kernel(TensorType type) {
   switch (type) {
-    case TensorType::Q4_0: return scalar_summed_rows<UnpackQ4_0>;
-    case TensorType::Q4_1: return scalar_summed_rows<UnpackQ4_1>;
-    case TensorType::Q5_0: return scalar_summed_rows<UnpackQ5_0>;
-    case TensorType::Q5_1: return scalar_summed_rows<UnpackQ5_1>;
-    case TensorType::Q8_0: return scalar_summed_rows<UnpackQ8_0>;
-    case TensorType::Q2_K: return scalar_summed_rows<UnpackQ2_K>;
-    case TensorType::Q3_K: return scalar_summed_rows<UnpackQ3_K>;
-    case TensorType::Q4_K: return scalar_summed_rows<UnpackQ4_K>;
-    case TensorType::Q5_K: return scalar_summed_rows<UnpackQ5_K>;
-    case TensorType::Q6_K: return scalar_summed_rows<UnpackQ6_K>;
-    case TensorType::Q8_K: return scalar_summed_rows<UnpackQ8_K>;
-    case TensorType::IQ4_NL: return scalar_summed_rows<UnpackIQ4_NL>;
-    case TensorType::IQ4_XS: return scalar_summed_rows<UnpackIQ4_XS>;
+    case TensorType::Q4_0: return scalar_quant_rows<UnpackQ4_0, kSummed>;
+    case TensorType::Q4_1: return scalar_quant_rows<UnpackQ4_1, kSummed>;
+    case TensorType::Q5_0: return scalar_quant_rows<UnpackQ5_0, kSummed>;
+    case TensorType::Q5_1: return scalar_quant_rows<UnpackQ5_1, kSummed>;
+    case TensorType::Q8_0: return scalar_quant_rows<UnpackQ8_0, kSummed>;
+    case TensorType::Q2_K: return scalar_quant_rows<UnpackQ2_K, kSummed>;
+    case TensorType::Q3_K: return scalar_quant_rows<UnpackQ3_K, kSummed>;
+    case TensorType::Q4_K: return scalar_quant_rows<UnpackQ4_K, kSummed>;
+    case TensorType::Q5_K: return scalar_quant_rows<UnpackQ5_K, kSummed>;
+    case TensorType::Q6_K: return scalar_quant_rows<UnpackQ6_K, kSummed>;
+    case TensorType::Q8_K: return scalar_quant_rows<UnpackQ8_K, kSummed>;
+    case TensorType::IQ4_NL: return scalar_quant_rows<UnpackIQ4_NL, kSummed>;
+    case TensorType::IQ4_XS: return scalar_quant_rows<UnpackIQ4_XS, kSummed>;
     default: return nullptr;
   }
 }
+
+}  // namespace
+
+RowsKernel scalar_summed_kernel(TensorType type) { return quant_kernel<true>(type); }
 
 bool effective_weights(TensorType type, const uint8_t* row, int64_t n_in, float* eff) {
   switch (type) {
@@ -209,20 +182,7 @@ RowsKernel scalar_kernel(TensorType type) {
     case TensorType::F32: return scalar_float_rows<LoadF32>;
     case TensorType::F16: return scalar_float_rows<LoadF16>;
     case TensorType::BF16: return scalar_float_rows<LoadBF16>;
-    case TensorType::Q4_0: return scalar_quant_rows<UnpackQ4_0>;
-    case TensorType::Q4_1: return scalar_quant_rows<UnpackQ4_1>;
-    case TensorType::Q5_0: return scalar_quant_rows<UnpackQ5_0>;
-    case TensorType::Q5_1: return scalar_quant_rows<UnpackQ5_1>;
-    case TensorType::Q8_0: return scalar_quant_rows<UnpackQ8_0>;
-    case TensorType::Q2_K: return scalar_quant_rows<UnpackQ2_K>;
-    case TensorType::Q3_K: return scalar_quant_rows<UnpackQ3_K>;
-    case TensorType::Q4_K: return scalar_quant_rows<UnpackQ4_K>;
-    case TensorType::Q5_K: return scalar_quant_rows<UnpackQ5_K>;
-    case TensorType::Q6_K: return scalar_quant_rows<UnpackQ6_K>;
-    case TensorType::Q8_K: return scalar_quant_rows<UnpackQ8_K>;
-    case TensorType::IQ4_NL: return scalar_quant_rows<UnpackIQ4_NL>;
-    case TensorType::IQ4_XS: return scalar_quant_rows<UnpackIQ4_XS>;
-    default: return nullptr;
+    default: return quant_kernel<false>(type);
   }
 }
 
