@@ -82,6 +82,11 @@ inline __m512 _mm512_set1_ps(float x) {
   for (int i = 0; i < 16; ++i) l[i] = x;
   return pack<__m512>(l);
 }
+inline __m512i _mm512_set1_epi32(int x) {
+  Lanes<int32_t, 16> l;
+  for (int i = 0; i < 16; ++i) l[i] = x;
+  return pack<__m512i>(l);
+}
 inline __m512i _mm512_set1_epi16(short x) {
   Lanes<int16_t, 32> l;
   for (int i = 0; i < 32; ++i) l[i] = x;
@@ -151,6 +156,12 @@ inline __m512 _mm512_cvtepi32_ps(__m512i a) {
   for (int i = 0; i < 16; ++i) r[i] = static_cast<float>(x[i]);
   return pack<__m512>(r);
 }
+inline __m512 _mm512_add_ps(__m512 a, __m512 b) {
+  const auto x = lanes<float>(a), y = lanes<float>(b);
+  Lanes<float, 16> r;
+  for (int i = 0; i < 16; ++i) r[i] = x[i] + y[i];
+  return pack<__m512>(r);
+}
 inline __m512 _mm512_mul_ps(__m512 a, __m512 b) {
   const auto x = lanes<float>(a), y = lanes<float>(b);
   Lanes<float, 16> r;
@@ -168,6 +179,12 @@ inline __m512 _mm512_mask3_fmadd_ps(__m512 a, __m512 b, __m512 c, __mmask16 k) {
   Lanes<float, 16> r;
   for (int i = 0; i < 16; ++i) r[i] = (k >> i) & 1 ? f[i] : z[i];
   return pack<__m512>(r);
+}
+inline __m512i _mm512_add_epi32(__m512i a, __m512i b) {  // wraps, as the hardware
+  const auto x = lanes<uint32_t>(a), y = lanes<uint32_t>(b);
+  Lanes<uint32_t, 16> r;
+  for (int i = 0; i < 16; ++i) r[i] = x[i] + y[i];
+  return pack<__m512i>(r);
 }
 inline __m512i _mm512_slli_epi32(__m512i a, unsigned n) {
   const auto x = lanes<uint32_t>(a);
@@ -204,6 +221,36 @@ inline __m512 _mm512_permutexvar_ps(__m512i idx, __m512 a) {
   for (int i = 0; i < 16; ++i) r[i] = x[j[i] & 15];
   return pack<__m512>(r);
 }
+// 128-bit lanes: q < 2 from a, q >= 2 from b, each picked by two bits of imm (as shuffle_i64x2).
+inline __m512i _mm512_shuffle_i32x4(__m512i a, __m512i b, int imm) {
+  const auto x = lanes<int32_t>(a), y = lanes<int32_t>(b);
+  Lanes<int32_t, 16> r;
+  for (int q = 0; q < 4; ++q) {
+    const auto& src = q < 2 ? x : y;
+    const int sel = (imm >> (2 * q)) & 3;
+    for (int i = 0; i < 4; ++i) r[4 * q + i] = src[4 * sel + i];
+  }
+  return pack<__m512i>(r);
+}
+// Interleave within each 128-bit lane: dwords (lo: 0, 1; hi: 2, 3) or qwords (lo: 0; hi: 1).
+template <class T, bool kHigh>
+inline __m512i unpack_lanes(__m512i a, __m512i b) {
+  constexpr int kPer = 16 / sizeof(T);  // elements per 128-bit lane
+  const auto x = lanes<T>(a), y = lanes<T>(b);
+  Lanes<T, 4 * kPer> r;
+  for (int q = 0; q < 4; ++q) {
+    for (int i = 0; i < kPer / 2; ++i) {
+      const int src = q * kPer + (kHigh ? kPer / 2 : 0) + i;
+      r[q * kPer + 2 * i] = x[src];
+      r[q * kPer + 2 * i + 1] = y[src];
+    }
+  }
+  return pack<__m512i>(r);
+}
+inline __m512i _mm512_unpacklo_epi32(__m512i a, __m512i b) { return unpack_lanes<int32_t, false>(a, b); }
+inline __m512i _mm512_unpackhi_epi32(__m512i a, __m512i b) { return unpack_lanes<int32_t, true>(a, b); }
+inline __m512i _mm512_unpacklo_epi64(__m512i a, __m512i b) { return unpack_lanes<int64_t, false>(a, b); }
+inline __m512i _mm512_unpackhi_epi64(__m512i a, __m512i b) { return unpack_lanes<int64_t, true>(a, b); }
 inline __m512i _mm512_shuffle_i64x2(__m512i a, __m512i b, int imm) {
   const auto x = lanes<int64_t>(a), y = lanes<int64_t>(b);
   Lanes<int64_t, 8> r;

@@ -231,8 +231,9 @@ void expect_same_bits(const std::vector<float>& got, const std::vector<float>& w
 }
 
 // The kernels under test: a SIMD level's, or the AVX-512 kernels built over emulated intrinsics
-// (tests/avx512_emulation.h), which run wherever AVX2 does. The AMX kernels follow contract S and
-// are checked against its scalar reference; the others against the lane contract's.
+// (tests/avx512_emulation.h), which run wherever AVX2 does. The AVX-512 and AMX kernels of the
+// quantized types follow contract S from 4 tokens on and are checked against its scalar
+// reference there; everything else against the lane contract's.
 enum class Variant { kAvx2, kAvx512, kAvx512Emulated, kAmx };
 
 const char* variant_name(Variant v) {
@@ -322,7 +323,10 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
         p.x[std::min<int64_t>(40, s.n_in - 1)] = std::numeric_limits<float>::quiet_NaN();
         if (s.n_tokens > 1) p.x[(s.n_tokens - 1) * s.n_in + s.n_in / 2] = std::numeric_limits<float>::infinity();
       }
-      const bool summed = variant == Variant::kAmx && s.n_tokens >= detail::kAmxMinTokens;
+      // AVX-512 and AMX quantized kernels follow contract S for prompt batches.
+      const bool summed = variant != Variant::kAvx2 && detail::scalar_summed_kernel(type) != nullptr &&
+                          k.rows != detail::select_kernel(type, detail::SimdLevel::kAvx2) &&
+                          s.n_tokens >= detail::kSummedMinTokens;
       const std::vector<float> scalar = summed ? run_rows(p, detail::scalar_summed_kernel(type))
                                                : run_kernel(p, detail::SimdLevel::kScalar);
       const std::vector<float> simd = run_rows(p, k.rows);

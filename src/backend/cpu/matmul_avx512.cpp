@@ -1,6 +1,7 @@
 // AVX-512 kernels (F/BW/VL/DQ/VNNI; this file is compiled with those flags and matmul.cpp picks
-// it at run time). They follow the contract of matmul_internal.h to the bit. At the end, the AMX
-// prompt kernels (contract S), which reuse this file's weight unpacking; compiled also with
+// it at run time). They follow the contracts of matmul_internal.h to the bit: the lane contract
+// for 1 to 3 tokens, contract S for prompt batches. At the end, the AMX prompt kernels (contract
+// S), which reuse this file's weight unpacking and activation tiles; compiled also with
 // AMX-TILE/INT8 and run only where cpu_has_amx_int8().
 //
 // Quantized weights: the contract keeps two sets of 8 float lanes, for even and odd sub-blocks.
@@ -649,86 +650,235 @@ struct Sup16 {
   }
 };
 
-// ---- the prompt path: unpacked rows x tiles of tokens ----
+// ---- prompt batches: contract S, tokens along the lanes ----
+// Products of kSummedMinTokens tokens or more follow contract S (matmul_internal.h): each
+// sub-block's products summed exactly in int32, then one fma per sub-block. Tokens go along the
+// lanes, 16 to a tile, so a sub-block's sum needs no horizontal reduction: its activations, as
+// int16 pairs (dwords) transposed to [dword][token], stay in registers while each row's weight
+// dwords are broadcast into vpdpwssd (32 products an instruction, then 3 float ops per sub-block
+// and 16 tokens). The AMX kernels below use the same activation tiles, split into bytes.
+constexpr int kTileTokens = 16;
 
-// The kT tokens of a prompt tile, interleaved pair by pair so that one base address reaches
-// them all (a pointer per token would need more registers than there are):
-//   x[(p * kT + t) * 2 * kSub ..]: token t's activations of pair p, in pair order (32-element
-//     sub-blocks) or element order (16);
-//   sc[(p * kT + t) * 16 ..]: its pair-spread block scales (32), or sc[p * kT + t]: its block
-//     scale (16: a pair is one activation block);
-//   sx[t]: its sub-block sums (sx32 or sx16), for the min term.
-struct TileAct {
-  const int16_t* x;
-  const float* sc;
-  const float* sx[8];
+// The 16 x 16 dword transpose of rows v[0..16) (row i, dword j -> row j, dword i).
+inline void transpose16x16(__m512i v[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // Now 128-bit lane L of v[4q + c] holds dword 4L + c of rows 4q..4q+3: gather the lanes.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_i32x4(v[i], v[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_i32x4(v[i], v[4 + i], 0xDD);
+    t[8 + i] = _mm512_shuffle_i32x4(v[8 + i], v[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_i32x4(v[8 + i], v[12 + i], 0xDD);
+  }
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0x88);
+    v[8 + i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0xDD);
+    v[4 + i] = _mm512_shuffle_i32x4(t[4 + i], t[12 + i], 0x88);
+    v[12 + i] = _mm512_shuffle_i32x4(t[4 + i], t[12 + i], 0xDD);
+  }
+}
+
+// A prompt's activations in tiles of 16 tokens, per call: d_a of each pair's two sub-blocks
+// (da[((tile * n_pairs + p) * 2 + j) * 16 + c]) and the min term's sums (sxt[(tile * n_sub + s)
+// * 16 + c]), zero for columns past the last token; each_tile(tile, xs) gets the tile's tokens'
+// int16 activations in the weights' element order (pair order for 32-element sub-blocks; nullptr
+// past the last token) for the kernel's own layout.
+struct PromptTiles {
+  int64_t n_tiles;
+  const float* da;
+  const float* sxt;
 };
 
-// Token i of a kt-token tile into the tile's layout (TileAct), 32-element sub-blocks: blocks 2p
-// and 2p + 1 in pair order (a missing last block as zeros, scale 0).
-void tile_order32(const ActRow& a, int64_t n_blocks, int kt, int i, int16_t* x, float* sc) {
-  const __m512i zero = _mm512_setzero_si512();
-  for (int64_t p = 0; 2 * p < n_blocks; ++p) {
-    const bool both = 2 * p + 1 < n_blocks;
-    const __m512i b0 = load512(a.q + 64 * p);  // elements 0..15 | 16..31
-    const __m512i b1 = both ? load512(a.q + 64 * p + 32) : zero;
-    int16_t* xp = x + (p * kt + i) * 64;
-    _mm512_store_si512(xp, _mm512_shuffle_i64x2(b0, b1, 0x44));
-    _mm512_store_si512(xp + 32, _mm512_shuffle_i64x2(b0, b1, 0xEE));
-    const __m128 d = both ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(a.d + 2 * p)))
-                          : _mm_load_ss(a.d + 2 * p);
-    _mm512_store_ps(sc + (p * kt + i) * 16, spread_pair(_mm512_castps128_ps512(d), 0));
-  }
-}
-
-// The same for 16-element sub-blocks: pair p = activation block p, in element order.
-void tile_order16(const ActRow& a, int64_t n_blocks, int kt, int i, int16_t* x, float* sc) {
-  for (int64_t p = 0; p < n_blocks; ++p) {
-    _mm512_store_si512(x + (p * kt + i) * 32, load512(a.q + 32 * p));
-    sc[p * kt + i] = a.d[p];
-  }
-}
-
-// Pairs [p0, p1) of kR rows (weights wz[r], pair-spread dwx[r]) with kT tokens, continuing
-// acc[r * kT + t] (starting from zero when p0 == 0); the accumulators live in registers inside
-// the span.
-template <int kSub, int kR, int kT>
-inline void zspan(const int16_t* const* wz, const float* const* dwx, int64_t p0, int64_t p1, const TileAct& tile,
-                  __m512* acc) {
-  constexpr int kPair = 2 * kSub;  // int16 per pair
-  __m512 c[kR][kT];
-  for (int r = 0; r < kR; ++r)
-    for (int t = 0; t < kT; ++t) c[r][t] = p0 == 0 ? _mm512_setzero_ps() : acc[r * kT + t];
-  // Two pairs per iteration: 12-13% faster for 32-element sub-blocks (GCC 12; four: 9%).
-#pragma GCC unroll 2
-  for (int64_t p = p0; p < p1; ++p) {
-    __m512i w0[kR], w1[kR];
-    __m512 dw[kR];
-    for (int r = 0; r < kR; ++r) {
-      w0[r] = _mm512_load_si512(wz[r] + kPair * p);
-      if constexpr (kSub == 32) w1[r] = _mm512_load_si512(wz[r] + kPair * p + 32);
-      dw[r] = _mm512_load_ps(dwx[r] + 16 * p);
-    }
-    const int16_t* xp = tile.x + p * kT * kPair;
-    for (int t = 0; t < kT; ++t) {
-      const __m512i x0 = _mm512_load_si512(xp + t * kPair);
-      __m512i x1;
-      __m512 da;
+template <int kSub, bool kHasMin, class F>
+PromptTiles prompt_tiles(const ActivationBuffer& x, const ActLayout& lay, int64_t n_pairs, int64_t n_sub,
+                         F&& each_tile) {
+  const int64_t n_tokens = x.n_tokens();
+  const int64_t n_tiles = (n_tokens + kTileTokens - 1) / kTileTokens;
+  thread_local Buffer da_buf, sx_buf, xo_buf;
+  float* da = da_buf.get<float>(static_cast<size_t>(n_tiles * n_pairs * 2 * kTileTokens));
+  float* sxt = kHasMin ? sx_buf.get<float>(static_cast<size_t>(n_tiles * n_sub * kTileTokens)) : nullptr;
+  int16_t* xo = kSub == 32 ? xo_buf.get<int16_t>(static_cast<size_t>(kTileTokens * 64 * n_pairs)) : nullptr;
+  for (int64_t tile = 0; tile < n_tiles; ++tile) {
+    const int64_t t0 = tile * kTileTokens;
+    const int nt = static_cast<int>(min64(n_tokens - t0, kTileTokens));
+    const int16_t* xs[kTileTokens] = {};
+    float* dt = da + tile * n_pairs * 2 * kTileTokens;
+    float* st = kHasMin ? sxt + tile * n_sub * kTileTokens : nullptr;
+    for (int c = 0; c < kTileTokens; ++c) {
+      if (c >= nt) {  // columns past the last token: zero scales and sums
+        for (int64_t i = 0; i < 2 * n_pairs; ++i) dt[i * kTileTokens + c] = 0.0f;
+        for (int64_t s = 0; kHasMin && s < n_sub; ++s) st[s * kTileTokens + c] = 0.0f;
+        continue;
+      }
+      const ActRow a = act_row(x, lay, t0 + c);
       if constexpr (kSub == 32) {
-        x1 = _mm512_load_si512(xp + t * kPair + 32);
-        da = _mm512_load_ps(tile.sc + (p * kT + t) * 16);
+        pair_order(a.q, lay.n_blocks, xo + c * 64 * n_pairs);
+        xs[c] = xo + c * 64 * n_pairs;
       } else {
-        da = _mm512_set1_ps(tile.sc[p * kT + t]);
+        xs[c] = a.q;
       }
-      for (int r = 0; r < kR; ++r) {
-        __m512i s = _mm512_madd_epi16(w0[r], x0);
-        if constexpr (kSub == 32) s = _mm512_dpwssd_epi32(s, w1[r], x1);
-        c[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw[r], da), c[r][t]);
+      for (int64_t p = 0; p < n_pairs; ++p) {
+        for (int j = 0; j < 2; ++j) {
+          const int64_t b = kSub == 32 ? 2 * p + j : p;
+          dt[(2 * p + j) * kTileTokens + c] = b < lay.n_blocks ? a.d[b] : 0.0f;
+        }
+      }
+      if constexpr (kHasMin) {
+        const float* sx = kSub == 32 ? a.sx32 : a.sx16;
+        for (int64_t s = 0; s < n_sub; ++s) st[s * kTileTokens + c] = sx[s];
+      }
+    }
+    each_tile(tile, xs);
+  }
+  return PromptTiles{n_tiles, da, sxt};
+}
+
+// A tile's activations as dwords along the lanes: xt[(p * kChunk / 2 + i) * 16 + c] = dword i of
+// pair p of token c (kChunk: elements per pair).
+template <int kChunk>
+void lane_tokens(const int16_t* const* xs, int64_t n_pairs, int32_t* xt) {
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    for (int q = 0; q < kChunk / 32; ++q) {
+      __m512i v[16];
+      for (int c = 0; c < 16; ++c) {
+        v[c] = xs[c] != nullptr ? load512(xs[c] + p * kChunk + 32 * q) : _mm512_setzero_si512();
+      }
+      transpose16x16(v);
+      for (int i = 0; i < 16; ++i) _mm512_store_si512(xt + (p * kChunk / 2 + 16 * q + i) * 16, v[i]);
+    }
+  }
+}
+
+// y of rows [0, nr) of a group for a tile's nt tokens: sums[r] = acc of set 0 + acc of set 1 (16
+// tokens), plus the min term hsum8(macc[s % 8]) with mc[r * s_stride + s] and the tile's sums.
+template <bool kHasMin>
+void store_tile_rows(const __m512* sums, int nr, const float* mc, int64_t s_stride, const float* sxt,
+                     int64_t n_sub, int nt, float* y, int64_t ldy) {
+  for (int r = 0; r < nr; ++r) {
+    __m512 out = sums[r];
+    if constexpr (kHasMin) {
+      const float* mr = mc + r * s_stride;
+      __m512 m[8];
+      for (auto& v : m) v = _mm512_setzero_ps();
+      for (int64_t s = 0; s < n_sub; s += 8) {
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+          if (s + j < n_sub) {
+            m[j] = _mm512_fmadd_ps(_mm512_set1_ps(mr[s + j]), _mm512_load_ps(sxt + (s + j) * kTileTokens), m[j]);
+          }
+        }
+      }
+      const __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], m[4]), _mm512_add_ps(m[2], m[6])),
+                                     _mm512_add_ps(_mm512_add_ps(m[1], m[5]), _mm512_add_ps(m[3], m[7])));
+      out = _mm512_add_ps(out, h);
+    }
+    alignas(64) float o[kTileTokens];
+    _mm512_store_ps(o, out);
+    for (int t = 0; t < nt; ++t) y[t * ldy + r] = o[t];
+  }
+}
+
+constexpr int kSumRows = 4;
+
+// The exact sums of sub-block j of one pair for kSumRows rows (wp[r]: the rows' pair weights)
+// and a tile of tokens (xp: the pair's dwords along the lanes). The sub-block's dwords: 8j..8j+7
+// and 16+8j..16+8j+7 of a 32-element pair in pair order, 8j..8j+7 of a 16-element pair. Two
+// accumulators per row (even and odd dwords) keep eight vpdpwssd chains in flight.
+template <int kSub>
+inline void sub_block_sums(const int32_t* xp, const int16_t* const* wp, int j, __m512i* sums) {
+  __m512i acc[kSumRows][2];
+  for (auto& r : acc) r[0] = r[1] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+  for (int h = 0; h < kSub / 16; ++h) {
+    const int base = 16 * h + 8 * j;
+    __m512i act[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) act[i] = _mm512_load_si512(xp + (base + i) * kTileTokens);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+#pragma GCC unroll 4
+      for (int r = 0; r < kSumRows; ++r) {
+        const __m512i wv = _mm512_set1_epi32(static_cast<int32_t>(u32(wp[r] + 2 * (base + i))));
+        acc[r][i & 1] = _mm512_dpwssd_epi32(acc[r][i & 1], act[i], wv);
       }
     }
   }
-  for (int r = 0; r < kR; ++r)
-    for (int t = 0; t < kT; ++t) acc[r * kT + t] = c[r][t];
+  for (int r = 0; r < kSumRows; ++r) sums[r] = _mm512_add_epi32(acc[r][0], acc[r][1]);
+}
+
+template <class U>
+void summed_prompt_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                        int64_t r1) {
+  constexpr int kChunk = 2 * U::kSub;  // elements per pair
+  constexpr int kPairDwords = kChunk / 2;
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
+  const int64_t n_tokens = x.n_tokens();
+  const int64_t n_blocks = w.n_in / U::kBlock;
+  const int64_t n_sub = w.n_in / U::kSub;
+  const int64_t n_pairs = (n_sub + 1) / 2;
+
+  thread_local Buffer xt_buf;
+  const int64_t tile_dwords = n_pairs * kPairDwords * kTileTokens;
+  int32_t* xt = xt_buf.get<int32_t>(static_cast<size_t>((n_tokens + kTileTokens - 1) / kTileTokens * tile_dwords));
+  const PromptTiles pt = prompt_tiles<U::kSub, U::kHasMin>(
+      x, lay, n_pairs, n_sub,
+      [&](int64_t tile, const int16_t* const* xs) { lane_tokens<kChunk>(xs, n_pairs, xt + tile * tile_dwords); });
+
+  // A group of 4 rows, unpacked once (int16 in pair order, as weight_unpack.h's weights).
+  const int64_t wz_stride = n_pairs * kChunk;
+  const int64_t s_stride = 2 * n_pairs;  // dw / mc per row, padded to whole pairs
+  thread_local Buffer wz_buf, dw_buf, mc_buf;
+  int16_t* wz = wz_buf.get<int16_t>(static_cast<size_t>(kSumRows * wz_stride));
+  float* dw = dw_buf.get<float>(static_cast<size_t>(kSumRows * s_stride));
+  float* mc = mc_buf.get<float>(static_cast<size_t>(kSumRows * s_stride));
+  for (int64_t g0 = r0; g0 < r1; g0 += kSumRows) {
+    const int nr = static_cast<int>(min64(r1 - g0, kSumRows));
+    for (int r = 0; r < kSumRows; ++r) {
+      if (r >= nr) {  // rows past the range: zero weights (their outputs are not stored)
+        std::memset(wz + r * wz_stride, 0, static_cast<size_t>(wz_stride) * sizeof(int16_t));
+        std::memset(dw + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
+        continue;
+      }
+      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
+      U::unpack(row, n_blocks, wz + r * wz_stride, dw + r * s_stride, mc + r * s_stride);
+    }
+    for (int64_t tile = 0; tile < pt.n_tiles; ++tile) {
+      __m512 acc[2 * kSumRows];  // [row][set s % 2], tokens along the lanes
+      for (auto& v : acc) v = _mm512_setzero_ps();
+      const int32_t* xtile = xt + tile * tile_dwords;
+      const float* dt = pt.da + tile * n_pairs * 2 * kTileTokens;
+      for (int64_t p = 0; p < n_pairs; ++p) {
+        const int16_t* wp[kSumRows];
+        for (int r = 0; r < kSumRows; ++r) wp[r] = wz + r * wz_stride + p * kChunk;
+        for (int j = 0; j < 2 && 2 * p + j < n_sub; ++j) {
+          __m512i sums[kSumRows];
+          sub_block_sums<U::kSub>(xtile + p * kPairDwords * kTileTokens, wp, j, sums);
+          const __m512 da = _mm512_load_ps(dt + (2 * p + j) * kTileTokens);
+#pragma GCC unroll 4
+          for (int r = 0; r < kSumRows; ++r) {
+            const __m512 coef = _mm512_mul_ps(_mm512_set1_ps(dw[r * s_stride + 2 * p + j]), da);
+            acc[2 * r + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[r]), coef, acc[2 * r + j]);
+          }
+        }
+      }
+      __m512 rows[kSumRows];
+      for (int r = 0; r < kSumRows; ++r) rows[r] = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
+      const int64_t t0 = tile * kTileTokens;
+      store_tile_rows<U::kHasMin>(rows, nr, mc, s_stride, U::kHasMin ? pt.sxt + tile * n_sub * kTileTokens : nullptr,
+                                  n_sub, static_cast<int>(min64(n_tokens - t0, kTileTokens)), y + t0 * ldy + g0,
+                                  ldy);
+    }
+  }
 }
 
 // macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a masked tail; the min
@@ -744,65 +894,8 @@ inline __m256 min_lanes(const float* mc, const float* sx, int64_t n_sub) {
   return macc;
 }
 
-constexpr int kMaxGroup = 16;
 constexpr int64_t kShortRow = 768;  // single-token rows this long or shorter go four at a time
-constexpr int kTiles[] = {8, 4, 2, 1};  // tokens per tile, largest first
-
-// The unpacked rows of a group: weights, pair-spread dw and per-sub-block mc, row after row.
-struct Group {
-  const int16_t* wz;
-  const float* dwx;
-  const float* mc;
-  int64_t wz_stride, dwx_stride, mc_stride;
-};
-
-// kT tokens against the group's rows [0, n_rows), blocked over pairs so the tokens' slice
-// (kT x 1024 elements) stays in L1 while the rows stream past.
-template <class U, int kT>
-void group_tile(const Group& g, int64_t n_rows, int64_t n_pairs, int64_t n_sub, const TileAct& tile, float* y,
-                int64_t ldy) {
-  constexpr int64_t kSpan = 1024 / (2 * U::kSub);
-  __m512 acc[kMaxGroup * kT];  // zspan starts them at zero
-  for (int64_t p0 = 0; p0 < n_pairs; p0 += kSpan) {
-    const int64_t p1 = min64(n_pairs, p0 + kSpan);
-    int64_t r = 0;
-    for (; r + 2 <= n_rows; r += 2) {
-      const int16_t* wz[2] = {g.wz + r * g.wz_stride, g.wz + (r + 1) * g.wz_stride};
-      const float* dwx[2] = {g.dwx + r * g.dwx_stride, g.dwx + (r + 1) * g.dwx_stride};
-      zspan<U::kSub, 2, kT>(wz, dwx, p0, p1, tile, acc + r * kT);
-    }
-    for (; r < n_rows; ++r) {
-      const int16_t* wz[1] = {g.wz + r * g.wz_stride};
-      const float* dwx[1] = {g.dwx + r * g.dwx_stride};
-      zspan<U::kSub, 1, kT>(wz, dwx, p0, p1, tile, acc + r * kT);
-    }
-  }
-  // Four tokens' reductions at once where the tile has them (the same tree, one result per
-  // lane; for short rows the reductions are a large part of the work).
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const __m512* a = acc + r * kT;
-    const float* mc = g.mc + r * g.mc_stride;
-    if constexpr (kT >= 4) {
-      for (int t = 0; t < kT; t += 4) {
-        __m128 out = hsum8x4(even_plus_odd(a[t]), even_plus_odd(a[t + 1]), even_plus_odd(a[t + 2]),
-                             even_plus_odd(a[t + 3]));
-        if constexpr (U::kHasMin) {
-          out = _mm_add_ps(out, hsum8x4(min_lanes(mc, tile.sx[t], n_sub), min_lanes(mc, tile.sx[t + 1], n_sub),
-                                        min_lanes(mc, tile.sx[t + 2], n_sub), min_lanes(mc, tile.sx[t + 3], n_sub)));
-        }
-        alignas(16) float o[4];
-        _mm_store_ps(o, out);
-        for (int i = 0; i < 4; ++i) y[(t + i) * ldy + r] = o[i];
-      }
-    } else {
-      for (int t = 0; t < kT; ++t) {
-        float out = hsum_pair(a[t]);
-        if constexpr (U::kHasMin) out += hsum8_ps(min_lanes(mc, tile.sx[t], n_sub));
-        y[t * ldy + r] = out;
-      }
-    }
-  }
-}
+constexpr int kTiles[] = {8, 4, 2, 1};  // tokens per tile of the float kernels, largest first
 
 template <class U>
 void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
@@ -813,17 +906,19 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
+  if (n_tokens >= kSummedMinTokens) {
+    summed_prompt_rows<U>(w, x, y, ldy, r0, r1);
+    return;
+  }
 
-  // Per token, once per call (a few percent of a call's work even for the smallest row ranges
-  // matmul hands out), in the layout the path reads: up to 3 tokens, the activations in pair
-  // order (32-element sub-blocks) and the raw-weight corrections (16 per pair); prompt batches,
-  // the interleaved tiles of TileAct.
-  const bool single = n_tokens < 4;
+  // Up to 3 tokens (the lane contract): per token, once per call, the activations in pair order
+  // (32-element sub-blocks) and the raw-weight corrections (16 per pair); then unpack in
+  // registers and dot at once; a row (a few KB) stays in L1 between tokens.
   thread_local Buffer act_buf;
   const bool need_corr = U::kRawOffset != 0;
   const int64_t qz_len = kPairOrder ? 64 * n_pairs : 0;  // int16
   const size_t stride = static_cast<size_t>(2 * qz_len + 64 * n_pairs);  // bytes per token
-  uint8_t* prep = single && (kPairOrder || need_corr) ? act_buf.get<uint8_t>(stride * static_cast<size_t>(n_tokens)) : nullptr;
+  uint8_t* prep = kPairOrder || need_corr ? act_buf.get<uint8_t>(stride * static_cast<size_t>(n_tokens)) : nullptr;
   auto qz_of = [&](int64_t t) { return reinterpret_cast<int16_t*>(prep + stride * static_cast<size_t>(t)); };
   auto corr_of = [&](int64_t t) { return reinterpret_cast<int32_t*>(prep + stride * static_cast<size_t>(t) + 2 * qz_len); };
   for (int64_t t = 0; prep != nullptr && t < n_tokens; ++t) {
@@ -836,103 +931,28 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
       offset_sums16(a.q, n_pairs, U::kRawOffset, corr_of(t));
     }
   }
-
-  // Up to 3 tokens: unpack in registers and dot at once; a row (a few KB) stays in L1 between
-  // tokens.
-  if (single) {
-    const bool short_rows = w.n_in <= kShortRow;
-    float out[4];
-    for (int64_t r = r0; r < r1;) {
-      const int kr = short_rows && r + 4 <= r1 ? 4 : 1;
-      const uint8_t* rows[4];
-      for (int i = 0; i < kr; ++i) rows[i] = w.data + static_cast<size_t>(r + i) * w.row_bytes;
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        const ActRow a = act_row(x, lay, t);
-        const int16_t* qz = kPairOrder ? qz_of(t) : nullptr;
-        const int32_t* corr = need_corr ? corr_of(t) : nullptr;
-        // The first token's pass brings the rows in; the others find them in L1.
-        const size_t rb = w.row_bytes;
-        if (kr == 4) {
-          t == 0 ? fused_rows<typename U::Units, U::kHasMin, 4, true>(rows, rb, n_blocks, a, qz, corr, out)
-                 : fused_rows<typename U::Units, U::kHasMin, 4, false>(rows, rb, n_blocks, a, qz, corr, out);
-        } else {
-          t == 0 ? fused_rows<typename U::Units, U::kHasMin, 1, true>(rows, rb, n_blocks, a, qz, corr, out)
-                 : fused_rows<typename U::Units, U::kHasMin, 1, false>(rows, rb, n_blocks, a, qz, corr, out);
-        }
-        for (int i = 0; i < kr; ++i) y[t * ldy + r + i] = out[i];
-      }
-      r += kr;
-    }
-    return;
-  }
-
-  // Prompt batches: unpack a group of rows once (L2-resident), then sweep the tokens in tiles of
-  // 8 over the whole group.
-  const int64_t wz_stride = n_pairs * 2 * U::kSub;
-  const int64_t dwx_stride = 16 * n_pairs;
-  const int64_t mc_stride = (n_sub + 15) / 16 * 16;
-  const int64_t row_bytes = 2 * wz_stride + 4 * dwx_stride;
-  const int64_t fit = (384 * 1024) / row_bytes;  // the group's unpacked rows stay in L2
-  const int64_t group = fit < 1 ? 1 : min64(kMaxGroup, fit);
-  thread_local Buffer w_buf, dwx_buf, mc_buf, dw_buf;
-  int16_t* wz = w_buf.get<int16_t>(static_cast<size_t>(group * wz_stride));
-  float* dwx = dwx_buf.get<float>(static_cast<size_t>(group * dwx_stride));
-  float* mc = mc_buf.get<float>(static_cast<size_t>(group * mc_stride));
-  float* dw = dw_buf.get<float>(static_cast<size_t>(2 * n_pairs));
-  const Group g{wz, dwx, mc, wz_stride, dwx_stride, mc_stride};
-
-  // The tiles' activations, tile after tile in token order (TileAct).
-  const int64_t x_per_token = n_pairs * 2 * U::kSub;               // int16
-  const int64_t sc_per_token = kPairOrder ? 16 * n_pairs : n_pairs;  // float
-  thread_local Buffer tile_x_buf, tile_sc_buf;
-  int16_t* tile_x = tile_x_buf.get<int16_t>(static_cast<size_t>(n_tokens * x_per_token));
-  float* tile_sc = tile_sc_buf.get<float>(static_cast<size_t>(n_tokens * sc_per_token));
-  auto for_each_tile = [&](auto&& f) {
-    int64_t t = 0;
-    for (const int kt : kTiles) {
-      for (; t + kt <= n_tokens; t += kt) f(t, kt);
-    }
-  };
-  for_each_tile([&](int64_t t0, int kt) {
-    for (int i = 0; i < kt; ++i) {
-      const ActRow a = act_row(x, lay, t0 + i);
-      int16_t* xt = tile_x + t0 * x_per_token;
-      float* st = tile_sc + t0 * sc_per_token;
-      if constexpr (kPairOrder) {
-        tile_order32(a, lay.n_blocks, kt, i, xt, st);
+  const bool short_rows = w.n_in <= kShortRow;
+  float out[4];
+  for (int64_t r = r0; r < r1;) {
+    const int kr = short_rows && r + 4 <= r1 ? 4 : 1;
+    const uint8_t* rows[4];
+    for (int i = 0; i < kr; ++i) rows[i] = w.data + static_cast<size_t>(r + i) * w.row_bytes;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const ActRow a = act_row(x, lay, t);
+      const int16_t* qz = kPairOrder ? qz_of(t) : nullptr;
+      const int32_t* corr = need_corr ? corr_of(t) : nullptr;
+      // The first token's pass brings the rows in; the others find them in L1.
+      const size_t rb = w.row_bytes;
+      if (kr == 4) {
+        t == 0 ? fused_rows<typename U::Units, U::kHasMin, 4, true>(rows, rb, n_blocks, a, qz, corr, out)
+               : fused_rows<typename U::Units, U::kHasMin, 4, false>(rows, rb, n_blocks, a, qz, corr, out);
       } else {
-        tile_order16(a, lay.n_blocks, kt, i, xt, st);
+        t == 0 ? fused_rows<typename U::Units, U::kHasMin, 1, true>(rows, rb, n_blocks, a, qz, corr, out)
+               : fused_rows<typename U::Units, U::kHasMin, 1, false>(rows, rb, n_blocks, a, qz, corr, out);
       }
+      for (int i = 0; i < kr; ++i) y[t * ldy + r + i] = out[i];
     }
-  });
-  auto tile = [&](int64_t t0, int kt, int64_t n_rows, float* yt) {
-    TileAct ta{tile_x + t0 * x_per_token, tile_sc + t0 * sc_per_token, {}};
-    for (int i = 0; i < kt; ++i) {
-      const ActRow a = act_row(x, lay, t0 + i);
-      ta.sx[i] = kPairOrder ? a.sx32 : a.sx16;
-    }
-    switch (kt) {
-      case 8: group_tile<U, 8>(g, n_rows, n_pairs, n_sub, ta, yt, ldy); break;
-      case 4: group_tile<U, 4>(g, n_rows, n_pairs, n_sub, ta, yt, ldy); break;
-      case 2: group_tile<U, 2>(g, n_rows, n_pairs, n_sub, ta, yt, ldy); break;
-      default: group_tile<U, 1>(g, n_rows, n_pairs, n_sub, ta, yt, ldy); break;
-    }
-  };
-
-  for (int64_t g0 = r0; g0 < r1; g0 += group) {
-    const int64_t n_rows = min64(r1, g0 + group) - g0;
-    for (int64_t r = 0; r < n_rows; ++r) {
-      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
-      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
-      U::unpack(row, n_blocks, wz + r * wz_stride, dw, mc + r * mc_stride);
-      if (n_sub & 1) dw[n_sub] = 0.0f;  // the missing partner of the last sub-block
-      float* dx = dwx + r * dwx_stride;
-      for (int64_t p = 0; p < n_pairs; ++p) {
-        const __m128 v = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(dw + 2 * p)));
-        _mm512_store_ps(dx + 16 * p, spread_pair(_mm512_castps128_ps512(v), 0));
-      }
-    }
-    for_each_tile([&](int64_t t0, int kt) { tile(t0, kt, n_rows, y + t0 * ldy + g0); });
+    r += kr;
   }
 }
 
@@ -1055,8 +1075,10 @@ void avx512_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
 // ---- AMX: contract S (matmul_internal.h), one exact integer sum per sub-block ----
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
 
-// One tile product covers a pair of sub-blocks (its K: 64 elements, or 32 for 16-element
-// sub-blocks) for 8 weight rows and 16 tokens:
+// For the types with 32-element sub-blocks (for 16-element ones the tiles would spend three
+// quarters of each product on zeros and are no faster than the AVX-512 kernels, measured; those
+// types use them at this level too). One tile product covers a pair of sub-blocks (its K: 64
+// elements) for 8 weight rows and 16 tokens:
 //   A (weights, int8): 16 rows m = 2r + j, the pair's weights of row r with the elements of the
 //     other sub-block (1 - j) zeroed, so C's row m is sub-block j's sum alone;
 //   B (activations, VNNI order): the 16-bit activations split exactly, a = 256 * hi + lo, into
@@ -1065,7 +1087,7 @@ void avx512_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
 // Then acc[m] (a zmm over the 16 tokens) = fma(float(P), dw * d_a, acc[m]): row r's two
 // accumulator sets of the contract are m = 2r and 2r + 1.
 constexpr int kAmxRows = 8;
-constexpr int kAmxTokens = 16;
+constexpr int kAmxTileBytes = 16 * 64;  // A, B and C tiles alike: 16 rows of 64 bytes
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -1075,17 +1097,11 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// Tiles 0, 1: C (hi, lo); 2: A; 3, 4: B (hi, lo). chunk = elements per pair (A's bytes per row).
-void amx_configure(int chunk) {
+// Tiles 0, 1: C (hi, lo); 2: A; 3, 4: B (hi, lo); all 16 rows of 64 bytes.
+void amx_configure() {
   TileConfig c;
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 5; ++i) {
     c.rows[i] = 16;
-    c.colsb[i] = 64;
-  }
-  c.rows[2] = 16;
-  c.colsb[2] = static_cast<uint16_t>(chunk);
-  for (int i = 3; i < 5; ++i) {
-    c.rows[i] = static_cast<uint8_t>(chunk / 4);
     c.colsb[i] = 64;
   }
   _tile_loadconfig(&c);
@@ -1094,40 +1110,10 @@ void amx_configure(int chunk) {
 // The int8 bytes of 32 int16 (truncation: the weights fit, the activations' lo bytes are wanted).
 inline __m256i bytes_of(__m512i v) { return _mm512_cvtepi16_epi8(v); }
 
-// The 16 x 16 dword transpose of rows v[0..16) (row i, dword j -> row j, dword i).
-inline void transpose16x16(__m512i v[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  // Now 128-bit lane L of v[4q + c] holds dword 4L + c of rows 4q..4q+3: gather the lanes.
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_shuffle_i32x4(v[i], v[4 + i], 0x88);
-    t[4 + i] = _mm512_shuffle_i32x4(v[i], v[4 + i], 0xDD);
-    t[8 + i] = _mm512_shuffle_i32x4(v[8 + i], v[12 + i], 0x88);
-    t[12 + i] = _mm512_shuffle_i32x4(v[8 + i], v[12 + i], 0xDD);
-  }
-  for (int i = 0; i < 4; ++i) {
-    v[i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0x88);
-    v[8 + i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0xDD);
-    v[4 + i] = _mm512_shuffle_i32x4(t[4 + i], t[12 + i], 0x88);
-    v[12 + i] = _mm512_shuffle_i32x4(t[4 + i], t[12 + i], 0xDD);
-  }
-}
-
-// The B tiles (hi, lo) of one token tile and every pair. xs[c]: token c's activations in the
-// pair's element order (nullptr past the last token: zero columns). Row i of a pair's tile holds
-// dword i of every token's bytes (column c at byte offset 64 i + 4 c).
-template <int kChunk>
+// The B tiles (hi, lo) of one token tile and every pair. xs[c]: token c's activations in pair
+// order (nullptr past the last token: zero columns). Row i of a pair's tile holds dword i of
+// every token's bytes (column c at byte offset 64 i + 4 c).
 void amx_tokens(const int16_t* const* xs, int64_t n_pairs, uint8_t* bhi, uint8_t* blo) {
-  constexpr int kTileBytes = kChunk * 16;
   for (int64_t p = 0; p < n_pairs; ++p) {
     __m512i hi[16], lo[16];
     for (int c = 0; c < 16; ++c) {
@@ -1135,42 +1121,29 @@ void amx_tokens(const int16_t* const* xs, int64_t n_pairs, uint8_t* bhi, uint8_t
         hi[c] = lo[c] = _mm512_setzero_si512();
         continue;
       }
-      const int16_t* x = xs[c] + p * kChunk;
-      if constexpr (kChunk == 64) {
-        const __m512i v0 = load512(x), v1 = load512(x + 32);
-        lo[c] = _mm512_inserti64x4(_mm512_castsi256_si512(bytes_of(v0)), bytes_of(v1), 1);
-        hi[c] = _mm512_inserti64x4(_mm512_castsi256_si512(bytes_of(_mm512_srai_epi16(v0, 8))),
-                                   bytes_of(_mm512_srai_epi16(v1, 8)), 1);
-      } else {
-        const __m512i v = load512(x);
-        lo[c] = _mm512_castsi256_si512(bytes_of(v));
-        hi[c] = _mm512_castsi256_si512(bytes_of(_mm512_srai_epi16(v, 8)));
-      }
+      const __m512i v0 = load512(xs[c] + 64 * p), v1 = load512(xs[c] + 64 * p + 32);
+      lo[c] = _mm512_inserti64x4(_mm512_castsi256_si512(bytes_of(v0)), bytes_of(v1), 1);
+      hi[c] = _mm512_inserti64x4(_mm512_castsi256_si512(bytes_of(_mm512_srai_epi16(v0, 8))),
+                                 bytes_of(_mm512_srai_epi16(v1, 8)), 1);
     }
     transpose16x16(hi);
     transpose16x16(lo);
-    for (int i = 0; i < kChunk / 4; ++i) {
-      _mm512_store_si512(bhi + p * kTileBytes + 64 * i, hi[i]);
-      _mm512_store_si512(blo + p * kTileBytes + 64 * i, lo[i]);
+    for (int i = 0; i < 16; ++i) {
+      _mm512_store_si512(bhi + p * kAmxTileBytes + 64 * i, hi[i]);
+      _mm512_store_si512(blo + p * kAmxTileBytes + 64 * i, lo[i]);
     }
   }
 }
 
-// Row r of a group into the A tiles of every pair (rows 2r, 2r + 1 of each).
-template <int kChunk>
+// Row r of a group into the A tiles of every pair (rows 2r, 2r + 1 of each). In pair order,
+// sub-block j is bytes [16j, 16j + 16) and [32 + 16j, 48 + 16j) of the pair's 64.
 void amx_weights(const int16_t* wz, int64_t n_pairs, int r, uint8_t* a) {
   for (int64_t p = 0; p < n_pairs; ++p) {
-    uint8_t* m0 = a + (p * 16 + 2 * r) * kChunk;
-    if constexpr (kChunk == 64) {  // pair order: sub-block j is bytes [16j, 16j + 16) and [32 + 16j, 48 + 16j)
-      const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(bytes_of(load512(wz + 64 * p))),
-                                           bytes_of(load512(wz + 64 * p + 32)), 1);
-      _mm512_store_si512(m0, _mm512_maskz_mov_epi8(0x0000FFFF0000FFFFull, w));
-      _mm512_store_si512(m0 + 64, _mm512_maskz_mov_epi8(0xFFFF0000FFFF0000ull, w));
-    } else {  // element order: sub-block j is bytes [16j, 16j + 16)
-      const __m256i w = bytes_of(load512(wz + 32 * p));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(m0), _mm256_maskz_mov_epi8(0x0000FFFFu, w));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(m0 + 32), _mm256_maskz_mov_epi8(0xFFFF0000u, w));
-    }
+    uint8_t* m0 = a + (p * 16 + 2 * r) * 64;
+    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(bytes_of(load512(wz + 64 * p))),
+                                         bytes_of(load512(wz + 64 * p + 32)), 1);
+    _mm512_store_si512(m0, _mm512_maskz_mov_epi8(0x0000FFFF0000FFFFull, w));
+    _mm512_store_si512(m0 + 64, _mm512_maskz_mov_epi8(0xFFFF0000FFFF0000ull, w));
   }
 }
 
@@ -1191,93 +1164,60 @@ inline void amx_accumulate(const int32_t* c, const float* dw, int64_t dw_stride,
 
 template <class U>
 void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  constexpr int kChunk = 2 * U::kSub;
-  constexpr int kTileBytes = kChunk * 16;
+  static_assert(U::kSub == 32, "AMX kernels are for 32-element sub-blocks");
   const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
-  const int64_t n_tiles = (n_tokens + kAmxTokens - 1) / kAmxTokens;
-  if (n_tokens < kAmxMinTokens) {  // a tile product would use a sixteenth of the tile
+  if (n_tokens < kSummedMinTokens) {  // a tile product would use a sixteenth of the tile
     avx512_quant_rows<U>(w, x, y, ldy, r0, r1);
     return;
   }
 
-  // Activations, once per call: B tiles (hi, lo) per (token tile, pair), d_a per (tile, pair,
-  // sub-block of the pair) and the min term's sums per (tile, sub-block), tokens along the lanes.
-  thread_local Buffer bhi_buf, blo_buf, da_buf, sx_buf, xo_buf;
-  const size_t b_bytes = static_cast<size_t>(n_tiles * n_pairs * kTileBytes);
+  // Activations, once per call: B tiles (hi, lo) per (token tile, pair).
+  thread_local Buffer bhi_buf, blo_buf;
+  const int64_t tile_bytes = n_pairs * kAmxTileBytes;
+  const size_t b_bytes = static_cast<size_t>((n_tokens + kTileTokens - 1) / kTileTokens * tile_bytes);
   uint8_t* bhi = bhi_buf.get<uint8_t>(b_bytes);
   uint8_t* blo = blo_buf.get<uint8_t>(b_bytes);
-  float* da = da_buf.get<float>(static_cast<size_t>(n_tiles * n_pairs * 2 * kAmxTokens));
-  float* sxt = U::kHasMin ? sx_buf.get<float>(static_cast<size_t>(n_tiles * n_sub * kAmxTokens)) : nullptr;
-  int16_t* xo = U::kSub == 32 ? xo_buf.get<int16_t>(static_cast<size_t>(kAmxTokens * 64 * n_pairs)) : nullptr;
-  for (int64_t tile = 0; tile < n_tiles; ++tile) {
-    const int64_t t0 = tile * kAmxTokens;
-    const int nt = static_cast<int>(min64(n_tokens - t0, kAmxTokens));
-    const int16_t* xs[kAmxTokens] = {};
-    float* dt = da + tile * n_pairs * 2 * kAmxTokens;
-    float* st = sxt != nullptr ? sxt + tile * n_sub * kAmxTokens : nullptr;
-    for (int c = 0; c < kAmxTokens; ++c) {
-      if (c >= nt) {  // columns past the last token: zero scales and sums
-        for (int64_t i = 0; i < 2 * n_pairs; ++i) dt[i * kAmxTokens + c] = 0.0f;
-        for (int64_t s = 0; st != nullptr && s < n_sub; ++s) st[s * kAmxTokens + c] = 0.0f;
-        continue;
-      }
-      const ActRow a = act_row(x, lay, t0 + c);
-      if constexpr (U::kSub == 32) {
-        pair_order(a.q, lay.n_blocks, xo + c * 64 * n_pairs);
-        xs[c] = xo + c * 64 * n_pairs;
-      } else {
-        xs[c] = a.q;
-      }
-      for (int64_t p = 0; p < n_pairs; ++p) {
-        for (int j = 0; j < 2; ++j) {
-          const int64_t b = U::kSub == 32 ? 2 * p + j : p;
-          dt[(2 * p + j) * kAmxTokens + c] = b < lay.n_blocks ? a.d[b] : 0.0f;
-        }
-      }
-      if (st != nullptr) {
-        const float* sx = U::kSub == 32 ? a.sx32 : a.sx16;
-        for (int64_t s = 0; s < n_sub; ++s) st[s * kAmxTokens + c] = sx[s];
-      }
-    }
-    amx_tokens<kChunk>(xs, n_pairs, bhi + tile * n_pairs * kTileBytes, blo + tile * n_pairs * kTileBytes);
-  }
+  const PromptTiles pt = prompt_tiles<U::kSub, U::kHasMin>(
+      x, lay, n_pairs, n_sub, [&](int64_t tile, const int16_t* const* xs) {
+        amx_tokens(xs, n_pairs, bhi + tile * tile_bytes, blo + tile * tile_bytes);
+      });
 
   // A group of 8 rows: unpacked once (int16, as the AVX-512 prompt path), then into A tiles.
-  const int64_t wz_stride = n_pairs * kChunk;
+  const int64_t wz_stride = n_pairs * 64;
   const int64_t s_stride = 2 * n_pairs;  // dw / mc per row, padded to whole pairs
   thread_local Buffer wz_buf, a_buf, dw_buf, mc_buf;
   int16_t* wz = wz_buf.get<int16_t>(static_cast<size_t>(wz_stride));
-  uint8_t* at = a_buf.get<uint8_t>(static_cast<size_t>(n_pairs * 16 * kChunk));
+  uint8_t* at = a_buf.get<uint8_t>(static_cast<size_t>(n_pairs * kAmxTileBytes));
   float* dw = dw_buf.get<float>(static_cast<size_t>(kAmxRows * s_stride));
   float* mc = mc_buf.get<float>(static_cast<size_t>(kAmxRows * s_stride));
   alignas(64) int32_t cbuf[2 * 512];  // two pairs' C tiles (hi, lo)
-  amx_configure(kChunk);
+  amx_configure();
   for (int64_t g0 = r0; g0 < r1; g0 += kAmxRows) {
     const int nr = static_cast<int>(min64(r1 - g0, kAmxRows));
-    if (nr < kAmxRows) std::memset(at, 0, static_cast<size_t>(n_pairs * 16 * kChunk));
+    if (nr < kAmxRows) std::memset(at, 0, static_cast<size_t>(n_pairs * kAmxTileBytes));
     for (int r = 0; r < nr; ++r) {
       const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
       prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
       U::unpack(row, n_blocks, wz, dw + r * s_stride, mc + r * s_stride);
-      amx_weights<kChunk>(wz, n_pairs, r, at);
+      amx_weights(wz, n_pairs, r, at);
     }
-    for (int64_t tile = 0; tile < n_tiles; ++tile) {
+    for (int64_t tile = 0; tile < pt.n_tiles; ++tile) {
       __m512 acc[16];
 #pragma GCC unroll 16
       for (auto& v : acc) v = _mm512_setzero_ps();
-      const uint8_t* bh = bhi + tile * n_pairs * kTileBytes;
-      const uint8_t* bl = blo + tile * n_pairs * kTileBytes;
-      const float* dt = da + tile * n_pairs * 2 * kAmxTokens;
+      const uint8_t* bh = bhi + tile * tile_bytes;
+      const uint8_t* bl = blo + tile * tile_bytes;
+      const float* dt = pt.da + tile * n_pairs * 2 * kTileTokens;
       // Pair p's products are issued before pair p - 1's sums are scaled, so that the vector
       // work overlaps the tile unit's latency (about 100 cycles from tilezero to the stored C).
       auto scale_pair = [&](int64_t p) {
         const int32_t* c = cbuf + 512 * (p & 1);
-        const __m512 da0 = _mm512_load_ps(dt + 2 * p * kAmxTokens);
-        const __m512 da1 = _mm512_load_ps(dt + (2 * p + 1) * kAmxTokens);
+        const __m512 da0 = _mm512_load_ps(dt + 2 * p * kTileTokens);
+        const __m512 da1 = _mm512_load_ps(dt + (2 * p + 1) * kTileTokens);
         if (2 * p + 1 < n_sub) {
           amx_accumulate<false>(c, dw, s_stride, 2 * p, da0, da1, acc);
         } else {
@@ -1285,9 +1225,9 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
         }
       };
       for (int64_t p = 0; p < n_pairs; ++p) {
-        _tile_loadd(2, at + p * 16 * kChunk, kChunk);
-        _tile_loadd(3, bh + p * kTileBytes, 64);
-        _tile_loadd(4, bl + p * kTileBytes, 64);
+        _tile_loadd(2, at + p * kAmxTileBytes, 64);
+        _tile_loadd(3, bh + p * kAmxTileBytes, 64);
+        _tile_loadd(4, bl + p * kAmxTileBytes, 64);
         _tile_zero(0);
         _tile_zero(1);
         _tile_dpbssd(0, 2, 3);
@@ -1302,32 +1242,10 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
       __m512 sums[kAmxRows];
 #pragma GCC unroll 8
       for (int r = 0; r < kAmxRows; ++r) sums[r] = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
-      const int64_t t0 = tile * kAmxTokens;
-      const int nt = static_cast<int>(min64(n_tokens - t0, kAmxTokens));
-      for (int r = 0; r < nr; ++r) {
-        __m512 out = sums[r];
-        if constexpr (U::kHasMin) {
-          const float* mr = mc + r * s_stride;
-          const float* st = sxt + tile * n_sub * kAmxTokens;
-          __m512 m[8];
-#pragma GCC unroll 8
-          for (int j = 0; j < 8; ++j) m[j] = _mm512_setzero_ps();
-          for (int64_t s = 0; s < n_sub; s += 8) {
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; ++j) {
-              if (s + j < n_sub) {
-                m[j] = _mm512_fmadd_ps(_mm512_set1_ps(mr[s + j]), _mm512_load_ps(st + (s + j) * kAmxTokens), m[j]);
-              }
-            }
-          }
-          const __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], m[4]), _mm512_add_ps(m[2], m[6])),
-                                         _mm512_add_ps(_mm512_add_ps(m[1], m[5]), _mm512_add_ps(m[3], m[7])));
-          out = _mm512_add_ps(out, h);
-        }
-        alignas(64) float o[kAmxTokens];
-        _mm512_store_ps(o, out);
-        for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + g0 + r] = o[t];
-      }
+      const int64_t t0 = tile * kTileTokens;
+      store_tile_rows<U::kHasMin>(sums, nr, mc, s_stride, U::kHasMin ? pt.sxt + tile * n_sub * kTileTokens : nullptr,
+                                  n_sub, static_cast<int>(min64(n_tokens - t0, kTileTokens)), y + t0 * ldy + g0,
+                                  ldy);
     }
   }
   _tile_release();
@@ -1380,11 +1298,8 @@ RowsKernel amx_kernel(TensorType type) {
     case TensorType::Q5_1: return amx_quant_rows<Q5_1>;
     case TensorType::Q8_0: return amx_quant_rows<Q8_0>;
     case TensorType::IQ4_NL: return amx_quant_rows<IQ4_NL>;
-    case TensorType::Q2_K: return amx_quant_rows<Q2_K>;
-    case TensorType::Q3_K: return amx_quant_rows<Q3_K>;
     case TensorType::Q4_K: return amx_quant_rows<Q4_K>;
     case TensorType::Q5_K: return amx_quant_rows<Q5_K>;
-    case TensorType::Q6_K: return amx_quant_rows<Q6_K>;
     case TensorType::IQ4_XS: return amx_quant_rows<IQ4_XS>;
     default: return nullptr;
   }

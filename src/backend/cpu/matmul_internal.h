@@ -22,12 +22,13 @@
 // products (|P_s| < 2^31), and
 //     acc[s % 2] = fma(float(P_s), dw[s] * d_a[b(s)], acc[s % 2])  (float(P_s) rounds to nearest
 //     even once |P_s| >= 2^24), y = (acc[0] + acc[1]) + hsum8(macc).
-// One rounding per sub-block instead of eight, and the form an int8 tile multiply (AMX) computes.
-// The AMX level follows it for products of kAmxMinTokens tokens or more of the types it has
-// kernels for; fewer tokens keep the lane contract (the AVX-512 single-token kernels: a tile
-// product for one token would use a sixteenth of the tile, and contract S without tiles needs
-// horizontal sums that made generation 30 % slower). So at the AMX level a prompt processed as a
-// batch and the same tokens one at a time differ in the last bits.
+// One rounding per sub-block instead of eight, and the form a tile multiply (AMX) computes; with
+// tokens along the lanes, AVX-512 computes it with 32 products an instruction and no horizontal
+// sums. The AVX-512 and AMX levels follow it for products of kSummedMinTokens tokens or more of
+// the quantized types they have kernels for (all but Q8_K); fewer tokens keep the lane contract
+// (single-token kernels: contract S for one token needs horizontal sums, which made generation
+// 30 % slower, measured). So at those levels a prompt processed as a batch and the same tokens one
+// at a time differ in the last bits; the scalar and AVX2 levels follow the lane contract always.
 // Contract for F32/F16/BF16 weights (activations stay F32): acc[k % 16] = fma(w[k], x[k], acc[k % 16])
 //   over k in order, y = hsum8(acc[0..8) + acc[8..16)).
 #pragma once
@@ -41,7 +42,7 @@
 namespace plumb::cpu::detail {
 
 constexpr int kActBlock = 32;
-constexpr int64_t kAmxMinTokens = 4;  // the AMX level's contract S from this many tokens on
+constexpr int64_t kSummedMinTokens = 4;  // contract S from this many tokens on (AVX-512, AMX)
 constexpr float kActQMax = 32767.0f;
 
 // Offsets inside one token's prepared activations (all 32-byte aligned when n_in % 32 == 0).
@@ -128,12 +129,13 @@ using RowDot = float (*)(const uint8_t* row, int64_t n_blocks, const ActRow& a);
 RowDot avx2_fused_row(TensorType type);
 
 // nullptr when there is no AVX-512 kernel for the type (the AVX2 one is used). Products of 1 to
-// 3 tokens run its single-token kernels (there is no separate entry point: tests reach them
-// through these shapes).
+// 3 tokens run its single-token kernels (the lane contract), larger ones contract S (there is no
+// separate entry point: tests reach both through these shapes).
 RowsKernel avx512_kernel(TensorType type);
 
-// The AMX kernel of a quantized type (contract S from kAmxMinTokens tokens on, the lane
-// contract below); nullptr for types without one or when plumb was built without AMX support.
+// The AMX kernel of a quantized type (contract S from kSummedMinTokens tokens on, the lane
+// contract below, as the AVX-512 kernels); nullptr for types without one or when plumb was built
+// without AMX support.
 RowsKernel amx_kernel(TensorType type);
 // The scalar reference of contract S (nullptr for float types).
 RowsKernel scalar_summed_kernel(TensorType type);
