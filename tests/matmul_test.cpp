@@ -181,9 +181,10 @@ TEST_P(MatmulTypes, ScalarMatchesFloat64OracleAndThreadsBitExact) {
       }
       limit = 4 * num / den;
     }
-    // (a) each contract (the lane contract; contract S, the AMX level's) is within its rigorous
-    // per-output bound (S rounds less: the lane contract's bound holds for it) and NMSE tiny.
-    std::vector<std::pair<const char*, detail::RowsKernel>> contracts = {{"lane", detail::scalar_kernel(type)}};
+    // (a) the reference (contract S from 4 tokens on, the lane contract below) and contract S
+    // at every token count are within the rigorous per-output bound (S rounds less than the lane
+    // contract, whose bound this is) and NMSE tiny.
+    std::vector<std::pair<const char*, detail::RowsKernel>> contracts = {{"reference", detail::scalar_kernel(type)}};
     if (detail::scalar_summed_kernel(type) != nullptr) {
       contracts.emplace_back("S", detail::scalar_summed_kernel(type));
     }
@@ -231,9 +232,8 @@ void expect_same_bits(const std::vector<float>& got, const std::vector<float>& w
 }
 
 // The kernels under test: a SIMD level's, or the AVX-512 kernels built over emulated intrinsics
-// (tests/avx512_emulation.h), which run wherever AVX2 does. The AVX-512 and AMX kernels of the
-// quantized types follow contract S from 4 tokens on and are checked against its scalar
-// reference there; everything else against the lane contract's.
+// (tests/avx512_emulation.h), which run wherever AVX2 does; all against the scalar reference
+// (contract S from 4 tokens on for quantized weights, the lane contract below).
 enum class Variant { kAvx2, kAvx512, kAvx512Emulated, kAmx };
 
 const char* variant_name(Variant v) {
@@ -323,15 +323,11 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
         p.x[std::min<int64_t>(40, s.n_in - 1)] = std::numeric_limits<float>::quiet_NaN();
         if (s.n_tokens > 1) p.x[(s.n_tokens - 1) * s.n_in + s.n_in / 2] = std::numeric_limits<float>::infinity();
       }
-      // AVX-512 and AMX quantized kernels follow contract S for prompt batches.
-      const bool summed = variant != Variant::kAvx2 && detail::scalar_summed_kernel(type) != nullptr &&
-                          k.rows != detail::select_kernel(type, detail::SimdLevel::kAvx2) &&
-                          s.n_tokens >= detail::kSummedMinTokens;
-      const std::vector<float> scalar = summed ? run_rows(p, detail::scalar_summed_kernel(type))
-                                               : run_kernel(p, detail::SimdLevel::kScalar);
+      const std::vector<float> scalar = run_kernel(p, detail::SimdLevel::kScalar);
       const std::vector<float> simd = run_rows(p, k.rows);
       expect_same_bits(simd, scalar, "kernel");
-      if (k.dot != nullptr) check_single_token(p, k.dot, scalar);
+      // (The single-token kernel is the lane contract's: the reference's below 4 tokens.)
+      if (k.dot != nullptr && s.n_tokens < detail::kSummedMinTokens) check_single_token(p, k.dot, scalar);
       if (poison == 1) {
         for (int64_t r = 0; r < s.n_out; ++r) {
           ASSERT_TRUE(std::isnan(simd[r])) << "NaN lost at r=" << r;

@@ -1,11 +1,11 @@
 // AVX2/FMA/F16C kernels (this file is compiled with -mavx2 -mfma -mf16c; matmul.cpp picks it at
-// run time). They follow the contract of matmul_internal.h to the bit: integer lane partials from
-// _mm256_madd_epi16 (exact), the same f32 multiply and fma per lane as the scalar kernels, and
-// the same reduction tree.
+// run time). They follow the contracts of matmul_internal.h to the bit: for 1 to 3 tokens the
+// lane contract (integer lane partials from _mm256_madd_epi16, exact; the same f32 multiply and
+// fma per lane as the scalar kernels, and the same reduction tree), for prompt batches contract S.
 //
-// Quantized weights: each row is first unpacked into an L1-resident int16 buffer (plus its
-// per-sub-block multipliers), then dotted with the tokens in tiles of up to 4, so a weight row
-// is read from memory and unpacked once however many tokens there are.
+// Prompt batches: each row is first unpacked into an L1-resident int16 buffer (plus its
+// per-sub-block multipliers), then dotted with the tokens in tiles of 8, so a weight row is read
+// from memory and unpacked once however many tokens there are.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -664,43 +664,171 @@ struct FusedQ3_K {
 
 struct NoFused {};
 
-// kT tokens against the unpacked rows [g0, g1) of a group, blocked over sub-blocks so the
-// tokens' activation slice (kT x 2048 int16 = 16 KB) stays in L1 while the rows stream past.
-template <class U, int kT>
-void group_tile(const RowScratch& scratch, int64_t n_in, int64_t n_sub, int64_t g0, int64_t g1, const ActRow* a,
-                float* y, int64_t ldy) {
-  constexpr int64_t kSpan = 2048 / U::kSub;  // even
-  __m256 acc[16][2 * kT];
-  for (int64_t r = g0; r < g1; ++r)
-    for (int i = 0; i < 2 * kT; ++i) acc[r - g0][i] = _mm256_setzero_ps();
-  for (int64_t s0 = 0; s0 < n_sub; s0 += kSpan) {
-    const int64_t s1 = std::min(n_sub, s0 + kSpan);
-    for (int64_t r = g0; r < g1; ++r) {
-      dot_span<U::kSub, kT>(scratch.w_aligned + (r - g0) * n_in, scratch.dw.data() + (r - g0) * n_sub, s0, s1, a,
-                            acc[r - g0]);
+// ---- prompt batches: contract S, 8 tokens along the lanes ----
+// As the AVX-512 kernels (matmul_avx512.cpp): a sub-block's activations as int16 pairs (dwords)
+// transposed to [dword][token] stay in registers while each row's weight dwords are broadcast
+// into vpmaddwd; the exact int32 sums of a sub-block then take one fma per 8 tokens.
+constexpr int kLaneTokens = 8;
+constexpr int kSummedRows = 2;  // 16 ymm registers: 4 activation dwords, 2 sums, 4 accumulators
+
+// The 8 x 8 dword transpose of rows v[0..8).
+inline void transpose8x8(__m256i v[8]) {
+  __m256i t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    v[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+    v[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+    v[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+    v[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // 128-bit lane L of v[4q + c] holds dword 4L + c of rows 4q..4q+3.
+  for (int c = 0; c < 4; ++c) {
+    t[c] = _mm256_permute2x128_si256(v[c], v[4 + c], 0x20);
+    t[4 + c] = _mm256_permute2x128_si256(v[c], v[4 + c], 0x31);
+  }
+  for (int i = 0; i < 8; ++i) v[i] = t[i];
+}
+
+template <class U>
+void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                        int64_t r1) {
+  constexpr int kSubs = U::kBlock / U::kSub;
+  constexpr size_t kBlockBytes = sizeof(typename U::Block);
+  constexpr int kSubDwords = U::kSub / 2;
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
+  const int64_t n_in = w.n_in;
+  const int64_t n_tokens = x.n_tokens();
+  const int64_t n_blocks = n_in / U::kBlock;
+  const int64_t n_sub = n_in / U::kSub;
+  const int64_t n_tiles = (n_tokens + kLaneTokens - 1) / kLaneTokens;
+
+  // Per call, per tile of 8 tokens (zeros past the last token): the activations' dwords along
+  // the lanes (xt[(tile * n_in / 2 + i) * 8 + c]), each sub-block's d_a and the min term's sums.
+  thread_local Buffer xt_buf, da_buf, sx_buf;
+  int32_t* xt = xt_buf.get<int32_t>(static_cast<size_t>(n_tiles * n_in / 2 * kLaneTokens));
+  float* da = da_buf.get<float>(static_cast<size_t>(n_tiles * n_sub * kLaneTokens));
+  float* sxt = sx_buf.get<float>(static_cast<size_t>(n_tiles * n_sub * kLaneTokens));
+  for (int64_t tile = 0; tile < n_tiles; ++tile) {
+    const int64_t t0 = tile * kLaneTokens;
+    const int nt = static_cast<int>(std::min<int64_t>(n_tokens - t0, kLaneTokens));
+    ActRow a[kLaneTokens];
+    for (int c = 0; c < nt; ++c) a[c] = act_row(x, lay, t0 + c);
+    for (int64_t i = 0; i < n_in / 2; i += 8) {
+      __m256i v[8];
+      for (int c = 0; c < 8; ++c) {
+        v[c] = c < nt ? _mm256_load_si256(reinterpret_cast<const __m256i*>(a[c].q + 2 * i)) : _mm256_setzero_si256();
+      }
+      transpose8x8(v);
+      for (int k = 0; k < 8; ++k) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(xt + (tile * n_in / 2 + i + k) * kLaneTokens), v[k]);
+      }
+    }
+    for (int64_t s = 0; s < n_sub; ++s) {
+      for (int c = 0; c < kLaneTokens; ++c) {
+        const bool real = c < nt;
+        da[(tile * n_sub + s) * kLaneTokens + c] = real ? a[c].d[s * U::kSub / kActBlock] : 0.0f;
+        sxt[(tile * n_sub + s) * kLaneTokens + c] = real ? (U::kSub == 32 ? a[c].sx32 : a[c].sx16)[s] : 0.0f;
+      }
     }
   }
-  const auto sx = [&](int t) { return U::kSub == 32 ? a[t].sx32 : a[t].sx16; };
-  for (int64_t r = g0; r < g1; ++r) {
-    const float* mc = scratch.mc.data() + (r - g0) * n_sub;
-    const __m256* ar = acc[r - g0];
-    if constexpr (kT == 4) {
-      // The four tokens' reductions at once (rows of a few sub-blocks make them a real cost).
-      __m128 out = hsum8x4(_mm256_add_ps(ar[0], ar[1]), _mm256_add_ps(ar[2], ar[3]), _mm256_add_ps(ar[4], ar[5]),
-                           _mm256_add_ps(ar[6], ar[7]));
-      if constexpr (U::kHasMin) {
-        out = _mm_add_ps(out, hsum8x4(min_lanes(mc, sx(0), n_sub), min_lanes(mc, sx(1), n_sub),
-                                      min_lanes(mc, sx(2), n_sub), min_lanes(mc, sx(3), n_sub)));
+
+  // Groups of 2 rows, unpacked once.
+  thread_local RowScratch scratch;
+  scratch.reserve(kSummedRows, n_in, n_sub);
+  for (int64_t g0 = r0; g0 < r1; g0 += kSummedRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(r1 - g0, kSummedRows));
+    for (int r = 0; r < kSummedRows; ++r) {
+      int16_t* wq = scratch.w_aligned + r * n_in;
+      float* dw = scratch.dw.data() + r * n_sub;
+      if (r >= nr) {  // a missing row: zero weights (its outputs are not stored)
+        std::fill(wq, wq + n_in, int16_t{0});
+        std::fill(dw, dw + n_sub, 0.0f);
+        continue;
       }
-      alignas(16) float o[4];
-      _mm_store_ps(o, out);
-      for (int t = 0; t < 4; ++t) y[t * ldy + r] = o[t];
-    } else {
-      for (int t = 0; t < kT; ++t) {
-        float out = hsum8_ps(_mm256_add_ps(ar[2 * t], ar[2 * t + 1]));
-        if constexpr (U::kHasMin) out += hsum8_ps(min_lanes(mc, sx(t), n_sub));
-        y[t * ldy + r] = out;
+      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
+      float* mc = scratch.mc.data() + r * n_sub;
+      for (int64_t blk = 0; blk < n_blocks; ++blk) {
+        U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
       }
+    }
+    for (int64_t tile = 0; tile < n_tiles; ++tile) {
+      const int32_t* xtile = xt + tile * n_in / 2 * kLaneTokens;
+      alignas(32) float acc[kSummedRows][2][kLaneTokens] = {};  // [row][set s % 2][token]
+      for (int64_t s = 0; s < n_sub; ++s) {
+        __m256i sum[kSummedRows] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int i0 = 0; i0 < kSubDwords; i0 += 4) {
+          const int64_t d0 = s * kSubDwords + i0;
+          __m256i act[4];
+          for (int i = 0; i < 4; ++i) {
+            act[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(xtile + (d0 + i) * kLaneTokens));
+          }
+          for (int i = 0; i < 4; ++i) {
+            for (int r = 0; r < kSummedRows; ++r) {
+              int32_t wd;
+              std::memcpy(&wd, scratch.w_aligned + r * n_in + 2 * (d0 + i), 4);
+              sum[r] = _mm256_add_epi32(sum[r], _mm256_madd_epi16(act[i], _mm256_set1_epi32(wd)));
+            }
+          }
+        }
+        const __m256 dv = _mm256_load_ps(da + (tile * n_sub + s) * kLaneTokens);
+        for (int r = 0; r < kSummedRows; ++r) {
+          float* ar = acc[r][s % 2];
+          const __m256 coef = _mm256_mul_ps(_mm256_broadcast_ss(&scratch.dw[r * n_sub + s]), dv);
+          _mm256_store_ps(ar, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r]), coef, _mm256_load_ps(ar)));
+        }
+      }
+      const int64_t t0 = tile * kLaneTokens;
+      const int nt = static_cast<int>(std::min<int64_t>(n_tokens - t0, kLaneTokens));
+      for (int r = 0; r < nr; ++r) {
+        __m256 out = _mm256_add_ps(_mm256_load_ps(acc[r][0]), _mm256_load_ps(acc[r][1]));
+        if constexpr (U::kHasMin) {  // hsum8 of macc[s % 8], lane by lane
+          const float* mc = scratch.mc.data() + r * n_sub;
+          __m256 m[8];
+          for (auto& v : m) v = _mm256_setzero_ps();
+          for (int64_t s = 0; s < n_sub; ++s) {
+            m[s % 8] = _mm256_fmadd_ps(_mm256_broadcast_ss(mc + s),
+                                       _mm256_load_ps(sxt + (tile * n_sub + s) * kLaneTokens), m[s % 8]);
+          }
+          out = _mm256_add_ps(out, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(m[0], m[4]), _mm256_add_ps(m[2], m[6])),
+                                                 _mm256_add_ps(_mm256_add_ps(m[1], m[5]), _mm256_add_ps(m[3], m[7]))));
+        }
+        alignas(32) float o[kLaneTokens];
+        _mm256_store_ps(o, out);
+        for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + g0 + r] = o[t];
+      }
+    }
+  }
+}
+
+// Up to 3 tokens of a type without a single-token kernel (Q8_K): the unpacked row's sub-blocks
+// into the lane contract's two sets of 8 lanes.
+template <class U>
+void unfused_few_tokens(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                        int64_t r1) {
+  constexpr int kSubs = U::kBlock / U::kSub;
+  constexpr size_t kBlockBytes = sizeof(typename U::Block);
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
+  const int64_t n_blocks = w.n_in / U::kBlock;
+  const int64_t n_sub = w.n_in / U::kSub;
+  thread_local RowScratch scratch;
+  scratch.reserve(1, w.n_in, n_sub);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      U::unpack(row + blk * kBlockBytes, scratch.w_aligned + blk * U::kBlock, scratch.dw.data() + blk * kSubs,
+                scratch.mc.data() + blk * kSubs);
+    }
+    for (int64_t t = 0; t < x.n_tokens(); ++t) {
+      const ActRow a[1] = {act_row(x, lay, t)};
+      __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+      dot_span<U::kSub, 1>(scratch.w_aligned, scratch.dw.data(), 0, n_sub, a, acc);
+      float out = hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
+      if constexpr (U::kHasMin) out += hsum8_ps(min_lanes(scratch.mc.data(), U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub));
+      y[t * ldy + r] = out;
     }
   }
 }
@@ -708,58 +836,29 @@ void group_tile(const RowScratch& scratch, int64_t n_in, int64_t n_sub, int64_t 
 template <class U, class F = NoFused>
 void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                      int64_t r1) {
-  constexpr int kSubs = U::kBlock / U::kSub;
-  constexpr size_t kBlockBytes = sizeof(typename U::Block);
   const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
-  const int64_t n_sub = w.n_in / U::kSub;
-  if constexpr (!std::is_same_v<F, NoFused>) {
-    // Up to 3 tokens: a row (a few KB) stays in L1 between tokens, no unpacked copy needed.
-    if (n_tokens < 4) {
-      int64_t r = r0;
-      if constexpr (requires { F::rows4; }) {
-        for (; r + 4 <= r1 && n_blocks <= F::kRows4MaxBlocks; r += 4) {
-          const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-          prefetch_range(row, 4 * w.row_bytes, 4 * w.row_bytes);  // the next four rows
-          for (int64_t t = 0; t < n_tokens; ++t) F::rows4(row, w.row_bytes, n_blocks, act_row(x, lay, t), y + t * ldy + r);
-        }
-      }
-      for (; r < r1; ++r) {
-        const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-        prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row
-        for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = F::row(row, n_blocks, act_row(x, lay, t));
-      }
-      return;
-    }
+  if (n_tokens >= kSummedMinTokens) {
+    avx2_summed_prompt<U>(w, x, y, ldy, r0, r1);
+    return;
   }
-  // Prompt batches: unpack a group of rows once (into L2-resident scratch), then sweep the
-  // tokens in tiles of 4 over the whole group, so each tile's activations stay in L1 while the
-  // group's rows stream past them.
-  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(16, (192 * 1024) / (2 * w.n_in)));
-  thread_local RowScratch scratch;
-  scratch.reserve(group, w.n_in, n_sub);
-  for (int64_t g0 = r0; g0 < r1; g0 += group) {
-    const int64_t g1 = std::min(r1, g0 + group);
-    for (int64_t r = g0; r < g1; ++r) {
-      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
-      int16_t* wq = scratch.w_aligned + (r - g0) * w.n_in;
-      float* dw = scratch.dw.data() + (r - g0) * n_sub;
-      float* mc = scratch.mc.data() + (r - g0) * n_sub;
-      for (int64_t blk = 0; blk < n_blocks; ++blk) {
-        U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
+  if constexpr (std::is_same_v<F, NoFused>) {
+    unfused_few_tokens<U>(w, x, y, ldy, r0, r1);
+  } else {
+    // Up to 3 tokens: a row (a few KB) stays in L1 between tokens, no unpacked copy needed.
+    int64_t r = r0;
+    if constexpr (requires { F::rows4; }) {
+      for (; r + 4 <= r1 && n_blocks <= F::kRows4MaxBlocks; r += 4) {
+        const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+        prefetch_range(row, 4 * w.row_bytes, 4 * w.row_bytes);  // the next four rows
+        for (int64_t t = 0; t < n_tokens; ++t) F::rows4(row, w.row_bytes, n_blocks, act_row(x, lay, t), y + t * ldy + r);
       }
     }
-    int64_t t = 0;
-    for (; t + 4 <= n_tokens; t += 4) {
-      const ActRow a[4] = {act_row(x, lay, t), act_row(x, lay, t + 1), act_row(x, lay, t + 2),
-                           act_row(x, lay, t + 3)};
-      group_tile<U, 4>(scratch, w.n_in, n_sub, g0, g1, a, y + t * ldy, ldy);
-    }
-    for (; t < n_tokens; ++t) {
-      const ActRow a[1] = {act_row(x, lay, t)};
-      group_tile<U, 1>(scratch, w.n_in, n_sub, g0, g1, a, y + t * ldy, ldy);
+    for (; r < r1; ++r) {
+      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * ldy + r] = F::row(row, n_blocks, act_row(x, lay, t));
     }
   }
 }

@@ -109,30 +109,6 @@ inline __m512i dot_pair16(__m512i w, const int16_t* q, const int32_t* corr) {
   return _mm512_madd_epi16(w, load512(q));
 }
 
-// A growable 64-byte aligned buffer (no std::vector: see the top of the file).
-class Buffer {
- public:
-  Buffer() = default;
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  ~Buffer() { std::free(p_); }
-  template <class T>
-  T* get(size_t count) {
-    const size_t bytes = (count * sizeof(T) + 64) / 64 * 64;  // never 0
-    if (bytes > cap_) {
-      std::free(p_);
-      p_ = std::aligned_alloc(64, bytes);
-      if (p_ == nullptr) std::abort();
-      cap_ = bytes;
-    }
-    return static_cast<T*>(p_);
-  }
-
- private:
-  void* p_ = nullptr;
-  size_t cap_ = 0;
-};
-
 // ---- activations in pair order ----
 
 void pair_order(const int16_t* q, int64_t n_blocks, int16_t* qz) {

@@ -134,29 +134,50 @@ void effective_row(const uint8_t* row, int64_t n_in, float* eff) {
   }
 }
 
-template <bool kSummed>
-RowsKernel quant_kernel(TensorType type) {
-  switch (type) {
-    case TensorType::Q4_0: return scalar_quant_rows<UnpackQ4_0, kSummed>;
-    case TensorType::Q4_1: return scalar_quant_rows<UnpackQ4_1, kSummed>;
-    case TensorType::Q5_0: return scalar_quant_rows<UnpackQ5_0, kSummed>;
-    case TensorType::Q5_1: return scalar_quant_rows<UnpackQ5_1, kSummed>;
-    case TensorType::Q8_0: return scalar_quant_rows<UnpackQ8_0, kSummed>;
-    case TensorType::Q2_K: return scalar_quant_rows<UnpackQ2_K, kSummed>;
-    case TensorType::Q3_K: return scalar_quant_rows<UnpackQ3_K, kSummed>;
-    case TensorType::Q4_K: return scalar_quant_rows<UnpackQ4_K, kSummed>;
-    case TensorType::Q5_K: return scalar_quant_rows<UnpackQ5_K, kSummed>;
-    case TensorType::Q6_K: return scalar_quant_rows<UnpackQ6_K, kSummed>;
-    case TensorType::Q8_K: return scalar_quant_rows<UnpackQ8_K, kSummed>;
-    case TensorType::IQ4_NL: return scalar_quant_rows<UnpackIQ4_NL, kSummed>;
-    case TensorType::IQ4_XS: return scalar_quant_rows<UnpackIQ4_XS, kSummed>;
-    default: return nullptr;
+// The reference as a whole: contract S for products of kSummedMinTokens tokens or more, the lane
+// contract for fewer.
+template <class Tr>
+void scalar_reference_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                           int64_t r1) {
+  if (x.n_tokens() >= kSummedMinTokens) {
+    scalar_quant_rows<Tr, true>(w, x, y, ldy, r0, r1);
+  } else {
+    scalar_quant_rows<Tr, false>(w, x, y, ldy, r0, r1);
   }
 }
 
+// Kernel<Unpack> for each quantized type.
+template <template <class> class Kernel>
+RowsKernel quant_kernel(TensorType type) {
+  switch (type) {
+    case TensorType::Q4_0: return Kernel<UnpackQ4_0>::rows;
+    case TensorType::Q4_1: return Kernel<UnpackQ4_1>::rows;
+    case TensorType::Q5_0: return Kernel<UnpackQ5_0>::rows;
+    case TensorType::Q5_1: return Kernel<UnpackQ5_1>::rows;
+    case TensorType::Q8_0: return Kernel<UnpackQ8_0>::rows;
+    case TensorType::Q2_K: return Kernel<UnpackQ2_K>::rows;
+    case TensorType::Q3_K: return Kernel<UnpackQ3_K>::rows;
+    case TensorType::Q4_K: return Kernel<UnpackQ4_K>::rows;
+    case TensorType::Q5_K: return Kernel<UnpackQ5_K>::rows;
+    case TensorType::Q6_K: return Kernel<UnpackQ6_K>::rows;
+    case TensorType::Q8_K: return Kernel<UnpackQ8_K>::rows;
+    case TensorType::IQ4_NL: return Kernel<UnpackIQ4_NL>::rows;
+    case TensorType::IQ4_XS: return Kernel<UnpackIQ4_XS>::rows;
+    default: return nullptr;
+  }
+}
+template <class Tr>
+struct Summed {
+  static constexpr RowsKernel rows = scalar_quant_rows<Tr, true>;
+};
+template <class Tr>
+struct Reference {
+  static constexpr RowsKernel rows = scalar_reference_rows<Tr>;
+};
+
 }  // namespace
 
-RowsKernel scalar_summed_kernel(TensorType type) { return quant_kernel<true>(type); }
+RowsKernel scalar_summed_kernel(TensorType type) { return quant_kernel<Summed>(type); }
 
 bool effective_weights(TensorType type, const uint8_t* row, int64_t n_in, float* eff) {
   switch (type) {
@@ -182,7 +203,7 @@ RowsKernel scalar_kernel(TensorType type) {
     case TensorType::F32: return scalar_float_rows<LoadF32>;
     case TensorType::F16: return scalar_float_rows<LoadF16>;
     case TensorType::BF16: return scalar_float_rows<LoadBF16>;
-    default: return quant_kernel<false>(type);
+    default: return quant_kernel<Reference>(type);
   }
 }
 

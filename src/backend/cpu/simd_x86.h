@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 namespace plumb::cpu {
@@ -100,6 +101,31 @@ class PrefetchStream {
 
  private:
   uintptr_t l1_, l2_, pos_, end_, share_;
+};
+
+// A growable 64-byte aligned buffer (no std::vector: its members instantiated in a SIMD file
+// would be weak symbols, see the top of this file).
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { std::free(p_); }
+  template <class T>
+  T* get(size_t count) {
+    const size_t bytes = (count * sizeof(T) + 64) / 64 * 64;  // never 0
+    if (bytes > cap_) {
+      std::free(p_);
+      p_ = std::aligned_alloc(64, bytes);
+      if (p_ == nullptr) std::abort();
+      cap_ = bytes;
+    }
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t cap_ = 0;
 };
 
 }  // namespace
