@@ -827,7 +827,9 @@ void unfused_few_tokens(const WeightMatrix& w, const ActivationBuffer& x, float*
       __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
       dot_span<U::kSub, 1>(scratch.w_aligned, scratch.dw.data(), 0, n_sub, a, acc);
       float out = hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
-      if constexpr (U::kHasMin) out += hsum8_ps(min_lanes(scratch.mc.data(), U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub));
+      if constexpr (U::kHasMin) {
+        out += hsum8_ps(min_lanes(scratch.mc.data(), U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub));
+      }
       y[t * ldy + r] = out;
     }
   }
@@ -852,7 +854,9 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
       for (; r + 4 <= r1 && n_blocks <= F::kRows4MaxBlocks; r += 4) {
         const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
         prefetch_range(row, 4 * w.row_bytes, 4 * w.row_bytes);  // the next four rows
-        for (int64_t t = 0; t < n_tokens; ++t) F::rows4(row, w.row_bytes, n_blocks, act_row(x, lay, t), y + t * ldy + r);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          F::rows4(row, w.row_bytes, n_blocks, act_row(x, lay, t), y + t * ldy + r);
+        }
       }
     }
     for (; r < r1; ++r) {

@@ -1,5 +1,6 @@
-// Private to the CPU matmul: the prepared-activation layout, the arithmetic contract every
-// kernel follows (so the scalar, AVX2 and AVX-512 kernels agree bit for bit), and the kernel tables.
+// Private to the CPU matmul: the prepared-activation layout, the arithmetic contracts every
+// kernel follows (so the scalar, AVX2, AVX-512 and AMX kernels agree bit for bit), and the kernel
+// tables.
 //
 // Contract for quantized weights (one output y = W[r] . x[t]):
 //   - Activations: per 32-element block b, d_a[b] = amax/32767 (f32 division), id = 1/d_a, and
@@ -22,13 +23,13 @@
 // products (|P_s| < 2^31), and
 //     acc[s % 2] = fma(float(P_s), dw[s] * d_a[b(s)], acc[s % 2])  (float(P_s) rounds to nearest
 //     even once |P_s| >= 2^24), y = (acc[0] + acc[1]) + hsum8(macc).
-// One rounding per sub-block instead of eight, and the form a tile multiply (AMX) computes; with
-// tokens along the lanes, AVX-512 computes it with 32 products an instruction and no horizontal
-// sums. The AVX-512 and AMX levels follow it for products of kSummedMinTokens tokens or more of
-// the quantized types they have kernels for (all but Q8_K); fewer tokens keep the lane contract
-// (single-token kernels: contract S for one token needs horizontal sums, which made generation
-// 30 % slower, measured). So at those levels a prompt processed as a batch and the same tokens one
-// at a time differ in the last bits; the scalar and AVX2 levels follow the lane contract always.
+// One rounding per sub-block instead of eight. With the tokens along the lanes it needs no
+// horizontal sums (AVX2/AVX-512: a sub-block's activations in registers, each row's weights
+// broadcast into vpmaddwd/vpdpwssd) and it is what a tile multiply (AMX) computes.
+// Which contract: products of kSummedMinTokens tokens or more of quantized weights follow
+// contract S, fewer the lane contract (the single-token kernels, where contract S would need
+// horizontal sums: generation measured 30 % slower), at every level. So every level gives the
+// same bits, and how a prompt is split into batches changes only the last bits.
 // Contract for F32/F16/BF16 weights (activations stay F32): acc[k % 16] = fma(w[k], x[k], acc[k % 16])
 //   over k in order, y = hsum8(acc[0..8) + acc[8..16)).
 #pragma once
@@ -42,7 +43,7 @@
 namespace plumb::cpu::detail {
 
 constexpr int kActBlock = 32;
-constexpr int64_t kSummedMinTokens = 4;  // contract S from this many tokens on (AVX-512, AMX)
+constexpr int64_t kSummedMinTokens = 4;  // contract S from this many tokens on
 constexpr float kActQMax = 32767.0f;
 
 // Offsets inside one token's prepared activations (all 32-byte aligned when n_in % 32 == 0).
@@ -119,7 +120,8 @@ void quantize_token_avx2(const float* x, const ActLayout& lay, uint8_t* out);
 using RowsKernel = void (*)(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                             int64_t r1);
 
-// nullptr when the type has no kernel (the caller reports it).
+// The reference (contract S from kSummedMinTokens tokens on for quantized weights, the lane
+// contract below); nullptr when the type has no kernel (the caller reports it).
 RowsKernel scalar_kernel(TensorType type);
 // nullptr when there is no AVX2 kernel for the type (the scalar one is used).
 RowsKernel avx2_kernel(TensorType type);
@@ -133,11 +135,12 @@ RowDot avx2_fused_row(TensorType type);
 // separate entry point: tests reach both through these shapes).
 RowsKernel avx512_kernel(TensorType type);
 
-// The AMX kernel of a quantized type (contract S from kSummedMinTokens tokens on, the lane
-// contract below, as the AVX-512 kernels); nullptr for types without one or when plumb was built
-// without AMX support.
+// The AMX kernel of a type with 32-element sub-blocks (as every kernel: contract S from
+// kSummedMinTokens tokens on, the lane contract below); nullptr for other types (the AVX-512 one
+// is used: tiles are no faster for 16-element sub-blocks) or when built without AMX support.
 RowsKernel amx_kernel(TensorType type);
-// The scalar reference of contract S (nullptr for float types).
+// Contract S at every token count, in scalar C++ (tests compare it with float64; nullptr for
+// float types).
 RowsKernel scalar_summed_kernel(TensorType type);
 
 // The instruction sets the kernels come in, in order of preference.
