@@ -251,17 +251,8 @@ inline __m512i _mm512_unpacklo_epi32(__m512i a, __m512i b) { return unpack_lanes
 inline __m512i _mm512_unpackhi_epi32(__m512i a, __m512i b) { return unpack_lanes<int32_t, true>(a, b); }
 inline __m512i _mm512_unpacklo_epi64(__m512i a, __m512i b) { return unpack_lanes<int64_t, false>(a, b); }
 inline __m512i _mm512_unpackhi_epi64(__m512i a, __m512i b) { return unpack_lanes<int64_t, true>(a, b); }
-inline __m512i _mm512_shuffle_i64x2(__m512i a, __m512i b, int imm) {
-  const auto x = lanes<int64_t>(a), y = lanes<int64_t>(b);
-  Lanes<int64_t, 8> r;
-  for (int q = 0; q < 4; ++q) {
-    const auto& src = q < 2 ? x : y;
-    const int sel = (imm >> (2 * q)) & 3;
-    r[2 * q] = src[2 * sel];
-    r[2 * q + 1] = src[2 * sel + 1];
-  }
-  return pack<__m512i>(r);
-}
+// The same selection of 128-bit lanes.
+inline __m512i _mm512_shuffle_i64x2(__m512i a, __m512i b, int imm) { return _mm512_shuffle_i32x4(a, b, imm); }
 inline __m512i _mm512_maskz_mov_epi16(__mmask32 k, __m512i a) {
   const auto x = lanes<int16_t>(a);
   Lanes<int16_t, 32> r;
