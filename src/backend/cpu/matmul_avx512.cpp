@@ -4,7 +4,8 @@
 // S), which reuse this file's weight unpacking and activation tiles; compiled also with
 // AMX-TILE/INT8 and run only where cpu_has_amx_int8().
 //
-// Quantized weights: the contract keeps two sets of 8 float lanes, for even and odd sub-blocks.
+// Quantized weights, 1 to 3 tokens: the lane contract keeps two sets of 8 float lanes, for even
+// and odd sub-blocks.
 // One zmm holds both: sub-block s (even) in the low 256 bits, s + 1 in the high 256 bits. The
 // weights of the pair are laid out so that one vpmaddwd (+ one vpdpwssd for 32-element
 // sub-blocks) gives exactly the contract's integer lane partials of both sub-blocks (integer sums
@@ -19,6 +20,8 @@
 // Q3_K, Q6_K) are used raw by the single-token kernels: sum (q - o) x = sum q x - o sum x, and
 // the per-lane -o sum x of each token is computed once per call, so vpdpwssd adds it for free
 // (integer arithmetic, exact: the lane partials are the contract's).
+// Quantized weights, prompt batches: contract S with the tokens along the lanes (below, "prompt
+// batches"), from the same unpacked weights in pair order.
 // F32/F16/BF16 weights: the contract's 16 float lanes (k % 16) are one zmm per (row, token).
 //
 // Nothing here has external linkage but avx512_kernel and amx_kernel: an inline function or template
