@@ -396,6 +396,28 @@ TEST(Matmul, PreparedActivationsServeSeveralWeights) {
   EXPECT_EQ(yb, run_matmul(b, 1));
 }
 
+// Prompt kernels keep their rearranged copy of the activations per thread while the buffer's
+// preparation is the same: a buffer prepared again (same address, same size, new values) must
+// not be served the old copy, and a product split into many row chunks gives the bits of one.
+TEST(Matmul, RepreparedActivationsAreNotServedStaleTiles) {
+  for (const TensorType type : {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0}) {
+    SCOPED_TRACE(type_name(type));
+    const Problem a = make_problem(type, 512, 40, 20, 7);
+    const Problem b = make_problem(type, 512, 40, 20, 8);  // same weights' shape, other x
+    ThreadPool pool(1);
+    ActivationBuffer act;
+    for (const Problem* p : {&a, &b}) {
+      act.prepare(type, p->x.data(), p->n_tokens, p->n_in, pool);
+      std::vector<float> y = poisoned(*p);
+      const detail::RowsKernel k = detail::select_kernel(type, detail::simd_level());
+      for (int64_t r0 = 0; r0 < p->n_out; r0 += 12) {
+        k(p->w(), act, y.data(), p->n_out, r0, std::min<int64_t>(p->n_out, r0 + 12));
+      }
+      EXPECT_EQ(y, run_kernel(*p, detail::SimdLevel::kScalar));
+    }
+  }
+}
+
 // The prepared activations are part of the contract: AVX2 and scalar produce the same bytes,
 // including blocks of zeros, tiny (denormal) values, NaN and Inf.
 TEST(Matmul, ActivationPreparationScalarEqualsAvx2) {

@@ -141,6 +141,8 @@ const char* simd_name() { return detail::simd_level_name(detail::simd_level()); 
 
 void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n_tokens, int64_t n_in,
                                ThreadPool& pool) {
+  static std::atomic<uint64_t> preparations{0};
+  preparation_ = ++preparations;
   weight_type_ = weight_type;
   n_tokens_ = n_tokens;
   n_in_ = n_in;

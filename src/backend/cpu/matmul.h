@@ -42,8 +42,13 @@ class ActivationBuffer {
   const float* f32() const { return f32_; }               // the original activations
   const uint8_t* data() const { return storage_.data() + align_offset_; }  // the prepared form (64-byte aligned)
   size_t token_stride() const { return token_stride_; }   // bytes per token in data()
+  // A number no other preparation in this process had: kernels that rearrange the prepared form
+  // for their own use (prompt tiles) keep their copy while it matches, instead of redoing it for
+  // every chunk of rows a thread takes.
+  uint64_t preparation() const { return preparation_; }
 
  private:
+  uint64_t preparation_ = 0;
   TensorType weight_type_ = TensorType::F32;
   int64_t n_tokens_ = 0;
   int64_t n_in_ = 0;

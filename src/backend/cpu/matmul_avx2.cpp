@@ -709,13 +709,15 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
   const int64_t n_sub = n_in / U::kSub;
   const int64_t n_tiles = (n_tokens + kLaneTokens - 1) / kLaneTokens;
 
-  // Per call, per tile of 8 tokens (zeros past the last token): the activations' dwords along
-  // the lanes (xt[(tile * n_in / 2 + i) * 8 + c]), each sub-block's d_a and the min term's sums.
+  // Per tile of 8 tokens (zeros past the last token): the activations' dwords along the lanes
+  // (xt[(tile * n_in / 2 + i) * 8 + c]), each sub-block's d_a and the min term's sums; kept per
+  // thread while x's preparation is the same (a thread's later chunks of rows reuse them).
   thread_local Buffer xt_buf, da_buf, sx_buf;
+  thread_local uint64_t held = 0;
   int32_t* xt = xt_buf.get<int32_t>(static_cast<size_t>(n_tiles * n_in / 2 * kLaneTokens));
   float* da = da_buf.get<float>(static_cast<size_t>(n_tiles * n_sub * kLaneTokens));
   float* sxt = sx_buf.get<float>(static_cast<size_t>(n_tiles * n_sub * kLaneTokens));
-  for (int64_t tile = 0; tile < n_tiles; ++tile) {
+  for (int64_t tile = 0; held != x.preparation() && tile < n_tiles; ++tile) {
     const int64_t t0 = tile * kLaneTokens;
     const int nt = static_cast<int>(std::min<int64_t>(n_tokens - t0, kLaneTokens));
     ActRow a[kLaneTokens];
@@ -739,7 +741,9 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
     }
   }
 
-  // Groups of 2 rows, unpacked once.
+  held = x.preparation();
+
+  // Groups of kSummedRows rows, unpacked once.
   thread_local RowScratch scratch;
   scratch.reserve(kSummedRows, n_in, n_sub);
   for (int64_t g0 = r0; g0 < r1; g0 += kSummedRows) {

@@ -670,7 +670,9 @@ inline void transpose16x16(__m512i v[16]) {
 // (da[((tile * n_pairs + p) * 2 + j) * 16 + c]) and the min term's sums (sxt[(tile * n_sub + s)
 // * 16 + c]), zero for columns past the last token; each_tile(tile, xs) gets the tile's tokens'
 // int16 activations in the weights' element order (pair order for 32-element sub-blocks; nullptr
-// past the last token) for the kernel's own layout.
+// past the last token) for the kernel's own layout. Kept per thread (and per kernel: F is the
+// caller's lambda) while x's preparation is the same, so a thread's later chunks of rows of the
+// same product, or of another product of the same input, reuse it.
 struct PromptTiles {
   int64_t n_tiles;
   const float* da;
@@ -683,8 +685,11 @@ PromptTiles prompt_tiles(const ActivationBuffer& x, const ActLayout& lay, int64_
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_tiles = (n_tokens + kTileTokens - 1) / kTileTokens;
   thread_local Buffer da_buf, sx_buf, xo_buf;
+  thread_local uint64_t held = 0;  // the preparation the buffers (and the caller's) hold
   float* da = da_buf.get<float>(static_cast<size_t>(n_tiles * n_pairs * 2 * kTileTokens));
   float* sxt = kHasMin ? sx_buf.get<float>(static_cast<size_t>(n_tiles * n_sub * kTileTokens)) : nullptr;
+  if (held == x.preparation()) return PromptTiles{n_tiles, da, sxt};
+  held = x.preparation();
   int16_t* xo = kSub == 32 ? xo_buf.get<int16_t>(static_cast<size_t>(kTileTokens * 64 * n_pairs)) : nullptr;
   for (int64_t tile = 0; tile < n_tiles; ++tile) {
     const int64_t t0 = tile * kTileTokens;
