@@ -69,8 +69,8 @@ Status check_weight(const WeightMatrix& w);
 // weights of the same input, e.g. Q/K/V): y row-major [n_tokens][n_out], parallel over rows.
 void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, float* y);
 
-// The instruction set the kernels use in this process: "avx512-vnni", "avx2" or "scalar"
-// (the best the CPU has, capped by PLUMB_SIMD=avx2|scalar or PLUMB_NO_SIMD=1).
+// The instruction set the kernels use in this process: "amx-int8", "avx512-vnni", "avx2" or
+// "scalar" (the best the CPU has, capped by PLUMB_SIMD=avx512|avx2|scalar or PLUMB_NO_SIMD=1).
 const char* simd_name();
 
 // The whole product y = x W^T (y row-major [n_tokens][n_out]), parallel over rows.

@@ -19,15 +19,17 @@ float min_term(const float* mcs, const ActRow& a, int64_t n_sub) {
   return hsum8(macc);
 }
 
-// kSummed: contract S (one exact integer sum per sub-block, a float per accumulator set);
-// otherwise the lane contract (8 lane partials per sub-block, 8 floats per set).
-template <class Tr, bool kSummed>
+// Contract S (one exact integer sum per sub-block, a float per accumulator set) for products of
+// kSummedMinTokens tokens or more, or always with kAlwaysSummed; otherwise the lane contract (8
+// lane partials per sub-block, 8 floats per set).
+template <class Tr, bool kAlwaysSummed>
 void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                        int64_t r1) {
   constexpr int kSubs = Tr::kBlock / Tr::kSub;
-  constexpr int kLanes = kSummed ? 1 : 8;
-  const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_tokens = x.n_tokens();
+  const bool summed = kAlwaysSummed || n_tokens >= kSummedMinTokens;
+  const int kLanes = summed ? 1 : 8;
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_blocks = w.n_in / Tr::kBlock;
   const int64_t n_sub = w.n_in / Tr::kSub;
   std::vector<ActRow> acts(static_cast<size_t>(n_tokens));
@@ -52,7 +54,7 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
           const float coef = dw[s] * a.d[e0 / kActBlock];
           const int16_t* ws = wq + s * Tr::kSub;
           const int16_t* as = a.q + e0;
-          if constexpr (kSummed) {
+          if (summed) {
             int32_t p = 0;
             for (int k = 0; k < Tr::kSub; ++k) p += int32_t{ws[k]} * as[k];
             at[0] = std::fma(static_cast<float>(p), coef, at[0]);
@@ -71,7 +73,7 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
     for (int64_t t = 0; t < n_tokens; ++t) {
       const float* at = &acc[static_cast<size_t>(t) * 2 * kLanes];
       float out;
-      if constexpr (kSummed) {
+      if (summed) {
         out = at[0] + at[1];
       } else {
         float lanes[8];
@@ -134,50 +136,28 @@ void effective_row(const uint8_t* row, int64_t n_in, float* eff) {
   }
 }
 
-// The reference as a whole: contract S for products of kSummedMinTokens tokens or more, the lane
-// contract for fewer.
-template <class Tr>
-void scalar_reference_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
-                           int64_t r1) {
-  if (x.n_tokens() >= kSummedMinTokens) {
-    scalar_quant_rows<Tr, true>(w, x, y, ldy, r0, r1);
-  } else {
-    scalar_quant_rows<Tr, false>(w, x, y, ldy, r0, r1);
-  }
-}
-
-// Kernel<Unpack> for each quantized type.
-template <template <class> class Kernel>
+template <bool kAlwaysSummed>
 RowsKernel quant_kernel(TensorType type) {
   switch (type) {
-    case TensorType::Q4_0: return Kernel<UnpackQ4_0>::rows;
-    case TensorType::Q4_1: return Kernel<UnpackQ4_1>::rows;
-    case TensorType::Q5_0: return Kernel<UnpackQ5_0>::rows;
-    case TensorType::Q5_1: return Kernel<UnpackQ5_1>::rows;
-    case TensorType::Q8_0: return Kernel<UnpackQ8_0>::rows;
-    case TensorType::Q2_K: return Kernel<UnpackQ2_K>::rows;
-    case TensorType::Q3_K: return Kernel<UnpackQ3_K>::rows;
-    case TensorType::Q4_K: return Kernel<UnpackQ4_K>::rows;
-    case TensorType::Q5_K: return Kernel<UnpackQ5_K>::rows;
-    case TensorType::Q6_K: return Kernel<UnpackQ6_K>::rows;
-    case TensorType::Q8_K: return Kernel<UnpackQ8_K>::rows;
-    case TensorType::IQ4_NL: return Kernel<UnpackIQ4_NL>::rows;
-    case TensorType::IQ4_XS: return Kernel<UnpackIQ4_XS>::rows;
+    case TensorType::Q4_0: return scalar_quant_rows<UnpackQ4_0, kAlwaysSummed>;
+    case TensorType::Q4_1: return scalar_quant_rows<UnpackQ4_1, kAlwaysSummed>;
+    case TensorType::Q5_0: return scalar_quant_rows<UnpackQ5_0, kAlwaysSummed>;
+    case TensorType::Q5_1: return scalar_quant_rows<UnpackQ5_1, kAlwaysSummed>;
+    case TensorType::Q8_0: return scalar_quant_rows<UnpackQ8_0, kAlwaysSummed>;
+    case TensorType::Q2_K: return scalar_quant_rows<UnpackQ2_K, kAlwaysSummed>;
+    case TensorType::Q3_K: return scalar_quant_rows<UnpackQ3_K, kAlwaysSummed>;
+    case TensorType::Q4_K: return scalar_quant_rows<UnpackQ4_K, kAlwaysSummed>;
+    case TensorType::Q5_K: return scalar_quant_rows<UnpackQ5_K, kAlwaysSummed>;
+    case TensorType::Q6_K: return scalar_quant_rows<UnpackQ6_K, kAlwaysSummed>;
+    case TensorType::Q8_K: return scalar_quant_rows<UnpackQ8_K, kAlwaysSummed>;
+    case TensorType::IQ4_NL: return scalar_quant_rows<UnpackIQ4_NL, kAlwaysSummed>;
+    case TensorType::IQ4_XS: return scalar_quant_rows<UnpackIQ4_XS, kAlwaysSummed>;
     default: return nullptr;
   }
 }
-template <class Tr>
-struct Summed {
-  static constexpr RowsKernel rows = scalar_quant_rows<Tr, true>;
-};
-template <class Tr>
-struct Reference {
-  static constexpr RowsKernel rows = scalar_reference_rows<Tr>;
-};
-
 }  // namespace
 
-RowsKernel scalar_summed_kernel(TensorType type) { return quant_kernel<Summed>(type); }
+RowsKernel scalar_summed_kernel(TensorType type) { return quant_kernel<true>(type); }
 
 bool effective_weights(TensorType type, const uint8_t* row, int64_t n_in, float* eff) {
   switch (type) {
@@ -203,7 +183,7 @@ RowsKernel scalar_kernel(TensorType type) {
     case TensorType::F32: return scalar_float_rows<LoadF32>;
     case TensorType::F16: return scalar_float_rows<LoadF16>;
     case TensorType::BF16: return scalar_float_rows<LoadBF16>;
-    default: return quant_kernel<Reference>(type);
+    default: return quant_kernel<false>(type);
   }
 }
 
