@@ -1,18 +1,24 @@
 // The one interface the forward pass (src/model/llama.cpp) calls. A backend owns its
-// activation buffers, bound weights and KV cache; the forward pass only names them.
+// activation buffers, bound weights, RoPE table and KV cache; the forward pass only names them.
 //
 // Activation buffers are row-major [n_tokens][width] F32 arrays allocated by the backend
 // (host memory on the CPU, device memory on a GPU); `host_view` makes one readable for taps.
+//
+// A forward pass is: set_batch (the token ids and positions, copied into buffers the backend
+// owns), then the ops, each reading its inputs from earlier ops' buffers, then host_view of the
+// logits. Ops do not return errors: a backend whose op fails (a CUDA launch, say) keeps the
+// first error, and take_error() hands it to the forward pass, which returns it.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "backend/cache_type.h"
 #include "gguf/gguf.h"
-#include "model/model.h"
 #include "util/status.h"
 
 namespace plumb {
@@ -49,8 +55,7 @@ struct AttentionShape {
   int64_t n_head_kv = 0;
   int64_t head_dim_k = 0;
   int64_t head_dim_v = 0;
-  float scale = 1.0f;            // applied to q·k before the softmax
-  bool gqa_off_by_one = false;   // planted fault: query head h reads KV head (h/group + 1) mod n_head_kv
+  float scale = 1.0f;  // applied to q·k before the softmax
 };
 
 class Backend {
@@ -58,26 +63,33 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
-  // An activation buffer of n floats, valid as long as the backend.
-  virtual float* alloc(int64_t n) = 0;
+  // An activation buffer of n floats, zeroed, valid as long as the backend.
+  virtual Result<float*> alloc(int64_t n) = 0;
   // Frees a buffer from alloc().
   virtual void release(float* buf) = 0;
   // The data of a buffer as host floats (the buffer itself on the CPU; otherwise a copy into
-  // `scratch`).
+  // `scratch`, after the ops before it have finished).
   virtual const float* host_view(const float* buf, int64_t n, std::vector<float>& scratch) = 0;
   // Copies host floats into the first n floats of a buffer.
   virtual void upload(const float* host, int64_t n, float* buf) = 0;
 
-  // A matrix view of a tensor of the mapped file (no copy on the CPU). The Q4_K fault
-  // dequantizes with scale and min exchanged into an owned F32 copy (tests only).
-  virtual Result<std::unique_ptr<BoundMatrix>> bind_matrix(const gguf::TensorInfo& t, PlantedFault fault) = 0;
+  // A matrix view of a tensor of the mapped file (no copy on the CPU; uploaded once on a GPU).
+  // A type the backend has no kernel for is an error naming the tensor and the type.
+  virtual Result<std::unique_ptr<BoundMatrix>> bind_matrix(const gguf::TensorInfo& t) = 0;
   // A vector (norm weights) as F32 on the backend.
   virtual Result<const float*> bind_vector(const gguf::TensorInfo& t) = 0;
-  virtual std::unique_ptr<KvCache> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width,
-                                                 CacheType type) = 0;
+  // The RoPE table that rope() reads (one per backend; bound again, it replaces the last).
+  virtual Status bind_rope(const RopeTable& table) = 0;
+  virtual Result<std::unique_ptr<KvCache>> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width,
+                                                         int64_t v_width, CacheType type) = 0;
+
+  // The tokens of the next forward pass: token t is ids[t] at position pos0 + t. The backend
+  // keeps its own copy (on a GPU, in device memory), so the ops below read them from there and
+  // a recorded step (run_step) replays with new ones.
+  virtual void set_batch(const int32_t* ids, int64_t n, int64_t pos0) = 0;
 
   // out[t] = row ids[t] of the table, dequantized: [n][table.n_in].
-  virtual void get_rows(const BoundMatrix& table, const int32_t* ids, int64_t n, float* out) = 0;
+  virtual void get_rows(const BoundMatrix& table, int64_t n, float* out) = 0;
   // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, rows of `width`.
   virtual void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) = 0;
   // y[t] = W x[t]: x [n][w.n_in] -> y [n][w.n_out].
@@ -91,22 +103,33 @@ class Backend {
   virtual void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
     for (const Product& p : products) matmul(*p.w, x, n, p.y);
   }
-  // Rotates, in place, the first n_rot dims of every head of x [n][n_heads * head_dim]; token t
-  // is at position pos0 + t. neox_pairs (planted fault) rotates (i, i + n_rot/2) instead of (2i, 2i+1).
-  virtual void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t pos0,
-                    bool neox_pairs) = 0;
-  // Stores k [n][k_width] and v [n][v_width] of layer `layer` at positions pos0 .. pos0+n-1.
-  virtual void kv_store(KvCache& cache, int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v) = 0;
-  // Causal attention of q [n][n_head * head_dim_k] (token t at position pos0 + t) over the
-  // cached positions 0 .. pos0+t; out [n][n_head * head_dim_v], heads merged.
-  virtual void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, int64_t pos0,
-                         const AttentionShape& shape, float* out) = 0;
+  // Rotates, in place, pairs (2i, 2i+1) of the first n_rot dims of every head of
+  // x [n][n_heads * head_dim], token t by the angles of its position (set_batch).
+  virtual void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) = 0;
+  // Stores k [n][k_width] and v [n][v_width] of layer `layer` at the batch's positions.
+  virtual void kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) = 0;
+  // Causal attention of q [n][n_head * head_dim_k] (token t at its batch position p_t) over the
+  // cached positions 0 .. p_t; out [n][n_head * head_dim_v], heads merged.
+  virtual void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& shape,
+                         float* out) = 0;
   // out = silu(gate) * up, elementwise over n values.
   virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;
   // out = a + b, elementwise over n values (out may alias a or b).
   virtual void add(const float* a, const float* b, int64_t n, float* out) = 0;
   // Copies n floats (dst and src may live in different buffers).
   virtual void copy(const float* src, int64_t n, float* dst) = 0;
+
+  // Runs `ops`, the ops of one forward pass between set_batch and reading the results. A GPU
+  // backend may record them the first time it sees `key` (a CUDA graph) and replay the record
+  // afterwards instead of calling `ops` again: so `ops` must issue the same ops on the same
+  // buffers for every call with that key, with everything that changes read from set_batch's
+  // copy. Returns take_error().
+  virtual Status run_step(int64_t key, const std::function<void()>& ops) {
+    ops();
+    return take_error();
+  }
+  // The first error an op met since the last call (then cleared); OK when none did.
+  virtual Status take_error() { return Status(); }
 };
 
 // "cpu" (or "cuda" when built with it); an unknown name is an error that lists the choices.

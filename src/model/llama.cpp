@@ -13,26 +13,29 @@ Result<std::unique_ptr<LlamaForward>> LlamaForward::create(const ModelConfig& c,
                                                            std::unique_ptr<Backend> backend,
                                                            const SessionOptions& options, int64_t n_ctx,
                                                            int64_t max_batch) {
-  std::unique_ptr<LlamaForward> f(new LlamaForward(c, std::move(backend), options));
+  std::unique_ptr<LlamaForward> f(new LlamaForward(c, std::move(backend)));
   Backend& b = *f->backend_;
-  const PlantedFault fault = options.fault;
   f->max_batch_ = max_batch;
-  PLUMB_ASSIGN_OR_RETURN(f->token_embd_, b.bind_matrix(*w.token_embd, PlantedFault::None));
+  PLUMB_ASSIGN_OR_RETURN(f->token_embd_, b.bind_matrix(*w.token_embd));
   PLUMB_ASSIGN_OR_RETURN(f->output_norm_, b.bind_vector(*w.output_norm));
-  PLUMB_ASSIGN_OR_RETURN(f->output_, b.bind_matrix(*w.output, fault));
+  if (w.output == w.token_embd) {
+    f->output_ = f->token_embd_;  // tied: bound (and on a GPU uploaded) once
+  } else {
+    PLUMB_ASSIGN_OR_RETURN(f->output_, b.bind_matrix(*w.output));
+  }
   f->layers_.resize(w.layers.size());
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const LayerWeights& lw = w.layers[i];
     Layer& l = f->layers_[i];
     PLUMB_ASSIGN_OR_RETURN(l.attn_norm, b.bind_vector(*lw.attn_norm));
-    PLUMB_ASSIGN_OR_RETURN(l.wq, b.bind_matrix(*lw.wq, fault));
-    PLUMB_ASSIGN_OR_RETURN(l.wk, b.bind_matrix(*lw.wk, fault));
-    PLUMB_ASSIGN_OR_RETURN(l.wv, b.bind_matrix(*lw.wv, fault));
-    PLUMB_ASSIGN_OR_RETURN(l.wo, b.bind_matrix(*lw.wo, fault));
+    PLUMB_ASSIGN_OR_RETURN(l.wq, b.bind_matrix(*lw.wq));
+    PLUMB_ASSIGN_OR_RETURN(l.wk, b.bind_matrix(*lw.wk));
+    PLUMB_ASSIGN_OR_RETURN(l.wv, b.bind_matrix(*lw.wv));
+    PLUMB_ASSIGN_OR_RETURN(l.wo, b.bind_matrix(*lw.wo));
     PLUMB_ASSIGN_OR_RETURN(l.ffn_norm, b.bind_vector(*lw.ffn_norm));
-    PLUMB_ASSIGN_OR_RETURN(l.w_gate, b.bind_matrix(*lw.w_gate, fault));
-    PLUMB_ASSIGN_OR_RETURN(l.w_up, b.bind_matrix(*lw.w_up, fault));
-    PLUMB_ASSIGN_OR_RETURN(l.w_down, b.bind_matrix(*lw.w_down, fault));
+    PLUMB_ASSIGN_OR_RETURN(l.w_gate, b.bind_matrix(*lw.w_gate));
+    PLUMB_ASSIGN_OR_RETURN(l.w_up, b.bind_matrix(*lw.w_up));
+    PLUMB_ASSIGN_OR_RETURN(l.w_down, b.bind_matrix(*lw.w_down));
   }
 
   std::vector<float> freq_factors;
@@ -40,22 +43,24 @@ Result<std::unique_ptr<LlamaForward>> LlamaForward::create(const ModelConfig& c,
     freq_factors.resize(static_cast<size_t>(w.rope_freqs->n_elements()));
     dequantize_row(w.rope_freqs->type, w.rope_freqs->data, freq_factors.data(), w.rope_freqs->n_elements());
   }
-  f->rope_ = RopeTable::make(n_ctx, c.n_rot, c.rope_freq_base, c.rope_freq_scale, freq_factors);
+  PLUMB_RETURN_IF_ERROR(b.bind_rope(RopeTable::make(n_ctx, c.n_rot, c.rope_freq_base, c.rope_freq_scale, freq_factors)));
   f->attn_shape_ = AttentionShape{c.n_head, c.n_head_kv, c.head_dim_k, c.head_dim_v,
-                                  fault == PlantedFault::SoftmaxNoScale ? 1.0f : 1.0f / std::sqrt(static_cast<float>(c.head_dim_k)),
-                                  fault == PlantedFault::GqaOffByOne};
-  f->kv_ = b.make_kv_cache(c.n_layer, n_ctx, c.n_head_kv * c.head_dim_k, c.n_head_kv * c.head_dim_v, options.cache_type);
+                                  1.0f / std::sqrt(static_cast<float>(c.head_dim_k))};
+  PLUMB_ASSIGN_OR_RETURN(f->kv_, b.make_kv_cache(c.n_layer, n_ctx, c.n_head_kv * c.head_dim_k,
+                                                 c.n_head_kv * c.head_dim_v, options.cache_type));
 
   RunState& s = f->s_;
-  s.x = b.alloc(max_batch * c.n_embd);
-  s.xb = b.alloc(max_batch * c.n_embd);
-  s.q = b.alloc(max_batch * c.n_head * c.head_dim_k);
-  s.k = b.alloc(max_batch * c.n_head_kv * c.head_dim_k);
-  s.v = b.alloc(max_batch * c.n_head_kv * c.head_dim_v);
-  s.att = b.alloc(max_batch * c.n_head * c.head_dim_v);
-  s.proj = b.alloc(max_batch * c.n_embd);
-  s.gate = b.alloc(max_batch * c.n_ff);
-  s.up = b.alloc(max_batch * c.n_ff);
+  PLUMB_ASSIGN_OR_RETURN(s.x, b.alloc(max_batch * c.n_embd));
+  PLUMB_ASSIGN_OR_RETURN(s.xb, b.alloc(max_batch * c.n_embd));
+  PLUMB_ASSIGN_OR_RETURN(s.q, b.alloc(max_batch * c.n_head * c.head_dim_k));
+  PLUMB_ASSIGN_OR_RETURN(s.k, b.alloc(max_batch * c.n_head_kv * c.head_dim_k));
+  PLUMB_ASSIGN_OR_RETURN(s.v, b.alloc(max_batch * c.n_head_kv * c.head_dim_v));
+  PLUMB_ASSIGN_OR_RETURN(s.att, b.alloc(max_batch * c.n_head * c.head_dim_v));
+  PLUMB_ASSIGN_OR_RETURN(s.proj, b.alloc(max_batch * c.n_embd));
+  PLUMB_ASSIGN_OR_RETURN(s.gate, b.alloc(max_batch * c.n_ff));
+  PLUMB_ASSIGN_OR_RETURN(s.up, b.alloc(max_batch * c.n_ff));
+  PLUMB_ASSIGN_OR_RETURN(s.logits, b.alloc(c.n_vocab));  // one row: a generation step allocates nothing
+  s.logit_rows = 1;
   return f;
 }
 
@@ -68,15 +73,43 @@ void LlamaForward::tap(Tracer& tracer, int64_t layer, const char* name, const fl
 Status LlamaForward::forward(const int32_t* ids, int64_t n, int64_t pos0, int64_t first_row, float* logits,
                              Tracer* tracer) {
   Backend& b = *backend_;
+  // Logits: only the rows that are wanted (every row when tracing).
+  const int64_t r0 = tracer != nullptr ? 0 : first_row;
+  const int64_t rows = n - r0;
+  if (rows > s_.logit_rows) {
+    b.release(s_.logits);
+    s_.logit_rows = 0;
+    PLUMB_ASSIGN_OR_RETURN(s_.logits, b.alloc(rows * c_.n_vocab));
+    s_.logit_rows = rows;
+  }
+  b.set_batch(ids, n, pos0);
+  const auto ops = [&] { layers(n, r0, tracer); };
+  // A generation step (one token, its logits, no taps) may be recorded once and replayed.
+  if (tracer == nullptr && n == 1 && first_row == 0) {
+    PLUMB_RETURN_IF_ERROR(b.run_step(/*key=*/1, ops));
+  } else {
+    ops();
+    PLUMB_RETURN_IF_ERROR(b.take_error());
+  }
+  const int64_t kept = n - first_row;
+  if (kept > 0) {
+    const float* host = b.host_view(s_.logits, rows * c_.n_vocab, logits_host_);
+    PLUMB_RETURN_IF_ERROR(b.take_error());
+    std::memcpy(logits, host + (first_row - r0) * c_.n_vocab, static_cast<size_t>(kept * c_.n_vocab) * sizeof(float));
+  }
+  return Status();
+}
+
+void LlamaForward::layers(int64_t n, int64_t r0, Tracer* tracer) {
+  Backend& b = *backend_;
   RunState& s = s_;
   const int64_t n_embd = c_.n_embd;
   const int64_t q_width = c_.n_head * c_.head_dim_k;
   const int64_t k_width = c_.n_head_kv * c_.head_dim_k;
   const int64_t v_width = c_.n_head_kv * c_.head_dim_v;
   const int64_t att_width = c_.n_head * c_.head_dim_v;
-  const bool neox_pairs = options_.fault == PlantedFault::RopeNeoxPairs;
 
-  b.get_rows(*token_embd_, ids, n, s.x);                          // x [n][n_embd]
+  b.get_rows(*token_embd_, n, s.x);                               // x [n][n_embd]
   trace(tracer, -1, "inp_embd", s.x, n_embd, n);
 
   for (int64_t il = 0; il < c_.n_layer; ++il) {
@@ -91,20 +124,16 @@ Status LlamaForward::forward(const int32_t* ids, int64_t n, int64_t pos0, int64_
     trace(tracer, il, "q", s.q, q_width, n);
     trace(tracer, il, "k", s.k, k_width, n);
     trace(tracer, il, "v", s.v, v_width, n);
-    b.rope(s.q, n, c_.n_head, c_.head_dim_k, rope_, pos0, neox_pairs);
+    b.rope(s.q, n, c_.n_head, c_.head_dim_k);
     trace(tracer, il, "q_rope", s.q, q_width, n);
-    b.rope(s.k, n, c_.n_head_kv, c_.head_dim_k, rope_, pos0, neox_pairs);
+    b.rope(s.k, n, c_.n_head_kv, c_.head_dim_k);
     trace(tracer, il, "k_rope", s.k, k_width, n);
-    b.kv_store(*kv_, il, pos0, n, s.k, s.v);                        // cache[pos0 .. pos0+n) = k, v
-    b.attention(*kv_, il, s.q, n, pos0, attn_shape_, s.att);        // att [n][n_head * head_dim_v]
+    b.kv_store(*kv_, il, n, s.k, s.v);                              // cache[pos0 .. pos0+n) = k, v
+    b.attention(*kv_, il, s.q, n, attn_shape_, s.att);              // att [n][n_head * head_dim_v]
     trace(tracer, il, "attn_out", s.att, att_width, n);
     b.matmul(*l.wo, s.att, n, s.proj);                              // proj [n][n_embd]
     trace(tracer, il, "attn_proj", s.proj, n_embd, n);
-    if (options_.fault == PlantedFault::SkipResidual && il == options_.fault_layer) {
-      b.copy(s.proj, n * n_embd, s.x);                              // planted fault: residual dropped
-    } else {
-      b.add(s.x, s.proj, n * n_embd, s.x);                          // x += proj
-    }
+    b.add(s.x, s.proj, n * n_embd, s.x);                            // x += proj
     trace(tracer, il, "ffn_inp", s.x, n_embd, n);
 
     // Feed-forward (SwiGLU).
@@ -123,25 +152,13 @@ Status LlamaForward::forward(const int32_t* ids, int64_t n, int64_t pos0, int64_
     trace(tracer, il, "out", s.x, n_embd, n);
   }
 
-  // Output: only the rows whose logits are wanted (every row when tracing).
-  const int64_t r0 = tracer != nullptr ? 0 : first_row;
+  // Output: rows r0 .. n-1.
   const int64_t rows = n - r0;
-  if (rows <= 0) return Status();
-  if (rows > s.logit_rows) {
-    if (s.logits != nullptr) b.release(s.logits);
-    s.logits = b.alloc(rows * c_.n_vocab);
-    s.logit_rows = rows;
-  }
+  if (rows <= 0) return;
   b.rms_norm(s.x + r0 * n_embd, output_norm_, c_.rms_eps, n_embd, rows, s.xb);  // xb [rows][n_embd]
   trace(tracer, -1, "result_norm", s.xb, n_embd, rows);
   b.matmul(*output_, s.xb, rows, s.logits);                                      // logits [rows][n_vocab]
   trace(tracer, -1, "logits", s.logits, c_.n_vocab, rows);
-  const int64_t kept = n - first_row;
-  if (kept > 0) {
-    const float* host = b.host_view(s.logits, rows * c_.n_vocab, logits_host_);
-    std::memcpy(logits, host + (first_row - r0) * c_.n_vocab, static_cast<size_t>(kept * c_.n_vocab) * sizeof(float));
-  }
-  return Status();
 }
 
 }  // namespace plumb

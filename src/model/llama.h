@@ -44,12 +44,15 @@ class LlamaForward {
     float* proj = nullptr;    // [n][n_embd] attention or FFN output projection
     float* gate = nullptr;    // [n][n_ff], then silu(gate) * up in place
     float* up = nullptr;      // [n][n_ff]
-    float* logits = nullptr;  // [logit_rows][n_vocab], grown on demand (often one row)
+    float* logits = nullptr;  // [logit_rows][n_vocab]: one row, grown for prompts that keep more
     int64_t logit_rows = 0;
   };
 
-  LlamaForward(const ModelConfig& config, std::unique_ptr<Backend> backend, const SessionOptions& options)
-      : c_(config), backend_(std::move(backend)), options_(options) {}
+  LlamaForward(const ModelConfig& config, std::unique_ptr<Backend> backend)
+      : c_(config), backend_(std::move(backend)) {}
+
+  // The ops of one batch, set_batch done: every layer, then the logits of rows r0 .. n-1.
+  void layers(int64_t n, int64_t r0, Tracer* tracer);
 
   // Hands a buffer to the tracer; costs one branch when there is none.
   void trace(Tracer* tracer, int64_t layer, const char* name, const float* buf, int64_t width, int64_t n) {
@@ -59,13 +62,11 @@ class LlamaForward {
 
   ModelConfig c_;
   std::unique_ptr<Backend> backend_;
-  SessionOptions options_;
   int64_t max_batch_ = 0;
-  std::unique_ptr<BoundMatrix> token_embd_;
+  std::shared_ptr<BoundMatrix> token_embd_;
   const float* output_norm_ = nullptr;
-  std::unique_ptr<BoundMatrix> output_;
+  std::shared_ptr<BoundMatrix> output_;  // token_embd_ itself when the model ties them
   std::vector<Layer> layers_;
-  RopeTable rope_;
   AttentionShape attn_shape_;
   std::unique_ptr<KvCache> kv_;
   RunState s_;

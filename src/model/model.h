@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/cache_type.h"
+#include "backend/planted_fault.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 #include "trace/tracer.h"
@@ -55,26 +57,13 @@ class Model {
   virtual const Tokenizer& tokenizer() const = 0;  // only when options.load_tokenizer
 };
 
-enum class CacheType { F32, F16 };
-
-// Known bugs the forward pass can be told to make, so tests can prove that `plumb diff` names
-// the op where a broken backend first goes wrong. Never set outside tests.
-enum class PlantedFault {
-  None,
-  RopeNeoxPairs,       // RoPE rotates (i, i + d/2) pairs instead of consecutive (2i, 2i+1)
-  Q4KScalesSwapped,    // Q4_K: scale and min of each sub-block exchanged when unpacked
-  SoftmaxNoScale,      // attention scores not multiplied by 1/sqrt(head_dim)
-  SkipResidual,        // the attention residual of layer fault_layer is dropped
-  GqaOffByOne,         // query head h reads KV head (h / group + 1) mod n_head_kv
-};
-
 struct SessionOptions {
   int n_ctx = 0;           // 0: the model's context_length, capped at 4096
   int n_threads = 0;       // 0: all hardware threads
   CacheType cache_type = CacheType::F16;
   std::string backend = "cpu";  // "cpu" or "cuda"
   int n_batch = 512;       // prompt tokens per forward pass; longer inputs are split
-  PlantedFault fault = PlantedFault::None;  // tests only
+  PlantedFault fault = PlantedFault::None;  // tests and `plumb trace/check --fault` only
   int fault_layer = 0;
 };
 

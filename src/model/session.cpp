@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "backend/planted_fault.h"
 #include "model/llama.h"
 #include "model/llama_model.h"
 
@@ -77,6 +78,7 @@ Result<std::unique_ptr<Session>> Session::create(const Model& model, const Sessi
   const int n_ctx = options.n_ctx > 0 ? options.n_ctx : static_cast<int>(std::min<int64_t>(c.n_ctx_train, 4096));
   const int n_batch = std::min(options.n_batch > 0 ? options.n_batch : 512, n_ctx);
   PLUMB_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_backend(options.backend, options.n_threads));
+  backend = with_planted_fault(std::move(backend), FaultSpec{options.fault, options.fault_layer, c.n_head_kv});
   PLUMB_ASSIGN_OR_RETURN(std::unique_ptr<LlamaForward> forward,
                          LlamaForward::create(c, llama->weights(), std::move(backend), options, n_ctx, n_batch));
   return std::unique_ptr<Session>(std::make_unique<LlamaSession>(c, std::move(forward), n_ctx, n_batch));

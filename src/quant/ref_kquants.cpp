@@ -17,6 +17,35 @@ using quant_detail::kGroupMaxEps;
 using quant_detail::nearest_int;
 using quant_detail::signed_absmax;
 
+namespace kquant_detail {
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K scales array.
+void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* mn) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *mn = q[j + 4] & 63;
+  } else {
+    *sc = static_cast<uint8_t>((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
+    *mn = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+void set_scale_min_k4(int j, uint8_t ls, uint8_t lm, uint8_t* q) {
+  if (j < 4) {
+    q[j] = ls;
+    q[j + 4] = lm;
+  } else {
+    q[j + 4] = static_cast<uint8_t>((ls & 0xf) | ((lm & 0xf) << 4));
+    q[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+    q[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+  }
+}
+
+}  // namespace kquant_detail
+
+using kquant_detail::get_scale_min_k4;
+using kquant_detail::set_scale_min_k4;
+
 namespace {
 
 // ggml's make_qx_quants with rmse_type 1 and no importance weights (w = x²): a symmetric
@@ -189,27 +218,6 @@ float fit_affine(int n, int nmax, const float* x, const float* weights, uint8_t*
   return scale;
 }
 
-// The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K scales array.
-void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* mn) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *mn = q[j + 4] & 63;
-  } else {
-    *sc = static_cast<uint8_t>((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
-    *mn = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
-void set_scale_min_k4(int j, uint8_t ls, uint8_t lm, uint8_t* q) {
-  if (j < 4) {
-    q[j] = ls;
-    q[j + 4] = lm;
-  } else {
-    q[j + 4] = static_cast<uint8_t>((ls & 0xf) | ((lm & 0xf) << 4));
-    q[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
-    q[j] |= static_cast<uint8_t>((lm >> 4) << 6);
-  }
-}
 
 // The signed 6-bit scale of sub-block j (0..15) of a Q3_K scales array.
 int q3_k_scale(const uint8_t* scales, int j) {

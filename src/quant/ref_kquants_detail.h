@@ -11,6 +11,11 @@
 
 namespace plumb::kquant_detail {
 
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K scales array (ggml's
+// get_scale_min_k4), and their packing (into a zeroed array: set ORs the high bits in).
+void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* mn);
+void set_scale_min_k4(int j, uint8_t ls, uint8_t lm, uint8_t* q);
+
 // scales/mins: [16] (one per 16 elements); L: [256] levels in [0, 3]
 void finish_q2_K(const float* x, const float* scales, const float* mins, uint8_t* L, block_q2_K* y);
 // scales/mins: [8] (one per 32 elements); L: [256] levels in [0, 15] / [0, 31]

@@ -121,16 +121,4 @@ bool cuda_available(std::string* why) {
 #endif
 }
 
-const char* fault_name(PlantedFault fault) {
-  switch (fault) {
-    case PlantedFault::None: return "none";
-    case PlantedFault::RopeNeoxPairs: return "rope-neox-pairs";
-    case PlantedFault::Q4KScalesSwapped: return "q4k-scales-swapped";
-    case PlantedFault::SoftmaxNoScale: return "softmax-no-scale";
-    case PlantedFault::SkipResidual: return "skip-residual";
-    case PlantedFault::GqaOffByOne: return "gqa-off-by-one";
-  }
-  return "unknown";
-}
-
 }  // namespace plumb::trace

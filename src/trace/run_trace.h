@@ -43,6 +43,4 @@ Result<std::vector<int32_t>> tokenize_prompt(const Model& model, const std::stri
 // Whether this build and machine can run the CUDA backend; when not, *why says so.
 bool cuda_available(std::string* why);
 
-const char* fault_name(PlantedFault fault);
-
 }  // namespace plumb::trace

@@ -20,7 +20,8 @@ constexpr int64_t kRowsPerTask = 64;
 
 }  // namespace
 
-void CpuBackend::kv_store(KvCache& cache, int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v) {
+void CpuBackend::kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) {
+  const int64_t pos0 = pos0_;
   auto& c = static_cast<CpuKvCache&>(cache);
   const auto L = static_cast<size_t>(layer);
   if (c.type == CacheType::F32) {
@@ -33,8 +34,9 @@ void CpuBackend::kv_store(KvCache& cache, int64_t layer, int64_t pos0, int64_t n
   kern.to_f16(v, c.v16[L].data() + pos0 * c.v_width, n * c.v_width);
 }
 
-void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, int64_t pos0,
-                           const AttentionShape& s, float* out) {
+void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& s,
+                           float* out) {
+  const int64_t pos0 = pos0_;
   const auto& c = static_cast<const CpuKvCache&>(cache);
   const auto L = static_cast<size_t>(layer);
   const AttentionKernels& kern = attention_kernels();
@@ -54,8 +56,7 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, 
   auto make_tile = [&](int64_t task) {
     const int64_t run = n_runs - 1 - task % n_runs;
     const int64_t kvh = task / n_runs;
-    // The query heads that read KV head kvh: group kvh, or (planted fault) group kvh - 1.
-    const int64_t g = s.gqa_off_by_one ? (kvh + s.n_head_kv - 1) % s.n_head_kv : kvh;
+    const int64_t g = kvh;  // the group of query heads that read KV head kvh
     const int64_t t0 = run * tokens_per_task;
     AttentionTile tile;
     tile.k = static_cast<const char*>(k_cache) + static_cast<size_t>(kvh * s.head_dim_k) * elem;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "quant/blocks.h"
 #include "quant/ref.h"
 
 namespace plumb::cpu {
@@ -12,7 +11,7 @@ CpuBackend::CpuBackend(int n_threads) : pool_(n_threads) {
   attention_scratch_.resize(static_cast<size_t>(pool_.size()));
 }
 
-float* CpuBackend::alloc(int64_t n) {
+Result<float*> CpuBackend::alloc(int64_t n) {
   auto* p = static_cast<float*>(::operator new[](static_cast<size_t>(n) * sizeof(float), std::align_val_t{64}));
   std::fill_n(p, n, 0.0f);
   buffers_.emplace_back(p);
@@ -31,7 +30,7 @@ void CpuBackend::copy(const float* src, int64_t n, float* dst) {
   std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
 
-Result<std::unique_ptr<BoundMatrix>> CpuBackend::bind_matrix(const gguf::TensorInfo& t, PlantedFault fault) {
+Result<std::unique_ptr<BoundMatrix>> CpuBackend::bind_matrix(const gguf::TensorInfo& t) {
   auto m = std::make_unique<CpuMatrix>();
   m->n_in = t.ne[0];
   m->n_out = t.n_rows();
@@ -41,15 +40,6 @@ Result<std::unique_ptr<BoundMatrix>> CpuBackend::bind_matrix(const gguf::TensorI
                           type_name(t.type), t.shape_string().c_str(), row_bytes * static_cast<size_t>(m->n_out));
   }
   m->w = WeightMatrix{t.type, m->n_in, m->n_out, t.data, row_bytes};
-  if (fault == PlantedFault::Q4KScalesSwapped && t.type == TensorType::Q4_K) {
-    // Tests only: a slow owned F32 copy, so the hot kernels stay free of the fault.
-    m->owned.resize(static_cast<size_t>(m->n_in * m->n_out) * sizeof(float));
-    float* dst = reinterpret_cast<float*>(m->owned.data());
-    for (int64_t r = 0; r < m->n_out; ++r) {
-      dequantize_q4_k_scales_swapped(t.data + static_cast<size_t>(r) * row_bytes, dst + r * m->n_in, m->n_in);
-    }
-    m->w = WeightMatrix{TensorType::F32, m->n_in, m->n_out, m->owned.data(), static_cast<size_t>(m->n_in) * sizeof(float)};
-  }
   return std::unique_ptr<BoundMatrix>(std::move(m));
 }
 
@@ -60,8 +50,13 @@ Result<const float*> CpuBackend::bind_vector(const gguf::TensorInfo& t) {
   return static_cast<const float*>(vectors_.back().data());
 }
 
-std::unique_ptr<KvCache> CpuBackend::make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width,
-                                                   CacheType type) {
+Status CpuBackend::bind_rope(const RopeTable& table) {
+  rope_ = table;
+  return Status();
+}
+
+Result<std::unique_ptr<KvCache>> CpuBackend::make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width,
+                                                           int64_t v_width, CacheType type) {
   auto c = std::make_unique<CpuKvCache>();
   c->type = type;
   c->n_ctx = n_ctx;
@@ -75,13 +70,18 @@ std::unique_ptr<KvCache> CpuBackend::make_kv_cache(int64_t n_layer, int64_t n_ct
     c->k32.assign(L, std::vector<float>(static_cast<size_t>(n_ctx * k_width)));
     c->v32.assign(L, std::vector<float>(static_cast<size_t>(n_ctx * v_width)));
   }
-  return c;
+  return std::unique_ptr<KvCache>(std::move(c));
 }
 
-void CpuBackend::get_rows(const BoundMatrix& table, const int32_t* ids, int64_t n, float* out) {
+void CpuBackend::set_batch(const int32_t* ids, int64_t n, int64_t pos0) {
+  ids_.assign(ids, ids + n);
+  pos0_ = pos0;
+}
+
+void CpuBackend::get_rows(const BoundMatrix& table, int64_t n, float* out) {
   const auto& m = static_cast<const CpuMatrix&>(table);
   for (int64_t t = 0; t < n; ++t) {
-    dequantize_row(m.w.type, m.w.data + static_cast<size_t>(ids[t]) * m.w.row_bytes, out + t * m.n_in, m.n_in);
+    dequantize_row(m.w.type, m.w.data + static_cast<size_t>(ids_[t]) * m.w.row_bytes, out + t * m.n_in, m.n_in);
   }
 }
 
@@ -93,39 +93,6 @@ void CpuBackend::matmul_same_input(std::span<const Product> products, const floa
   jobs_.clear();  // reused: no allocation per product on the decode path
   for (const Product& p : products) jobs_.push_back({&static_cast<const CpuMatrix&>(*p.w).w, p.y});
   cpu::matmul_same_input(pool_, jobs_, x, n, scratch_);
-}
-
-void dequantize_q4_k_scales_swapped(const uint8_t* x, float* y, int64_t n) {
-  const auto* blocks = reinterpret_cast<const block_q4_K*>(x);
-  for (int64_t b = 0; b < n / QK_K; ++b) {
-    const block_q4_K& blk = blocks[b];
-    const float d = fp16_to_fp32(blk.d);
-    const float dmin = fp16_to_fp32(blk.dmin);
-    const uint8_t* q = blk.qs;
-    const uint8_t* s = blk.scales;
-    // 6-bit scale/min of sub-block j, packed as ggml's get_scale_min_k4, then exchanged.
-    auto unpack = [s](int j, float& sc, float& mn) {
-      uint8_t a, m;
-      if (j < 4) {
-        a = s[j] & 63;
-        m = s[j + 4] & 63;
-      } else {
-        a = static_cast<uint8_t>((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
-        m = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-      }
-      sc = m;  // the fault: scale and min exchanged
-      mn = a;
-    };
-    float* out = y + b * QK_K;
-    for (int j = 0; j < QK_K / 64; ++j) {
-      float sc1, m1, sc2, m2;
-      unpack(2 * j, sc1, m1);
-      unpack(2 * j + 1, sc2, m2);
-      for (int l = 0; l < 32; ++l) out[64 * j + l] = d * sc1 * static_cast<float>(q[l] & 0xF) - dmin * m1;
-      for (int l = 0; l < 32; ++l) out[64 * j + 32 + l] = d * sc2 * static_cast<float>(q[l] >> 4) - dmin * m2;
-      q += 32;
-    }
-  }
 }
 
 }  // namespace plumb::cpu

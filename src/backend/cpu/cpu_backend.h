@@ -17,7 +17,6 @@ namespace plumb::cpu {
 class CpuMatrix : public BoundMatrix {
  public:
   WeightMatrix w;
-  std::vector<uint8_t> owned;  // only for the planted Q4_K fault
 };
 
 class CpuKvCache : public KvCache {
@@ -36,25 +35,26 @@ class CpuBackend : public Backend {
   explicit CpuBackend(int n_threads);
 
   std::string name() const override { return "cpu"; }
-  float* alloc(int64_t n) override;
+  Result<float*> alloc(int64_t n) override;
   void release(float* buf) override;
   const float* host_view(const float* buf, int64_t n, std::vector<float>& scratch) override { return buf; }
   void upload(const float* host, int64_t n, float* buf) override;
 
-  Result<std::unique_ptr<BoundMatrix>> bind_matrix(const gguf::TensorInfo& t, PlantedFault fault) override;
+  Result<std::unique_ptr<BoundMatrix>> bind_matrix(const gguf::TensorInfo& t) override;
   Result<const float*> bind_vector(const gguf::TensorInfo& t) override;
-  std::unique_ptr<KvCache> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width,
-                                         CacheType type) override;
+  Status bind_rope(const RopeTable& table) override;
+  Result<std::unique_ptr<KvCache>> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width,
+                                                 CacheType type) override;
 
-  void get_rows(const BoundMatrix& table, const int32_t* ids, int64_t n, float* out) override;
+  void set_batch(const int32_t* ids, int64_t n, int64_t pos0) override;
+  void get_rows(const BoundMatrix& table, int64_t n, float* out) override;
   void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override;
   void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) override;
   void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) override;
-  void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t pos0,
-            bool neox_pairs) override;
-  void kv_store(KvCache& cache, int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v) override;
-  void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, int64_t pos0,
-                 const AttentionShape& shape, float* out) override;
+  void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) override;
+  void kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) override;
+  void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& shape,
+                 float* out) override;
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
   void add(const float* a, const float* b, int64_t n, float* out) override;
   void copy(const float* src, int64_t n, float* dst) override;
@@ -64,6 +64,9 @@ class CpuBackend : public Backend {
  private:
   ThreadPool pool_;
   ActivationBuffer scratch_;
+  RopeTable rope_;
+  std::vector<int32_t> ids_;  // the batch's token ids (set_batch)
+  int64_t pos0_ = 0;          // and the position of its first token
   // 64-byte aligned (a cache line): the float kernels read rows of these buffers with 32-byte
   // loads, and malloc's 16-byte alignment would split every other load across two lines.
   struct AlignedFree {
@@ -74,8 +77,5 @@ class CpuBackend : public Backend {
   std::list<std::vector<float>> vectors_;               // converted norm weights
   std::vector<AttentionScratch> attention_scratch_;  // per thread
 };
-
-// Q4_K rows dequantized with each sub-block's scale and min exchanged (the planted fault).
-void dequantize_q4_k_scales_swapped(const uint8_t* x, float* y, int64_t n);
 
 }  // namespace plumb::cpu

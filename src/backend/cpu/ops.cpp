@@ -37,8 +37,9 @@ void CpuBackend::rms_norm(const float* x, const float* w, float eps, int64_t wid
   }
 }
 
-void CpuBackend::rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const RopeTable& table, int64_t pos0,
-                      bool neox_pairs) {
+void CpuBackend::rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) {
+  const RopeTable& table = rope_;
+  const int64_t pos0 = pos0_;
   const int64_t half = table.n_rot / 2;
   auto rows = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -46,15 +47,11 @@ void CpuBackend::rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, co
       const float* sn = table.sin.data() + (pos0 + t) * half;
       for (int64_t h = 0; h < n_heads; ++h) {
         float* v = x + (t * n_heads + h) * head_dim;
-        // "normal" mode pairs (2i, 2i+1); the planted fault uses neox pairs (i, i + n_rot/2).
-        const int64_t stride = neox_pairs ? 1 : 2;
-        const int64_t partner = neox_pairs ? half : 1;
-        for (int64_t i = 0; i < half; ++i) {
-          float* a = v + i * stride;
-          const float x0 = a[0];
-          const float x1 = a[partner];
-          a[0] = x0 * cs[i] - x1 * sn[i];
-          a[partner] = x0 * sn[i] + x1 * cs[i];
+        for (int64_t i = 0; i < half; ++i) {  // "normal" mode: pairs (2i, 2i+1)
+          const float x0 = v[2 * i];
+          const float x1 = v[2 * i + 1];
+          v[2 * i] = x0 * cs[i] - x1 * sn[i];
+          v[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
         }
       }
     }
