@@ -3,6 +3,9 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_backend.h"
+#ifdef PLUMB_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace plumb {
 
@@ -30,7 +33,13 @@ RopeTable RopeTable::make(int64_t n_pos, int64_t n_rot, float freq_base, float f
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string& name, int n_threads) {
   if (name == "cpu") return std::unique_ptr<Backend>(std::make_unique<cpu::CpuBackend>(n_threads));
-  if (name == "cuda") return Status::error("the CUDA backend is not available in this build (use --backend cpu)");
+#ifdef PLUMB_HAVE_CUDA
+  if (name == "cuda") return cuda::make_cuda_backend();
+#else
+  if (name == "cuda") {
+    return Status::error("this plumb was built without CUDA (nvcc not found, or -DPLUMB_CUDA=OFF): use --backend cpu");
+  }
+#endif
   return Status::errorf("unknown backend '%s' (choices: cpu, cuda)", name.c_str());
 }
 

@@ -1,5 +1,4 @@
-// The CUDA side of the build: compiled whenever nvcc is found, so CUDA code compiles in CI
-// from day one. The backend proper (issues 7 and 8) grows from here.
+// Which CUDA devices are present (device_info.h).
 #include <cuda_runtime.h>
 
 #include "backend/cuda/device_info.h"

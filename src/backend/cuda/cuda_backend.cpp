@@ -1,0 +1,387 @@
+// The CUDA backend: weights uploaded once at bind time, activations and the KV cache in device
+// memory, every op a kernel of kernels.h on one stream, no host synchronization between ops
+// (only host_view waits), products of more than kMaxMatvecTokens tokens through cuBLAS SGEMM
+// (pedantic math: no TF32) over rows dequantized into a scratch buffer, and a generation step
+// recorded once as a CUDA graph and replayed (run_step).
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "backend/cuda/kernels.h"
+#include "quant/ref.h"
+#include "quant/types.h"
+
+namespace plumb::cuda {
+
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024.0;
+// Rows dequantized at a time for the cuBLAS path: 64 MiB of F32.
+constexpr int64_t kScratchFloats = 16 << 20;
+
+class CudaMatrix : public BoundMatrix {
+ public:
+  TensorType type = TensorType::F32;
+  size_t row_bytes = 0;
+  void* data = nullptr;  // device copy of the tensor's bytes
+};
+
+class CudaKvCache : public KvCache {
+ public:
+  bool f16 = true;
+  int64_t n_ctx = 0, k_width = 0, v_width = 0;
+  size_t elem = 2;
+  void* k = nullptr;  // [n_layer][n_ctx][k_width]
+  void* v = nullptr;  // [n_layer][n_ctx][v_width]
+  void* k_layer(int64_t l) const { return static_cast<char*>(k) + static_cast<size_t>(l * n_ctx * k_width) * elem; }
+  void* v_layer(int64_t l) const { return static_cast<char*>(v) + static_cast<size_t>(l * n_ctx * v_width) * elem; }
+};
+
+std::string supported_types() {
+  std::string s;
+  for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
+                       TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
+                       TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS}) {
+    s += (s.empty() ? "" : ", ") + std::string(type_name(t));
+  }
+  return s;
+}
+
+class CudaBackend : public Backend {
+ public:
+  CudaBackend() = default;
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+    for (void* p : device_) cudaFree(p);
+    if (staging_ != nullptr) cudaFreeHost(staging_);
+    if (batch_copied_ != nullptr) cudaEventDestroy(batch_copied_);
+    if (cublas_ != nullptr) cublasDestroy(cublas_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  Status init() {
+    int n = 0;
+    if (cudaError_t e = cudaGetDeviceCount(&n); e != cudaSuccess || n == 0) {
+      return Status::errorf("CUDA requested but no CUDA device is usable (%s): check the NVIDIA driver "
+                            "(nvidia-smi), or run with --backend cpu",
+                            e != cudaSuccess ? cudaGetErrorString(e) : "no device found");
+    }
+    PLUMB_RETURN_IF_ERROR(check(cudaSetDevice(0), "cudaSetDevice"));
+    cudaDeviceProp prop{};
+    PLUMB_RETURN_IF_ERROR(check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties"));
+    device_name_ = prop.name;
+    PLUMB_RETURN_IF_ERROR(check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate"));
+    PLUMB_RETURN_IF_ERROR(check(cudaEventCreateWithFlags(&batch_copied_, cudaEventDisableTiming), "cudaEventCreate"));
+    if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) return Status::error("cuBLAS could not be initialized");
+    cublasSetStream(cublas_, stream_);
+    cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH);
+    graphs_enabled_ = std::getenv("PLUMB_CUDA_GRAPHS") == nullptr || std::strcmp(std::getenv("PLUMB_CUDA_GRAPHS"), "0") != 0;
+    return Status();
+  }
+
+  std::string name() const override { return "cuda"; }
+
+  Result<float*> alloc(int64_t n) override {
+    PLUMB_ASSIGN_OR_RETURN(void* p, device_alloc(static_cast<size_t>(n) * sizeof(float), "an activation buffer"));
+    PLUMB_RETURN_IF_ERROR(check(cudaMemsetAsync(p, 0, static_cast<size_t>(n) * sizeof(float), stream_), "cudaMemset"));
+    return static_cast<float*>(p);
+  }
+  void release(float* buf) override {
+    if (device_.erase(buf) != 0) {
+      cudaStreamSynchronize(stream_);
+      cudaFree(buf);
+      graphs_invalid();  // a recorded step may use the buffer
+    }
+  }
+  const float* host_view(const float* buf, int64_t n, std::vector<float>& scratch) override {
+    scratch.resize(static_cast<size_t>(n));
+    note(cudaMemcpyAsync(scratch.data(), buf, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+         "copy to host");
+    note(cudaStreamSynchronize(stream_), "the ops before a copy to host");
+    return scratch.data();
+  }
+  void upload(const float* host, int64_t n, float* buf) override {
+    note(cudaMemcpyAsync(buf, host, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice, stream_),
+         "copy to device");
+    note(cudaStreamSynchronize(stream_), "copy to device");
+  }
+
+  Result<std::unique_ptr<BoundMatrix>> bind_matrix(const gguf::TensorInfo& t) override {
+    if (!has_matrix_kernel(t.type)) {
+      return Status::errorf("%s: tensor type %s has no CUDA kernel (the CUDA backend reads %s); run with --backend cpu",
+                            t.name.c_str(), type_name(t.type), supported_types().c_str());
+    }
+    auto m = std::make_unique<CudaMatrix>();
+    m->n_in = t.ne[0];
+    m->n_out = t.n_rows();
+    m->type = t.type;
+    m->row_bytes = row_size(t.type, m->n_in);
+    if (m->n_in % 32 != 0) {
+      return Status::errorf("%s: rows of %lld values: the CUDA kernels need a multiple of 32; run with --backend cpu",
+                            t.name.c_str(), static_cast<long long>(m->n_in));
+    }
+    if (m->row_bytes * static_cast<size_t>(m->n_out) != t.nbytes) {
+      return Status::errorf("%s: %llu bytes for %s %s, expected %zu", t.name.c_str(), (unsigned long long)t.nbytes,
+                            type_name(t.type), t.shape_string().c_str(), m->row_bytes * static_cast<size_t>(m->n_out));
+    }
+    PLUMB_ASSIGN_OR_RETURN(m->data, device_alloc(t.nbytes, t.name.c_str()));
+    PLUMB_RETURN_IF_ERROR(check(cudaMemcpy(m->data, t.data, t.nbytes, cudaMemcpyHostToDevice), "weight upload"));
+    return std::unique_ptr<BoundMatrix>(std::move(m));
+  }
+
+  Result<const float*> bind_vector(const gguf::TensorInfo& t) override {
+    if (t.type != TensorType::F32 && t.type != TensorType::F16 && t.type != TensorType::BF16) {
+      return Status::errorf("%s: a norm vector of type %s (F32, F16 or BF16 expected)", t.name.c_str(),
+                            type_name(t.type));
+    }
+    std::vector<float> host(static_cast<size_t>(t.n_elements()));
+    dequantize_row(t.type, t.data, host.data(), t.n_elements());
+    PLUMB_ASSIGN_OR_RETURN(float* d, alloc(static_cast<int64_t>(host.size())));
+    PLUMB_RETURN_IF_ERROR(
+        check(cudaMemcpy(d, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice), "vector upload"));
+    return static_cast<const float*>(d);
+  }
+
+  Status bind_rope(const RopeTable& table) override {
+    const int64_t n = table.n_pos * (table.n_rot / 2);
+    PLUMB_ASSIGN_OR_RETURN(rope_cos_, alloc(n));
+    PLUMB_ASSIGN_OR_RETURN(rope_sin_, alloc(n));
+    PLUMB_RETURN_IF_ERROR(check(cudaMemcpy(rope_cos_, table.cos.data(), static_cast<size_t>(n) * sizeof(float),
+                                           cudaMemcpyHostToDevice), "RoPE table upload"));
+    PLUMB_RETURN_IF_ERROR(check(cudaMemcpy(rope_sin_, table.sin.data(), static_cast<size_t>(n) * sizeof(float),
+                                           cudaMemcpyHostToDevice), "RoPE table upload"));
+    rope_n_rot_ = table.n_rot;
+    return Status();
+  }
+
+  Result<std::unique_ptr<KvCache>> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width,
+                                                 CacheType type) override {
+    if (n_ctx > max_attention_context()) {
+      return Status::errorf("context of %lld tokens: the CUDA attention kernel takes at most %lld (use a smaller -c)",
+                            static_cast<long long>(n_ctx), static_cast<long long>(max_attention_context()));
+    }
+    PLUMB_RETURN_IF_ERROR(check(prepare_attention(n_ctx), "attention setup"));
+    auto c = std::make_unique<CudaKvCache>();
+    c->f16 = type == CacheType::F16;
+    c->elem = c->f16 ? sizeof(uint16_t) : sizeof(float);
+    c->n_ctx = n_ctx;
+    c->k_width = k_width;
+    c->v_width = v_width;
+    const size_t k_bytes = static_cast<size_t>(n_layer * n_ctx * k_width) * c->elem;
+    const size_t v_bytes = static_cast<size_t>(n_layer * n_ctx * v_width) * c->elem;
+    PLUMB_ASSIGN_OR_RETURN(c->k, device_alloc(k_bytes, "the KV cache (K)"));
+    PLUMB_ASSIGN_OR_RETURN(c->v, device_alloc(v_bytes, "the KV cache (V)"));
+    PLUMB_RETURN_IF_ERROR(check(cudaMemsetAsync(c->k, 0, k_bytes, stream_), "cudaMemset"));
+    PLUMB_RETURN_IF_ERROR(check(cudaMemsetAsync(c->v, 0, v_bytes, stream_), "cudaMemset"));
+    return std::unique_ptr<KvCache>(std::move(c));
+  }
+
+  void set_batch(const int32_t* ids, int64_t n, int64_t pos0) override {
+    if (n + 1 > batch_capacity_) {
+      note(cudaStreamSynchronize(stream_), "batch setup");
+      if (staging_ != nullptr) cudaFreeHost(staging_);
+      if (batch_ != nullptr) release_raw(batch_);
+      staging_ = nullptr;
+      batch_ = nullptr;
+      batch_capacity_ = 0;
+      if (!note(cudaMallocHost(&staging_, static_cast<size_t>(n + 1) * sizeof(int32_t)), "pinned batch buffer")) return;
+      auto d = device_alloc(static_cast<size_t>(n + 1) * sizeof(int32_t), "the batch inputs");
+      if (!d.ok()) return (void)keep(d.status());
+      batch_ = static_cast<int32_t*>(*d);
+      batch_capacity_ = n + 1;
+      graphs_invalid();  // recorded steps read the old buffer
+    }
+    // The staging buffer may still be in flight from the last batch's copy.
+    note(cudaEventSynchronize(batch_copied_), "batch setup");
+    staging_[0] = static_cast<int32_t>(pos0);
+    std::memcpy(staging_ + 1, ids, static_cast<size_t>(n) * sizeof(int32_t));
+    note(cudaMemcpyAsync(batch_, staging_, static_cast<size_t>(n + 1) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                         stream_),
+         "batch upload");
+    note(cudaEventRecord(batch_copied_, stream_), "batch upload");
+  }
+
+  void get_rows(const BoundMatrix& table, int64_t n, float* out) override {
+    const auto& m = static_cast<const CudaMatrix&>(table);
+    note(cuda::get_rows(m.type, m.data, m.row_bytes, m.n_in, batch_, n, out, stream_), "get_rows");
+  }
+  void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override {
+    note(cuda::rms_norm(x, w, eps, width, n, y, stream_), "rms_norm");
+  }
+  void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) override {
+    const auto& m = static_cast<const CudaMatrix&>(w);
+    if (n <= kMaxMatvecTokens) {
+      note(matvec(m.type, m.data, m.row_bytes, m.n_in, m.n_out, x, static_cast<int>(n), y, stream_), "matvec");
+      return;
+    }
+    gemm(m, x, n, y);
+  }
+  void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) override {
+    note(cuda::rope(x, n, n_heads, head_dim, rope_cos_, rope_sin_, rope_n_rot_, batch_, stream_), "rope");
+  }
+  void kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) override {
+    const auto& c = static_cast<const CudaKvCache&>(cache);
+    note(cuda::kv_store(c.f16, c.k_layer(layer), c.v_layer(layer), c.k_width, c.v_width, k, v, n, batch_, stream_),
+         "kv_store");
+  }
+  void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& s,
+                 float* out) override {
+    const auto& c = static_cast<const CudaKvCache&>(cache);
+    AttentionArgs a;
+    a.f16 = c.f16;
+    a.k_cache = c.k_layer(layer);
+    a.v_cache = c.v_layer(layer);
+    a.k_width = c.k_width;
+    a.v_width = c.v_width;
+    a.n_ctx = c.n_ctx;
+    a.n_head = s.n_head;
+    a.n_head_kv = s.n_head_kv;
+    a.head_dim_k = s.head_dim_k;
+    a.head_dim_v = s.head_dim_v;
+    a.scale = s.scale;
+    note(cuda::attention(a, q, n, batch_, out, stream_), "attention");
+  }
+  void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
+    note(cuda::swiglu(gate, up, n, out, stream_), "swiglu");
+  }
+  void add(const float* a, const float* b, int64_t n, float* out) override {
+    note(cuda::add(a, b, n, out, stream_), "add");
+  }
+  void copy(const float* src, int64_t n, float* dst) override {
+    note(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream_), "copy");
+  }
+
+  Status run_step(int64_t key, const std::function<void()>& ops) override {
+    if (!graphs_enabled_) {
+      ops();
+      return take_error();
+    }
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      PLUMB_RETURN_IF_ERROR(take_error());
+      PLUMB_RETURN_IF_ERROR(check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "graph capture"));
+      ops();
+      cudaGraph_t graph = nullptr;
+      const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+      PLUMB_RETURN_IF_ERROR(take_error());
+      PLUMB_RETURN_IF_ERROR(check(end, "graph capture"));
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+      cudaGraphDestroy(graph);
+      PLUMB_RETURN_IF_ERROR(check(inst, "graph instantiation"));
+      it = graphs_.emplace(key, exec).first;
+    }
+    note(cudaGraphLaunch(it->second, stream_), "graph launch");
+    return take_error();
+  }
+
+  Status take_error() override {
+    Status s = std::move(error_);
+    error_ = Status();
+    return s;
+  }
+
+ private:
+  // The cuBLAS path: rows dequantized in chunks into scratch_, y^T = W x^T per chunk.
+  void gemm(const CudaMatrix& m, const float* x, int64_t n, float* y) {
+    const int64_t chunk = m.type == TensorType::F32 ? m.n_out : std::max<int64_t>(1, kScratchFloats / m.n_in);
+    if (m.type != TensorType::F32 && scratch_ == nullptr) {
+      auto s = alloc(kScratchFloats);
+      if (!s.ok()) return (void)keep(s.status());
+      scratch_ = *s;
+    }
+    const float alpha = 1.0f, beta = 0.0f;
+    for (int64_t r0 = 0; r0 < m.n_out; r0 += chunk) {
+      const int64_t rows = std::min(chunk, m.n_out - r0);
+      const float* a = static_cast<const float*>(m.data) + r0 * m.n_in;
+      if (m.type != TensorType::F32) {
+        if (!note(dequantize_rows(m.type, m.data, m.row_bytes, m.n_in, r0, rows, scratch_, stream_), "dequantize"))
+          return;
+        a = scratch_;
+      }
+      // Column-major view: A = rows of W (n_in x rows, lda n_in), B = x (n_in x n), C = y
+      // (n_out x n, ldc n_out) offset by r0: C = A^T B.
+      const cublasStatus_t st =
+          cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n),
+                      static_cast<int>(m.n_in), &alpha, a, static_cast<int>(m.n_in), x, static_cast<int>(m.n_in), &beta,
+                      y + r0, static_cast<int>(m.n_out));
+      if (st != CUBLAS_STATUS_SUCCESS) {
+        return (void)keep(Status::errorf("cuBLAS SGEMM failed (status %d) for a %lld x %lld product of %lld tokens",
+                                         static_cast<int>(st), static_cast<long long>(m.n_out),
+                                         static_cast<long long>(m.n_in), static_cast<long long>(n)));
+      }
+    }
+  }
+
+  Result<void*> device_alloc(size_t bytes, const char* what) {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 1));
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      return Status::errorf("CUDA out of memory allocating %s (%.1f MiB): %.1f MiB free of %.1f MiB on %s; the "
+                            "model and KV cache do not fit: use a smaller -c, or --backend cpu",
+                            what, static_cast<double>(bytes) / kMiB, static_cast<double>(free_b) / kMiB,
+                            static_cast<double>(total_b) / kMiB, device_name_.c_str());
+    }
+    device_.insert(p);
+    return p;
+  }
+  void release_raw(void* p) {
+    if (device_.erase(p) != 0) cudaFree(p);
+  }
+  void graphs_invalid() {
+    for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+    graphs_.clear();
+  }
+
+  Status check(cudaError_t e, const char* what) {
+    if (e == cudaSuccess) return Status();
+    return Status::errorf("CUDA error in %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+  }
+  // Keeps the first error for take_error(); returns whether e was a success.
+  bool note(cudaError_t e, const char* what) {
+    if (e == cudaSuccess) return true;
+    keep(check(e, what));
+    return false;
+  }
+  bool keep(Status s) {
+    if (!s.ok() && error_.ok()) error_ = std::move(s);
+    return false;
+  }
+
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::string device_name_;
+  Status error_;
+  std::set<void*> device_;  // every cudaMalloc of this backend, freed with it
+  float* scratch_ = nullptr;
+  float* rope_cos_ = nullptr;
+  float* rope_sin_ = nullptr;
+  int64_t rope_n_rot_ = 0;
+  int32_t* staging_ = nullptr;  // pinned: [pos0, ids...]
+  int32_t* batch_ = nullptr;    // its device copy, read by the kernels
+  int64_t batch_capacity_ = 0;
+  cudaEvent_t batch_copied_ = nullptr;
+  bool graphs_enabled_ = true;
+  std::map<int64_t, cudaGraphExec_t> graphs_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> make_cuda_backend() {
+  auto b = std::make_unique<CudaBackend>();
+  PLUMB_RETURN_IF_ERROR(b->init());
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+}  // namespace plumb::cuda

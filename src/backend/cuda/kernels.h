@@ -1,0 +1,80 @@
+// The CUDA kernels of the CUDA backend behind plain launch functions: the .cu files that define
+// them are C++17 (nvcc), the backend that calls them is C++20 (cuda_backend.cpp). Every
+// function enqueues its work on `stream` and returns the launch's error (cudaSuccess or not).
+//
+// Batch inputs live in device memory as `batch` = [pos0, id_0, id_1, ...] (int32): token t of
+// the batch is id_t at position pos0 + t. Kernels read them there, so a recorded step replays
+// with the values of the last set_batch.
+//
+// Arithmetic contract (docs/EXACTNESS.md, "CUDA backend"): weights are dequantized exactly as
+// the scalar reference does (quant/ref.h; nvcc's -fmad=false keeps every product and sum
+// rounded as written); RMSNorm, RoPE, SwiGLU, the KV store and attention follow the CPU
+// backend's contract operation for operation.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "quant/types.h"
+
+namespace plumb::cuda {
+
+// Whether the matrix kernels read `type`.
+bool has_matrix_kernel(TensorType type);
+
+// Token counts up to this many go through matvec (weights read once for all of them); more
+// through dequantize_rows + a cuBLAS SGEMM.
+constexpr int kMaxMatvecTokens = 8;
+
+// y[t][r] = sum_i W[r][i] x[t][i] for t < n (n <= kMaxMatvecTokens), rows of W in `type` with
+// row_bytes bytes each. One warp per row; each lane dequantizes 32-value groups and sums with
+// fma in f32; the lanes' sums are combined by a fixed butterfly.
+cudaError_t matvec(TensorType type, const void* w, size_t row_bytes, int64_t n_in, int64_t n_out, const float* x,
+                   int n, float* y, cudaStream_t stream);
+
+// out[r - r0][i] = W[r][i] for rows r0 .. r0 + rows - 1, dequantized (F32).
+cudaError_t dequantize_rows(TensorType type, const void* w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t rows,
+                            float* out, cudaStream_t stream);
+
+// out[t] = row id_t of the table, dequantized: [n][n_in].
+cudaError_t get_rows(TensorType type, const void* table, size_t row_bytes, int64_t n_in, const int32_t* batch,
+                     int64_t n, float* out, cudaStream_t stream);
+
+// y[t] = x[t] * float(1 / sqrt(sum(x[t]^2) / width + eps)) * w, the sum in double.
+cudaError_t rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y,
+                     cudaStream_t stream);
+
+// RoPE "normal" pairs (2i, 2i+1), i < n_rot / 2, with cos/sin [n_pos][n_rot / 2].
+cudaError_t rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin,
+                 int64_t n_rot, const int32_t* batch, cudaStream_t stream);
+
+// Stores k [n][k_width], v [n][v_width] at the batch's positions of one layer's cache
+// ([n_ctx][width] each, F16 bits rounded to nearest even, or F32).
+cudaError_t kv_store(bool f16, void* k_cache, void* v_cache, int64_t k_width, int64_t v_width, const float* k,
+                     const float* v, int64_t n, const int32_t* batch, cudaStream_t stream);
+
+struct AttentionArgs {
+  bool f16 = true;
+  const void* k_cache = nullptr;  // one layer: [n_ctx][k_width]
+  const void* v_cache = nullptr;  // [n_ctx][v_width]
+  int64_t k_width = 0, v_width = 0;
+  int64_t n_ctx = 0;
+  int64_t n_head = 0, n_head_kv = 0, head_dim_k = 0, head_dim_v = 0;
+  float scale = 1.0f;
+};
+// The largest context attention() takes (its scores live in shared memory).
+int64_t max_attention_context();
+// Prepares attention() for contexts up to n_ctx (shared memory size); call before capturing.
+cudaError_t prepare_attention(int64_t n_ctx);
+// Causal attention of q [n][n_head * head_dim_k] over the cache: out [n][n_head * head_dim_v].
+cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
+                      cudaStream_t stream);
+
+// out = gate / (1 + exp(-gate)) * up, elementwise.
+cudaError_t swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
+// out = a + b, elementwise.
+cudaError_t add(const float* a, const float* b, int64_t n, float* out, cudaStream_t stream);
+
+}  // namespace plumb::cuda
