@@ -2,19 +2,24 @@
 // the error (files made with gguf::Writer from austen-21m-f16).
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "quant/ref.h"
 #include "model_ref.h"
 #include "test_util.h"
 
 namespace plumb::test {
 namespace {
 
-// austen-21m-f16 rewritten: `drop` left out, `reshape` given shape `ne`, metadata `arch`.
+// austen-21m-f16 rewritten: `drop` left out, `reshape` given shape `ne` (or, with `retype`, its
+// values quantized to that type), metadata `arch`.
 std::string rewritten_model(const std::string& src_path, const std::string& name, const std::string& drop,
-                            const std::string& reshape, const std::vector<int64_t>& ne, const std::string& arch = "") {
+                            const std::string& reshape, const std::vector<int64_t>& ne, const std::string& arch = "",
+                            std::optional<TensorType> retype = std::nullopt) {
   auto src = gguf::File::open(src_path);
   EXPECT_TRUE(src.ok()) << src.status().message();
   gguf::Writer w;
@@ -23,6 +28,15 @@ std::string rewritten_model(const std::string& src_path, const std::string& name
   for (const gguf::TensorInfo& t : (*src)->tensors()) {
     if (t.name == drop) continue;
     std::vector<int64_t> shape(t.ne, t.ne + t.n_dims);
+    if (t.name == reshape && retype) {
+      std::vector<float> values(static_cast<size_t>(t.n_elements()));
+      dequantize_row(t.type, t.data, values.data(), t.n_elements());
+      std::vector<uint8_t> bytes(row_size(*retype, t.n_elements()));
+      quantize_row(*retype, values.data(), bytes.data(), t.n_elements());
+      Status st = w.add_tensor(t.name, *retype, shape, bytes.data(), bytes.size());
+      EXPECT_TRUE(st.ok()) << st.message();
+      continue;
+    }
     if (t.name == reshape) shape = ne;
     Status st = w.add_tensor(t.name, t.type, shape, t.data, t.nbytes);
     EXPECT_TRUE(st.ok()) << st.message();
@@ -51,6 +65,14 @@ TEST(ModelWeights, MisShapedTensorIsNamedWithShapes) {
   const std::string path = rewritten_model(src, "misshaped", "", "blk.3.attn_k.weight", {128, 256});
   const std::string err = load_error(path);
   EXPECT_NE(err.find("blk.3.attn_k.weight: expected shape [256, 128], found [128, 256]"), std::string::npos) << err;
+}
+
+// Q8_K has a matmul kernel (tests use it) but is an activation format: the loader refuses it.
+TEST(ModelWeights, TypeThatCannotHoldWeightsIsNamed) {
+  PLUMB_REQUIRE_SHARED(src, "models/austen-21m-f16.gguf");
+  const std::string path = rewritten_model(src, "q8k", "", "blk.3.attn_k.weight", {}, "", TensorType::Q8_K);
+  const std::string err = load_error(path);
+  EXPECT_NE(err.find("blk.3.attn_k.weight: type Q8_K cannot hold model weights"), std::string::npos) << err;
 }
 
 TEST(ModelWeights, OtherArchitectureIsRefusedByName) {

@@ -10,7 +10,7 @@
 #include "test_models.h"
 #include "test_util.h"
 #include "trace/diff.h"
-#include "trace/run_trace.h"
+#include "model/run_trace.h"
 #include "trace/trace_file.h"
 
 namespace plumb::trace {

@@ -12,7 +12,7 @@
 #include "test_util.h"
 #include "trace/diff.h"
 #include "trace/recorder.h"
-#include "trace/run_trace.h"
+#include "model/run_trace.h"
 #include "trace/trace_file.h"
 
 namespace plumb::trace {

@@ -3,8 +3,8 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "model/run_trace.h"
 #include "trace/plot_svg.h"
-#include "trace/run_trace.h"
 
 namespace plumb::cli {
 namespace {
@@ -32,13 +32,13 @@ int run_check(int argc, char** argv) {
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
-    auto ids = trace::parse_token_list(token_list);
+    auto ids = parse_token_list(token_list);
     if (!ids.ok()) return p.usage_error(ids.status().message());
     tokens = std::move(ids).value();
   }
 
   std::string why;
-  if (!trace::cuda_available(&why)) {
+  if (!cuda_available(&why)) {
     std::printf("plumb check: %s: nothing to compare\n", why.c_str());
     return kExitNothingToCompare;
   }
@@ -47,7 +47,7 @@ int run_check(int argc, char** argv) {
   auto model = Model::load(model_path, model_options);
   if (!model.ok()) return fail("check", model.status().message());
   if (tokens.empty()) {
-    auto ids = trace::tokenize_prompt(**model, prompt);
+    auto ids = tokenize_prompt(**model, prompt);
     if (!ids.ok()) return fail("check", ids.status().message());
     tokens = std::move(ids).value();
   }
@@ -56,15 +56,15 @@ int run_check(int argc, char** argv) {
   options.n_ctx = static_cast<int>(tokens.size());
   options.n_batch = static_cast<int>(tokens.size());
   options.backend = "cpu";
-  auto cpu = trace::trace_tokens(**model, tokens, options, "*");
+  auto cpu = trace_tokens(**model, tokens, options, "*");
   if (!cpu.ok()) return fail("check", "CPU run: " + cpu.status().message());
   options.backend = "cuda";
-  auto gpu = trace::trace_tokens(**model, tokens, options, "*");
+  auto gpu = trace_tokens(**model, tokens, options, "*");
   if (!gpu.ok()) return fail("check", "CUDA run: " + gpu.status().message());
 
   trace::DiffOptions diff_options;
   if (nmse >= 0) diff_options.nmse = nmse;
-  auto report = trace::diff_runs(*gpu, "cuda", *cpu, "cpu", diff_options);
+  auto report = diff_runs(*gpu, "cuda", *cpu, "cpu", diff_options);
   if (!report.ok()) return fail("check", report.status().message());
   if (report->diverged()) std::fputs(trace::format_table(*report).c_str(), stdout);
   std::printf("plumb check (CUDA vs CPU, %zu tokens): %s\n", tokens.size(), report->verdict().c_str());

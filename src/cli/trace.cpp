@@ -3,7 +3,7 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
-#include "trace/run_trace.h"
+#include "model/run_trace.h"
 
 namespace plumb::cli {
 namespace {
@@ -31,7 +31,7 @@ int run_trace(int argc, char** argv) {
 
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
-    auto ids = trace::parse_token_list(token_list);
+    auto ids = parse_token_list(token_list);
     if (!ids.ok()) return p.usage_error(ids.status().message());
     tokens = std::move(ids).value();
   }
@@ -40,7 +40,7 @@ int run_trace(int argc, char** argv) {
   auto model = Model::load(model_path, model_options);
   if (!model.ok()) return fail("trace", model.status().message());
   if (!prompt.empty()) {
-    auto ids = trace::tokenize_prompt(**model, prompt);
+    auto ids = tokenize_prompt(**model, prompt);
     if (!ids.ok()) return fail("trace", ids.status().message());
     tokens = std::move(ids).value();
   }
@@ -49,9 +49,9 @@ int run_trace(int argc, char** argv) {
   options.n_threads = threads;
   options.n_ctx = static_cast<int>(tokens.size());
   options.n_batch = static_cast<int>(tokens.size());
-  auto run = trace::trace_tokens(**model, tokens, options, taps);
+  auto run = trace_tokens(**model, tokens, options, taps);
   if (!run.ok()) return fail("trace", run.status().message());
-  if (Status s = trace::write_trace_run(out_path, *run, model_path, options); !s.ok()) return fail("trace", s.message());
+  if (Status s = write_trace_run(out_path, *run, model_path, options); !s.ok()) return fail("trace", s.message());
   std::fprintf(stderr, "plumb trace: %zu tokens, %zu taps (%s backend) -> %s\n", tokens.size(),
                run->recorder->taps().size(), backend.c_str(), out_path.c_str());
   return 0;

@@ -32,9 +32,7 @@ Result<const gguf::TensorInfo*> find_tensor(const gguf::File& file, const std::s
     return Status::errorf("%s: %s: type %s, expected F32, F16 or BF16 for a vector", file.path().c_str(),
                           name.c_str(), traits.name);
   }
-  if (t->type == TensorType::I8 || t->type == TensorType::I16 || t->type == TensorType::I32 ||
-      t->type == TensorType::I64 || t->type == TensorType::F64 || t->type == TensorType::Q8_1 ||
-      t->type == TensorType::Q8_K) {
+  if (!can_hold_weights(t->type)) {
     return Status::errorf("%s: %s: type %s cannot hold model weights", file.path().c_str(), name.c_str(), traits.name);
   }
   if (t->ne[0] % traits.block_size != 0) {
@@ -45,6 +43,21 @@ Result<const gguf::TensorInfo*> find_tensor(const gguf::File& file, const std::s
 }
 
 }  // namespace
+
+bool can_hold_weights(TensorType type) {
+  switch (type) {
+    case TensorType::I8:
+    case TensorType::I16:
+    case TensorType::I32:
+    case TensorType::I64:
+    case TensorType::F64:
+    case TensorType::Q8_1:  // Q8_1 and Q8_K are llama.cpp's activation formats
+    case TensorType::Q8_K:
+      return false;
+    default:
+      return true;
+  }
+}
 
 Result<ModelWeights> find_model_weights(const gguf::File& file, const ModelConfig& c) {
   ModelWeights w;

@@ -30,6 +30,12 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
+// Whether a matrix of the model may be stored in `type`: the one list of weight types, checked
+// at load (find_model_weights); every backend multiplies by each of them. Quantized types have
+// blocks of 32 or 256 elements, so a row of whole blocks is also whole 32-element activation
+// blocks, as the CPU kernels need.
+bool can_hold_weights(TensorType type);
+
 // Looks up every tensor; a missing or mis-shaped one gives an error naming it with the
 // expected and found shapes ("blk.3.attn_k.weight: expected shape [256, 128], found [256, 256]").
 Result<ModelWeights> find_model_weights(const gguf::File& file, const ModelConfig& config);

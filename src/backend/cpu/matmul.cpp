@@ -11,7 +11,6 @@
 #include <limits>
 
 #include "backend/cpu/matmul_internal.h"
-#include "util/status.h"
 
 namespace plumb::cpu {
 namespace detail {
@@ -166,28 +165,6 @@ void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n
   } else {
     for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * n_in, lay, base + t * lay.stride);
   }
-}
-
-Status check_weight(const WeightMatrix& w) {
-  const TypeTraits& tr = type_traits(w.type);
-  if (detail::scalar_kernel(w.type) == nullptr) {
-    return Status::errorf("matmul: weight type %s is not supported", tr.name);
-  }
-  if (w.n_in <= 0 || w.n_out <= 0) {
-    return Status::errorf("matmul: bad weight shape [%lld, %lld]", static_cast<long long>(w.n_in),
-                                   static_cast<long long>(w.n_out));
-  }
-  const int64_t align = tr.is_quantized ? std::max<int64_t>(tr.block_size, detail::kActBlock) : 1;
-  if (w.n_in % align != 0) {
-    return Status::errorf("matmul: %s weight rows of %lld elements are not a multiple of %lld", tr.name,
-                                   static_cast<long long>(w.n_in), static_cast<long long>(align));
-  }
-  if (w.row_bytes < row_size(w.type, w.n_in)) {
-    return Status::errorf("matmul: %s row stride %zu bytes is smaller than a row (%zu bytes)", tr.name,
-                                   w.row_bytes, row_size(w.type, w.n_in));
-  }
-  if (w.data == nullptr) return Status::error("matmul: weight data is null");
-  return Status();
 }
 
 void matmul_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0, int64_t r1) {

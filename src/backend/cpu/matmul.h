@@ -13,12 +13,14 @@
 #include <vector>
 
 #include "quant/types.h"
-#include "util/status.h"
 #include "util/thread_pool.h"
 
 namespace plumb::cpu {
 
 // A 2-D weight: n_out rows of n_in elements (GGUF ne = [n_in, n_out]), a view into the file.
+// The kernels assume a type they have (every type model/weights.cpp admits for a matrix) and
+// rows of whole blocks (so of whole 32-element activation blocks for quantized types), which
+// the model's loader checks.
 struct WeightMatrix {
   TensorType type = TensorType::F32;
   int64_t n_in = 0;
@@ -60,10 +62,6 @@ class ActivationBuffer {
 
 // y[t * ldy + r] = sum_k W[r][k] * x[t][k] for rows r in [r0, r1) and every token.
 void matmul_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0, int64_t r1);
-
-// Checks what the kernels assume: a supported type, n_in a multiple of the block size (and of
-// 32 for quantized types), row_bytes at least one row. Call once when a weight is loaded.
-Status check_weight(const WeightMatrix& w);
 
 // The whole product from activations already prepared (one preparation can serve several
 // weights of the same input, e.g. Q/K/V): y row-major [n_tokens][n_out], parallel over rows.

@@ -18,6 +18,7 @@
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/simd_x86.h"
 #include "backend/cpu/weight_unpack.h"
+#include "quant/ref.h"
 
 namespace plumb::cpu::detail {
 namespace {
@@ -897,7 +898,7 @@ struct RowBF16 {
     const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
   }
-  static float at(const uint8_t* row, int64_t k) { return bfloat_to_float(load_u16(row + 2 * k)); }
+  static float at(const uint8_t* row, int64_t k) { return bf16_to_fp32(load_u16(row + 2 * k)); }
 };
 
 // Lanes k % 16 over [k0, k1) (multiples of 16) for kT tokens: acc[2t], acc[2t + 1].

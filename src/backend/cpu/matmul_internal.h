@@ -36,7 +36,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #include "backend/cpu/matmul.h"
 
@@ -79,37 +78,6 @@ inline float hsum8(const float a[8]) {
   const float s0 = a[0] + a[4], s1 = a[1] + a[5], s2 = a[2] + a[6], s3 = a[3] + a[7];
   const float t0 = s0 + s2, t1 = s1 + s3;
   return t0 + t1;
-}
-
-// IEEE binary16 -> binary32, exact (portable; the AVX2 path uses F16C, same values).
-inline float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1Fu;
-  const uint32_t mant = h & 0x3FFu;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal: value = mant * 2^-24, exact in float
-      const float v = static_cast<float>(mant) * 5.9604644775390625e-8f;
-      std::memcpy(&bits, &v, 4);
-      bits |= sign;
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7F800000u | (mant << 13);
-  } else {
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-inline float bfloat_to_float(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
 }
 
 // One token's activations into the prepared layout (scalar contract / AVX2, bit-identical).

@@ -6,6 +6,7 @@
 
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/weight_unpack.h"
+#include "quant/ref.h"
 
 namespace plumb::cpu::detail {
 namespace {
@@ -114,14 +115,14 @@ struct LoadF16 {
   static float at(const uint8_t* row, int64_t k) {
     uint16_t h;
     std::memcpy(&h, row + 2 * k, 2);
-    return half_to_float(h);
+    return fp16_to_fp32(h);
   }
 };
 struct LoadBF16 {
   static float at(const uint8_t* row, int64_t k) {
     uint16_t h;
     std::memcpy(&h, row + 2 * k, 2);
-    return bfloat_to_float(h);
+    return bf16_to_fp32(h);
   }
 };
 

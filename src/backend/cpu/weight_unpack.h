@@ -15,6 +15,7 @@
 
 #include "backend/cpu/matmul_internal.h"
 #include "quant/blocks.h"
+#include "quant/ref.h"
 
 namespace plumb::cpu::detail {
 
@@ -58,7 +59,7 @@ struct UnpackQ4_0 {
       w[j] = static_cast<int16_t>((b->qs[j] & 0xF) - 8);
       w[j + 16] = static_cast<int16_t>((b->qs[j] >> 4) - 8);
     }
-    dw[0] = half_to_float(load_u16(&b->d));
+    dw[0] = fp16_to_fp32(load_u16(&b->d));
   }
 };
 
@@ -72,8 +73,8 @@ struct UnpackQ4_1 {
       w[j] = static_cast<int16_t>((b->qs[j] & 0xF) - 8);
       w[j + 16] = static_cast<int16_t>((b->qs[j] >> 4) - 8);
     }
-    dw[0] = half_to_float(load_u16(&b->d));
-    mc[0] = half_to_float(load_u16(&b->m)) + 8.0f * dw[0];
+    dw[0] = fp16_to_fp32(load_u16(&b->d));
+    mc[0] = fp16_to_fp32(load_u16(&b->m)) + 8.0f * dw[0];
   }
 };
 
@@ -89,7 +90,7 @@ struct UnpackQ5_0 {
       w[j] = static_cast<int16_t>(((b->qs[j] & 0xF) | (((qh >> j) & 1) << 4)) - 16);
       w[j + 16] = static_cast<int16_t>(((b->qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16);
     }
-    dw[0] = half_to_float(load_u16(&b->d));
+    dw[0] = fp16_to_fp32(load_u16(&b->d));
   }
 };
 
@@ -105,8 +106,8 @@ struct UnpackQ5_1 {
       w[j] = static_cast<int16_t>(((b->qs[j] & 0xF) | (((qh >> j) & 1) << 4)) - 16);
       w[j + 16] = static_cast<int16_t>(((b->qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16);
     }
-    dw[0] = half_to_float(load_u16(&b->d));
-    mc[0] = half_to_float(load_u16(&b->m)) + 16.0f * dw[0];
+    dw[0] = fp16_to_fp32(load_u16(&b->d));
+    mc[0] = fp16_to_fp32(load_u16(&b->m)) + 16.0f * dw[0];
   }
 };
 
@@ -117,7 +118,7 @@ struct UnpackQ8_0 {
   static void unpack(const uint8_t* p, int16_t* w, float* dw, float*) {
     const auto* b = reinterpret_cast<const Block*>(p);
     for (int j = 0; j < 32; ++j) w[j] = b->qs[j];
-    dw[0] = half_to_float(load_u16(&b->d));
+    dw[0] = fp16_to_fp32(load_u16(&b->d));
   }
 };
 
@@ -131,7 +132,7 @@ struct UnpackIQ4_NL {
       w[j] = kIQ4NLValues[b->qs[j] & 0xF];
       w[j + 16] = kIQ4NLValues[b->qs[j] >> 4];
     }
-    dw[0] = half_to_float(load_u16(&b->d));
+    dw[0] = fp16_to_fp32(load_u16(&b->d));
   }
 };
 
@@ -141,8 +142,8 @@ struct UnpackQ2_K {
   static constexpr bool kHasMin = true;
   static void unpack(const uint8_t* p, int16_t* w, float* dw, float* mc) {
     const auto* b = reinterpret_cast<const Block*>(p);
-    const float d = half_to_float(load_u16(&b->d));
-    const float dmin = half_to_float(load_u16(&b->dmin));
+    const float d = fp16_to_fp32(load_u16(&b->d));
+    const float dmin = fp16_to_fp32(load_u16(&b->dmin));
     for (int n = 0; n < 2; ++n) {
       for (int j = 0; j < 4; ++j) {
         for (int h = 0; h < 2; ++h) {
@@ -165,7 +166,7 @@ struct UnpackQ3_K {
   static constexpr bool kHasMin = false;
   static void unpack(const uint8_t* p, int16_t* w, float* dw, float*) {
     const auto* b = reinterpret_cast<const Block*>(p);
-    const float d = half_to_float(load_u16(&b->d));
+    const float d = fp16_to_fp32(load_u16(&b->d));
     int8_t sc[16];
     q3k_scales(b->scales, sc);
     for (int n = 0; n < 2; ++n) {
@@ -190,8 +191,8 @@ struct UnpackQ4_K {
   static constexpr bool kHasMin = true;
   static void unpack(const uint8_t* p, int16_t* w, float* dw, float* mc) {
     const auto* b = reinterpret_cast<const Block*>(p);
-    const float d = half_to_float(load_u16(&b->d));
-    const float dmin = half_to_float(load_u16(&b->dmin));
+    const float d = fp16_to_fp32(load_u16(&b->d));
+    const float dmin = fp16_to_fp32(load_u16(&b->dmin));
     for (int i = 0; i < 4; ++i) {
       for (int h = 0; h < 2; ++h) {
         uint8_t sc, m;
@@ -213,8 +214,8 @@ struct UnpackQ5_K {
   static constexpr bool kHasMin = true;
   static void unpack(const uint8_t* p, int16_t* w, float* dw, float* mc) {
     const auto* b = reinterpret_cast<const Block*>(p);
-    const float d = half_to_float(load_u16(&b->d));
-    const float dmin = half_to_float(load_u16(&b->dmin));
+    const float d = fp16_to_fp32(load_u16(&b->d));
+    const float dmin = fp16_to_fp32(load_u16(&b->dmin));
     for (int i = 0; i < 4; ++i) {
       for (int h = 0; h < 2; ++h) {
         uint8_t sc, m;
@@ -237,7 +238,7 @@ struct UnpackQ6_K {
   static constexpr bool kHasMin = false;
   static void unpack(const uint8_t* p, int16_t* w, float* dw, float*) {
     const auto* b = reinterpret_cast<const Block*>(p);
-    const float d = half_to_float(load_u16(&b->d));
+    const float d = fp16_to_fp32(load_u16(&b->d));
     for (int s = 0; s < 16; ++s) dw[s] = d * static_cast<float>(b->scales[s]);
     for (int n = 0; n < 2; ++n) {
       const uint8_t* ql = b->ql + 64 * n;
@@ -272,7 +273,7 @@ struct UnpackIQ4_XS {
   static constexpr bool kHasMin = false;
   static void unpack(const uint8_t* p, int16_t* w, float* dw, float*) {
     const auto* b = reinterpret_cast<const Block*>(p);
-    const float d = half_to_float(load_u16(&b->d));
+    const float d = fp16_to_fp32(load_u16(&b->d));
     const uint16_t scales_h = load_u16(&b->scales_h);
     for (int ib = 0; ib < 8; ++ib) {
       const int ls = ((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((scales_h >> (2 * ib)) & 3) << 4);

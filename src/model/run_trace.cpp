@@ -1,11 +1,11 @@
-#include "trace/run_trace.h"
+#include "model/run_trace.h"
 
 #include <charconv>
 
 #include "backend/backend.h"
 #include "backend/cuda/device_info.h"
 
-namespace plumb::trace {
+namespace plumb {
 
 Result<TraceRun> trace_tokens(const Model& model, const std::vector<int32_t>& tokens,
                               const SessionOptions& session_options, const std::string& taps) {
@@ -17,7 +17,7 @@ Result<TraceRun> trace_tokens(const Model& model, const std::vector<int32_t>& to
   TraceRun run;
   run.tokens = tokens;
   run.backend = options.backend;
-  run.recorder = std::make_unique<TraceRecorder>(taps);
+  run.recorder = std::make_unique<trace::TraceRecorder>(taps);
   PLUMB_RETURN_IF_ERROR(session->decode(tokens, /*all_logits=*/true, run.recorder.get()));
   PLUMB_RETURN_IF_ERROR(run.recorder->status());
   run.n_vocab = model.config().n_vocab;
@@ -35,8 +35,8 @@ Result<TraceRun> trace_tokens(const Model& model, const std::vector<int32_t>& to
 
 namespace {
 
-TraceContents contents_of(const TraceRun& run) {
-  TraceContents c;
+trace::TraceContents contents_of(const TraceRun& run) {
+  trace::TraceContents c;
   c.tokens = run.tokens;
   c.logits = run.logits;
   c.n_vocab = run.n_vocab;
@@ -48,7 +48,7 @@ TraceContents contents_of(const TraceRun& run) {
 
 Status write_trace_run(const std::string& path, const TraceRun& run, const std::string& model_path,
                        const SessionOptions& session_options) {
-  TraceContents c = contents_of(run);
+  trace::TraceContents c = contents_of(run);
   c.metadata.emplace_back("trace.engine", gguf::Value::make_string("plumb"));
   c.metadata.emplace_back("trace.model", gguf::Value::make_string(model_path));
   c.metadata.emplace_back("trace.backend", gguf::Value::make_string(run.backend));
@@ -58,21 +58,21 @@ Status write_trace_run(const std::string& path, const TraceRun& run, const std::
     c.metadata.emplace_back("trace.fault", gguf::Value::make_string(fault_name(session_options.fault)));
     c.metadata.emplace_back("trace.fault_layer", gguf::Value::make_i32(session_options.fault_layer));
   }
-  return write_trace_file(path, c);
+  return trace::write_trace_file(path, c);
 }
 
-Result<DiffReport> diff_runs(const TraceRun& a, const std::string& name_a, const TraceRun& b,
-                             const std::string& name_b, const DiffOptions& options) {
+Result<trace::DiffReport> diff_runs(const TraceRun& a, const std::string& name_a, const TraceRun& b,
+                             const std::string& name_b, const trace::DiffOptions& options) {
   // Through the same GGUF layout as the files, so the comparison is exactly plumb diff's.
-  const auto as_trace = [](const TraceRun& run, const std::string& name) -> Result<TraceFile> {
-    PLUMB_ASSIGN_OR_RETURN(gguf::Writer w, make_trace_writer(contents_of(run)));
+  const auto as_trace = [](const TraceRun& run, const std::string& name) -> Result<trace::TraceFile> {
+    PLUMB_ASSIGN_OR_RETURN(gguf::Writer w, trace::make_trace_writer(contents_of(run)));
     PLUMB_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, w.serialize());
     PLUMB_ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> file, gguf::File::parse(bytes.data(), bytes.size(), name));
-    return read_trace(*file);
+    return trace::read_trace(*file);
   };
-  PLUMB_ASSIGN_OR_RETURN(TraceFile ta, as_trace(a, name_a));
-  PLUMB_ASSIGN_OR_RETURN(TraceFile tb, as_trace(b, name_b));
-  return diff_traces(ta, tb, options);
+  PLUMB_ASSIGN_OR_RETURN(trace::TraceFile ta, as_trace(a, name_a));
+  PLUMB_ASSIGN_OR_RETURN(trace::TraceFile tb, as_trace(b, name_b));
+  return trace::diff_traces(ta, tb, options);
 }
 
 Result<std::vector<int32_t>> parse_token_list(const std::string& list) {
@@ -121,4 +121,4 @@ bool cuda_available(std::string* why) {
 #endif
 }
 
-}  // namespace plumb::trace
+}  // namespace plumb
