@@ -47,8 +47,15 @@ std::vector<RefPrompt> read_ref_prompts(const std::string& path, int64_t n_vocab
   return prompts;
 }
 
+std::string test_backend() {
+  const char* b = std::getenv("PLUMB_TEST_BACKEND");
+  return b != nullptr && *b != 0 ? b : "cpu";
+}
+
 std::vector<float> plumb_logits(const Model& model, const std::vector<int32_t>& tokens, const SessionOptions& options) {
-  auto session = Session::create(model, options);
+  SessionOptions o = options;
+  o.backend = test_backend();
+  auto session = Session::create(model, o);
   if (!session.ok()) {
     ADD_FAILURE() << session.status().message();
     return {};

@@ -25,6 +25,10 @@ struct RefPrompt {
 std::vector<RefPrompt> read_ref_prompts(const std::string& path, int64_t n_vocab);
 
 // Logits for every position of `tokens` from a fresh session: [n_tokens][n_vocab].
+// The backend the model-level tests run on: $PLUMB_TEST_BACKEND (cuda on a GPU machine), else cpu.
+std::string test_backend();
+
+// Logits of every position of `tokens` in a fresh session on test_backend().
 std::vector<float> plumb_logits(const Model& model, const std::vector<int32_t>& tokens,
                                 const SessionOptions& options = {});
 

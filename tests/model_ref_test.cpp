@@ -44,6 +44,7 @@ void check_against_reference(const std::string& model_path, const std::string& r
 
     // Greedy continuation, token by token, up to the first near-tie of the reference.
     SessionOptions opts;
+    opts.backend = test_backend();
     auto session = Session::create(m, opts);
     ASSERT_TRUE(session.ok()) << session.status().message();
     Session& s = **session;
@@ -70,8 +71,8 @@ void check_against_reference(const std::string& model_path, const std::string& r
   }
   EXPECT_EQ(prompt_agreement.confident_mismatch, 0) << prompt_agreement.first_mismatch;
   EXPECT_LE(prompt_agreement.nmse(), rc.nmse_bound) << rc.name << ": pooled logits NMSE vs llama.cpp";
-  std::printf("[ model ] %s vs llama.cpp: NMSE %.3g (bound %.3g), top-1 %lld/%lld, confident %lld\n", rc.name,
-              prompt_agreement.nmse(), rc.nmse_bound, (long long)prompt_agreement.top1_equal,
+  std::printf("[ model ] %s (%s) vs llama.cpp: NMSE %.3g (bound %.3g), top-1 %lld/%lld, confident %lld\n", rc.name,
+              test_backend().c_str(), prompt_agreement.nmse(), rc.nmse_bound, (long long)prompt_agreement.top1_equal,
               (long long)prompt_agreement.positions, (long long)prompt_agreement.confident);
 }
 

@@ -14,8 +14,8 @@ int run_trace(int argc, char** argv) {
               "p0.logits and p0.trace.<tap> for every tap matching --taps: the layout of "
               "../shared/ref/*.gguf, so any two traces can be compared with plumb diff. Tap names: "
               "docs/TRACE.md.");
-  std::string model_path, prompt, token_list, backend = "cpu", taps = "*", out_path;
-  int threads = 0;
+  std::string model_path, prompt, token_list, backend = "cpu", taps = "*", out_path, fault_arg = "none";
+  int threads = 0, fault_layer = 0;
   p.option("-m,--model", "M.gguf", "model file", &model_path);
   p.option("-p,--prompt", "TEXT", "prompt text (tokenized with the model's vocabulary, BOS as the model says)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated (e.g. a reference's p0.tokens)", &token_list);
@@ -23,11 +23,19 @@ int run_trace(int argc, char** argv) {
   p.option("--taps", "GLOB", "comma-separated globs of taps to record (default *: all)", &taps);
   p.option("-t,--threads", "N", "CPU threads (default: all)", &threads);
   p.option("-o,--output", "T.gguf", "trace file to write", &out_path);
+  p.option("--fault", "NAME",
+           "plant a known bug (rope-neox-pairs, q4k-scales-swapped, softmax-no-scale, skip-residual, "
+           "gqa-off-by-one), to see that a diff names its tap; recorded in the trace",
+           &fault_arg);
+  p.option("--fault-layer", "L", "the layer of skip-residual (default 0)", &fault_layer);
   if (auto code = p.parse(argc, argv)) return *code;
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
   if (out_path.empty()) return p.usage_error("-o T.gguf is required");
   if (prompt.empty() == token_list.empty()) return p.usage_error("give exactly one of -p TEXT and --tokens IDS");
   if (backend != "cpu" && backend != "cuda") return p.usage_error("--backend must be cpu or cuda");
+  auto fault = parse_fault(fault_arg);
+  if (!fault.ok()) return p.usage_error(fault.status().message());
+  if (fault_layer < 0) return p.usage_error("--fault-layer must be >= 0");
 
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
@@ -49,6 +57,8 @@ int run_trace(int argc, char** argv) {
   options.n_threads = threads;
   options.n_ctx = static_cast<int>(tokens.size());
   options.n_batch = static_cast<int>(tokens.size());
+  options.fault = *fault;
+  options.fault_layer = fault_layer;
   auto run = trace_tokens(**model, tokens, options, taps);
   if (!run.ok()) return fail("trace", run.status().message());
   if (Status s = write_trace_run(out_path, *run, model_path, options); !s.ok()) return fail("trace", s.message());

@@ -1,0 +1,326 @@
+// Every op of the CUDA backend against the CPU backend (llama.cpp's test-backend-ops, in plumb's
+// terms): fresh random inputs, weights made by the real quantizer, awkward shapes (rows not a
+// multiple of 256 where the type allows, odd token counts, non-power-of-two head counts and
+// sequence lengths), outputs poisoned with NaN before each run so an unwritten element fails,
+// and NaN never passes. Bounds follow the contract (docs/EXACTNESS.md, "CUDA backend"): ops
+// that follow the CPU's arithmetic step for step must give its bits; matrix products are held
+// to float64 of the exactly dequantized weights. Without a CUDA device every test is skipped
+// with the reason.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "quant/ref.h"
+#include "quant/types.h"
+
+namespace plumb::test {
+namespace {
+
+std::unique_ptr<Backend> cuda_or_skip_reason(std::string* why) {
+  auto b = make_backend("cuda", 1);
+  if (!b.ok()) {
+    *why = b.status().message();
+    return nullptr;
+  }
+  return std::move(b.value());
+}
+
+#define PLUMB_REQUIRE_CUDA(var)                                                       \
+  std::string var##_why;                                                              \
+  std::unique_ptr<Backend> var = cuda_or_skip_reason(&var##_why);                     \
+  if (var == nullptr) GTEST_SKIP() << "no CUDA backend here, GPU test skipped: " << var##_why
+
+std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// A backend buffer holding `host` (after a NaN fill, so a kernel that skips an element shows).
+float* put(Backend& b, const std::vector<float>& host) {
+  auto buf = b.alloc(static_cast<int64_t>(host.size()));
+  EXPECT_TRUE(buf.ok()) << buf.status().message();
+  b.upload(host.data(), static_cast<int64_t>(host.size()), *buf);
+  return *buf;
+}
+float* poisoned(Backend& b, size_t n) { return put(b, std::vector<float>(n, std::numeric_limits<float>::quiet_NaN())); }
+std::vector<float> get(Backend& b, const float* buf, size_t n) {
+  std::vector<float> scratch;
+  const float* h = b.host_view(buf, static_cast<int64_t>(n), scratch);
+  std::vector<float> out(h, h + n);
+  EXPECT_TRUE(b.take_error().ok());
+  return out;
+}
+
+// Same bits everywhere (NaN never equal).
+::testing::AssertionResult same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return ::testing::AssertionFailure() << "sizes " << a.size() << " vs " << b.size();
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i]) || std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+      return ::testing::AssertionFailure() << "element " << i << ": " << a[i] << " vs " << b[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// sum (a - ref)^2 / sum ref^2, +inf if either holds a NaN.
+double nmse(const std::vector<float>& a, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(ref[i])) return std::numeric_limits<double>::infinity();
+    num += (a[i] - ref[i]) * (a[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return den > 0 ? num / den : num;
+}
+std::vector<double> widen(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+// A tensor of `type`, rows of n_in values, made by the reference quantizer from random floats.
+struct Weights {
+  std::vector<uint8_t> bytes;
+  std::vector<float> dequantized;  // what every backend must read
+  gguf::TensorInfo info;
+};
+Weights make_weights(TensorType type, int64_t n_in, int64_t n_out, uint32_t seed) {
+  Weights w;
+  const std::vector<float> x = random_values(static_cast<size_t>(n_in * n_out), seed, 0.5f);
+  const size_t row_bytes = row_size(type, n_in);
+  w.bytes.resize(row_bytes * static_cast<size_t>(n_out));
+  for (int64_t r = 0; r < n_out; ++r) {
+    const float* src = x.data() + r * n_in;
+    uint8_t* dst = w.bytes.data() + static_cast<size_t>(r) * row_bytes;
+    if (type == TensorType::F32) {
+      std::memcpy(dst, src, row_bytes);
+    } else if (type == TensorType::F16 || type == TensorType::BF16) {
+      auto* h = reinterpret_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n_in; ++i) h[i] = type == TensorType::F16 ? fp32_to_fp16(src[i]) : fp32_to_bf16(src[i]);
+    } else {
+      quantize_row(type, src, dst, n_in);
+    }
+  }
+  w.dequantized.resize(x.size());
+  dequantize_row(type, w.bytes.data(), w.dequantized.data(), n_in * n_out);
+  w.info.name = std::string("test.") + type_name(type);
+  w.info.type = type;
+  w.info.n_dims = 2;
+  w.info.ne[0] = n_in;
+  w.info.ne[1] = n_out;
+  w.info.nbytes = w.bytes.size();
+  w.info.data = w.bytes.data();
+  return w;
+}
+
+const TensorType kWeightTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,   TensorType::Q4_0,
+                                   TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,   TensorType::Q8_0,
+                                   TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K,   TensorType::Q5_K,
+                                   TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS};
+
+// Row length: 25 blocks of 32 (not a multiple of 256) where the type allows, else 3 x 256.
+int64_t awkward_row(TensorType type) { return type_traits(type).block_size == 256 ? 768 : 800; }
+
+std::vector<int32_t> batch_ids(int64_t n, int64_t n_vocab) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) ids[static_cast<size_t>(t)] = static_cast<int32_t>((t * 7 + 3) % n_vocab);
+  return ids;
+}
+
+class CudaOps : public ::testing::TestWithParam<TensorType> {};
+
+TEST_P(CudaOps, GetRowsGiveTheReferenceBits) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  const TensorType type = GetParam();
+  const int64_t n_in = awkward_row(type), n_vocab = 11, n = 5;
+  const Weights w = make_weights(type, n_in, n_vocab, 1);
+  auto table = gpu->bind_matrix(w.info);
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  const std::vector<int32_t> ids = batch_ids(n, n_vocab);
+  gpu->set_batch(ids.data(), n, 0);
+  float* out = poisoned(*gpu, static_cast<size_t>(n * n_in));
+  gpu->get_rows(**table, n, out);
+  std::vector<float> expect;
+  for (int32_t id : ids) expect.insert(expect.end(), w.dequantized.begin() + id * n_in, w.dequantized.begin() + (id + 1) * n_in);
+  EXPECT_TRUE(same_bits(get(*gpu, out, expect.size()), expect)) << type_name(type);
+}
+
+// y = W x against float64 over the dequantized weights, at every token count around the switch
+// between the matvec kernel and cuBLAS, and against the CPU backend (whose 16-bit activations
+// put it further from float64: a sanity bound).
+TEST_P(CudaOps, MatmulMatchesFloat64) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  auto cpu = make_backend("cpu", 1);
+  ASSERT_TRUE(cpu.ok());
+  const TensorType type = GetParam();
+  const int64_t n_in = awkward_row(type), n_out = 37;
+  const Weights w = make_weights(type, n_in, n_out, 2);
+  auto gm = gpu->bind_matrix(w.info);
+  auto cm = (*cpu)->bind_matrix(w.info);
+  ASSERT_TRUE(gm.ok()) << gm.status().message();
+  ASSERT_TRUE(cm.ok());
+  for (int64_t n : {1, 2, 3, 5, 8, 9, 17, 64}) {
+    const std::vector<float> x = random_values(static_cast<size_t>(n * n_in), 100 + static_cast<uint32_t>(n));
+    std::vector<double> ref(static_cast<size_t>(n * n_out));
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t r = 0; r < n_out; ++r) {
+        double s = 0;
+        for (int64_t i = 0; i < n_in; ++i) s += static_cast<double>(w.dequantized[r * n_in + i]) * x[t * n_in + i];
+        ref[static_cast<size_t>(t * n_out + r)] = s;
+      }
+    }
+    float* gx = put(*gpu, x);
+    float* gy = poisoned(*gpu, ref.size());
+    gpu->matmul(**gm, gx, n, gy);
+    const std::vector<float> y = get(*gpu, gy, ref.size());
+    std::vector<float> cy(ref.size());
+    (*cpu)->matmul(**cm, x.data(), n, cy.data());
+    EXPECT_LE(nmse(y, ref), 1e-12) << type_name(type) << " n=" << n;
+    EXPECT_LE(nmse(y, widen(cy)), 1e-8) << type_name(type) << " n=" << n << " (CUDA vs CPU)";
+    gpu->release(gx);
+    gpu->release(gy);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaOps, ::testing::ValuesIn(kWeightTypes),
+                         [](const auto& info) { return std::string(type_name(info.param)); });
+
+TEST(CudaOps, TypeWithoutKernelIsRefusedByName) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  std::vector<uint8_t> bytes(row_size(TensorType::Q8_K, 256) * 4);
+  gguf::TensorInfo t;
+  t.name = "blk.0.attn_q.weight";
+  t.type = TensorType::Q8_K;
+  t.n_dims = 2;
+  t.ne[0] = 256;
+  t.ne[1] = 4;
+  t.nbytes = bytes.size();
+  t.data = bytes.data();
+  auto m = gpu->bind_matrix(t);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("Q8_K"), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("blk.0.attn_q.weight"), std::string::npos) << m.status().message();
+}
+
+TEST(CudaOps, RmsNormMatchesCpu) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  auto cpu = make_backend("cpu", 1);
+  for (int64_t width : {64, 300, 2048}) {
+    for (int64_t n : {1, 3, 7}) {
+      const std::vector<float> x = random_values(static_cast<size_t>(n * width), 7, 3.0f);
+      const std::vector<float> w = random_values(static_cast<size_t>(width), 8);
+      std::vector<float> cy(x.size());
+      (*cpu)->rms_norm(x.data(), w.data(), 1e-5f, width, n, cy.data());
+      float* gx = put(*gpu, x);
+      float* gw = put(*gpu, w);
+      float* gy = poisoned(*gpu, x.size());
+      gpu->rms_norm(gx, gw, 1e-5f, width, n, gy);
+      const std::vector<float> y = get(*gpu, gy, x.size());
+      // The squares are summed in double in another order: the scale may differ in its last bit.
+      for (size_t i = 0; i < y.size(); ++i) {
+        ASSERT_FALSE(std::isnan(y[i])) << i;
+        ASSERT_LE(std::fabs(y[i] - cy[i]), 2.5e-7f * std::fabs(cy[i])) << "width " << width << " element " << i;
+      }
+    }
+  }
+}
+
+TEST(CudaOps, RopeGivesTheCpuBits) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  auto cpu = make_backend("cpu", 1);
+  struct Case { int64_t n_heads, head_dim, n_rot, pos0, n; };
+  for (const Case c : {Case{3, 64, 64, 0, 1}, Case{5, 48, 32, 9, 7}, Case{4, 128, 128, 30, 13}}) {
+    const RopeTable table = RopeTable::make(64, c.n_rot, 10000.0f, 1.0f, {});
+    ASSERT_TRUE((*cpu)->bind_rope(table).ok());
+    ASSERT_TRUE(gpu->bind_rope(table).ok());
+    const std::vector<int32_t> ids(static_cast<size_t>(c.n), 0);
+    (*cpu)->set_batch(ids.data(), c.n, c.pos0);
+    gpu->set_batch(ids.data(), c.n, c.pos0);
+    std::vector<float> x = random_values(static_cast<size_t>(c.n * c.n_heads * c.head_dim), 9);
+    float* gx = put(*gpu, x);
+    (*cpu)->rope(x.data(), c.n, c.n_heads, c.head_dim);
+    gpu->rope(gx, c.n, c.n_heads, c.head_dim);
+    EXPECT_TRUE(same_bits(get(*gpu, gx, x.size()), x)) << c.n_heads << " heads of " << c.head_dim;
+  }
+}
+
+// KV store and attention, F16 and F32 caches, GQA groups of 1, 2 and 3, a prefix already cached.
+TEST(CudaOps, AttentionGivesTheCpuBits) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  auto cpu_r = make_backend("cpu", 1);
+  Backend& cpu = **cpu_r;
+  struct Case { int64_t n_head, n_head_kv, head_dim, prefix, n; CacheType type; };
+  const Case cases[] = {{6, 2, 64, 0, 1, CacheType::F16},  {6, 3, 40, 9, 7, CacheType::F16},
+                        {6, 6, 64, 33, 13, CacheType::F32}, {14, 2, 64, 100, 1, CacheType::F16},
+                        {8, 8, 128, 0, 37, CacheType::F32}};
+  for (const Case& c : cases) {
+    const int64_t n_ctx = 160, kv_width = c.n_head_kv * c.head_dim;
+    auto ccache = cpu.make_kv_cache(2, n_ctx, kv_width, kv_width, c.type);
+    auto gcache = gpu->make_kv_cache(2, n_ctx, kv_width, kv_width, c.type);
+    ASSERT_TRUE(ccache.ok() && gcache.ok());
+    const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
+    std::vector<float> cout, gout;
+    // Two batches: the prefix, then the tokens under test, into layer 1 of the cache.
+    for (auto [pos0, n] : {std::pair<int64_t, int64_t>{0, c.prefix}, {c.prefix, c.n}}) {
+      if (n == 0) continue;
+      const std::vector<int32_t> ids(static_cast<size_t>(n), 0);
+      const std::vector<float> k = random_values(static_cast<size_t>(n * kv_width), static_cast<uint32_t>(11 + pos0), 2.0f);
+      const std::vector<float> v = random_values(static_cast<size_t>(n * kv_width), static_cast<uint32_t>(12 + pos0));
+      const std::vector<float> q = random_values(static_cast<size_t>(n * c.n_head * c.head_dim), static_cast<uint32_t>(13 + pos0), 2.0f);
+      cpu.set_batch(ids.data(), n, pos0);
+      gpu->set_batch(ids.data(), n, pos0);
+      cpu.kv_store(**ccache, 1, n, k.data(), v.data());
+      cout.assign(q.size(), 0.0f);
+      cpu.attention(**ccache, 1, q.data(), n, shape, cout.data());
+      float* gk = put(*gpu, k);
+      float* gv = put(*gpu, v);
+      float* gq = put(*gpu, q);
+      float* go = poisoned(*gpu, q.size());
+      gpu->kv_store(**gcache, 1, n, gk, gv);
+      gpu->attention(**gcache, 1, gq, n, shape, go);
+      gout = get(*gpu, go, q.size());
+    }
+    EXPECT_TRUE(same_bits(gout, cout)) << c.n_head << "/" << c.n_head_kv << " heads of " << c.head_dim << ", "
+                                       << c.prefix << " cached + " << c.n;
+  }
+}
+
+TEST(CudaOps, SwigluAndAddGiveTheCpuBits) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  auto cpu = make_backend("cpu", 1);
+  std::vector<float> g = random_values(100003, 21, 8.0f);
+  const std::vector<float> u = random_values(g.size(), 22);
+  // The exp's edges: overflow, underflow, zero, infinities.
+  const float edges[] = {-200.0f, -104.5f, -88.8f, -0.0f, 0.0f, 1e-30f, 88.7f, 120.0f,
+                         std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+  for (size_t i = 0; i < std::size(edges); ++i) g[i] = edges[i];
+  std::vector<float> cs(g.size()), ca(g.size());
+  (*cpu)->swiglu(g.data(), u.data(), static_cast<int64_t>(g.size()), cs.data());
+  (*cpu)->add(g.data(), u.data(), static_cast<int64_t>(g.size()), ca.data());
+  float* gg = put(*gpu, g);
+  float* gu = put(*gpu, u);
+  float* gs = poisoned(*gpu, g.size());
+  float* ga = poisoned(*gpu, g.size());
+  gpu->swiglu(gg, gu, static_cast<int64_t>(g.size()), gs);
+  gpu->add(gg, gu, static_cast<int64_t>(g.size()), ga);
+  const std::vector<float> s = get(*gpu, gs, g.size());
+  // silu(-inf) * u is NaN on both: compare those elements by class, the rest by bits.
+  std::vector<float> s_cmp = s, cs_cmp = cs;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (std::isnan(cs[i])) {
+      EXPECT_TRUE(std::isnan(s[i])) << i;
+      s_cmp[i] = cs_cmp[i] = 0.0f;
+    }
+  }
+  EXPECT_TRUE(same_bits(s_cmp, cs_cmp)) << "swiglu";
+  EXPECT_TRUE(same_bits(get(*gpu, ga, g.size()), ca)) << "add";
+}
+
+}  // namespace
+}  // namespace plumb::test
