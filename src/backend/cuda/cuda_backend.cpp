@@ -29,8 +29,9 @@ constexpr int64_t kScratchFloats = 16 << 20;
 class CudaMatrix : public BoundMatrix {
  public:
   TensorType type = TensorType::F32;
-  size_t row_bytes = 0;
-  void* data = nullptr;  // device copy of the tensor's bytes
+  size_t row_bytes = 0;   // bytes of a row's blocks
+  size_t row_stride = 0;  // row_bytes rounded up to 16: every row starts 16-byte aligned
+  void* data = nullptr;   // device copy of the tensor, rows row_stride apart
 };
 
 class CudaKvCache : public KvCache {
@@ -132,8 +133,12 @@ class CudaBackend : public Backend {
       return Status::errorf("%s: %llu bytes for %s %s, expected %zu", t.name.c_str(), (unsigned long long)t.nbytes,
                             type_name(t.type), t.shape_string().c_str(), m->row_bytes * static_cast<size_t>(m->n_out));
     }
-    PLUMB_ASSIGN_OR_RETURN(m->data, device_alloc(t.nbytes, t.name.c_str()));
-    PLUMB_RETURN_IF_ERROR(check(cudaMemcpy(m->data, t.data, t.nbytes, cudaMemcpyHostToDevice), "weight upload"));
+    m->row_stride = (m->row_bytes + 15) / 16 * 16;
+    PLUMB_ASSIGN_OR_RETURN(m->data, device_alloc(m->row_stride * static_cast<size_t>(m->n_out), t.name.c_str()));
+    PLUMB_RETURN_IF_ERROR(check(cudaMemset(m->data, 0, m->row_stride * static_cast<size_t>(m->n_out)), "cudaMemset"));
+    PLUMB_RETURN_IF_ERROR(check(cudaMemcpy2D(m->data, m->row_stride, t.data, m->row_bytes, m->row_bytes,
+                                             static_cast<size_t>(m->n_out), cudaMemcpyHostToDevice),
+                                "weight upload"));
     return std::unique_ptr<BoundMatrix>(std::move(m));
   }
 
@@ -211,18 +216,35 @@ class CudaBackend : public Backend {
 
   void get_rows(const BoundMatrix& table, int64_t n, float* out) override {
     const auto& m = static_cast<const CudaMatrix&>(table);
-    note(cuda::get_rows(m.type, m.data, m.row_bytes, m.n_in, batch_, n, out, stream_), "get_rows");
+    note(cuda::get_rows(m.type, m.data, m.row_stride, m.n_in, batch_, n, out, stream_), "get_rows");
   }
   void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override {
     note(cuda::rms_norm(x, w, eps, width, n, y, stream_), "rms_norm");
   }
   void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) override {
-    const auto& m = static_cast<const CudaMatrix&>(w);
-    if (n <= kMaxMatvecTokens) {
-      note(matvec(m.type, m.data, m.row_bytes, m.n_in, m.n_out, x, static_cast<int>(n), y, stream_), "matvec");
-      return;
+    const Product p{&w, y};
+    matmul_same_input(std::span<const Product>(&p, 1), x, n);
+  }
+  // A few tokens: one matvec launch for each run of consecutive products of one type and width.
+  void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) override {
+    for (size_t i = 0; i < products.size();) {
+      const auto& first = static_cast<const CudaMatrix&>(*products[i].w);
+      if (n > kMaxMatvecTokens) {
+        gemm(first, x, n, products[i++].y);
+        continue;
+      }
+      MatvecParts parts;
+      while (i < products.size() && parts.count < 3) {
+        const auto& m = static_cast<const CudaMatrix&>(*products[i].w);
+        if (m.type != first.type || m.n_in != first.n_in) break;
+        parts.w[parts.count] = m.data;
+        parts.n_out[parts.count] = m.n_out;
+        parts.y[parts.count] = products[i].y;
+        ++parts.count;
+        ++i;
+      }
+      note(matvec(first.type, parts, first.row_stride, first.n_in, x, static_cast<int>(n), stream_), "matvec");
     }
-    gemm(m, x, n, y);
   }
   void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) override {
     note(cuda::rope(x, n, n_heads, head_dim, rope_cos_, rope_sin_, rope_n_rot_, batch_, stream_), "rope");
@@ -293,6 +315,7 @@ class CudaBackend : public Backend {
   // The cuBLAS path: rows dequantized in chunks into scratch_, y^T = W x^T per chunk.
   void gemm(const CudaMatrix& m, const float* x, int64_t n, float* y) {
     const int64_t chunk = m.type == TensorType::F32 ? m.n_out : std::max<int64_t>(1, kScratchFloats / m.n_in);
+    const int64_t lda = m.type == TensorType::F32 ? static_cast<int64_t>(m.row_stride / sizeof(float)) : m.n_in;
     if (m.type != TensorType::F32 && scratch_ == nullptr) {
       auto s = alloc(kScratchFloats);
       if (!s.ok()) return (void)keep(s.status());
@@ -301,17 +324,17 @@ class CudaBackend : public Backend {
     const float alpha = 1.0f, beta = 0.0f;
     for (int64_t r0 = 0; r0 < m.n_out; r0 += chunk) {
       const int64_t rows = std::min(chunk, m.n_out - r0);
-      const float* a = static_cast<const float*>(m.data) + r0 * m.n_in;
+      const float* a = static_cast<const float*>(m.data) + r0 * lda;
       if (m.type != TensorType::F32) {
-        if (!note(dequantize_rows(m.type, m.data, m.row_bytes, m.n_in, r0, rows, scratch_, stream_), "dequantize"))
+        if (!note(dequantize_rows(m.type, m.data, m.row_stride, m.n_in, r0, rows, scratch_, stream_), "dequantize"))
           return;
         a = scratch_;
       }
-      // Column-major view: A = rows of W (n_in x rows, lda n_in), B = x (n_in x n), C = y
+      // Column-major view: A = rows of W (n_in x rows, lda), B = x (n_in x n), C = y
       // (n_out x n, ldc n_out) offset by r0: C = A^T B.
       const cublasStatus_t st =
           cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n),
-                      static_cast<int>(m.n_in), &alpha, a, static_cast<int>(m.n_in), x, static_cast<int>(m.n_in), &beta,
+                      static_cast<int>(m.n_in), &alpha, a, static_cast<int>(lda), x, static_cast<int>(m.n_in), &beta,
                       y + r0, static_cast<int>(m.n_out));
       if (st != CUBLAS_STATUS_SUCCESS) {
         return (void)keep(Status::errorf("cuBLAS SGEMM failed (status %d) for a %lld x %lld product of %lld tokens",

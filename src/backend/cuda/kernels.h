@@ -28,18 +28,27 @@ bool has_matrix_kernel(TensorType type);
 // through dequantize_rows + a cuBLAS SGEMM.
 constexpr int kMaxMatvecTokens = 8;
 
-// y[t][r] = sum_i W[r][i] x[t][i] for t < n (n <= kMaxMatvecTokens), rows of W in `type` with
-// row_bytes bytes each. One warp per row; each lane dequantizes 32-value groups and sums with
-// fma in f32; the lanes' sums are combined by a fixed butterfly.
-cudaError_t matvec(TensorType type, const void* w, size_t row_bytes, int64_t n_in, int64_t n_out, const float* x,
-                   int n, float* y, cudaStream_t stream);
+// Up to three matrices of one type and row width that multiply the same input (Q, K and V;
+// gate and up), run by one launch.
+struct MatvecParts {
+  int count = 0;
+  const void* w[3] = {};
+  int64_t n_out[3] = {};
+  float* y[3] = {};
+};
 
-// out[r - r0][i] = W[r][i] for rows r0 .. r0 + rows - 1, dequantized (F32).
-cudaError_t dequantize_rows(TensorType type, const void* w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t rows,
+// y_i[t][r] = sum_k W_i[r][k] x[t][k] for t < n (n <= kMaxMatvecTokens), rows of each W_i in
+// `type`, row_stride bytes apart (a multiple of 16, rows padded by the backend). One warp per row; each lane dequantizes
+// 32-value groups and sums with fma in f32; the lanes' sums are combined by a fixed butterfly.
+cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
+                   cudaStream_t stream);
+
+// out[r - r0][i] = W[r][i] for rows r0 .. r0 + rows - 1 (row_stride bytes apart), dequantized.
+cudaError_t dequantize_rows(TensorType type, const void* w, size_t row_stride, int64_t n_in, int64_t r0, int64_t rows,
                             float* out, cudaStream_t stream);
 
 // out[t] = row id_t of the table, dequantized: [n][n_in].
-cudaError_t get_rows(TensorType type, const void* table, size_t row_bytes, int64_t n_in, const int32_t* batch,
+cudaError_t get_rows(TensorType type, const void* table, size_t row_stride, int64_t n_in, const int32_t* batch,
                      int64_t n, float* out, cudaStream_t stream);
 
 // y[t] = x[t] * float(1 / sqrt(sum(x[t]^2) / width + eps)) * w, the sum in double.

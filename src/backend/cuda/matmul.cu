@@ -9,39 +9,83 @@ namespace {
 
 constexpr int kWarpsPerBlock = 4;
 
-// One warp per output row r: lane l takes the 32-value groups l, l + 32, ... of the row, keeps
-// one f32 fma chain per token over its groups (values in ascending order), and the 32 lanes'
-// sums are combined by a xor butterfly (fixed order: the same bits every run).
+// The 4-byte words of one chunk of a row: 32 groups of 32 values (32 blocks of the 32-value
+// types, 4 super-blocks of the 256-value ones), which each lane of a warp dequantizes one of.
 template <TensorType T>
-__global__ void matvec_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_in, int64_t n_out,
-                              const float* __restrict__ x, int n, float* __restrict__ y) {
-  const int lane = threadIdx.x % 32;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
-  if (r >= n_out) return;
-  const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+struct Chunk {
+  static constexpr int words = static_cast<int>(1024 / Block<T>::values * sizeof(typename Block<T>::type) / 4);
+};
+
+// Floats of x staged per token and chunk: 32 groups of 32 values, each group padded to 33 so
+// that lane l reading value j of group l hits bank (l + j) % 32 (no conflicts).
+constexpr int kStagedX = 32 * 33;
+
+// One warp per output row r, over a row in chunks of 32 groups of 32 values: the warp copies its
+// row's chunk into shared memory with coalesced 4-byte loads (the next chunk's loads in flight
+// while this one is used), the block copies the same chunk of x for every token, and lane l
+// dequantizes group l of the chunk. So lane l takes the groups l, l + 32, ... of the row and
+// keeps one f32 fma chain per token over their values, ascending; the 32 lanes' sums are
+// combined by a xor butterfly (fixed order: the same bits every run).
+template <TensorType T>
+__global__ void matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in, const float* __restrict__ x, int n) {
+  constexpr int kWords = Chunk<T>::words;
+  constexpr int kPerLane = (kWords + 31) / 32;
+  __shared__ __align__(16) uint32_t stage[kWarpsPerBlock][kWords];
+  extern __shared__ float x_stage[];  // [n][kStagedX]
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+  int part = 0;
+  while (part < parts.count && r >= parts.n_out[part]) r -= parts.n_out[part++];
+  const bool active = part < parts.count;  // inactive warps still take part in staging x
+  const uint32_t* row =
+      active ? reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(parts.w[part]) + r * row_stride) : nullptr;
+  const int64_t row_words = static_cast<int64_t>(row_stride / 4);
   const int64_t n_groups = n_in / 32;
+  const int64_t n_chunks = (n_groups + 31) / 32;
   float acc[kMaxMatvecTokens];
 #pragma unroll
   for (int t = 0; t < kMaxMatvecTokens; ++t) acc[t] = 0.0f;
-  for (int64_t g = lane; g < n_groups; g += 32) {
+  uint32_t next[kPerLane];
+#pragma unroll
+  for (int k = 0; k < kPerLane; ++k) {
+    const int64_t i = k * 32 + lane;
+    next[k] = active && i < kWords && i < row_words ? row[i] : 0u;
+  }
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const int64_t groups = n_groups - c * 32 < 32 ? n_groups - c * 32 : 32;
+    __syncthreads();  // the last chunk's x and weights are no longer read
+    for (int i = threadIdx.x; i < n * 1024; i += 32 * kWarpsPerBlock) {
+      const int t = i / 1024, v = i % 1024;
+      if (v / 32 < groups) x_stage[t * kStagedX + (v / 32) * 33 + v % 32] = x[t * n_in + c * 1024 + v];
+    }
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      if (k * 32 + lane < kWords) stage[warp][k * 32 + lane] = next[k];
+    }
+    __syncthreads();
+    if (active && c + 1 < n_chunks) {
+#pragma unroll
+      for (int k = 0; k < kPerLane; ++k) {
+        const int64_t i = (c + 1) * kWords + k * 32 + lane;
+        next[k] = k * 32 + lane < kWords && i < row_words ? row[i] : 0u;
+      }
+    }
+    if (!active || lane >= groups) continue;
     float v[32];
-    dequant_group<T>(row, g, v);
+    dequant_group<T>(reinterpret_cast<const uint8_t*>(stage[warp]), lane, v);
 #pragma unroll
     for (int t = 0; t < kMaxMatvecTokens; ++t) {
       if (t >= n) break;
-      const float4* xv = reinterpret_cast<const float4*>(x + t * n_in + g * 32);
+      const float* xs = x_stage + t * kStagedX + lane * 33;
       float a = acc[t];
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const float4 xj = xv[j];
-        a = fmaf(v[4 * j], xj.x, a);
-        a = fmaf(v[4 * j + 1], xj.y, a);
-        a = fmaf(v[4 * j + 2], xj.z, a);
-        a = fmaf(v[4 * j + 3], xj.w, a);
-      }
+      for (int j = 0; j < 32; ++j) a = fmaf(v[j], xs[j], a);
       acc[t] = a;
     }
   }
+  if (!active) return;
+  const int64_t n_out = parts.n_out[part];
+  float* y = parts.y[part];
 #pragma unroll
   for (int t = 0; t < kMaxMatvecTokens; ++t) {
     if (t >= n) break;
@@ -88,16 +132,27 @@ bool has_matrix_kernel(TensorType type) {
   return dispatch_type(type, [](auto) {});
 }
 
-cudaError_t matvec(TensorType type, const void* w, size_t row_bytes, int64_t n_in, int64_t n_out, const float* x,
-                   int n, float* y, cudaStream_t stream) {
-  const auto blocks = static_cast<unsigned>((n_out + kWarpsPerBlock - 1) / kWarpsPerBlock);
+cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
+                   cudaStream_t stream) {
+  int64_t rows = 0;
+  for (int i = 0; i < parts.count; ++i) rows += parts.n_out[i];
+  const auto blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  const size_t shared = static_cast<size_t>(n) * kStagedX * sizeof(float);
+  cudaError_t setup = cudaSuccess;
   if (!dispatch_type(type, [&](auto tag) {
-        matvec_kernel<decltype(tag)::value><<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(
-            static_cast<const uint8_t*>(w), row_bytes, n_in, n_out, x, n, y);
+        // Above 48 KiB of shared memory a kernel must say so, once.
+        static const cudaError_t allowed =
+            cudaFuncSetAttribute(matvec_kernel<decltype(tag)::value>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(kMaxMatvecTokens * kStagedX * sizeof(float)));
+        setup = allowed;
+        if (allowed == cudaSuccess) {
+          matvec_kernel<decltype(tag)::value><<<blocks, 32 * kWarpsPerBlock, shared, stream>>>(parts, row_stride, n_in,
+                                                                                              x, n);
+        }
       })) {
     return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
+  return setup != cudaSuccess ? setup : cudaGetLastError();
 }
 
 cudaError_t dequantize_rows(TensorType type, const void* w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t rows,

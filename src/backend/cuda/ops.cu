@@ -102,10 +102,19 @@ __global__ void rope_kernel(float* x, int64_t n, int64_t n_heads, int64_t head_d
   v[2 * i + 1] = x0 * sn + x1 * cs;
 }
 
-__global__ void kv_store_kernel(bool f16, void* __restrict__ cache, int64_t width, const float* __restrict__ src,
-                                int64_t n, const int32_t* __restrict__ batch) {
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (idx >= n * width) return;
+// Thread per value of k, then of v.
+__global__ void kv_store_kernel(bool f16, void* __restrict__ k_cache, void* __restrict__ v_cache, int64_t k_width,
+                                int64_t v_width, const float* __restrict__ k, const float* __restrict__ v, int64_t n,
+                                const int32_t* __restrict__ batch) {
+  int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  void* cache = k_cache;
+  const float* src = k;
+  int64_t width = k_width;
+  if (idx >= n * k_width) {
+    idx -= n * k_width;
+    cache = v_cache, src = v, width = v_width;
+    if (idx >= n * v_width) return;
+  }
   const int64_t dst = (batch[0] + idx / width) * width + idx % width;
   if (f16) {
     static_cast<uint16_t*>(cache)[dst] = to_f16_bits(src[idx]);
@@ -115,39 +124,59 @@ __global__ void kv_store_kernel(bool f16, void* __restrict__ cache, int64_t widt
 }
 
 constexpr int kAttentionThreads = 128;
+constexpr int kKeyTile = kAttentionThreads;  // positions whose keys are staged in shared memory at once
 constexpr int64_t kMaxHeadDim = 256;
 
 __device__ __forceinline__ float cache_at(bool f16, const void* base, int64_t i) {
   return f16 ? from_f16_bits(static_cast<const uint16_t*>(base)[i]) : static_cast<const float*>(base)[i];
 }
 
+// Shared memory of attention_kernel beyond its static arrays: the scores of n_ctx positions and a
+// tile of kKeyTile keys (rows padded by one float against bank conflicts).
+size_t attention_shared_bytes(int64_t n_ctx, int64_t head_dim_k) {
+  return static_cast<size_t>(n_ctx + kKeyTile * (head_dim_k + 1)) * sizeof(float);
+}
+
 // Block per (query head, token): the contract of attention_kernels.h for one query row.
-//   s_p = fma chain over d of q[d] k_p[d], times scale (a thread per position p);
+//   s_p = fma chain over d of q[d] k_p[d], times scale (a thread per position p; the keys are
+//         staged a tile at a time in shared memory with coalesced loads);
 //   m = max s_p; e_p = exp_f32(s_p - m);
 //   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
 //   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d); out[d] = a[d] * float(1 / sum).
 __global__ void attention_kernel(AttentionArgs a, const float* __restrict__ q, const int32_t* __restrict__ batch,
                                  float* __restrict__ out) {
-  extern __shared__ float scores[];  // [n_ctx]
+  extern __shared__ float shared[];
+  float* scores = shared;                  // [n_ctx]
+  float* keys = shared + a.n_ctx;          // [kKeyTile][head_dim_k + 1]
   __shared__ float q_s[kMaxHeadDim];
   __shared__ float red[kAttentionThreads];
   __shared__ double partial[8];
   const int64_t h = blockIdx.x;
   const int64_t t = blockIdx.y;
   const int64_t n_kv = batch[0] + t + 1;
+  const int64_t hd = a.head_dim_k;
   const int64_t kvh = h / (a.n_head / a.n_head_kv);
-  const float* qt = q + (t * a.n_head + h) * a.head_dim_k;
-  for (int64_t d = threadIdx.x; d < a.head_dim_k; d += kAttentionThreads) q_s[d] = qt[d];
-  __syncthreads();
+  const float* qt = q + (t * a.n_head + h) * hd;
+  for (int64_t d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
 
   float m = -INFINITY;
-  for (int64_t p = threadIdx.x; p < n_kv; p += kAttentionThreads) {
-    const int64_t base = p * a.k_width + kvh * a.head_dim_k;
-    float dot = 0.0f;
-    for (int64_t d = 0; d < a.head_dim_k; ++d) dot = fmaf(q_s[d], cache_at(a.f16, a.k_cache, base + d), dot);
-    const float s = dot * a.scale;
-    scores[p] = s;
-    m = fmaxf(m, s);
+  for (int64_t p0 = 0; p0 < n_kv; p0 += kKeyTile) {
+    const int64_t tile = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
+    __syncthreads();
+    for (int64_t i = threadIdx.x; i < tile * hd; i += kAttentionThreads) {
+      const int64_t pl = i / hd, d = i % hd;
+      keys[pl * (hd + 1) + d] = cache_at(a.f16, a.k_cache, (p0 + pl) * a.k_width + kvh * hd + d);
+    }
+    __syncthreads();
+    const int64_t pl = threadIdx.x;
+    if (pl < tile) {
+      const float* k = keys + pl * (hd + 1);
+      float dot = 0.0f;
+      for (int64_t d = 0; d < hd; ++d) dot = fmaf(q_s[d], k[d], dot);
+      const float s = dot * a.scale;
+      scores[p0 + pl] = s;
+      m = fmaxf(m, s);
+    }
   }
   red[threadIdx.x] = m;
   __syncthreads();
@@ -171,6 +200,7 @@ __global__ void attention_kernel(AttentionArgs a, const float* __restrict__ q, c
   for (int64_t d = threadIdx.x; d < a.head_dim_v; d += kAttentionThreads) {
     float acc = 0.0f;
     const int64_t col = kvh * a.head_dim_v + d;
+#pragma unroll 8
     for (int64_t p = 0; p < n_kv; ++p) acc = fmaf(scores[p], cache_at(a.f16, a.v_cache, p * a.v_width + col), acc);
     ot[d] = acc * inv_sum;
   }
@@ -191,8 +221,8 @@ __global__ void add_kernel(const float* a, const float* b, int64_t n, float* out
 
 unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
-// Dynamic shared memory of attention_kernel beyond its static part, per the device's limit.
-constexpr int64_t kMaxAttentionShared = 200 * 1024;
+// Dynamic shared memory of attention_kernel, within the device's 227 KiB per block.
+constexpr size_t kMaxAttentionShared = 200 * 1024;
 
 }  // namespace
 
@@ -213,24 +243,26 @@ cudaError_t rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const f
 
 cudaError_t kv_store(bool f16, void* k_cache, void* v_cache, int64_t k_width, int64_t v_width, const float* k,
                      const float* v, int64_t n, const int32_t* batch, cudaStream_t stream) {
-  kv_store_kernel<<<blocks_for(n * k_width, 256), 256, 0, stream>>>(f16, k_cache, k_width, k, n, batch);
-  kv_store_kernel<<<blocks_for(n * v_width, 256), 256, 0, stream>>>(f16, v_cache, v_width, v, n, batch);
+  kv_store_kernel<<<blocks_for(n * (k_width + v_width), 256), 256, 0, stream>>>(f16, k_cache, v_cache, k_width, v_width,
+                                                                                 k, v, n, batch);
   return cudaGetLastError();
 }
 
-int64_t max_attention_context() { return kMaxAttentionShared / static_cast<int64_t>(sizeof(float)); }
+int64_t max_attention_context() {
+  return static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * (kMaxHeadDim + 1);
+}
 
 cudaError_t prepare_attention(int64_t n_ctx) {
   return cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              static_cast<int>(n_ctx * static_cast<int64_t>(sizeof(float))));
+                              static_cast<int>(attention_shared_bytes(n_ctx, kMaxHeadDim)));
 }
 
 cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
                       cudaStream_t stream) {
   if (a.head_dim_k > kMaxHeadDim || a.n_ctx > max_attention_context()) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
-  const size_t shared = static_cast<size_t>(a.n_ctx) * sizeof(float);
-  attention_kernel<<<grid, kAttentionThreads, shared, stream>>>(a, q, batch, out);
+  attention_kernel<<<grid, kAttentionThreads, attention_shared_bytes(a.n_ctx, a.head_dim_k), stream>>>(a, q, batch,
+                                                                                                     out);
   return cudaGetLastError();
 }
 
