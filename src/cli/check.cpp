@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "trace/plot_svg.h"
 #include "trace/run_trace.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 namespace {
@@ -30,6 +31,9 @@ int run_check(int argc, char** argv) {
   p.option("-t,--threads", "N", "CPU threads (default: all)", &threads);
   if (auto code = p.parse(argc, argv)) return *code;
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
+  if (!plot.empty()) {
+    if (Status s = check_output_path(plot, {model_path}); !s.ok()) return p.usage_error("--plot: " + s.message());
+  }
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
     auto ids = trace::parse_token_list(token_list);

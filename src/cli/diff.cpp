@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "trace/diff.h"
 #include "trace/plot_svg.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 namespace {
@@ -27,6 +28,11 @@ int run_diff(int argc, char** argv) {
   p.option("--plot", "FILE", "draw NMSE and RMS per layer to FILE.svg (FILE.png needs rsvg-convert)", &plot);
   p.positionals("A.gguf B.gguf", 2, 2);
   if (auto code = p.parse(argc, argv)) return *code;
+  if (!plot.empty()) {
+    if (Status s = check_output_path(plot, {p.positional()[0], p.positional()[1]}); !s.ok()) {
+      return p.usage_error("--plot: " + s.message());
+    }
+  }
   trace::DiffOptions options;
   if (nmse >= 0) options.nmse = nmse;
   options.taps = taps;

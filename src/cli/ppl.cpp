@@ -9,6 +9,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "model/perplexity.h"
+#include "util/output_file.h"
 #include "util/thread_pool.h"
 
 namespace plumb::cli {
@@ -80,6 +81,11 @@ int run_ppl(int argc, char** argv) {
   if (text_path.empty()) return args.usage_error("missing -f TEXT");
   if (!kld_base_out.empty() && !kld_base_in.empty()) {
     return args.usage_error("--kl-divergence-base and --kl-divergence are separate runs (base model, then the other)");
+  }
+  if (!kld_base_out.empty()) {
+    if (Status s = check_output_path(kld_base_out, {model_path, text_path}); !s.ok()) {
+      return args.usage_error("--kl-divergence-base: " + s.message());
+    }
   }
   auto cache = parse_cache_type(cache_type);
   if (!cache.ok()) return args.usage_error(cache.status().message());

@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "quant/mix.h"
 #include "quant/quantize_model.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 
@@ -48,6 +49,7 @@ int run_quantize(int argc, char** argv) {
   if (threads < 0) return p.usage_error("--threads must be >= 0");
   Result<QuantTarget> target = parse_quant_target(type);
   if (!target.ok()) return p.usage_error(target.status().message());
+  if (Status s = check_output_path(out, {in}); !s.ok()) return p.usage_error(s.message());
 
   QuantizeOptions options;
   options.target = type;

@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "synth/synth.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 
@@ -61,6 +62,7 @@ int run_synth(int argc, char** argv) {
   options.seed = static_cast<uint64_t>(seed);
   options.n_threads = threads;
   options.vocab_path = vocab.empty() ? shared_dir() + "/vocab/" + preset->vocab : vocab;
+  if (Status s = check_output_path(out, {options.vocab_path}); !s.ok()) return p.usage_error(s.message());
   if (isatty(fileno(stderr))) {
     options.on_progress = [](int done, int total) {
       std::fprintf(stderr, "\r%d/%d tensors", done, total);

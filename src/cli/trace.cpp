@@ -4,6 +4,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "trace/run_trace.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 namespace {
@@ -28,6 +29,7 @@ int run_trace(int argc, char** argv) {
   if (out_path.empty()) return p.usage_error("-o T.gguf is required");
   if (prompt.empty() == token_list.empty()) return p.usage_error("give exactly one of -p TEXT and --tokens IDS");
   if (backend != "cpu" && backend != "cuda") return p.usage_error("--backend must be cpu or cuda");
+  if (Status s = check_output_path(out_path, {model_path}); !s.ok()) return p.usage_error(s.message());
 
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
