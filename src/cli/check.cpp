@@ -3,6 +3,7 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/limits.h"
 #include "trace/plot_svg.h"
 #include "trace/run_trace.h"
 #include "util/output_file.h"
@@ -26,10 +27,12 @@ int run_check(int argc, char** argv) {
   p.option("-m,--model", "M.gguf", "model file", &model_path);
   p.option("-p,--prompt", "TEXT", "prompt text (default: the first austen reference prompt)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated", &token_list);
-  p.option("--nmse", "X", "one NMSE threshold for every tap instead of the per-tap defaults", &nmse);
+  p.option("--nmse", "X", "one NMSE threshold for every tap instead of the per-tap defaults", &nmse,
+           Range::at_least(0));
   p.option("--plot", "FILE", "draw the diff to FILE.svg (or .png, needs rsvg-convert)", &plot);
-  p.option("-t,--threads", "N", "CPU threads (default: all)", &threads);
+  p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
   if (auto code = p.parse(argc, argv)) return *code;
+  threads = cap_threads("check", threads);
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
   if (!plot.empty()) {
     if (Status s = check_output_path(plot, {model_path}); !s.ok()) return p.usage_error("--plot: " + s.message());

@@ -1,9 +1,13 @@
 // plumb trace: one forward pass over a prompt, every selected intermediate written to a GGUF.
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/limits.h"
+#include "trace/glob.h"
 #include "trace/run_trace.h"
+#include "trace/tap_names.h"
 #include "util/output_file.h"
 
 namespace plumb::cli {
@@ -22,7 +26,7 @@ int run_trace(int argc, char** argv) {
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated (e.g. a reference's p0.tokens)", &token_list);
   p.option("--backend", "NAME", "cpu (default) or cuda", &backend);
   p.option("--taps", "GLOB", "comma-separated globs of taps to record (default *: all)", &taps);
-  p.option("-t,--threads", "N", "CPU threads (default: all)", &threads);
+  p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
   p.option("-o,--output", "T.gguf", "trace file to write", &out_path);
   if (auto code = p.parse(argc, argv)) return *code;
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
@@ -30,6 +34,7 @@ int run_trace(int argc, char** argv) {
   if (prompt.empty() == token_list.empty()) return p.usage_error("give exactly one of -p TEXT and --tokens IDS");
   if (backend != "cpu" && backend != "cuda") return p.usage_error("--backend must be cpu or cuda");
   if (Status s = check_output_path(out_path, {model_path}); !s.ok()) return p.usage_error(s.message());
+  threads = cap_threads("trace", threads);
 
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
@@ -41,6 +46,16 @@ int run_trace(int argc, char** argv) {
   model_options.load_tokenizer = !prompt.empty();
   auto model = Model::load(model_path, model_options);
   if (!model.ok()) return fail("trace", model.status().message());
+  {
+    // A selection of no tap would write a trace of nothing: a usage error, before the run.
+    const std::vector<std::string> names = trace::model_tap_names((*model)->config().n_layer);
+    const trace::GlobList selection(taps);
+    if (std::none_of(names.begin(), names.end(), [&](const std::string& n) { return selection.matches(n); })) {
+      return p.usage_error("--taps '" + taps + "' selects none of the model's " + std::to_string(names.size()) +
+                           " taps (inp_embd, blk.<i>.{attn_norm,q,k,v,...,out}, result_norm, logits: "
+                           "docs/TRACE.md)");
+    }
+  }
   if (!prompt.empty()) {
     auto ids = trace::tokenize_prompt(**model, prompt);
     if (!ids.ok()) return fail("trace", ids.status().message());
