@@ -9,9 +9,9 @@
 
 #include <atomic>
 #include <cstdio>
-#include <iostream>
 
 #include "cli/command.h"
+#include "cli/line_reader.h"
 #include "cli/model_flags.h"
 #include "model/chat_template.h"
 #include "sample/generate.h"
@@ -128,15 +128,12 @@ int run_chat(int argc, char** argv) {
 
   install_sigint_handler();
   const bool interactive = isatty(STDIN_FILENO) != 0;
+  LineReader reader(interactive, default_history_path());
   GenerateTimings total;
   std::string line;
   while (true) {
-    if (interactive) {
-      std::fprintf(stdout, "> ");
-      std::fflush(stdout);
-    }
     g_interrupted = false;
-    if (!std::getline(std::cin, line)) {
+    if (!reader.read("> ", &line)) {
       if (interactive) std::fprintf(stdout, "\n");
       break;  // end of input, or Ctrl-C at the prompt
     }
