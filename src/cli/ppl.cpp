@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "model/perplexity.h"
+#include "trace/run_trace.h"
 #include "cli/limits.h"
 #include "util/json.h"
 #include "util/output_file.h"
@@ -85,6 +86,7 @@ int run_ppl(int argc, char** argv) {
   if (!cache.ok()) return args.usage_error(cache.status().message());
   if (backend != "cpu" && backend != "cuda") return args.usage_error("--backend must be cpu or cuda, not '" + backend + "'");
   n_threads = cap_threads("ppl", n_threads);
+  if (std::string why; backend == "cuda" && !trace::cuda_available(&why)) return args.fail("--backend cuda: " + why);
 
   auto text = read_text_file(text_path, "-f");
   if (!text.ok()) return args.fail(text.status().message());

@@ -25,7 +25,7 @@ int run_trace(int argc, char** argv) {
   p.option("-p,--prompt", "TEXT", "prompt text (tokenized with the model's vocabulary, BOS as the model says)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated (e.g. a reference's p0.tokens)", &token_list);
   p.option("--backend", "NAME", "cpu (default) or cuda", &backend);
-  p.option("--taps", "GLOB", "comma-separated globs of taps to record (default *: all)", &taps);
+  p.option("--taps", "GLOB", "comma-separated globs of taps to record (default *: all; 'none': only the tokens and logits; globs that select no tap: exit 2)", &taps);
   p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
   p.option("-o,--output", "T.gguf", "trace file to write", &out_path);
   if (auto code = p.parse(argc, argv)) return *code;
@@ -35,6 +35,7 @@ int run_trace(int argc, char** argv) {
   if (backend != "cpu" && backend != "cuda") return p.usage_error("--backend must be cpu or cuda");
   if (Status s = check_output_path(out_path, {model_path}); !s.ok()) return p.usage_error(s.message());
   threads = cap_threads("trace", threads);
+  if (std::string why; backend == "cuda" && !trace::cuda_available(&why)) return fail("trace", "--backend cuda: " + why);
 
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
@@ -47,13 +48,14 @@ int run_trace(int argc, char** argv) {
   auto model = Model::load(model_path, model_options);
   if (!model.ok()) return fail("trace", model.status().message());
   {
-    // A selection of no tap would write a trace of nothing: a usage error, before the run.
+    // Globs that select no tap would write a trace of nothing but what 'none' asks for: a usage
+    // error, before the run.
     const std::vector<std::string> names = trace::model_tap_names((*model)->config().n_layer);
     const trace::GlobList selection(taps);
-    if (std::none_of(names.begin(), names.end(), [&](const std::string& n) { return selection.matches(n); })) {
+    if (taps != "none" && std::none_of(names.begin(), names.end(), [&](const std::string& n) { return selection.matches(n); })) {
       return p.usage_error("--taps '" + taps + "' selects none of the model's " + std::to_string(names.size()) +
                            " taps (inp_embd, blk.<i>.{attn_norm,q,k,v,...,out}, result_norm, logits: "
-                           "docs/TRACE.md)");
+                           "docs/TRACE.md); --taps none asks for the tokens and logits only");
     }
   }
   if (!prompt.empty()) {
@@ -66,6 +68,9 @@ int run_trace(int argc, char** argv) {
   options.n_threads = threads;
   options.n_ctx = static_cast<int>(tokens.size());
   options.n_batch = static_cast<int>(tokens.size());
+  if (Status s = check_session_fits("trace", **model, options, 1, options.n_ctx); !s.ok()) {
+    return fail("trace", s.message());
+  }
   auto run = trace::trace_tokens(**model, tokens, options, taps);
   if (!run.ok()) return fail("trace", run.status().message());
   if (Status s = trace::write_trace_run(out_path, *run, model_path, options); !s.ok()) return fail("trace", s.message());
