@@ -3,6 +3,11 @@
 // here failed on the code before: the values were accepted, the sizes aborted or ran on.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 
@@ -12,6 +17,7 @@
 #include "model/memory_estimate.h"
 #include "test_util.h"
 #include "util/text_file.h"
+#include "util/thread_pool.h"
 
 namespace plumb {
 namespace {
@@ -89,6 +95,43 @@ TEST(CliLimits, ContextTooLargeForMemoryIsRefusedWithBothNumbers) {
     EXPECT_NE(out.find("tokens fit"), std::string::npos) << out;
     EXPECT_EQ(out.find("bad_alloc"), std::string::npos) << out;
   }
+}
+
+// The last resort: an allocation the system refuses (here a limit on the address space that
+// MemAvailable does not know about) ends the command with a message and exit 1, not an abort,
+// and with --json the error is a JSON object on stdout.
+TEST(CliLimits, OutOfMemoryIsAMessageNotAnAbort) {
+  PLUMB_REQUIRE_SHARED(model, "models/austen-21m-q4_0.gguf");
+  const std::string out_path = test::temp_dir("oom") + "/out.txt";
+  const std::string cmd = "ulimit -v 400000; " + std::string(PLUMB_BINARY) + " run -m " + test::shell_quote(model) +
+                          " -p 'It is' -n 1 -t 1 -c 200000 --json >" + out_path + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  Result<std::string> text = read_text_file(out_path, "out");
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text->find("{\"error\":\"out of memory"), std::string::npos) << *text;
+  EXPECT_EQ(text->find("terminate"), std::string::npos) << *text;
+}
+
+// A thread the system refuses (address space for its stack) leaves a smaller pool, not a
+// std::system_error (-t 1000 aborted when threads could not be created).
+TEST(CliLimits, ThreadPoolRunsWithTheThreadsItGets) {
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    struct rlimit limit {};
+    limit.rlim_cur = limit.rlim_max = 256ull << 20;  // room for a few 8 MiB stacks, not 200
+    if (setrlimit(RLIMIT_AS, &limit) != 0) _exit(3);
+    ThreadPool pool(200);
+    std::atomic<int> slots{0};
+    pool.run([&](int, int) { slots.fetch_add(1); });
+    _exit(pool.size() < 200 && slots.load() == pool.size() ? 0 : 4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(CliLimits, ContextBeyondTrainingIsWarnedAbout) {
