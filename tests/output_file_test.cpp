@@ -3,6 +3,7 @@
 // goes away on failure and on SIGINT/SIGTERM.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,6 +93,17 @@ TEST(OutputFile, CommitThroughASymlinkReplacesTheTargetAndKeepsTheLink) {
   EXPECT_TRUE(fs::is_symlink(dir + "/link.bin"));
   EXPECT_EQ(read_all(dir + "/target.bin"), "new");
   EXPECT_TRUE(temp_files(dir).empty());
+}
+
+// Renaming a temporary file over /dev/null would make it a plain file (as root): a device is
+// written in place.
+TEST(OutputFile, DevicesAreWrittenInPlace) {
+  ASSERT_TRUE(check_output_path("/dev/null", {}).ok());
+  ASSERT_TRUE(write_file_atomically("/dev/null", "x", 1).ok());
+  struct stat st {};
+  ASSERT_EQ(stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_TRUE(temp_files("/dev").empty());
 }
 
 TEST(OutputFile, SignalRemovesTheTemporaryFile) {

@@ -130,6 +130,7 @@ Status check_output_path(const std::string& output, const std::vector<std::strin
                             output.c_str(), input.c_str(), output == input ? "" : " (through a link)");
     }
   }
+  if (resolves && !S_ISREG(os.st_mode)) return Status();  // a device or a pipe: written in place
   const std::string dir = directory_of(link_target(output));
   if (access(dir.c_str(), W_OK | X_OK) != 0) {
     return Status::errorf("output %s: cannot create files in directory %s: %s", output.c_str(), dir.c_str(),
@@ -142,6 +143,14 @@ Result<std::unique_ptr<OutputFile>> OutputFile::create(const std::string& path) 
   std::unique_ptr<OutputFile> f(new OutputFile());
   f->path_ = path;
   f->target_ = link_target(path);
+  // A device or a pipe (-o /dev/null, a FIFO) is written in place: renaming a file over it
+  // would replace the device with a plain file.
+  struct stat existing {};
+  if (stat(f->target_.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode) && !S_ISDIR(existing.st_mode)) {
+    f->stream_ = std::fopen(f->target_.c_str(), "wb");
+    if (f->stream_ == nullptr) return Status::errorf("%s: cannot open: %s", path.c_str(), std::strerror(errno));
+    return f;
+  }
   std::string pattern = directory_of(f->target_) + "/" + base_name(f->target_) + ".XXXXXX.tmp";
   const int fd = mkstemps(pattern.data(), 4);
   if (fd < 0) {
@@ -205,13 +214,13 @@ Status OutputFile::commit() {
   if (stream_ == nullptr) return Status::errorf("%s: already closed", path_.c_str());
   Status s;
   if (std::fflush(stream_) != 0) s = Status::errorf("%s: write failed: %s", path_.c_str(), std::strerror(errno));
-  if (s.ok() && fsync(fileno(stream_)) != 0) {
+  if (s.ok() && !temp_path_.empty() && fsync(fileno(stream_)) != 0) {
     s = Status::errorf("%s: fsync failed: %s", path_.c_str(), std::strerror(errno));
   }
   const int closed = std::fclose(stream_);
   stream_ = nullptr;
   if (closed != 0 && s.ok()) s = Status::errorf("%s: close failed: %s", path_.c_str(), std::strerror(errno));
-  if (s.ok() && std::rename(temp_path_.c_str(), target_.c_str()) != 0) {
+  if (s.ok() && !temp_path_.empty() && std::rename(temp_path_.c_str(), target_.c_str()) != 0) {
     s = Status::errorf("%s: cannot rename %s into place: %s", path_.c_str(), temp_path_.c_str(),
                        std::strerror(errno));
   }

@@ -9,6 +9,7 @@
 //     SIGINT/SIGTERM/SIGHUP by a signal handler (unlink(2) only, then the signal is raised
 //     again with its default action, so the exit status still says what killed the program).
 // A symbolic link as the output is followed: the file it points to is replaced, the link kept.
+// A device or a pipe that exists (/dev/null, a FIFO) is written in place, never replaced.
 #pragma once
 
 #include <cstdio>
