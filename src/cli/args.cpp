@@ -48,7 +48,9 @@ std::string Range::describe() const {
   };
   const bool has_min = std::isfinite(min);
   const bool has_max = std::isfinite(max);
-  if (has_min && has_max) return min_exclusive ? "in (" + num(min) + ", " + num(max) + "]" : "in " + num(min) + ".." + num(max);
+  if (has_min && has_max) {
+    return min_exclusive ? "in (" + num(min) + ", " + num(max) + "]" : "in " + num(min) + ".." + num(max);
+  }
   if (has_min) return (min_exclusive ? "> " : ">= ") + num(min);
   if (has_max) return "<= " + num(max);
   return "";
@@ -113,7 +115,8 @@ namespace {
 // The range check shared by every numeric option.
 std::string out_of_range(const Range& range, bool is_integer) {
   const std::string bounds = range.describe();
-  return std::string("must be a ") + (is_integer ? "whole" : "finite") + " number" + (bounds.empty() ? "" : " " + bounds);
+  return std::string("must be a ") + (is_integer ? "whole" : "finite") + " number" +
+         (bounds.empty() ? "" : " " + bounds);
 }
 
 }  // namespace

@@ -84,7 +84,9 @@ int run_ppl(int argc, char** argv) {
   }
   auto cache = parse_cache_type(cache_type);
   if (!cache.ok()) return args.usage_error(cache.status().message());
-  if (backend != "cpu" && backend != "cuda") return args.usage_error("--backend must be cpu or cuda, not '" + backend + "'");
+  if (backend != "cpu" && backend != "cuda") {
+    return args.usage_error("--backend must be cpu or cuda, not '" + backend + "'");
+  }
   n_threads = cap_threads("ppl", n_threads);
   if (std::string why; backend == "cuda" && !trace::cuda_available(&why)) return args.fail("--backend cuda: " + why);
 
@@ -148,7 +150,9 @@ int run_ppl(int argc, char** argv) {
     so.cache_type = *cache;
     const int chunks = std::max<int>(1, static_cast<int>(tokens.size() / static_cast<size_t>(n_ctx)));
     const int sessions = std::max(1, std::min({options.n_parallel, chunks, threads}));
-    if (Status s = check_session_fits("ppl", m, so, sessions, n_ctx - n_ctx / 2); !s.ok()) return args.fail(s.message());
+    if (Status s = check_session_fits("ppl", m, so, sessions, n_ctx - n_ctx / 2); !s.ok()) {
+      return args.fail(s.message());
+    }
   }
   auto result = compute_perplexity(m, tokens, options, writer.get(), reader.get(), reader ? &stats : nullptr);
   if (!result.ok()) return args.fail(result.status().message());

@@ -25,7 +25,10 @@ int run_trace(int argc, char** argv) {
   p.option("-p,--prompt", "TEXT", "prompt text (tokenized with the model's vocabulary, BOS as the model says)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated (e.g. a reference's p0.tokens)", &token_list);
   p.option("--backend", "NAME", "cpu (default) or cuda", &backend);
-  p.option("--taps", "GLOB", "comma-separated globs of taps to record (default *: all; 'none': only the tokens and logits; globs that select no tap: exit 2)", &taps);
+  p.option("--taps", "GLOB",
+           "comma-separated globs of taps to record (default *: all; 'none': only the tokens and logits; "
+           "globs that select no tap: exit 2)",
+           &taps);
   p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
   p.option("-o,--output", "T.gguf", "trace file to write", &out_path);
   if (auto code = p.parse(argc, argv)) return *code;
@@ -52,7 +55,8 @@ int run_trace(int argc, char** argv) {
     // error, before the run.
     const std::vector<std::string> names = trace::model_tap_names((*model)->config().n_layer);
     const trace::GlobList selection(taps);
-    if (taps != "none" && std::none_of(names.begin(), names.end(), [&](const std::string& n) { return selection.matches(n); })) {
+    const auto selected = [&](const std::string& n) { return selection.matches(n); };
+    if (taps != "none" && std::none_of(names.begin(), names.end(), selected)) {
       return p.usage_error("--taps '" + taps + "' selects none of the model's " + std::to_string(names.size()) +
                            " taps (inp_embd, blk.<i>.{attn_norm,q,k,v,...,out}, result_norm, logits: "
                            "docs/TRACE.md); --taps none asks for the tokens and logits only");
