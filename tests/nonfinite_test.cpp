@@ -89,6 +89,12 @@ TEST(NonFinite, CheckTensorsNamesTheTensorAtLoad) {
       << out;
   EXPECT_NE(out.find("tensor 'blk.1.attn_q.weight' (F16"), std::string::npos) << out;
   EXPECT_NE(out.find("holds NaN at row 0, element 0"), std::string::npos) << out;
+  EXPECT_EQ(test::run_plumb("trace -m " + test::shell_quote(model) + " -p 'It is' -t 1 --check-tensors -o " +
+                                test::temp_dir("nan-trace") + "/t.gguf",
+                            &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("tensor 'blk.1.attn_q.weight'"), std::string::npos) << out;
   PLUMB_REQUIRE_SHARED(good, "models/austen-21m-q4_k_m.gguf");
   EXPECT_EQ(test::run_plumb("run -m " + test::shell_quote(good) + " -p 'It is' -n 1 -t 1 --check-tensors", &out), 0)
       << out;

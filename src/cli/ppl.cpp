@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "model/check_tensors.h"
 #include "model/perplexity.h"
 #include "trace/run_trace.h"
 #include "cli/limits.h"
@@ -56,6 +57,7 @@ int run_ppl(int argc, char** argv) {
   std::string model_path, text_path, kld_base_out, kld_base_in, cache_type = "f16", backend = "cpu";
   int n_ctx = 512, n_chunks = -1, n_threads = 0, n_parallel = 0, n_batch = 0;
   bool json = false;
+  bool check_tensors = false;
   args.option("-m,--model", "FILE", "model (GGUF)", &model_path);
   args.option("-f,--file", "FILE", "text to score", &text_path);
   args.option("-c,--ctx-size", "N", "tokens per chunk (default 512)", &n_ctx, Range::at_least(4));
@@ -70,6 +72,7 @@ int run_ppl(int argc, char** argv) {
   args.option("--backend", "NAME", "cpu (default) or cuda", &backend);
   args.option("--kl-divergence-base", "FILE", "save this model's log-probabilities to FILE", &kld_base_out);
   args.option("--kl-divergence", "FILE", "compare with the base log-probabilities in FILE", &kld_base_in);
+  args.flag("--check-tensors", "scan every weight for NaN and infinity at load", &check_tensors);
   args.json_flag("--json", "print one JSON object instead of text", &json);
   if (auto code = args.parse(argc, argv)) return *code;
   if (model_path.empty()) return args.usage_error("missing -m MODEL.gguf");
@@ -96,6 +99,9 @@ int run_ppl(int argc, char** argv) {
   auto model = Model::load(model_path, model_options);
   if (!model.ok()) return args.fail(model.status().message());
   const Model& m = **model;
+  if (check_tensors) {
+    if (Status s = check_tensor_data(m.file(), n_threads); !s.ok()) return args.fail(s.message());
+  }
   std::vector<int32_t> tokens = m.tokenizer().encode(*text, /*add_special=*/true, /*parse_special=*/false);
 
   PerplexityOptions options;

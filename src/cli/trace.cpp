@@ -5,6 +5,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/limits.h"
+#include "model/check_tensors.h"
 #include "trace/glob.h"
 #include "trace/run_trace.h"
 #include "trace/tap_names.h"
@@ -21,6 +22,7 @@ int run_trace(int argc, char** argv) {
               "docs/TRACE.md.");
   std::string model_path, prompt, token_list, backend = "cpu", taps = "*", out_path;
   int threads = 0;
+  bool check_tensors = false;
   p.option("-m,--model", "M.gguf", "model file", &model_path);
   p.option("-p,--prompt", "TEXT", "prompt text (tokenized with the model's vocabulary, BOS as the model says)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated (e.g. a reference's p0.tokens)", &token_list);
@@ -31,6 +33,7 @@ int run_trace(int argc, char** argv) {
            &taps);
   p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
   p.option("-o,--output", "T.gguf", "trace file to write", &out_path);
+  p.flag("--check-tensors", "scan every weight for NaN and infinity at load", &check_tensors);
   if (auto code = p.parse(argc, argv)) return *code;
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
   if (out_path.empty()) return p.usage_error("-o T.gguf is required");
@@ -50,6 +53,9 @@ int run_trace(int argc, char** argv) {
   model_options.load_tokenizer = !prompt.empty();
   auto model = Model::load(model_path, model_options);
   if (!model.ok()) return fail("trace", model.status().message());
+  if (check_tensors) {
+    if (Status s = check_tensor_data((*model)->file(), threads); !s.ok()) return fail("trace", s.message());
+  }
   {
     // Globs that select no tap would write a trace of nothing but what 'none' asks for: a usage
     // error, before the run.
