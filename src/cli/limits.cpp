@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "model/memory_estimate.h"
+#include "trace/run_trace.h"
 #include "util/thread_pool.h"
 
 namespace plumb::cli {
@@ -14,6 +15,12 @@ int cap_threads(const std::string& command, int requested) {
   std::fprintf(stderr, "plumb %s: note: -t %d is more than the %d hardware threads; using %d\n", command.c_str(),
                requested, hardware, hardware);
   return hardware;
+}
+
+Status check_backend_available(const std::string& backend) {
+  std::string why;
+  if (backend == "cuda" && !trace::cuda_available(&why)) return Status::error("--backend cuda: " + why);
+  return Status();
 }
 
 Status check_session_fits(const std::string& command, const Model& model, const SessionOptions& options,

@@ -15,6 +15,9 @@ namespace plumb::cli {
 // on stderr (a thread per core is the most that helps; 1000 threads made each token take 15 s).
 int cap_threads(const std::string& command, int requested);
 
+// --backend cuda where this build or machine has no GPU: an error in plumb check's words.
+Status check_backend_available(const std::string& backend);
+
 // Before Session::create: a warning on stderr when the context exceeds the model's trained
 // context, and an error (both numbers, and the largest context that fits) when n_sessions
 // sessions with these options need more memory than MemAvailable. logit_rows: the most logit

@@ -9,7 +9,6 @@
 
 #include "cli/limits.h"
 #include "model/check_tensors.h"
-#include "trace/run_trace.h"
 
 namespace plumb::cli {
 
@@ -60,10 +59,7 @@ Status resolve_model_flags(const std::string& command, ModelFlags* flags) {
 }
 
 Result<std::unique_ptr<Model>> load_model(const std::string& command, const ModelFlags& flags) {
-  if (flags.backend == "cuda") {
-    std::string why;
-    if (!trace::cuda_available(&why)) return Status::error("--backend cuda: " + why);
-  }
+  PLUMB_RETURN_IF_ERROR(check_backend_available(flags.backend));
   ModelOptions options;
   options.read_into_memory = flags.no_mmap;
   // Progress only where someone watches, and only for files that take a moment.

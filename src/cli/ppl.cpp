@@ -8,7 +8,6 @@
 #include "cli/command.h"
 #include "model/check_tensors.h"
 #include "model/perplexity.h"
-#include "trace/run_trace.h"
 #include "cli/limits.h"
 #include "util/json.h"
 #include "util/output_file.h"
@@ -91,7 +90,7 @@ int run_ppl(int argc, char** argv) {
     return args.usage_error("--backend must be cpu or cuda, not '" + backend + "'");
   }
   n_threads = cap_threads("ppl", n_threads);
-  if (std::string why; backend == "cuda" && !trace::cuda_available(&why)) return args.fail("--backend cuda: " + why);
+  if (Status s = check_backend_available(backend); !s.ok()) return args.fail(s.message());
 
   auto text = read_text_file(text_path, "-f");
   if (!text.ok()) return args.fail(text.status().message());

@@ -41,7 +41,7 @@ int run_trace(int argc, char** argv) {
   if (backend != "cpu" && backend != "cuda") return p.usage_error("--backend must be cpu or cuda");
   if (Status s = check_output_path(out_path, {model_path}); !s.ok()) return p.usage_error(s.message());
   threads = cap_threads("trace", threads);
-  if (std::string why; backend == "cuda" && !trace::cuda_available(&why)) return fail("trace", "--backend cuda: " + why);
+  if (Status s = check_backend_available(backend); !s.ok()) return fail("trace", s.message());
 
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
