@@ -19,7 +19,8 @@ TEST(ChatLineEditing, ArrowKeysEditTheLineAndHistoryIsKept) {
   // "It iz", two steps left, delete the 'i', type 's', Enter; then end of input.
   const std::string keys = home + "/keys";
   std::ofstream(keys, std::ios::binary) << "It iz\x1b[D\x1b[D\x1b[3~s\r";
-  const std::string cmd = "(sleep 0.5; cat " + keys + "; sleep 3; printf '\\004') | HOME=" + home +
+  // Keys typed before libedit has the terminal could be flushed: wait for the prompt first.
+  const std::string cmd = "(sleep 2; cat " + keys + "; sleep 4; printf '\\004') | HOME=" + home +
                           " timeout 60 script -qec " +
                           test::shell_quote(std::string(PLUMB_BINARY) + " chat -m " + test::shell_quote(model) +
                                             " -n 2 --temp 0 -t 1") +
