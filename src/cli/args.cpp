@@ -82,7 +82,7 @@ void ArgParser::flag_with_value(const std::string& names, const std::string& cho
   std::stringstream ss(choices);
   std::string item;
   while (std::getline(ss, item, '|')) values.push_back(item);
-  add(names, "", help + " [" + choices + "]", [out, values](const std::string& v) {
+  add(names, "", help, [out, values](const std::string& v) {
     if (v.empty()) {
       *out = values.front();
       return std::string();
@@ -253,6 +253,7 @@ void ArgParser::print_help(FILE* out) const {
     std::string left;
     for (size_t k = 0; k < o.names.size(); ++k) left += (k ? ", " : "") + o.names[k];
     if (!o.metavar.empty()) left += " " + o.metavar;
+    for (size_t k = 0; k < o.choices.size(); ++k) left += (k ? "|" : " [") + o.choices[k] + (k + 1 == o.choices.size() ? "]" : "");
     std::fprintf(out, "  %-28s %s\n", left.c_str(), o.help.c_str());
   }
   std::fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
