@@ -253,7 +253,9 @@ void ArgParser::print_help(FILE* out) const {
     std::string left;
     for (size_t k = 0; k < o.names.size(); ++k) left += (k ? ", " : "") + o.names[k];
     if (!o.metavar.empty()) left += " " + o.metavar;
-    for (size_t k = 0; k < o.choices.size(); ++k) left += (k ? "|" : " [") + o.choices[k] + (k + 1 == o.choices.size() ? "]" : "");
+    for (size_t k = 0; k < o.choices.size(); ++k) {
+      left += (k ? "|" : " [") + o.choices[k] + (k + 1 == o.choices.size() ? "]" : "");
+    }
     std::fprintf(out, "  %-28s %s\n", left.c_str(), o.help.c_str());
   }
   std::fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
