@@ -258,6 +258,22 @@ TEST(MalformedGguf, TensorInfos) {
   EXPECT_PARSE_ERROR(one_tensor({4, 2}, 0, uint64_t{1} << 63, 32), "ends past the end of the file");
   EXPECT_PARSE_ERROR(one_tensor({4, 2}, 0, 4, 64), "not a multiple of the alignment");
   EXPECT_PARSE_ERROR(one_tensor({4, 2}, 99, 0, 32), "unknown tensor type 99");
+}
+
+// Every type ggml defines is named, with what to do, instead of "unknown tensor type 16"
+// (issue 22): the ones plumb does not read, and the repacked layouts ggml removed.
+TEST(MalformedGguf, GgmlTypesPlumbDoesNotReadAreNamed) {
+  const std::pair<uint32_t, const char*> named[] = {
+      {16, "IQ2_XXS (ggml type 16), which plumb does not support"}, {17, "IQ2_XS"}, {18, "IQ3_XXS"},
+      {19, "IQ1_S"}, {21, "IQ3_S"}, {22, "IQ2_S"}, {29, "IQ1_M (ggml type 29)"},
+      {31, "Q4_0_4_4 (ggml type 31), a layout since removed from ggml"}, {32, "Q4_0_4_8"}, {33, "Q4_0_8_8"},
+      {34, "TQ1_0"}, {35, "TQ2_0"}, {36, "IQ4_NL_4_4"}, {37, "IQ4_NL_4_8"}, {38, "IQ4_NL_8_8"},
+      {39, "MXFP4 (ggml type 39)"}};
+  for (const auto& [number, text] : named) {
+    // 256 elements, so that the block size of any type divides the row.
+    EXPECT_PARSE_ERROR(one_tensor({256, 1}, number, 0, 4096), text);
+    EXPECT_PARSE_ERROR(one_tensor({256, 1}, number, 0, 4096), "Q4_K");  // what plumb does read
+  }
   EXPECT_PARSE_ERROR(one_tensor({}, 0, 0, 32), "n_dims is 0");
   EXPECT_PARSE_ERROR(one_tensor({1, 1, 1, 1, 1}, 0, 0, 32), "n_dims is 5");
   EXPECT_PARSE_ERROR(one_tensor({uint64_t{1} << 62, 4}, 0, 0, 32), "overflows int64");

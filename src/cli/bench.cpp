@@ -59,21 +59,33 @@ int run_bench(int argc, char** argv) {
   int n_gen = 32;
   int reps = 5;
   add_model_flags(parser, &model_flags);
-  parser.option("-p,--n-prompt", "N", "prompt tokens for pp; 0 = skip (default 64)", &n_prompt);
-  parser.option("-n,--n-gen", "N", "generated tokens for tg; 0 = skip (default 32)", &n_gen);
-  parser.option("-r,--repetitions", "N", "repetitions of each test (default 5)", &reps);
+  parser.option("-p,--n-prompt", "N",
+                "prompt tokens for pp; 0 = skip (default 64; at most the model's trained context unless -c "
+                "says more)",
+                &n_prompt, Range::at_least(0));
+  parser.option("-n,--n-gen", "N", "generated tokens for tg; 0 = skip (default 32; bounded as -p)", &n_gen,
+                Range::at_least(0));
+  parser.option("-r,--repetitions", "N", "repetitions of each test (default 5)", &reps, Range::between(1, 1000));
   if (auto code = parser.parse(argc, argv)) return *code;
-  if (Status s = check_model_flags(model_flags); !s.ok()) return parser.usage_error(s.message());
-  if (n_prompt < 0 || n_gen < 0 || reps < 1) {
-    return parser.usage_error("-p and -n must be >= 0, -r >= 1");
-  }
+  if (Status s = resolve_model_flags("bench", &model_flags); !s.ok()) return parser.usage_error(s.message());
+  if (n_prompt == 0 && n_gen == 0) return parser.usage_error("-p 0 and -n 0 leave nothing to measure");
 
-  Result<std::unique_ptr<Model>> model = load_model(model_flags);
+  Result<std::unique_ptr<Model>> model = load_model("bench", model_flags);
   if (!model.ok()) return fail("bench", model.status().message());
+  // The tests run in one context: the longest must fit the model's trained context, or the
+  // context -c gives (the memory check below bounds that one).
+  const int64_t longest = std::max(n_prompt, n_gen);
+  const int64_t limit = model_flags.n_ctx > 0 ? model_flags.n_ctx - 1 : (*model)->config().n_ctx_train - 1;
+  if (longest > limit) {
+    return parser.usage_error(strprintf(
+        "-p/-n %lld does not fit the %s of %lld tokens; use at most %lld%s",
+        (long long)longest, model_flags.n_ctx > 0 ? "context -c" : "model's trained context",
+        (long long)limit + 1, (long long)limit, model_flags.n_ctx > 0 ? "" : ", or give -c N to measure beyond it"));
+  }
   SessionOptions options = session_options(model_flags);
-  if (options.n_ctx == 0) options.n_ctx = std::max(n_prompt, n_gen) + 1;
-  options.n_batch = std::max(options.n_batch, n_prompt);
-  Result<std::unique_ptr<Session>> session = Session::create(**model, options);
+  if (options.n_ctx == 0) options.n_ctx = static_cast<int>(longest + 1);
+  if (model_flags.n_batch == 0) options.n_batch = std::max(options.n_batch, n_prompt);  // pp: one batch
+  Result<std::unique_ptr<Session>> session = create_session("bench", **model, options);
   if (!session.ok()) return fail("bench", session.status().message());
   Session& s = **session;
 

@@ -9,12 +9,13 @@
 
 #include <atomic>
 #include <cstdio>
-#include <iostream>
 
 #include "cli/command.h"
+#include "cli/line_reader.h"
 #include "cli/model_flags.h"
 #include "model/chat_template.h"
 #include "sample/generate.h"
+#include "util/text_file.h"
 
 namespace plumb::cli {
 
@@ -75,10 +76,17 @@ int run_chat(int argc, char** argv) {
           ")",
       &template_name);
   parser.option("-n,--n-predict", "N", "most tokens per reply; -1 = no limit (default -1)",
-                &n_predict);
+                &n_predict, Range::at_least(-1));
+  bool conversation = false;
+  bool escapes = false;
+  parser.flag("-cnv,--conversation,-i,--interactive",
+              "accepted for llama.cpp: plumb chat is always a conversation", &conversation);
+  parser.flag("-e,--escape", "turn \\n \\t \\' \\\" \\\\ \\xHH in --system into the characters (llama.cpp's -e)",
+              &escapes);
   add_sampling_flags(parser, &sampling_flags);
   if (auto code = parser.parse(argc, argv)) return *code;
-  if (Status s = check_model_flags(model_flags); !s.ok()) return parser.usage_error(s.message());
+  if (Status s = resolve_model_flags("chat", &model_flags); !s.ok()) return parser.usage_error(s.message());
+  if (escapes) system = process_escapes(system);
   std::optional<ChatTemplate> chat_template;
   if (!template_name.empty()) {
     Result<ChatTemplate> t = ChatTemplate::by_name(template_name);
@@ -86,12 +94,11 @@ int run_chat(int argc, char** argv) {
     chat_template = *t;
   }
 
-  Result<std::unique_ptr<Model>> model = load_model(model_flags);
+  Result<std::unique_ptr<Model>> model = load_model("chat", model_flags);
   if (!model.ok()) return fail("chat", model.status().message());
-  Result<std::unique_ptr<Session>> session = Session::create(**model, session_options(model_flags));
+  Result<std::unique_ptr<Session>> session = create_session("chat", **model, session_options(model_flags));
   if (!session.ok()) return fail("chat", session.status().message());
-  Result<SamplingParams> params = sampling_params(sampling_flags, (*session)->n_ctx());
-  if (!params.ok()) return parser.usage_error(params.status().message());
+  const SamplingParams params = sampling_params(sampling_flags, (*session)->n_ctx());
 
   if (!chat_template) {
     Result<std::string> text = (*model)->file().get_string_or("tokenizer.chat_template", "");
@@ -111,7 +118,7 @@ int run_chat(int argc, char** argv) {
   }
 
   const Tokenizer& tokenizer = (*model)->tokenizer();
-  Sampler sampler(*params);
+  Sampler sampler(params);
   Generator generator(**session, tokenizer, sampler);
   GenerateOptions options;
   options.n_predict = n_predict;
@@ -121,15 +128,12 @@ int run_chat(int argc, char** argv) {
 
   install_sigint_handler();
   const bool interactive = isatty(STDIN_FILENO) != 0;
+  LineReader reader(interactive, default_history_path());
   GenerateTimings total;
   std::string line;
   while (true) {
-    if (interactive) {
-      std::fprintf(stdout, "> ");
-      std::fflush(stdout);
-    }
     g_interrupted = false;
-    if (!std::getline(std::cin, line)) {
+    if (!reader.read("> ", &line)) {
       if (interactive) std::fprintf(stdout, "\n");
       break;  // end of input, or Ctrl-C at the prompt
     }

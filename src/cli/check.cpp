@@ -6,8 +6,10 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/limits.h"
 #include "model/run_trace.h"
 #include "trace/plot_svg.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 namespace {
@@ -71,29 +73,30 @@ int run_check(int argc, char** argv) {
               "(no CUDA backend in this build, or no GPU).");
   std::string model_path, token_list, plot, fault_name_arg = "none", cache_type = "f16";
   std::string prompt = "It is a truth universally acknowledged, that a single man";
-  float nmse = -1;
+  float nmse = 0;
   int threads = 0, steps = 4, fault_layer = 0;
   p.option("-m,--model", "M.gguf", "model file", &model_path);
   p.option("-p,--prompt", "TEXT", "prompt text (default: the first austen reference prompt)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated", &token_list);
-  p.option("-n,--steps", "N", "generation steps after the prompt (default 4)", &steps);
-  p.option("--nmse", "X", "NMSE threshold for every tap and step (default 1e-5)", &nmse);
+  p.option("-n,--steps", "N", "generation steps after the prompt (default 4)", &steps, Range::between(0, 1000));
+  p.option("--nmse", "X", "NMSE threshold for every tap and step (default 1e-5)", &nmse, Range::above(0));
   p.option("--fault", "NAME",
            "plant a known bug in the CUDA backend alone (rope-neox-pairs, q4k-scales-swapped, softmax-no-scale, "
            "skip-residual, gqa-off-by-one): check must name its tap",
            &fault_name_arg);
-  p.option("--fault-layer", "L", "the layer of skip-residual (default 0)", &fault_layer);
+  p.option("--fault-layer", "L", "the layer of skip-residual (default 0)", &fault_layer, Range::at_least(0));
   p.option("--cache-type", "TYPE", "KV cache type on both backends: f16 (default) or f32", &cache_type);
   p.option("--plot", "FILE", "draw the prompt's diff to FILE.svg (or .png, needs rsvg-convert)", &plot);
-  p.option("-t,--threads", "N", "CPU threads (default: all)", &threads);
+  p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
   if (auto code = p.parse(argc, argv)) return *code;
+  threads = cap_threads("check", threads);
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
-  if (steps < 0 || steps > 1000) return p.usage_error("-n must be in 0..1000");
-  if (nmse != -1 && !(nmse > 0)) return p.usage_error("--nmse must be a number > 0");
   if (cache_type != "f16" && cache_type != "f32") return p.usage_error("--cache-type must be f16 or f32");
   auto fault = parse_fault(fault_name_arg);
   if (!fault.ok()) return p.usage_error(fault.status().message());
-  if (fault_layer < 0) return p.usage_error("--fault-layer must be >= 0");
+  if (!plot.empty()) {
+    if (Status s = check_output_path(plot, {model_path}); !s.ok()) return p.usage_error("--plot: " + s.message());
+  }
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
     auto ids = parse_token_list(token_list);

@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "trace/diff.h"
 #include "trace/plot_svg.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 namespace {
@@ -21,20 +22,26 @@ int run_diff(int argc, char** argv) {
   std::string taps = "*";
   std::string plot;
   bool json = false;
-  p.option("--nmse", "X", "one NMSE threshold for every tap instead of the per-tap defaults", &nmse);
+  p.option("--nmse", "X", "one NMSE threshold for every tap instead of the per-tap defaults", &nmse,
+           Range::at_least(0));
   p.option("--tap", "GLOB", "compare only taps matching these comma-separated globs (\"blk.3.*\")", &taps);
-  p.flag("--json", "print the whole report as JSON instead of the table", &json);
+  p.json_flag("--json", "print the whole report as JSON instead of the table", &json);
   p.option("--plot", "FILE", "draw NMSE and RMS per layer to FILE.svg (FILE.png needs rsvg-convert)", &plot);
   p.positionals("A.gguf B.gguf", 2, 2);
   if (auto code = p.parse(argc, argv)) return *code;
+  if (!plot.empty()) {
+    if (Status s = check_output_path(plot, {p.positional()[0], p.positional()[1]}); !s.ok()) {
+      return p.usage_error("--plot: " + s.message());
+    }
+  }
   trace::DiffOptions options;
   if (nmse >= 0) options.nmse = nmse;
   options.taps = taps;
 
   auto report = trace::diff_trace_files(p.positional()[0], p.positional()[1], options);
-  if (!report.ok()) return fail("diff", report.status().message());
+  if (!report.ok()) return p.fail(report.status().message());
   if (report->taps.empty()) {
-    return fail("diff", "no tensor selected is present in both files: nothing to compare");
+    return p.fail("no tensor selected is present in both files: nothing to compare");
   }
   if (json) {
     std::fputs(trace::format_json(*report).c_str(), stdout);
@@ -43,7 +50,7 @@ int run_diff(int argc, char** argv) {
     std::printf("%s\n", report->verdict().c_str());
   }
   if (!plot.empty()) {
-    if (Status s = trace::write_diff_plot(*report, plot); !s.ok()) return fail("diff", s.message());
+    if (Status s = trace::write_diff_plot(*report, plot); !s.ok()) return p.fail(s.message());
   }
   return report->diverged() ? 1 : 0;
 }

@@ -364,17 +364,17 @@ int run_inspect(int argc, char** argv) {
               "everything (strings: bytes that are not valid UTF-8 appear as \\u00XX of the byte "
               "value; NaN and infinities as null).");
   bool as_json = false;
-  p.flag("--json", "complete machine-readable output", &as_json);
+  p.json_flag("--json", "complete machine-readable output", &as_json);
   p.positionals("FILE.gguf", 1, 1);
   if (auto code = p.parse(argc, argv)) return *code;
   auto file = File::open(p.positional()[0]);
-  if (!file.ok()) return fail("inspect", file.status().message());
+  if (!file.ok()) return p.fail(file.status().message());
   if (as_json) {
     print_json(**file);
   } else {
     print_text(**file);
   }
-  return std::fflush(stdout) == 0 ? 0 : fail("inspect", "cannot write the output");
+  return std::fflush(stdout) == 0 ? 0 : p.fail("cannot write the output");
 }
 
 const bool registered =

@@ -1,39 +1,65 @@
 #include "cli/model_flags.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+
+#include "cli/limits.h"
+#include "model/check_tensors.h"
 
 namespace plumb::cli {
 
 void add_model_flags(ArgParser& parser, ModelFlags* flags) {
   parser.option("-m,--model", "FILE", "GGUF model file (required)", &flags->model_path);
-  parser.option("-c,--ctx-size", "N", "context size (default: the model's, at most 4096)",
-                &flags->n_ctx);
-  parser.option("-t,--threads", "N", "threads (default: all cores)", &flags->n_threads);
+  parser.option("-c,--ctx-size", "N", "context size (default: the model's, at most 4096)", &flags->n_ctx,
+                Range::at_least(0));
+  parser.option("-t,--threads", "N", "threads (default 0: all cores; more than the cores is capped)",
+                &flags->n_threads, Range::at_least(0));
+  parser.option("-b,--batch-size", "N", "prompt tokens per forward pass (default 512)", &flags->n_batch,
+                Range::at_least(1));
   parser.option("--backend", "NAME", "cpu or cuda (default cpu)", &flags->backend);
-  parser.option("--cache-type", "TYPE", "KV cache type: f16 or f32 (default f16)",
-                &flags->cache_type);
+  parser.option("-ngl,--n-gpu-layers,--gpu-layers", "N",
+                "llama.cpp's GPU offload: 0 = the CPU backend, any other number = the cuda backend "
+                "(plumb runs all layers on one device)",
+                &flags->n_gpu_layers, Range::at_least(-1));
+  parser.option("--cache-type", "TYPE", "KV cache type: f16 or f32 (default f16)", &flags->cache_type);
+  parser.flag_with_value("-fa,--flash-attn", "on|off|auto",
+                         "accepted for llama.cpp: plumb's attention is always one fused pass, exact "
+                         "either way",
+                         &flags->flash_attn);
   parser.flag("--no-mmap",
               "read the model into memory (huge pages) instead of mapping it: slower to load, "
               "faster generation where the weights do not fit in the caches",
               &flags->no_mmap);
+  parser.flag("--mlock", "keep the weights in RAM (mlock): never paged out", &flags->mlock);
+  parser.flag("--check-tensors", "scan every weight for NaN and infinity at load", &flags->check_tensors);
 }
 
-Status check_model_flags(const ModelFlags& flags) {
-  if (flags.model_path.empty()) return Status::error("-m FILE is required");
-  if (flags.n_ctx < 0) return Status::error("-c must be >= 0");
-  if (flags.n_threads < 0) return Status::error("-t must be >= 0");
-  if (flags.backend != "cpu" && flags.backend != "cuda") {
-    return Status::error("--backend must be cpu or cuda, not '" + flags.backend + "'");
+Status resolve_model_flags(const std::string& command, ModelFlags* flags) {
+  if (flags->model_path.empty()) return Status::error("-m FILE is required");
+  if (flags->backend != "cpu" && flags->backend != "cuda") {
+    return Status::error("--backend must be cpu or cuda, not '" + flags->backend + "'");
   }
-  if (flags.cache_type != "f16" && flags.cache_type != "f32") {
-    return Status::error("--cache-type must be f16 or f32, not '" + flags.cache_type + "'");
+  if (flags->n_gpu_layers != -2) {
+    const std::string by_layers = flags->n_gpu_layers == 0 ? "cpu" : "cuda";
+    if (flags->backend != "cpu" && flags->backend != by_layers) {
+      return Status::error("-ngl " + std::to_string(flags->n_gpu_layers) + " means --backend " + by_layers +
+                           ", which contradicts --backend " + flags->backend);
+    }
+    flags->backend = by_layers;
   }
+  if (flags->cache_type != "f16" && flags->cache_type != "f32") {
+    return Status::error("--cache-type must be f16 or f32, not '" + flags->cache_type + "'");
+  }
+  flags->n_threads = cap_threads(command, flags->n_threads);
   return Status();
 }
 
-Result<std::unique_ptr<Model>> load_model(const ModelFlags& flags) {
+Result<std::unique_ptr<Model>> load_model(const std::string& command, const ModelFlags& flags) {
+  PLUMB_RETURN_IF_ERROR(check_backend_available(flags.backend));
   ModelOptions options;
   options.read_into_memory = flags.no_mmap;
   // Progress only where someone watches, and only for files that take a moment.
@@ -52,6 +78,17 @@ Result<std::unique_ptr<Model>> load_model(const ModelFlags& flags) {
   };
   Result<std::unique_ptr<Model>> model = Model::load(flags.model_path, options);
   if (!model.ok()) return model.status().with_context("loading " + flags.model_path);
+  if (flags.check_tensors) PLUMB_RETURN_IF_ERROR(check_tensor_data((*model)->file(), flags.n_threads));
+  if (flags.mlock) {
+    const gguf::File& file = (*model)->file();
+    if (mlock(file.bytes(), file.file_size()) != 0) {
+      // As llama.cpp: a warning, the run goes on unlocked.
+      std::fprintf(stderr,
+                   "plumb %s: warning: --mlock: cannot lock %.0f MiB in RAM: %s (raise the limit with "
+                   "ulimit -l)\n",
+                   command.c_str(), static_cast<double>(file.file_size()) / (1 << 20), std::strerror(errno));
+    }
+  }
   return model;
 }
 
@@ -59,41 +96,41 @@ SessionOptions session_options(const ModelFlags& flags) {
   SessionOptions options;
   options.n_ctx = flags.n_ctx;
   options.n_threads = flags.n_threads;
+  options.n_batch = flags.n_batch > 0 ? flags.n_batch : 512;
   options.backend = flags.backend;
   options.cache_type = flags.cache_type == "f32" ? CacheType::F32 : CacheType::F16;
   return options;
 }
 
-void add_sampling_flags(ArgParser& parser, SamplingFlags* flags) {
-  SamplingParams& p = flags->params;
-  parser.option("--temp", "T", "temperature; 0 = greedy (default 0.8)", &p.temperature);
-  parser.option("--top-k", "N", "keep the N most likely tokens; 0 = off (default 40)", &p.top_k);
-  parser.option("--top-p", "P",
-                "keep the smallest set with probability >= P; 1 = off (default 0.95)", &p.top_p);
-  parser.option("--min-p", "P",
-                "drop tokens below P x the best's probability; 0 = off (default 0.05)", &p.min_p);
-  parser.option("--repeat-penalty", "X", "penalize repeated tokens; 1 = off (default 1.0)",
-                &p.repeat_penalty);
-  parser.option("--repeat-last-n", "N",
-                "tokens the penalties look back on; 0 = off, -1 = context (default 64)",
-                &p.repeat_last_n);
-  parser.option("--frequency-penalty", "X", "subtract X x count (default 0)", &p.frequency_penalty);
-  parser.option("--presence-penalty", "X", "subtract X once per seen token (default 0)",
-                &p.presence_penalty);
-  parser.option("-s,--seed", "N", "random seed; -1 = random (default -1)", &flags->seed);
+Result<std::unique_ptr<Session>> create_session(const std::string& command, const Model& model,
+                                                const SessionOptions& options, int64_t logit_rows) {
+  PLUMB_RETURN_IF_ERROR(check_session_fits(command, model, options, 1, logit_rows));
+  return Session::create(model, options);
 }
 
-Result<SamplingParams> sampling_params(const SamplingFlags& flags, int n_ctx) {
+void add_sampling_flags(ArgParser& parser, SamplingFlags* flags) {
+  SamplingParams& p = flags->params;
+  parser.option("--temp", "T", "temperature; 0 = greedy (default 0.8)", &p.temperature, Range::at_least(0));
+  parser.option("--top-k", "N", "keep the N most likely tokens; 0 = off (default 40)", &p.top_k,
+                Range::at_least(0));
+  parser.option("--top-p", "P", "keep the smallest set with probability >= P; 1 = off (default 0.95)", &p.top_p,
+                Range::between(0, 1));
+  parser.option("--min-p", "P", "drop tokens below P x the best's probability; 0 = off (default 0.05)", &p.min_p,
+                Range::between(0, 1));
+  parser.option("--repeat-penalty", "X", "penalize repeated tokens; 1 = off (default 1.0)", &p.repeat_penalty,
+                Range::above(0));
+  parser.option("--repeat-last-n", "N", "tokens the penalties look back on; 0 = off, -1 = context (default 64)",
+                &p.repeat_last_n, Range::at_least(-1));
+  parser.option("--frequency-penalty", "X", "subtract X x count (default 0)", &p.frequency_penalty);
+  parser.option("--presence-penalty", "X", "subtract X once per seen token (default 0)", &p.presence_penalty);
+  parser.option("-s,--seed", "N", "random seed; -1 = random (default -1)", &flags->seed,
+                Range::between(-1, 4294967295.0));
+}
+
+SamplingParams sampling_params(const SamplingFlags& flags, int n_ctx) {
   SamplingParams p = flags.params;
-  if (flags.seed < -1 || flags.seed > static_cast<int64_t>(UINT32_MAX)) {
-    return Status::error("--seed must be -1 or in 0..4294967295");
-  }
   p.seed = flags.seed == -1 ? kRandomSeed : static_cast<uint32_t>(flags.seed);
-  if (p.repeat_last_n < -1) return Status::error("--repeat-last-n must be >= -1");
   if (p.repeat_last_n == -1) p.repeat_last_n = n_ctx;
-  if (p.top_p < 0.0f || p.min_p < 0.0f || p.min_p > 1.0f) {
-    return Status::error("--top-p and --min-p must be in 0..1");
-  }
   return p;
 }
 

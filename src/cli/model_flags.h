@@ -1,6 +1,6 @@
 // Options shared by the commands that load a model and generate (run, chat, bench): the
 // model/session flags and the sampling flags, each declared once, with llama.cpp's names and
-// defaults.
+// defaults, and each value checked by the parser's ranges (cli/args.h).
 #pragma once
 
 #include <cstdint>
@@ -18,18 +18,29 @@ struct ModelFlags {
   std::string model_path;
   int n_ctx = 0;      // 0: the model's context length, capped at 4096
   int n_threads = 0;  // 0: all cores
+  int n_batch = 0;    // prompt tokens per forward pass; 0: not given (512)
   std::string backend = "cpu";
+  int n_gpu_layers = -2;  // -ngl; -2: not given. 0 = the CPU, anything else = the GPU (cuda)
   std::string cache_type = "f16";
-  bool no_mmap = false;  // read the file into memory instead of mapping it
+  std::string flash_attn;  // -fa [on|off|auto]: accepted, plumb's attention is always fused
+  bool no_mmap = false;    // read the file into memory instead of mapping it
+  bool mlock = false;      // lock the weights in RAM (mlock(2))
+  bool check_tensors = false;  // scan every weight for NaN/Inf at load
 };
 
-// -m, -c, -t, --backend, --cache-type, --no-mmap.
+// -m, -c, -t, -b, --backend, -ngl, --cache-type, -fa, --no-mmap, --mlock, --check-tensors.
 void add_model_flags(ArgParser& parser, ModelFlags* flags);
-// Checks the flags' values; an error message for a usage error.
-Status check_model_flags(const ModelFlags& flags);
-// Loads the model, showing progress on stderr while a large file is prepared.
-Result<std::unique_ptr<Model>> load_model(const ModelFlags& flags);
+// Checks what the parser cannot (required -m, names, -ngl against --backend), caps -t at the
+// hardware threads (a note on stderr) and turns -ngl into the backend. An error is a usage error.
+Status resolve_model_flags(const std::string& command, ModelFlags* flags);
+// Loads the model, showing progress on stderr while a large file is prepared; refuses the
+// cuda backend where there is no GPU (the same words as plumb check); scans the weights with
+// --check-tensors and locks them with --mlock.
+Result<std::unique_ptr<Model>> load_model(const std::string& command, const ModelFlags& flags);
 SessionOptions session_options(const ModelFlags& flags);
+// check_session_fits (cli/limits.h), then Session::create.
+Result<std::unique_ptr<Session>> create_session(const std::string& command, const Model& model,
+                                                const SessionOptions& options, int64_t logit_rows = 1);
 
 struct SamplingFlags {
   SamplingParams params;
@@ -37,9 +48,9 @@ struct SamplingFlags {
 };
 
 // --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --frequency-penalty,
-// --presence-penalty, --seed.
+// --presence-penalty, --seed, each with its accepted range.
 void add_sampling_flags(ArgParser& parser, SamplingFlags* flags);
 // The final parameters: seed resolved, repeat_last_n = -1 meaning the whole context.
-Result<SamplingParams> sampling_params(const SamplingFlags& flags, int n_ctx);
+SamplingParams sampling_params(const SamplingFlags& flags, int n_ctx);
 
 }  // namespace plumb::cli

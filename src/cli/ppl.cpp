@@ -3,24 +3,19 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "model/check_tensors.h"
 #include "model/perplexity.h"
+#include "cli/limits.h"
+#include "util/json.h"
+#include "util/output_file.h"
+#include "util/text_file.h"
 #include "util/thread_pool.h"
 
 namespace plumb::cli {
 namespace {
-
-Result<std::string> read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::errorf("%s: cannot open text file", path.c_str());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 Result<CacheType> parse_cache_type(const std::string& name) {
   if (name == "f16") return CacheType::F16;
@@ -61,35 +56,51 @@ int run_ppl(int argc, char** argv) {
   std::string model_path, text_path, kld_base_out, kld_base_in, cache_type = "f16", backend = "cpu";
   int n_ctx = 512, n_chunks = -1, n_threads = 0, n_parallel = 0, n_batch = 0;
   bool json = false;
+  bool check_tensors = false;
   args.option("-m,--model", "FILE", "model (GGUF)", &model_path);
   args.option("-f,--file", "FILE", "text to score", &text_path);
-  args.option("-c,--ctx-size", "N", "tokens per chunk (default 512)", &n_ctx);
-  args.option("--chunks", "N", "score at most N chunks (default: all)", &n_chunks);
-  args.option("-t,--threads", "N", "threads (default: all cores)", &n_threads);
+  args.option("-c,--ctx-size", "N", "tokens per chunk (default 512)", &n_ctx, Range::at_least(4));
+  args.option("--chunks", "N", "score at most N chunks (default -1: all)", &n_chunks, Range::at_least(-1));
+  args.option("-t,--threads", "N", "threads (default 0: all cores)", &n_threads, Range::at_least(0));
   args.option("--parallel", "N", "chunks evaluated at once, each in its own session (default: 1, or the\n"
-              "                               number of threads for models under 64 MB)", &n_parallel);
+              "                               number of threads for models under 64 MB)", &n_parallel,
+              Range::at_least(0));
   args.option("-b,--batch-size", "N", "as llama-perplexity: N / ctx chunks per batch (same as --parallel N/ctx)",
-              &n_batch);
+              &n_batch, Range::at_least(0));
   args.option("--cache-type", "TYPE", "KV cache type: f16 (default) or f32", &cache_type);
   args.option("--backend", "NAME", "cpu (default) or cuda", &backend);
   args.option("--kl-divergence-base", "FILE", "save this model's log-probabilities to FILE", &kld_base_out);
   args.option("--kl-divergence", "FILE", "compare with the base log-probabilities in FILE", &kld_base_in);
-  args.flag("--json", "print one JSON object instead of text", &json);
+  args.flag("--check-tensors", "scan every weight for NaN and infinity at load", &check_tensors);
+  args.json_flag("--json", "print one JSON object instead of text", &json);
   if (auto code = args.parse(argc, argv)) return *code;
   if (model_path.empty()) return args.usage_error("missing -m MODEL.gguf");
   if (text_path.empty()) return args.usage_error("missing -f TEXT");
   if (!kld_base_out.empty() && !kld_base_in.empty()) {
     return args.usage_error("--kl-divergence-base and --kl-divergence are separate runs (base model, then the other)");
   }
+  if (!kld_base_out.empty()) {
+    if (Status s = check_output_path(kld_base_out, {model_path, text_path}); !s.ok()) {
+      return args.usage_error("--kl-divergence-base: " + s.message());
+    }
+  }
   auto cache = parse_cache_type(cache_type);
   if (!cache.ok()) return args.usage_error(cache.status().message());
+  if (backend != "cpu" && backend != "cuda") {
+    return args.usage_error("--backend must be cpu or cuda, not '" + backend + "'");
+  }
+  n_threads = cap_threads("ppl", n_threads);
+  if (Status s = check_backend_available(backend); !s.ok()) return args.fail(s.message());
 
-  auto text = read_text_file(text_path);
-  if (!text.ok()) return fail("ppl", text.status().message());
+  auto text = read_text_file(text_path, "-f");
+  if (!text.ok()) return args.fail(text.status().message());
   ModelOptions model_options;
   auto model = Model::load(model_path, model_options);
-  if (!model.ok()) return fail("ppl", model.status().message());
+  if (!model.ok()) return args.fail(model.status().message());
   const Model& m = **model;
+  if (check_tensors) {
+    if (Status s = check_tensor_data(m.file(), n_threads); !s.ok()) return args.fail(s.message());
+  }
   std::vector<int32_t> tokens = m.tokenizer().encode(*text, /*add_special=*/true, /*parse_special=*/false);
 
   PerplexityOptions options;
@@ -126,30 +137,55 @@ int run_ppl(int argc, char** argv) {
     const int n_chunks_total = static_cast<int>(tokens.size() / static_cast<size_t>(std::max(n_ctx, 1)));
     const int planned = n_chunks > 0 ? std::min(n_chunks, n_chunks_total) : n_chunks_total;
     auto w = KldBaseWriter::create(kld_base_out, n_ctx, m.config().n_vocab, planned, tokens);
-    if (!w.ok()) return fail("ppl", w.status().message());
+    if (!w.ok()) return args.fail(w.status().message());
     writer = std::move(*w);
   }
   if (!kld_base_in.empty()) {
     auto r = KldBaseReader::open(kld_base_in);
-    if (!r.ok()) return fail("ppl", r.status().message());
+    if (!r.ok()) return args.fail(r.status().message());
     reader = std::move(*r);
   }
 
+  {
+    // The memory the sessions will take, before they take it (compute_perplexity's count).
+    SessionOptions so;
+    so.n_ctx = n_ctx;
+    so.n_batch = n_ctx;
+    so.n_threads = n_threads;
+    so.cache_type = *cache;
+    const int chunks = std::max<int>(1, static_cast<int>(tokens.size() / static_cast<size_t>(n_ctx)));
+    const int sessions = std::max(1, std::min({options.n_parallel, chunks, threads}));
+    if (Status s = check_session_fits("ppl", m, so, sessions, n_ctx - n_ctx / 2); !s.ok()) {
+      return args.fail(s.message());
+    }
+  }
   auto result = compute_perplexity(m, tokens, options, writer.get(), reader.get(), reader ? &stats : nullptr);
-  if (!result.ok()) return fail("ppl", result.status().message());
+  if (!result.ok()) return args.fail(result.status().message());
   const PerplexityResult& r = *result;
   if (json) {
-    std::printf("{\"ppl\":%.6f,\"ppl_err\":%.6f,\"tokens\":%d,\"scored_tokens\":%lld,\"chunks\":%d,\"ctx\":%d,\"seconds\":%.3f",
-                r.ppl, r.ppl_err, r.n_tokens, static_cast<long long>(r.n_scored), r.n_chunks, n_ctx, r.seconds);
+    // Through json::Writer: a value that is not finite is written as null, never as "nan".
+    json::Writer w(stdout, 0);
+    w.begin_object();
+    w.key("ppl").value(r.ppl);
+    w.key("ppl_err").value(r.ppl_err);
+    w.key("tokens").value(r.n_tokens);
+    w.key("scored_tokens").value(static_cast<int64_t>(r.n_scored));
+    w.key("chunks").value(r.n_chunks);
+    w.key("ctx").value(n_ctx);
+    w.key("seconds").value(r.seconds);
     if (reader) {
       const KldStats::Summary s = stats.summarize();
-      std::printf(",\"kld\":{\"mean\":%.9g,\"mean_err\":%.9g,\"median\":%.9g,\"p99\":%.9g,\"p99_9\":%.9g,\"max\":%.9g,"
-                  "\"min\":%.9g,\"same_top_pct\":%.6f,\"same_top_err\":%.6f,\"mean_ln_ppl_ratio\":%.9g,"
-                  "\"mean_ln_ppl_ratio_err\":%.9g,\"rms_dp_pct\":%.6f,\"ppl_base\":%.6f}",
-                  s.mean_kld, s.mean_kld_err, s.median_kld, s.kld_99, s.kld_999, s.max_kld, s.min_kld, s.same_top_pct,
-                  s.same_top_err, s.mean_ln_ppl_ratio, s.mean_ln_ppl_ratio_err, s.rms_dp_pct, s.ppl_base);
+      w.key("kld").begin_object();
+      const std::pair<const char*, double> fields[] = {
+          {"mean", s.mean_kld}, {"mean_err", s.mean_kld_err}, {"median", s.median_kld}, {"p99", s.kld_99},
+          {"p99_9", s.kld_999}, {"max", s.max_kld}, {"min", s.min_kld}, {"same_top_pct", s.same_top_pct},
+          {"same_top_err", s.same_top_err}, {"mean_ln_ppl_ratio", s.mean_ln_ppl_ratio},
+          {"mean_ln_ppl_ratio_err", s.mean_ln_ppl_ratio_err}, {"rms_dp_pct", s.rms_dp_pct}, {"ppl_base", s.ppl_base}};
+      for (const auto& [name, v] : fields) w.key(name).value(v);
+      w.end_object();
     }
-    std::printf("}\n");
+    w.end_object();
+    w.finish();
     return 0;
   }
   std::printf("Final estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);

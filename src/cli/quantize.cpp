@@ -7,8 +7,10 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/limits.h"
 #include "quant/mix.h"
 #include "quant/quantize_model.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 
@@ -39,15 +41,16 @@ int run_quantize(int argc, char** argv) {
               "(q4_k, q8_0, f16, ...) that every 2-D weight gets. Norms stay F32. The input may be\n"
               "F32, F16, BF16 or already quantized.");
   int threads = 0;
-  p.option("-t,--threads", "N", "threads to use (default: all cores)", &threads);
+  p.option("-t,--threads", "N", "threads to use (default 0: all cores)", &threads, Range::at_least(0));
   p.positionals("IN.gguf OUT.gguf TYPE", 3, 3);
   if (auto code = p.parse(argc, argv)) return *code;
   const std::string& in = p.positional()[0];
   const std::string& out = p.positional()[1];
   const std::string& type = p.positional()[2];
-  if (threads < 0) return p.usage_error("--threads must be >= 0");
+  threads = cap_threads("quantize", threads);
   Result<QuantTarget> target = parse_quant_target(type);
   if (!target.ok()) return p.usage_error(target.status().message());
+  if (Status s = check_output_path(out, {in}); !s.ok()) return p.usage_error(s.message());
 
   QuantizeOptions options;
   options.target = type;

@@ -1,13 +1,12 @@
 // plumb run: continue a prompt, streaming the generated text to stdout.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "cli/command.h"
 #include "cli/model_flags.h"
 #include "sample/generate.h"
 #include "util/json.h"
+#include "util/text_file.h"
 
 namespace plumb::cli {
 
@@ -56,42 +55,49 @@ int run_run(int argc, char** argv) {
   int n_predict = -1;
   std::vector<std::string> stops;
   bool json = false;
+  bool escapes = false;
+  bool conversation = false;
   add_model_flags(parser, &model_flags);
   parser.option("-p,--prompt", "TEXT", "the prompt", &prompt);
   parser.option("-f,--file", "FILE", "read the prompt from FILE", &prompt_file);
+  parser.flag("-e,--escape", "turn \\n \\t \\' \\\" \\\\ \\xHH in the prompt into the characters (llama.cpp's -e)",
+              &escapes);
+  parser.flag("-cnv,--conversation,-i,--interactive",
+              "llama.cpp's conversation mode: refused, plumb chat is the conversation", &conversation);
   parser.option("-n,--n-predict", "N", "tokens to generate; -1 = until end of text (default -1)",
-                &n_predict);
+                &n_predict, Range::at_least(-1));
   parser.option("--stop", "STRING", "stop before STRING (repeatable)", &stops);
   add_sampling_flags(parser, &sampling_flags);
-  parser.flag("--json", "print one JSON object (tokens, text, timings) instead of streaming",
+  parser.json_flag("--json", "print one JSON object (tokens, text, timings) instead of streaming",
               &json);
   if (auto code = parser.parse(argc, argv)) return *code;
-  if (Status s = check_model_flags(model_flags); !s.ok()) return parser.usage_error(s.message());
+  if (conversation) {
+    return parser.usage_error("-cnv/-i: plumb run continues one prompt; for a conversation use plumb chat -m MODEL");
+  }
+  if (Status s = resolve_model_flags("run", &model_flags); !s.ok()) return parser.usage_error(s.message());
   if (!prompt.empty() && !prompt_file.empty()) return parser.usage_error("give -p or -f, not both");
   if (!prompt_file.empty()) {
-    std::ifstream in(prompt_file, std::ios::binary);
-    if (!in) return fail("run", "cannot read prompt file " + prompt_file);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    prompt = buffer.str();
+    Result<std::string> text = read_text_file(prompt_file, "-f");
+    if (!text.ok()) return parser.fail(text.status().message());
+    prompt = *text;
   }
+  if (escapes) prompt = process_escapes(prompt);
   if (prompt.empty()) return parser.usage_error("a prompt is required (-p TEXT or -f FILE)");
 
   const auto load_start = std::chrono::steady_clock::now();
-  Result<std::unique_ptr<Model>> model = load_model(model_flags);
-  if (!model.ok()) return fail("run", model.status().message());
-  Result<std::unique_ptr<Session>> session = Session::create(**model, session_options(model_flags));
-  if (!session.ok()) return fail("run", session.status().message());
+  Result<std::unique_ptr<Model>> model = load_model("run", model_flags);
+  if (!model.ok()) return parser.fail(model.status().message());
+  Result<std::unique_ptr<Session>> session = create_session("run", **model, session_options(model_flags));
+  if (!session.ok()) return parser.fail(session.status().message());
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start)
           .count();
-  Result<SamplingParams> params = sampling_params(sampling_flags, (*session)->n_ctx());
-  if (!params.ok()) return parser.usage_error(params.status().message());
+  const SamplingParams params = sampling_params(sampling_flags, (*session)->n_ctx());
 
   const Tokenizer& tokenizer = (*model)->tokenizer();
   const std::vector<TokenId> prompt_tokens =
       tokenizer.encode(prompt, /*add_special=*/true, /*parse_special=*/true);
-  Sampler sampler(*params);
+  Sampler sampler(params);
   Generator generator(**session, tokenizer, sampler);
   GenerateOptions options;
   options.n_predict = n_predict;
@@ -103,7 +109,7 @@ int run_run(int argc, char** argv) {
     std::fflush(stdout);
   };
   if (Status s = generator.generate(prompt_tokens, options, stream, &result); !s.ok()) {
-    return fail("run", s.message());
+    return parser.fail(s.message());
   }
 
   if (json) {

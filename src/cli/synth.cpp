@@ -9,7 +9,9 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/limits.h"
 #include "synth/synth.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 
@@ -40,8 +42,8 @@ int run_synth(int argc, char** argv) {
   p.option("--preset", "NAME", "model shape: " + presets, &preset_name);
   p.option("--vocab", "VOCAB.gguf", "GGUF whose tokenizer.* metadata is copied", &vocab);
   p.option("--type", "f16|f32", "type of the 2-D weights (default f16)", &type);
-  p.option("--seed", "N", "random seed (default 42)", &seed);
-  p.option("-t,--threads", "N", "threads to use (default: all cores)", &threads);
+  p.option("--seed", "N", "random seed (default 42)", &seed, Range::at_least(0));
+  p.option("-t,--threads", "N", "threads to use (default 0: all cores)", &threads, Range::at_least(0));
   p.option("-o,--output", "OUT.gguf", "output file", &out);
   if (auto code = p.parse(argc, argv)) return *code;
   if (preset_name.empty()) return p.usage_error("--preset is required (" + presets + ")");
@@ -57,10 +59,17 @@ int run_synth(int argc, char** argv) {
   } else {
     return p.usage_error("--type must be f16 or f32, not '" + type + "'");
   }
-  if (threads < 0) return p.usage_error("--threads must be >= 0");
+  threads = cap_threads("synth", threads);
   options.seed = static_cast<uint64_t>(seed);
   options.n_threads = threads;
   options.vocab_path = vocab.empty() ? shared_dir() + "/vocab/" + preset->vocab : vocab;
+  if (vocab.empty() && access(options.vocab_path.c_str(), R_OK) != 0) {
+    return p.usage_error("the default vocabulary " + options.vocab_path +
+                         " is not there (no shared/ directory next to this build, and $PLUMB_SHARED unset): pass "
+                         "--vocab VOCAB.gguf, any GGUF with tokenizer.* metadata (" + preset->vocab +
+                         " for this preset)");
+  }
+  if (Status s = check_output_path(out, {options.vocab_path}); !s.ok()) return p.usage_error(s.message());
   if (isatty(fileno(stderr))) {
     options.on_progress = [](int done, int total) {
       std::fprintf(stderr, "\r%d/%d tensors", done, total);

@@ -1,7 +1,5 @@
 // plumb tokenize: text -> token ids with a model's (or vocab-only file's) tokenizer.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "cli/args.h"
@@ -9,6 +7,7 @@
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
+#include "util/text_file.h"
 
 namespace plumb::cli {
 
@@ -93,7 +92,7 @@ int run_tokenize(int argc, char** argv) {
          &parse_special);
   p.flag("--ids", "print the ids only, as one list", &ids);
   p.flag("--pieces", "print the pieces only, one per line", &pieces);
-  p.flag("--json", "print JSON", &json);
+  p.json_flag("--json", "print JSON", &json);
   p.positionals("TEXT", 0, 1);
   if (auto code = p.parse(argc, argv)) return *code;
   if (model_path.empty()) return p.usage_error("missing -m FILE.gguf");
@@ -106,19 +105,17 @@ int run_tokenize(int argc, char** argv) {
 
   std::string text;
   if (!file_path.empty()) {
-    std::ifstream in(file_path, std::ios::binary);
-    if (!in) return fail("tokenize", "cannot read " + file_path);
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    text = buffer.str();
+    Result<std::string> read = read_text_file(file_path, "-f");
+    if (!read.ok()) return p.fail(read.status().message());
+    text = *read;
   } else {
     text = p.positional()[0];
   }
 
   auto file = gguf::File::open(model_path);
-  if (!file.ok()) return fail("tokenize", file.status().message());
+  if (!file.ok()) return p.fail(file.status().message());
   auto tokenizer = Tokenizer::from_gguf(*file.value());
-  if (!tokenizer.ok()) return fail("tokenize", tokenizer.status().message());
+  if (!tokenizer.ok()) return p.fail(tokenizer.status().message());
   const Tokenizer& t = *tokenizer.value();
   const std::vector<TokenId> tokens = t.encode(text, !no_bos, parse_special);
 

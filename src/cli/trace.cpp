@@ -1,9 +1,15 @@
 // plumb trace: one forward pass over a prompt, every selected intermediate written to a GGUF.
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/limits.h"
+#include "model/check_tensors.h"
 #include "model/run_trace.h"
+#include "trace/glob.h"
+#include "trace/tap_names.h"
+#include "util/output_file.h"
 
 namespace plumb::cli {
 namespace {
@@ -16,18 +22,23 @@ int run_trace(int argc, char** argv) {
               "docs/TRACE.md.");
   std::string model_path, prompt, token_list, backend = "cpu", taps = "*", out_path, fault_arg = "none";
   int threads = 0, fault_layer = 0;
+  bool check_tensors = false;
   p.option("-m,--model", "M.gguf", "model file", &model_path);
   p.option("-p,--prompt", "TEXT", "prompt text (tokenized with the model's vocabulary, BOS as the model says)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated (e.g. a reference's p0.tokens)", &token_list);
   p.option("--backend", "NAME", "cpu (default) or cuda", &backend);
-  p.option("--taps", "GLOB", "comma-separated globs of taps to record (default *: all)", &taps);
-  p.option("-t,--threads", "N", "CPU threads (default: all)", &threads);
+  p.option("--taps", "GLOB",
+           "comma-separated globs of taps to record (default *: all; 'none': only the tokens and logits; "
+           "globs that select no tap: exit 2)",
+           &taps);
+  p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
   p.option("-o,--output", "T.gguf", "trace file to write", &out_path);
   p.option("--fault", "NAME",
            "plant a known bug (rope-neox-pairs, q4k-scales-swapped, softmax-no-scale, skip-residual, "
            "gqa-off-by-one), to see that a diff names its tap; recorded in the trace",
            &fault_arg);
-  p.option("--fault-layer", "L", "the layer of skip-residual (default 0)", &fault_layer);
+  p.option("--fault-layer", "L", "the layer of skip-residual (default 0)", &fault_layer, Range::at_least(0));
+  p.flag("--check-tensors", "scan every weight for NaN and infinity at load", &check_tensors);
   if (auto code = p.parse(argc, argv)) return *code;
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
   if (out_path.empty()) return p.usage_error("-o T.gguf is required");
@@ -35,7 +46,9 @@ int run_trace(int argc, char** argv) {
   if (backend != "cpu" && backend != "cuda") return p.usage_error("--backend must be cpu or cuda");
   auto fault = parse_fault(fault_arg);
   if (!fault.ok()) return p.usage_error(fault.status().message());
-  if (fault_layer < 0) return p.usage_error("--fault-layer must be >= 0");
+  if (Status s = check_output_path(out_path, {model_path}); !s.ok()) return p.usage_error(s.message());
+  threads = cap_threads("trace", threads);
+  if (Status s = check_backend_available(backend); !s.ok()) return fail("trace", s.message());
 
   std::vector<int32_t> tokens;
   if (!token_list.empty()) {
@@ -47,6 +60,21 @@ int run_trace(int argc, char** argv) {
   model_options.load_tokenizer = !prompt.empty();
   auto model = Model::load(model_path, model_options);
   if (!model.ok()) return fail("trace", model.status().message());
+  if (check_tensors) {
+    if (Status s = check_tensor_data((*model)->file(), threads); !s.ok()) return fail("trace", s.message());
+  }
+  {
+    // Globs that select no tap would write a trace of nothing but what 'none' asks for: a usage
+    // error, before the run.
+    const std::vector<std::string> names = trace::model_tap_names((*model)->config().n_layer);
+    const trace::GlobList selection(taps);
+    const auto selected = [&](const std::string& n) { return selection.matches(n); };
+    if (taps != "none" && std::none_of(names.begin(), names.end(), selected)) {
+      return p.usage_error("--taps '" + taps + "' selects none of the model's " + std::to_string(names.size()) +
+                           " taps (inp_embd, blk.<i>.{attn_norm,q,k,v,...,out}, result_norm, logits: "
+                           "docs/TRACE.md); --taps none asks for the tokens and logits only");
+    }
+  }
   if (!prompt.empty()) {
     auto ids = tokenize_prompt(**model, prompt);
     if (!ids.ok()) return fail("trace", ids.status().message());
@@ -59,6 +87,9 @@ int run_trace(int argc, char** argv) {
   options.n_batch = static_cast<int>(tokens.size());
   options.fault = *fault;
   options.fault_layer = fault_layer;
+  if (Status s = check_session_fits("trace", **model, options, 1, options.n_ctx); !s.ok()) {
+    return fail("trace", s.message());
+  }
   auto run = trace_tokens(**model, tokens, options, taps);
   if (!run.ok()) return fail("trace", run.status().message());
   if (Status s = write_trace_run(out_path, *run, model_path, options); !s.ok()) return fail("trace", s.message());

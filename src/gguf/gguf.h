@@ -186,7 +186,8 @@ class Writer {
                              const std::vector<int64_t>& ne,
                              std::function<Status(uint8_t* dst, size_t nbytes)> fill);
 
-  // Writes atomically (to path + ".tmp", then rename).
+  // Writes atomically through util/output_file.h: a temporary file next to `path`, renamed
+  // into place only when complete (removed on failure and on SIGINT/SIGTERM).
   Status write(const std::string& path) const;
   // Serializes into memory (tests).
   Result<std::vector<uint8_t>> serialize() const;

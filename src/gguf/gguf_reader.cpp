@@ -348,7 +348,7 @@ class Parser {
       if (!read(&type_number)) return truncated(tname + " type", sizeof(uint32_t));
       const TypeTraits* traits = find_type_traits(type_number);
       if (traits == nullptr) {
-        return error_at(type_at, tname, strprintf("unknown tensor type %u", type_number));
+        return error_at(type_at, tname, unsupported_type_message(type_number));
       }
       info.type = traits->type;
       if (info.ne[0] % traits->block_size != 0) {
@@ -462,7 +462,8 @@ Result<std::unique_ptr<File>> File::open(const std::string& path, const OpenOpti
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Status::errorf("%s: not a regular file", path.c_str());
+    return Status::errorf(S_ISDIR(st.st_mode) ? "%s: is a directory; name a GGUF file" : "%s: not a regular file",
+                          path.c_str());
   }
   std::unique_ptr<File> file(new File());
   file->path_ = path;

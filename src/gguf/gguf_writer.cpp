@@ -1,6 +1,6 @@
 // GGUF v3 writer: metadata in insertion order, tensor infos with offsets aligned to
-// `general.alignment` (default 32), zero padding, then the tensor data. Writes go to
-// "<path>.tmp" and are renamed into place only when complete.
+// `general.alignment` (default 32), zero padding, then the tensor data. Writes go to a
+// temporary file next to the output (util/output_file.h), renamed into place when complete.
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "gguf/gguf.h"
+#include "util/output_file.h"
 
 namespace plumb::gguf {
 
@@ -307,30 +308,9 @@ Result<std::vector<uint8_t>> Writer::serialize() const {
 }
 
 Status Writer::write(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return Status::errorf("%s: cannot create: %s", tmp.c_str(), std::strerror(errno));
-  Status s = write_to([&](const uint8_t* bytes, size_t n) {
-    if (std::fwrite(bytes, 1, n, f) != n) {
-      return Status::errorf("%s: write failed: %s", tmp.c_str(), std::strerror(errno));
-    }
-    return Status();
-  });
-  if (s.ok() && std::fflush(f) != 0) {
-    s = Status::errorf("%s: write failed: %s", tmp.c_str(), std::strerror(errno));
-  }
-  if (s.ok() && fsync(fileno(f)) != 0) {
-    s = Status::errorf("%s: fsync failed: %s", tmp.c_str(), std::strerror(errno));
-  }
-  if (std::fclose(f) != 0 && s.ok()) {
-    s = Status::errorf("%s: close failed: %s", tmp.c_str(), std::strerror(errno));
-  }
-  if (s.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    s = Status::errorf("%s: cannot rename to %s: %s", tmp.c_str(), path.c_str(),
-                       std::strerror(errno));
-  }
-  if (!s.ok()) std::remove(tmp.c_str());
-  return s;
+  PLUMB_ASSIGN_OR_RETURN(std::unique_ptr<OutputFile> out, OutputFile::create(path));
+  PLUMB_RETURN_IF_ERROR(write_to([&](const uint8_t* bytes, size_t n) { return out->write(bytes, n); }));
+  return out->commit();
 }
 
 }  // namespace plumb::gguf

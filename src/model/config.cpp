@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <string>
 
 namespace plumb {
@@ -20,14 +21,26 @@ Result<int64_t> read_int(const gguf::File& file, const std::string& key, int64_t
   return v->as_int();
 }
 
-Result<float> read_float(const gguf::File& file, const std::string& key, float fallback) {
+// A float hyperparameter: FLOAT32 (or FLOAT64), as llama.cpp requires; any other type, an
+// integer included (a float's bits read as an integer are no value at all), is an error naming
+// the key and both types, never a silent default. The value must be finite and at least `min`
+// (above it when min_exclusive).
+Result<float> read_float(const gguf::File& file, const std::string& key, float fallback, double min,
+                         bool min_exclusive) {
   const gguf::Value* v = file.find(key);
   if (v == nullptr) return fallback;
-  if (!v->is_float() && !v->is_integer()) {
-    return Status::errorf("%s: metadata key '%s' has type %s, expected a number", file.path().c_str(), key.c_str(),
-                          gguf::value_type_name(v->type));
+  if (!v->is_float()) {
+    std::string found = gguf::value_type_name(v->type);
+    if (v->type == gguf::ValueType::ARRAY) found += std::string(" of ") + gguf::value_type_name(v->array_type);
+    return Status::errorf("%s: metadata key '%s' has type %s, expected FLOAT32", file.path().c_str(), key.c_str(),
+                          found.c_str());
   }
-  return static_cast<float>(v->as_double());
+  const double x = v->as_double();
+  if (!std::isfinite(x) || (min_exclusive ? x <= min : x < min)) {
+    return Status::errorf("%s: metadata key '%s' = %g is out of range (must be finite and %s %g)",
+                          file.path().c_str(), key.c_str(), x, min_exclusive ? ">" : ">=", min);
+  }
+  return static_cast<float>(x);
 }
 
 }  // namespace
@@ -50,6 +63,10 @@ Result<ModelConfig> read_model_config(const gguf::File& file) {
   PLUMB_ASSIGN_OR_RETURN(c.n_head, read_int(file, p + "attention.head_count", 0, true));
   PLUMB_ASSIGN_OR_RETURN(c.n_head_kv, read_int(file, p + "attention.head_count_kv", c.n_head, false));
   PLUMB_ASSIGN_OR_RETURN(c.n_ctx_train, read_int(file, p + "context_length", 2048, false));
+  if (c.n_ctx_train <= 0) {
+    return Status::errorf("%s: metadata key '%scontext_length' = %lld (must be > 0)", file.path().c_str(), p.c_str(),
+                          (long long)c.n_ctx_train);
+  }
   if (c.n_embd <= 0 || c.n_layer <= 0 || c.n_ff <= 0 || c.n_head <= 0 || c.n_head_kv <= 0) {
     return Status::errorf("%s: invalid hyperparameters: embedding_length %lld, block_count %lld, "
                           "feed_forward_length %lld, head_count %lld, head_count_kv %lld (all must be > 0)",
@@ -74,13 +91,13 @@ Result<ModelConfig> read_model_config(const gguf::File& file) {
                           file.path().c_str(), (long long)c.head_dim_k, (long long)c.head_dim_v, (long long)c.n_rot);
   }
 
-  PLUMB_ASSIGN_OR_RETURN(c.rope_freq_base, read_float(file, p + "rope.freq_base", 10000.0f));
-  PLUMB_ASSIGN_OR_RETURN(c.rms_eps, read_float(file, p + "attention.layer_norm_rms_epsilon", 1e-5f));
+  PLUMB_ASSIGN_OR_RETURN(c.rope_freq_base, read_float(file, p + "rope.freq_base", 10000.0f, 0.0, true));
+  PLUMB_ASSIGN_OR_RETURN(c.rms_eps, read_float(file, p + "attention.layer_norm_rms_epsilon", 1e-5f, 0.0, true));
   // Linear rope scaling, as llama.cpp: rope.scaling.factor (or the older rope.scale_linear),
   // applied when rope.scaling.type is "linear" or absent; "none" disables it.
   PLUMB_ASSIGN_OR_RETURN(std::string scaling, file.get_string_or(p + "rope.scaling.type", "linear"));
-  PLUMB_ASSIGN_OR_RETURN(float scale_linear, read_float(file, p + "rope.scale_linear", 0.0f));
-  PLUMB_ASSIGN_OR_RETURN(float factor, read_float(file, p + "rope.scaling.factor", scale_linear));
+  PLUMB_ASSIGN_OR_RETURN(float scale_linear, read_float(file, p + "rope.scale_linear", 0.0f, 0.0, false));
+  PLUMB_ASSIGN_OR_RETURN(float factor, read_float(file, p + "rope.scaling.factor", scale_linear, 0.0, false));
   if (scaling == "none") {
     factor = 0.0f;
   } else if (scaling != "linear") {

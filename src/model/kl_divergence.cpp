@@ -65,41 +65,29 @@ void round_trip_logprobs(std::vector<double>* logprobs) {
 Result<std::unique_ptr<KldBaseWriter>> KldBaseWriter::create(const std::string& path, int n_ctx, int64_t n_vocab,
                                                              int n_chunks, const std::vector<int32_t>& tokens) {
   std::unique_ptr<KldBaseWriter> w(new KldBaseWriter());
-  w->path_ = path;
   w->n_vocab_ = n_vocab;
-  w->file_ = std::fopen(path.c_str(), "wb");
-  if (w->file_ == nullptr) return Status::errorf("%s: cannot create: %s", path.c_str(), std::strerror(errno));
+  PLUMB_ASSIGN_OR_RETURN(w->out_, OutputFile::create(path));
   const uint32_t header[kHeaderWords] = {kVersion, static_cast<uint32_t>(n_ctx), static_cast<uint32_t>(n_vocab),
                                          static_cast<uint32_t>(n_chunks), static_cast<uint32_t>(tokens.size())};
-  if (std::fwrite(kMagic, 1, sizeof(kMagic), w->file_) != sizeof(kMagic) ||
-      std::fwrite(header, sizeof(uint32_t), kHeaderWords, w->file_) != kHeaderWords ||
-      std::fwrite(tokens.data(), sizeof(int32_t), tokens.size(), w->file_) != tokens.size()) {
-    return Status::errorf("%s: write failed", path.c_str());
-  }
+  PLUMB_RETURN_IF_ERROR(w->out_->write(kMagic, sizeof(kMagic)));
+  PLUMB_RETURN_IF_ERROR(w->out_->write(header, sizeof(header)));
+  PLUMB_RETURN_IF_ERROR(w->out_->write(tokens.data(), tokens.size() * sizeof(int32_t)));
   w->row_.resize(static_cast<size_t>(n_vocab));
   return w;
-}
-
-KldBaseWriter::~KldBaseWriter() {
-  if (file_ != nullptr) std::fclose(file_);
 }
 
 Status KldBaseWriter::write_row(const double* logprobs) {
   const float max_lp = encode_row(logprobs, n_vocab_, row_.data());
   const float head[2] = {max_lp, kStep};
-  if (std::fwrite(head, sizeof(float), 2, file_) != 2 ||
-      std::fwrite(row_.data(), sizeof(uint16_t), row_.size(), file_) != row_.size()) {
-    return Status::errorf("%s: write failed (disk full?)", path_.c_str());
-  }
-  return Status();
+  PLUMB_RETURN_IF_ERROR(out_->write(head, sizeof(head)));
+  return out_->write(row_.data(), row_.size() * sizeof(uint16_t));
 }
 
 Status KldBaseWriter::finish() {
-  if (file_ == nullptr) return Status();
-  const bool ok = std::fclose(file_) == 0;
-  file_ = nullptr;
-  if (!ok) return Status::errorf("%s: write failed", path_.c_str());
-  return Status();
+  if (out_ == nullptr) return Status();
+  Status s = out_->commit();
+  out_.reset();
+  return s;
 }
 
 Result<std::unique_ptr<KldBaseReader>> KldBaseReader::open(const std::string& path) {

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "util/output_file.h"
 #include "util/status.h"
 
 namespace plumb {
@@ -31,15 +32,15 @@ class KldBaseWriter {
  public:
   static Result<std::unique_ptr<KldBaseWriter>> create(const std::string& path, int n_ctx, int64_t n_vocab,
                                                        int n_chunks, const std::vector<int32_t>& tokens);
-  ~KldBaseWriter();
   // logprobs: n_vocab log-probabilities of one scored position.
   Status write_row(const double* logprobs);
+  // Renames the finished file into place; without it (an error, an interrupt) `path` is left
+  // as it was (util/output_file.h).
   Status finish();
 
  private:
   KldBaseWriter() = default;
-  std::string path_;
-  FILE* file_ = nullptr;
+  std::unique_ptr<OutputFile> out_;
   int64_t n_vocab_ = 0;
   std::vector<uint16_t> row_;
 };

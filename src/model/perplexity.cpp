@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "model/logit_stats.h"
+#include "model/nonfinite.h"
 #include "util/thread_pool.h"
 
 namespace plumb {
@@ -102,6 +103,11 @@ Result<PerplexityResult> compute_perplexity(const Model& model, std::vector<int3
       Session& session = *sessions[static_cast<size_t>(s)];
       session.truncate(0);
       Status st = session.decode_keeping(input, first);  // only the scored rows' logits
+      for (int j = 0; st.ok() && j < n_scored_per_chunk; ++j) {
+        if (trace::first_nonfinite(session.logits(j), n_vocab) >= 0) {
+          st = trace::explain_nonfinite_logits(session, input, strprintf("at position %d", first + j));
+        }
+      }
       if (st.ok()) {
         auto& scores = wave_scores[static_cast<size_t>(s)];
         scores.resize(static_cast<size_t>(n_scored_per_chunk));

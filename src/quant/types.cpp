@@ -43,6 +43,39 @@ const TypeTraits* find_type_traits(uint32_t type_number) {
   return nullptr;
 }
 
+std::string unsupported_type_message(uint32_t type_number) {
+  // ggml.h's enum ggml_type: the numbers plumb has no traits for.
+  struct Named {
+    uint32_t number;
+    const char* name;
+    bool removed;
+  };
+  static constexpr Named kGgml[] = {
+      {4, "Q4_2", true},      {5, "Q4_3", true},      {16, "IQ2_XXS", false},    {17, "IQ2_XS", false},
+      {18, "IQ3_XXS", false}, {19, "IQ1_S", false},   {21, "IQ3_S", false},      {22, "IQ2_S", false},
+      {29, "IQ1_M", false},   {31, "Q4_0_4_4", true}, {32, "Q4_0_4_8", true},    {33, "Q4_0_8_8", true},
+      {34, "TQ1_0", false},   {35, "TQ2_0", false},   {36, "IQ4_NL_4_4", true},  {37, "IQ4_NL_4_8", true},
+      {38, "IQ4_NL_8_8", true}, {39, "MXFP4", false},
+  };
+  std::string supported;
+  for (const TypeTraits& t : kTraits) {
+    if (t.type == TensorType::Q8_1 || t.type == TensorType::Q8_K) continue;  // activation partners only
+    supported += (supported.empty() ? "" : ", ") + std::string(t.name);
+  }
+  for (const Named& n : kGgml) {
+    if (n.number != type_number) continue;
+    if (n.removed) {
+      return std::string(n.name) + " (ggml type " + std::to_string(type_number) +
+             "), a layout since removed from ggml: convert or quantize the model again with a current llama.cpp "
+             "(plumb reads " + supported + ")";
+    }
+    return std::string(n.name) + " (ggml type " + std::to_string(type_number) +
+           "), which plumb does not support; quantize the model to one it reads (" + supported + ")";
+  }
+  return "unknown tensor type " + std::to_string(type_number) + " (not a ggml type plumb knows; plumb reads " +
+         supported + ")";
+}
+
 const TypeTraits& type_traits(TensorType type) {
   const TypeTraits* t = find_type_traits(static_cast<uint32_t>(type));
   if (t == nullptr) std::abort();  // a TensorType value is always one of kTraits

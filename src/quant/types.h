@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace plumb {
@@ -45,6 +46,10 @@ struct TypeTraits {
 // Traits of a type number read from a file; nullptr when plumb does not know the type
 // (callers put the number in their error message).
 const TypeTraits* find_type_traits(uint32_t type_number);
+// Why a type number without traits cannot be read, naming it as ggml does: "IQ2_XXS (ggml type
+// 16), which plumb does not support", "Q4_0_4_4 (ggml type 31), removed from ggml ...", or
+// "unknown tensor type 99" for a number ggml never had.
+std::string unsupported_type_message(uint32_t type_number);
 const TypeTraits& type_traits(TensorType type);
 const char* type_name(TensorType type);
 // Case-insensitive: "q4_k", "Q4_K", "f16".

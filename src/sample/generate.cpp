@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "sample/text_stream.h"
+#include "model/nonfinite.h"
 
 namespace plumb {
 
@@ -82,6 +83,12 @@ Status Generator::generate(std::span<const TokenId> prompt, const GenerateOption
     }
     const auto sample_start = std::chrono::steady_clock::now();
     const float* row = session_.logits(session_.n_logit_rows() - 1);
+    if (trace::first_nonfinite(row, n_vocab) >= 0) {
+      // NaN is never an answer (sampling it gave token 0 forever): say where it starts.
+      result->timings.sample_ms += ms_since(sample_start);
+      return trace::explain_nonfinite_logits(session_, cached_,
+                                             strprintf("after %zu tokens", cached_.size()));
+    }
     const TokenId id = sampler_.sample(std::span<const float>(row, static_cast<size_t>(n_vocab)));
     result->timings.sample_ms += ms_since(sample_start);
     result->tokens.push_back(id);

@@ -8,8 +8,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
+#include <memory>
+
+#include "util/output_file.h"
 
 extern char** environ;
 
@@ -299,15 +301,6 @@ std::string render_diff_svg(const DiffReport& r) {
 
 namespace {
 
-Status write_text(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  if (!f) return Status::errorf("cannot open %s for writing", path.c_str());
-  f << text;
-  f.close();
-  if (!f) return Status::errorf("error writing %s", path.c_str());
-  return Status();
-}
-
 bool has_extension(const std::string& path, const char* ext) {
   std::string e = std::filesystem::path(path).extension().string();
   std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -318,13 +311,17 @@ bool has_extension(const std::string& path, const char* ext) {
 
 Status write_diff_plot(const DiffReport& report, const std::string& path) {
   const std::string svg = render_diff_svg(report);
-  if (has_extension(path, ".svg")) return write_text(path, svg);
+  if (has_extension(path, ".svg")) return write_file_atomically(path, svg.data(), svg.size());
   if (!has_extension(path, ".png")) {
     return Status::errorf("plot %s: the file name must end in .svg or .png", path.c_str());
   }
-  const std::string tmp = path + ".tmp.svg";
-  PLUMB_RETURN_IF_ERROR(write_text(tmp, svg));
-  std::vector<std::string> args = {"rsvg-convert", "--format=png", "--output", path, tmp};
+  // The SVG is a scratch file (never committed, so removed), the PNG an output like any other.
+  PLUMB_ASSIGN_OR_RETURN(std::unique_ptr<OutputFile> scratch, OutputFile::create(path + ".svg"));
+  PLUMB_RETURN_IF_ERROR(scratch->write(svg.data(), svg.size()));
+  PLUMB_RETURN_IF_ERROR(scratch->flush());
+  PLUMB_ASSIGN_OR_RETURN(std::unique_ptr<OutputFile> png, OutputFile::create(path));
+  std::vector<std::string> args = {"rsvg-convert", "--format=png", "--output", png->temp_path(),
+                                   scratch->temp_path()};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -332,7 +329,6 @@ Status write_diff_plot(const DiffReport& report, const std::string& path) {
   const int spawn_error = posix_spawnp(&pid, "rsvg-convert", nullptr, nullptr, argv.data(), environ);
   int status = 0;
   const bool ran = spawn_error == 0 && waitpid(pid, &status, 0) == pid;
-  std::filesystem::remove(tmp);
   if (spawn_error != 0) {
     return Status::errorf(
         "plot %s: PNG output needs rsvg-convert (apt-get install librsvg2-bin), which was not found; "
@@ -342,7 +338,7 @@ Status write_diff_plot(const DiffReport& report, const std::string& path) {
   if (!ran || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return Status::errorf("plot %s: rsvg-convert failed to rasterize the SVG", path.c_str());
   }
-  return Status();
+  return png->commit();
 }
 
 }  // namespace plumb::trace

@@ -5,6 +5,16 @@
 
 namespace plumb::trace {
 
+std::vector<std::string> model_tap_names(int64_t n_layer) {
+  std::vector<std::string> names = {"inp_embd"};
+  for (int64_t il = 0; il < n_layer; ++il) {
+    for (std::string_view tap : kLayerTaps) names.push_back("blk." + std::to_string(il) + "." + std::string(tap));
+  }
+  names.push_back("result_norm");
+  names.push_back("logits");
+  return names;
+}
+
 namespace {
 
 // Parses a non-negative decimal integer that fills `s` entirely.

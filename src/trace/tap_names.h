@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
+#include <vector>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +15,10 @@ namespace plumb::trace {
 inline constexpr std::array<std::string_view, 15> kLayerTaps = {
     "attn_norm", "q",        "k",        "v",       "q_rope",  "k_rope",  "attn_out", "attn_proj",
     "ffn_inp",   "ffn_norm", "ffn_gate", "ffn_up",  "ffn_act", "ffn_out", "out"};
+
+// Every tap a forward pass of n_layer layers hands out, in forward order: inp_embd, then
+// blk.<i>.<tap> for each layer and each of kLayerTaps, then result_norm and logits.
+std::vector<std::string> model_tap_names(int64_t n_layer);
 
 // A tensor of a trace file, parsed from its GGUF name:
 //   p<k>.trace.<tap>  (tap = inp_embd | blk.<i>.<op> | result_norm | logits | anything else)

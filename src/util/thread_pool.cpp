@@ -1,6 +1,7 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <system_error>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -26,7 +27,16 @@ int ThreadPool::hardware_threads() {
 ThreadPool::ThreadPool(int n_threads)
     : n_threads_(std::clamp(n_threads > 0 ? n_threads : hardware_threads(), 1, kMaxThreads)) {
   workers_.reserve(static_cast<size_t>(n_threads_ - 1));
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 1; i < n_threads_; ++i) {
+    try {
+      workers_.emplace_back([this] { worker_loop(); });
+    } catch (const std::system_error&) {
+      // The system gives no more threads (a limit, little memory): run with those there are;
+      // slots are claimed, so fewer workers only means less parallelism.
+      n_threads_ = i;
+      break;
+    }
+  }
 }
 
 ThreadPool::~ThreadPool() {
