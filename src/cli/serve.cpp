@@ -61,6 +61,8 @@ class Server {
                      std::chrono::system_clock::now().time_since_epoch()).count()) {}
 
   void install(httplib::Server& http);
+  // Ends every request now (the server is stopping).
+  void cancel_all() { scheduler_->cancel_all(); }
 
  private:
   void generate(const std::string& body, httplib::Response& res, bool chat);
@@ -379,10 +381,11 @@ int run_serve(int argc, char** argv) {
   std::fprintf(stderr, "serve: listening on http://%s:%d\n", o.host.c_str(), port);
   std::fflush(stderr);
 
-  std::thread signal_thread([&http, signals] {
+  std::thread signal_thread([&http, &server, signals] {
     int sig = 0;
     sigwait(&signals, &sig);
     std::fprintf(stderr, "serve: signal %d, stopping\n", sig);
+    server.cancel_all();
     http.stop();
   });
   const bool ok = http.listen_after_bind();

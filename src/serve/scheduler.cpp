@@ -87,9 +87,19 @@ Scheduler::~Scheduler() {
   for (auto& job : queue_) job->finish("stop", "the server is shutting down");
 }
 
+void Scheduler::cancel_all() {
+  draining_.store(true);
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& job : queue_) job->cancel();
+  }
+  wake_.notify_all();
+}
+
 bool Scheduler::submit(std::shared_ptr<Job> job) {
   {
     std::lock_guard lock(mutex_);
+    if (draining_.load()) return false;
     const int free_slots = options_.n_parallel - busy_.load();
     if (static_cast<int>(queue_.size()) >= options_.max_queue + std::max(0, free_slots)) return false;
     queue_.push_back(std::move(job));
@@ -195,6 +205,7 @@ void Scheduler::loop() {
     for (size_t i = 0; i < slots_.size(); ++i) {
       Slot& slot = slots_[i];
       if (!slot.job) continue;
+      if (draining_.load()) slot.job->cancel();
       if (slot.job->cancelled()) {
         metrics_->count_cancelled();
         slot.job->finish("stop", "cancelled");

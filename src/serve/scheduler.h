@@ -101,6 +101,8 @@ class Scheduler {
   // Queues a job; false when the queue is full (the caller answers 503).
   bool submit(std::shared_ptr<Job> job);
   int n_ctx() const { return n_ctx_; }
+  // Shutting down: every queued and running job ends now (with an error), new ones are refused.
+  void cancel_all();
   Metrics::Gauges gauges();
 
  private:
@@ -140,6 +142,7 @@ class Scheduler {
   std::deque<std::shared_ptr<Job>> queue_;
   std::atomic<int> busy_{0};
   bool stop_ = false;
+  std::atomic<bool> draining_{false};
   std::thread thread_;
 };
 
