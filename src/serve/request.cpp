@@ -170,8 +170,8 @@ void parse_generation(Fields& f, bool chat_logprobs, GenerationParams* p) {
 
   // max_completion_tokens is the newer name; either may be given. Values past the context are
   // clamped to what is left of it when the request runs (README).
-  f.integer("max_tokens", 0, INT64_MAX, &p->max_tokens);
-  f.integer("max_completion_tokens", 0, INT64_MAX, &p->max_tokens);
+  f.integer("max_tokens", 1, INT64_MAX, &p->max_tokens);
+  f.integer("max_completion_tokens", 1, INT64_MAX, &p->max_tokens);
 
   if (const json* stop = f.get("stop")) {
     if (stop->is_string()) {

@@ -21,16 +21,16 @@ void Job::push(TokenEvent event) {
   {
     std::lock_guard lock(mutex_);
     events_.push_back(std::move(event));
-    ++n_generated_;
   }
   cv_.notify_all();
 }
 
-void Job::finish(std::string reason, std::string error) {
+void Job::finish(std::string reason, int n_generated, std::string error) {
   {
     std::lock_guard lock(mutex_);
     if (finished_) return;
     finished_ = true;
+    n_generated_ = n_generated;
     finish_reason_ = std::move(reason);
     error_ = std::move(error);
   }
@@ -82,9 +82,9 @@ Scheduler::~Scheduler() {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   for (Slot& slot : slots_) {
-    if (slot.job) slot.job->finish("stop", "the server is shutting down");
+    if (slot.job) slot.job->finish("stop", slot.n_generated, "the server is shutting down");
   }
-  for (auto& job : queue_) job->finish("stop", "the server is shutting down");
+  for (auto& job : queue_) job->finish("stop", 0, "the server is shutting down");
 }
 
 void Scheduler::cancel_all() {
@@ -161,7 +161,7 @@ void Scheduler::sample_next(Slot& slot) {
       tail.text = std::move(rest);
       job.push(std::move(tail));
     }
-    job.finish("stop");
+    job.finish("stop", slot.n_generated);
     return release(slot);
   }
   event.piece = tokenizer_.token_to_piece(event.id, /*render_special=*/false);
@@ -172,10 +172,10 @@ void Scheduler::sample_next(Slot& slot) {
   if (!stopped && (at_limit || context_full)) event.text += slot.text->flush();
   job.push(std::move(event));
   if (stopped) {
-    job.finish("stop");
+    job.finish("stop", slot.n_generated);
     release(slot);
   } else if (at_limit || context_full) {
-    job.finish("length");
+    job.finish("length", slot.n_generated);
     release(slot);
   }
 }
@@ -194,7 +194,7 @@ void Scheduler::loop() {
         queue_.pop_front();
         if (job->cancelled()) {
           metrics_->count_cancelled();
-          job->finish("stop", "cancelled");
+          job->finish("stop", 0, "cancelled");
           continue;
         }
         admit(slot, std::move(job));
@@ -208,7 +208,7 @@ void Scheduler::loop() {
       if (draining_.load()) slot.job->cancel();
       if (slot.job->cancelled()) {
         metrics_->count_cancelled();
-        slot.job->finish("stop", "cancelled");
+        slot.job->finish("stop", slot.n_generated, "cancelled");
         release(slot);
         continue;
       }
@@ -228,7 +228,7 @@ void Scheduler::loop() {
     for (size_t k = 0; k < inputs.size(); ++k) {
       Slot& slot = *inputs[k].slot;
       if (!statuses[k].ok()) {
-        slot.job->finish("stop", statuses[k].message());
+        slot.job->finish("stop", slot.n_generated, statuses[k].message());
         release(slot);
         continue;
       }

@@ -68,11 +68,11 @@ class Job {
   // After wait() returned true.
   const std::string& finish_reason() const { return finish_reason_; }  // "stop", "length"
   const std::string& error() const { return error_; }                  // non-empty: it failed
-  int n_generated() const { return n_generated_; }
+  int n_generated() const { return n_generated_; }  // tokens sampled, end-of-generation included
 
   // Scheduler side.
   void push(TokenEvent event);
-  void finish(std::string reason, std::string error = {});
+  void finish(std::string reason, int n_generated, std::string error = {});
 
  private:
   std::mutex mutex_;
