@@ -6,6 +6,7 @@
 
 #include "serve/auth.h"
 #include "serve/request.h"
+#include "util/utf8.h"
 
 namespace plumb::serve {
 namespace {
@@ -74,7 +75,7 @@ TEST(ServeRequest, MalformedBodies) {
   EXPECT_EQ(r->params.top_logprobs, 3);
 }
 
-TEST(ServeRequest, Utf8Validation) {
+TEST(Utf8, FindInvalidUtf8) {
   EXPECT_EQ(find_invalid_utf8("plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), std::string_view::npos);
   EXPECT_EQ(find_invalid_utf8("ab\xc0\xaf"), 2u);          // overlong
   EXPECT_EQ(find_invalid_utf8("\xed\xa0\x80"), 0u);        // surrogate

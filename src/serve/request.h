@@ -59,7 +59,4 @@ struct CompletionRequest {
 std::optional<ChatRequest> parse_chat_request(std::string_view body, ApiError* error);
 std::optional<CompletionRequest> parse_completion_request(std::string_view body, ApiError* error);
 
-// Offset of the first byte of `s` that is not part of well-formed UTF-8, or npos.
-size_t find_invalid_utf8(std::string_view s);
-
 }  // namespace plumb::serve
