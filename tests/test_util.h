@@ -11,6 +11,8 @@ std::string shared_dir();
 std::string shared_path(const std::string& relative);
 // A fresh empty directory under the build's temporary area.
 std::string temp_dir(const std::string& name);
+// Runs a shell command, captures stdout+stderr; returns the exit code (-1: it did not exit).
+int run_command(const std::string& cmd, std::string* output);
 // Runs `plumb ARGS` (ARGS already shell-quoted), captures stdout+stderr; returns the exit code.
 int run_plumb(const std::string& args, std::string* output);
 

@@ -34,22 +34,6 @@ void install_sigint_handler() {
   sigaction(SIGINT, &action, nullptr);
 }
 
-// Without a template the conversation is plain text the model continues: the system text,
-// then each message in turn (a user message ends with a newline).
-std::string render_plain(const std::vector<ChatMessage>& messages) {
-  std::string out;
-  for (const ChatMessage& m : messages) {
-    if (m.role == "system") {
-      out += m.content + "\n\n";
-    } else if (m.role == "user") {
-      out += m.content + "\n";
-    } else {
-      out += m.content;
-    }
-  }
-  return out;
-}
-
 int run_chat(int argc, char** argv) {
   ArgParser parser("chat", "-m MODEL.gguf [options]",
                    "Chat with a model through its chat template (tokenizer.chat_template, "
@@ -142,7 +126,7 @@ int run_chat(int argc, char** argv) {
 
     const std::string prompt = chat_template
                                    ? chat_template->apply(messages, /*add_generation_prompt=*/true)
-                                   : render_plain(messages);
+                                   : render_plain_conversation(messages);
     const std::vector<TokenId> tokens =
         tokenizer.encode(prompt, /*add_special=*/true, /*parse_special=*/true);
     GenerateResult result;

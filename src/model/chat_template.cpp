@@ -493,4 +493,18 @@ std::string ChatTemplate::apply(std::span<const ChatMessage> messages, bool add_
   return out;
 }
 
+std::string render_plain_conversation(std::span<const ChatMessage> messages) {
+  std::string out;
+  for (const ChatMessage& m : messages) {
+    if (m.role == "system") {
+      out += m.content + "\n\n";
+    } else if (m.role == "user") {
+      out += m.content + "\n";
+    } else {
+      out += m.content;
+    }
+  }
+  return out;
+}
+
 }  // namespace plumb

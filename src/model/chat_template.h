@@ -57,6 +57,10 @@ class ChatTemplate {
   std::string default_system_;
 };
 
+// The conversation as plain text for a model without a chat template, which continues it: the
+// system text and a blank line, each user message and a newline, assistant text as it is.
+std::string render_plain_conversation(std::span<const ChatMessage> messages);
+
 // Extracts the default system message of a ChatML template text (see above); empty if none.
 std::string chatml_default_system(std::string_view template_text);
 

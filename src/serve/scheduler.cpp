@@ -1,0 +1,246 @@
+#include "serve/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace plumb::serve {
+
+bool Job::wait(std::vector<TokenEvent>* out, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  cv_.wait_for(lock, timeout, [&] { return finished_ || !events_.empty(); });
+  for (TokenEvent& e : events_) out->push_back(std::move(e));
+  events_.clear();
+  return finished_;
+}
+
+void Job::cancel() {
+  cancelled_.store(true);
+}
+
+void Job::push(TokenEvent event) {
+  {
+    std::lock_guard lock(mutex_);
+    events_.push_back(std::move(event));
+  }
+  cv_.notify_all();
+}
+
+void Job::finish(std::string reason, int n_generated, std::string error) {
+  {
+    std::lock_guard lock(mutex_);
+    if (finished_) return;
+    finished_ = true;
+    n_generated_ = n_generated;
+    finish_reason_ = std::move(reason);
+    error_ = std::move(error);
+  }
+  cv_.notify_all();
+}
+
+namespace {
+
+// Log-softmax of `row` at `id`, and the `top` best entries, in double.
+void logprobs_of(std::span<const float> row, TokenId id, int top, TokenEvent* event) {
+  const float max = *std::max_element(row.begin(), row.end());
+  double sum = 0;
+  for (float l : row) sum += std::exp(static_cast<double>(l) - max);
+  const double log_sum = std::log(sum) + max;
+  event->logprob = static_cast<float>(row[id] - log_sum);
+  if (top <= 0) return;
+  std::vector<TokenId> ids(row.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<TokenId>(i);
+  const size_t n = std::min<size_t>(top, ids.size());
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
+                    [&](TokenId a, TokenId b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+  for (size_t i = 0; i < n; ++i) event->top.emplace_back(ids[i], static_cast<float>(row[ids[i]] - log_sum));
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const Model& model, const SchedulerOptions& options, Metrics* metrics)
+    : model_(model), tokenizer_(model.tokenizer()), options_(options), metrics_(metrics) {}
+
+Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const SchedulerOptions& options,
+                                                      Metrics* metrics) {
+  if (options.n_parallel < 1) return Status::errorf("--parallel must be at least 1, not %d", options.n_parallel);
+  if (options.prefill_chunk < 1) return Status::errorf("the prefill chunk must be at least 1, not %d", options.prefill_chunk);
+  std::unique_ptr<Scheduler> s(new Scheduler(model, options, metrics));
+  s->slots_.resize(options.n_parallel);
+  for (Slot& slot : s->slots_) {
+    PLUMB_ASSIGN_OR_RETURN(slot.session, Session::create(model, options.session));
+  }
+  s->n_ctx_ = s->slots_[0].session->n_ctx();
+  s->thread_ = std::thread([p = s.get()] { p->loop(); });
+  return s;
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (Slot& slot : slots_) {
+    if (slot.job) slot.job->finish("stop", slot.n_generated, "the server is shutting down");
+  }
+  for (auto& job : queue_) job->finish("stop", 0, "the server is shutting down");
+}
+
+void Scheduler::cancel_all() {
+  draining_.store(true);
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& job : queue_) job->cancel();
+  }
+  wake_.notify_all();
+}
+
+bool Scheduler::submit(std::shared_ptr<Job> job) {
+  {
+    std::lock_guard lock(mutex_);
+    if (draining_.load()) return false;
+    const int free_slots = options_.n_parallel - busy_.load();
+    if (static_cast<int>(queue_.size()) >= options_.max_queue + std::max(0, free_slots)) return false;
+    queue_.push_back(std::move(job));
+  }
+  wake_.notify_all();
+  return true;
+}
+
+Metrics::Gauges Scheduler::gauges() {
+  std::lock_guard lock(mutex_);
+  return {static_cast<int>(queue_.size()), busy_.load(), options_.n_parallel};
+}
+
+void Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
+  slot.job = std::move(job);
+  slot.session->truncate(0);  // nothing is shared with the previous request
+  slot.n_fed = 0;
+  slot.n_generated = 0;
+  slot.last = -1;
+  slot.sampler.emplace(slot.job->params.sampling);
+  slot.text.emplace(slot.job->params.stop);
+  busy_.fetch_add(1);
+}
+
+void Scheduler::release(Slot& slot) {
+  slot.job.reset();
+  slot.sampler.reset();
+  slot.text.reset();
+  busy_.fetch_sub(1);
+}
+
+std::vector<Status> Scheduler::run_step(std::span<const StepInput> inputs) {
+  std::vector<Status> statuses(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    statuses[i] = inputs[i].slot->session->decode(inputs[i].tokens, /*all_logits=*/false);
+  }
+  return statuses;
+}
+
+void Scheduler::sample_next(Slot& slot) {
+  Job& job = *slot.job;
+  Session& session = *slot.session;
+  const std::span<const float> row(session.logits(session.n_logit_rows() - 1),
+                                   static_cast<size_t>(tokenizer_.n_vocab()));
+  TokenEvent event;
+  event.id = slot.sampler->sample(row);
+  if (job.params.logprobs) logprobs_of(row, event.id, job.params.top_logprobs, &event);
+  ++slot.n_generated;
+  slot.last = event.id;
+  metrics_->add_generated_tokens(1);
+  if (slot.n_generated == 1) {
+    metrics_->observe_time_to_first_token(std::chrono::duration<double>(Job::Clock::now() - job.arrived).count());
+  }
+
+  if (tokenizer_.is_eog(event.id)) {
+    std::string rest = slot.text->flush();
+    if (!rest.empty()) {
+      TokenEvent tail;
+      tail.text = std::move(rest);
+      job.push(std::move(tail));
+    }
+    job.finish("stop", slot.n_generated);
+    return release(slot);
+  }
+  event.piece = tokenizer_.token_to_piece(event.id, /*render_special=*/false);
+  event.text = slot.text->push(event.piece);
+  const bool stopped = slot.text->stopped();
+  const bool at_limit = job.params.max_tokens >= 0 && slot.n_generated >= job.params.max_tokens;
+  const bool context_full = session.n_past() >= session.n_ctx();
+  if (!stopped && (at_limit || context_full)) event.text += slot.text->flush();
+  job.push(std::move(event));
+  if (stopped) {
+    job.finish("stop", slot.n_generated);
+    release(slot);
+  } else if (at_limit || context_full) {
+    job.finish("length", slot.n_generated);
+    release(slot);
+  }
+}
+
+void Scheduler::loop() {
+  std::vector<StepInput> inputs;
+  std::vector<TokenId> one(slots_.size());
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || busy_.load() > 0 || !queue_.empty(); });
+      if (stop_) return;
+      for (Slot& slot : slots_) {
+        if (slot.job || queue_.empty()) continue;
+        std::shared_ptr<Job> job = std::move(queue_.front());
+        queue_.pop_front();
+        if (job->cancelled()) {
+          metrics_->count_cancelled();
+          job->finish("stop", 0, "cancelled");
+          continue;
+        }
+        admit(slot, std::move(job));
+      }
+    }
+
+    inputs.clear();
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      Slot& slot = slots_[i];
+      if (!slot.job) continue;
+      if (draining_.load()) slot.job->cancel();
+      if (slot.job->cancelled()) {
+        metrics_->count_cancelled();
+        slot.job->finish("stop", slot.n_generated, "cancelled");
+        release(slot);
+        continue;
+      }
+      const std::vector<TokenId>& prompt = slot.job->prompt;
+      if (slot.n_fed < prompt.size()) {
+        // Chunk boundaries depend on the prompt alone: every prefill_chunk tokens.
+        const size_t n = std::min<size_t>(options_.prefill_chunk, prompt.size() - slot.n_fed);
+        inputs.push_back({&slot, std::span<const TokenId>(prompt).subspan(slot.n_fed, n)});
+      } else {
+        one[i] = slot.last;
+        inputs.push_back({&slot, std::span<const TokenId>(&one[i], 1)});
+      }
+    }
+    if (inputs.empty()) continue;
+
+    const std::vector<Status> statuses = run_step(inputs);
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      Slot& slot = *inputs[k].slot;
+      if (!statuses[k].ok()) {
+        slot.job->finish("stop", slot.n_generated, statuses[k].message());
+        release(slot);
+        continue;
+      }
+      if (slot.n_fed < slot.job->prompt.size()) {
+        slot.n_fed += inputs[k].tokens.size();
+        for (TokenId id : inputs[k].tokens) slot.sampler->accept(id);
+        metrics_->add_prompt_tokens(static_cast<int64_t>(inputs[k].tokens.size()));
+        if (slot.n_fed < slot.job->prompt.size()) continue;  // more prompt next step
+      }
+      sample_next(slot);
+    }
+  }
+}
+
+}  // namespace plumb::serve
