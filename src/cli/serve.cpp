@@ -311,7 +311,7 @@ int run_serve(int argc, char** argv) {
   parser.option("--timeout", "SECONDS", "read/write timeout of a connection (default 30)", &o.timeout_s);
   parser.option("--chat-template", "NAME", "use this built-in chat template", &o.chat_template);
   if (auto code = parser.parse(argc, argv)) return *code;
-  if (Status s = check_model_flags(model_flags); !s.ok()) return parser.usage_error(s.message());
+  if (Status s = resolve_model_flags("serve", &model_flags); !s.ok()) return parser.usage_error(s.message());
   if (o.port < 0 || o.port > 65535) return parser.usage_error("--port must be 0..65535");
   if (o.parallel < 1 || o.parallel > 256) return parser.usage_error("--parallel must be 1..256");
   if (o.max_queue < 0) return parser.usage_error("--queue must be >= 0");
@@ -334,7 +334,7 @@ int run_serve(int argc, char** argv) {
     if (!t.ok()) return parser.usage_error(t.status().message());
     tmpl = *t;
   }
-  Result<std::unique_ptr<Model>> model = load_model(model_flags);
+  Result<std::unique_ptr<Model>> model = load_model("serve", model_flags);
   if (!model.ok()) return fail("serve", model.status().message());
   if (!tmpl) {
     Result<std::string> text = (*model)->file().get_string_or("tokenizer.chat_template", "");
