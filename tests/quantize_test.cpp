@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "gguf/gguf.h"
-#include "quant/quantize_model.h"
+#include "model/quantize_model.h"
 #include "quant/ref.h"
 #include "test_models.h"
 #include "test_util.h"

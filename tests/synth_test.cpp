@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "gguf/gguf.h"
-#include "quant/quantize_model.h"
+#include "model/quantize_model.h"
 #include "quant/ref.h"
 #include "synth/synth.h"
 #include "synth/synth_fill.h"

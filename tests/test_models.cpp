@@ -9,7 +9,7 @@
 #include <mutex>
 
 #include "gguf/gguf.h"
-#include "quant/quantize_model.h"
+#include "model/quantize_model.h"
 #include "test_util.h"
 #include "util/json_value.h"
 #include "util/sha256.h"

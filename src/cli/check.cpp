@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/limits.h"
+#include "cli/model_flags.h"
 #include "model/run_trace.h"
 #include "trace/plot_svg.h"
 #include "util/output_file.h"
@@ -71,20 +72,17 @@ int run_check(int argc, char** argv) {
               "Threshold: NMSE 1e-5 at every tap (two plumb backends agree to about 1e-8).\n"
               "Exit: 0 within thresholds, 1 divergence or error, 2 usage error, 77 nothing to compare "
               "(no CUDA backend in this build, or no GPU).");
-  std::string model_path, token_list, plot, fault_name_arg = "none", cache_type = "f16";
+  std::string model_path, token_list, plot, cache_type = "f16";
+  FaultFlags fault_flags;
   std::string prompt = "It is a truth universally acknowledged, that a single man";
   float nmse = 0;
-  int threads = 0, steps = 4, fault_layer = 0;
+  int threads = 0, steps = 4;
   p.option("-m,--model", "M.gguf", "model file", &model_path);
   p.option("-p,--prompt", "TEXT", "prompt text (default: the first austen reference prompt)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated", &token_list);
   p.option("-n,--steps", "N", "generation steps after the prompt (default 4)", &steps, Range::between(0, 1000));
   p.option("--nmse", "X", "NMSE threshold for every tap and step (default 1e-5)", &nmse, Range::above(0));
-  p.option("--fault", "NAME",
-           "plant a known bug in the CUDA backend alone (rope-neox-pairs, q4k-scales-swapped, softmax-no-scale, "
-           "skip-residual, gqa-off-by-one): check must name its tap",
-           &fault_name_arg);
-  p.option("--fault-layer", "L", "the layer of skip-residual (default 0)", &fault_layer, Range::at_least(0));
+  add_fault_flags(p, &fault_flags, "in the CUDA backend alone");
   p.option("--cache-type", "TYPE", "KV cache type on both backends: f16 (default) or f32", &cache_type);
   p.option("--plot", "FILE", "draw the prompt's diff to FILE.svg (or .png, needs rsvg-convert)", &plot);
   p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
@@ -92,7 +90,7 @@ int run_check(int argc, char** argv) {
   threads = cap_threads("check", threads);
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
   if (cache_type != "f16" && cache_type != "f32") return p.usage_error("--cache-type must be f16 or f32");
-  auto fault = parse_fault(fault_name_arg);
+  auto fault = parse_fault(fault_flags.name);
   if (!fault.ok()) return p.usage_error(fault.status().message());
   if (!plot.empty()) {
     if (Status s = check_output_path(plot, {model_path}); !s.ok()) return p.usage_error("--plot: " + s.message());
@@ -128,7 +126,7 @@ int run_check(int argc, char** argv) {
   SessionOptions gpu_options = cpu_options;
   gpu_options.backend = "cuda";
   gpu_options.fault = *fault;
-  gpu_options.fault_layer = fault_layer;
+  gpu_options.fault_layer = fault_flags.layer;
   trace::DiffOptions diff_options;
   diff_options.nmse = nmse > 0 ? nmse : kDefaultNmse;
   bool diverged = false;

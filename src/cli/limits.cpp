@@ -23,6 +23,12 @@ Status check_backend_available(const std::string& backend) {
   return Status();
 }
 
+std::string resolve_backend(const std::string& backend) {
+  if (backend != "auto") return backend;
+  std::string why;
+  return cuda_available(&why) ? "cuda" : "cpu";
+}
+
 Status check_session_fits(const std::string& command, const Model& model, const SessionOptions& options,
                           int n_sessions, int64_t logit_rows) {
   const ModelConfig& c = model.config();

@@ -17,6 +17,9 @@ int cap_threads(const std::string& command, int requested);
 
 // --backend cuda where this build or machine has no GPU: an error in plumb check's words.
 Status check_backend_available(const std::string& backend);
+// --backend auto (the default): cuda where a CUDA device can run the CUDA backend, else cpu;
+// other names are kept.
+std::string resolve_backend(const std::string& backend);
 
 // Before Session::create: a warning on stderr when the context exceeds the model's trained
 // context, and an error (both numbers, and the largest context that fits) when n_sessions

@@ -20,7 +20,7 @@ void add_model_flags(ArgParser& parser, ModelFlags* flags) {
                 &flags->n_threads, Range::at_least(0));
   parser.option("-b,--batch-size", "N", "prompt tokens per forward pass (default 512)", &flags->n_batch,
                 Range::at_least(1));
-  parser.option("--backend", "NAME", "cpu or cuda (default cpu)", &flags->backend);
+  parser.option("--backend", "NAME", "cpu, cuda, or auto: cuda where a GPU is present (default auto)", &flags->backend);
   parser.option("-ngl,--n-gpu-layers,--gpu-layers", "N",
                 "llama.cpp's GPU offload: 0 = the CPU backend, any other number = the cuda backend "
                 "(plumb runs all layers on one device)",
@@ -40,17 +40,18 @@ void add_model_flags(ArgParser& parser, ModelFlags* flags) {
 
 Status resolve_model_flags(const std::string& command, ModelFlags* flags) {
   if (flags->model_path.empty()) return Status::error("-m FILE is required");
-  if (flags->backend != "cpu" && flags->backend != "cuda") {
-    return Status::error("--backend must be cpu or cuda, not '" + flags->backend + "'");
+  if (flags->backend != "cpu" && flags->backend != "cuda" && flags->backend != "auto") {
+    return Status::error("--backend must be cpu, cuda or auto, not '" + flags->backend + "'");
   }
   if (flags->n_gpu_layers != -2) {
     const std::string by_layers = flags->n_gpu_layers == 0 ? "cpu" : "cuda";
-    if (flags->backend != "cpu" && flags->backend != by_layers) {
+    if (flags->backend != "auto" && flags->backend != by_layers) {
       return Status::error("-ngl " + std::to_string(flags->n_gpu_layers) + " means --backend " + by_layers +
                            ", which contradicts --backend " + flags->backend);
     }
     flags->backend = by_layers;
   }
+  flags->backend = resolve_backend(flags->backend);
   if (flags->cache_type != "f16" && flags->cache_type != "f32") {
     return Status::error("--cache-type must be f16 or f32, not '" + flags->cache_type + "'");
   }
@@ -106,6 +107,15 @@ Result<std::unique_ptr<Session>> create_session(const std::string& command, cons
                                                 const SessionOptions& options, int64_t logit_rows) {
   PLUMB_RETURN_IF_ERROR(check_session_fits(command, model, options, 1, logit_rows));
   return Session::create(model, options);
+}
+
+void add_fault_flags(ArgParser& parser, FaultFlags* flags, const std::string& where) {
+  parser.option("--fault", "NAME",
+                "plant a known bug " + where +
+                    " (rope-neox-pairs, q4k-scales-swapped, softmax-no-scale, skip-residual, gqa-off-by-one): the "
+                    "diff must name its tap",
+                &flags->name);
+  parser.option("--fault-layer", "L", "the layer of skip-residual (default 0)", &flags->layer, Range::at_least(0));
 }
 
 void add_sampling_flags(ArgParser& parser, SamplingFlags* flags) {

@@ -19,7 +19,7 @@ struct ModelFlags {
   int n_ctx = 0;      // 0: the model's context length, capped at 4096
   int n_threads = 0;  // 0: all cores
   int n_batch = 0;    // prompt tokens per forward pass; 0: not given (512)
-  std::string backend = "cpu";
+  std::string backend = "auto";  // cpu, cuda, or auto (cuda where a GPU is present)
   int n_gpu_layers = -2;  // -ngl; -2: not given. 0 = the CPU, anything else = the GPU (cuda)
   std::string cache_type = "f16";
   std::string flash_attn;  // -fa [on|off|auto]: accepted, plumb's attention is always fused
@@ -41,6 +41,15 @@ SessionOptions session_options(const ModelFlags& flags);
 // check_session_fits (cli/limits.h), then Session::create.
 Result<std::unique_ptr<Session>> create_session(const std::string& command, const Model& model,
                                                 const SessionOptions& options, int64_t logit_rows = 1);
+
+// --fault NAME and --fault-layer L (trace, check): a known bug planted in a backend, so that a
+// diff can be seen to name its tap (backend/planted_fault.h).
+struct FaultFlags {
+  std::string name = "none";
+  int layer = 0;
+};
+// `where` completes the help text: "in the CUDA backend alone", say.
+void add_fault_flags(ArgParser& parser, FaultFlags* flags, const std::string& where);
 
 struct SamplingFlags {
   SamplingParams params;

@@ -9,7 +9,7 @@
 #include "cli/command.h"
 #include "cli/limits.h"
 #include "quant/mix.h"
-#include "quant/quantize_model.h"
+#include "model/quantize_model.h"
 #include "util/output_file.h"
 
 namespace plumb::cli {

@@ -5,6 +5,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/limits.h"
+#include "cli/model_flags.h"
 #include "model/check_tensors.h"
 #include "model/run_trace.h"
 #include "trace/glob.h"
@@ -15,39 +16,39 @@ namespace plumb::cli {
 namespace {
 
 int run_trace(int argc, char** argv) {
-  ArgParser p("trace", "-m M.gguf (-p TEXT | --tokens 1,450,...) [--backend cpu|cuda] [--taps GLOB] -o T.gguf",
+  ArgParser p("trace", "-m M.gguf (-p TEXT | --tokens 1,450,...) [--backend cpu|cuda|auto] [--taps GLOB] -o T.gguf",
               "Run one forward pass over the prompt (all positions in one batch) and write p0.tokens, "
               "p0.logits and p0.trace.<tap> for every tap matching --taps: the layout of "
               "../shared/ref/*.gguf, so any two traces can be compared with plumb diff. Tap names: "
               "docs/TRACE.md.");
-  std::string model_path, prompt, token_list, backend = "cpu", taps = "*", out_path, fault_arg = "none";
-  int threads = 0, fault_layer = 0;
+  std::string model_path, prompt, token_list, backend = "auto", taps = "*", out_path;
+  FaultFlags fault_flags;
+  int threads = 0;
   bool check_tensors = false;
   p.option("-m,--model", "M.gguf", "model file", &model_path);
   p.option("-p,--prompt", "TEXT", "prompt text (tokenized with the model's vocabulary, BOS as the model says)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated (e.g. a reference's p0.tokens)", &token_list);
-  p.option("--backend", "NAME", "cpu (default) or cuda", &backend);
+  p.option("--backend", "NAME", "cpu, cuda, or auto: cuda where a GPU is present (default auto)", &backend);
   p.option("--taps", "GLOB",
            "comma-separated globs of taps to record (default *: all; 'none': only the tokens and logits; "
            "globs that select no tap: exit 2)",
            &taps);
   p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
   p.option("-o,--output", "T.gguf", "trace file to write", &out_path);
-  p.option("--fault", "NAME",
-           "plant a known bug (rope-neox-pairs, q4k-scales-swapped, softmax-no-scale, skip-residual, "
-           "gqa-off-by-one), to see that a diff names its tap; recorded in the trace",
-           &fault_arg);
-  p.option("--fault-layer", "L", "the layer of skip-residual (default 0)", &fault_layer, Range::at_least(0));
+  add_fault_flags(p, &fault_flags, "(recorded in the trace)");
   p.flag("--check-tensors", "scan every weight for NaN and infinity at load", &check_tensors);
   if (auto code = p.parse(argc, argv)) return *code;
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
   if (out_path.empty()) return p.usage_error("-o T.gguf is required");
   if (prompt.empty() == token_list.empty()) return p.usage_error("give exactly one of -p TEXT and --tokens IDS");
-  if (backend != "cpu" && backend != "cuda") return p.usage_error("--backend must be cpu or cuda");
-  auto fault = parse_fault(fault_arg);
+  if (backend != "cpu" && backend != "cuda" && backend != "auto") {
+    return p.usage_error("--backend must be cpu, cuda or auto");
+  }
+  auto fault = parse_fault(fault_flags.name);
   if (!fault.ok()) return p.usage_error(fault.status().message());
   if (Status s = check_output_path(out_path, {model_path}); !s.ok()) return p.usage_error(s.message());
   threads = cap_threads("trace", threads);
+  backend = resolve_backend(backend);
   if (Status s = check_backend_available(backend); !s.ok()) return fail("trace", s.message());
 
   std::vector<int32_t> tokens;
@@ -86,7 +87,7 @@ int run_trace(int argc, char** argv) {
   options.n_ctx = static_cast<int>(tokens.size());
   options.n_batch = static_cast<int>(tokens.size());
   options.fault = *fault;
-  options.fault_layer = fault_layer;
+  options.fault_layer = fault_flags.layer;
   if (Status s = check_session_fits("trace", **model, options, 1, options.n_ctx); !s.ok()) {
     return fail("trace", s.message());
   }

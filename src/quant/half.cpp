@@ -1,6 +1,7 @@
 // IEEE binary16 and bfloat16 conversions, bit-exact with ggml's software routines.
 #include <cstring>
 
+#include "quant/half_bits.h"
 #include "quant/ref.h"
 #include "quant/ref_blocks.h"
 
@@ -41,27 +42,7 @@ float fp16_to_fp32(uint16_t h) {
   return float_of(sign | (static_cast<uint32_t>(e) << 23) | ((mant & 0x3ff) << 13));
 }
 
-uint16_t fp32_to_fp16(float f) {
-  const uint32_t u = bits_of(f);
-  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
-  const uint32_t a = u & 0x7fffffff;
-  if (a > 0x7f800000) return sign | 0x7e00;     // NaN: ggml's canonical quiet NaN
-  if (a >= 0x477ff000) return sign | 0x7c00;    // |f| >= 65520 rounds to infinity
-  if (a >= 0x38800000) {                        // |f| >= 2^-14: a normal half
-    const uint32_t rebased = a - (112u << 23);  // exponent bias 127 -> 15
-    const uint32_t rounded = rebased + 0xfff + ((rebased >> 13) & 1);  // nearest, ties to even
-    return sign | static_cast<uint16_t>(rounded >> 13);
-  }
-  // subnormal half (or zero): round |f| / 2^-24 to an integer, ties to even
-  const int shift = 126 - static_cast<int>(a >> 23);  // >= 14
-  if (shift >= 25) return sign;                        // below 2^-25: rounds to zero
-  const uint32_t m = (a & 0x7fffff) | 0x800000;
-  uint32_t q = m >> shift;
-  const uint32_t rem = m & ((1u << shift) - 1);
-  const uint32_t half = 1u << (shift - 1);
-  if (rem > half || (rem == half && (q & 1))) ++q;
-  return sign | static_cast<uint16_t>(q);
-}
+uint16_t fp32_to_fp16(float f) { return fp16_bits_of_fp32_bits(bits_of(f)); }
 
 float bf16_to_fp32(uint16_t h) { return float_of(static_cast<uint32_t>(h) << 16); }
 

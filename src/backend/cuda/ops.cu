@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "backend/cuda/kernels.h"
+#include "quant/half_bits.h"
 
 namespace plumb::cuda {
 
@@ -40,27 +41,8 @@ __device__ __forceinline__ float exp_f32(float x) {
   return p * s1 * s2;
 }
 
-// quant/half.cpp's fp32_to_fp16: nearest even, NaN to 0x7e00, overflow to infinity.
-__device__ __forceinline__ uint16_t to_f16_bits(float f) {
-  const uint32_t u = __float_as_uint(f);
-  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
-  const uint32_t a = u & 0x7fffffff;
-  if (a > 0x7f800000) return sign | 0x7e00;
-  if (a >= 0x477ff000) return sign | 0x7c00;
-  if (a >= 0x38800000) {
-    const uint32_t rebased = a - (112u << 23);
-    const uint32_t rounded = rebased + 0xfff + ((rebased >> 13) & 1);
-    return sign | static_cast<uint16_t>(rounded >> 13);
-  }
-  const int shift = 126 - static_cast<int>(a >> 23);
-  if (shift >= 25) return sign;
-  const uint32_t m = (a & 0x7fffff) | 0x800000;
-  uint32_t q = m >> shift;
-  const uint32_t rem = m & ((1u << shift) - 1);
-  const uint32_t half = 1u << (shift - 1);
-  if (rem > half || (rem == half && (q & 1))) ++q;
-  return sign | static_cast<uint16_t>(q);
-}
+// quant/half.cpp's fp32_to_fp16, on the same bits.
+__device__ __forceinline__ uint16_t to_f16_bits(float f) { return fp16_bits_of_fp32_bits(__float_as_uint(f)); }
 
 __device__ __forceinline__ float from_f16_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 

@@ -1,4 +1,4 @@
-#include "quant/quantize_model.h"
+#include "model/quantize_model.h"
 
 #include <algorithm>
 #include <cstring>
