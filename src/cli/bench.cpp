@@ -1,18 +1,22 @@
 // plumb bench: prompt processing and generation speed, measured like llama-bench.
 //
-// pp N: N random tokens evaluated as one batch into an empty cache.
-// tg N: N tokens evaluated one at a time into an empty cache.
-// Each test runs once to warm up, then REPS times; the table shows mean ± sample standard
-// deviation of tokens per second, and for tg the weight bytes read per second (a token reads
-// every weight once, so this shows how close generation is to the memory bandwidth).
+// pp N: N random tokens evaluated as one batch; tg N: N tokens evaluated one at a time; each
+// into a cache that holds D tokens already (-d, llama-bench's depth; they are evaluated before
+// the clock starts). Each test runs once to warm up, then REPS times; the table shows mean ±
+// sample standard deviation of tokens per second, and for tg the weight bytes read per second
+// (a token reads every weight once, so this shows how close generation is to the memory
+// bandwidth). Every timed decode ends by reading logits back, so GPU work is finished when the
+// clock stops. -o json prints the same rows as a JSON array.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <random>
 
 #include "backend/cpu/matmul.h"
 #include "cli/command.h"
 #include "cli/model_flags.h"
+#include "util/json.h"
 
 namespace plumb::cli {
 
@@ -58,6 +62,8 @@ int run_bench(int argc, char** argv) {
   int n_prompt = 64;
   int n_gen = 32;
   int reps = 5;
+  int n_depth = 0;
+  std::string output = "md";
   add_model_flags(parser, &model_flags);
   parser.option("-p,--n-prompt", "N",
                 "prompt tokens for pp; 0 = skip (default 64; at most the model's trained context unless -c "
@@ -66,7 +72,11 @@ int run_bench(int argc, char** argv) {
   parser.option("-n,--n-gen", "N", "generated tokens for tg; 0 = skip (default 32; bounded as -p)", &n_gen,
                 Range::at_least(0));
   parser.option("-r,--repetitions", "N", "repetitions of each test (default 5)", &reps, Range::between(1, 1000));
+  parser.option("-d,--n-depth", "N", "tokens already in the cache when each test starts (default 0)", &n_depth,
+                Range::at_least(0));
+  parser.option("-o,--output", "FORMAT", "md (a table, default) or json", &output);
   if (auto code = parser.parse(argc, argv)) return *code;
+  if (output != "md" && output != "json") return parser.usage_error("-o must be md or json, not '" + output + "'");
   if (Status s = resolve_model_flags("bench", &model_flags); !s.ok()) return parser.usage_error(s.message());
   if (n_prompt == 0 && n_gen == 0) return parser.usage_error("-p 0 and -n 0 leave nothing to measure");
 
@@ -74,11 +84,11 @@ int run_bench(int argc, char** argv) {
   if (!model.ok()) return fail("bench", model.status().message());
   // The tests run in one context: the longest must fit the model's trained context, or the
   // context -c gives (the memory check below bounds that one).
-  const int64_t longest = std::max(n_prompt, n_gen);
+  const int64_t longest = n_depth + std::max(n_prompt, n_gen);
   const int64_t limit = model_flags.n_ctx > 0 ? model_flags.n_ctx - 1 : (*model)->config().n_ctx_train - 1;
   if (longest > limit) {
     return parser.usage_error(strprintf(
-        "-p/-n %lld does not fit the %s of %lld tokens; use at most %lld%s",
+        "-d + -p/-n = %lld does not fit the %s of %lld tokens; use at most %lld%s",
         (long long)longest, model_flags.n_ctx > 0 ? "context -c" : "model's trained context",
         (long long)limit + 1, (long long)limit, model_flags.n_ctx > 0 ? "" : ", or give -c N to measure beyond it"));
   }
@@ -110,35 +120,60 @@ int run_bench(int argc, char** argv) {
   const std::string backend =
       model_flags.backend == "cpu" ? "cpu " + std::string(cpu::simd_name()) : model_flags.backend;
 
-  std::printf("| model | size | params | backend | threads | test | t/s | GB/s |\n");
-  std::printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
   const std::string name =
       (*model)->config().name.empty() ? model_flags.model_path : (*model)->config().name;
-  auto row = [&](const std::string& test, const Stats& tps, const std::string& gbs) {
+  const std::string depth = n_depth > 0 ? " @ d" + std::to_string(n_depth) : "";
+  std::optional<json::Writer> json_out;
+  if (output == "json") {
+    json_out.emplace(stdout);
+    json_out->begin_array();
+  } else {
+    std::printf("| model | size | params | backend | threads | test | t/s | GB/s |\n");
+    std::printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
+  }
+  auto row = [&](const std::string& test, int pp, int tg, const Stats& tps, double gbs) {
+    if (json_out) {
+      json::Writer& json = *json_out;
+      json.begin_object();
+      json.key("model").value(name).key("size").value(file_bytes).key("params").value(n_params);
+      json.key("backend").value(backend).key("threads").value(threads).key("n_prompt").value(pp);
+      json.key("n_gen").value(tg).key("n_depth").value(n_depth).key("test").value(test);
+      json.key("avg_ts").value(tps.mean).key("stddev_ts").value(tps.sd);
+      if (gbs > 0) json.key("gb_per_s").value(gbs);
+      json.end_object();
+      return;
+    }
+    const std::string gb = gbs > 0 ? strprintf("%.2f", gbs) : "";
     std::printf("| %s | %.2f MiB | %.2f M | %s | %s | %s | %.2f ± %.2f | %s |\n", name.c_str(),
                 static_cast<double>(file_bytes) / (1 << 20), static_cast<double>(n_params) / 1e6,
                 backend.c_str(), threads > 0 ? std::to_string(threads).c_str() : "all",
-                test.c_str(), tps.mean, tps.sd, gbs.c_str());
+                test.c_str(), tps.mean, tps.sd, gb.c_str());
     std::fflush(stdout);
+  };
+  // The cache emptied, then filled with the depth's tokens (not timed).
+  auto prepare = [&]() -> Status {
+    s.truncate(0);
+    if (n_depth == 0) return Status();
+    return s.decode(random_tokens(n_depth), false);
   };
 
   if (n_prompt > 0) {
     std::vector<double> rates;
     for (int r = 0; r <= reps; ++r) {
       const std::vector<TokenId> tokens = random_tokens(n_prompt);
-      s.truncate(0);
+      if (Status st = prepare(); !st.ok()) return fail("bench", st.message());
       const auto start = std::chrono::steady_clock::now();
       if (Status st = s.decode(tokens, false); !st.ok()) return fail("bench", st.message());
       const double seconds = seconds_since(start);
       if (r > 0) rates.push_back(n_prompt / seconds);  // r = 0 warms up
     }
-    row("pp" + std::to_string(n_prompt), stats_of(rates), "");
+    row("pp" + std::to_string(n_prompt) + depth, n_prompt, 0, stats_of(rates), 0);
   }
   if (n_gen > 0) {
     std::vector<double> rates;
     for (int r = 0; r <= reps; ++r) {
       const std::vector<TokenId> tokens = random_tokens(n_gen);
-      s.truncate(0);
+      if (Status st = prepare(); !st.ok()) return fail("bench", st.message());
       const auto start = std::chrono::steady_clock::now();
       for (TokenId t : tokens) {
         const TokenId one[1] = {t};
@@ -148,9 +183,12 @@ int run_bench(int argc, char** argv) {
       if (r > 0) rates.push_back(n_gen / seconds);
     }
     const Stats tps = stats_of(rates);
-    char gbs[32];
-    std::snprintf(gbs, sizeof gbs, "%.2f", tps.mean * static_cast<double>(token_bytes) / 1e9);
-    row("tg" + std::to_string(n_gen), tps, gbs);
+    row("tg" + std::to_string(n_gen) + depth, 0, n_gen, tps, tps.mean * static_cast<double>(token_bytes) / 1e9);
+  }
+  if (json_out) {
+    json_out->end_array();
+    json_out->finish();
+    std::printf("\n");
   }
   return 0;
 }
