@@ -7,6 +7,7 @@
 #
 #   bench/h200.sh [WORKDIR]    # models go to WORKDIR (default /tmp/plumb-h200), about 30 GB
 #   ONLY=tinyllama-1.1b bench/h200.sh   # the rows of one preset
+#   PLUMB=build/plumb bench/h200.sh     # a plumb built already
 #
 # Needs what docs/GPU-TESTS.md says the build needs (PCRE2_ROOT etc. on an image without them),
 # and the vocabularies of `plumb synth` (PLUMB_SHARED, or --vocab through SYNTH_VOCAB_DIR).
@@ -14,9 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/plumb-h200}
 mkdir -p "$work"
-cmake -S . -B build-h200 -G Ninja -DCMAKE_BUILD_TYPE=Release -DPLUMB_TESTS=OFF -DPLUMB_BENCH=OFF >/dev/null
-cmake --build build-h200 -j"$(nproc)" >/dev/null
-plumb=$PWD/build-h200/plumb
+if [ -n "${PLUMB:-}" ]; then
+  plumb=$PLUMB  # a plumb built already
+else
+  cmake -S . -B build-h200 -G Ninja -DCMAKE_BUILD_TYPE=Release -DPLUMB_TESTS=OFF -DPLUMB_BENCH=OFF >/dev/null
+  cmake --build build-h200 -j"$(nproc)" >/dev/null
+  plumb=$PWD/build-h200/plumb
+fi
 
 # llama.cpp d32676d7, llama-bench -ngl 99 -fa 1 -p 512 -n 128 -r 5 on an H200 (bench-h200.md):
 # name type depth pp512 tg128
