@@ -12,6 +12,30 @@
 
 namespace plumb::cli {
 
+void add_backend_flags(ArgParser& parser, std::string* backend, int* n_gpu_layers) {
+  parser.option("--backend", "NAME", "cpu, cuda, or auto: cuda where a GPU is present (default auto)", backend);
+  parser.option("-ngl,--n-gpu-layers,--gpu-layers", "N",
+                "llama.cpp's GPU offload: 0 = the CPU backend, any other number = the cuda backend "
+                "(plumb runs all layers on one device)",
+                n_gpu_layers, Range::at_least(-1));
+}
+
+Status resolve_backend_flags(std::string* backend, int n_gpu_layers) {
+  if (*backend != "cpu" && *backend != "cuda" && *backend != "auto") {
+    return Status::error("--backend must be cpu, cuda or auto, not '" + *backend + "'");
+  }
+  if (n_gpu_layers != -2) {
+    const std::string by_layers = n_gpu_layers == 0 ? "cpu" : "cuda";
+    if (*backend != "auto" && *backend != by_layers) {
+      return Status::error("-ngl " + std::to_string(n_gpu_layers) + " means --backend " + by_layers +
+                           ", which contradicts --backend " + *backend);
+    }
+    *backend = by_layers;
+  }
+  *backend = resolve_backend(*backend);
+  return Status();
+}
+
 void add_model_flags(ArgParser& parser, ModelFlags* flags) {
   parser.option("-m,--model", "FILE", "GGUF model file (required)", &flags->model_path);
   parser.option("-c,--ctx-size", "N", "context size (default: the model's, at most 4096)", &flags->n_ctx,
@@ -20,11 +44,7 @@ void add_model_flags(ArgParser& parser, ModelFlags* flags) {
                 &flags->n_threads, Range::at_least(0));
   parser.option("-b,--batch-size", "N", "prompt tokens per forward pass (default 512)", &flags->n_batch,
                 Range::at_least(1));
-  parser.option("--backend", "NAME", "cpu, cuda, or auto: cuda where a GPU is present (default auto)", &flags->backend);
-  parser.option("-ngl,--n-gpu-layers,--gpu-layers", "N",
-                "llama.cpp's GPU offload: 0 = the CPU backend, any other number = the cuda backend "
-                "(plumb runs all layers on one device)",
-                &flags->n_gpu_layers, Range::at_least(-1));
+  add_backend_flags(parser, &flags->backend, &flags->n_gpu_layers);
   parser.option("--cache-type", "TYPE", "KV cache type: f16 or f32 (default f16)", &flags->cache_type);
   parser.flag_with_value("-fa,--flash-attn", "on|off|auto",
                          "accepted for llama.cpp: plumb's attention is always one fused pass, exact "
@@ -40,18 +60,7 @@ void add_model_flags(ArgParser& parser, ModelFlags* flags) {
 
 Status resolve_model_flags(const std::string& command, ModelFlags* flags) {
   if (flags->model_path.empty()) return Status::error("-m FILE is required");
-  if (flags->backend != "cpu" && flags->backend != "cuda" && flags->backend != "auto") {
-    return Status::error("--backend must be cpu, cuda or auto, not '" + flags->backend + "'");
-  }
-  if (flags->n_gpu_layers != -2) {
-    const std::string by_layers = flags->n_gpu_layers == 0 ? "cpu" : "cuda";
-    if (flags->backend != "auto" && flags->backend != by_layers) {
-      return Status::error("-ngl " + std::to_string(flags->n_gpu_layers) + " means --backend " + by_layers +
-                           ", which contradicts --backend " + flags->backend);
-    }
-    flags->backend = by_layers;
-  }
-  flags->backend = resolve_backend(flags->backend);
+  PLUMB_RETURN_IF_ERROR(resolve_backend_flags(&flags->backend, flags->n_gpu_layers));
   if (flags->cache_type != "f16" && flags->cache_type != "f32") {
     return Status::error("--cache-type must be f16 or f32, not '" + flags->cache_type + "'");
   }

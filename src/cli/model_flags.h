@@ -28,6 +28,12 @@ struct ModelFlags {
   bool check_tensors = false;  // scan every weight for NaN/Inf at load
 };
 
+// --backend NAME and -ngl N (llama.cpp's GPU offload: 0 = cpu, else cuda); -2 = -ngl not given.
+void add_backend_flags(ArgParser& parser, std::string* backend, int* n_gpu_layers);
+// The backend they name: checked, -ngl applied (an error if it contradicts --backend), auto
+// resolved (cuda where a GPU is present).
+Status resolve_backend_flags(std::string* backend, int n_gpu_layers);
+
 // -m, -c, -t, -b, --backend, -ngl, --cache-type, -fa, --no-mmap, --mlock, --check-tensors.
 void add_model_flags(ArgParser& parser, ModelFlags* flags);
 // Checks what the parser cannot (required -m, names, -ngl against --backend), caps -t at the

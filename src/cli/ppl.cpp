@@ -9,6 +9,7 @@
 #include "model/check_tensors.h"
 #include "model/perplexity.h"
 #include "cli/limits.h"
+#include "cli/model_flags.h"
 #include "util/json.h"
 #include "util/output_file.h"
 #include "util/text_file.h"
@@ -54,6 +55,7 @@ int run_ppl(int argc, char** argv) {
                  "KL-divergence: run the base model with --kl-divergence-base FILE to save its\n"
                  "log-probabilities, then another model with --kl-divergence FILE to compare.");
   std::string model_path, text_path, kld_base_out, kld_base_in, cache_type = "f16", backend = "auto";
+  int n_gpu_layers = -2;
   int n_ctx = 512, n_chunks = -1, n_threads = 0, n_parallel = 0, n_batch = 0;
   bool json = false;
   bool check_tensors = false;
@@ -68,7 +70,7 @@ int run_ppl(int argc, char** argv) {
   args.option("-b,--batch-size", "N", "as llama-perplexity: N / ctx chunks per batch (same as --parallel N/ctx)",
               &n_batch, Range::at_least(0));
   args.option("--cache-type", "TYPE", "KV cache type: f16 (default) or f32", &cache_type);
-  args.option("--backend", "NAME", "cpu, cuda, or auto: cuda where a GPU is present (default auto)", &backend);
+  add_backend_flags(args, &backend, &n_gpu_layers);
   args.option("--kl-divergence-base", "FILE", "save this model's log-probabilities to FILE", &kld_base_out);
   args.option("--kl-divergence", "FILE", "compare with the base log-probabilities in FILE", &kld_base_in);
   args.flag("--check-tensors", "scan every weight for NaN and infinity at load", &check_tensors);
@@ -86,11 +88,8 @@ int run_ppl(int argc, char** argv) {
   }
   auto cache = parse_cache_type(cache_type);
   if (!cache.ok()) return args.usage_error(cache.status().message());
-  if (backend != "cpu" && backend != "cuda" && backend != "auto") {
-    return args.usage_error("--backend must be cpu, cuda or auto, not '" + backend + "'");
-  }
+  if (Status s = resolve_backend_flags(&backend, n_gpu_layers); !s.ok()) return args.usage_error(s.message());
   n_threads = cap_threads("ppl", n_threads);
-  backend = resolve_backend(backend);
   if (Status s = check_backend_available(backend); !s.ok()) return args.fail(s.message());
 
   auto text = read_text_file(text_path, "-f");

@@ -23,12 +23,12 @@ int run_trace(int argc, char** argv) {
               "docs/TRACE.md.");
   std::string model_path, prompt, token_list, backend = "auto", taps = "*", out_path;
   FaultFlags fault_flags;
-  int threads = 0;
+  int threads = 0, n_gpu_layers = -2;
   bool check_tensors = false;
   p.option("-m,--model", "M.gguf", "model file", &model_path);
   p.option("-p,--prompt", "TEXT", "prompt text (tokenized with the model's vocabulary, BOS as the model says)", &prompt);
   p.option("--tokens", "IDS", "token ids instead of text, comma-separated (e.g. a reference's p0.tokens)", &token_list);
-  p.option("--backend", "NAME", "cpu, cuda, or auto: cuda where a GPU is present (default auto)", &backend);
+  add_backend_flags(p, &backend, &n_gpu_layers);
   p.option("--taps", "GLOB",
            "comma-separated globs of taps to record (default *: all; 'none': only the tokens and logits; "
            "globs that select no tap: exit 2)",
@@ -41,14 +41,11 @@ int run_trace(int argc, char** argv) {
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");
   if (out_path.empty()) return p.usage_error("-o T.gguf is required");
   if (prompt.empty() == token_list.empty()) return p.usage_error("give exactly one of -p TEXT and --tokens IDS");
-  if (backend != "cpu" && backend != "cuda" && backend != "auto") {
-    return p.usage_error("--backend must be cpu, cuda or auto");
-  }
+  if (Status s = resolve_backend_flags(&backend, n_gpu_layers); !s.ok()) return p.usage_error(s.message());
   auto fault = parse_fault(fault_flags.name);
   if (!fault.ok()) return p.usage_error(fault.status().message());
   if (Status s = check_output_path(out_path, {model_path}); !s.ok()) return p.usage_error(s.message());
   threads = cap_threads("trace", threads);
-  backend = resolve_backend(backend);
   if (Status s = check_backend_available(backend); !s.ok()) return fail("trace", s.message());
 
   std::vector<int32_t> tokens;
