@@ -88,7 +88,7 @@ int run_bench(int argc, char** argv) {
   const int64_t limit = model_flags.n_ctx > 0 ? model_flags.n_ctx - 1 : (*model)->config().n_ctx_train - 1;
   if (longest > limit) {
     return parser.usage_error(strprintf(
-        "-d + -p/-n = %lld does not fit the %s of %lld tokens; use at most %lld%s",
+        "%s %lld does not fit the %s of %lld tokens; use at most %lld%s", n_depth > 0 ? "-d + -p/-n =" : "-p/-n",
         (long long)longest, model_flags.n_ctx > 0 ? "context -c" : "model's trained context",
         (long long)limit + 1, (long long)limit, model_flags.n_ctx > 0 ? "" : ", or give -c N to measure beyond it"));
   }
