@@ -11,17 +11,18 @@ namespace {
 
 int run_diff(int argc, char** argv) {
   ArgParser p("diff", "A.gguf B.gguf [--nmse X] [--tap GLOB] [--json] [--plot FILE.svg|.png]",
-              "Compare two trace files (plumb trace, ../shared/ref/*.gguf, ref64.py --out) tensor by "
-              "tensor in forward order: max |d|, NMSE = sum (a-b)^2 / sum b^2 with B the reference, "
-              "cosine, RMS of A and B, worst element. The first tap over its NMSE threshold is the "
-              "divergence point.\n"
+              "Compare two traces (plumb trace, ../shared/ref/*.gguf, ref64.py --out) tensor by "
+              "tensor in forward order: max |d|, NMSE = sum (a-b)^2 / sum b^2 with B the reference, gain "
+              "a.b / b.b, cosine, RMS of A and B, worst element. The first tap over its limits is the "
+              "divergence point; the limits follow the precision of the pair (what made each file) "
+              "and the error of the taps before (docs/TRACE.md).\n"
               "Exit: 0 all taps within thresholds, 1 divergence or error (different tokens, unreadable "
-              "file), 2 usage error. Per-tap default thresholds: docs/TRACE.md.");
+              "file), 2 usage error.");
   float nmse = -1;
   std::string taps = "*";
   std::string plot;
   bool json = false;
-  p.option("--nmse", "X", "one NMSE threshold for every tap instead of the per-tap defaults", &nmse);
+  p.option("--nmse", "X", "one NMSE threshold for every tap instead of the noise-aware limits (no gain test)", &nmse);
   p.option("--tap", "GLOB", "compare only taps matching these comma-separated globs (\"blk.3.*\")", &taps);
   p.flag("--json", "print the whole report as JSON instead of the table", &json);
   p.option("--plot", "FILE", "draw NMSE and RMS per layer to FILE.svg (FILE.png needs rsvg-convert)", &plot);
