@@ -7,6 +7,7 @@
 
 #include "trace/glob.h"
 #include "trace/noise_model.h"
+#include "trace/tap_map.h"
 
 namespace plumb::trace {
 
@@ -213,8 +214,34 @@ Result<DiffReport> diff_traces(const TraceFile& a, const TraceFile& b, const Dif
 
 Result<DiffReport> diff_trace_files(const std::string& path_a, const std::string& path_b,
                                     const DiffOptions& options) {
-  PLUMB_ASSIGN_OR_RETURN(TraceFile a, read_trace_file(path_a));
-  PLUMB_ASSIGN_OR_RETURN(TraceFile b, read_trace_file(path_b));
+  TapMap map;
+  if (!options.map_path.empty()) {
+    PLUMB_ASSIGN_OR_RETURN(map, read_tap_map(options.map_path));
+  }
+  if (!options.layout.empty()) {
+    if (!is_known_layout(options.layout)) {
+      return Status::errorf("unknown layout '%s' (tokens,width | width,tokens | heads,tokens,dim | "
+                            "tokens,heads,dim | auto)", options.layout.c_str());
+    }
+    map.layout = options.layout;
+  }
+  const bool dump_a = is_dump_path(path_a), dump_b = is_dump_path(path_b);
+  TraceFile a, b;
+  if (dump_b) {
+    if (dump_a) {
+      PLUMB_ASSIGN_OR_RETURN(b, read_dump_trace(path_b, map, TraceFile()));
+    } else {
+      PLUMB_ASSIGN_OR_RETURN(a, read_trace_file(path_a));
+      PLUMB_ASSIGN_OR_RETURN(b, read_dump_trace(path_b, map, a));
+    }
+  } else {
+    PLUMB_ASSIGN_OR_RETURN(b, read_trace_file(path_b));
+  }
+  if (dump_a) {
+    PLUMB_ASSIGN_OR_RETURN(a, read_dump_trace(path_a, map, b));
+  } else if (a.path.empty()) {
+    PLUMB_ASSIGN_OR_RETURN(a, read_trace_file(path_a));
+  }
   return diff_traces(a, b, options);
 }
 

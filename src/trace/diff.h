@@ -21,6 +21,10 @@ struct DiffOptions {
   // the gain test off.
   std::optional<double> nmse;
   std::string taps = "*";      // glob list (see glob.h) over tap names ("blk.3.*", "p1.logits")
+  // For dumps of other engines (a directory of .npy, .npz, .safetensors; tap_map.h): the tap
+  // map file ("" = arrays named as plumb's taps) and a layout overriding the map's default.
+  std::string map_path;
+  std::string layout;
 };
 
 struct TapDiff {
@@ -64,6 +68,8 @@ struct DiffReport {
 // Tokens must match for every prompt both files trace or give logits for; otherwise an error
 // naming the prompt and the first differing position.
 Result<DiffReport> diff_traces(const TraceFile& a, const TraceFile& b, const DiffOptions& options);
+// Either path may be a plumb/llama.cpp/ref64 GGUF trace or another engine's dump, read with
+// options.map_path and options.layout against the other side's shapes.
 Result<DiffReport> diff_trace_files(const std::string& path_a, const std::string& path_b,
                                     const DiffOptions& options);
 
