@@ -254,9 +254,13 @@ Result<std::string> zip_member(const std::string& z, const ZipEntry& e, const st
                           where.c_str(), static_cast<unsigned long long>(e.compressed),
                           static_cast<unsigned long long>(start));
   }
-  if (e.uncompressed > static_cast<uint64_t>(kMaxElements) * 8) {
-    return Status::errorf("%s: %llu bytes uncompressed is too large", where.c_str(),
-                          static_cast<unsigned long long>(e.uncompressed));
+  // Deflate cannot expand more than ~1032:1, so a larger claim is a lie (and would be a huge
+  // allocation).
+  if (e.uncompressed > static_cast<uint64_t>(kMaxElements) * 8 ||
+      (e.method == 8 && e.uncompressed > e.compressed * 1100 + 1024)) {
+    return Status::errorf("%s: %llu bytes uncompressed from %llu is not possible", where.c_str(),
+                          static_cast<unsigned long long>(e.uncompressed),
+                          static_cast<unsigned long long>(e.compressed));
   }
   std::string out;
   if (e.method == 0) {
@@ -333,8 +337,9 @@ Result<int64_t> json_count(const json::Value& v, const std::string& where, const
   return static_cast<int64_t>(x);
 }
 
-Result<std::vector<DumpArray>> read_safetensors(const std::string& path) {
-  PLUMB_ASSIGN_OR_RETURN(std::string bytes, read_whole_file(path));
+}  // namespace
+
+Result<std::vector<DumpArray>> parse_safetensors(const std::string& bytes, const std::string& path) {
   if (bytes.size() < 8) return Status::errorf("%s: %zu bytes is too short for safetensors", path.c_str(), bytes.size());
   const uint64_t header_len = load_le(bytes.data(), 8);
   // The format caps the header at 100 MB.
@@ -377,7 +382,19 @@ Result<std::vector<DumpArray>> read_safetensors(const std::string& path) {
   return out;
 }
 
-}  // namespace
+Result<std::vector<DumpArray>> parse_npz(const std::string& z, const std::string& path) {
+  PLUMB_ASSIGN_OR_RETURN(std::vector<ZipEntry> entries, zip_directory(z, path));
+  std::vector<DumpArray> out;
+  for (const auto& e : entries) {
+    if (!ends_with(e.name, ".npy")) continue;
+    PLUMB_ASSIGN_OR_RETURN(std::string bytes, zip_member(z, e, path));
+    PLUMB_ASSIGN_OR_RETURN(DumpArray a, parse_npy(bytes, path + ": member " + e.name));
+    a.name = e.name.substr(0, e.name.size() - 4);
+    out.push_back(std::move(a));
+  }
+  if (out.empty()) return Status::errorf("%s: the archive holds no .npy member", path.c_str());
+  return out;
+}
 
 Result<DumpArray> parse_npy(const std::string& bytes, const std::string& name) {
   const std::string& where = name;
@@ -472,19 +489,13 @@ Result<std::vector<DumpArray>> read_dump(const std::string& path) {
     out.push_back(std::move(a));
     return out;
   }
-  if (ends_with(path, ".safetensors")) return read_safetensors(path);
+  if (ends_with(path, ".safetensors")) {
+    PLUMB_ASSIGN_OR_RETURN(std::string bytes, read_whole_file(path));
+    return parse_safetensors(bytes, path);
+  }
   if (ends_with(path, ".npz")) {
-    PLUMB_ASSIGN_OR_RETURN(std::string z, read_whole_file(path));
-    PLUMB_ASSIGN_OR_RETURN(std::vector<ZipEntry> entries, zip_directory(z, path));
-    for (const auto& e : entries) {
-      if (!ends_with(e.name, ".npy")) continue;
-      PLUMB_ASSIGN_OR_RETURN(std::string bytes, zip_member(z, e, path));
-      PLUMB_ASSIGN_OR_RETURN(DumpArray a, parse_npy(bytes, path + ": member " + e.name));
-      a.name = e.name.substr(0, e.name.size() - 4);
-      out.push_back(std::move(a));
-    }
-    if (out.empty()) return Status::errorf("%s: the archive holds no .npy member", path.c_str());
-    return out;
+    PLUMB_ASSIGN_OR_RETURN(std::string bytes, read_whole_file(path));
+    return parse_npz(bytes, path);
   }
   return Status::errorf("%s: not a dump (a directory of .npy files, .npz or .safetensors)", path.c_str());
 }

@@ -27,6 +27,10 @@ struct DumpArray {
 // byte order; C or Fortran order).
 Result<DumpArray> parse_npy(const std::string& bytes, const std::string& name);
 
+// An .npz (zip of .npy members, stored or deflated) / a safetensors file, already in memory.
+Result<std::vector<DumpArray>> parse_npz(const std::string& bytes, const std::string& name);
+Result<std::vector<DumpArray>> parse_safetensors(const std::string& bytes, const std::string& name);
+
 // Reads every array of a dump: `path` a directory (its *.npy files), a *.npz or a *.safetensors
 // file (dtypes F16, BF16, F32, F64, I8-I64, U8-U64).
 Result<std::vector<DumpArray>> read_dump(const std::string& path);
