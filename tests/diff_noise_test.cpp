@@ -28,16 +28,7 @@
 namespace plumb::trace {
 namespace {
 
-int run_shell(const std::string& cmd, std::string* out) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buf[4096];
-  size_t n = 0;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out->append(buf, n);
-  const int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using test::run_shell;
 
 struct Case {
   const char* name;   // ../shared/ref/<name>.gguf

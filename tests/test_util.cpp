@@ -30,7 +30,11 @@ std::string temp_dir(const std::string& name) {
 }
 
 int run_plumb(const std::string& args, std::string* output) {
-  const std::string cmd = std::string(PLUMB_BINARY) + " " + args + " 2>&1";
+  return run_shell(std::string(PLUMB_BINARY) + " " + args, output);
+}
+
+int run_shell(const std::string& command, std::string* output) {
+  const std::string cmd = command + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return -1;
   std::array<char, 4096> buf{};

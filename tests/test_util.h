@@ -13,6 +13,8 @@ std::string shared_path(const std::string& relative);
 std::string temp_dir(const std::string& name);
 // Runs `plumb ARGS` (ARGS already shell-quoted), captures stdout+stderr; returns the exit code.
 int run_plumb(const std::string& args, std::string* output);
+// Runs a shell command, captures stdout+stderr into *output; returns the exit code.
+int run_shell(const std::string& command, std::string* output);
 
 }  // namespace plumb::test
 

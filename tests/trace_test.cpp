@@ -87,17 +87,7 @@ TEST(TraceRecorder, WritesTheReferenceLayout) {
   EXPECT_NE(bad.status().message().find("'blk.0.k' covers 1 tokens, the prompt has 2"), std::string::npos);
 }
 
-// Runs a shell command, returns its exit code; output in *out.
-int run_shell(const std::string& cmd, std::string* out) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buf[4096];
-  size_t n = 0;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out->append(buf, n);
-  const int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using test::run_shell;
 
 bool have_python_gguf() {
   std::string out;
