@@ -87,21 +87,11 @@ TEST(TraceRecorder, WritesTheReferenceLayout) {
   EXPECT_NE(bad.status().message().find("'blk.0.k' covers 1 tokens, the prompt has 2"), std::string::npos);
 }
 
-// Runs a shell command, returns its exit code; output in *out.
-int run_shell(const std::string& cmd, std::string* out) {
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buf[4096];
-  size_t n = 0;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out->append(buf, n);
-  const int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using test::run_command;
 
 bool have_python_gguf() {
   std::string out;
-  return run_shell("python3 -c 'import numpy, gguf'", &out) == 0;
+  return run_command("python3 -c 'import numpy, gguf'", &out) == 0;
 }
 
 std::string first_line(const std::string& path) {
@@ -144,7 +134,7 @@ TEST_P(LlamaCppVsFloat64, PassesDefaultThresholds) {
   const std::string out_path = test::temp_dir("ref64-" + model_name) + "/exact.gguf";
   // The three reference prompts (prompt 0 traced); the held-out fourth line is not needed.
   std::string out;
-  ASSERT_EQ(run_shell("head -n 3 '" + tokens + "' > '" + out_path + ".tokens' && python3 '" + ref64 + "' -m '" +
+  ASSERT_EQ(run_command("head -n 3 '" + tokens + "' > '" + out_path + ".tokens' && python3 '" + ref64 + "' -m '" +
                           model + "' --tokens-file '" + out_path + ".tokens' --out '" + out_path + "' > /dev/null",
                       &out),
             0)
@@ -176,7 +166,7 @@ TEST(PlantedFaultsInFloat64, DiffNamesTheBrokenTap) {
   std::string faults = "none";
   for (const auto& [fault, tap] : expected) faults += " " + fault;
   std::string out;
-  ASSERT_EQ(run_shell("python3 '" + std::string(PLUMB_SOURCE_DIR) + "/tests/tools/ref64_faults.py' '" +
+  ASSERT_EQ(run_command("python3 '" + std::string(PLUMB_SOURCE_DIR) + "/tests/tools/ref64_faults.py' '" +
                           test::shared_dir() + "' '" + model + "' '" + first_line(tokens) + "' '" + dir + "' " +
                           faults,
                       &out),

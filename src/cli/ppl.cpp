@@ -53,7 +53,8 @@ int run_ppl(int argc, char** argv) {
                  "evaluated independently, the second half of each chunk scored. Comparable with\n"
                  "llama.cpp's figures on the same file and text.\n"
                  "KL-divergence: run the base model with --kl-divergence-base FILE to save its\n"
-                 "log-probabilities, then another model with --kl-divergence FILE to compare.");
+                 "log-probabilities, then another model with --kl-divergence FILE to compare\n"
+                 "(or, as llama-perplexity, --kl-divergence-base FILE --kl-divergence).");
   std::string model_path, text_path, kld_base_out, kld_base_in, cache_type = "f16", backend = "auto";
   int n_gpu_layers = -2;
   int n_ctx = 512, n_chunks = -1, n_threads = 0, n_parallel = 0, n_batch = 0;
@@ -75,7 +76,27 @@ int run_ppl(int argc, char** argv) {
   args.option("--kl-divergence", "FILE", "compare with the base log-probabilities in FILE", &kld_base_in);
   args.flag("--check-tensors", "scan every weight for NaN and infinity at load", &check_tensors);
   args.json_flag("--json", "print one JSON object instead of text", &json);
-  if (auto code = args.parse(argc, argv)) return *code;
+  // llama-perplexity's form: --kl-divergence with no value (last, or followed by an option)
+  // reads the file --kl-divergence-base names. Taken out before parsing, where it would miss
+  // its value.
+  bool kld_flag = false;
+  std::vector<char*> kept(argv, argv + argc);
+  for (size_t i = 1; i < kept.size(); ++i) {
+    if (std::string_view(kept[i]) == "--kl-divergence" && (i + 1 == kept.size() || kept[i + 1][0] == '-')) {
+      kld_flag = true;
+      kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  }
+  if (auto code = args.parse(static_cast<int>(kept.size()), kept.data())) return *code;
+  if (kld_flag) {
+    if (kld_base_out.empty() || !kld_base_in.empty()) {
+      return args.usage_error("--kl-divergence without a FILE reads the file --kl-divergence-base FILE names "
+                              "(llama-perplexity's form); give that, or --kl-divergence FILE");
+    }
+    kld_base_in = std::move(kld_base_out);
+    kld_base_out.clear();
+  }
   if (model_path.empty()) return args.usage_error("missing -m MODEL.gguf");
   if (text_path.empty()) return args.usage_error("missing -f TEXT");
   if (!kld_base_out.empty() && !kld_base_in.empty()) {

@@ -1,9 +1,13 @@
 #include "trace/diff.h"
 
 #include <cmath>
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "trace/glob.h"
+#include "trace/noise_model.h"
+#include "trace/tap_map.h"
 
 namespace plumb::trace {
 
@@ -49,6 +53,7 @@ TapDiff compare_arrays(const float* a, const float* b, int64_t width, int64_t n_
   } else {
     d.cosine = (sum_sq_a == 0 && sum_sq_b == 0) ? 1.0 : 0.0;
   }
+  d.gain = sum_sq_b > 0 ? dot / sum_sq_b : 1.0;
   d.rms_a = n_finite > 0 ? std::sqrt(sum_sq_a / static_cast<double>(n_finite)) : 0.0;
   d.rms_b = n_finite > 0 ? std::sqrt(sum_sq_b / static_cast<double>(n_finite)) : 0.0;
   if (worst >= 0 && width > 0) {
@@ -141,6 +146,13 @@ Result<DiffReport> diff_traces(const TraceFile& a, const TraceFile& b, const Dif
   r.nmse_override = options.nmse;
   const GlobList select(options.taps);
 
+  const NoiseRule rule = noise_rule(trace_origin(a), trace_origin(b));
+  r.rule = options.nmse ? "one NMSE threshold for every tap (--nmse " + format_sci(*options.nmse, 1) + "), no gain test"
+                        : rule.description;
+  // The error the pair already shows before each tap, per prompt: largest NMSE and |gain - 1|
+  // of the non-norm taps compared so far.
+  std::map<int, std::pair<double, double>> noise_before;
+
   std::set<int> prompts;
   for (const auto& ta : a.tensors) {
     if (!select.matches(ta.name.display)) continue;
@@ -179,8 +191,20 @@ Result<DiffReport> diff_traces(const TraceFile& a, const TraceFile& b, const Dif
     d.name = ta.name;
     d.shape_a = ta.shape;
     d.shape_b = tb->shape;
-    d.threshold = options.nmse ? *options.nmse : default_nmse_threshold(ta.name.family);
-    d.over = !d.shape_match || !(d.nmse <= d.threshold);
+    auto& [nmse_before, gain_before] = noise_before[ta.name.prompt];
+    if (options.nmse) {
+      d.threshold = *options.nmse;
+    } else {
+      d.threshold = std::min(default_nmse_threshold(ta.name.family),
+                             std::max(rule.nmse_floor, rule.jump * nmse_before));
+      d.gain_limit = std::max(rule.gain_floor, rule.gain_jump * gain_before);
+      d.gain_over = d.shape_match && !(std::fabs(d.gain - 1) <= d.gain_limit);
+    }
+    d.over = !d.shape_match || !(d.nmse <= d.threshold) || d.gain_over;
+    if (d.shape_match && !is_norm_family(ta.name.family) && std::isfinite(d.nmse)) {
+      nmse_before = std::max(nmse_before, d.nmse);
+      gain_before = std::max(gain_before, std::fabs(d.gain - 1));
+    }
     if (d.over && r.divergence < 0) r.divergence = static_cast<int>(r.taps.size());
     r.taps.push_back(std::move(d));
   }
@@ -190,8 +214,34 @@ Result<DiffReport> diff_traces(const TraceFile& a, const TraceFile& b, const Dif
 
 Result<DiffReport> diff_trace_files(const std::string& path_a, const std::string& path_b,
                                     const DiffOptions& options) {
-  PLUMB_ASSIGN_OR_RETURN(TraceFile a, read_trace_file(path_a));
-  PLUMB_ASSIGN_OR_RETURN(TraceFile b, read_trace_file(path_b));
+  TapMap map;
+  if (!options.map_path.empty()) {
+    PLUMB_ASSIGN_OR_RETURN(map, read_tap_map(options.map_path));
+  }
+  if (!options.layout.empty()) {
+    if (!is_known_layout(options.layout)) {
+      return Status::errorf("unknown layout '%s' (tokens,width | width,tokens | heads,tokens,dim | "
+                            "tokens,heads,dim | auto)", options.layout.c_str());
+    }
+    map.layout = options.layout;
+  }
+  const bool dump_a = is_dump_path(path_a), dump_b = is_dump_path(path_b);
+  TraceFile a, b;
+  if (dump_b) {
+    if (dump_a) {
+      PLUMB_ASSIGN_OR_RETURN(b, read_dump_trace(path_b, map, TraceFile()));
+    } else {
+      PLUMB_ASSIGN_OR_RETURN(a, read_trace_file(path_a));
+      PLUMB_ASSIGN_OR_RETURN(b, read_dump_trace(path_b, map, a));
+    }
+  } else {
+    PLUMB_ASSIGN_OR_RETURN(b, read_trace_file(path_b));
+  }
+  if (dump_a) {
+    PLUMB_ASSIGN_OR_RETURN(a, read_dump_trace(path_a, map, b));
+  } else if (a.path.empty()) {
+    PLUMB_ASSIGN_OR_RETURN(a, read_trace_file(path_a));
+  }
   return diff_traces(a, b, options);
 }
 
@@ -206,8 +256,13 @@ std::string DiffReport::verdict() const {
   } else if (d.non_finite_a + d.non_finite_b > 0) {
     why = strprintf("non-finite values (NaN/inf): %lld in A, %lld in B",
                     static_cast<long long>(d.non_finite_a), static_cast<long long>(d.non_finite_b));
+  } else if (!(d.nmse <= d.threshold)) {
+    why = "NMSE " + format_sci(d.nmse, 1) + " > " + format_sci(d.threshold, 1);
+    if (d.gain_over) why += strprintf(", scale %.4g of B's", d.gain);
   } else {
-    why = "NMSE " + format_sci(d.nmse, 1) + " > " + format_sci(d.threshold, 0);
+    why = strprintf("scale %.4g of B's: |gain-1| %s > %s (NMSE %s)", d.gain,
+                    format_sci(std::fabs(d.gain - 1), 1).c_str(), format_sci(d.gain_limit, 1).c_str(),
+                    format_sci(d.nmse, 1).c_str());
   }
   std::string line = "diverges first at " + d.name.display + ": " + why;
   if (growth_per_layer) {

@@ -41,11 +41,12 @@ std::string json_string_array(const std::vector<std::string>& items) {
 }  // namespace
 
 std::string format_table(const DiffReport& r) {
-  std::string out = strprintf("A: %s\nB: %s (reference)\n", r.path_a.c_str(), r.path_b.c_str());
+  std::string out = strprintf("A: %s\nB: %s (reference)\nlimits: %s\n", r.path_a.c_str(),
+                              r.path_b.c_str(), r.rule.c_str());
   size_t name_width = 4;
   for (const auto& t : r.taps) name_width = std::max(name_width, t.name.display.size());
-  out += strprintf("%-*s %-12s %9s %9s %7s %9s %9s %9s  %s\n", static_cast<int>(name_width), "tap",
-                   "shape", "max|d|", "NMSE", "limit", "cosine", "RMS A", "RMS B",
+  out += strprintf("%-*s %-12s %9s %9s %7s %8s %7s %9s %9s %9s  %s\n", static_cast<int>(name_width), "tap",
+                   "shape", "max|d|", "NMSE", "limit", "gain", "limit", "cosine", "RMS A", "RMS B",
                    "worst (token, index): A vs B");
   for (size_t i = 0; i < r.taps.size(); ++i) {
     const TapDiff& t = r.taps[i];
@@ -66,9 +67,11 @@ std::string format_table(const DiffReport& r) {
       worst += strprintf("; non-finite: %lld in A, %lld in B", static_cast<long long>(t.non_finite_a),
                          static_cast<long long>(t.non_finite_b));
     }
-    out += strprintf("%-*s %-12s %9s %9s %7s %9.6f %9.3g %9.3g  %s%s\n", static_cast<int>(name_width),
+    const std::string gain_limit = t.gain_limit > 0 ? "\u00b1" + format_sci(t.gain_limit, 0) : "-";
+    out += strprintf("%-*s %-12s %9s %9s %7s %8.5f %7s %9.6f %9.3g %9.3g  %s%s\n", static_cast<int>(name_width),
                      t.name.display.c_str(), t.shape_a.c_str(), format_sci(t.max_abs, 1).c_str(),
-                     format_sci(t.nmse, 1).c_str(), format_sci(t.threshold, 0).c_str(), t.cosine,
+                     format_sci(t.nmse, 1).c_str(), format_sci(t.threshold, 0).c_str(), t.gain,
+                     gain_limit.c_str(), t.cosine,
                      t.rms_a, t.rms_b, worst.c_str(), mark.c_str());
   }
   if (!r.only_in_a.empty()) {
@@ -99,6 +102,7 @@ std::string format_json(const DiffReport& r) {
   out += "  \"growth_per_layer\": " + (r.growth_per_layer ? json_number(*r.growth_per_layer) : "null") +
          ",\n";
   out += "  \"verdict\": " + json_string(r.verdict()) + ",\n";
+  out += "  \"rule\": " + json_string(r.rule) + ",\n";
   out += "  \"only_in_a\": " + json_string_array(r.only_in_a) + ",\n";
   out += "  \"only_in_b\": " + json_string_array(r.only_in_b) + ",\n";
   out += "  \"taps\": [\n";
@@ -110,7 +114,9 @@ std::string format_json(const DiffReport& r) {
            ", \"shape_a\": " + json_string(t.shape_a) + ", \"shape_b\": " + json_string(t.shape_b) +
            ", \"shape_match\": " + (t.shape_match ? "true" : "false") +
            ", \"max_abs\": " + json_number(t.max_abs) + ", \"nmse\": " + json_number(t.nmse) +
-           ", \"threshold\": " + json_number(t.threshold) + ", \"cosine\": " + json_number(t.cosine) +
+           ", \"threshold\": " + json_number(t.threshold) + ", \"gain\": " + json_number(t.gain) +
+           ", \"gain_limit\": " + json_number(t.gain_limit) + ", \"gain_over\": " + (t.gain_over ? "true" : "false") +
+           ", \"cosine\": " + json_number(t.cosine) +
            ", \"rms_a\": " + json_number(t.rms_a) + ", \"rms_b\": " + json_number(t.rms_b) +
            ", \"worst\": {\"token\": " + std::to_string(t.worst_token) +
            ", \"index\": " + std::to_string(t.worst_index) + ", \"a\": " + json_number(t.worst_a) +

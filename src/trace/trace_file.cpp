@@ -12,6 +12,11 @@ const TraceTensor* TraceFile::find(const std::string& tensor_name) const {
   return nullptr;
 }
 
+std::string TraceFile::meta(const std::string& key) const {
+  const auto it = metadata.find(key);
+  return it == metadata.end() ? std::string() : it->second;
+}
+
 namespace {
 
 // "p<k>.tokens" -> k
@@ -34,6 +39,9 @@ std::optional<int> tokens_prompt(const std::string& name) {
 Result<TraceFile> read_trace(const gguf::File& file) {
   TraceFile out;
   out.path = file.path();
+  for (const auto& [key, value] : file.metadata()) {
+    if (value.type == gguf::ValueType::STRING) out.metadata[key] = value.str;
+  }
   for (const auto& info : file.tensors()) {
     if (const auto prompt = tokens_prompt(info.name)) {
       if (info.type != TensorType::I32) {

@@ -25,8 +25,13 @@ struct TraceFile {
   std::string path;
   std::map<int, std::vector<int32_t>> tokens;  // prompt k -> p<k>.tokens
   std::vector<TraceTensor> tensors;            // in forward order
+  // String-valued metadata (trace.engine, trace.backend, trace.model, ref.engine, ref.model,
+  // ref64.model, general.architecture, ...): what made the file, for the diff's noise model.
+  std::map<std::string, std::string> metadata;
 
   const TraceTensor* find(const std::string& tensor_name) const;
+  // metadata[key], or "" when absent.
+  std::string meta(const std::string& key) const;
 };
 
 // Reads the tensors of an open GGUF file. A p<k>.tokens that is not I32, or a tap that is not

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds llama.cpp's libllama (CPU; CUDA with LLAMA_TRACE_CUDA=1) from the llama.cpp vendored in a
+# pinned llama-cpp-python sdist, then tools/llama-trace/llama-trace.cpp against it.
+#
+#   tools/llama-trace/build.sh [WORK_DIR]        (default: <repo>/build/llama-trace)
+#
+# Pinned: llama-cpp-python 0.3.36 (PyPI sdist, sha256 below), which vendors llama.cpp commit
+# 0c1e57098bba43ac29e6e3b677cdceebdd22334f. pip downloads the sdist (no binaries), tar unpacks it,
+# CMake builds only the llama library (tests, tools, examples, server and curl off). Takes ~10+
+# minutes on 2 cores. Idempotent: a finished step is not redone. Prints the llama-trace path.
+set -euo pipefail
+
+version=0.3.36
+sdist_sha256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+llama_commit=0c1e57098bba43ac29e6e3b677cdceebdd22334f
+
+repo_root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${1:-$repo_root/build/llama-trace}
+jobs=${JOBS:-2}
+mkdir -p "$work"
+cd "$work"
+
+sdist=llama_cpp_python-$version.tar.gz
+if [ ! -f "$sdist" ]; then
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+    "llama-cpp-python==$version" -d . >&2
+fi
+[ "$(sha256sum "$sdist" | cut -d' ' -f1)" = "$sdist_sha256" ] || {
+  echo "llama-trace build: $sdist does not have the pinned sha256" >&2
+  exit 1
+}
+src=$work/llama_cpp_python-$version/vendor/llama.cpp
+[ -f "$src/CMakeLists.txt" ] || tar xzf "$sdist"
+
+# The CPU kernels of the references (../shared/ref: "x86-64 AVX-512"): AVX-512 with VNNI/BF16/VBMI,
+# AMX off (this llama.cpp's AMX matmul crashes on the development machines, and AMX changes the
+# arithmetic). LLAMA_TRACE_CPU_FLAGS replaces them (e.g. "-DGGML_NATIVE=ON" on other CPUs).
+cpu_flags=${LLAMA_TRACE_CPU_FLAGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}
+cuda=OFF
+[ "${LLAMA_TRACE_CUDA:-0}" = 1 ] && cuda=ON
+lib_build=$work/libllama-$([ $cuda = ON ] && echo cuda || echo cpu)
+if [ ! -f "$lib_build/.built" ]; then
+  cmake -S "$src" -B "$lib_build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_COMMON=OFF -DLLAMA_CURL=OFF -DGGML_CUDA=$cuda \
+    $cpu_flags >&2
+  cmake --build "$lib_build" --target llama -j "$jobs" >&2
+  touch "$lib_build/.built"
+fi
+
+exe=$lib_build/llama-trace
+if [ ! -x "$exe" ] || [ "$repo_root/tools/llama-trace/llama-trace.cpp" -nt "$exe" ]; then
+  libdir=$(dirname "$(find "$lib_build" -name 'libllama.so' | head -n1)")
+  ggml_libdir=$(dirname "$(find "$lib_build" -name 'libggml.so' | head -n1)")
+  g++ -std=c++17 -O2 -o "$exe" "$repo_root/tools/llama-trace/llama-trace.cpp" \
+    -I"$src/include" -I"$src/ggml/include" -L"$libdir" -L"$ggml_libdir" -lllama -lggml -lggml-base \
+    -Wl,-rpath,"$libdir" -Wl,-rpath,"$ggml_libdir" \
+    -DLLAMA_TRACE_VERSION="\"llama-cpp-python $version, llama.cpp $llama_commit\""
+fi
+echo "$exe"
