@@ -18,6 +18,7 @@ repo_root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${1:-$repo_root/build/llama-trace}
 jobs=${JOBS:-2}
 mkdir -p "$work"
+work=$(cd "$work" && pwd)  # absolute: the paths below are used after the cd
 cd "$work"
 
 sdist=llama_cpp_python-$version.tar.gz
