@@ -64,6 +64,10 @@ TEST(ServeRequest, MalformedBodies) {
   EXPECT_EQ(chat_error("[1]").http_status, 400);
   EXPECT_EQ(chat_error("{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}").code, "invalid_utf8");
   EXPECT_EQ(chat_error(R"({"messages":[{"role":"user","content":"\ud800"}]})").code, "invalid_json");
+  // A number past double's range is the JSON library's out_of_range, not a parse_error (found
+  // by fuzz_serve_request: it escaped as an uncaught exception).
+  EXPECT_EQ(chat_error(R"({"max_tokens":1e900})").code, "invalid_json");
+  EXPECT_EQ(chat_error(R"({"pro_tokens":1e900"loguenc,"fr_quency_penalty":0.5})").code, "invalid_json");
   ApiError e;
   EXPECT_FALSE(parse_completion_request(R"({"prompt":""})", &e));
   EXPECT_EQ(e.param, "prompt");

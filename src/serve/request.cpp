@@ -214,7 +214,7 @@ std::optional<json> parse_object(std::string_view body, ApiError* error) {
       const json again = json::parse(body);
       (void)again;
       error->message = "the request body is not valid JSON";
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // a parse error, or a number out of range (1e900)
       error->message = std::string("the request body is not valid JSON: ") + e.what();
     }
     return std::nullopt;
