@@ -61,6 +61,17 @@ Result<TraceRun> traced_step(Session& session, int32_t token, int64_t n_vocab, c
   return run;
 }
 
+// Diffs CUDA's run against the CPU's, prints the table where they diverge and the verdict line
+// of `what`; the report, for a plot.
+Result<trace::DiffReport> report(const TraceRun& gpu, const TraceRun& cpu, const trace::DiffOptions& options,
+                                 const std::string& what, bool* diverged) {
+  PLUMB_ASSIGN_OR_RETURN(trace::DiffReport r, diff_runs(gpu, "cuda", cpu, "cpu", options));
+  if (r.diverged()) std::fputs(trace::format_table(r).c_str(), stdout);
+  std::printf("plumb check (CUDA vs CPU, %s): %s\n", what.c_str(), r.verdict().c_str());
+  *diverged |= r.diverged();
+  return r;
+}
+
 int run_check(int argc, char** argv) {
   ArgParser p("check",
               "-m M.gguf [-p TEXT | --tokens IDS] [-n STEPS] [--nmse X] [--fault NAME [--fault-layer L]] "
@@ -136,13 +147,11 @@ int run_check(int argc, char** argv) {
   if (!cpu.ok()) return fail("check", "CPU run: " + cpu.status().message());
   auto gpu = trace_tokens(**model, tokens, gpu_options, "*");
   if (!gpu.ok()) return fail("check", "CUDA run: " + gpu.status().message());
-  auto report = diff_runs(*gpu, "cuda", *cpu, "cpu", diff_options);
-  if (!report.ok()) return fail("check", report.status().message());
-  if (report->diverged()) std::fputs(trace::format_table(*report).c_str(), stdout);
-  std::printf("plumb check (CUDA vs CPU, prompt of %zu tokens): %s\n", tokens.size(), report->verdict().c_str());
-  diverged |= report->diverged();
+  auto prompt_report =
+      report(*gpu, *cpu, diff_options, "prompt of " + std::to_string(tokens.size()) + " tokens", &diverged);
+  if (!prompt_report.ok()) return fail("check", prompt_report.status().message());
   if (!plot.empty()) {
-    if (Status s = trace::write_diff_plot(*report, plot); !s.ok()) return fail("check", s.message());
+    if (Status s = trace::write_diff_plot(*prompt_report, plot); !s.ok()) return fail("check", s.message());
   }
 
   // 2. Generation steps, untraced (CUDA replays a recorded graph), logits step by step.
@@ -173,12 +182,10 @@ int run_check(int argc, char** argv) {
   if (!cpu_step.ok()) return fail("check", "CPU step: " + cpu_step.status().message());
   auto gpu_step = traced_step(**gpu_walk, next, n_vocab, "cuda");
   if (!gpu_step.ok()) return fail("check", "CUDA step: " + gpu_step.status().message());
-  auto step_report = diff_runs(*gpu_step, "cuda", *cpu_step, "cpu", diff_options);
+  auto step_report = report(*gpu_step, *cpu_step, diff_options,
+                            "one traced generation step at position " + std::to_string(tokens.size() + steps),
+                            &diverged);
   if (!step_report.ok()) return fail("check", step_report.status().message());
-  if (step_report->diverged()) std::fputs(trace::format_table(*step_report).c_str(), stdout);
-  std::printf("plumb check (CUDA vs CPU, one traced generation step at position %zu): %s\n",
-              tokens.size() + static_cast<size_t>(steps), step_report->verdict().c_str());
-  diverged |= step_report->diverged();
   return diverged ? 1 : 0;
 }
 
