@@ -14,6 +14,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/backend.h"
@@ -188,6 +189,51 @@ TEST_P(CudaOps, MatmulMatchesFloat64) {
   }
 }
 
+// Several products of one input in one launch (row counts that split the kernel's row pairs
+// between matrices) and the residual add fused into a product: the bits of one matmul each, and
+// of matmul then add.
+TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  const TensorType type = GetParam();
+  const int64_t n_in = awkward_row(type);
+  const int64_t rows[] = {37, 5, 11};
+  std::vector<Weights> ws;
+  std::vector<std::unique_ptr<BoundMatrix>> ms;
+  for (int i = 0; i < 3; ++i) {
+    ws.push_back(make_weights(type, n_in, rows[i], 30 + static_cast<uint32_t>(i)));
+    auto m = gpu->bind_matrix(ws.back().info);
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    ms.push_back(std::move(*m));
+  }
+  for (int64_t n : {1, 3, 8, 9}) {
+    const std::vector<float> x = random_values(static_cast<size_t>(n * n_in), 200 + static_cast<uint32_t>(n));
+    float* gx = put(*gpu, x);
+    std::vector<float*> fused, single;
+    std::vector<Backend::Product> products;
+    for (int i = 0; i < 3; ++i) {
+      fused.push_back(poisoned(*gpu, static_cast<size_t>(n * rows[i])));
+      single.push_back(poisoned(*gpu, static_cast<size_t>(n * rows[i])));
+      products.push_back({ms[static_cast<size_t>(i)].get(), fused.back()});
+      gpu->matmul(*ms[static_cast<size_t>(i)], gx, n, single.back());
+    }
+    gpu->matmul_same_input(products, gx, n);
+    for (int i = 0; i < 3; ++i) {
+      const size_t len = static_cast<size_t>(n * rows[i]);
+      EXPECT_TRUE(same_bits(get(*gpu, fused[static_cast<size_t>(i)], len), get(*gpu, single[static_cast<size_t>(i)], len)))
+          << type_name(type) << " n=" << n << " product " << i;
+    }
+    const std::vector<float> acc0 = random_values(static_cast<size_t>(n * rows[0]), 300 + static_cast<uint32_t>(n));
+    float* acc = put(*gpu, acc0);
+    float* y = poisoned(*gpu, acc0.size());
+    gpu->matmul_add(*ms[0], gx, n, y, acc);
+    const std::vector<float> expect_y = get(*gpu, single[0], acc0.size());
+    std::vector<float> expect_acc(acc0.size());
+    for (size_t i = 0; i < acc0.size(); ++i) expect_acc[i] = acc0[i] + expect_y[i];
+    EXPECT_TRUE(same_bits(get(*gpu, y, acc0.size()), expect_y)) << type_name(type) << " n=" << n << " matmul_add y";
+    EXPECT_TRUE(same_bits(get(*gpu, acc, acc0.size()), expect_acc)) << type_name(type) << " n=" << n << " matmul_add acc";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, CudaOps, ::testing::ValuesIn(kWeightTypes),
                          [](const auto& info) { return std::string(type_name(info.param)); });
 
@@ -288,6 +334,60 @@ TEST(CudaOps, AttentionGivesTheCpuBits) {
     }
     EXPECT_TRUE(same_bits(gout, cout)) << c.n_head << "/" << c.n_head_kv << " heads of " << c.head_dim << ", "
                                        << c.prefix << " cached + " << c.n;
+  }
+}
+
+// rope_store (RoPE of q and k and the KV store in one launch) against the CPU's three ops: q, k
+// and the attention that reads the cache give the CPU's bits.
+TEST(CudaOps, RopeStoreGivesTheCpuBits) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  auto cpu_r = make_backend("cpu", 1);
+  Backend& cpu = **cpu_r;
+  struct Case { int64_t n_head, n_head_kv, head_dim, n_rot, pos0, n; CacheType type; };
+  const Case cases[] = {{6, 2, 64, 64, 0, 5, CacheType::F16}, {4, 4, 32, 16, 7, 1, CacheType::F32},
+                        {14, 2, 64, 64, 30, 9, CacheType::F16}};
+  for (const Case& c : cases) {
+    const int64_t n_ctx = 64, kv_width = c.n_head_kv * c.head_dim;
+    const RopeTable table = RopeTable::make(n_ctx, c.n_rot, 10000.0f, 1.0f, {});
+    ASSERT_TRUE(cpu.bind_rope(table).ok());
+    ASSERT_TRUE(gpu->bind_rope(table).ok());
+    auto ccache = cpu.make_kv_cache(1, n_ctx, kv_width, kv_width, c.type);
+    auto gcache = gpu->make_kv_cache(1, n_ctx, kv_width, kv_width, c.type);
+    ASSERT_TRUE(ccache.ok() && gcache.ok());
+    const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
+    const std::vector<int32_t> ids(static_cast<size_t>(c.pos0 + c.n), 0);
+    std::vector<float> q, k, att;
+    float *gq = nullptr, *gk = nullptr, *gatt = nullptr;
+    // The prefix through the CPU's ops on both backends (so both caches hold it), then the tokens under test.
+    for (auto [pos0, n, fused] : {std::tuple<int64_t, int64_t, bool>{0, c.pos0, false}, {c.pos0, c.n, true}}) {
+      if (n == 0) continue;
+      q = random_values(static_cast<size_t>(n * c.n_head * c.head_dim), static_cast<uint32_t>(40 + pos0), 2.0f);
+      k = random_values(static_cast<size_t>(n * kv_width), static_cast<uint32_t>(41 + pos0), 2.0f);
+      const std::vector<float> v = random_values(static_cast<size_t>(n * kv_width), static_cast<uint32_t>(42 + pos0));
+      cpu.set_batch(ids.data(), n, pos0);
+      gpu->set_batch(ids.data(), n, pos0);
+      gq = put(*gpu, q), gk = put(*gpu, k);
+      float* gv = put(*gpu, v);
+      cpu.rope(q.data(), n, c.n_head, c.head_dim);
+      cpu.rope(k.data(), n, c.n_head_kv, c.head_dim);
+      cpu.kv_store(**ccache, 0, n, k.data(), v.data());
+      if (fused) {
+        gpu->rope_store(**gcache, 0, n, gq, gk, gv, shape);
+      } else {
+        gpu->rope(gq, n, c.n_head, c.head_dim);
+        gpu->rope(gk, n, c.n_head_kv, c.head_dim);
+        gpu->kv_store(**gcache, 0, n, gk, gv);
+      }
+      att.assign(q.size(), 0.0f);
+      cpu.attention(**ccache, 0, q.data(), n, shape, att.data());
+      gatt = poisoned(*gpu, q.size());
+      gpu->attention(**gcache, 0, gq, n, shape, gatt);
+    }
+    const std::string what = std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + " heads, " +
+                             std::to_string(c.pos0) + " cached + " + std::to_string(c.n);
+    EXPECT_TRUE(same_bits(get(*gpu, gq, q.size()), q)) << "q, " << what;
+    EXPECT_TRUE(same_bits(get(*gpu, gk, k.size()), k)) << "k, " << what;
+    EXPECT_TRUE(same_bits(get(*gpu, gatt, att.size()), att)) << "attention over the cache, " << what;
   }
 }
 

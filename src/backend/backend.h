@@ -103,11 +103,25 @@ class Backend {
   virtual void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
     for (const Product& p : products) matmul(*p.w, x, n, p.y);
   }
+  // y = W x, then acc += y (the residual stream; both written: y is a tap of its own), with
+  // the bits of matmul and add. A backend may do both in one pass.
+  virtual void matmul_add(const BoundMatrix& w, const float* x, int64_t n, float* y, float* acc) {
+    matmul(w, x, n, y);
+    add(acc, y, n * w.n_out, acc);
+  }
   // Rotates, in place, pairs (2i, 2i+1) of the first n_rot dims of every head of
   // x [n][n_heads * head_dim], token t by the angles of its position (set_batch).
   virtual void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) = 0;
   // Stores k [n][k_width] and v [n][v_width] of layer `layer` at the batch's positions.
   virtual void kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) = 0;
+  // rope of q [n][n_head * head_dim_k] and k [n][n_head_kv * head_dim_k], then kv_store of k
+  // and v, with the bits of those three. A backend may do them in one pass.
+  virtual void rope_store(KvCache& cache, int64_t layer, int64_t n, float* q, float* k, const float* v,
+                          const AttentionShape& shape) {
+    rope(q, n, shape.n_head, shape.head_dim_k);
+    rope(k, n, shape.n_head_kv, shape.head_dim_k);
+    kv_store(cache, layer, n, k, v);
+  }
   // Causal attention of q [n][n_head * head_dim_k] (token t at its batch position p_t) over the
   // cached positions 0 .. p_t; out [n][n_head * head_dim_v], heads merged.
   virtual void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& shape,

@@ -124,16 +124,13 @@ void LlamaForward::layers(int64_t n, int64_t r0, Tracer* tracer) {
     trace(tracer, il, "q", s.q, q_width, n);
     trace(tracer, il, "k", s.k, k_width, n);
     trace(tracer, il, "v", s.v, v_width, n);
-    b.rope(s.q, n, c_.n_head, c_.head_dim_k);
+    b.rope_store(*kv_, il, n, s.q, s.k, s.v, attn_shape_);          // q, k rotated; cache[pos0 .. pos0+n) = k, v
     trace(tracer, il, "q_rope", s.q, q_width, n);
-    b.rope(s.k, n, c_.n_head_kv, c_.head_dim_k);
     trace(tracer, il, "k_rope", s.k, k_width, n);
-    b.kv_store(*kv_, il, n, s.k, s.v);                              // cache[pos0 .. pos0+n) = k, v
     b.attention(*kv_, il, s.q, n, attn_shape_, s.att);              // att [n][n_head * head_dim_v]
     trace(tracer, il, "attn_out", s.att, att_width, n);
-    b.matmul(*l.wo, s.att, n, s.proj);                              // proj [n][n_embd]
+    b.matmul_add(*l.wo, s.att, n, s.proj, s.x);                     // proj [n][n_embd]; x += proj
     trace(tracer, il, "attn_proj", s.proj, n_embd, n);
-    b.add(s.x, s.proj, n * n_embd, s.x);                            // x += proj
     trace(tracer, il, "ffn_inp", s.x, n_embd, n);
 
     // Feed-forward (SwiGLU).
@@ -146,9 +143,8 @@ void LlamaForward::layers(int64_t n, int64_t r0, Tracer* tracer) {
     trace(tracer, il, "ffn_up", s.up, c_.n_ff, n);
     b.swiglu(s.gate, s.up, n * c_.n_ff, s.gate);                    // gate = silu(gate) * up
     trace(tracer, il, "ffn_act", s.gate, c_.n_ff, n);
-    b.matmul(*l.w_down, s.gate, n, s.proj);                         // proj [n][n_embd]
+    b.matmul_add(*l.w_down, s.gate, n, s.proj, s.x);                // proj [n][n_embd]; x += proj
     trace(tracer, il, "ffn_out", s.proj, n_embd, n);
-    b.add(s.x, s.proj, n * n_embd, s.x);                            // x += proj
     trace(tracer, il, "out", s.x, n_embd, n);
   }
 

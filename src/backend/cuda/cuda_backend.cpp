@@ -246,6 +246,28 @@ class CudaBackend : public Backend {
       note(matvec(first.type, parts, first.row_stride, first.n_in, x, static_cast<int>(n), stream_), "matvec");
     }
   }
+  // A few tokens: the residual add in the matvec's epilogue.
+  void matmul_add(const BoundMatrix& w, const float* x, int64_t n, float* y, float* acc) override {
+    const auto& m = static_cast<const CudaMatrix&>(w);
+    if (n > kMaxMatvecTokens) return Backend::matmul_add(w, x, n, y, acc);
+    MatvecParts parts;
+    parts.count = 1;
+    parts.w[0] = m.data;
+    parts.n_out[0] = m.n_out;
+    parts.y[0] = y;
+    parts.acc[0] = acc;
+    note(matvec(m.type, parts, m.row_stride, m.n_in, x, static_cast<int>(n), stream_), "matvec");
+  }
+  void rope_store(KvCache& cache, int64_t layer, int64_t n, float* q, float* k, const float* v,
+                  const AttentionShape& s) override {
+    const auto& c = static_cast<const CudaKvCache&>(cache);
+    RopeStoreArgs a;
+    a.q = q, a.k = k, a.v = v;
+    a.n_head = s.n_head, a.n_head_kv = s.n_head_kv, a.head_dim = s.head_dim_k, a.v_width = c.v_width;
+    a.cos = rope_cos_, a.sin = rope_sin_, a.n_rot = rope_n_rot_;
+    a.f16 = c.f16, a.k_cache = c.k_layer(layer), a.v_cache = c.v_layer(layer);
+    note(cuda::rope_store(a, n, batch_, stream_), "rope_store");
+  }
   void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) override {
     note(cuda::rope(x, n, n_heads, head_dim, rope_cos_, rope_sin_, rope_n_rot_, batch_, stream_), "rope");
   }

@@ -35,13 +35,20 @@ struct MatvecParts {
   const void* w[3] = {};
   int64_t n_out[3] = {};
   float* y[3] = {};
+  float* acc[3] = {};  // when set: acc_i += y_i as well (the residual stream; [n][n_out])
 };
 
 // y_i[t][r] = sum_k W_i[r][k] x[t][k] for t < n (n <= kMaxMatvecTokens), rows of each W_i in
-// `type`, row_stride bytes apart (a multiple of 16, rows padded by the backend). One warp per row; each lane dequantizes
-// 32-value groups and sums with fma in f32; the lanes' sums are combined by a fixed butterfly.
+// `type`, row_stride bytes apart (a multiple of 16, rows padded by the backend), x 16-byte
+// aligned. Sums in f32 with fma in a fixed order (matvec.cu); F16, Q4_0, Q4_1, Q8_0, Q4_K and
+// Q6_K through the register kernel, the other types through matvec_staged.
 cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
                    cudaStream_t stream);
+// The same product, one warp per row: each lane dequantizes 32-value groups of a staged chunk as
+// the reference does and sums them with fma in f32; the lanes' sums are combined by a fixed
+// butterfly.
+cudaError_t matvec_staged(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
+                          int n, cudaStream_t stream);
 
 // out[r - r0][i] = W[r][i] for rows r0 .. r0 + rows - 1 (row_stride bytes apart), dequantized.
 cudaError_t dequantize_rows(TensorType type, const void* w, size_t row_stride, int64_t n_in, int64_t r0, int64_t rows,
@@ -63,6 +70,21 @@ cudaError_t rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const f
 // ([n_ctx][width] each, F16 bits rounded to nearest even, or F32).
 cudaError_t kv_store(bool f16, void* k_cache, void* v_cache, int64_t k_width, int64_t v_width, const float* k,
                      const float* v, int64_t n, const int32_t* batch, cudaStream_t stream);
+
+struct RopeStoreArgs {
+  float* q = nullptr;  // [n][n_head * head_dim]
+  float* k = nullptr;  // [n][n_head_kv * head_dim]
+  const float* v = nullptr;
+  int64_t n_head = 0, n_head_kv = 0, head_dim = 0, v_width = 0;
+  const float* cos = nullptr;  // [n_pos][n_rot / 2]
+  const float* sin = nullptr;
+  int64_t n_rot = 0;
+  bool f16 = true;
+  void* k_cache = nullptr;  // one layer
+  void* v_cache = nullptr;
+};
+// rope(q), rope(k), then kv_store(k, v): one launch, the same bits as the three.
+cudaError_t rope_store(const RopeStoreArgs& a, int64_t n, const int32_t* batch, cudaStream_t stream);
 
 struct AttentionArgs {
   bool f16 = true;

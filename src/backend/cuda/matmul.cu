@@ -1,5 +1,5 @@
-// Weight kernels: products of a few tokens (matvec), dequantized rows for the cuBLAS path of
-// longer batches, and embedding rows.
+// Weight kernels read as the reference dequantizes: the staged matvec (the types without a
+// register kernel), dequantized rows for the cuBLAS path of longer batches, and embedding rows.
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/kernels.h"
 
@@ -27,7 +27,7 @@ constexpr int kStagedX = 32 * 33;
 // keeps one f32 fma chain per token over their values, ascending; the 32 lanes' sums are
 // combined by a xor butterfly (fixed order: the same bits every run).
 template <TensorType T>
-__global__ void matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in, const float* __restrict__ x, int n) {
+__global__ void matvec_staged_kernel(MatvecParts parts, size_t row_stride, int64_t n_in, const float* __restrict__ x, int n) {
   constexpr int kWords = Chunk<T>::words;
   constexpr int kPerLane = (kWords + 31) / 32;
   __shared__ __align__(16) uint32_t stage[kWarpsPerBlock][kWords];
@@ -92,7 +92,10 @@ __global__ void matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in
     float a = acc[t];
 #pragma unroll
     for (int off = 16; off > 0; off /= 2) a += __shfl_xor_sync(0xffffffffu, a, off);
-    if (lane == 0) y[t * n_out + r] = a;
+    if (lane == 0) {
+      y[t * n_out + r] = a;
+      if (parts.acc[part] != nullptr) parts.acc[part][t * n_out + r] += a;
+    }
   }
 }
 
@@ -132,8 +135,8 @@ bool has_matrix_kernel(TensorType type) {
   return dispatch_type(type, [](auto) {});
 }
 
-cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
-                   cudaStream_t stream) {
+cudaError_t matvec_staged(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
+                          int n, cudaStream_t stream) {
   int64_t rows = 0;
   for (int i = 0; i < parts.count; ++i) rows += parts.n_out[i];
   const auto blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
@@ -142,11 +145,11 @@ cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride,
   if (!dispatch_type(type, [&](auto tag) {
         // Above 48 KiB of shared memory a kernel must say so, once.
         static const cudaError_t allowed =
-            cudaFuncSetAttribute(matvec_kernel<decltype(tag)::value>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+            cudaFuncSetAttribute(matvec_staged_kernel<decltype(tag)::value>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  static_cast<int>(kMaxMatvecTokens * kStagedX * sizeof(float)));
         setup = allowed;
         if (allowed == cudaSuccess) {
-          matvec_kernel<decltype(tag)::value><<<blocks, 32 * kWarpsPerBlock, shared, stream>>>(parts, row_stride, n_in,
+          matvec_staged_kernel<decltype(tag)::value><<<blocks, 32 * kWarpsPerBlock, shared, stream>>>(parts, row_stride, n_in,
                                                                                               x, n);
         }
       })) {

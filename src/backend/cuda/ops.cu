@@ -105,6 +105,50 @@ __global__ void kv_store_kernel(bool f16, void* __restrict__ k_cache, void* __re
   }
 }
 
+// Thread per item of [q pairs | k pairs | v values]: a q or k pair (2i, 2i + 1) is rotated
+// (i < n_rot / 2) as rope_kernel does; a k pair is then stored with its rotated values, a v
+// value as it is, as kv_store_kernel does.
+__global__ void rope_store_kernel(RopeStoreArgs a, int64_t n, const int32_t* __restrict__ batch) {
+  int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t half = a.head_dim / 2, rot = a.n_rot / 2;
+  const int64_t q_pairs = n * a.n_head * half, k_pairs = n * a.n_head_kv * half;
+  if (idx < q_pairs + k_pairs) {
+    const bool is_k = idx >= q_pairs;
+    if (is_k) idx -= q_pairs;
+    const int64_t heads = is_k ? a.n_head_kv : a.n_head;
+    const int64_t i = idx % half, h = (idx / half) % heads, t = idx / (half * heads);
+    float* v = (is_k ? a.k : a.q) + (t * heads + h) * a.head_dim;
+    float x0 = v[2 * i], x1 = v[2 * i + 1];
+    if (i < rot) {
+      const int64_t pos = batch[0] + t;
+      const float cs = a.cos[pos * rot + i], sn = a.sin[pos * rot + i];
+      const float y0 = x0 * cs - x1 * sn;
+      const float y1 = x0 * sn + x1 * cs;
+      x0 = y0, x1 = y1;
+      v[2 * i] = x0, v[2 * i + 1] = x1;
+    }
+    if (!is_k) return;
+    const int64_t width = a.n_head_kv * a.head_dim;
+    const int64_t dst = (batch[0] + t) * width + h * a.head_dim + 2 * i;
+    if (a.f16) {
+      static_cast<uint16_t*>(a.k_cache)[dst] = to_f16_bits(x0);
+      static_cast<uint16_t*>(a.k_cache)[dst + 1] = to_f16_bits(x1);
+    } else {
+      static_cast<float*>(a.k_cache)[dst] = x0;
+      static_cast<float*>(a.k_cache)[dst + 1] = x1;
+    }
+    return;
+  }
+  idx -= q_pairs + k_pairs;
+  if (idx >= n * a.v_width) return;
+  const int64_t dst = (batch[0] + idx / a.v_width) * a.v_width + idx % a.v_width;
+  if (a.f16) {
+    static_cast<uint16_t*>(a.v_cache)[dst] = to_f16_bits(a.v[idx]);
+  } else {
+    static_cast<float*>(a.v_cache)[dst] = a.v[idx];
+  }
+}
+
 constexpr int kAttentionThreads = 128;
 constexpr int kKeyTile = kAttentionThreads;  // positions whose keys are staged in shared memory at once
 constexpr int64_t kMaxHeadDim = 256;
@@ -114,47 +158,50 @@ __device__ __forceinline__ float cache_at(bool f16, const void* base, int64_t i)
 }
 
 // Shared memory of attention_kernel beyond its static arrays: the scores of n_ctx positions and a
-// tile of kKeyTile keys (rows padded by one float against bank conflicts).
+// tile of kKeyTile keys (rows padded by one float against bank conflicts), later of values.
 size_t attention_shared_bytes(int64_t n_ctx, int64_t head_dim_k) {
   return static_cast<size_t>(n_ctx + kKeyTile * (head_dim_k + 1)) * sizeof(float);
 }
 
 // Block per (query head, token): the contract of attention_kernels.h for one query row.
 //   s_p = fma chain over d of q[d] k_p[d], times scale (a thread per position p; the keys are
-//         staged a tile at a time in shared memory with coalesced loads);
+//         staged a tile at a time in shared memory, a warp per key row);
 //   m = max s_p; e_p = exp_f32(s_p - m);
 //   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
-//   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d); out[d] = a[d] * float(1 / sum).
+//   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d, over value tiles staged in
+//         shared memory by the whole block); out[d] = a[d] * float(1 / sum).
 __global__ void attention_kernel(AttentionArgs a, const float* __restrict__ q, const int32_t* __restrict__ batch,
                                  float* __restrict__ out) {
   extern __shared__ float shared[];
-  float* scores = shared;                  // [n_ctx]
-  float* keys = shared + a.n_ctx;          // [kKeyTile][head_dim_k + 1]
+  float* scores = shared;          // [n_ctx]
+  float* tile_s = shared + a.n_ctx;  // keys [kKeyTile][head_dim_k + 1], later values [kKeyTile][head_dim_v]
   __shared__ float q_s[kMaxHeadDim];
   __shared__ float red[kAttentionThreads];
   __shared__ double partial[8];
+  constexpr int kWarpCount = kAttentionThreads / 32;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t h = blockIdx.x;
   const int64_t t = blockIdx.y;
-  const int64_t n_kv = batch[0] + t + 1;
-  const int64_t hd = a.head_dim_k;
+  const int n_kv = batch[0] + static_cast<int>(t) + 1;
+  const int hd = static_cast<int>(a.head_dim_k), hd_v = static_cast<int>(a.head_dim_v);
   const int64_t kvh = h / (a.n_head / a.n_head_kv);
   const float* qt = q + (t * a.n_head + h) * hd;
-  for (int64_t d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
+  for (int d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
 
   float m = -INFINITY;
-  for (int64_t p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int64_t tile = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
+  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
+    const int tile = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
     __syncthreads();
-    for (int64_t i = threadIdx.x; i < tile * hd; i += kAttentionThreads) {
-      const int64_t pl = i / hd, d = i % hd;
-      keys[pl * (hd + 1) + d] = cache_at(a.f16, a.k_cache, (p0 + pl) * a.k_width + kvh * hd + d);
+    for (int pl = warp; pl < tile; pl += kWarpCount) {
+      const int64_t base = static_cast<int64_t>(p0 + pl) * a.k_width + kvh * hd;
+      for (int d = lane; d < hd; d += 32) tile_s[pl * (hd + 1) + d] = cache_at(a.f16, a.k_cache, base + d);
     }
     __syncthreads();
-    const int64_t pl = threadIdx.x;
+    const int pl = threadIdx.x;
     if (pl < tile) {
-      const float* k = keys + pl * (hd + 1);
+      const float* k = tile_s + pl * (hd + 1);
       float dot = 0.0f;
-      for (int64_t d = 0; d < hd; ++d) dot = fmaf(q_s[d], k[d], dot);
+      for (int d = 0; d < hd; ++d) dot = fmaf(q_s[d], k[d], dot);
       const float s = dot * a.scale;
       scores[p0 + pl] = s;
       m = fmaxf(m, s);
@@ -167,24 +214,44 @@ __global__ void attention_kernel(AttentionArgs a, const float* __restrict__ q, c
     __syncthreads();
   }
   m = red[0];
-  for (int64_t p = threadIdx.x; p < n_kv; p += kAttentionThreads) scores[p] = exp_f32(scores[p] - m);
+  for (int p = threadIdx.x; p < n_kv; p += kAttentionThreads) scores[p] = exp_f32(scores[p] - m);
   __syncthreads();
   if (threadIdx.x < 8) {
     double s = 0.0;
-    for (int64_t p = threadIdx.x; p < n_kv; p += 8) s += scores[p];
+    for (int p = threadIdx.x; p < n_kv; p += 8) s += scores[p];
     partial[threadIdx.x] = s;
+  }
+  constexpr int kPerThread = kMaxHeadDim / kAttentionThreads;  // values of d per thread
+  float acc[kPerThread];
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) acc[j] = 0.0f;
+  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
+    const int tile = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
+    __syncthreads();  // the last tile (or the keys) no longer read
+    for (int pl = warp; pl < tile; pl += kWarpCount) {
+      const int64_t base = static_cast<int64_t>(p0 + pl) * a.v_width + kvh * hd_v;
+      for (int d = lane; d < hd_v; d += 32) tile_s[pl * hd_v + d] = cache_at(a.f16, a.v_cache, base + d);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+      const int d = threadIdx.x + j * kAttentionThreads;
+      if (d >= hd_v) break;
+      float x = acc[j];
+#pragma unroll 8
+      for (int pl = 0; pl < tile; ++pl) x = fmaf(scores[p0 + pl], tile_s[pl * hd_v + d], x);
+      acc[j] = x;
+    }
   }
   __syncthreads();
   const double sum = ((partial[0] + partial[4]) + (partial[2] + partial[6])) +
                      ((partial[1] + partial[5]) + (partial[3] + partial[7]));
   const float inv_sum = static_cast<float>(1.0 / sum);
-  float* ot = out + (t * a.n_head + h) * a.head_dim_v;
-  for (int64_t d = threadIdx.x; d < a.head_dim_v; d += kAttentionThreads) {
-    float acc = 0.0f;
-    const int64_t col = kvh * a.head_dim_v + d;
-#pragma unroll 8
-    for (int64_t p = 0; p < n_kv; ++p) acc = fmaf(scores[p], cache_at(a.f16, a.v_cache, p * a.v_width + col), acc);
-    ot[d] = acc * inv_sum;
+  float* ot = out + (t * a.n_head + h) * hd_v;
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int d = threadIdx.x + j * kAttentionThreads;
+    if (d < hd_v) ot[d] = acc[j] * inv_sum;
   }
 }
 
@@ -230,6 +297,13 @@ cudaError_t kv_store(bool f16, void* k_cache, void* v_cache, int64_t k_width, in
   return cudaGetLastError();
 }
 
+cudaError_t rope_store(const RopeStoreArgs& a, int64_t n, const int32_t* batch, cudaStream_t stream) {
+  const int64_t items = n * ((a.n_head + a.n_head_kv) * (a.head_dim / 2) + a.v_width);
+  if (items == 0) return cudaSuccess;
+  rope_store_kernel<<<blocks_for(items, 256), 256, 0, stream>>>(a, n, batch);
+  return cudaGetLastError();
+}
+
 int64_t max_attention_context() {
   return static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * (kMaxHeadDim + 1);
 }
@@ -241,7 +315,9 @@ cudaError_t prepare_attention(int64_t n_ctx) {
 
 cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
                       cudaStream_t stream) {
-  if (a.head_dim_k > kMaxHeadDim || a.n_ctx > max_attention_context()) return cudaErrorInvalidValue;
+  if (a.head_dim_k > kMaxHeadDim || a.head_dim_v > a.head_dim_k + 1 || a.n_ctx > max_attention_context()) {
+    return cudaErrorInvalidValue;
+  }
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
   attention_kernel<<<grid, kAttentionThreads, attention_shared_bytes(a.n_ctx, a.head_dim_k), stream>>>(a, q, batch,
                                                                                                      out);
