@@ -205,7 +205,7 @@ TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
     ASSERT_TRUE(m.ok()) << m.status().message();
     ms.push_back(std::move(*m));
   }
-  for (int64_t n : {1, 3, 8, 9}) {
+  for (int64_t n : {1, 2, 3, 8, 9}) {
     const std::vector<float> x = random_values(static_cast<size_t>(n * n_in), 200 + static_cast<uint32_t>(n));
     float* gx = put(*gpu, x);
     std::vector<float*> fused, single;

@@ -158,50 +158,47 @@ __device__ __forceinline__ float cache_at(bool f16, const void* base, int64_t i)
 }
 
 // Shared memory of attention_kernel beyond its static arrays: the scores of n_ctx positions and a
-// tile of kKeyTile keys (rows padded by one float against bank conflicts), later of values.
+// tile of kKeyTile keys (rows padded by one float against bank conflicts).
 size_t attention_shared_bytes(int64_t n_ctx, int64_t head_dim_k) {
   return static_cast<size_t>(n_ctx + kKeyTile * (head_dim_k + 1)) * sizeof(float);
 }
 
 // Block per (query head, token): the contract of attention_kernels.h for one query row.
 //   s_p = fma chain over d of q[d] k_p[d], times scale (a thread per position p; the keys are
-//         staged a tile at a time in shared memory, a warp per key row);
+//         staged a tile at a time in shared memory with coalesced loads);
 //   m = max s_p; e_p = exp_f32(s_p - m);
 //   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
-//   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d, over value tiles staged in
-//         shared memory by the whole block); out[d] = a[d] * float(1 / sum).
+//   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d); out[d] = a[d] * float(1 / sum).
 __global__ void attention_kernel(AttentionArgs a, const float* __restrict__ q, const int32_t* __restrict__ batch,
                                  float* __restrict__ out) {
   extern __shared__ float shared[];
-  float* scores = shared;          // [n_ctx]
-  float* tile_s = shared + a.n_ctx;  // keys [kKeyTile][head_dim_k + 1], later values [kKeyTile][head_dim_v]
+  float* scores = shared;                  // [n_ctx]
+  float* keys = shared + a.n_ctx;          // [kKeyTile][head_dim_k + 1]
   __shared__ float q_s[kMaxHeadDim];
   __shared__ float red[kAttentionThreads];
   __shared__ double partial[8];
-  constexpr int kWarpCount = kAttentionThreads / 32;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t h = blockIdx.x;
   const int64_t t = blockIdx.y;
-  const int n_kv = batch[0] + static_cast<int>(t) + 1;
-  const int hd = static_cast<int>(a.head_dim_k), hd_v = static_cast<int>(a.head_dim_v);
+  const int64_t n_kv = batch[0] + t + 1;
+  const int64_t hd = a.head_dim_k;
   const int64_t kvh = h / (a.n_head / a.n_head_kv);
   const float* qt = q + (t * a.n_head + h) * hd;
-  for (int d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
+  for (int64_t d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
 
   float m = -INFINITY;
-  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int tile = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
+  for (int64_t p0 = 0; p0 < n_kv; p0 += kKeyTile) {
+    const int64_t tile = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
     __syncthreads();
-    for (int pl = warp; pl < tile; pl += kWarpCount) {
-      const int64_t base = static_cast<int64_t>(p0 + pl) * a.k_width + kvh * hd;
-      for (int d = lane; d < hd; d += 32) tile_s[pl * (hd + 1) + d] = cache_at(a.f16, a.k_cache, base + d);
+    for (int64_t i = threadIdx.x; i < tile * hd; i += kAttentionThreads) {
+      const int64_t pl = i / hd, d = i % hd;
+      keys[pl * (hd + 1) + d] = cache_at(a.f16, a.k_cache, (p0 + pl) * a.k_width + kvh * hd + d);
     }
     __syncthreads();
-    const int pl = threadIdx.x;
+    const int64_t pl = threadIdx.x;
     if (pl < tile) {
-      const float* k = tile_s + pl * (hd + 1);
+      const float* k = keys + pl * (hd + 1);
       float dot = 0.0f;
-      for (int d = 0; d < hd; ++d) dot = fmaf(q_s[d], k[d], dot);
+      for (int64_t d = 0; d < hd; ++d) dot = fmaf(q_s[d], k[d], dot);
       const float s = dot * a.scale;
       scores[p0 + pl] = s;
       m = fmaxf(m, s);
@@ -214,44 +211,24 @@ __global__ void attention_kernel(AttentionArgs a, const float* __restrict__ q, c
     __syncthreads();
   }
   m = red[0];
-  for (int p = threadIdx.x; p < n_kv; p += kAttentionThreads) scores[p] = exp_f32(scores[p] - m);
+  for (int64_t p = threadIdx.x; p < n_kv; p += kAttentionThreads) scores[p] = exp_f32(scores[p] - m);
   __syncthreads();
   if (threadIdx.x < 8) {
     double s = 0.0;
-    for (int p = threadIdx.x; p < n_kv; p += 8) s += scores[p];
+    for (int64_t p = threadIdx.x; p < n_kv; p += 8) s += scores[p];
     partial[threadIdx.x] = s;
-  }
-  constexpr int kPerThread = kMaxHeadDim / kAttentionThreads;  // values of d per thread
-  float acc[kPerThread];
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) acc[j] = 0.0f;
-  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int tile = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
-    __syncthreads();  // the last tile (or the keys) no longer read
-    for (int pl = warp; pl < tile; pl += kWarpCount) {
-      const int64_t base = static_cast<int64_t>(p0 + pl) * a.v_width + kvh * hd_v;
-      for (int d = lane; d < hd_v; d += 32) tile_s[pl * hd_v + d] = cache_at(a.f16, a.v_cache, base + d);
-    }
-    __syncthreads();
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-      const int d = threadIdx.x + j * kAttentionThreads;
-      if (d >= hd_v) break;
-      float x = acc[j];
-#pragma unroll 8
-      for (int pl = 0; pl < tile; ++pl) x = fmaf(scores[p0 + pl], tile_s[pl * hd_v + d], x);
-      acc[j] = x;
-    }
   }
   __syncthreads();
   const double sum = ((partial[0] + partial[4]) + (partial[2] + partial[6])) +
                      ((partial[1] + partial[5]) + (partial[3] + partial[7]));
   const float inv_sum = static_cast<float>(1.0 / sum);
-  float* ot = out + (t * a.n_head + h) * hd_v;
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
-    const int d = threadIdx.x + j * kAttentionThreads;
-    if (d < hd_v) ot[d] = acc[j] * inv_sum;
+  float* ot = out + (t * a.n_head + h) * a.head_dim_v;
+  for (int64_t d = threadIdx.x; d < a.head_dim_v; d += kAttentionThreads) {
+    float acc = 0.0f;
+    const int64_t col = kvh * a.head_dim_v + d;
+#pragma unroll 8
+    for (int64_t p = 0; p < n_kv; ++p) acc = fmaf(scores[p], cache_at(a.f16, a.v_cache, p * a.v_width + col), acc);
+    ot[d] = acc * inv_sum;
   }
 }
 
@@ -315,9 +292,7 @@ cudaError_t prepare_attention(int64_t n_ctx) {
 
 cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
                       cudaStream_t stream) {
-  if (a.head_dim_k > kMaxHeadDim || a.head_dim_v > a.head_dim_k + 1 || a.n_ctx > max_attention_context()) {
-    return cudaErrorInvalidValue;
-  }
+  if (a.head_dim_k > kMaxHeadDim || a.n_ctx > max_attention_context()) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
   attention_kernel<<<grid, kAttentionThreads, attention_shared_bytes(a.n_ctx, a.head_dim_k), stream>>>(a, q, batch,
                                                                                                      out);
