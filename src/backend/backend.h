@@ -58,10 +58,19 @@ struct AttentionShape {
   float scale = 1.0f;  // applied to q·k before the softmax
 };
 
+// Device memory a backend has allocated (bytes; none for a backend in host memory): held now by
+// kind, and the most held at once. The device's own context and libraries are not counted.
+struct DeviceMemory {
+  static constexpr int kWeights = 0, kKvCache = 1, kOther = 2;  // activations, scratch, tables
+  int64_t held[3] = {};
+  int64_t peak = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  virtual DeviceMemory device_memory() const { return {}; }
 
   // An activation buffer of n floats, zeroed, valid as long as the backend.
   virtual Result<float*> alloc(int64_t n) = 0;

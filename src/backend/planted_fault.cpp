@@ -55,6 +55,7 @@ class FaultyBackend : public Backend {
   FaultyBackend(std::unique_ptr<Backend> inner, const FaultSpec& spec) : inner_(std::move(inner)), spec_(spec) {}
 
   std::string name() const override { return inner_->name(); }
+  DeviceMemory device_memory() const override { return inner_->device_memory(); }
   Result<float*> alloc(int64_t n) override { return inner_->alloc(n); }
   void release(float* buf) override { inner_->release(buf); }
   const float* host_view(const float* buf, int64_t n, std::vector<float>& scratch) override {

@@ -23,6 +23,18 @@ void print_timings(FILE* out, double load_ms, const GenerateTimings& t) {
   std::fprintf(out, "%16s = %10.2f ms\n", "sampling time", t.sample_ms);
 }
 
+// What the backend allocated on the device (nothing on the CPU): the KV cache at the context of
+// the run, the device's own context not counted.
+void print_device_memory(FILE* out, const DeviceMemory& m) {
+  if (m.peak == 0) return;
+  constexpr double kMiB = 1024.0 * 1024.0;
+  std::fprintf(out, "%16s = %10.2f MiB (weights %.2f, KV cache %.2f, other %.2f MiB held at the end; the device's own context not counted)\n",
+               "device memory peak", static_cast<double>(m.peak) / kMiB,
+               static_cast<double>(m.held[DeviceMemory::kWeights]) / kMiB,
+               static_cast<double>(m.held[DeviceMemory::kKvCache]) / kMiB,
+               static_cast<double>(m.held[DeviceMemory::kOther]) / kMiB);
+}
+
 void write_timings(json::Writer& w, double load_ms, const GenerateTimings& t) {
   const double prompt_rate = t.prompt_ms > 0 ? 1e3 * t.n_prompt / t.prompt_ms : 0.0;
   const double gen_rate = t.generate_ms > 0 ? 1e3 * t.n_decoded / t.generate_ms : 0.0;
@@ -133,6 +145,7 @@ int run_run(int argc, char** argv) {
   std::fflush(stdout);
   std::fprintf(stderr, "\n");
   print_timings(stderr, load_ms, result.timings);
+  print_device_memory(stderr, (*session)->device_memory());
   return 0;
 }
 

@@ -26,6 +26,8 @@ class LlamaForward {
   // rows before first_row get no output projection unless a tracer is attached.
   Status forward(const int32_t* ids, int64_t n, int64_t pos0, int64_t first_row, float* logits, Tracer* tracer);
 
+  DeviceMemory device_memory() const { return backend_->device_memory(); }
+
  private:
   struct Layer {
     const float* attn_norm = nullptr;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "backend/cache_type.h"
 #include "backend/planted_fault.h"
 #include "gguf/gguf.h"
@@ -94,6 +95,8 @@ class Session {
   virtual int n_ctx() const = 0;
   // Forgets positions >= n (n = 0 empties the cache).
   virtual void truncate(int n) = 0;
+  // What the backend holds in device memory (all zero on the CPU).
+  virtual DeviceMemory device_memory() const { return {}; }
 };
 
 }  // namespace plumb

@@ -56,6 +56,7 @@ class LlamaSession : public Session {
   int n_past() const override { return n_past_; }
   int n_ctx() const override { return n_ctx_; }
   void truncate(int n) override { n_past_ = std::clamp(n, 0, n_past_); }
+  DeviceMemory device_memory() const override { return forward_->device_memory(); }
 
  private:
   ModelConfig config_;

@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <set>
 
 #include "backend/cuda/kernels.h"
 #include "quant/ref.h"
@@ -61,7 +60,7 @@ class CudaBackend : public Backend {
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
-    for (void* p : device_) cudaFree(p);
+    for (auto& [p, held] : device_) cudaFree(p);
     if (staging_ != nullptr) cudaFreeHost(staging_);
     if (batch_copied_ != nullptr) cudaEventDestroy(batch_copied_);
     if (cublas_ != nullptr) cublasDestroy(cublas_);
@@ -89,6 +88,7 @@ class CudaBackend : public Backend {
   }
 
   std::string name() const override { return "cuda"; }
+  DeviceMemory device_memory() const override { return memory_; }
 
   Result<float*> alloc(int64_t n) override {
     PLUMB_ASSIGN_OR_RETURN(void* p, device_alloc(static_cast<size_t>(n) * sizeof(float), "an activation buffer"));
@@ -96,7 +96,7 @@ class CudaBackend : public Backend {
     return static_cast<float*>(p);
   }
   void release(float* buf) override {
-    if (device_.erase(buf) != 0) {
+    if (forget(buf)) {
       cudaStreamSynchronize(stream_);
       cudaFree(buf);
       graphs_invalid();  // a recorded step may use the buffer
@@ -134,7 +134,8 @@ class CudaBackend : public Backend {
                             type_name(t.type), t.shape_string().c_str(), m->row_bytes * static_cast<size_t>(m->n_out));
     }
     m->row_stride = (m->row_bytes + 15) / 16 * 16;
-    PLUMB_ASSIGN_OR_RETURN(m->data, device_alloc(m->row_stride * static_cast<size_t>(m->n_out), t.name.c_str()));
+    PLUMB_ASSIGN_OR_RETURN(m->data, device_alloc(m->row_stride * static_cast<size_t>(m->n_out), t.name.c_str(),
+                                                 DeviceMemory::kWeights));
     PLUMB_RETURN_IF_ERROR(check(cudaMemset(m->data, 0, m->row_stride * static_cast<size_t>(m->n_out)), "cudaMemset"));
     PLUMB_RETURN_IF_ERROR(check(cudaMemcpy2D(m->data, m->row_stride, t.data, m->row_bytes, m->row_bytes,
                                              static_cast<size_t>(m->n_out), cudaMemcpyHostToDevice),
@@ -149,7 +150,7 @@ class CudaBackend : public Backend {
     }
     std::vector<float> host(static_cast<size_t>(t.n_elements()));
     dequantize_row(t.type, t.data, host.data(), t.n_elements());
-    PLUMB_ASSIGN_OR_RETURN(float* d, alloc(static_cast<int64_t>(host.size())));
+    PLUMB_ASSIGN_OR_RETURN(void* d, device_alloc(host.size() * sizeof(float), t.name.c_str(), DeviceMemory::kWeights));
     PLUMB_RETURN_IF_ERROR(
         check(cudaMemcpy(d, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice), "vector upload"));
     return static_cast<const float*>(d);
@@ -182,8 +183,8 @@ class CudaBackend : public Backend {
     c->v_width = v_width;
     const size_t k_bytes = static_cast<size_t>(n_layer * n_ctx * k_width) * c->elem;
     const size_t v_bytes = static_cast<size_t>(n_layer * n_ctx * v_width) * c->elem;
-    PLUMB_ASSIGN_OR_RETURN(c->k, device_alloc(k_bytes, "the KV cache (K)"));
-    PLUMB_ASSIGN_OR_RETURN(c->v, device_alloc(v_bytes, "the KV cache (V)"));
+    PLUMB_ASSIGN_OR_RETURN(c->k, device_alloc(k_bytes, "the KV cache (K)", DeviceMemory::kKvCache));
+    PLUMB_ASSIGN_OR_RETURN(c->v, device_alloc(v_bytes, "the KV cache (V)", DeviceMemory::kKvCache));
     PLUMB_RETURN_IF_ERROR(check(cudaMemsetAsync(c->k, 0, k_bytes, stream_), "cudaMemset"));
     PLUMB_RETURN_IF_ERROR(check(cudaMemsetAsync(c->v, 0, v_bytes, stream_), "cudaMemset"));
     return std::unique_ptr<KvCache>(std::move(c));
@@ -366,7 +367,7 @@ class CudaBackend : public Backend {
     }
   }
 
-  Result<void*> device_alloc(size_t bytes, const char* what) {
+  Result<void*> device_alloc(size_t bytes, const char* what, int kind = DeviceMemory::kOther) {
     void* p = nullptr;
     const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 1));
     if (e != cudaSuccess) {
@@ -378,11 +379,23 @@ class CudaBackend : public Backend {
                             what, static_cast<double>(bytes) / kMiB, static_cast<double>(free_b) / kMiB,
                             static_cast<double>(total_b) / kMiB, device_name_.c_str());
     }
-    device_.insert(p);
+    device_.emplace(p, std::pair<size_t, int>(bytes, kind));
+    memory_.held[kind] += static_cast<int64_t>(bytes);
+    int64_t total = 0;
+    for (int64_t h : memory_.held) total += h;
+    memory_.peak = std::max(memory_.peak, total);
     return p;
   }
   void release_raw(void* p) {
-    if (device_.erase(p) != 0) cudaFree(p);
+    if (forget(p)) cudaFree(p);
+  }
+  // Whether p was this backend's; it no longer counts as held.
+  bool forget(void* p) {
+    const auto it = device_.find(p);
+    if (it == device_.end()) return false;
+    memory_.held[it->second.second] -= static_cast<int64_t>(it->second.first);
+    device_.erase(it);
+    return true;
   }
   void graphs_invalid() {
     for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
@@ -408,7 +421,8 @@ class CudaBackend : public Backend {
   cublasHandle_t cublas_ = nullptr;
   std::string device_name_;
   Status error_;
-  std::set<void*> device_;  // every cudaMalloc of this backend, freed with it
+  std::map<void*, std::pair<size_t, int>> device_;  // every cudaMalloc of this backend (bytes, kind), freed with it
+  DeviceMemory memory_;
   float* scratch_ = nullptr;
   float* rope_cos_ = nullptr;
   float* rope_sin_ = nullptr;
