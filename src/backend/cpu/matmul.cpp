@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/op_profile.h"
 
 namespace plumb::cpu {
 namespace detail {
@@ -191,7 +192,10 @@ struct RowChunk {
 };
 
 void run_chunks(ThreadPool& pool, const std::vector<RowChunk>& chunks) {
-  auto run_one = [](const RowChunk& c) { c.kernel(*c.w, *c.x, c.y, c.w->n_out, c.r0, c.r1); };
+  auto run_one = [](const RowChunk& c) {
+    BusyTimer busy;
+    c.kernel(*c.w, *c.x, c.y, c.w->n_out, c.r0, c.r1);
+  };
   if (pool.size() == 1 || chunks.size() == 1) {
     for (const RowChunk& c : chunks) run_one(c);
     return;
@@ -218,21 +222,17 @@ void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, 
   run_chunks(pool, chunks);
 }
 
-void matmul_same_input(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t n_tokens,
-                       ActivationBuffer& scratch) {
-  const auto same_form = [&](const MatmulJob& j) {
+bool shares_preparation(std::span<const MatmulJob> jobs) {
+  return std::all_of(jobs.begin(), jobs.end(), [&](const MatmulJob& j) {
     return j.w->n_in == jobs[0].w->n_in &&
            detail::uses_quantized_activations(j.w->type) == detail::uses_quantized_activations(jobs[0].w->type);
-  };
-  if (jobs.empty()) return;
-  if (!std::all_of(jobs.begin(), jobs.end(), same_form)) {
-    for (const MatmulJob& j : jobs) matmul(pool, *j.w, x, n_tokens, j.y, scratch);
-    return;
-  }
-  scratch.prepare(jobs[0].w->type, x, n_tokens, jobs[0].w->n_in, pool);
+  });
+}
+
+void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs, const ActivationBuffer& x) {
   thread_local std::vector<RowChunk> chunks;
   chunks.clear();
-  for (const MatmulJob& j : jobs) add_chunks(*j.w, scratch, j.y, pool.size(), &chunks);
+  for (const MatmulJob& j : jobs) add_chunks(*j.w, x, j.y, pool.size(), &chunks);
   run_chunks(pool, chunks);
 }
 
