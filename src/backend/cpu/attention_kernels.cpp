@@ -81,7 +81,9 @@ const AttentionKernels& attention_kernels_scalar() {
 }
 
 const AttentionKernels& attention_kernels() {
-  static const AttentionKernels& chosen = detail::simd_enabled() ? attention_kernels_avx2() : attention_kernels_scalar();
+  static const AttentionKernels& chosen = detail::simd_level() >= detail::SimdLevel::kAvx512 ? attention_kernels_avx512()
+                                          : detail::simd_enabled()                          ? attention_kernels_avx2()
+                                                                                            : attention_kernels_scalar();
   return chosen;
 }
 
