@@ -8,7 +8,7 @@
 //   2. softmax per row: max, exp_f32 lanes, the double sum in the scalar code's 8 partials;
 //   3. values: 4 rows x 16 dims of registers per key (each lane one dim's fma-chain over the
 //      keys, in key order).
-// Steps 1 and 3 are the AttentionTileOps of attention_tiles.h: this file's, or the AVX-512 ones
+// Steps 1 to 3 are the AttentionTileOps of attention_tiles.h: this file's, or the AVX-512 ones
 // (attention_avx512.cpp) with the same driver.
 #include <immintrin.h>
 
@@ -277,7 +277,7 @@ void attend_tiled(const AttentionTile& a, AttentionScratch& scratch, const Atten
   }
 
   // 2. Softmax of every row over the keys it sees.
-  for (int64_t r = 0; r < rows; ++r) scratch.sums[static_cast<size_t>(r)] = softmax_row(scores(r), limit(r));
+  for (int64_t r = 0; r < rows; ++r) scratch.sums[static_cast<size_t>(r)] = ops.softmax(scores(r), limit(r));
 
   // 3. Values: rows of a register tile share the keys all of them see; each row then takes its
   // own remaining keys, so every accumulator still runs over its keys in ascending order.
@@ -337,7 +337,7 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
 }  // namespace
 
 const detail::AttentionTileOps& detail::attention_tile_ops_avx2() {
-  static const AttentionTileOps ops{scores_block, accumulate_block};
+  static const AttentionTileOps ops{scores_block, accumulate_block, softmax_row};
   return ops;
 }
 

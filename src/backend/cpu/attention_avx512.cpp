@@ -1,11 +1,15 @@
-// The AVX-512 inner loops of the tiled attention (attention_tiles.h): the AVX2 driver's steps 1
-// and 3 with 16 lanes, so twice the fma chains per instruction. Scores: 4 rows x 32 keys of
-// registers (8 accumulators, as many as two FMA ports with 4 cycles of latency keep busy);
-// values: 4 rows x 64 dims. Each lane is still one key's (one dim's) chain, in the contract's
-// order.
+// The AVX-512 inner loops of the tiled attention (attention_tiles.h): the AVX2 driver's steps
+// with 16 lanes, so twice the fma chains per instruction. Scores: 4 rows x 32 keys of registers
+// (8 accumulators, as many as two FMA ports with 4 cycles of latency keep busy); values: 4 rows
+// x 64 dims. Each lane is still one key's (one dim's) chain, in the contract's order. Softmax:
+// exp_f32 on 16 lanes, the max in four independent chains (a maximum is exact in any order).
 #include <immintrin.h>
 
+#include <limits>
+
 #include "backend/cpu/attention_tiles.h"
+#include "util/exp_f32_avx512.h"
+#include "util/partial_sums.h"
 
 namespace plumb::cpu {
 
@@ -119,6 +123,33 @@ void accumulate_block(const float* const* e, float* const* acc, int64_t nr, cons
 
 static_assert(kAttentionRows == 4, "the switches above cover 1..4 rows");
 
+__mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << n) - 1); }
+
+double softmax_row(float* s, int64_t n) {
+  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 m4[4] = {neg_inf, neg_inf, neg_inf, neg_inf};
+  int64_t p = 0;
+  for (; p + 64 <= n; p += 64) {
+    for (int i = 0; i < 4; ++i) m4[i] = _mm512_max_ps(m4[i], _mm512_loadu_ps(s + p + 16 * i));
+  }
+  for (; p < n; p += 16) m4[0] = _mm512_max_ps(m4[0], _mm512_mask_loadu_ps(neg_inf, first_lanes(n - p), s + p));
+  const __m512 m = _mm512_set1_ps(
+      _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m4[0], m4[1]), _mm512_max_ps(m4[2], m4[3]))));
+
+  // Partial k takes e_p for p % 8 == k in ascending p: a vector's lanes 0-7, then its lanes 8-15.
+  __m512d partials = _mm512_setzero_pd();
+  for (p = 0; p < n; p += 16) {
+    const __mmask16 k = first_lanes(n - p);
+    const __m512 e = _mm512_maskz_mov_ps(k, exp_f32_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + p), m)));
+    _mm512_storeu_ps(s + p, e);
+    partials = _mm512_add_pd(partials, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    partials = _mm512_add_pd(partials, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+  }
+  alignas(64) double partial[8];
+  _mm512_store_pd(partial, partials);
+  return combine_partial_sums(partial);
+}
+
 void attend(const AttentionTile& a, AttentionScratch& scratch) {
   detail::attend_tiled(a, scratch, detail::attention_tile_ops_avx512());
 }
@@ -131,7 +162,7 @@ void to_f16(const float* x, uint16_t* y, int64_t n) { attention_kernels_avx2().t
 }  // namespace
 
 const detail::AttentionTileOps& detail::attention_tile_ops_avx512() {
-  static const AttentionTileOps ops{scores_block, accumulate_block};
+  static const AttentionTileOps ops{scores_block, accumulate_block, softmax_row};
   return ops;
 }
 

@@ -1,5 +1,5 @@
-// Private to the tiled attention: the two inner loops of attention_avx2.cpp's tile driver, one
-// table per instruction set (AVX2: 8 lanes, attention_avx2.cpp; AVX-512: 16, attention_avx512.cpp).
+// Private to the tiled attention: the inner loops of attention_avx2.cpp's tile driver, one table
+// per instruction set (AVX2: 8 lanes, attention_avx2.cpp; AVX-512: 16, attention_avx512.cpp).
 // Every lane of every version runs the contract's own fma chain (attention_kernels.h): a score is
 // one key's chain over d, an output value one dim's chain over the keys in order. A wider vector
 // only runs more of those chains at once, so every version gives the scalar contract's bits.
@@ -26,6 +26,10 @@ struct AttentionTileOps {
   // in ascending order (width a multiple of 8).
   void (*accumulate)(const float* const* e, float* const* acc, int64_t nr, const float* values, int64_t width,
                      int64_t vbase, int64_t p0, int64_t p1);
+  // One row's n scores into unnormalised probabilities exp_f32(s - max), in place (zeros up to
+  // the next multiple of 16 past n; the row has room); returns their sum in the contract's 8
+  // double partials.
+  double (*softmax)(float* s, int64_t n);
 };
 
 const AttentionTileOps& attention_tile_ops_avx2();
