@@ -5,9 +5,10 @@
 // the region's threads x wall time was work and how much waiting (imbalance, a descheduled
 // thread, the wake-up).
 //
-// Process-wide and off by default: a disabled timer is one relaxed load and a branch, so the
+// Process-wide and off by default: a disabled timer is one relaxed load and a test, so the
 // timers stay in the ops. Enabled, each op reads the clock twice (about 20 ns each), and each
-// chunk of a parallel region twice more. Only one session may run while it is enabled (bench).
+// chunk of a parallel region twice more. Only one forward pass may run at a time while it is
+// enabled (bench's case): the sums are not per model.
 #pragma once
 
 #include <atomic>
