@@ -101,8 +101,11 @@ void load_values(const AttentionTile& a, int64_t p0, int64_t n, int64_t width, f
 }
 
 // Scores of `nr` (1..4) rows against 16 keys of the block: s[i][k] = scale * fma-chain(q_i, key k).
+// Inlined into the table's functions below: compiled on their own, GCC kept these register tiles
+// in memory (a store per fma: prompts of 512 tokens 20 % slower).
 template <int NR>
-void score_16(const float* const* q, const float* keys, int64_t hd, float scale, float* const* s) {
+[[gnu::always_inline]] inline void score_16(const float* const* q, const float* keys, int64_t hd, float scale,
+                                            float* const* s) {
   __m256 acc[NR][2];
   for (int i = 0; i < NR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int64_t d = 0; d < hd; ++d) {
@@ -123,8 +126,8 @@ void score_16(const float* const* q, const float* keys, int64_t hd, float scale,
 
 // acc_i[d0 .. d0+8*NV) += e_i[p] * values[p - vbase][d0 ..] for p in [p0, p1) in order, NR rows.
 template <int NR, int NV>
-void accumulate(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
-                int64_t p0, int64_t p1, int64_t d0) {
+[[gnu::always_inline]] inline void accumulate(const float* const* e, float* const* acc, const float* values,
+                                              int64_t width, int64_t vbase, int64_t p0, int64_t p1, int64_t d0) {
   __m256 r[NR][NV];
   for (int i = 0; i < NR; ++i) {
     for (int u = 0; u < NV; ++u) r[i][u] = _mm256_loadu_ps(acc[i] + d0 + 8 * u);
@@ -144,8 +147,8 @@ void accumulate(const float* const* e, float* const* acc, const float* values, i
 }
 
 template <int NR>
-void accumulate_rows(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
-                     int64_t p0, int64_t p1) {
+[[gnu::always_inline]] inline void accumulate_rows(const float* const* e, float* const* acc, const float* values,
+                                                   int64_t width, int64_t vbase, int64_t p0, int64_t p1) {
   if (p0 >= p1) return;
   int64_t d = 0;
   for (; d + 16 <= width; d += 16) accumulate<NR, 2>(e, acc, values, width, vbase, p0, p1, d);
