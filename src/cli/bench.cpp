@@ -60,12 +60,15 @@ void print_profile(const std::vector<cpu::OpProfile::Row>& rows, double total_s,
   double in_ops = 0.0;
   for (const auto& r : rows) in_ops += static_cast<double>(r.wall_ns);
   auto per_run_ms = [&](double ns) { return ns / 1e6 / runs; };
+  auto working = [](const cpu::OpProfile::Row& r) {
+    return static_cast<double>(r.busy_ns) / static_cast<double>(r.capacity_ns);
+  };
   if (json != nullptr) {
     json->key("profile").begin_array();
     for (const auto& r : rows) {
       json->begin_object().key("op").value(r.name).key("calls").value(r.calls / static_cast<uint64_t>(runs));
       json->key("ms").value(per_run_ms(static_cast<double>(r.wall_ns)));
-      if (r.busy_ns > 0) json->key("working").value(static_cast<double>(r.busy_ns) / static_cast<double>(r.capacity_ns));
+      if (r.busy_ns > 0) json->key("working").value(working(r));
       json->end_object();
     }
     json->begin_object().key("op").value("other").key("ms").value(per_run_ms(total_ns - in_ops)).end_object();
@@ -78,10 +81,8 @@ void print_profile(const std::vector<cpu::OpProfile::Row>& rows, double total_s,
                 per_run_ms(ns), 100.0 * ns / total_ns, working.c_str());
   };
   for (const auto& r : rows) {
-    const std::string working =
-        r.busy_ns > 0 ? strprintf("%.0f %%", 100.0 * static_cast<double>(r.busy_ns) / static_cast<double>(r.capacity_ns))
-                      : "";
-    line(r.name, r.calls / static_cast<uint64_t>(runs), static_cast<double>(r.wall_ns), working);
+    line(r.name, r.calls / static_cast<uint64_t>(runs), static_cast<double>(r.wall_ns),
+         r.busy_ns > 0 ? strprintf("%.0f %%", 100.0 * working(r)) : "");
   }
   line("other (between ops)", 0, total_ns - in_ops, "");
   std::printf("\n");

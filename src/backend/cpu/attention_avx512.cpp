@@ -19,8 +19,10 @@ using detail::kAttentionBlock;
 using detail::kAttentionRows;
 
 // s[i][k] = scale * fma-chain(q_i, key k) for NV x 16 keys of the block, NR rows.
+// The templates are inlined into the table's functions (attention_avx2.cpp says why).
 template <int NR, int NV>
-void score_keys(const float* const* q, const float* keys, int64_t hd, float scale, float* const* s, int64_t j) {
+[[gnu::always_inline]] inline void score_keys(const float* const* q, const float* keys, int64_t hd, float scale,
+                                              float* const* s, int64_t j) {
   __m512 acc[NR][NV];
   for (int i = 0; i < NR; ++i) {
     for (int u = 0; u < NV; ++u) acc[i][u] = _mm512_setzero_ps();
@@ -40,7 +42,8 @@ void score_keys(const float* const* q, const float* keys, int64_t hd, float scal
 }
 
 template <int NR>
-void score_rows(const float* const* q, const float* keys, int64_t hd, float scale, float* const* s, int64_t n) {
+[[gnu::always_inline]] inline void score_rows(const float* const* q, const float* keys, int64_t hd, float scale,
+                                              float* const* s, int64_t n) {
   int64_t j = 0;
   for (; j + 16 < n; j += 32) score_keys<NR, 2>(q, keys, hd, scale, s, j);
   if (j < n) score_keys<NR, 1>(q, keys, hd, scale, s, j);
@@ -59,7 +62,8 @@ void scores_block(const float* const* q, int64_t nr, const float* keys, int64_t 
 // acc_i[d0 ..] += e_i[p] * values[p - vbase][d0 ..] for p in [p0, p1) in order: NV vectors of V
 // lanes (16: __m512, 8: __m256) per row, NR rows.
 template <int NR, int NV, class Vec>
-void accumulate(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
+[[gnu::always_inline]] inline void accumulate(const float* const* e, float* const* acc, const float* values,
+                                              int64_t width, int64_t vbase,
                 int64_t p0, int64_t p1, int64_t d0) {
   constexpr bool kWide = sizeof(Vec) == 64;
   constexpr int kLanes = kWide ? 16 : 8;
@@ -96,7 +100,8 @@ void accumulate(const float* const* e, float* const* acc, const float* values, i
 }
 
 template <int NR>
-void accumulate_rows(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
+[[gnu::always_inline]] inline void accumulate_rows(const float* const* e, float* const* acc, const float* values,
+                                                   int64_t width, int64_t vbase,
                      int64_t p0, int64_t p1) {
   int64_t d = 0;
   for (; d + 64 <= width; d += 64) accumulate<NR, 4, __m512>(e, acc, values, width, vbase, p0, p1, d);
