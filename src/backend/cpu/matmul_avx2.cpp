@@ -5,7 +5,7 @@
 //
 // Prompt batches: each row is first unpacked into an L1-resident int16 buffer (plus its
 // per-sub-block multipliers), then dotted with the tokens in tiles of 8, so a weight row is read
-// from memory and unpacked once however many tokens there are.
+// from memory and unpacked once per block of 64 or more tokens (avx2_summed_prompt).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -746,7 +746,7 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
 
   held = x.preparation();
 
-  // Groups of kSummedRows rows, unpacked once.
+  // Groups of kSummedRows rows, unpacked once per block of token tiles.
   thread_local RowScratch scratch;
   scratch.reserve(kSummedRows, n_in, n_sub);
   // Token tiles in blocks (tiles_per_block, matmul_avx512.cpp says why): every group of rows

@@ -830,7 +830,8 @@ void summed_prompt_rows(const WeightMatrix& w, const ActivationBuffer& x, float*
       x, lay, n_pairs, n_sub,
       [&](int64_t tile, const int16_t* const* xs) { lane_tokens<kChunk>(xs, n_pairs, xt + tile * tile_dwords); });
 
-  // A group of 4 rows, unpacked once (int16 in pair order, as weight_unpack.h's weights).
+  // A group of 4 rows, unpacked once per block of token tiles (int16 in pair order, as
+  // weight_unpack.h's weights).
   const int64_t wz_stride = n_pairs * kChunk;
   const int64_t s_stride = 2 * n_pairs;  // dw / mc per row, padded to whole pairs
   thread_local Buffer wz_buf, dw_buf, mc_buf;
@@ -1187,7 +1188,8 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
         amx_tokens(xs, n_pairs, bhi + tile * tile_bytes, blo + tile * tile_bytes);
       });
 
-  // A group of 8 rows: unpacked once (int16, as the AVX-512 prompt path), then into A tiles.
+  // A group of 8 rows: unpacked once per block of token tiles (int16, as the AVX-512 prompt
+  // path), then into A tiles.
   const int64_t wz_stride = n_pairs * 64;
   const int64_t s_stride = 2 * n_pairs;  // dw / mc per row, padded to whole pairs
   thread_local Buffer wz_buf, a_buf, dw_buf, mc_buf;
