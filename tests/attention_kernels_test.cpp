@@ -86,24 +86,34 @@ std::vector<Case> cases() {
     all.push_back({20, 12, 3, 7, 33, f16});     // head sizes with tails of 8, V narrower than K
     all.push_back({128, 128, 1, 5, 130, f16});  // no GQA, head size 128
     all.push_back({40, 72, 8, 3, 15, f16});
+    all.push_back({64, 64, 8, 9, 100, f16});    // TinyLlama: 8 query heads a KV head
+    all.push_back({48, 48, 4, 5, 47, f16});     // value rows of 32 + 16
   }
   return all;
 }
 
-TEST(AttentionKernels, Avx2MatchesScalarBitForBit) {
-  if (!cpu_has_avx2_fma_f16c()) GTEST_SKIP() << "CPU without AVX2/FMA/F16C: only the scalar kernels run here";
-  uint32_t seed = 1;
+void expect_scalar_bits(const AttentionKernels& fast, uint32_t seed) {
   for (const Case& c : cases()) {
     const Problem p(c, seed++);
     const std::vector<float> ref = p.run(attention_kernels_scalar());
-    const std::vector<float> fast = p.run(attention_kernels_avx2());
-    ASSERT_EQ(ref.size(), fast.size());
+    const std::vector<float> got = p.run(fast);
+    ASSERT_EQ(ref.size(), got.size());
     for (size_t i = 0; i < ref.size(); ++i) {
-      ASSERT_EQ(std::bit_cast<uint32_t>(ref[i]), std::bit_cast<uint32_t>(fast[i]))
+      ASSERT_EQ(std::bit_cast<uint32_t>(ref[i]), std::bit_cast<uint32_t>(got[i]))
           << "hd " << c.head_dim_k << "/" << c.head_dim_v << " group " << c.group << " tokens " << c.n_tokens
-          << " n_kv0 " << c.n_kv0 << (c.f16 ? " f16" : " f32") << " at " << i << ": " << ref[i] << " vs " << fast[i];
+          << " n_kv0 " << c.n_kv0 << (c.f16 ? " f16" : " f32") << " at " << i << ": " << ref[i] << " vs " << got[i];
     }
   }
+}
+
+TEST(AttentionKernels, Avx2MatchesScalarBitForBit) {
+  if (!cpu_has_avx2_fma_f16c()) GTEST_SKIP() << "CPU without AVX2/FMA/F16C: only the scalar kernels run here";
+  expect_scalar_bits(attention_kernels_avx2(), 1);
+}
+
+TEST(AttentionKernels, Avx512MatchesScalarBitForBit) {
+  if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "CPU without AVX-512: the AVX-512 attention loops do not run here";
+  expect_scalar_bits(attention_kernels_avx512(), 1);
 }
 
 TEST(AttentionKernels, RowsDoNotDependOnTiling) {

@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "chat_smollm2_util.h"
 #include "cli_test_util.h"
@@ -66,6 +69,33 @@ TEST(BenchCli, PrintsPromptAndGenerationRows) {
   EXPECT_NE(out.find("| pp16 |"), std::string::npos) << out;
   EXPECT_NE(out.find("| tg4 |"), std::string::npos) << out;
   EXPECT_EQ(test::run_plumb("bench -m " + test::shell_quote(model) + " -r 0", &out), 2) << out;
+}
+
+// --profile: after each test's row, its ops with their share of the time; the shares add up to
+// the whole (the row "other" holds the time between ops).
+TEST(BenchCli, ProfilePrintsEachOpsShare) {
+  PLUMB_REQUIRE_SHARED(model, "models/austen-21m-f16.gguf");
+  std::string out;
+  ASSERT_EQ(test::run_plumb("bench -m " + test::shell_quote(model) + " -p 16 -n 4 -r 1 -t 1 --profile", &out), 0)
+      << out;
+  for (const char* row : {"| rms_norm | 17 |", "| prep qkv | 8 |", "| product qkv | 8 |", "| product output | 1 |",
+                          "| attention | 8 |", "| product output | 4 |", "| other (between ops) |"}) {
+    EXPECT_NE(out.find(row), std::string::npos) << row << "\n" << out;
+  }
+  // Rows of the profile tables: | op | calls | ms | share | working |.
+  double share = 0.0;
+  int tables = 0;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    std::vector<std::string> fields;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, '|');) fields.push_back(cell);
+    if (fields.size() != 6) continue;
+    if (fields[1] == " op ") ++tables;
+    if (fields[4].find('%') != std::string::npos) share += std::stod(fields[4]);
+  }
+  EXPECT_EQ(tables, 2) << out;
+  EXPECT_NEAR(share, 200.0, 1.0) << out;  // two tables of 100 %
 }
 
 }  // namespace

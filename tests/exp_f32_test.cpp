@@ -30,21 +30,22 @@ struct SweepResult {
   double worst_subnormal_ulp = 0;
   int64_t checked = 0;
   int64_t failures = 0;         // wrong class: NaN, inf or 0 where the exact value is not
-  int64_t simd_mismatches = 0;  // AVX2 bits != scalar bits
+  int64_t simd_mismatches = 0;  // AVX2 or AVX-512 bits != scalar bits
 };
 
 void check_batch(const std::vector<float>& xs, SweepResult& r) {
-  std::vector<float> scalar(xs.size()), simd(xs.size());
+  std::vector<float> scalar(xs.size()), simd(xs.size()), simd512(xs.size());
   exp_f32_array_scalar(xs.data(), scalar.data(), static_cast<int64_t>(xs.size()));
   const bool avx2 = cpu_has_avx2_fma_f16c();
+  const bool avx512 = cpu_has_avx512_vnni();
   if (avx2) exp_f32_array_avx2(xs.data(), simd.data(), static_cast<int64_t>(xs.size()));
+  if (avx512) exp_f32_array_avx512(xs.data(), simd512.data(), static_cast<int64_t>(xs.size()));
   for (size_t i = 0; i < xs.size(); ++i) {
     const float x = xs[i];
     const float y = scalar[i];
     ++r.checked;
-    if (avx2 && std::bit_cast<uint32_t>(y) != std::bit_cast<uint32_t>(simd[i]) && !(std::isnan(y) && std::isnan(simd[i]))) {
-      ++r.simd_mismatches;
-    }
+    auto differs = [&](float z) { return std::bit_cast<uint32_t>(y) != std::bit_cast<uint32_t>(z) && !(std::isnan(y) && std::isnan(z)); };
+    if ((avx2 && differs(simd[i])) || (avx512 && differs(simd512[i]))) ++r.simd_mismatches;
     if (std::isnan(x)) {
       if (!std::isnan(y)) ++r.failures;
       continue;
@@ -97,7 +98,7 @@ void expect_within_bound(const SweepResult& r) {
   EXPECT_EQ(r.simd_mismatches, 0);
 }
 
-TEST(ExpF32, DenseSweepWithinBoundAndAvx2BitForBit) {
+TEST(ExpF32, DenseSweepWithinBoundAndSimdBitForBit) {
   expect_within_bound(sweep(251));
 }
 
@@ -130,6 +131,19 @@ TEST(ExpF32, SpecialValues) {
     exp_f32_array_avx2(xs, ys, 8);
     EXPECT_TRUE(std::isnan(ys[0]));
     for (int i = 1; i < 8; ++i) EXPECT_EQ(ys[i], exp_f32(xs[i])) << xs[i];
+  }
+  if (cpu_has_avx512_vnni()) {
+    float xs[16] = {NAN, INFINITY, -INFINITY, 0.0f, -104.0f, 89.0f, -103.9f, 1.0f};
+    for (int i = 8; i < 16; ++i) xs[i] = xs[i - 8] * 0.5f;
+    float ys[16];
+    exp_f32_array_avx512(xs, ys, 16);
+    for (int i = 0; i < 16; ++i) {
+      if (std::isnan(xs[i])) {
+        EXPECT_TRUE(std::isnan(ys[i]));
+      } else {
+        EXPECT_EQ(ys[i], exp_f32(xs[i])) << xs[i];
+      }
+    }
   }
 }
 

@@ -299,6 +299,7 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
   std::vector<Shape> shapes(std::begin(kShapes), std::end(kShapes));
   for (int64_t t = 1; t <= 9; ++t) shapes.push_back({512, 7, t});  // every tile remainder, odd rows
   shapes.push_back({768, 13, 17});
+  shapes.push_back({5632, 9, 83});  // prompt tiles in several blocks (tiles_per_block), the last one partial
   shapes.push_back({768, 9, 2});  // short rows, four at a time plus one
   if (tr.block_size == 32) {
     shapes.push_back({736, 6, 1});   // 23 blocks, four rows at a time plus two

@@ -6,7 +6,8 @@
 // sample standard deviation of tokens per second, and for tg the weight bytes read per second
 // (a token reads every weight once, so this shows how close generation is to the memory
 // bandwidth). Every timed decode ends by reading logits back, so GPU work is finished when the
-// clock stops. -o json prints the same rows as a JSON array.
+// clock stops. -o json prints the same rows as a JSON array. --profile (CPU backend) adds, per
+// test, the time of each op kind summed over layers (backend/cpu/op_profile.h).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <random>
 
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/op_profile.h"
 #include "cli/command.h"
 #include "cli/model_flags.h"
 #include "util/json.h"
@@ -51,6 +53,42 @@ uint64_t weight_bytes_per_token(const Model& model) {
   return bytes;
 }
 
+// The op profile of one test's timed runs (total_s of wall time over `runs` runs) as a
+// table, or as a "profile" array in the test's JSON object.
+void print_profile(const std::vector<cpu::OpProfile::Row>& rows, double total_s, int runs, json::Writer* json) {
+  const double total_ns = total_s * 1e9;
+  double in_ops = 0.0;
+  for (const auto& r : rows) in_ops += static_cast<double>(r.wall_ns);
+  auto per_run_ms = [&](double ns) { return ns / 1e6 / runs; };
+  auto working = [](const cpu::OpProfile::Row& r) {
+    return static_cast<double>(r.busy_ns) / static_cast<double>(r.capacity_ns);
+  };
+  if (json != nullptr) {
+    json->key("profile").begin_array();
+    for (const auto& r : rows) {
+      json->begin_object().key("op").value(r.name).key("calls").value(r.calls / static_cast<uint64_t>(runs));
+      json->key("ms").value(per_run_ms(static_cast<double>(r.wall_ns)));
+      if (r.busy_ns > 0) json->key("working").value(working(r));
+      json->end_object();
+    }
+    json->begin_object().key("op").value("other").key("ms").value(per_run_ms(total_ns - in_ops)).end_object();
+    json->end_array();
+    return;
+  }
+  std::printf("\n| op | calls/run | ms/run | share | threads working |\n| --- | ---: | ---: | ---: | ---: |\n");
+  auto line = [&](const std::string& name, uint64_t calls, double ns, const std::string& working) {
+    std::printf("| %s | %s | %.3f | %.1f %% | %s |\n", name.c_str(), calls > 0 ? std::to_string(calls).c_str() : "",
+                per_run_ms(ns), 100.0 * ns / total_ns, working.c_str());
+  };
+  for (const auto& r : rows) {
+    line(r.name, r.calls / static_cast<uint64_t>(runs), static_cast<double>(r.wall_ns),
+         r.busy_ns > 0 ? strprintf("%.0f %%", 100.0 * working(r)) : "");
+  }
+  line("other (between ops)", 0, total_ns - in_ops, "");
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -64,6 +102,7 @@ int run_bench(int argc, char** argv) {
   int reps = 5;
   int n_depth = 0;
   std::string output = "md";
+  bool profile = false;
   add_model_flags(parser, &model_flags);
   parser.option("-p,--n-prompt", "N",
                 "prompt tokens for pp; 0 = skip (default 64; at most the model's trained context unless -c "
@@ -75,10 +114,12 @@ int run_bench(int argc, char** argv) {
   parser.option("-d,--n-depth", "N", "tokens already in the cache when each test starts (default 0)", &n_depth,
                 Range::at_least(0));
   parser.option("-o,--output", "FORMAT", "md (a table, default) or json", &output);
+  parser.flag("--profile", "time each op kind (CPU backend): a table per test after its row", &profile);
   if (auto code = parser.parse(argc, argv)) return *code;
   if (output != "md" && output != "json") return parser.usage_error("-o must be md or json, not '" + output + "'");
   if (Status s = resolve_model_flags("bench", &model_flags); !s.ok()) return parser.usage_error(s.message());
   if (n_prompt == 0 && n_gen == 0) return parser.usage_error("-p 0 and -n 0 leave nothing to measure");
+  if (profile && model_flags.backend != "cpu") return parser.usage_error("--profile times the CPU backend's ops only");
 
   Result<std::unique_ptr<Model>> model = load_model("bench", model_flags);
   if (!model.ok()) return fail("bench", model.status().message());
@@ -131,7 +172,14 @@ int run_bench(int argc, char** argv) {
     std::printf("| model | size | params | backend | threads | test | t/s | GB/s |\n");
     std::printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
   }
-  auto row = [&](const std::string& test, int pp, int tg, const Stats& tps, double gbs) {
+  // The op profile of a test: enabled around its timed runs only.
+  auto timed = [&](auto&& run) -> Status {
+    cpu::OpProfile::set_enabled(profile);
+    Status st = run();
+    cpu::OpProfile::set_enabled(false);
+    return st;
+  };
+  auto row = [&](const std::string& test, int pp, int tg, const Stats& tps, double gbs, double profiled_s) {
     if (json_out) {
       json::Writer& json = *json_out;
       json.begin_object();
@@ -140,6 +188,7 @@ int run_bench(int argc, char** argv) {
       json.key("n_gen").value(tg).key("n_depth").value(n_depth).key("test").value(test);
       json.key("avg_ts").value(tps.mean).key("stddev_ts").value(tps.sd);
       if (gbs > 0) json.key("gb_per_s").value(gbs);
+      if (profile) print_profile(cpu::OpProfile::rows(), profiled_s, reps, &json);
       json.end_object();
       return;
     }
@@ -148,6 +197,7 @@ int run_bench(int argc, char** argv) {
                 static_cast<double>(file_bytes) / (1 << 20), static_cast<double>(n_params) / 1e6,
                 backend.c_str(), threads > 0 ? std::to_string(threads).c_str() : "all",
                 test.c_str(), tps.mean, tps.sd, gb.c_str());
+    if (profile) print_profile(cpu::OpProfile::rows(), profiled_s, reps, nullptr);
     std::fflush(stdout);
   };
   // The cache emptied, then filled with the depth's tokens (not timed).
@@ -159,31 +209,48 @@ int run_bench(int argc, char** argv) {
 
   if (n_prompt > 0) {
     std::vector<double> rates;
+    double profiled_s = 0.0;
+    cpu::OpProfile::reset();
     for (int r = 0; r <= reps; ++r) {
       const std::vector<TokenId> tokens = random_tokens(n_prompt);
       if (Status st = prepare(); !st.ok()) return fail("bench", st.message());
       const auto start = std::chrono::steady_clock::now();
-      if (Status st = s.decode(tokens, false); !st.ok()) return fail("bench", st.message());
+      const Status st = r > 0 ? timed([&] { return s.decode(tokens, false); }) : s.decode(tokens, false);
+      if (!st.ok()) return fail("bench", st.message());
       const double seconds = seconds_since(start);
-      if (r > 0) rates.push_back(n_prompt / seconds);  // r = 0 warms up
+      if (r > 0) {  // r = 0 warms up
+        rates.push_back(n_prompt / seconds);
+        profiled_s += seconds;
+      }
     }
-    row("pp" + std::to_string(n_prompt) + depth, n_prompt, 0, stats_of(rates), 0);
+    row("pp" + std::to_string(n_prompt) + depth, n_prompt, 0, stats_of(rates), 0, profiled_s);
   }
   if (n_gen > 0) {
     std::vector<double> rates;
+    double profiled_s = 0.0;
+    cpu::OpProfile::reset();
     for (int r = 0; r <= reps; ++r) {
       const std::vector<TokenId> tokens = random_tokens(n_gen);
       if (Status st = prepare(); !st.ok()) return fail("bench", st.message());
+      const auto generate = [&]() -> Status {
+        for (TokenId t : tokens) {
+          const TokenId one[1] = {t};
+          PLUMB_RETURN_IF_ERROR(s.decode(one, false));
+        }
+        return Status();
+      };
       const auto start = std::chrono::steady_clock::now();
-      for (TokenId t : tokens) {
-        const TokenId one[1] = {t};
-        if (Status st = s.decode(one, false); !st.ok()) return fail("bench", st.message());
-      }
+      const Status st = r > 0 ? timed(generate) : generate();
+      if (!st.ok()) return fail("bench", st.message());
       const double seconds = seconds_since(start);
-      if (r > 0) rates.push_back(n_gen / seconds);
+      if (r > 0) {
+        rates.push_back(n_gen / seconds);
+        profiled_s += seconds;
+      }
     }
     const Stats tps = stats_of(rates);
-    row("tg" + std::to_string(n_gen) + depth, 0, n_gen, tps, tps.mean * static_cast<double>(token_bytes) / 1e9);
+    row("tg" + std::to_string(n_gen) + depth, 0, n_gen, tps, tps.mean * static_cast<double>(token_bytes) / 1e9,
+        profiled_s);
   }
   if (json_out) {
     json_out->end_array();

@@ -66,8 +66,10 @@ static inline float exp_f32(float x) {
 
 // y[i] = exp_f32(x[i]) (AVX2 when the CPU has it; y may alias x).
 void exp_f32_array(const float* x, float* y, int64_t n);
-// The same with the scalar and the AVX2 code (tests; only call the latter with AVX2).
+// The same with the scalar, AVX2 and AVX-512 code (tests; only call the last two on CPUs with
+// AVX2 and AVX-512 F/DQ).
 void exp_f32_array_scalar(const float* x, float* y, int64_t n);
 void exp_f32_array_avx2(const float* x, float* y, int64_t n);
+void exp_f32_array_avx512(const float* x, float* y, int64_t n);
 
 }  // namespace plumb

@@ -21,6 +21,7 @@ constexpr int64_t kRowsPerTask = 64;
 }  // namespace
 
 void CpuBackend::kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) {
+  OpTimer timer(OpKind::kKvStore, 1);
   const int64_t pos0 = pos0_;
   auto& c = static_cast<CpuKvCache&>(cache);
   const auto L = static_cast<size_t>(layer);
@@ -36,6 +37,7 @@ void CpuBackend::kv_store(KvCache& cache, int64_t layer, int64_t n, const float*
 
 void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& s,
                            float* out) {
+  OpTimer timer(OpKind::kAttention, pool_.size());
   const int64_t pos0 = pos0_;
   const auto& c = static_cast<const CpuKvCache&>(cache);
   const auto L = static_cast<size_t>(layer);
@@ -82,6 +84,7 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, 
   const int64_t n_kv_max = pos0 + n;
   const int64_t macs = n * s.n_head * n_kv_max * (s.head_dim_k + s.head_dim_v);
   if (macs < kMinParallelMacs || n_tasks == 1) {
+    BusyTimer busy;
     for (int64_t task = 0; task < n_tasks; ++task) kern.attend(make_tile(task), attention_scratch_[0]);
     return;
   }
@@ -89,6 +92,7 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, 
   pool_.run([&](int ith, int nth) {
     AttentionScratch& scratch = attention_scratch_[static_cast<size_t>(ith)];
     for (int64_t task = next.fetch_add(1); task < n_tasks; task = next.fetch_add(1)) {
+      BusyTimer busy;
       kern.attend(make_tile(task), scratch);
     }
   });

@@ -8,12 +8,15 @@
 //   2. softmax per row: max, exp_f32 lanes, the double sum in the scalar code's 8 partials;
 //   3. values: 4 rows x 16 dims of registers per key (each lane one dim's fma-chain over the
 //      keys, in key order).
+// Steps 1 to 3 are the AttentionTileOps of attention_tiles.h: this file's, or the AVX-512 ones
+// (attention_avx512.cpp) with the same driver.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <limits>
 
 #include "backend/cpu/attention_kernels.h"
+#include "backend/cpu/attention_tiles.h"
 #include "quant/ref.h"
 #include "util/exp_f32_avx2.h"
 #include "util/partial_sums.h"
@@ -22,8 +25,9 @@ namespace plumb::cpu {
 
 namespace {
 
-constexpr int64_t kBlock = 64;  // keys (values) converted at a time; a multiple of 16
-constexpr int64_t kRows = 4;    // query rows per register tile
+using detail::AttentionTileOps;
+constexpr int64_t kBlock = detail::kAttentionBlock;  // keys (values) converted at a time; a multiple of 32
+constexpr int64_t kRows = detail::kAttentionRows;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -97,8 +101,11 @@ void load_values(const AttentionTile& a, int64_t p0, int64_t n, int64_t width, f
 }
 
 // Scores of `nr` (1..4) rows against 16 keys of the block: s[i][k] = scale * fma-chain(q_i, key k).
+// Inlined into the table's functions below: compiled on their own, GCC kept these register tiles
+// in memory (a store per fma: prompts of 512 tokens 20 % slower).
 template <int NR>
-void score_16(const float* const* q, const float* keys, int64_t hd, float scale, float* const* s) {
+[[gnu::always_inline]] inline void score_16(const float* const* q, const float* keys, int64_t hd, float scale,
+                                            float* const* s) {
   __m256 acc[NR][2];
   for (int i = 0; i < NR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int64_t d = 0; d < hd; ++d) {
@@ -119,8 +126,8 @@ void score_16(const float* const* q, const float* keys, int64_t hd, float scale,
 
 // acc_i[d0 .. d0+8*NV) += e_i[p] * values[p - vbase][d0 ..] for p in [p0, p1) in order, NR rows.
 template <int NR, int NV>
-void accumulate(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
-                int64_t p0, int64_t p1, int64_t d0) {
+[[gnu::always_inline]] inline void accumulate(const float* const* e, float* const* acc, const float* values,
+                                              int64_t width, int64_t vbase, int64_t p0, int64_t p1, int64_t d0) {
   __m256 r[NR][NV];
   for (int i = 0; i < NR; ++i) {
     for (int u = 0; u < NV; ++u) r[i][u] = _mm256_loadu_ps(acc[i] + d0 + 8 * u);
@@ -140,12 +147,37 @@ void accumulate(const float* const* e, float* const* acc, const float* values, i
 }
 
 template <int NR>
-void accumulate_rows(const float* const* e, float* const* acc, const float* values, int64_t width, int64_t vbase,
-                     int64_t p0, int64_t p1) {
+[[gnu::always_inline]] inline void accumulate_rows(const float* const* e, float* const* acc, const float* values,
+                                                   int64_t width, int64_t vbase, int64_t p0, int64_t p1) {
   if (p0 >= p1) return;
   int64_t d = 0;
   for (; d + 16 <= width; d += 16) accumulate<NR, 2>(e, acc, values, width, vbase, p0, p1, d);
   if (d < width) accumulate<NR, 1>(e, acc, values, width, vbase, p0, p1, d);
+}
+
+// AttentionTileOps::scores: 16 keys at a time.
+void scores_block(const float* const* q, int64_t nr, const float* keys, int64_t hd, float scale, float* const* s,
+                  int64_t n) {
+  for (int64_t j = 0; j < n; j += 16) {
+    float* sj[kRows];
+    for (int64_t i = 0; i < nr; ++i) sj[i] = s[i] + j;
+    switch (nr) {
+      case 4: score_16<4>(q, keys + j, hd, scale, sj); break;
+      case 3: score_16<3>(q, keys + j, hd, scale, sj); break;
+      case 2: score_16<2>(q, keys + j, hd, scale, sj); break;
+      default: score_16<1>(q, keys + j, hd, scale, sj); break;
+    }
+  }
+}
+
+void accumulate_block(const float* const* e, float* const* acc, int64_t nr, const float* values, int64_t width,
+                      int64_t vbase, int64_t p0, int64_t p1) {
+  switch (nr) {
+    case 4: accumulate_rows<4>(e, acc, values, width, vbase, p0, p1); break;
+    case 3: accumulate_rows<3>(e, acc, values, width, vbase, p0, p1); break;
+    case 2: accumulate_rows<2>(e, acc, values, width, vbase, p0, p1); break;
+    default: accumulate_rows<1>(e, acc, values, width, vbase, p0, p1); break;
+  }
 }
 
 // Softmax of one row of n scores in place (probabilities, unnormalised); returns the double sum.
@@ -200,7 +232,11 @@ void convert_cache(const AttentionTile& a, int64_t n, int64_t width, AttentionSc
   scratch.converted = n;
 }
 
-void attend(const AttentionTile& a, AttentionScratch& scratch) {
+}  // namespace
+
+namespace detail {
+
+void attend_tiled(const AttentionTile& a, AttentionScratch& scratch, const AttentionTileOps& ops) {
   const int64_t rows = a.n_tokens * a.group;
   const int64_t n_kv_max = a.n_kv0 + a.n_tokens - 1;
   const int64_t stride = round_up(n_kv_max, kBlock);  // score rows hold whole blocks (and 16-key groups)
@@ -232,26 +268,19 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
     for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
       const int64_t nr = std::min(kRows, rows - r0);
       const int64_t end = std::min(p0 + kBlock, limit(r0 + nr - 1));  // the tile's last row sees the most
+      if (end <= p0) continue;
       const float* q[kRows];
       float* s[kRows];
-      for (int64_t j = p0; j < end; j += 16) {
-        for (int64_t i = 0; i < nr; ++i) {
-          q[i] = query(r0 + i);
-          s[i] = scores(r0 + i) + j;
-        }
-        const float* kb = keys + (j - p0);
-        switch (nr) {
-          case 4: score_16<4>(q, kb, a.head_dim_k, a.scale, s); break;
-          case 3: score_16<3>(q, kb, a.head_dim_k, a.scale, s); break;
-          case 2: score_16<2>(q, kb, a.head_dim_k, a.scale, s); break;
-          default: score_16<1>(q, kb, a.head_dim_k, a.scale, s); break;
-        }
+      for (int64_t i = 0; i < nr; ++i) {
+        q[i] = query(r0 + i);
+        s[i] = scores(r0 + i) + p0;
       }
+      ops.scores(q, nr, keys, a.head_dim_k, a.scale, s, end - p0);
     }
   }
 
   // 2. Softmax of every row over the keys it sees.
-  for (int64_t r = 0; r < rows; ++r) scratch.sums[static_cast<size_t>(r)] = softmax_row(scores(r), limit(r));
+  for (int64_t r = 0; r < rows; ++r) scratch.sums[static_cast<size_t>(r)] = ops.softmax(scores(r), limit(r));
 
   // 3. Values: rows of a register tile share the keys all of them see; each row then takes its
   // own remaining keys, so every accumulator still runs over its keys in ascending order.
@@ -273,15 +302,10 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
         ac[i] = acc(r0 + i);
       }
       const int64_t shared_end = std::max(p0, std::min(p1, limit(r0)));
-      switch (nr) {
-        case 4: accumulate_rows<4>(e, ac, values, width, vbase, p0, shared_end); break;
-        case 3: accumulate_rows<3>(e, ac, values, width, vbase, p0, shared_end); break;
-        case 2: accumulate_rows<2>(e, ac, values, width, vbase, p0, shared_end); break;
-        default: accumulate_rows<1>(e, ac, values, width, vbase, p0, shared_end); break;
-      }
+      if (p0 < shared_end) ops.accumulate(e, ac, nr, values, width, vbase, p0, shared_end);
       for (int64_t i = 0; i < nr; ++i) {
         const int64_t end = std::min(p1, limit(r0 + i));
-        if (shared_end < end) accumulate_rows<1>(e + i, ac + i, values, width, vbase, shared_end, end);
+        if (shared_end < end) ops.accumulate(e + i, ac + i, 1, values, width, vbase, shared_end, end);
       }
     }
   }
@@ -296,6 +320,10 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
   }
 }
 
+}  // namespace detail
+
+namespace {
+
 void to_f16(const float* x, uint16_t* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -305,7 +333,16 @@ void to_f16(const float* x, uint16_t* y, int64_t n) {
   for (; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
 
+void attend(const AttentionTile& a, AttentionScratch& scratch) {
+  detail::attend_tiled(a, scratch, detail::attention_tile_ops_avx2());
+}
+
 }  // namespace
+
+const detail::AttentionTileOps& detail::attention_tile_ops_avx2() {
+  static const AttentionTileOps ops{scores_block, accumulate_block, softmax_row};
+  return ops;
+}
 
 const AttentionKernels& attention_kernels_avx2() {
   static const AttentionKernels k{attend, to_f16};

@@ -81,7 +81,10 @@ const AttentionKernels& attention_kernels_scalar() {
 }
 
 const AttentionKernels& attention_kernels() {
-  static const AttentionKernels& chosen = detail::simd_enabled() ? attention_kernels_avx2() : attention_kernels_scalar();
+  using detail::SimdLevel;
+  static const AttentionKernels& chosen = detail::simd_level() >= SimdLevel::kAvx512 ? attention_kernels_avx512()
+                                          : detail::simd_enabled()                  ? attention_kernels_avx2()
+                                                                                    : attention_kernels_scalar();
   return chosen;
 }
 

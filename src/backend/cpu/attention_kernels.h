@@ -17,7 +17,8 @@
 //
 // The AVX2 version converts each cached K/V row (F16 -> f32, keys transposed) once per KV head
 // and thread, keeps it for the following tiles of that head, and scores 4 rows x 16 keys of
-// registers at a time; values likewise.
+// registers at a time; values likewise. The AVX-512 version is the same driver with 16-lane
+// inner loops (attention_tiles.h).
 #pragma once
 
 #include <cstdint>
@@ -63,7 +64,8 @@ struct AttentionKernels {
 
 const AttentionKernels& attention_kernels_scalar();
 const AttentionKernels& attention_kernels_avx2();  // only call when the CPU has AVX2, FMA, F16C
-// AVX2 when the CPU has it and PLUMB_NO_SIMD is not set, else scalar.
+const AttentionKernels& attention_kernels_avx512();  // only call when the CPU has AVX-512 F too
+// The best of these at the matrix products' level (PLUMB_SIMD / PLUMB_NO_SIMD cap both).
 const AttentionKernels& attention_kernels();
 
 }  // namespace plumb::cpu

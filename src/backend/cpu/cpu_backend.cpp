@@ -40,6 +40,7 @@ Result<std::unique_ptr<BoundMatrix>> CpuBackend::bind_matrix(const gguf::TensorI
                           type_name(t.type), t.shape_string().c_str(), row_bytes * static_cast<size_t>(m->n_out));
   }
   m->w = WeightMatrix{t.type, m->n_in, m->n_out, t.data, row_bytes};
+  m->role = matrix_role(t.name);
   return std::unique_ptr<BoundMatrix>(std::move(m));
 }
 
@@ -79,6 +80,7 @@ void CpuBackend::set_batch(const int32_t* ids, int64_t n, int64_t pos0) {
 }
 
 void CpuBackend::get_rows(const BoundMatrix& table, int64_t n, float* out) {
+  OpTimer timer(OpKind::kEmbed, 1);
   const auto& m = static_cast<const CpuMatrix&>(table);
   for (int64_t t = 0; t < n; ++t) {
     dequantize_row(m.w.type, m.w.data + static_cast<size_t>(ids_[t]) * m.w.row_bytes, out + t * m.n_in, m.n_in);
@@ -86,13 +88,30 @@ void CpuBackend::get_rows(const BoundMatrix& table, int64_t n, float* out) {
 }
 
 void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) {
-  cpu::matmul(pool_, static_cast<const CpuMatrix&>(w).w, x, n, y, scratch_);
+  const auto& m = static_cast<const CpuMatrix&>(w);
+  {
+    OpTimer timer(OpKind::kPrep, pool_.size(), m.role);
+    scratch_.prepare(m.w.type, x, n, m.w.n_in, pool_);
+  }
+  OpTimer timer(OpKind::kProduct, pool_.size(), m.role);
+  cpu::matmul(pool_, m.w, scratch_, y);
 }
 
 void CpuBackend::matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
   jobs_.clear();  // reused: no allocation per product on the decode path
   for (const Product& p : products) jobs_.push_back({&static_cast<const CpuMatrix&>(*p.w).w, p.y});
-  cpu::matmul_same_input(pool_, jobs_, x, n, scratch_);
+  if (jobs_.empty()) return;
+  if (!cpu::shares_preparation(jobs_)) {
+    for (const Product& p : products) matmul(*p.w, x, n, p.y);
+    return;
+  }
+  const MatrixRole role = static_cast<const CpuMatrix&>(*products[0].w).role;
+  {
+    OpTimer timer(OpKind::kPrep, pool_.size(), role);
+    scratch_.prepare(jobs_[0].w->type, x, n, jobs_[0].w->n_in, pool_);
+  }
+  OpTimer timer(OpKind::kProduct, pool_.size(), role);
+  cpu::matmul(pool_, jobs_, scratch_);
 }
 
 }  // namespace plumb::cpu

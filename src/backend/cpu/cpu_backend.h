@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/op_profile.h"
 #include "util/thread_pool.h"
 
 namespace plumb::cpu {
@@ -17,6 +18,7 @@ namespace plumb::cpu {
 class CpuMatrix : public BoundMatrix {
  public:
   WeightMatrix w;
+  MatrixRole role = MatrixRole::kOutput;  // for the op profile
 };
 
 class CpuKvCache : public KvCache {

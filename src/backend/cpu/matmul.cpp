@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/op_profile.h"
 
 namespace plumb::cpu {
 namespace detail {
@@ -176,8 +177,16 @@ namespace {
 
 // Rows per dynamically claimed chunk: about 8 chunks per thread keeps both cores busy when the
 // other is slowed by a neighbour; a multiple of 4 rows keeps the multi-row kernels' tiles whole.
-int64_t rows_per_chunk(int64_t n_out, int nth) {
-  const int64_t chunk = (n_out + 8 * nth - 1) / (8 * nth);
+// A chunk reads at least kMinChunkBytes of weights per token: each claim moves the shared
+// counter's cache line between cores, which in a product of a small model's generation step
+// (austen-21m: 72-256 KB of weights, a few microseconds) cost more than the split saved.
+constexpr int64_t kMinChunkBytes = 32 << 10;
+
+int64_t rows_per_chunk(const WeightMatrix& w, int64_t n_tokens, int nth) {
+  const int64_t by_threads = (w.n_out + 8 * nth - 1) / (8 * nth);
+  const int64_t bytes_per_row = static_cast<int64_t>(w.row_bytes) * n_tokens;
+  const int64_t by_bytes = (kMinChunkBytes + bytes_per_row - 1) / bytes_per_row;
+  const int64_t chunk = std::max(by_threads, by_bytes);
   return std::max<int64_t>(4, (chunk + 3) / 4 * 4);
 }
 
@@ -191,7 +200,10 @@ struct RowChunk {
 };
 
 void run_chunks(ThreadPool& pool, const std::vector<RowChunk>& chunks) {
-  auto run_one = [](const RowChunk& c) { c.kernel(*c.w, *c.x, c.y, c.w->n_out, c.r0, c.r1); };
+  auto run_one = [](const RowChunk& c) {
+    BusyTimer busy;
+    c.kernel(*c.w, *c.x, c.y, c.w->n_out, c.r0, c.r1);
+  };
   if (pool.size() == 1 || chunks.size() == 1) {
     for (const RowChunk& c : chunks) run_one(c);
     return;
@@ -205,7 +217,7 @@ void run_chunks(ThreadPool& pool, const std::vector<RowChunk>& chunks) {
 void add_chunks(const WeightMatrix& w, const ActivationBuffer& x, float* y, int nth, std::vector<RowChunk>* chunks) {
   detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_level());
   if (k == nullptr) return;
-  const int64_t chunk = nth == 1 ? w.n_out : rows_per_chunk(w.n_out, nth);
+  const int64_t chunk = nth == 1 ? w.n_out : rows_per_chunk(w, x.n_tokens(), nth);
   for (int64_t r0 = 0; r0 < w.n_out; r0 += chunk) chunks->push_back({k, &w, &x, y, r0, std::min(w.n_out, r0 + chunk)});
 }
 
@@ -218,21 +230,17 @@ void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, 
   run_chunks(pool, chunks);
 }
 
-void matmul_same_input(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t n_tokens,
-                       ActivationBuffer& scratch) {
-  const auto same_form = [&](const MatmulJob& j) {
+bool shares_preparation(std::span<const MatmulJob> jobs) {
+  return std::all_of(jobs.begin(), jobs.end(), [&](const MatmulJob& j) {
     return j.w->n_in == jobs[0].w->n_in &&
            detail::uses_quantized_activations(j.w->type) == detail::uses_quantized_activations(jobs[0].w->type);
-  };
-  if (jobs.empty()) return;
-  if (!std::all_of(jobs.begin(), jobs.end(), same_form)) {
-    for (const MatmulJob& j : jobs) matmul(pool, *j.w, x, n_tokens, j.y, scratch);
-    return;
-  }
-  scratch.prepare(jobs[0].w->type, x, n_tokens, jobs[0].w->n_in, pool);
+  });
+}
+
+void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs, const ActivationBuffer& x) {
   thread_local std::vector<RowChunk> chunks;
   chunks.clear();
-  for (const MatmulJob& j : jobs) add_chunks(*j.w, scratch, j.y, pool.size(), &chunks);
+  for (const MatmulJob& j : jobs) add_chunks(*j.w, x, j.y, pool.size(), &chunks);
   run_chunks(pool, chunks);
 }
 

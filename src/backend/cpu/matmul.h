@@ -75,17 +75,19 @@ const char* simd_name();
 void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
             ActivationBuffer& scratch);
 
-// One product of matmul_same_input: y row-major [n_tokens][w->n_out].
+// One of several products of one x: y row-major [n_tokens][w->n_out].
 struct MatmulJob {
   const WeightMatrix* w;
   float* y;
 };
 
-// Several products of the same x in one parallel region, each bit-identical to its own matmul:
-// x is prepared once when the weights share a prepared form (all quantized, or all float), and
-// the rows of all products are handed out together, so small matrices (K and V beside Q) keep
-// every thread busy.
-void matmul_same_input(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t n_tokens,
-                       ActivationBuffer& scratch);
+// Whether one preparation of x serves all these products (all quantized, or all float, and the
+// same n_in).
+bool shares_preparation(std::span<const MatmulJob> jobs);
+
+// Several products of x already prepared for them (shares_preparation) in one parallel region,
+// each bit-identical to its own matmul: the rows of all products are handed out together, so
+// small matrices (K and V beside Q) keep every thread busy.
+void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs, const ActivationBuffer& x);
 
 }  // namespace plumb::cpu

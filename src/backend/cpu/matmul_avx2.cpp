@@ -5,7 +5,7 @@
 //
 // Prompt batches: each row is first unpacked into an L1-resident int16 buffer (plus its
 // per-sub-block multipliers), then dotted with the tokens in tiles of 8, so a weight row is read
-// from memory and unpacked once however many tokens there are.
+// from memory and unpacked once per block of 64 or more tokens (avx2_summed_prompt).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -675,6 +675,8 @@ constexpr int kLaneTokens = 8;
 // 53 with 4 x 2, 52 with 6 x 2, 55 with 8 x 1; Q6_K 64, 66, 48, 52).
 constexpr int kSummedRows = 6;
 constexpr int kActDwords = 2;
+// Activations per block of token tiles (see avx2_summed_prompt): half the L2 of a Zen 3 core.
+constexpr int64_t kPromptBlockBytes = int64_t{256} << 10;
 
 // The 8 x 8 dword transpose of rows v[0..8).
 inline void transpose8x8(__m256i v[8]) {
@@ -744,71 +746,78 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
 
   held = x.preparation();
 
-  // Groups of kSummedRows rows, unpacked once.
+  // Groups of kSummedRows rows, unpacked once per block of token tiles.
   thread_local RowScratch scratch;
   scratch.reserve(kSummedRows, n_in, n_sub);
-  for (int64_t g0 = r0; g0 < r1; g0 += kSummedRows) {
-    const int nr = static_cast<int>(std::min<int64_t>(r1 - g0, kSummedRows));
-    for (int r = 0; r < kSummedRows; ++r) {
-      int16_t* wq = scratch.w_aligned + r * n_in;
-      float* dw = scratch.dw.data() + r * n_sub;
-      if (r >= nr) {  // a missing row: zero weights (its outputs are not stored)
-        std::fill(wq, wq + n_in, int16_t{0});
-        std::fill(dw, dw + n_sub, 0.0f);
-        continue;
+  // Token tiles in blocks (tiles_per_block, matmul_avx512.cpp says why): every group of rows
+  // passes over one block's activations, kept in L2, before the next block.
+  const int64_t tile_bytes = n_in / 2 * kLaneTokens * 4;
+  const int64_t block_tiles = std::min<int64_t>(n_tiles, std::max<int64_t>(8, kPromptBlockBytes / tile_bytes));
+  for (int64_t tb = 0; tb < n_tiles; tb += block_tiles) {
+    const int64_t te = std::min(tb + block_tiles, n_tiles);
+    for (int64_t g0 = r0; g0 < r1; g0 += kSummedRows) {
+      const int nr = static_cast<int>(std::min<int64_t>(r1 - g0, kSummedRows));
+      for (int r = 0; r < kSummedRows; ++r) {
+        int16_t* wq = scratch.w_aligned + r * n_in;
+        float* dw = scratch.dw.data() + r * n_sub;
+        if (r >= nr) {  // a missing row: zero weights (its outputs are not stored)
+          std::fill(wq, wq + n_in, int16_t{0});
+          std::fill(dw, dw + n_sub, 0.0f);
+          continue;
+        }
+        const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+        prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
+        float* mc = scratch.mc.data() + r * n_sub;
+        for (int64_t blk = 0; blk < n_blocks; ++blk) {
+          U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
+        }
       }
-      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
-      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
-      float* mc = scratch.mc.data() + r * n_sub;
-      for (int64_t blk = 0; blk < n_blocks; ++blk) {
-        U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
-      }
-    }
-    for (int64_t tile = 0; tile < n_tiles; ++tile) {
-      const int32_t* xtile = xt + tile * n_in / 2 * kLaneTokens;
-      alignas(32) float acc[kSummedRows][2][kLaneTokens] = {};  // [row][set s % 2][token]
-      for (int64_t s = 0; s < n_sub; ++s) {
-        __m256i sum[kSummedRows];
-        for (auto& v : sum) v = _mm256_setzero_si256();
-        for (int i0 = 0; i0 < kSubDwords; i0 += kActDwords) {
-          const int64_t d0 = s * kSubDwords + i0;
-          __m256i act[kActDwords];
-          for (int i = 0; i < kActDwords; ++i) {
-            act[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(xtile + (d0 + i) * kLaneTokens));
-          }
-          for (int i = 0; i < kActDwords; ++i) {
-            for (int r = 0; r < kSummedRows; ++r) {
-              int32_t wd;
-              std::memcpy(&wd, scratch.w_aligned + r * n_in + 2 * (d0 + i), 4);
-              sum[r] = _mm256_add_epi32(sum[r], _mm256_madd_epi16(act[i], _mm256_set1_epi32(wd)));
+      for (int64_t tile = tb; tile < te; ++tile) {
+        const int32_t* xtile = xt + tile * n_in / 2 * kLaneTokens;
+        alignas(32) float acc[kSummedRows][2][kLaneTokens] = {};  // [row][set s % 2][token]
+        for (int64_t s = 0; s < n_sub; ++s) {
+          __m256i sum[kSummedRows];
+          for (auto& v : sum) v = _mm256_setzero_si256();
+          for (int i0 = 0; i0 < kSubDwords; i0 += kActDwords) {
+            const int64_t d0 = s * kSubDwords + i0;
+            __m256i act[kActDwords];
+            for (int i = 0; i < kActDwords; ++i) {
+              act[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(xtile + (d0 + i) * kLaneTokens));
+            }
+            for (int i = 0; i < kActDwords; ++i) {
+              for (int r = 0; r < kSummedRows; ++r) {
+                int32_t wd;
+                std::memcpy(&wd, scratch.w_aligned + r * n_in + 2 * (d0 + i), 4);
+                sum[r] = _mm256_add_epi32(sum[r], _mm256_madd_epi16(act[i], _mm256_set1_epi32(wd)));
+              }
             }
           }
-        }
-        const __m256 dv = _mm256_load_ps(da + (tile * n_sub + s) * kLaneTokens);
-        for (int r = 0; r < kSummedRows; ++r) {
-          float* ar = acc[r][s % 2];
-          const __m256 coef = _mm256_mul_ps(_mm256_broadcast_ss(&scratch.dw[r * n_sub + s]), dv);
-          _mm256_store_ps(ar, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r]), coef, _mm256_load_ps(ar)));
-        }
-      }
-      const int64_t t0 = tile * kLaneTokens;
-      const int nt = static_cast<int>(std::min<int64_t>(n_tokens - t0, kLaneTokens));
-      for (int r = 0; r < nr; ++r) {
-        __m256 out = _mm256_add_ps(_mm256_load_ps(acc[r][0]), _mm256_load_ps(acc[r][1]));
-        if constexpr (U::kHasMin) {  // hsum8 of macc[s % 8], lane by lane
-          const float* mc = scratch.mc.data() + r * n_sub;
-          __m256 m[8];
-          for (auto& v : m) v = _mm256_setzero_ps();
-          for (int64_t s = 0; s < n_sub; ++s) {
-            m[s % 8] = _mm256_fmadd_ps(_mm256_broadcast_ss(mc + s),
-                                       _mm256_load_ps(sxt + (tile * n_sub + s) * kLaneTokens), m[s % 8]);
+          const __m256 dv = _mm256_load_ps(da + (tile * n_sub + s) * kLaneTokens);
+          for (int r = 0; r < kSummedRows; ++r) {
+            float* ar = acc[r][s % 2];
+            const __m256 coef = _mm256_mul_ps(_mm256_broadcast_ss(&scratch.dw[r * n_sub + s]), dv);
+            _mm256_store_ps(ar, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r]), coef, _mm256_load_ps(ar)));
           }
-          out = _mm256_add_ps(out, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(m[0], m[4]), _mm256_add_ps(m[2], m[6])),
-                                                 _mm256_add_ps(_mm256_add_ps(m[1], m[5]), _mm256_add_ps(m[3], m[7]))));
         }
-        alignas(32) float o[kLaneTokens];
-        _mm256_store_ps(o, out);
-        for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + g0 + r] = o[t];
+        const int64_t t0 = tile * kLaneTokens;
+        const int nt = static_cast<int>(std::min<int64_t>(n_tokens - t0, kLaneTokens));
+        for (int r = 0; r < nr; ++r) {
+          __m256 out = _mm256_add_ps(_mm256_load_ps(acc[r][0]), _mm256_load_ps(acc[r][1]));
+          if constexpr (U::kHasMin) {  // hsum8 of macc[s % 8], lane by lane
+            const float* mc = scratch.mc.data() + r * n_sub;
+            __m256 m[8];
+            for (auto& v : m) v = _mm256_setzero_ps();
+            for (int64_t s = 0; s < n_sub; ++s) {
+              m[s % 8] = _mm256_fmadd_ps(_mm256_broadcast_ss(mc + s),
+                                         _mm256_load_ps(sxt + (tile * n_sub + s) * kLaneTokens), m[s % 8]);
+            }
+            out = _mm256_add_ps(out, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(m[0], m[4]), _mm256_add_ps(m[2], m[6])),
+                                                   _mm256_add_ps(_mm256_add_ps(m[1], m[5]), _mm256_add_ps(m[3], m[7]))));
+          }
+          alignas(32) float o[kLaneTokens];
+          _mm256_store_ps(o, out);
+          for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + g0 + r] = o[t];
+        }
       }
     }
   }

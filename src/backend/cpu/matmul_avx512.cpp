@@ -638,6 +638,19 @@ struct Sup16 {
 // and 16 tokens). The AMX kernels below use the same activation tiles, split into bytes.
 constexpr int kTileTokens = 16;
 
+// Token tiles per block of a prompt product. A thread's range of rows runs block by block: every
+// group of its rows passes over one block's prepared activations (tile_bytes a tile) before the
+// next block, unpacking its weights again for each block. Without blocks each group streamed the
+// whole prompt's activations, which outgrow the 2 MiB L2 at 512 tokens of 2048-wide rows, from
+// L3 (bench --profile: the products' time per token grew with the prompt). About 512 KiB a block
+// leaves room for the weights in the L2 of Sapphire Rapids (2 MiB) and Zen 4 (1 MiB); at least 4
+// tiles (64 tokens) keep the unpacking's share as at pp64.
+inline int64_t tiles_per_block(int64_t tile_bytes, int64_t n_tiles) {
+  constexpr int64_t kBlockBytes = int64_t{512} << 10;
+  const int64_t tiles = kBlockBytes / tile_bytes;
+  return min64(n_tiles, tiles < 4 ? 4 : tiles);
+}
+
 // The 16 x 16 dword transpose of rows v[0..16) (row i, dword j -> row j, dword i).
 inline void transpose16x16(__m512i v[16]) {
   __m512i t[16];
@@ -817,50 +830,55 @@ void summed_prompt_rows(const WeightMatrix& w, const ActivationBuffer& x, float*
       x, lay, n_pairs, n_sub,
       [&](int64_t tile, const int16_t* const* xs) { lane_tokens<kChunk>(xs, n_pairs, xt + tile * tile_dwords); });
 
-  // A group of 4 rows, unpacked once (int16 in pair order, as weight_unpack.h's weights).
+  // A group of 4 rows, unpacked once per block of token tiles (int16 in pair order, as
+  // weight_unpack.h's weights).
   const int64_t wz_stride = n_pairs * kChunk;
   const int64_t s_stride = 2 * n_pairs;  // dw / mc per row, padded to whole pairs
   thread_local Buffer wz_buf, dw_buf, mc_buf;
   int16_t* wz = wz_buf.get<int16_t>(static_cast<size_t>(kSumRows * wz_stride));
   float* dw = dw_buf.get<float>(static_cast<size_t>(kSumRows * s_stride));
   float* mc = mc_buf.get<float>(static_cast<size_t>(kSumRows * s_stride));
-  for (int64_t g0 = r0; g0 < r1; g0 += kSumRows) {
-    const int nr = static_cast<int>(min64(r1 - g0, kSumRows));
-    for (int r = 0; r < kSumRows; ++r) {
-      if (r >= nr) {  // rows past the range: zero weights (their outputs are not stored)
-        std::memset(wz + r * wz_stride, 0, static_cast<size_t>(wz_stride) * sizeof(int16_t));
-        std::memset(dw + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
-        continue;
+  const int64_t block_tiles = tiles_per_block(tile_dwords * 4, pt.n_tiles);
+  for (int64_t tb = 0; tb < pt.n_tiles; tb += block_tiles) {
+    const int64_t te = min64(tb + block_tiles, pt.n_tiles);
+    for (int64_t g0 = r0; g0 < r1; g0 += kSumRows) {
+      const int nr = static_cast<int>(min64(r1 - g0, kSumRows));
+      for (int r = 0; r < kSumRows; ++r) {
+        if (r >= nr) {  // rows past the range: zero weights (their outputs are not stored)
+          std::memset(wz + r * wz_stride, 0, static_cast<size_t>(wz_stride) * sizeof(int16_t));
+          std::memset(dw + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
+          continue;
+        }
+        const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+        prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
+        U::unpack(row, n_blocks, wz + r * wz_stride, dw + r * s_stride, mc + r * s_stride);
       }
-      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
-      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
-      U::unpack(row, n_blocks, wz + r * wz_stride, dw + r * s_stride, mc + r * s_stride);
-    }
-    for (int64_t tile = 0; tile < pt.n_tiles; ++tile) {
-      __m512 acc[2 * kSumRows];  // [row][set s % 2], tokens along the lanes
-      for (auto& v : acc) v = _mm512_setzero_ps();
-      const int32_t* xtile = xt + tile * tile_dwords;
-      const float* dt = pt.da + tile * n_pairs * 2 * kTileTokens;
-      for (int64_t p = 0; p < n_pairs; ++p) {
-        const int16_t* wp[kSumRows];
-        for (int r = 0; r < kSumRows; ++r) wp[r] = wz + r * wz_stride + p * kChunk;
-        for (int j = 0; j < 2 && 2 * p + j < n_sub; ++j) {
-          __m512i sums[kSumRows];
-          sub_block_sums<U::kSub>(xtile + p * kPairDwords * kTileTokens, wp, j, sums);
-          const __m512 da = _mm512_load_ps(dt + (2 * p + j) * kTileTokens);
+      for (int64_t tile = tb; tile < te; ++tile) {
+        __m512 acc[2 * kSumRows];  // [row][set s % 2], tokens along the lanes
+        for (auto& v : acc) v = _mm512_setzero_ps();
+        const int32_t* xtile = xt + tile * tile_dwords;
+        const float* dt = pt.da + tile * n_pairs * 2 * kTileTokens;
+        for (int64_t p = 0; p < n_pairs; ++p) {
+          const int16_t* wp[kSumRows];
+          for (int r = 0; r < kSumRows; ++r) wp[r] = wz + r * wz_stride + p * kChunk;
+          for (int j = 0; j < 2 && 2 * p + j < n_sub; ++j) {
+            __m512i sums[kSumRows];
+            sub_block_sums<U::kSub>(xtile + p * kPairDwords * kTileTokens, wp, j, sums);
+            const __m512 da = _mm512_load_ps(dt + (2 * p + j) * kTileTokens);
 #pragma GCC unroll 4
-          for (int r = 0; r < kSumRows; ++r) {
-            const __m512 coef = _mm512_mul_ps(_mm512_set1_ps(dw[r * s_stride + 2 * p + j]), da);
-            acc[2 * r + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[r]), coef, acc[2 * r + j]);
+            for (int r = 0; r < kSumRows; ++r) {
+              const __m512 coef = _mm512_mul_ps(_mm512_set1_ps(dw[r * s_stride + 2 * p + j]), da);
+              acc[2 * r + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[r]), coef, acc[2 * r + j]);
+            }
           }
         }
+        __m512 rows[kSumRows];
+        for (int r = 0; r < kSumRows; ++r) rows[r] = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
+        const int64_t t0 = tile * kTileTokens;
+        store_tile_rows<U::kHasMin>(rows, nr, mc, s_stride, U::kHasMin ? pt.sxt + tile * n_sub * kTileTokens : nullptr,
+                                    n_sub, static_cast<int>(min64(n_tokens - t0, kTileTokens)), y + t0 * ldy + g0,
+                                    ldy);
       }
-      __m512 rows[kSumRows];
-      for (int r = 0; r < kSumRows; ++r) rows[r] = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
-      const int64_t t0 = tile * kTileTokens;
-      store_tile_rows<U::kHasMin>(rows, nr, mc, s_stride, U::kHasMin ? pt.sxt + tile * n_sub * kTileTokens : nullptr,
-                                  n_sub, static_cast<int>(min64(n_tokens - t0, kTileTokens)), y + t0 * ldy + g0,
-                                  ldy);
     }
   }
 }
@@ -1170,7 +1188,8 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
         amx_tokens(xs, n_pairs, bhi + tile * tile_bytes, blo + tile * tile_bytes);
       });
 
-  // A group of 8 rows: unpacked once (int16, as the AVX-512 prompt path), then into A tiles.
+  // A group of 8 rows: unpacked once per block of token tiles (int16, as the AVX-512 prompt
+  // path), then into A tiles.
   const int64_t wz_stride = n_pairs * 64;
   const int64_t s_stride = 2 * n_pairs;  // dw / mc per row, padded to whole pairs
   thread_local Buffer wz_buf, a_buf, dw_buf, mc_buf;
@@ -1180,56 +1199,60 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
   float* mc = mc_buf.get<float>(static_cast<size_t>(kAmxRows * s_stride));
   alignas(64) int32_t cbuf[2 * 512];  // two pairs' C tiles (hi, lo)
   amx_configure();
-  for (int64_t g0 = r0; g0 < r1; g0 += kAmxRows) {
-    const int nr = static_cast<int>(min64(r1 - g0, kAmxRows));
-    if (nr < kAmxRows) std::memset(at, 0, static_cast<size_t>(n_pairs * kAmxTileBytes));
-    for (int r = 0; r < nr; ++r) {
-      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
-      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
-      U::unpack(row, n_blocks, wz, dw + r * s_stride, mc + r * s_stride);
-      amx_weights(wz, n_pairs, r, at);
-    }
-    for (int64_t tile = 0; tile < pt.n_tiles; ++tile) {
-      __m512 acc[16];
-#pragma GCC unroll 16
-      for (auto& v : acc) v = _mm512_setzero_ps();
-      const uint8_t* bh = bhi + tile * tile_bytes;
-      const uint8_t* bl = blo + tile * tile_bytes;
-      const float* dt = pt.da + tile * n_pairs * 2 * kTileTokens;
-      // Pair p's products are issued before pair p - 1's sums are scaled, so that the vector
-      // work overlaps the tile unit's latency (about 100 cycles from tilezero to the stored C).
-      auto scale_pair = [&](int64_t p) {
-        const int32_t* c = cbuf + 512 * (p & 1);
-        const __m512 da0 = _mm512_load_ps(dt + 2 * p * kTileTokens);
-        const __m512 da1 = _mm512_load_ps(dt + (2 * p + 1) * kTileTokens);
-        if (2 * p + 1 < n_sub) {
-          amx_accumulate<false>(c, dw, s_stride, 2 * p, da0, da1, acc);
-        } else {
-          amx_accumulate<true>(c, dw, s_stride, 2 * p, da0, da1, acc);
-        }
-      };
-      for (int64_t p = 0; p < n_pairs; ++p) {
-        _tile_loadd(2, at + p * kAmxTileBytes, 64);
-        _tile_loadd(3, bh + p * kAmxTileBytes, 64);
-        _tile_loadd(4, bl + p * kAmxTileBytes, 64);
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_dpbssd(0, 2, 3);
-        _tile_dpbsud(1, 2, 4);
-        _tile_stored(0, cbuf + 512 * (p & 1), 64);
-        _tile_stored(1, cbuf + 512 * (p & 1) + 256, 64);
-        if (p > 0) scale_pair(p - 1);
+  const int64_t block_tiles = tiles_per_block(2 * tile_bytes, pt.n_tiles);
+  for (int64_t tb = 0; tb < pt.n_tiles; tb += block_tiles) {
+    const int64_t te = min64(tb + block_tiles, pt.n_tiles);
+    for (int64_t g0 = r0; g0 < r1; g0 += kAmxRows) {
+      const int nr = static_cast<int>(min64(r1 - g0, kAmxRows));
+      if (nr < kAmxRows) std::memset(at, 0, static_cast<size_t>(n_pairs * kAmxTileBytes));
+      for (int r = 0; r < nr; ++r) {
+        const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+        prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
+        U::unpack(row, n_blocks, wz, dw + r * s_stride, mc + r * s_stride);
+        amx_weights(wz, n_pairs, r, at);
       }
-      scale_pair(n_pairs - 1);
-      // acc is indexed by constants only (unrolled loops) so that it stays in registers: the
-      // tile instructions are asm statements that clobber memory.
-      __m512 sums[kAmxRows];
+      for (int64_t tile = tb; tile < te; ++tile) {
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (auto& v : acc) v = _mm512_setzero_ps();
+        const uint8_t* bh = bhi + tile * tile_bytes;
+        const uint8_t* bl = blo + tile * tile_bytes;
+        const float* dt = pt.da + tile * n_pairs * 2 * kTileTokens;
+        // Pair p's products are issued before pair p - 1's sums are scaled, so that the vector
+        // work overlaps the tile unit's latency (about 100 cycles from tilezero to the stored C).
+        auto scale_pair = [&](int64_t p) {
+          const int32_t* c = cbuf + 512 * (p & 1);
+          const __m512 da0 = _mm512_load_ps(dt + 2 * p * kTileTokens);
+          const __m512 da1 = _mm512_load_ps(dt + (2 * p + 1) * kTileTokens);
+          if (2 * p + 1 < n_sub) {
+            amx_accumulate<false>(c, dw, s_stride, 2 * p, da0, da1, acc);
+          } else {
+            amx_accumulate<true>(c, dw, s_stride, 2 * p, da0, da1, acc);
+          }
+        };
+        for (int64_t p = 0; p < n_pairs; ++p) {
+          _tile_loadd(2, at + p * kAmxTileBytes, 64);
+          _tile_loadd(3, bh + p * kAmxTileBytes, 64);
+          _tile_loadd(4, bl + p * kAmxTileBytes, 64);
+          _tile_zero(0);
+          _tile_zero(1);
+          _tile_dpbssd(0, 2, 3);
+          _tile_dpbsud(1, 2, 4);
+          _tile_stored(0, cbuf + 512 * (p & 1), 64);
+          _tile_stored(1, cbuf + 512 * (p & 1) + 256, 64);
+          if (p > 0) scale_pair(p - 1);
+        }
+        scale_pair(n_pairs - 1);
+        // acc is indexed by constants only (unrolled loops) so that it stays in registers: the
+        // tile instructions are asm statements that clobber memory.
+        __m512 sums[kAmxRows];
 #pragma GCC unroll 8
-      for (int r = 0; r < kAmxRows; ++r) sums[r] = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
-      const int64_t t0 = tile * kTileTokens;
-      store_tile_rows<U::kHasMin>(sums, nr, mc, s_stride, U::kHasMin ? pt.sxt + tile * n_sub * kTileTokens : nullptr,
-                                  n_sub, static_cast<int>(min64(n_tokens - t0, kTileTokens)), y + t0 * ldy + g0,
-                                  ldy);
+        for (int r = 0; r < kAmxRows; ++r) sums[r] = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
+        const int64_t t0 = tile * kTileTokens;
+        store_tile_rows<U::kHasMin>(sums, nr, mc, s_stride, U::kHasMin ? pt.sxt + tile * n_sub * kTileTokens : nullptr,
+                                    n_sub, static_cast<int>(min64(n_tokens - t0, kTileTokens)), y + t0 * ldy + g0,
+                                    ldy);
+      }
     }
   }
   _tile_release();

@@ -13,6 +13,7 @@ constexpr int64_t kMinParallelValues = 16384;
 }  // namespace
 
 void CpuBackend::rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) {
+  OpTimer timer(OpKind::kNorm, pool_.size());
   auto rows = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const float* xt = x + t * width;
@@ -38,6 +39,7 @@ void CpuBackend::rms_norm(const float* x, const float* w, float eps, int64_t wid
 }
 
 void CpuBackend::rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) {
+  OpTimer timer(OpKind::kRope, pool_.size());
   const RopeTable& table = rope_;
   const int64_t pos0 = pos0_;
   const int64_t half = table.n_rot / 2;
@@ -64,6 +66,7 @@ void CpuBackend::rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) {
 }
 
 void CpuBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  OpTimer timer(OpKind::kSwiglu, pool_.size());
   auto range = [&](int64_t i0, int64_t i1) { swiglu_kernel(gate + i0, up + i0, out + i0, i1 - i0); };
   if (n < kMinParallelValues) {
     range(0, n);
@@ -73,6 +76,7 @@ void CpuBackend::swiglu(const float* gate, const float* up, int64_t n, float* ou
 }
 
 void CpuBackend::add(const float* a, const float* b, int64_t n, float* out) {
+  OpTimer timer(OpKind::kAdd, 1);
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
