@@ -25,17 +25,23 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)  # absolute: the paths below are used after the cd
 cd "$work"
 
+# The sdist is downloaded, checked and unpacked once. A work folder that already holds the
+# unpacked llama.cpp builds from it: that is how a machine without network builds, from the
+# tree a networked machine unpacked (its CMakeLists.txt, LICENSE, cmake, ggml, src, include,
+# vendor, app and licenses folders are all the build reads: about 5 MB as a .tar.gz).
 sdist=llama_cpp_python-$version.tar.gz
-if [ ! -f "$sdist" ]; then
-  python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
-    "llama-cpp-python==$version" -d . >&2
-fi
-[ "$(sha256sum "$sdist" | cut -d' ' -f1)" = "$sdist_sha256" ] || {
-  echo "llama-trace build: $sdist does not have the pinned sha256" >&2
-  exit 1
-}
 src=$work/llama_cpp_python-$version/vendor/llama.cpp
-[ -f "$src/CMakeLists.txt" ] || tar xzf "$sdist"
+if [ ! -f "$src/CMakeLists.txt" ]; then
+  if [ ! -f "$sdist" ]; then
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+      "llama-cpp-python==$version" -d . >&2
+  fi
+  [ "$(sha256sum "$sdist" | cut -d' ' -f1)" = "$sdist_sha256" ] || {
+    echo "llama-trace build: $sdist does not have the pinned sha256" >&2
+    exit 1
+  }
+  tar xzf "$sdist"
+fi
 
 # The CPU kernels of the references (../shared/ref: "x86-64 AVX-512"): AVX-512 with VNNI/BF16/VBMI,
 # AMX off (this llama.cpp's AMX matmul crashes on the development machines, and AMX changes the
