@@ -3,7 +3,7 @@
 # (default austen-21m-f16), prompt 0 of its reference file, every layer offloaded (-ngl 99), the
 # references' settings (flash attention off, F16 KV cache), then `plumb diff` with the defaults.
 # Prints the diff's verdict and the logits NMSE; exits with the first model's diff exit code
-# (0 = within thresholds), or 1 when llama-trace fails.
+# (0 = within thresholds), or 1 when llama-trace fails or did not offload the layers to the GPU.
 #
 #   tools/llama-trace/gpu-run.sh LLAMA_TRACE PLUMB [SHARED_DIR] [OUT_DIR]
 #
@@ -28,7 +28,7 @@ if missing=$(ldd "$llama_trace" | grep 'not found'); then
   echo "$missing" >&2
   exit 1
 fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 status=
 for name in ${MODELS:-austen-21m-f16}; do
@@ -41,8 +41,16 @@ for name in ${MODELS:-austen-21m-f16}; do
     status=${status:-1}
     continue
   fi
-  # llama.cpp's own words for where the layers went.
-  grep -E 'offloaded [0-9]+/[0-9]+ layers|using device CUDA' "$out/$name.log" | head -n 3 || true
+  # llama.cpp's own words for where the layers went: a trace made on the CPU proves nothing here.
+  offload=$(grep -oE 'offloaded [0-9]+/[0-9]+ layers to GPU' "$out/$name.log" | head -n 1 || true)
+  if [ -z "$offload" ] || [ "${offload#offloaded 0/}" != "$offload" ]; then
+    echo "FAIL $name: llama-trace ran on the CPU (its log has no 'offloaded N/M layers to GPU':" \
+      "not a CUDA build, or no GPU visible; log: $out/$name.log)"
+    status=${status:-1}
+    continue
+  fi
+  grep -E 'using device CUDA' "$out/$name.log" | head -n 1 || true
+  echo "$name: $offload"
   rc=0
   "$plumb" diff "$trace" "$ref" > "$out/$name.diff.txt" || rc=$?
   nmse=$("$plumb" diff "$trace" "$ref" --json --tap p0.logits |
