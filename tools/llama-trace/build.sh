@@ -49,6 +49,8 @@ fi
 cpu_flags=${LLAMA_TRACE_CPU_FLAGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}
 cuda=OFF
 [ "${LLAMA_TRACE_CUDA:-0}" = 1 ] && cuda=ON
+# nvcc where CUDA installs it when it is not on PATH (CMake and the link below both need it).
+if [ $cuda = ON ] && ! command -v nvcc >/dev/null; then PATH=${CUDA_HOME:-/usr/local/cuda}/bin:$PATH; fi
 # Static libraries: llama-trace is one file (plus the CUDA runtime's cuBLAS where CUDA is on),
 # so it can be carried to another machine. LLAMA_TRACE_CUDA_ARCH: the GPU generation(s) to
 # compile for ("native" needs a GPU at build time; e.g. 90 for H100/H200).
