@@ -135,7 +135,7 @@ int run_bench(int argc, char** argv) {
   }
   SessionOptions options = session_options(model_flags);
   if (options.n_ctx == 0) options.n_ctx = static_cast<int>(longest + 1);
-  if (model_flags.n_batch == 0) options.n_batch = std::max(options.n_batch, n_prompt);  // pp: one batch
+  if (model_flags.n_batch == 0 && model_flags.n_ubatch == 0) options.n_batch = std::max(options.n_batch, n_prompt);  // pp: one batch
   Result<std::unique_ptr<Session>> session = create_session("bench", **model, options);
   if (!session.ok()) return fail("bench", session.status().message());
   Session& s = **session;

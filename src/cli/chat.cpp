@@ -46,7 +46,7 @@ int run_chat(int argc, char** argv) {
   std::string template_name;
   int n_predict = -1;
   add_model_flags(parser, &model_flags);
-  parser.option("--system", "TEXT", "system message", &system);
+  parser.option("--system,-sys,--system-prompt", "TEXT", "system message", &system);
   parser.option(
       "--chat-template", "NAME",
       "use this built-in template (" +
@@ -65,7 +65,9 @@ int run_chat(int argc, char** argv) {
   bool escapes = false;
   parser.flag("-cnv,--conversation,-i,--interactive",
               "accepted for llama.cpp: plumb chat is always a conversation", &conversation);
-  parser.flag("-e,--escape", "turn \\n \\t \\' \\\" \\\\ \\xHH in --system into the characters (llama.cpp's -e)",
+  parser.flag("-e,--escape",
+              "turn \\n \\r \\t \\' \\\" \\\\ \\xHH in --system into the characters (off by default: "
+              "llama.cpp's escapes, on by default, do not reach its system prompt)",
               &escapes);
   add_sampling_flags(parser, &sampling_flags);
   if (auto code = parser.parse(argc, argv)) return *code;

@@ -3,7 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 
@@ -12,25 +14,42 @@
 
 namespace plumb::cli {
 
-void add_backend_flags(ArgParser& parser, std::string* backend, int* n_gpu_layers) {
+void add_backend_flags(ArgParser& parser, std::string* backend, std::string* n_gpu_layers) {
   parser.option("--backend", "NAME", "cpu, cuda, or auto: cuda where a GPU is present (default auto)", backend);
-  parser.option("-ngl,--n-gpu-layers,--gpu-layers", "N",
-                "llama.cpp's GPU offload: 0 = the CPU backend, any other number = the cuda backend "
-                "(plumb runs all layers on one device)",
-                n_gpu_layers, Range::at_least(-1));
+  parser.option("-ngl,--n-gpu-layers,--gpu-layers", "N|auto|all",
+                "llama.cpp's GPU offload: 0 = the CPU backend; auto or -1 = --backend auto; all, -2 or "
+                "any number above 0 = the cuda backend (plumb runs all layers on one device)",
+                n_gpu_layers);
 }
 
-Status resolve_backend_flags(std::string* backend, int n_gpu_layers) {
+Status resolve_backend_flags(std::string* backend, const std::string& n_gpu_layers) {
   if (*backend != "cpu" && *backend != "cuda" && *backend != "auto") {
     return Status::error("--backend must be cpu, cuda or auto, not '" + *backend + "'");
   }
-  if (n_gpu_layers != -2) {
-    const std::string by_layers = n_gpu_layers == 0 ? "cpu" : "cuda";
-    if (*backend != "auto" && *backend != by_layers) {
-      return Status::error("-ngl " + std::to_string(n_gpu_layers) + " means --backend " + by_layers +
-                           ", which contradicts --backend " + *backend);
+  if (!n_gpu_layers.empty()) {
+    // llama.cpp's values: a layer count, "auto" (-1: as many as fit, none without a GPU) or
+    // "all" (-2 and below).
+    std::string by_layers;
+    if (n_gpu_layers == "auto") {
+      by_layers = "auto";
+    } else if (n_gpu_layers == "all") {
+      by_layers = "cuda";
+    } else {
+      char* end = nullptr;
+      errno = 0;
+      const long n = std::strtol(n_gpu_layers.c_str(), &end, 10);
+      if (end == n_gpu_layers.c_str() || *end != '\0' || errno != 0) {
+        return Status::error("-ngl must be a number of layers, auto or all, not '" + n_gpu_layers + "'");
+      }
+      by_layers = n == 0 ? "cpu" : n == -1 ? "auto" : "cuda";
     }
-    *backend = by_layers;
+    if (by_layers != "auto") {
+      if (*backend != "auto" && *backend != by_layers) {
+        return Status::error("-ngl " + n_gpu_layers + " means --backend " + by_layers +
+                             ", which contradicts --backend " + *backend);
+      }
+      *backend = by_layers;
+    }
   }
   *backend = resolve_backend(*backend);
   return Status();
@@ -40,10 +59,16 @@ void add_model_flags(ArgParser& parser, ModelFlags* flags) {
   parser.option("-m,--model", "FILE", "GGUF model file (required)", &flags->model_path);
   parser.option("-c,--ctx-size", "N", "context size (default: the model's, at most 4096)", &flags->n_ctx,
                 Range::at_least(0));
-  parser.option("-t,--threads", "N", "threads (default 0: all cores; more than the cores is capped)",
-                &flags->n_threads, Range::at_least(0));
-  parser.option("-b,--batch-size", "N", "prompt tokens per forward pass (default 512)", &flags->n_batch,
-                Range::at_least(1));
+  parser.option("-t,--threads", "N",
+                "threads (default 0: all hardware threads; -1 too, as llama.cpp; more than the hardware "
+                "threads is capped)",
+                &flags->n_threads, Range::at_least(-1));
+  parser.option("-b,--batch-size", "N",
+                "llama.cpp's logical batch: prompt tokens per forward pass are the smaller of -b and -ub "
+                "(default 2048)",
+                &flags->n_batch, Range::at_least(1));
+  parser.option("-ub,--ubatch-size", "N", "llama.cpp's physical batch: at most N prompt tokens per forward pass "
+                "(default 512)", &flags->n_ubatch, Range::at_least(1));
   add_backend_flags(parser, &flags->backend, &flags->n_gpu_layers);
   parser.option("--cache-type", "TYPE", "KV cache type: f16 or f32 (default f16)", &flags->cache_type);
   parser.flag_with_value("-fa,--flash-attn", "on|off|auto",
@@ -64,7 +89,7 @@ Status resolve_model_flags(const std::string& command, ModelFlags* flags) {
   if (flags->cache_type != "f16" && flags->cache_type != "f32") {
     return Status::error("--cache-type must be f16 or f32, not '" + flags->cache_type + "'");
   }
-  flags->n_threads = cap_threads(command, flags->n_threads);
+  flags->n_threads = cap_threads(command, std::max(flags->n_threads, 0));
   return Status();
 }
 
@@ -102,11 +127,16 @@ Result<std::unique_ptr<Model>> load_model(const std::string& command, const Mode
   return model;
 }
 
+int forward_batch(const ModelFlags& flags) {
+  constexpr int kLlamaBatch = 2048, kLlamaUbatch = 512;  // llama.cpp's -b and -ub defaults
+  return std::min(flags.n_batch > 0 ? flags.n_batch : kLlamaBatch, flags.n_ubatch > 0 ? flags.n_ubatch : kLlamaUbatch);
+}
+
 SessionOptions session_options(const ModelFlags& flags) {
   SessionOptions options;
   options.n_ctx = flags.n_ctx;
   options.n_threads = flags.n_threads;
-  options.n_batch = flags.n_batch > 0 ? flags.n_batch : 512;
+  options.n_batch = forward_batch(flags);
   options.backend = flags.backend;
   options.cache_type = flags.cache_type == "f32" ? CacheType::F32 : CacheType::F16;
   return options;
@@ -129,9 +159,10 @@ void add_fault_flags(ArgParser& parser, FaultFlags* flags, const std::string& wh
 
 void add_sampling_flags(ArgParser& parser, SamplingFlags* flags) {
   SamplingParams& p = flags->params;
-  parser.option("--temp", "T", "temperature; 0 = greedy (default 0.8)", &p.temperature, Range::at_least(0));
-  parser.option("--top-k", "N", "keep the N most likely tokens; 0 = off (default 40)", &p.top_k,
-                Range::at_least(0));
+  parser.option("--temp,--temperature", "T", "temperature; 0 or below = greedy, as llama.cpp (default 0.8)",
+                &p.temperature);
+  parser.option("--top-k", "N", "keep the N most likely tokens; 0 or below = off, as llama.cpp (default 40)",
+                &p.top_k);
   parser.option("--top-p", "P", "keep the smallest set with probability >= P; 1 = off (default 0.95)", &p.top_p,
                 Range::between(0, 1));
   parser.option("--min-p", "P", "drop tokens below P x the best's probability; 0 = off (default 0.05)", &p.min_p,
@@ -148,6 +179,9 @@ void add_sampling_flags(ArgParser& parser, SamplingFlags* flags) {
 
 SamplingParams sampling_params(const SamplingFlags& flags, int n_ctx) {
   SamplingParams p = flags.params;
+  // llama.cpp takes any number here: a temperature below 0 is 0, a top-k below 0 is off.
+  p.temperature = std::max(p.temperature, 0.0f);
+  p.top_k = std::max(p.top_k, 0);
   p.seed = flags.seed == -1 ? kRandomSeed : static_cast<uint32_t>(flags.seed);
   if (p.repeat_last_n == -1) p.repeat_last_n = n_ctx;
   return p;

@@ -18,9 +18,10 @@ struct ModelFlags {
   std::string model_path;
   int n_ctx = 0;      // 0: the model's context length, capped at 4096
   int n_threads = 0;  // 0: all cores
-  int n_batch = 0;    // prompt tokens per forward pass; 0: not given (512)
+  int n_batch = 0;    // -b, llama.cpp's logical batch; 0: not given (2048)
+  int n_ubatch = 0;   // -ub, llama.cpp's physical batch; 0: not given (512)
   std::string backend = "auto";  // cpu, cuda, or auto (cuda where a GPU is present)
-  int n_gpu_layers = -2;  // -ngl; -2: not given. 0 = the CPU, anything else = the GPU (cuda)
+  std::string n_gpu_layers;  // -ngl as typed; "": not given (resolve_backend_flags)
   std::string cache_type = "f16";
   std::string flash_attn;  // -fa [on|off|auto]: accepted, plumb's attention is always fused
   bool no_mmap = false;    // read the file into memory instead of mapping it
@@ -28,13 +29,14 @@ struct ModelFlags {
   bool check_tensors = false;  // scan every weight for NaN/Inf at load
 };
 
-// --backend NAME and -ngl N (llama.cpp's GPU offload: 0 = cpu, else cuda); -2 = -ngl not given.
-void add_backend_flags(ArgParser& parser, std::string* backend, int* n_gpu_layers);
+// --backend NAME and -ngl N|auto|all (llama.cpp's GPU offload: 0 = cpu, auto/-1 = --backend auto,
+// all/-2/N > 0 = cuda); "" = -ngl not given.
+void add_backend_flags(ArgParser& parser, std::string* backend, std::string* n_gpu_layers);
 // The backend they name: checked, -ngl applied (an error if it contradicts --backend), auto
 // resolved (cuda where a GPU is present).
-Status resolve_backend_flags(std::string* backend, int n_gpu_layers);
+Status resolve_backend_flags(std::string* backend, const std::string& n_gpu_layers);
 
-// -m, -c, -t, -b, --backend, -ngl, --cache-type, -fa, --no-mmap, --mlock, --check-tensors.
+// -m, -c, -t, -b, -ub, --backend, -ngl, --cache-type, -fa, --no-mmap, --mlock, --check-tensors.
 void add_model_flags(ArgParser& parser, ModelFlags* flags);
 // Checks what the parser cannot (required -m, names, -ngl against --backend), caps -t at the
 // hardware threads (a note on stderr) and turns -ngl into the backend. An error is a usage error.
@@ -43,6 +45,8 @@ Status resolve_model_flags(const std::string& command, ModelFlags* flags);
 // cuda backend where there is no GPU (the same words as plumb check); scans the weights with
 // --check-tensors and locks them with --mlock.
 Result<std::unique_ptr<Model>> load_model(const std::string& command, const ModelFlags& flags);
+// Prompt tokens per forward pass: the smaller of -b and -ub, as llama.cpp (512 by default).
+int forward_batch(const ModelFlags& flags);
 SessionOptions session_options(const ModelFlags& flags);
 // check_session_fits (cli/limits.h), then Session::create.
 Result<std::unique_ptr<Session>> create_session(const std::string& command, const Model& model,

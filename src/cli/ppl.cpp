@@ -56,7 +56,7 @@ int run_ppl(int argc, char** argv) {
                  "log-probabilities, then another model with --kl-divergence FILE to compare\n"
                  "(or, as llama-perplexity, --kl-divergence-base FILE --kl-divergence).");
   std::string model_path, text_path, kld_base_out, kld_base_in, cache_type = "f16", backend = "auto";
-  int n_gpu_layers = -2;
+  std::string n_gpu_layers;  // -ngl as typed, "" when not given
   int n_ctx = 512, n_chunks = -1, n_threads = 0, n_parallel = 0, n_batch = 0;
   bool json = false;
   bool check_tensors = false;
@@ -64,7 +64,8 @@ int run_ppl(int argc, char** argv) {
   args.option("-f,--file", "FILE", "text to score", &text_path);
   args.option("-c,--ctx-size", "N", "tokens per chunk (default 512)", &n_ctx, Range::at_least(4));
   args.option("--chunks", "N", "score at most N chunks (default -1: all)", &n_chunks, Range::at_least(-1));
-  args.option("-t,--threads", "N", "threads (default 0: all cores)", &n_threads, Range::at_least(0));
+  args.option("-t,--threads", "N", "threads (default 0: all hardware threads; -1 too, as llama.cpp)", &n_threads,
+              Range::at_least(-1));
   args.option("--parallel", "N", "chunks evaluated at once, each in its own session (default: 1, or the\n"
               "                               number of threads for models under 64 MB)", &n_parallel,
               Range::at_least(0));
@@ -110,7 +111,7 @@ int run_ppl(int argc, char** argv) {
   auto cache = parse_cache_type(cache_type);
   if (!cache.ok()) return args.usage_error(cache.status().message());
   if (Status s = resolve_backend_flags(&backend, n_gpu_layers); !s.ok()) return args.usage_error(s.message());
-  n_threads = cap_threads("ppl", n_threads);
+  n_threads = cap_threads("ppl", std::max(n_threads, 0));
   if (Status s = check_backend_available(backend); !s.ok()) return args.fail(s.message());
 
   auto text = read_text_file(text_path, "-f");

@@ -67,13 +67,18 @@ int run_run(int argc, char** argv) {
   int n_predict = -1;
   std::vector<std::string> stops;
   bool json = false;
-  bool escapes = false;
+  bool escape_flag = false;  // -e: llama.cpp's default already
+  bool no_escape = false;
   bool conversation = false;
   add_model_flags(parser, &model_flags);
   parser.option("-p,--prompt", "TEXT", "the prompt", &prompt);
-  parser.option("-f,--file", "FILE", "read the prompt from FILE", &prompt_file);
-  parser.flag("-e,--escape", "turn \\n \\t \\' \\\" \\\\ \\xHH in the prompt into the characters (llama.cpp's -e)",
-              &escapes);
+  parser.option("-f,--file", "FILE", "read the prompt from FILE (one final newline dropped, as llama.cpp)",
+                &prompt_file);
+  parser.flag("-e,--escape",
+              "turn \\n \\r \\t \\' \\\" \\\\ \\xHH in the prompt into the characters: the default, as "
+              "llama.cpp",
+              &escape_flag);
+  parser.flag("--no-escape", "take the prompt's backslashes literally", &no_escape);
   parser.flag("-cnv,--conversation,-i,--interactive",
               "llama.cpp's conversation mode: refused, plumb chat is the conversation", &conversation);
   parser.option("-n,--n-predict", "N", "tokens to generate; -1 = until end of text (default -1)",
@@ -92,8 +97,10 @@ int run_run(int argc, char** argv) {
     Result<std::string> text = read_text_file(prompt_file, "-f");
     if (!text.ok()) return parser.fail(text.status().message());
     prompt = *text;
+    // As llama.cpp's -f: the newline that ends a text file is not part of the prompt.
+    if (!prompt.empty() && prompt.back() == '\n') prompt.pop_back();
   }
-  if (escapes) prompt = process_escapes(prompt);
+  if (!no_escape) prompt = process_escapes(prompt);
   if (prompt.empty()) return parser.usage_error("a prompt is required (-p TEXT or -f FILE)");
 
   const auto load_start = std::chrono::steady_clock::now();

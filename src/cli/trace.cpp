@@ -23,7 +23,8 @@ int run_trace(int argc, char** argv) {
               "docs/TRACE.md.");
   std::string model_path, prompt, token_list, backend = "auto", taps = "*", out_path;
   FaultFlags fault_flags;
-  int threads = 0, n_gpu_layers = -2;
+  int threads = 0;
+  std::string n_gpu_layers;  // -ngl as typed, "" when not given
   bool check_tensors = false;
   p.option("-m,--model", "M.gguf", "model file", &model_path);
   p.option("-p,--prompt", "TEXT", "prompt text (tokenized with the model's vocabulary, BOS as the model says)", &prompt);

@@ -2,14 +2,16 @@
 // writes every intermediate as a plumb trace (p0.tokens, p0.logits, p0.trace.<tap>: the layout
 // of ../shared/ref/*.gguf), llama.cpp's node names mapped to plumb's taps (docs/TRACE.md).
 //
-//   llama-trace -m MODEL.gguf (--tokens 1,739,... | -p TEXT) -o TRACE.gguf
+//   llama-trace -m MODEL.gguf (--tokens 1,739,... | --tokens-from REF.gguf | -p TEXT) -o TRACE.gguf
 //               [-t THREADS] [-c CTX] [--flash-attn on|off] [--cache-type f16|f32|q8_0] [-ngl N]
 //               [--extra-bufts on|off] [-v]
 //
-// --extra-bufts (default off): llama.cpp's CPU "extra" weight buffers (AMX, repacked Q4_0). Off by
-// default: the AMX path of this llama.cpp crashes in ggml_backend_amx_mul_mat on the machines
-// plumb is developed on, and the repacked kernels change the summation order. -v keeps
-// llama.cpp's log (otherwise only its warnings and errors are shown).
+// --extra-bufts (default on, as llama.cpp): llama.cpp's CPU "extra" weight buffers, which repack
+// Q4_0/Q4_K/IQ4_NL weights for its interleaved kernels (and AMX, which build.sh leaves out: this
+// llama.cpp's AMX matmul crashes in ggml_backend_amx_mul_mat on the machines plumb is developed
+// on). On because the references of ../shared/ref were made with it: their Q4_K taps are the
+// repacked kernels' bits, not the plain dot product's. -v keeps llama.cpp's log (otherwise only
+// its warnings and errors are shown).
 //
 // Built by tools/llama-trace/build.sh against the llama.cpp vendored in a pinned llama-cpp-python
 // sdist. Flash attention, threads, KV type and GPU layers are recorded in the trace's metadata.
@@ -24,6 +26,7 @@
 
 #include "ggml-backend.h"
 #include "ggml.h"
+#include "gguf.h"
 #include "llama.h"
 
 #ifndef LLAMA_TRACE_VERSION
@@ -174,12 +177,36 @@ void quiet_log(ggml_log_level level, const char* text, void*) {
   if (verbose || level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
 }
 
+// p0.tokens of a trace or reference file (../shared/ref/*.gguf), so that llama.cpp runs on the very
+// tokens of the file it is diffed against ("1,739,..."); "" with *error set when it cannot.
+std::string tokens_from(const std::string& path, std::string* error) {
+  ggml_context* data = nullptr;
+  gguf_context* file = gguf_init_from_file(path.c_str(), {/*no_alloc=*/false, &data});
+  if (file == nullptr) {
+    *error = "--tokens-from: cannot read " + path + " as a GGUF file";
+    return "";
+  }
+  std::string ids;
+  const ggml_tensor* t = ggml_get_tensor(data, "p0.tokens");
+  if (t != nullptr && t->type == GGML_TYPE_I32) {
+    for (int64_t i = 0; i < ggml_nelements(t); ++i) {
+      ids += (i > 0 ? "," : "") + std::to_string(static_cast<const int32_t*>(t->data)[i]);
+    }
+  }
+  gguf_free(file);
+  ggml_free(data);
+  if (ids.empty()) *error = "--tokens-from: " + path + " has no I32 tensor p0.tokens";
+  return ids;
+}
+
 int usage(const char* why) {
   std::fprintf(stderr,
                "llama-trace: %s\n"
-               "usage: llama-trace -m MODEL.gguf (--tokens 1,739,... | -p TEXT) -o TRACE.gguf\n"
+               "usage: llama-trace -m MODEL.gguf (--tokens 1,739,... | --tokens-from REF.gguf | -p TEXT) -o TRACE.gguf\n"
                "                   [-t THREADS] [-c CTX] [--flash-attn on|off] [--cache-type f16|f32|q8_0] [-ngl N]\n"
-               "                   [--extra-bufts on|off] [-v]\n",
+               "                   [--extra-bufts on|off] [-v]\n"
+               "defaults: -t 2 -c 512 --flash-attn off --cache-type f16 -ngl 0 --extra-bufts on (the settings\n"
+               "of ../shared/ref's references)\n",
                why);
   return 2;
 }
@@ -187,7 +214,7 @@ int usage(const char* why) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, tokens_arg, prompt, out_path, flash = "off", cache_type = "f16", extra = "off";
+  std::string model_path, tokens_arg, prompt, out_path, flash = "off", cache_type = "f16", extra = "on";
   int threads = 2, n_ctx = 512, ngl = 0;
   bool have_prompt = false;
   for (int i = 1; i < argc; ++i) {
@@ -196,6 +223,11 @@ int main(int argc, char** argv) {
     const char* v = nullptr;
     if ((a == "-m" || a == "--model") && (v = next())) model_path = v;
     else if (a == "--tokens" && (v = next())) tokens_arg = v;
+    else if (a == "--tokens-from" && (v = next())) {
+      std::string error;
+      tokens_arg = tokens_from(v, &error);
+      if (tokens_arg.empty()) return usage(error.c_str());
+    }
     else if ((a == "-p" || a == "--prompt") && (v = next())) prompt = v, have_prompt = true;
     else if ((a == "-o" || a == "--output") && (v = next())) out_path = v;
     else if ((a == "-t" || a == "--threads") && (v = next())) threads = std::atoi(v);
@@ -209,7 +241,7 @@ int main(int argc, char** argv) {
     else return usage(("unknown or incomplete option " + a).c_str());
   }
   if (model_path.empty() || out_path.empty() || (tokens_arg.empty() == !have_prompt)) {
-    return usage("need -m, -o and exactly one of --tokens / -p");
+    return usage("need -m, -o and exactly one of --tokens / --tokens-from / -p");
   }
   if (flash != "on" && flash != "off") return usage("--flash-attn is on or off");
   if (extra != "on" && extra != "off") return usage("--extra-bufts is on or off");
