@@ -73,9 +73,13 @@ Result<std::unique_ptr<KvCache>> CpuBackend::make_kv_cache(int64_t n_layer, int6
   return std::unique_ptr<KvCache>(std::move(c));
 }
 
-void CpuBackend::set_batch(const int32_t* ids, int64_t n, int64_t pos0) {
+void CpuBackend::set_batch(const int32_t* ids, int64_t n, std::span<const SeqRun> runs) {
   ids_.assign(ids, ids + n);
-  pos0_ = pos0;
+  runs_.assign(runs.begin(), runs.end());
+  pos_.resize(static_cast<size_t>(n));
+  for (const SeqRun& r : runs_) {
+    for (int64_t i = 0; i < r.n; ++i) pos_[static_cast<size_t>(r.begin + i)] = r.pos0 + i;
+  }
 }
 
 void CpuBackend::get_rows(const BoundMatrix& table, int64_t n, float* out) {
@@ -85,14 +89,14 @@ void CpuBackend::get_rows(const BoundMatrix& table, int64_t n, float* out) {
   }
 }
 
-void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) {
-  cpu::matmul(pool_, static_cast<const CpuMatrix&>(w).w, x, n, y, scratch_);
+void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) {
+  cpu::matmul(pool_, static_cast<const CpuMatrix&>(w).w, x, n, n_lane, y, scratch_);
 }
 
-void CpuBackend::matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
+void CpuBackend::matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) {
   jobs_.clear();  // reused: no allocation per product on the decode path
   for (const Product& p : products) jobs_.push_back({&static_cast<const CpuMatrix&>(*p.w).w, p.y});
-  cpu::matmul_same_input(pool_, jobs_, x, n, scratch_);
+  cpu::matmul_same_input(pool_, jobs_, x, n, n_lane, scratch_);
 }
 
 }  // namespace plumb::cpu
