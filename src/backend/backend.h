@@ -10,10 +10,11 @@
 // cache and positions: the row-wise ops and the matrix products see every token of the batch at
 // once, kv_store and attention one run at a time.
 //
-// Matrix products take each token's contract from its role (docs/EXACTNESS.md): tokens
-// [0, n_lane) of a product follow the generation contract (each token's bits those of a product
-// of that token alone), the others the prompt contract. Never the number of tokens that share
-// the product: so a sequence computes the same bits alone or batched with others. Ops do not return errors: a backend whose op fails (a CUDA launch, say) keeps the
+// Matrix products take each token's contract from the caller, who chooses it by the token's role
+// (docs/EXACTNESS.md): tokens [0, n_lane) of a product follow the generation contract, the
+// others the prompt contract, and under either a token's bits do not depend on the other tokens
+// of the product. Never by the number of tokens that share the product: so a sequence computes
+// the same bits alone or batched with others. Ops do not return errors: a backend whose op fails (a CUDA launch, say) keeps the
 // first error, and take_error() hands it to the forward pass, which returns it.
 #pragma once
 
@@ -67,7 +68,8 @@ struct AttentionShape {
 
 // A run of a sequence's prompt tokens shorter than this follows the generation contract (what
 // the single-token kernels compute; the prompt contract would not be faster for so few), a
-// longer one the prompt contract. Generated tokens always follow the generation contract.
+// longer one the prompt contract. (Generated tokens: the generation contract one sequence at a
+// time, the prompt contract when several sequences share passes; model/llama.h.)
 constexpr int64_t kPromptContractMinTokens = 4;
 
 // One sequence's tokens in a batch: rows [begin, begin + n) at positions pos0 .. pos0 + n - 1.

@@ -116,10 +116,13 @@ Status LlamaForward::forward(const int32_t* ids, int64_t n, int64_t pos0, int64_
 
 Status LlamaForward::forward_batch(std::span<const SeqInput> inputs) {
   Backend& b = *backend_;
-  // Inputs under the generation contract first (generated tokens, short prompt runs), then the
-  // prompt runs under the prompt contract: each product is then two contiguous parts at most.
+  // Inputs under the generation contract first (prompt runs of 1-3 tokens, as forward() runs
+  // them), then those under the prompt contract (longer prompt runs, and generated tokens: many
+  // sequences' tokens share a pass, where contract S, tokens along the vector lanes or tile
+  // columns, costs 2-3x less per token than the single-token kernels; docs/EXACTNESS.md). Each
+  // product is then two contiguous parts at most.
   const auto lane = [&](size_t i) {
-    return inputs[i].generated || prompt_run_lane(static_cast<int64_t>(inputs[i].tokens.size())) > 0;
+    return !inputs[i].generated && prompt_run_lane(static_cast<int64_t>(inputs[i].tokens.size())) > 0;
   };
   order_.clear();
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -153,9 +156,9 @@ Status LlamaForward::forward_batch(std::span<const SeqInput> inputs) {
   const auto rows = static_cast<int64_t>(out_rows_.size());
   PLUMB_RETURN_IF_ERROR(reserve_logits(rows));
   b.set_batch(batch_ids_.data(), n, batch_runs_);
-  // Each output row is its sequence's only one, as forward() with first_row = n - 1 computes it:
-  // a product of one token, the generation contract.
-  layers(n, n_lane, batch_caches_, OutputRows{0, &out_rows_, rows}, nullptr);
+  // The output rows, one per sequence at most, under the prompt contract like the generated
+  // tokens (they are mostly theirs).
+  layers(n, n_lane, batch_caches_, OutputRows{0, &out_rows_, /*n_lane=*/0}, nullptr);
   PLUMB_RETURN_IF_ERROR(b.take_error());
   if (rows == 0) return Status();
   const float* host = b.host_view(s_.logits, rows * c_.n_vocab, logits_host_);

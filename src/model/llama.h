@@ -36,9 +36,11 @@ class LlamaForward {
     float* logits = nullptr;          // receives the last token's logits [n_vocab]; nullptr: none
   };
   // Runs every input's tokens in one forward pass (their total <= max_batch, each pos0 + size
-  // <= n_ctx; the caller checks). Each token's arithmetic follows its role (backend.h), so an
-  // input gets the bits it gets alone, or from forward() for a prompt run (its logits as
-  // forward() with first_row = n - 1).
+  // <= n_ctx; the caller checks). Each token's arithmetic follows its role, never the other
+  // inputs: a prompt run as forward() runs it (the generation contract below 4 tokens, else the
+  // prompt contract), a generated token and the output rows under the prompt contract. So an
+  // input gets the bits it gets alone in forward_batch, and a prompt run's cache entries are
+  // forward()'s.
   Status forward_batch(std::span<const SeqInput> inputs);
 
  private:

@@ -99,7 +99,9 @@ class Session {
 // Several sequences, each with its own KV cache and position, stepped together: one forward pass
 // over the new tokens of all of them (plumb serve's step). Each token's arithmetic follows its
 // role, a prompt token or a generated one, never the number of sequences in the pass, so a
-// sequence's logits are the bits it gets alone (docs/EXACTNESS.md, "Batch invariance").
+// sequence's logits are the bits it gets alone in a group (docs/EXACTNESS.md, "Batch
+// invariance"). Generated tokens follow the prompt contract here (cheaper when many share a
+// pass), so they differ in the last bits from a Session's one-token decode.
 class SessionGroup {
  public:
   virtual ~SessionGroup() = default;

@@ -235,8 +235,8 @@ class CudaBackend : public Backend {
   }
   // The generation contract is matvec's, whose tokens do not interact: tokens [0, n_lane) go
   // through it kMaxMatvecTokens at a time. The prompt tokens [n_lane, n) through matvec too when
-  // they are few, else through cuBLAS (docs/EXACTNESS.md: on CUDA only the generated tokens are
-  // batch-invariant).
+  // they are few, else through cuBLAS, whose rounding may depend on the number of tokens
+  // (docs/EXACTNESS.md: sequences batched together on CUDA are not promised their lone bits).
   void matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) override {
     n_lane = std::clamp<int64_t>(n_lane, 0, n);
     for (int64_t t0 = 0; t0 < n_lane; t0 += kMaxMatvecTokens) {
