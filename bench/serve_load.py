@@ -2,7 +2,7 @@
 """Load test of an OpenAI-compatible server on the loopback (not run in CI).
 
     bench/serve_load.py [--clients 64] [--seconds 60] [--max-tokens 64]
-                        [--port P | --start [--llama-server BIN]]
+                        [--port P | --start [--llama-server BIN] [--server-arg ARG ...]]
 
 --start runs `build/plumb serve` on SmolLM2 itself (a free port, --parallel = clients, -c per
 slot) and stops it at the end; with --llama-server BIN it runs that llama-server instead on the
@@ -73,12 +73,13 @@ def start_server(args):
         port = free_port()
         proc = subprocess.Popen([args.llama_server, "-m", model, "--host", "127.0.0.1", "--port", str(port),
                                  "--parallel", str(slots), "-c", str(args.ctx * slots), "-t", str(args.threads),
-                                 "--no-webui", "--log-disable"],
+                                 "--no-webui", "--log-disable", *args.server_arg],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_healthy(proc, port, "llama-server")
         return proc, port
     proc = subprocess.Popen([os.path.join(repo, "build/plumb"), "serve", "-m", model, "--port", "0",
-                             "--parallel", str(slots), "-c", str(args.ctx), "-t", str(args.threads)],
+                             "--parallel", str(slots), "-c", str(args.ctx), "-t", str(args.threads),
+                             *args.server_arg],
                             stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
@@ -131,6 +132,7 @@ def main():
     ap.add_argument("--start", action="store_true", help="start build/plumb serve on SmolLM2 itself")
     ap.add_argument("--llama-server", default="", help="with --start: run this llama-server binary instead")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="with --start: the server's threads")
+    ap.add_argument("--server-arg", action="append", default=[], help="with --start: one more server argument")
     ap.add_argument("--parallel", type=int, default=0, help="with --start: slots (default: --clients)")
     ap.add_argument("--ctx", type=int, default=1024, help="with --start: context per slot")
     args = ap.parse_args()
