@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
     for (auto& x : *buf) x = dist(rng);
   }
   backend.set_batch(ids.data(), n_ctx, 0);
-  backend.kv_store(*cache, 0, n_ctx, k.data(), v.data());
+  backend.kv_store(*cache, 0, /*run=*/0, k.data(), v.data());
   const AttentionShape shape{n_head, n_head_kv, head_dim, head_dim, 1.0f / std::sqrt(static_cast<float>(head_dim))};
 
   struct Case {
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     backend.set_batch(ids.data(), c.n, c.pos0);
     for (int rep = 0; rep < 5; ++rep) {
       const double t0 = thread_cpu_us();
-      for (int i = 0; i < c.reps; ++i) backend.attention(*cache, 0, q.data(), c.n, shape, out.data());
+      for (int i = 0; i < c.reps; ++i) backend.attention(*cache, 0, /*run=*/0, q.data(), shape, out.data());
       best = std::min(best, (thread_cpu_us() - t0) / c.reps);
     }
     std::printf("%-28s %10.2f us\n", c.name, best);

@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Load test of an OpenAI-compatible server on the loopback (not run in CI).
 
-    bench/serve_load.py [--clients 64] [--seconds 60] [--max-tokens 64] [--port P | --start]
+    bench/serve_load.py [--clients 64] [--seconds 60] [--max-tokens 64]
+                        [--port P | --start [--llama-server BIN] [--server-arg ARG ...]]
 
---start runs `build/plumb serve` on SmolLM2 itself (any free port, --parallel = clients) and
-stops it at the end; otherwise it talks to a server already listening on 127.0.0.1:PORT (plumb's
-or llama-server's, for the side-by-side figures in docs/PERFORMANCE.md). Each client streams
-chat completions back to back until the time is up; no request starts after it. Prints failed
-requests, generated tokens/s summed over all clients, time to first token p50/p99, and the
-server's resident memory after warm-up and at the end (with --start). Only 127.0.0.1 is ever
-contacted, and the run is bounded by --seconds (plus the requests in flight then).
+--start runs `build/plumb serve` on SmolLM2 itself (a free port, --parallel = clients, -c per
+slot) and stops it at the end; with --llama-server BIN it runs that llama-server instead on the
+same model, slots and context per slot (-c is its total, so slots x ctx), on 2 threads like
+plumb on this machine's cores (--threads). Without --start it talks to a server already
+listening on 127.0.0.1:PORT. Each client streams chat completions back to back until the time
+is up; no request starts after it. Prints failed requests, generated tokens/s summed over all
+clients, time to first token p50/p99, and the server's resident memory after warm-up and at the
+end (with --start). Only 127.0.0.1 is ever contacted, and the run is bounded by --seconds (plus
+the requests in flight then).
 """
 import argparse
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,12 +40,46 @@ def rss_mb(pid):
     return float("nan")
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(proc, port, what):
+    """Polls GET /health until 200 (llama-server answers 503 while it loads)."""
+    import http.client
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not become healthy")
+
+
 def start_server(args):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     model = subprocess.run([os.path.join(repo, "scripts/fetch-model"), "smollm2"], check=True,
                            capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    slots = args.parallel or args.clients
+    if args.llama_server:
+        port = free_port()
+        proc = subprocess.Popen([args.llama_server, "-m", model, "--host", "127.0.0.1", "--port", str(port),
+                                 "--parallel", str(slots), "-c", str(args.ctx * slots), "-t", str(args.threads),
+                                 "--no-webui", "--log-disable", *args.server_arg],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_healthy(proc, port, "llama-server")
+        return proc, port
     proc = subprocess.Popen([os.path.join(repo, "build/plumb"), "serve", "-m", model, "--port", "0",
-                             "--parallel", str(args.parallel or args.clients), "-c", str(args.ctx)],
+                             "--parallel", str(slots), "-c", str(args.ctx), "-t", str(args.threads),
+                             *args.server_arg],
                             stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
@@ -58,7 +96,7 @@ def client_loop(idx, port, deadline, max_tokens, results, lock):
         topic = TOPICS[(idx + n) % len(TOPICS)]
         n += 1
         t0 = time.time()
-        ttft, tokens, ok = None, 0, True
+        ttft, tokens, ok, got_usage = None, 0, True, False
         try:
             stream = c.chat.completions.create(
                 model="m", messages=[{"role": "user", "content": f"Write a few sentences about {topic}."}],
@@ -68,11 +106,13 @@ def client_loop(idx, port, deadline, max_tokens, results, lock):
                 if ch.choices and ch.choices[0].delta.content and ttft is None:
                     ttft = time.time() - t0
                 if ch.usage:
-                    tokens = ch.usage.completion_tokens
+                    tokens, got_usage = ch.usage.completion_tokens, True
+            if not got_usage:
+                raise RuntimeError("no usage chunk (completion_tokens) at the end of the stream")
         except Exception as e:  # noqa: BLE001 - every failure is counted and shown
             ok = False
             with lock:
-                results["errors"].append(repr(e)[:200])
+                results["errors"].append(f"{repr(e)[:200]} (cause: {repr(e.__cause__)[:200]})")
         with lock:
             results["requests"] += 1
             if ok:
@@ -90,6 +130,9 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--start", action="store_true", help="start build/plumb serve on SmolLM2 itself")
+    ap.add_argument("--llama-server", default="", help="with --start: run this llama-server binary instead")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="with --start: the server's threads")
+    ap.add_argument("--server-arg", action="append", default=[], help="with --start: one more server argument")
     ap.add_argument("--parallel", type=int, default=0, help="with --start: slots (default: --clients)")
     ap.add_argument("--ctx", type=int, default=1024, help="with --start: context per slot")
     args = ap.parse_args()

@@ -178,10 +178,10 @@ TEST_P(CudaOps, MatmulMatchesFloat64) {
     }
     float* gx = put(*gpu, x);
     float* gy = poisoned(*gpu, ref.size());
-    gpu->matmul(**gm, gx, n, gy);
+    gpu->matmul(**gm, gx, n, /*n_lane=*/n < 4 ? n : 0, gy);
     const std::vector<float> y = get(*gpu, gy, ref.size());
     std::vector<float> cy(ref.size());
-    (*cpu)->matmul(**cm, x.data(), n, cy.data());
+    (*cpu)->matmul(**cm, x.data(), n, /*n_lane=*/n < 4 ? n : 0, cy.data());
     EXPECT_LE(nmse(y, ref), 1e-12) << type_name(type) << " n=" << n;
     EXPECT_LE(nmse(y, widen(cy)), 1e-8) << type_name(type) << " n=" << n << " (CUDA vs CPU)";
     gpu->release(gx);
@@ -214,9 +214,9 @@ TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
       fused.push_back(poisoned(*gpu, static_cast<size_t>(n * rows[i])));
       single.push_back(poisoned(*gpu, static_cast<size_t>(n * rows[i])));
       products.push_back({ms[static_cast<size_t>(i)].get(), fused.back()});
-      gpu->matmul(*ms[static_cast<size_t>(i)], gx, n, single.back());
+      gpu->matmul(*ms[static_cast<size_t>(i)], gx, n, /*n_lane=*/n, single.back());
     }
-    gpu->matmul_same_input(products, gx, n);
+    gpu->matmul_same_input(products, gx, n, /*n_lane=*/n);
     for (int i = 0; i < 3; ++i) {
       const size_t len = static_cast<size_t>(n * rows[i]);
       EXPECT_TRUE(same_bits(get(*gpu, fused[static_cast<size_t>(i)], len), get(*gpu, single[static_cast<size_t>(i)], len)))
@@ -225,7 +225,7 @@ TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
     const std::vector<float> acc0 = random_values(static_cast<size_t>(n * rows[0]), 300 + static_cast<uint32_t>(n));
     float* acc = put(*gpu, acc0);
     float* y = poisoned(*gpu, acc0.size());
-    gpu->matmul_add(*ms[0], gx, n, y, acc);
+    gpu->matmul_add(*ms[0], gx, n, /*n_lane=*/n, y, acc);
     const std::vector<float> expect_y = get(*gpu, single[0], acc0.size());
     std::vector<float> expect_acc(acc0.size());
     for (size_t i = 0; i < acc0.size(); ++i) expect_acc[i] = acc0[i] + expect_y[i];
@@ -321,15 +321,15 @@ TEST(CudaOps, AttentionGivesTheCpuBits) {
       const std::vector<float> q = random_values(static_cast<size_t>(n * c.n_head * c.head_dim), static_cast<uint32_t>(13 + pos0), 2.0f);
       cpu.set_batch(ids.data(), n, pos0);
       gpu->set_batch(ids.data(), n, pos0);
-      cpu.kv_store(**ccache, 1, n, k.data(), v.data());
+      cpu.kv_store(**ccache, 1, /*run=*/0, k.data(), v.data());
       cout.assign(q.size(), 0.0f);
-      cpu.attention(**ccache, 1, q.data(), n, shape, cout.data());
+      cpu.attention(**ccache, 1, /*run=*/0, q.data(), shape, cout.data());
       float* gk = put(*gpu, k);
       float* gv = put(*gpu, v);
       float* gq = put(*gpu, q);
       float* go = poisoned(*gpu, q.size());
-      gpu->kv_store(**gcache, 1, n, gk, gv);
-      gpu->attention(**gcache, 1, gq, n, shape, go);
+      gpu->kv_store(**gcache, 1, /*run=*/0, gk, gv);
+      gpu->attention(**gcache, 1, /*run=*/0, gq, shape, go);
       gout = get(*gpu, go, q.size());
     }
     EXPECT_TRUE(same_bits(gout, cout)) << c.n_head << "/" << c.n_head_kv << " heads of " << c.head_dim << ", "
@@ -370,18 +370,19 @@ TEST(CudaOps, RopeStoreGivesTheCpuBits) {
       float* gv = put(*gpu, v);
       cpu.rope(q.data(), n, c.n_head, c.head_dim);
       cpu.rope(k.data(), n, c.n_head_kv, c.head_dim);
-      cpu.kv_store(**ccache, 0, n, k.data(), v.data());
+      cpu.kv_store(**ccache, 0, /*run=*/0, k.data(), v.data());
       if (fused) {
-        gpu->rope_store(**gcache, 0, n, gq, gk, gv, shape);
+        KvCache* const caches[] = {gcache->get()};
+        gpu->rope_store(caches, 0, n, gq, gk, gv, shape);
       } else {
         gpu->rope(gq, n, c.n_head, c.head_dim);
         gpu->rope(gk, n, c.n_head_kv, c.head_dim);
-        gpu->kv_store(**gcache, 0, n, gk, gv);
+        gpu->kv_store(**gcache, 0, /*run=*/0, gk, gv);
       }
       att.assign(q.size(), 0.0f);
-      cpu.attention(**ccache, 0, q.data(), n, shape, att.data());
+      cpu.attention(**ccache, 0, /*run=*/0, q.data(), shape, att.data());
       gatt = poisoned(*gpu, q.size());
-      gpu->attention(**gcache, 0, gq, n, shape, gatt);
+      gpu->attention(**gcache, 0, /*run=*/0, gq, shape, gatt);
     }
     const std::string what = std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + " heads, " +
                              std::to_string(c.pos0) + " cached + " + std::to_string(c.n);

@@ -25,7 +25,7 @@ double nmse(const float* a, const float* b, int64_t n) {
   return e / r;
 }
 
-// Matrix products of 4 tokens or more follow matmul contract S and smaller ones the lane contract
+// Prompt runs of 4 tokens or more follow matmul contract S and shorter ones the lane contract
 // (matmul_internal.h; the same on every CPU), so how the tokens are split into batches changes
 // the last bits, which the F16 cache can round into ~1e-9 NMSE (plumb's whole distance to
 // float64 is 2e-9 here).

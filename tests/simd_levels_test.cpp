@@ -1,5 +1,5 @@
 // The whole model gives the same logits, to the bit, at every SIMD level this CPU runs: the
-// matmul contracts depend on a product's token count, never on the instruction set
+// matmul contracts depend on the tokens' role (a prompt run's length), never on the instruction set
 // (matmul_internal.h). `plumb trace` of one prompt (one batch: contract S for the matrix
 // products) at PLUMB_SIMD=scalar, avx2, avx512 and amx (levels the CPU lacks fall back to the
 // best it has), compared with the scalar level's logits bit for bit.

@@ -6,7 +6,15 @@
 //
 // A forward pass is: set_batch (the token ids and positions, copied into buffers the backend
 // owns), then the ops, each reading its inputs from earlier ops' buffers, then host_view of the
-// logits. Ops do not return errors: a backend whose op fails (a CUDA launch, say) keeps the
+// logits. A batch holds one or more sequences, each a run of consecutive tokens with its own KV
+// cache and positions: the row-wise ops and the matrix products see every token of the batch at
+// once, kv_store and attention one run at a time.
+//
+// Matrix products take each token's contract from the caller, who chooses it by the token's role
+// (docs/EXACTNESS.md): tokens [0, n_lane) of a product follow the generation contract, the
+// others the prompt contract, and under either a token's bits do not depend on the other tokens
+// of the product. Never by the number of tokens that share the product: so a sequence computes
+// the same bits alone or batched with others. Ops do not return errors: a backend whose op fails (a CUDA launch, say) keeps the
 // first error, and take_error() hands it to the forward pass, which returns it.
 #pragma once
 
@@ -66,6 +74,19 @@ struct DeviceMemory {
   int64_t peak = 0;
 };
 
+// A run of a sequence's prompt tokens shorter than this follows the generation contract (what
+// the single-token kernels compute; the prompt contract would not be faster for so few), a
+// longer one the prompt contract. (Generated tokens: the generation contract one sequence at a
+// time, the prompt contract when several sequences share passes; model/llama.h.)
+constexpr int64_t kPromptContractMinTokens = 4;
+
+// One sequence's tokens in a batch: rows [begin, begin + n) at positions pos0 .. pos0 + n - 1.
+struct SeqRun {
+  int64_t begin = 0;
+  int64_t n = 0;
+  int64_t pos0 = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -92,48 +113,58 @@ class Backend {
   virtual Result<std::unique_ptr<KvCache>> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width,
                                                          int64_t v_width, CacheType type) = 0;
 
-  // The tokens of the next forward pass: token t is ids[t] at position pos0 + t. The backend
-  // keeps its own copy (on a GPU, in device memory), so the ops below read them from there and
-  // a recorded step (run_step) replays with new ones.
-  virtual void set_batch(const int32_t* ids, int64_t n, int64_t pos0) = 0;
+  // The tokens of the next forward pass: token t is ids[t]; `runs` cover rows 0 .. n-1 in order,
+  // one per sequence, and give their positions. The backend keeps its own copy (on a GPU, in
+  // device memory), so the ops below read them from there and a recorded step (run_step) replays
+  // with new ones.
+  virtual void set_batch(const int32_t* ids, int64_t n, std::span<const SeqRun> runs) = 0;
+  // One sequence: token t at position pos0 + t.
+  void set_batch(const int32_t* ids, int64_t n, int64_t pos0) {
+    const SeqRun run{0, n, pos0};
+    set_batch(ids, n, std::span<const SeqRun>(&run, 1));
+  }
 
   // out[t] = row ids[t] of the table, dequantized: [n][table.n_in].
   virtual void get_rows(const BoundMatrix& table, int64_t n, float* out) = 0;
   // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, rows of `width`.
   virtual void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) = 0;
-  // y[t] = W x[t]: x [n][w.n_in] -> y [n][w.n_out].
-  virtual void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) = 0;
+  // y[t] = W x[t]: x [n][w.n_in] -> y [n][w.n_out]; tokens [0, n_lane) under the generation
+  // contract, [n_lane, n) under the prompt contract.
+  virtual void matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) = 0;
   // Several products of one input (Q, K and V; gate and up): products[i].y = W_i x, each
   // exactly as matmul gives it. A backend may prepare x once and run them as one parallel job.
   struct Product {
     const BoundMatrix* w;
     float* y;
   };
-  virtual void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
-    for (const Product& p : products) matmul(*p.w, x, n, p.y);
+  virtual void matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) {
+    for (const Product& p : products) matmul(*p.w, x, n, n_lane, p.y);
   }
   // y = W x, then acc += y (the residual stream; both written: y is a tap of its own), with
   // the bits of matmul and add. A backend may do both in one pass.
-  virtual void matmul_add(const BoundMatrix& w, const float* x, int64_t n, float* y, float* acc) {
-    matmul(w, x, n, y);
+  virtual void matmul_add(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y, float* acc) {
+    matmul(w, x, n, n_lane, y);
     add(acc, y, n * w.n_out, acc);
   }
   // Rotates, in place, pairs (2i, 2i+1) of the first n_rot dims of every head of
   // x [n][n_heads * head_dim], token t by the angles of its position (set_batch).
   virtual void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) = 0;
-  // Stores k [n][k_width] and v [n][v_width] of layer `layer` at the batch's positions.
-  virtual void kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) = 0;
-  // rope of q [n][n_head * head_dim_k] and k [n][n_head_kv * head_dim_k], then kv_store of k
-  // and v, with the bits of those three. A backend may do them in one pass.
-  virtual void rope_store(KvCache& cache, int64_t layer, int64_t n, float* q, float* k, const float* v,
-                          const AttentionShape& shape) {
+  // Stores rows of run `run` (set_batch) of k [.][k_width] and v [.][v_width], the whole batch's
+  // buffers, at the run's positions of layer `layer` of `cache` (the run's sequence's cache).
+  virtual void kv_store(KvCache& cache, int64_t layer, int64_t run, const float* k, const float* v) = 0;
+  // rope of q [n][n_head * head_dim_k] and k [n][n_head_kv * head_dim_k], then kv_store of each
+  // run's k and v into its sequence's cache (caches[r] for run r), with the bits of those ops. A
+  // backend may do them in one pass.
+  virtual void rope_store(std::span<KvCache* const> caches, int64_t layer, int64_t n, float* q, float* k,
+                          const float* v, const AttentionShape& shape) {
     rope(q, n, shape.n_head, shape.head_dim_k);
     rope(k, n, shape.n_head_kv, shape.head_dim_k);
-    kv_store(cache, layer, n, k, v);
+    for (size_t r = 0; r < caches.size(); ++r) kv_store(*caches[r], layer, static_cast<int64_t>(r), k, v);
   }
-  // Causal attention of q [n][n_head * head_dim_k] (token t at its batch position p_t) over the
-  // cached positions 0 .. p_t; out [n][n_head * head_dim_v], heads merged.
-  virtual void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& shape,
+  // Causal attention of the rows of run `run` of q [.][n_head * head_dim_k] (a token at position
+  // p over the cached positions 0 .. p) into the same rows of out [.][n_head * head_dim_v], heads
+  // merged; q and out are the whole batch's buffers.
+  virtual void attention(const KvCache& cache, int64_t layer, int64_t run, const float* q, const AttentionShape& shape,
                          float* out) = 0;
   // out = silu(gate) * up, elementwise over n values.
   virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;

@@ -92,17 +92,24 @@ class FaultyBackend : public Backend {
     return inner_->make_kv_cache(n_layer, n_ctx, k_width, v_width, type);
   }
 
-  void set_batch(const int32_t* ids, int64_t n, int64_t pos0) override {
-    pos0_ = pos0;
-    inner_->set_batch(ids, n, pos0);
+  using Backend::set_batch;
+  void set_batch(const int32_t* ids, int64_t n, std::span<const SeqRun> runs) override {
+    runs_.assign(runs.begin(), runs.end());
+    pos_.resize(static_cast<size_t>(n));
+    for (const SeqRun& r : runs_) {
+      for (int64_t i = 0; i < r.n; ++i) pos_[static_cast<size_t>(r.begin + i)] = r.pos0 + i;
+    }
+    inner_->set_batch(ids, n, runs);
   }
   void get_rows(const BoundMatrix& table, int64_t n, float* out) override { inner_->get_rows(table, n, out); }
   void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override {
     inner_->rms_norm(x, w, eps, width, n, y);
   }
-  void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) override { inner_->matmul(w, x, n, y); }
-  void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) override {
-    inner_->matmul_same_input(products, x, n);
+  void matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) override {
+    inner_->matmul(w, x, n, n_lane, y);
+  }
+  void matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) override {
+    inner_->matmul_same_input(products, x, n, n_lane);
   }
 
   // RopeNeoxPairs: pairs (i, i + n_rot/2) rotated on the host.
@@ -113,8 +120,8 @@ class FaultyBackend : public Backend {
     std::vector<float> h(src, src + count);
     const int64_t half = rope_.n_rot / 2;
     for (int64_t t = 0; t < n; ++t) {
-      const float* cs = rope_.cos.data() + (pos0_ + t) * half;
-      const float* sn = rope_.sin.data() + (pos0_ + t) * half;
+      const float* cs = rope_.cos.data() + pos_[static_cast<size_t>(t)] * half;
+      const float* sn = rope_.sin.data() + pos_[static_cast<size_t>(t)] * half;
       for (int64_t hd = 0; hd < n_heads; ++hd) {
         float* v = h.data() + (t * n_heads + hd) * head_dim;
         for (int64_t i = 0; i < half; ++i) {
@@ -130,18 +137,20 @@ class FaultyBackend : public Backend {
 
   // GqaOffByOne: cache head j holds KV head (j + 1) mod n_head_kv, so query head h, which reads
   // cache head h / group, gets KV head (h / group + 1) mod n_head_kv.
-  void kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) override {
-    if (spec_.fault != PlantedFault::GqaOffByOne) return inner_->kv_store(cache, layer, n, k, v);
-    float* k_rot = rotated_heads(k, n, k_width_, k_buf_);
-    float* v_rot = rotated_heads(v, n, v_width_, v_buf_);
-    inner_->kv_store(cache, layer, n, k_rot, v_rot);
+  // (Rows 0 .. the run's last are rotated, so the run's rows keep their offsets.)
+  void kv_store(KvCache& cache, int64_t layer, int64_t run, const float* k, const float* v) override {
+    if (spec_.fault != PlantedFault::GqaOffByOne) return inner_->kv_store(cache, layer, run, k, v);
+    const SeqRun& r = runs_[static_cast<size_t>(run)];
+    float* k_rot = rotated_heads(k, r.begin + r.n, k_width_, k_buf_);
+    float* v_rot = rotated_heads(v, r.begin + r.n, v_width_, v_buf_);
+    inner_->kv_store(cache, layer, run, k_rot, v_rot);
   }
 
-  void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& shape,
+  void attention(const KvCache& cache, int64_t layer, int64_t run, const float* q, const AttentionShape& shape,
                  float* out) override {
     AttentionShape s = shape;
     if (spec_.fault == PlantedFault::SoftmaxNoScale) s.scale = 1.0f;
-    inner_->attention(cache, layer, q, n, s, out);
+    inner_->attention(cache, layer, run, q, s, out);
     attention_layer_ = layer;
     residual_pending_ = true;
   }
@@ -184,7 +193,8 @@ class FaultyBackend : public Backend {
   std::unique_ptr<Backend> inner_;
   FaultSpec spec_;
   RopeTable rope_;
-  int64_t pos0_ = 0;
+  std::vector<SeqRun> runs_;  // the batch's sequences (set_batch)
+  std::vector<int64_t> pos_;  // and each token's position
   int64_t k_width_ = 0, v_width_ = 0;
   int64_t attention_layer_ = -1;
   bool residual_pending_ = false;

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -351,9 +352,8 @@ int run_serve(int argc, char** argv) {
   so.n_parallel = o.parallel;
   so.max_queue = o.max_queue;
   so.prefill_chunk = o.prefill_chunk;
+  so.prompt_budget = std::max(so.prompt_budget, o.prefill_chunk);
   so.session = session_options(model_flags);
-  // A slot never evaluates more than a chunk at once: its run state needs no room for more.
-  so.session.n_batch = o.prefill_chunk;
   Result<std::unique_ptr<serve::Scheduler>> scheduler = serve::Scheduler::create(**model, so, &metrics);
   if (!scheduler.ok()) return fail("serve", scheduler.status().message());
   const int n_ctx = (*scheduler)->n_ctx();

@@ -99,4 +99,43 @@ class Session {
   virtual DeviceMemory device_memory() const { return {}; }
 };
 
+// Several sequences, each with its own KV cache and position, stepped together: one forward pass
+// over the new tokens of all of them (plumb serve's step). Each token's arithmetic follows its
+// role, a prompt token or a generated one, never the number of sequences in the pass, so a
+// sequence's logits are the bits it gets alone in a group (docs/EXACTNESS.md, "Batch
+// invariance"). Generated tokens follow the prompt contract here (cheaper when many share a
+// pass), so they differ in the last bits from a Session's one-token decode.
+class SessionGroup {
+ public:
+  virtual ~SessionGroup() = default;
+  // n_seq sequences of options.n_ctx positions each (0: the model's, capped at 4096), and
+  // passes of up to max_tokens tokens.
+  static Result<std::unique_ptr<SessionGroup>> create(const Model& model, const SessionOptions& options, int n_seq,
+                                                      int max_tokens);
+
+  // One sequence's share of a step: a run of its prompt, or the one token it generated last.
+  struct Input {
+    int seq = 0;
+    std::span<const int32_t> tokens;
+    bool generated = false;
+    bool want_logits = false;  // keep the logits of its last token (logits(i) for input i)
+  };
+  // Whether the input can run: the sequence exists and is not in the step already (checked by
+  // step), the tokens are in the vocabulary and fit the context, a generated input is one token.
+  // The error says which and by how much.
+  virtual Status check(const Input& input) const = 0;
+  // Appends every input's tokens to its sequence (at most one input per sequence, max_tokens in
+  // all) and runs them as one pass. An invalid input fails the step and changes nothing.
+  virtual Status step(std::span<const Input> inputs) = 0;
+  // The logits kept by input i of the last step (n_vocab floats); nullptr when it kept none.
+  virtual const float* logits(size_t i) const = 0;
+
+  virtual int n_past(int seq) const = 0;
+  virtual int n_ctx() const = 0;
+  virtual int n_seq() const = 0;
+  virtual int max_tokens() const = 0;
+  // Forgets positions >= n of one sequence (n = 0 empties it).
+  virtual void truncate(int seq, int n) = 0;
+};
+
 }  // namespace plumb

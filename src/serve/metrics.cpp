@@ -38,6 +38,13 @@ void Metrics::observe_time_to_first_token(double seconds) {
   ttft_sum_ += seconds;
 }
 
+void Metrics::observe_step(int generated) {
+  steps_.fetch_add(1);
+  int seen = step_generated_max_.load();
+  while (generated > seen && !step_generated_max_.compare_exchange_weak(seen, generated)) {
+  }
+}
+
 std::string Metrics::render(const Gauges& gauges) {
   std::string out;
   std::lock_guard lock(mutex_);
@@ -72,6 +79,12 @@ std::string Metrics::render(const Gauges& gauges) {
   line(&out, "# HELP plumb_generation_tokens_per_second Tokens generated per second, all requests, last 10 s.\n"
              "# TYPE plumb_generation_tokens_per_second gauge\nplumb_generation_tokens_per_second %.3f\n",
        rate);
+  line(&out, "# HELP plumb_steps_total Forward passes run (each over the new tokens of every busy slot).\n"
+             "# TYPE plumb_steps_total counter\nplumb_steps_total %llu\n",
+       (unsigned long long)steps_.load());
+  line(&out, "# HELP plumb_step_generated_max The most slots that decoded a generated token in one pass.\n"
+             "# TYPE plumb_step_generated_max gauge\nplumb_step_generated_max %d\n",
+       step_generated_max_.load());
   line(&out, "# HELP plumb_queue_depth Requests waiting for a slot.\n"
              "# TYPE plumb_queue_depth gauge\nplumb_queue_depth %d\n",
        gauges.queue_depth);

@@ -23,6 +23,9 @@ class Metrics {
   // Generated tokens; also feeds the tokens/s gauge (over the last 10 seconds).
   void add_generated_tokens(int64_t n);
   void observe_time_to_first_token(double seconds);
+  // One forward pass of the scheduler, with the number of sequences that decoded a generated
+  // token in it (all of them in the one pass).
+  void observe_step(int generated);
 
   struct Gauges {
     int queue_depth = 0;
@@ -45,6 +48,8 @@ class Metrics {
   std::atomic<uint64_t> cancelled_{0};
   std::atomic<int64_t> prompt_tokens_{0};
   std::atomic<int64_t> generated_tokens_{0};
+  std::atomic<uint64_t> steps_{0};
+  std::atomic<int> step_generated_max_{0};
 };
 
 }  // namespace plumb::serve

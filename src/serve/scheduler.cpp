@@ -64,12 +64,18 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model, const S
                                                       Metrics* metrics) {
   if (options.n_parallel < 1) return Status::errorf("--parallel must be at least 1, not %d", options.n_parallel);
   if (options.prefill_chunk < 1) return Status::errorf("the prefill chunk must be at least 1, not %d", options.prefill_chunk);
-  std::unique_ptr<Scheduler> s(new Scheduler(model, options, metrics));
-  s->slots_.resize(options.n_parallel);
-  for (Slot& slot : s->slots_) {
-    PLUMB_ASSIGN_OR_RETURN(slot.session, Session::create(model, options.session));
+  if (options.prompt_budget < options.prefill_chunk) {
+    return Status::errorf("the prompt budget of a step (%d tokens) must hold a prefill chunk (%d)", options.prompt_budget,
+                          options.prefill_chunk);
   }
-  s->n_ctx_ = s->slots_[0].session->n_ctx();
+  std::unique_ptr<Scheduler> s(new Scheduler(model, options, metrics));
+  // Every slot's generated token always fits a step, and so does at least one prompt chunk.
+  PLUMB_ASSIGN_OR_RETURN(s->group_, SessionGroup::create(model, options.session, options.n_parallel,
+                                                         options.n_parallel + options.prompt_budget));
+  s->slots_.resize(options.n_parallel);
+  for (int i = 0; i < options.n_parallel; ++i) s->slots_[static_cast<size_t>(i)].seq = i;
+  s->last_.resize(s->slots_.size());
+  s->n_ctx_ = s->group_->n_ctx();
   s->thread_ = std::thread([p = s.get()] { p->loop(); });
   return s;
 }
@@ -115,7 +121,7 @@ Metrics::Gauges Scheduler::gauges() {
 
 void Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
   slot.job = std::move(job);
-  slot.session->truncate(0);  // nothing is shared with the previous request
+  group_->truncate(slot.seq, 0);  // nothing is shared with the previous request
   slot.n_fed = 0;
   slot.n_generated = 0;
   slot.last = -1;
@@ -131,19 +137,8 @@ void Scheduler::release(Slot& slot) {
   busy_.fetch_sub(1);
 }
 
-std::vector<Status> Scheduler::run_step(std::span<const StepInput> inputs) {
-  std::vector<Status> statuses(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    statuses[i] = inputs[i].slot->session->decode(inputs[i].tokens, /*all_logits=*/false);
-  }
-  return statuses;
-}
-
-void Scheduler::sample_next(Slot& slot) {
+void Scheduler::sample_next(Slot& slot, std::span<const float> row) {
   Job& job = *slot.job;
-  Session& session = *slot.session;
-  const std::span<const float> row(session.logits(session.n_logit_rows() - 1),
-                                   static_cast<size_t>(tokenizer_.n_vocab()));
   TokenEvent event;
   event.id = slot.sampler->sample(row);
   if (job.params.logprobs) logprobs_of(row, event.id, job.params.top_logprobs, &event);
@@ -168,7 +163,7 @@ void Scheduler::sample_next(Slot& slot) {
   event.text = slot.text->push(event.piece);
   const bool stopped = slot.text->stopped();
   const bool at_limit = job.params.max_tokens >= 0 && slot.n_generated >= job.params.max_tokens;
-  const bool context_full = session.n_past() >= session.n_ctx();
+  const bool context_full = group_->n_past(slot.seq) >= group_->n_ctx();
   if (!stopped && (at_limit || context_full)) event.text += slot.text->flush();
   job.push(std::move(event));
   if (stopped) {
@@ -180,9 +175,76 @@ void Scheduler::sample_next(Slot& slot) {
   }
 }
 
+void Scheduler::plan_step() {
+  inputs_.clear();
+  stepped_.clear();
+  // Generated tokens first: every decoding slot steps every time.
+  for (Slot& slot : slots_) {
+    if (!slot.job || slot.n_fed < slot.job->prompt.size()) continue;
+    TokenId& last = last_[static_cast<size_t>(slot.seq)];
+    last = slot.last;
+    inputs_.push_back({slot.seq, std::span<const TokenId>(&last, 1), /*generated=*/true, /*want_logits=*/true});
+    stepped_.push_back(&slot);
+  }
+  // Then prompt chunks while the budget lasts, starting one slot further each step so that no
+  // prompt waits behind the same others every time. Chunk boundaries depend on the prompt alone
+  // (every prefill_chunk tokens from its start): a chunk that waits is the same chunk later.
+  int budget = options_.prompt_budget;
+  for (size_t k = 0; k < slots_.size(); ++k) {
+    Slot& slot = slots_[(prompt_turn_ + k) % slots_.size()];
+    if (!slot.job || slot.n_fed >= slot.job->prompt.size()) continue;
+    const size_t n = std::min<size_t>(options_.prefill_chunk, slot.job->prompt.size() - slot.n_fed);
+    if (static_cast<int>(n) > budget) break;
+    budget -= static_cast<int>(n);
+    const bool last_chunk = slot.n_fed + n == slot.job->prompt.size();
+    inputs_.push_back({slot.seq, std::span<const TokenId>(slot.job->prompt).subspan(slot.n_fed, n),
+                       /*generated=*/false, /*want_logits=*/last_chunk});
+    stepped_.push_back(&slot);
+  }
+  prompt_turn_ = (prompt_turn_ + 1) % slots_.size();
+}
+
+void Scheduler::run_step() {
+  // An input that cannot run (its prompt past the context, say) ends its own request only.
+  size_t kept = 0;
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    Status st = group_->check(inputs_[i]);
+    if (!st.ok()) {
+      stepped_[i]->job->finish("stop", stepped_[i]->n_generated, st.message());
+      release(*stepped_[i]);
+      continue;
+    }
+    inputs_[kept] = inputs_[i];
+    stepped_[kept] = stepped_[i];
+    ++kept;
+  }
+  inputs_.resize(kept);
+  stepped_.resize(kept);
+  if (inputs_.empty()) return;
+
+  const Status st = group_->step(inputs_);
+  int generated = 0;
+  for (const SessionGroup::Input& in : inputs_) generated += in.generated ? 1 : 0;
+  metrics_->observe_step(generated);
+  const auto n_vocab = static_cast<size_t>(tokenizer_.n_vocab());
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    Slot& slot = *stepped_[i];
+    if (!st.ok()) {
+      slot.job->finish("stop", slot.n_generated, st.message());
+      release(slot);
+      continue;
+    }
+    if (!inputs_[i].generated) {
+      slot.n_fed += inputs_[i].tokens.size();
+      for (TokenId id : inputs_[i].tokens) slot.sampler->accept(id);
+      metrics_->add_prompt_tokens(static_cast<int64_t>(inputs_[i].tokens.size()));
+      if (slot.n_fed < slot.job->prompt.size()) continue;  // more prompt next step
+    }
+    sample_next(slot, std::span<const float>(group_->logits(i), n_vocab));
+  }
+}
+
 void Scheduler::loop() {
-  std::vector<StepInput> inputs;
-  std::vector<TokenId> one(slots_.size());
   while (true) {
     {
       std::unique_lock lock(mutex_);
@@ -201,45 +263,17 @@ void Scheduler::loop() {
       }
     }
 
-    inputs.clear();
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      Slot& slot = slots_[i];
+    for (Slot& slot : slots_) {
       if (!slot.job) continue;
       if (draining_.load()) slot.job->cancel();
       if (slot.job->cancelled()) {
         metrics_->count_cancelled();
         slot.job->finish("stop", slot.n_generated, "cancelled");
         release(slot);
-        continue;
-      }
-      const std::vector<TokenId>& prompt = slot.job->prompt;
-      if (slot.n_fed < prompt.size()) {
-        // Chunk boundaries depend on the prompt alone: every prefill_chunk tokens.
-        const size_t n = std::min<size_t>(options_.prefill_chunk, prompt.size() - slot.n_fed);
-        inputs.push_back({&slot, std::span<const TokenId>(prompt).subspan(slot.n_fed, n)});
-      } else {
-        one[i] = slot.last;
-        inputs.push_back({&slot, std::span<const TokenId>(&one[i], 1)});
       }
     }
-    if (inputs.empty()) continue;
-
-    const std::vector<Status> statuses = run_step(inputs);
-    for (size_t k = 0; k < inputs.size(); ++k) {
-      Slot& slot = *inputs[k].slot;
-      if (!statuses[k].ok()) {
-        slot.job->finish("stop", slot.n_generated, statuses[k].message());
-        release(slot);
-        continue;
-      }
-      if (slot.n_fed < slot.job->prompt.size()) {
-        slot.n_fed += inputs[k].tokens.size();
-        for (TokenId id : inputs[k].tokens) slot.sampler->accept(id);
-        metrics_->add_prompt_tokens(static_cast<int64_t>(inputs[k].tokens.size()));
-        if (slot.n_fed < slot.job->prompt.size()) continue;  // more prompt next step
-      }
-      sample_next(slot);
-    }
+    plan_step();
+    run_step();
   }
 }
 

@@ -1,19 +1,18 @@
-// plumb serve's scheduler: --parallel slots, each a Session of its own (its own KV cache),
-// a bounded queue in front of them, and one thread that steps every busy slot in turn.
+// plumb serve's scheduler: --parallel slots, each a sequence of one SessionGroup (its own KV
+// cache), a bounded queue in front of them, and one thread that steps every busy slot at once.
 //
-// A step gives each busy slot one unit of work: the next chunk of its prompt (prefill_chunk
-// tokens at most) or its one newly sampled token; then each slot that has logits samples its
-// next token. Requests join when a slot is free and leave when they finish or their client
-// goes away, at any step, so a long prompt is prefilled in chunks between other requests'
-// decode steps.
+// A step is one forward pass over one unit of work of each busy slot: its one newly sampled
+// token, or the next chunk of its prompt (prefill_chunk tokens at most; chunks wait for a later
+// step when the step's token budget is spent, generated tokens never do); then each slot that
+// has logits samples its next token. Requests join when a slot is free and leave when they
+// finish or their client goes away, at any step, so a long prompt is prefilled in chunks
+// between other requests' decode steps.
 //
 // Batch invariance: what a request computes depends only on the request. Its prompt is cut into
 // chunks at the same places whatever else runs (every prefill_chunk tokens from its start), a
-// slot's cache is emptied before each request (no prefix shared with an earlier one), and each
-// slot's tokens go through its own Session; so its tokens and logprobs are the bits it gets
-// alone. run_step() is the one place that runs a step: when the forward pass can take several
-// sequences at once it becomes one fused call, which must keep that property (the arithmetic
-// chosen by each token's role, prompt or generated, never by how many tokens share the step).
+// slot's cache is emptied before each request (no prefix shared with an earlier one), and the
+// pass computes each token by its role, prompt or generated, never by how many tokens or
+// sequences share it (SessionGroup); so its tokens and logprobs are the bits it gets alone.
 #pragma once
 
 #include <atomic>
@@ -89,7 +88,8 @@ struct SchedulerOptions {
   int n_parallel = 4;      // slots
   int max_queue = 64;      // waiting requests beyond the slots; more get 503
   int prefill_chunk = 64;  // prompt tokens a slot evaluates per step
-  SessionOptions session;  // for every slot's Session
+  int prompt_budget = 256; // prompt tokens per step beyond the generated ones (at least one chunk)
+  SessionOptions session;  // for the slots' SessionGroup (n_ctx: per slot)
 };
 
 class Scheduler {
@@ -107,7 +107,7 @@ class Scheduler {
 
  private:
   struct Slot {
-    std::unique_ptr<Session> session;
+    int seq = 0;               // its sequence in the group
     std::shared_ptr<Job> job;  // null: free
     size_t n_fed = 0;          // prompt tokens evaluated
     std::optional<Sampler> sampler;
@@ -115,27 +115,29 @@ class Scheduler {
     TokenId last = -1;  // the token sampled last, evaluated at the next step
     int n_generated = 0;
   };
-  // One slot's share of a step: the tokens it evaluates.
-  struct StepInput {
-    Slot* slot;
-    std::span<const TokenId> tokens;
-  };
 
   Scheduler(const Model& model, const SchedulerOptions& options, Metrics* metrics);
   void loop();
   void admit(Slot& slot, std::shared_ptr<Job> job);
   void release(Slot& slot);
-  // Runs every input's tokens through its slot's Session (the future fused forward).
-  std::vector<Status> run_step(std::span<const StepInput> inputs);
-  // Samples the slot's next token from its last logits and hands it to the job.
-  void sample_next(Slot& slot);
+  // Gathers the busy slots' work into inputs_ / stepped_ (within the step's token budget).
+  void plan_step();
+  // Runs the planned step and hands each slot its result.
+  void run_step();
+  // Samples the slot's next token from `row` (its last logits) and hands it to the job.
+  void sample_next(Slot& slot, std::span<const float> row);
 
   const Model& model_;
   const Tokenizer& tokenizer_;
   SchedulerOptions options_;
   Metrics* metrics_;
   int n_ctx_ = 0;
+  std::unique_ptr<SessionGroup> group_;
   std::vector<Slot> slots_;
+  std::vector<TokenId> last_;  // per slot: the token it evaluates this step (inputs_ view it)
+  std::vector<SessionGroup::Input> inputs_;
+  std::vector<Slot*> stepped_;  // inputs_[i] is stepped_[i]'s
+  size_t prompt_turn_ = 0;      // the slot whose prompt goes first when the budget is short
 
   std::mutex mutex_;
   std::condition_variable wake_;

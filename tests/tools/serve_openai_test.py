@@ -334,6 +334,7 @@ def invariance(srv):
     reqs = invariance_requests()
     alone = [run_request(c, kind, kw) for kind, kw in reqs]
     check(all(len(a[0]) > 0 for a in alone), "every request alone produced tokens")
+    check(srv.metrics()["plumb_step_generated_max"] == 1, "alone: one slot decoding per pass")
     for round_ in range(2):
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(reqs)) as pool:
             order = list(range(len(reqs))) if round_ == 0 else list(reversed(range(len(reqs))))
@@ -346,6 +347,8 @@ def invariance(srv):
             check(a[3] == t[3], f"request {i}: the same text")
     m = srv.metrics()
     check(m["plumb_slots_total"] == 16, "16 slots")
+    # Together, the slots decoded in the same forward passes (SessionGroup's fused step).
+    check(m["plumb_step_generated_max"] >= 8, f"{m['plumb_step_generated_max']:.0f} slots decoding in one pass")
 
 
 # ---------------------------------------------------------------------------------------------

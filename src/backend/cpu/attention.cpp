@@ -20,10 +20,14 @@ constexpr int64_t kRowsPerTask = 64;
 
 }  // namespace
 
-void CpuBackend::kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) {
+void CpuBackend::kv_store(KvCache& cache, int64_t layer, int64_t run, const float* k, const float* v) {
   OpTimer timer(OpKind::kKvStore, 1);
-  const int64_t pos0 = pos0_;
+  const SeqRun& r = runs_[static_cast<size_t>(run)];
+  const int64_t pos0 = r.pos0;
+  const int64_t n = r.n;
   auto& c = static_cast<CpuKvCache&>(cache);
+  k += r.begin * c.k_width;
+  v += r.begin * c.v_width;
   const auto L = static_cast<size_t>(layer);
   if (c.type == CacheType::F32) {
     std::copy(k, k + n * c.k_width, c.k32[L].data() + pos0 * c.k_width);
@@ -35,10 +39,14 @@ void CpuBackend::kv_store(KvCache& cache, int64_t layer, int64_t n, const float*
   kern.to_f16(v, c.v16[L].data() + pos0 * c.v_width, n * c.v_width);
 }
 
-void CpuBackend::attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& s,
+void CpuBackend::attention(const KvCache& cache, int64_t layer, int64_t run, const float* q, const AttentionShape& s,
                            float* out) {
   OpTimer timer(OpKind::kAttention, pool_.size());
-  const int64_t pos0 = pos0_;
+  const SeqRun& r = runs_[static_cast<size_t>(run)];
+  const int64_t pos0 = r.pos0;
+  const int64_t n = r.n;
+  q += r.begin * s.n_head * s.head_dim_k;
+  out += r.begin * s.n_head * s.head_dim_v;
   const auto& c = static_cast<const CpuKvCache&>(cache);
   const auto L = static_cast<size_t>(layer);
   const AttentionKernels& kern = attention_kernels();

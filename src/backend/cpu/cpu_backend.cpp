@@ -74,9 +74,13 @@ Result<std::unique_ptr<KvCache>> CpuBackend::make_kv_cache(int64_t n_layer, int6
   return std::unique_ptr<KvCache>(std::move(c));
 }
 
-void CpuBackend::set_batch(const int32_t* ids, int64_t n, int64_t pos0) {
+void CpuBackend::set_batch(const int32_t* ids, int64_t n, std::span<const SeqRun> runs) {
   ids_.assign(ids, ids + n);
-  pos0_ = pos0;
+  runs_.assign(runs.begin(), runs.end());
+  pos_.resize(static_cast<size_t>(n));
+  for (const SeqRun& r : runs_) {
+    for (int64_t i = 0; i < r.n; ++i) pos_[static_cast<size_t>(r.begin + i)] = r.pos0 + i;
+  }
 }
 
 void CpuBackend::get_rows(const BoundMatrix& table, int64_t n, float* out) {
@@ -87,31 +91,16 @@ void CpuBackend::get_rows(const BoundMatrix& table, int64_t n, float* out) {
   }
 }
 
-void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) {
+void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) {
   const auto& m = static_cast<const CpuMatrix&>(w);
-  {
-    OpTimer timer(OpKind::kPrep, pool_.size(), m.role);
-    scratch_.prepare(m.w.type, x, n, m.w.n_in, pool_);
-  }
-  OpTimer timer(OpKind::kProduct, pool_.size(), m.role);
-  cpu::matmul(pool_, m.w, scratch_, y);
+  cpu::matmul(pool_, m.w, x, n, n_lane, y, scratch_, m.role);
 }
 
-void CpuBackend::matmul_same_input(std::span<const Product> products, const float* x, int64_t n) {
+void CpuBackend::matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) {
+  if (products.empty()) return;
   jobs_.clear();  // reused: no allocation per product on the decode path
   for (const Product& p : products) jobs_.push_back({&static_cast<const CpuMatrix&>(*p.w).w, p.y});
-  if (jobs_.empty()) return;
-  if (!cpu::shares_preparation(jobs_)) {
-    for (const Product& p : products) matmul(*p.w, x, n, p.y);
-    return;
-  }
-  const MatrixRole role = static_cast<const CpuMatrix&>(*products[0].w).role;
-  {
-    OpTimer timer(OpKind::kPrep, pool_.size(), role);
-    scratch_.prepare(jobs_[0].w->type, x, n, jobs_[0].w->n_in, pool_);
-  }
-  OpTimer timer(OpKind::kProduct, pool_.size(), role);
-  cpu::matmul(pool_, jobs_, scratch_);
+  cpu::matmul_same_input(pool_, jobs_, x, n, n_lane, scratch_, static_cast<const CpuMatrix&>(*products[0].w).role);
 }
 
 }  // namespace plumb::cpu

@@ -48,14 +48,15 @@ class CpuBackend : public Backend {
   Result<std::unique_ptr<KvCache>> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width,
                                                  CacheType type) override;
 
-  void set_batch(const int32_t* ids, int64_t n, int64_t pos0) override;
+  using Backend::set_batch;
+  void set_batch(const int32_t* ids, int64_t n, std::span<const SeqRun> runs) override;
   void get_rows(const BoundMatrix& table, int64_t n, float* out) override;
   void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override;
-  void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) override;
-  void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) override;
+  void matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) override;
+  void matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) override;
   void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) override;
-  void kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) override;
-  void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& shape,
+  void kv_store(KvCache& cache, int64_t layer, int64_t run, const float* k, const float* v) override;
+  void attention(const KvCache& cache, int64_t layer, int64_t run, const float* q, const AttentionShape& shape,
                  float* out) override;
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
   void add(const float* a, const float* b, int64_t n, float* out) override;
@@ -68,7 +69,8 @@ class CpuBackend : public Backend {
   ActivationBuffer scratch_;
   RopeTable rope_;
   std::vector<int32_t> ids_;  // the batch's token ids (set_batch)
-  int64_t pos0_ = 0;          // and the position of its first token
+  std::vector<SeqRun> runs_;  // its sequences
+  std::vector<int64_t> pos_;  // and each token's position
   // 64-byte aligned (a cache line): the float kernels read rows of these buffers with 32-byte
   // loads, and malloc's 16-byte alignment would split every other load across two lines.
   struct AlignedFree {

@@ -137,12 +137,17 @@ RowsKernel select_kernel(TensorType type, SimdLevel level) {
 
 using detail::ActLayout;
 
+Contract prompt_contract(int64_t n_tokens) {
+  return n_tokens >= detail::kSummedMinTokens ? Contract::kSummed : Contract::kLane;
+}
+
 const char* simd_name() { return detail::simd_level_name(detail::simd_level()); }
 
 void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n_tokens, int64_t n_in,
-                               ThreadPool& pool) {
+                               ThreadPool& pool, Contract contract) {
   static std::atomic<uint64_t> preparations{0};
   preparation_ = ++preparations;
+  contract_ = contract;
   weight_type_ = weight_type;
   n_tokens_ = n_tokens;
   n_in_ = n_in;
@@ -230,18 +235,45 @@ void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, 
   run_chunks(pool, chunks);
 }
 
-bool shares_preparation(std::span<const MatmulJob> jobs) {
-  return std::all_of(jobs.begin(), jobs.end(), [&](const MatmulJob& j) {
-    return j.w->n_in == jobs[0].w->n_in &&
-           detail::uses_quantized_activations(j.w->type) == detail::uses_quantized_activations(jobs[0].w->type);
-  });
-}
+namespace {
 
-void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs, const ActivationBuffer& x) {
+// Tokens [t0, t0 + n) of x (rows of n_in floats) under one contract: y rows likewise offset.
+void same_input_part(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t t0, int64_t n,
+                     Contract contract, ActivationBuffer& scratch, MatrixRole role) {
+  const int64_t n_in = jobs[0].w->n_in;
+  {
+    OpTimer timer(OpKind::kPrep, pool.size(), role);
+    scratch.prepare(jobs[0].w->type, x + t0 * n_in, n, n_in, pool, contract);
+  }
+  OpTimer timer(OpKind::kProduct, pool.size(), role);
   thread_local std::vector<RowChunk> chunks;
   chunks.clear();
-  for (const MatmulJob& j : jobs) add_chunks(*j.w, x, j.y, pool.size(), &chunks);
+  for (const MatmulJob& j : jobs) add_chunks(*j.w, scratch, j.y + t0 * j.w->n_out, pool.size(), &chunks);
   run_chunks(pool, chunks);
+}
+
+}  // namespace
+
+void matmul_same_input(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t n_tokens,
+                       int64_t n_lane, ActivationBuffer& scratch, MatrixRole role) {
+  const auto same_form = [&](const MatmulJob& j) {
+    return j.w->n_in == jobs[0].w->n_in &&
+           detail::uses_quantized_activations(j.w->type) == detail::uses_quantized_activations(jobs[0].w->type);
+  };
+  if (jobs.empty()) return;
+  if (!std::all_of(jobs.begin(), jobs.end(), same_form)) {
+    for (const MatmulJob& j : jobs) matmul(pool, *j.w, x, n_tokens, n_lane, j.y, scratch, role);
+    return;
+  }
+  n_lane = std::clamp<int64_t>(n_lane, 0, n_tokens);
+  if (n_lane > 0) same_input_part(pool, jobs, x, 0, n_lane, Contract::kLane, scratch, role);
+  if (n_lane < n_tokens) same_input_part(pool, jobs, x, n_lane, n_tokens - n_lane, Contract::kSummed, scratch, role);
+}
+
+void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, int64_t n_lane, float* y,
+            ActivationBuffer& scratch, MatrixRole role) {
+  const MatmulJob job{&w, y};
+  matmul_same_input(pool, std::span<const MatmulJob>(&job, 1), x, n_tokens, n_lane, scratch, role);
 }
 
 void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,

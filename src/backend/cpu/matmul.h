@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/cpu/op_profile.h"
 #include "quant/types.h"
 #include "util/thread_pool.h"
 
@@ -29,15 +30,34 @@ struct WeightMatrix {
   size_t row_bytes = 0;
 };
 
+// The two arithmetic contracts of quantized products (matmul_internal.h, docs/EXACTNESS.md):
+// kLane (eight lane partials per sub-block: what the single-token kernels compute) and kSummed
+// (contract S: one exact integer sum per sub-block, tokens along the vector lanes). A token's
+// result depends only on its activations and its contract, never on the other tokens of the
+// product; float weights have one contract, whichever is asked.
+enum class Contract { kLane, kSummed };
+
+// The contract of a run of n_tokens prompt tokens of one sequence: contract S from
+// kSummedMinTokens tokens on, the lane contract for fewer (and for every generated token).
+Contract prompt_contract(int64_t n_tokens);
+
 // Activations converted into the form the weight type's kernel consumes; filled once per
 // product and shared by all threads.
 class ActivationBuffer {
  public:
   // x: row-major [n_tokens][n_in]; x must stay valid while the buffer is used (F32/F16/BF16
   // weights read it directly). Quantized weight types all share one prepared form, so one
-  // preparation serves every quantized weight applied to the same x.
-  void prepare(TensorType weight_type, const float* x, int64_t n_tokens, int64_t n_in, ThreadPool& pool);
+  // preparation serves every quantized weight applied to the same x. Every token of the
+  // product follows `contract`.
+  void prepare(TensorType weight_type, const float* x, int64_t n_tokens, int64_t n_in, ThreadPool& pool,
+               Contract contract);
+  // The same with the contract of a prompt run of n_tokens (prompt_contract).
+  void prepare(TensorType weight_type, const float* x, int64_t n_tokens, int64_t n_in, ThreadPool& pool) {
+    prepare(weight_type, x, n_tokens, n_in, pool, prompt_contract(n_tokens));
+  }
 
+  Contract contract() const { return contract_; }
+  bool summed() const { return contract_ == Contract::kSummed; }
   TensorType weight_type() const { return weight_type_; }
   int64_t n_tokens() const { return n_tokens_; }
   int64_t n_in() const { return n_in_; }
@@ -51,6 +71,7 @@ class ActivationBuffer {
 
  private:
   uint64_t preparation_ = 0;
+  Contract contract_ = Contract::kLane;
   TensorType weight_type_ = TensorType::F32;
   int64_t n_tokens_ = 0;
   int64_t n_in_ = 0;
@@ -71,7 +92,11 @@ void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, 
 // "scalar" (the best the CPU has, capped by PLUMB_SIMD=avx512|avx2|scalar or PLUMB_NO_SIMD=1).
 const char* simd_name();
 
-// The whole product y = x W^T (y row-major [n_tokens][n_out]), parallel over rows.
+// The whole product y = x W^T (y row-major [n_tokens][n_out]), parallel over rows: tokens
+// [0, n_lane) follow the lane contract, the others contract S (one product each).
+void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, int64_t n_lane, float* y,
+            ActivationBuffer& scratch, MatrixRole role = MatrixRole::kCount);
+// The same with the contract of a prompt run of n_tokens (prompt_contract) for every token.
 void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n_tokens, float* y,
             ActivationBuffer& scratch);
 
@@ -81,13 +106,12 @@ struct MatmulJob {
   float* y;
 };
 
-// Whether one preparation of x serves all these products (all quantized, or all float, and the
-// same n_in).
-bool shares_preparation(std::span<const MatmulJob> jobs);
-
-// Several products of x already prepared for them (shares_preparation) in one parallel region,
-// each bit-identical to its own matmul: the rows of all products are handed out together, so
-// small matrices (K and V beside Q) keep every thread busy.
-void matmul(ThreadPool& pool, std::span<const MatmulJob> jobs, const ActivationBuffer& x);
+// Several products of the same x in one parallel region, each bit-identical to its own matmul:
+// x is prepared once when the weights share a prepared form (all quantized, or all float), and
+// the rows of all products are handed out together, so small matrices (K and V beside Q) keep
+// every thread busy. Tokens [0, n_lane) follow the lane contract, the others contract S (one
+// region each).
+void matmul_same_input(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t n_tokens,
+                       int64_t n_lane, ActivationBuffer& scratch, MatrixRole role = MatrixRole::kCount);
 
 }  // namespace plumb::cpu

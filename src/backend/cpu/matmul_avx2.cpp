@@ -823,7 +823,7 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
   }
 }
 
-// Up to 3 tokens of a type without a single-token kernel (Q8_K): the unpacked row's sub-blocks
+// The lane contract for a type without a single-token kernel (Q8_K): the unpacked row's sub-blocks
 // into the lane contract's two sets of 8 lanes.
 template <class U>
 void unfused_few_tokens(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
@@ -860,14 +860,15 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
-  if (n_tokens >= kSummedMinTokens) {
+  if (x.summed()) {
     avx2_summed_prompt<U>(w, x, y, ldy, r0, r1);
     return;
   }
   if constexpr (std::is_same_v<F, NoFused>) {
     unfused_few_tokens<U>(w, x, y, ldy, r0, r1);
   } else {
-    // Up to 3 tokens: a row (a few KB) stays in L1 between tokens, no unpacked copy needed.
+    // The lane contract, token by token: a row (a few KB) stays in L1 between tokens, no
+    // unpacked copy needed.
     int64_t r = r0;
     if constexpr (requires { F::rows4; }) {
       for (; r + 4 <= r1 && n_blocks <= F::kRows4MaxBlocks; r += 4) {

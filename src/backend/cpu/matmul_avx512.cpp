@@ -630,7 +630,7 @@ struct Sup16 {
 };
 
 // ---- prompt batches: contract S, tokens along the lanes ----
-// Products of kSummedMinTokens tokens or more follow contract S (matmul_internal.h): each
+// Products prepared for contract S (prompt runs of kSummedMinTokens tokens or more; matmul_internal.h): each
 // sub-block's products summed exactly in int32, then one fma per sub-block. Tokens go along the
 // lanes, 16 to a tile, so a sub-block's sum needs no horizontal reduction: its activations, as
 // int16 pairs (dwords) transposed to [dword][token], stay in registers while each row's weight
@@ -908,12 +908,13 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
-  if (n_tokens >= kSummedMinTokens) {
+  if (x.summed()) {
     summed_prompt_rows<U>(w, x, y, ldy, r0, r1);
     return;
   }
 
-  // Up to 3 tokens (the lane contract): per token, once per call, the activations in pair order
+  // The lane contract (generated tokens, prompt runs of up to 3 tokens; each token's bits as if it
+  // were alone, however many share the call): per token, once per call, the activations in pair order
   // (32-element sub-blocks) and the raw-weight corrections (16 per pair); then unpack in
   // registers and dot at once; a row (a few KB) stays in L1 between tokens.
   thread_local Buffer act_buf;
@@ -1172,7 +1173,7 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
-  if (n_tokens < kSummedMinTokens) {  // a tile product would use a sixteenth of the tile
+  if (!x.summed()) {
     avx512_quant_rows<U>(w, x, y, ldy, r0, r1);
     return;
   }

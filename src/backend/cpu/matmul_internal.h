@@ -26,10 +26,13 @@
 // One rounding per sub-block instead of eight. With the tokens along the lanes it needs no
 // horizontal sums (AVX2/AVX-512: a sub-block's activations in registers, each row's weights
 // broadcast into vpmaddwd/vpdpwssd) and it is what a tile multiply (AMX) computes.
-// Which contract: products of kSummedMinTokens tokens or more of quantized weights follow
-// contract S, fewer the lane contract (the single-token kernels, where contract S would need
-// horizontal sums: generation measured 30 % slower), at every level. So every level gives the
-// same bits, and how a prompt is split into batches changes only the last bits.
+// Which contract: the one the activations were prepared for (ActivationBuffer::contract), chosen
+// by each token's role and never by how many tokens share the product: contract S for a
+// sequence's runs of kSummedMinTokens or more prompt tokens, the lane contract for generated
+// tokens and shorter runs (the single-token kernels, where contract S would need horizontal sums:
+// generation measured 30 % slower), at every level. So every level gives the same bits, a
+// token's bits do not depend on the other sequences of a batch, and how a prompt is split into
+// runs changes only the last bits.
 // Contract for F32/F16/BF16 weights (activations stay F32): acc[k % 16] = fma(w[k], x[k], acc[k % 16])
 //   over k in order, y = hsum8(acc[0..8) + acc[8..16)).
 #pragma once
@@ -42,7 +45,7 @@
 namespace plumb::cpu::detail {
 
 constexpr int kActBlock = 32;
-constexpr int64_t kSummedMinTokens = 4;  // contract S from this many tokens on
+constexpr int64_t kSummedMinTokens = 4;  // contract S for prompt runs from this many tokens on
 constexpr float kActQMax = 32767.0f;
 
 // Offsets inside one token's prepared activations (all 32-byte aligned when n_in % 32 == 0).

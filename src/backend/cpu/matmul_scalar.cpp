@@ -20,15 +20,15 @@ float min_term(const float* mcs, const ActRow& a, int64_t n_sub) {
   return hsum8(macc);
 }
 
-// Contract S (one exact integer sum per sub-block, a float per accumulator set) for products of
-// kSummedMinTokens tokens or more, or always with kAlwaysSummed; otherwise the lane contract (8
-// lane partials per sub-block, 8 floats per set).
+// Contract S (one exact integer sum per sub-block, a float per accumulator set) for activations
+// prepared for it, or always with kAlwaysSummed; otherwise the lane contract (8 lane partials per
+// sub-block, 8 floats per set).
 template <class Tr, bool kAlwaysSummed>
 void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                        int64_t r1) {
   constexpr int kSubs = Tr::kBlock / Tr::kSub;
   const int64_t n_tokens = x.n_tokens();
-  const bool summed = kAlwaysSummed || n_tokens >= kSummedMinTokens;
+  const bool summed = kAlwaysSummed || x.summed();
   const int kLanes = summed ? 1 : 8;
   const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_blocks = w.n_in / Tr::kBlock;

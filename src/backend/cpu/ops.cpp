@@ -41,12 +41,11 @@ void CpuBackend::rms_norm(const float* x, const float* w, float eps, int64_t wid
 void CpuBackend::rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) {
   OpTimer timer(OpKind::kRope, pool_.size());
   const RopeTable& table = rope_;
-  const int64_t pos0 = pos0_;
   const int64_t half = table.n_rot / 2;
   auto rows = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const float* cs = table.cos.data() + (pos0 + t) * half;
-      const float* sn = table.sin.data() + (pos0 + t) * half;
+      const float* cs = table.cos.data() + pos_[static_cast<size_t>(t)] * half;
+      const float* sn = table.sin.data() + pos_[static_cast<size_t>(t)] * half;
       for (int64_t h = 0; h < n_heads; ++h) {
         float* v = x + (t * n_heads + h) * head_dim;
         for (int64_t i = 0; i < half; ++i) {  // "normal" mode: pairs (2i, 2i+1)

@@ -190,26 +190,34 @@ class CudaBackend : public Backend {
     return std::unique_ptr<KvCache>(std::move(c));
   }
 
-  void set_batch(const int32_t* ids, int64_t n, int64_t pos0) override {
-    if (n + 1 > batch_capacity_) {
+  // The device copy is [pos0 of run 0, id_0 .. id_{n-1}, pos0 of run 0 .. pos0 of run R-1]: the
+  // kernels read ids at batch[1 + t] and a position at batch[0], so an op on run r passes
+  // run_batch(r), whose first word is that run's position.
+  using Backend::set_batch;
+  void set_batch(const int32_t* ids, int64_t n, std::span<const SeqRun> runs) override {
+    runs_.assign(runs.begin(), runs.end());
+    batch_n_ = n;
+    const int64_t words = n + 1 + static_cast<int64_t>(runs.size());
+    if (words > batch_capacity_) {
       note(cudaStreamSynchronize(stream_), "batch setup");
       if (staging_ != nullptr) cudaFreeHost(staging_);
       if (batch_ != nullptr) release_raw(batch_);
       staging_ = nullptr;
       batch_ = nullptr;
       batch_capacity_ = 0;
-      if (!note(cudaMallocHost(&staging_, static_cast<size_t>(n + 1) * sizeof(int32_t)), "pinned batch buffer")) return;
-      auto d = device_alloc(static_cast<size_t>(n + 1) * sizeof(int32_t), "the batch inputs");
+      if (!note(cudaMallocHost(&staging_, static_cast<size_t>(words) * sizeof(int32_t)), "pinned batch buffer")) return;
+      auto d = device_alloc(static_cast<size_t>(words) * sizeof(int32_t), "the batch inputs");
       if (!d.ok()) return (void)keep(d.status());
       batch_ = static_cast<int32_t*>(*d);
-      batch_capacity_ = n + 1;
+      batch_capacity_ = words;
       graphs_invalid();  // recorded steps read the old buffer
     }
     // The staging buffer may still be in flight from the last batch's copy.
     note(cudaEventSynchronize(batch_copied_), "batch setup");
-    staging_[0] = static_cast<int32_t>(pos0);
+    staging_[0] = runs.empty() ? 0 : static_cast<int32_t>(runs[0].pos0);
     std::memcpy(staging_ + 1, ids, static_cast<size_t>(n) * sizeof(int32_t));
-    note(cudaMemcpyAsync(batch_, staging_, static_cast<size_t>(n + 1) * sizeof(int32_t), cudaMemcpyHostToDevice,
+    for (size_t r = 0; r < runs.size(); ++r) staging_[1 + n + static_cast<int64_t>(r)] = static_cast<int32_t>(runs[r].pos0);
+    note(cudaMemcpyAsync(batch_, staging_, static_cast<size_t>(words) * sizeof(int32_t), cudaMemcpyHostToDevice,
                          stream_),
          "batch upload");
     note(cudaEventRecord(batch_copied_, stream_), "batch upload");
@@ -222,35 +230,26 @@ class CudaBackend : public Backend {
   void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override {
     note(cuda::rms_norm(x, w, eps, width, n, y, stream_), "rms_norm");
   }
-  void matmul(const BoundMatrix& w, const float* x, int64_t n, float* y) override {
+  void matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) override {
     const Product p{&w, y};
-    matmul_same_input(std::span<const Product>(&p, 1), x, n);
+    matmul_same_input(std::span<const Product>(&p, 1), x, n, n_lane);
   }
-  // A few tokens: one matvec launch for each run of consecutive products of one type and width.
-  void matmul_same_input(std::span<const Product> products, const float* x, int64_t n) override {
-    for (size_t i = 0; i < products.size();) {
-      const auto& first = static_cast<const CudaMatrix&>(*products[i].w);
-      if (n > kMaxMatvecTokens) {
-        gemm(first, x, n, products[i++].y);
-        continue;
-      }
-      MatvecParts parts;
-      while (i < products.size() && parts.count < 3) {
-        const auto& m = static_cast<const CudaMatrix&>(*products[i].w);
-        if (m.type != first.type || m.n_in != first.n_in) break;
-        parts.w[parts.count] = m.data;
-        parts.n_out[parts.count] = m.n_out;
-        parts.y[parts.count] = products[i].y;
-        ++parts.count;
-        ++i;
-      }
-      note(matvec(first.type, parts, first.row_stride, first.n_in, x, static_cast<int>(n), stream_), "matvec");
+  // The generation contract is matvec's, whose tokens do not interact: tokens [0, n_lane) go
+  // through it kMaxMatvecTokens at a time. The prompt tokens [n_lane, n) through matvec too when
+  // they are few, else through cuBLAS, whose rounding may depend on the number of tokens
+  // (docs/EXACTNESS.md: sequences batched together on CUDA are not promised their lone bits).
+  void matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) override {
+    n_lane = std::clamp<int64_t>(n_lane, 0, n);
+    for (int64_t t0 = 0; t0 < n_lane; t0 += kMaxMatvecTokens) {
+      products_at(products, x, t0, std::min<int64_t>(kMaxMatvecTokens, n_lane - t0));
     }
+    if (n_lane < n) products_at(products, x, n_lane, n - n_lane);
   }
-  // A few tokens: the residual add in the matvec's epilogue.
-  void matmul_add(const BoundMatrix& w, const float* x, int64_t n, float* y, float* acc) override {
+  // A few tokens: the residual add in the matvec's epilogue (every token of one matvec launch:
+  // its tokens do not interact, so the split by role changes nothing).
+  void matmul_add(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y, float* acc) override {
     const auto& m = static_cast<const CudaMatrix&>(w);
-    if (n > kMaxMatvecTokens) return Backend::matmul_add(w, x, n, y, acc);
+    if (n > kMaxMatvecTokens) return Backend::matmul_add(w, x, n, n_lane, y, acc);
     MatvecParts parts;
     parts.count = 1;
     parts.w[0] = m.data;
@@ -259,27 +258,40 @@ class CudaBackend : public Backend {
     parts.acc[0] = acc;
     note(matvec(m.type, parts, m.row_stride, m.n_in, x, static_cast<int>(n), stream_), "matvec");
   }
-  void rope_store(KvCache& cache, int64_t layer, int64_t n, float* q, float* k, const float* v,
+  // One launch a run: its rows of q and k rotated, its k and v stored in its sequence's cache.
+  void rope_store(std::span<KvCache* const> caches, int64_t layer, int64_t n, float* q, float* k, const float* v,
                   const AttentionShape& s) override {
-    const auto& c = static_cast<const CudaKvCache&>(cache);
-    RopeStoreArgs a;
-    a.q = q, a.k = k, a.v = v;
-    a.n_head = s.n_head, a.n_head_kv = s.n_head_kv, a.head_dim = s.head_dim_k, a.v_width = c.v_width;
-    a.cos = rope_cos_, a.sin = rope_sin_, a.n_rot = rope_n_rot_;
-    a.f16 = c.f16, a.k_cache = c.k_layer(layer), a.v_cache = c.v_layer(layer);
-    note(cuda::rope_store(a, n, batch_, stream_), "rope_store");
+    for (size_t r = 0; r < runs_.size() && r < caches.size(); ++r) {
+      const auto& c = static_cast<const CudaKvCache&>(*caches[r]);
+      const SeqRun& run = runs_[r];
+      RopeStoreArgs a;
+      a.q = q + run.begin * s.n_head * s.head_dim_k;
+      a.k = k + run.begin * c.k_width;
+      a.v = v + run.begin * c.v_width;
+      a.n_head = s.n_head, a.n_head_kv = s.n_head_kv, a.head_dim = s.head_dim_k, a.v_width = c.v_width;
+      a.cos = rope_cos_, a.sin = rope_sin_, a.n_rot = rope_n_rot_;
+      a.f16 = c.f16, a.k_cache = c.k_layer(layer), a.v_cache = c.v_layer(layer);
+      note(cuda::rope_store(a, run.n, run_batch(static_cast<int64_t>(r)), stream_), "rope_store");
+    }
   }
   void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) override {
-    note(cuda::rope(x, n, n_heads, head_dim, rope_cos_, rope_sin_, rope_n_rot_, batch_, stream_), "rope");
+    for (size_t r = 0; r < runs_.size(); ++r) {
+      note(cuda::rope(x + runs_[r].begin * n_heads * head_dim, runs_[r].n, n_heads, head_dim, rope_cos_, rope_sin_,
+                      rope_n_rot_, run_batch(static_cast<int64_t>(r)), stream_),
+           "rope");
+    }
   }
-  void kv_store(KvCache& cache, int64_t layer, int64_t n, const float* k, const float* v) override {
+  void kv_store(KvCache& cache, int64_t layer, int64_t run, const float* k, const float* v) override {
     const auto& c = static_cast<const CudaKvCache&>(cache);
-    note(cuda::kv_store(c.f16, c.k_layer(layer), c.v_layer(layer), c.k_width, c.v_width, k, v, n, batch_, stream_),
+    const SeqRun& r = runs_[static_cast<size_t>(run)];
+    note(cuda::kv_store(c.f16, c.k_layer(layer), c.v_layer(layer), c.k_width, c.v_width, k + r.begin * c.k_width,
+                        v + r.begin * c.v_width, r.n, run_batch(run), stream_),
          "kv_store");
   }
-  void attention(const KvCache& cache, int64_t layer, const float* q, int64_t n, const AttentionShape& s,
+  void attention(const KvCache& cache, int64_t layer, int64_t run, const float* q, const AttentionShape& s,
                  float* out) override {
     const auto& c = static_cast<const CudaKvCache&>(cache);
+    const SeqRun& r = runs_[static_cast<size_t>(run)];
     AttentionArgs a;
     a.f16 = c.f16;
     a.k_cache = c.k_layer(layer);
@@ -292,7 +304,9 @@ class CudaBackend : public Backend {
     a.head_dim_k = s.head_dim_k;
     a.head_dim_v = s.head_dim_v;
     a.scale = s.scale;
-    note(cuda::attention(a, q, n, batch_, out, stream_), "attention");
+    note(cuda::attention(a, q + r.begin * s.n_head * s.head_dim_k, r.n, run_batch(run),
+                         out + r.begin * s.n_head * s.head_dim_v, stream_),
+         "attention");
   }
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
     note(cuda::swiglu(gate, up, n, out, stream_), "swiglu");
@@ -335,6 +349,34 @@ class CudaBackend : public Backend {
   }
 
  private:
+  // The batch word run r's ops read their position from (set_batch).
+  const int32_t* run_batch(int64_t r) const { return batch_ + 1 + batch_n_ + r; }
+
+  // Tokens [t0, t0 + n) of x through every product: one matvec launch for each run of
+  // consecutive products of one type and width when n is small, else cuBLAS per product.
+  void products_at(std::span<const Product> products, const float* x, int64_t t0, int64_t n) {
+    for (size_t i = 0; i < products.size();) {
+      const auto& first = static_cast<const CudaMatrix&>(*products[i].w);
+      const float* xt = x + t0 * first.n_in;
+      if (n > kMaxMatvecTokens) {
+        gemm(first, xt, n, products[i].y + t0 * first.n_out);
+        ++i;
+        continue;
+      }
+      MatvecParts parts;
+      while (i < products.size() && parts.count < 3) {
+        const auto& m = static_cast<const CudaMatrix&>(*products[i].w);
+        if (m.type != first.type || m.n_in != first.n_in) break;
+        parts.w[parts.count] = m.data;
+        parts.n_out[parts.count] = m.n_out;
+        parts.y[parts.count] = products[i].y + t0 * m.n_out;
+        ++parts.count;
+        ++i;
+      }
+      note(matvec(first.type, parts, first.row_stride, first.n_in, xt, static_cast<int>(n), stream_), "matvec");
+    }
+  }
+
   // The cuBLAS path: rows dequantized in chunks into scratch_, y^T = W x^T per chunk.
   void gemm(const CudaMatrix& m, const float* x, int64_t n, float* y) {
     const int64_t chunk = m.type == TensorType::F32 ? m.n_out : std::max<int64_t>(1, kScratchFloats / m.n_in);
@@ -427,9 +469,11 @@ class CudaBackend : public Backend {
   float* rope_cos_ = nullptr;
   float* rope_sin_ = nullptr;
   int64_t rope_n_rot_ = 0;
-  int32_t* staging_ = nullptr;  // pinned: [pos0, ids...]
+  int32_t* staging_ = nullptr;  // pinned: [pos0, ids..., each run's pos0] (set_batch)
   int32_t* batch_ = nullptr;    // its device copy, read by the kernels
   int64_t batch_capacity_ = 0;
+  int64_t batch_n_ = 0;        // tokens of the last set_batch
+  std::vector<SeqRun> runs_;  // and its sequences
   cudaEvent_t batch_copied_ = nullptr;
   bool graphs_enabled_ = true;
   std::map<int64_t, cudaGraphExec_t> graphs_;

@@ -4,7 +4,9 @@
 //
 // Batch inputs live in device memory as `batch` = [pos0, id_0, id_1, ...] (int32): token t of
 // the batch is id_t at position pos0 + t. Kernels read them there, so a recorded step replays
-// with the values of the last set_batch.
+// with the values of the last set_batch. A batch of several sequences calls rope, kv_store and
+// attention once per sequence, with a `batch` pointer whose first word is that sequence's pos0
+// (cuda_backend.cpp's set_batch lays them out after the ids).
 //
 // Arithmetic contract (docs/EXACTNESS.md, "CUDA backend"): weights are dequantized exactly as
 // the scalar reference does (quant/ref.h; nvcc's -fmad=false keeps every product and sum
