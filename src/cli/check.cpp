@@ -96,7 +96,7 @@ int run_check(int argc, char** argv) {
   add_fault_flags(p, &fault_flags, "in the CUDA backend alone");
   p.option("--cache-type", "TYPE", "KV cache type on both backends: f16 (default) or f32", &cache_type);
   p.option("--plot", "FILE", "draw the prompt's diff to FILE.svg (or .png, needs rsvg-convert)", &plot);
-  p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
+  p.option("-t,--threads", "N", "CPU threads (default 0: all; -1 too, as llama.cpp)", &threads, Range::at_least(-1));
   if (auto code = p.parse(argc, argv)) return *code;
   threads = cap_threads("check", threads);
   if (model_path.empty()) return p.usage_error("-m M.gguf is required");

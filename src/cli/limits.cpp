@@ -10,6 +10,7 @@
 namespace plumb::cli {
 
 int cap_threads(const std::string& command, int requested) {
+  if (requested < 0) return 0;  // -1: all hardware threads, as llama.cpp
   const int hardware = ThreadPool::hardware_threads();
   if (requested <= hardware) return requested;
   std::fprintf(stderr, "plumb %s: note: -t %d is more than the %d hardware threads; using %d\n", command.c_str(),

@@ -11,8 +11,9 @@
 
 namespace plumb::cli {
 
-// -t N: 0 means all hardware threads; more than the machine has is capped to it, with a note
-// on stderr (a thread per core is the most that helps; 1000 threads made each token take 15 s).
+// -t N: 0 (or -1, as llama.cpp) means all hardware threads, returned as 0; more than the machine
+// has is capped to it, with a note on stderr (a thread per core is the most that helps; 1000
+// threads made each token take 15 s).
 int cap_threads(const std::string& command, int requested);
 
 // --backend cuda where this build or machine has no GPU: an error in plumb check's words.

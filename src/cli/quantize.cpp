@@ -41,7 +41,8 @@ int run_quantize(int argc, char** argv) {
               "(q4_k, q8_0, f16, ...) that every 2-D weight gets. Norms stay F32. The input may be\n"
               "F32, F16, BF16 or already quantized.");
   int threads = 0;
-  p.option("-t,--threads", "N", "threads to use (default 0: all cores)", &threads, Range::at_least(0));
+  p.option("-t,--threads", "N", "threads to use (default 0: all cores; -1 too, as llama.cpp)", &threads,
+           Range::at_least(-1));
   p.positionals("IN.gguf OUT.gguf TYPE", 3, 3);
   if (auto code = p.parse(argc, argv)) return *code;
   const std::string& in = p.positional()[0];

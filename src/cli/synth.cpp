@@ -43,7 +43,8 @@ int run_synth(int argc, char** argv) {
   p.option("--vocab", "VOCAB.gguf", "GGUF whose tokenizer.* metadata is copied", &vocab);
   p.option("--type", "f16|f32", "type of the 2-D weights (default f16)", &type);
   p.option("--seed", "N", "random seed (default 42)", &seed, Range::at_least(0));
-  p.option("-t,--threads", "N", "threads to use (default 0: all cores)", &threads, Range::at_least(0));
+  p.option("-t,--threads", "N", "threads to use (default 0: all cores; -1 too, as llama.cpp)", &threads,
+           Range::at_least(-1));
   p.option("-o,--output", "OUT.gguf", "output file", &out);
   if (auto code = p.parse(argc, argv)) return *code;
   if (preset_name.empty()) return p.usage_error("--preset is required (" + presets + ")");

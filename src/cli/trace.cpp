@@ -34,7 +34,7 @@ int run_trace(int argc, char** argv) {
            "comma-separated globs of taps to record (default *: all; 'none': only the tokens and logits; "
            "globs that select no tap: exit 2)",
            &taps);
-  p.option("-t,--threads", "N", "CPU threads (default 0: all)", &threads, Range::at_least(0));
+  p.option("-t,--threads", "N", "CPU threads (default 0: all; -1 too, as llama.cpp)", &threads, Range::at_least(-1));
   p.option("-o,--output", "T.gguf", "trace file to write", &out_path);
   add_fault_flags(p, &fault_flags, "(recorded in the trace)");
   p.flag("--check-tensors", "scan every weight for NaN and infinity at load", &check_tensors);
