@@ -92,6 +92,11 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual DeviceMemory device_memory() const { return {}; }
+  // Whether a token's result under the prompt contract depends on its own activations alone,
+  // whatever else the product holds (the CPU's kernels). When not (CUDA: cuBLAS may round by the
+  // call's shape), a batch of several sequences keeps its generated tokens and logits rows under
+  // the generation contract, and matmul runs each run's prompt tokens as a call of their own.
+  virtual bool prompt_contract_per_token() const { return true; }
 
   // An activation buffer of n floats, zeroed, valid as long as the backend.
   virtual Result<float*> alloc(int64_t n) = 0;

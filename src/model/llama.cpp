@@ -120,9 +120,12 @@ Status LlamaForward::forward_batch(std::span<const SeqInput> inputs) {
   // them), then those under the prompt contract (longer prompt runs, and generated tokens: many
   // sequences' tokens share a pass, where contract S, tokens along the vector lanes or tile
   // columns, costs 2-3x less per token than the single-token kernels; docs/EXACTNESS.md). Each
-  // product is then two contiguous parts at most.
+  // product is then two contiguous parts at most. A backend whose prompt contract is not per
+  // token keeps generated tokens and logits rows under the generation contract.
+  const bool generated_in_lanes = !b.prompt_contract_per_token();
   const auto lane = [&](size_t i) {
-    return !inputs[i].generated && prompt_run_lane(static_cast<int64_t>(inputs[i].tokens.size())) > 0;
+    if (inputs[i].generated) return generated_in_lanes;
+    return prompt_run_lane(static_cast<int64_t>(inputs[i].tokens.size())) > 0;
   };
   order_.clear();
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -156,9 +159,9 @@ Status LlamaForward::forward_batch(std::span<const SeqInput> inputs) {
   const auto rows = static_cast<int64_t>(out_rows_.size());
   PLUMB_RETURN_IF_ERROR(reserve_logits(rows));
   b.set_batch(batch_ids_.data(), n, batch_runs_);
-  // The output rows, one per sequence at most, under the prompt contract like the generated
-  // tokens (they are mostly theirs).
-  layers(n, n_lane, batch_caches_, OutputRows{0, &out_rows_, /*n_lane=*/0}, nullptr);
+  // The output rows, one per sequence at most, under the generated tokens' contract (they are
+  // mostly theirs).
+  layers(n, n_lane, batch_caches_, OutputRows{0, &out_rows_, generated_in_lanes ? rows : 0}, nullptr);
   PLUMB_RETURN_IF_ERROR(b.take_error());
   if (rows == 0) return Status();
   const float* host = b.host_view(s_.logits, rows * c_.n_vocab, logits_host_);

@@ -365,6 +365,8 @@ def main():
         "disconnect": ["--parallel", "1", "--queue", "0", "-c", "4096"],
         "invariance": ["--parallel", "16", "-c", "1024"],
     }[a.section]
+    # The backend of the model-level tests (cuda on a GPU machine: docs/GPU-TESTS.md).
+    args += ["--backend", os.environ.get("PLUMB_TEST_BACKEND") or "cpu"]
     srv = Server(a.plumb, a.model, *args)
     try:
         if a.section == "errors":

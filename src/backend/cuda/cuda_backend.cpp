@@ -234,16 +234,26 @@ class CudaBackend : public Backend {
     const Product p{&w, y};
     matmul_same_input(std::span<const Product>(&p, 1), x, n, n_lane);
   }
+  bool prompt_contract_per_token() const override { return false; }
   // The generation contract is matvec's, whose tokens do not interact: tokens [0, n_lane) go
   // through it kMaxMatvecTokens at a time. The prompt tokens [n_lane, n) through matvec too when
-  // they are few, else through cuBLAS, whose rounding may depend on the number of tokens
-  // (docs/EXACTNESS.md: sequences batched together on CUDA are not promised their lone bits).
+  // they are few, else through cuBLAS, whose rounding may depend on the call's shape: so when x
+  // holds the batch's rows, each run's prompt tokens are a call of their own, whose tokens and
+  // count are its sequence's alone (cuBLAS gives the same bits for the same call; the other
+  // inputs, logits rows, are one call: docs/EXACTNESS.md, "Batch invariance").
   void matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) override {
     n_lane = std::clamp<int64_t>(n_lane, 0, n);
     for (int64_t t0 = 0; t0 < n_lane; t0 += kMaxMatvecTokens) {
       products_at(products, x, t0, std::min<int64_t>(kMaxMatvecTokens, n_lane - t0));
     }
-    if (n_lane < n) products_at(products, x, n_lane, n - n_lane);
+    if (n != batch_n_) {
+      if (n_lane < n) products_at(products, x, n_lane, n - n_lane);
+      return;
+    }
+    for (const SeqRun& r : runs_) {
+      const int64_t begin = std::max(r.begin, n_lane), end = r.begin + r.n;
+      if (begin < end) products_at(products, x, begin, end - begin);
+    }
   }
   // A few tokens: the residual add in the matvec's epilogue (every token of one matvec launch:
   // its tokens do not interact, so the split by role changes nothing).
