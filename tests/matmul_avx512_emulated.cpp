@@ -4,4 +4,5 @@
 #include "avx512_emulation.h"
 
 #define PLUMB_AVX512_NAMESPACE detail::avx512_emulated
+#define PLUMB_AVX512_EMULATED
 #include "backend/cpu/matmul_avx512.cpp"

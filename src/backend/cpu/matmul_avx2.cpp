@@ -983,17 +983,22 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
                      int64_t r1) {
   const int64_t n_in = w.n_in;
   const int64_t n_tokens = x.n_tokens();
-  for (int64_t g0 = r0; g0 < r1; g0 += 8) {
-    const int64_t g1 = std::min(r1, g0 + 8);
-    int64_t t = 0;
-    for (; t + 4 <= n_tokens; t += 4) {
-      const float* xs[4] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in,
-                            x.f32() + (t + 3) * n_in};
-      float_group<R, 4>(w, xs, g0, g1, y, ldy, t);
-    }
-    for (; t < n_tokens; ++t) {
-      const float* xs[1] = {x.f32() + t * n_in};
-      float_group<R, 1>(w, xs, g0, g1, y, ldy, t);
+  // Block by block of tokens (float_token_block: the block's x from L2, not the prompt's from L3).
+  const int64_t block = float_token_block(n_in, n_tokens, 4);
+  for (int64_t b0 = 0; b0 < n_tokens; b0 += block) {
+    const int64_t b1 = std::min(n_tokens, b0 + block);
+    for (int64_t g0 = r0; g0 < r1; g0 += 8) {
+      const int64_t g1 = std::min(r1, g0 + 8);
+      int64_t t = b0;
+      for (; t + 4 <= b1; t += 4) {
+        const float* xs[4] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in,
+                              x.f32() + (t + 3) * n_in};
+        float_group<R, 4>(w, xs, g0, g1, y, ldy, t);
+      }
+      for (; t < b1; ++t) {
+        const float* xs[1] = {x.f32() + t * n_in};
+        float_group<R, 1>(w, xs, g0, g1, y, ldy, t);
+      }
     }
   }
 }

@@ -899,6 +899,7 @@ inline __m256 min_lanes(const float* mc, const float* sx, int64_t n_sub) {
 constexpr int64_t kShortRow = 768;  // single-token rows this long or shorter go four at a time
 constexpr int kTiles[] = {8, 4, 2, 1};  // tokens per tile of the float kernels, largest first
 
+
 template <class U>
 void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                        int64_t r1) {
@@ -985,6 +986,15 @@ struct RowBF16 {
   }
 };
 
+// One load of v for all its uses: the compiler would fold the load into each fma (a memory
+// operand), and the loads, one per fma, become the limit (float_span: 95 -> 117 GFLOP/s a core
+// at 512 tokens of F16, measured). The emulated build of the tests has no registers to keep.
+#ifdef PLUMB_AVX512_EMULATED
+inline void keep_in_register(__m512&) {}
+#else
+inline void keep_in_register(__m512& v) { asm("" : "+v"(v)); }
+#endif
+
 // Lanes k % 16 over [k0, k1) (multiples of 16) for kR rows and kT tokens: acc[r * kT + t]
 // (starting from zero when k0 == 0).
 template <class R, int kR, int kT>
@@ -996,7 +1006,8 @@ inline void float_span(const uint8_t* const* rows, const float* const* xs, int64
     __m512 wv[kR];
     for (int r = 0; r < kR; ++r) wv[r] = R::load16(rows[r], k);
     for (int t = 0; t < kT; ++t) {
-      const __m512 xv = _mm512_load_ps(xs[t] + k);
+      __m512 xv = _mm512_load_ps(xs[t] + k);
+      keep_in_register(xv);
       for (int r = 0; r < kR; ++r) c[r][t] = _mm512_fmadd_ps(wv[r], xv, c[r][t]);
     }
   }
@@ -1004,19 +1015,16 @@ inline void float_span(const uint8_t* const* rows, const float* const* xs, int64
     for (int t = 0; t < kT; ++t) acc[r * kT + t] = c[r][t];
 }
 
-constexpr int kFloatGroup = 8;
+constexpr int kFloatGroup = 15;
 
-// A group of up to 8 rows times kT tokens, blocked over k so the tokens' slice of x (kT x 512
-// floats) and the rows' slices stay in L1; each lane still accumulates its k in order.
+// A group of up to 8 rows (n_in weights each, as R reads them) times kT tokens, blocked over k
+// so the tokens' slice of x (kT x 512 floats) and the rows' slices stay in L1; each lane still
+// accumulates its k in order. Output row g0 + r of token t0 + t.
 template <class R, int kT>
-void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int64_t g1, float* y, int64_t ldy,
-                 int64_t t0) {
+void float_group(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const float* const* xs, float* y,
+                 int64_t ldy, int64_t t0, int64_t g0) {
   constexpr int64_t kKBlock = 512;
-  const int64_t n_in = w.n_in;
   const int64_t n_full = n_in / 16 * 16;
-  const int64_t n_rows = g1 - g0;
-  const uint8_t* rows[kFloatGroup];
-  for (int64_t r = 0; r < n_rows; ++r) rows[r] = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
   __m512 acc[kFloatGroup * kT];  // float_span starts them at zero
   if (n_full == 0) {
     for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
@@ -1024,7 +1032,11 @@ void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int6
   for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
     const int64_t k1 = min64(n_full, k0 + kKBlock);
     int64_t r = 0;
-    for (; r + 2 <= n_rows; r += 2) float_span<R, 2, kT>(rows + r, xs, k0, k1, acc + r * kT);
+    for (; r + 3 <= n_rows; r += 3) float_span<R, 3, kT>(rows + r, xs, k0, k1, acc + r * kT);
+    if (r + 2 <= n_rows) {
+      float_span<R, 2, kT>(rows + r, xs, k0, k1, acc + r * kT);
+      r += 2;
+    }
     if (r < n_rows) float_span<R, 1, kT>(rows + r, xs, k0, k1, acc + r * kT);
   }
   for (int64_t r = 0; r < n_rows; ++r) {
@@ -1037,6 +1049,25 @@ void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int6
         v = _mm512_load_ps(lanes);
       }
       y[(t0 + t) * ldy + g0 + r] = hsum_pair(v);
+    }
+  }
+}
+
+// Tokens [b0, b1) (rows of x ldx floats apart) times a group of rows, in tiles of 8, 4, 2, 1.
+template <class R>
+void float_tiles(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const float* xf, int64_t ldx, int64_t b0,
+                 int64_t b1, float* y, int64_t ldy, int64_t g0) {
+  int64_t t = b0;
+  for (const int kt : kTiles) {
+    for (; t + kt <= b1; t += kt) {
+      const float* xs[8];
+      for (int i = 0; i < kt; ++i) xs[i] = xf + (t + i) * ldx;
+      switch (kt) {
+        case 8: float_group<R, 8>(rows, n_rows, n_in, xs, y, ldy, t, g0); break;
+        case 4: float_group<R, 4>(rows, n_rows, n_in, xs, y, ldy, t, g0); break;
+        case 2: float_group<R, 2>(rows, n_rows, n_in, xs, y, ldy, t, g0); break;
+        default: float_group<R, 1>(rows, n_rows, n_in, xs, y, ldy, t, g0); break;
+      }
     }
   }
 }
@@ -1057,20 +1088,16 @@ void avx512_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
     for (int64_t t = 0; t < n_tokens; ++t) std::memcpy(xa + t * ldx, xf + t * n_in, static_cast<size_t>(n_in) * 4);
     xf = xa;
   }
-  for (int64_t g0 = r0; g0 < r1; g0 += kFloatGroup) {
-    const int64_t g1 = min64(r1, g0 + kFloatGroup);
-    int64_t t = 0;
-    for (const int kt : kTiles) {
-      for (; t + kt <= n_tokens; t += kt) {
-        const float* xs[8];
-        for (int i = 0; i < kt; ++i) xs[i] = xf + (t + i) * ldx;
-        switch (kt) {
-          case 8: float_group<R, 8>(w, xs, g0, g1, y, ldy, t); break;
-          case 4: float_group<R, 4>(w, xs, g0, g1, y, ldy, t); break;
-          case 2: float_group<R, 2>(w, xs, g0, g1, y, ldy, t); break;
-          default: float_group<R, 1>(w, xs, g0, g1, y, ldy, t); break;
-        }
-      }
+  // Block by block of tokens (about 512 KiB of x, as the prompt kernels: prompt_tiles), so that
+  // every group of rows reads the block's x from L2, not the whole prompt's from L3.
+  const int64_t block = float_token_block(ldx, n_tokens, 8);
+  for (int64_t b0 = 0; b0 < n_tokens; b0 += block) {
+    const int64_t b1 = min64(n_tokens, b0 + block);
+    for (int64_t g0 = r0; g0 < r1; g0 += kFloatGroup) {
+      const int64_t n_rows = min64(r1, g0 + kFloatGroup) - g0;
+      const uint8_t* rows[kFloatGroup];
+      for (int64_t r = 0; r < n_rows; ++r) rows[r] = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+      float_tiles<R>(rows, n_rows, n_in, xf, ldx, b0, b1, y, ldy, g0);
     }
   }
 }
