@@ -73,14 +73,18 @@ std::vector<float> poisoned(const Problem& p) {
 }
 
 // One kernel over all rows, on one thread.
-std::vector<float> run_rows(const Problem& p, detail::RowsKernel k) {
+std::vector<float> run_rows(const Problem& p, detail::RowsKernel k, Contract contract) {
   ThreadPool pool(1);
   ActivationBuffer act;
-  act.prepare(p.type, p.x.data(), p.n_tokens, p.n_in, pool);
+  act.prepare(p.type, p.x.data(), p.n_tokens, p.n_in, pool, contract);
   std::vector<float> y = poisoned(p);
   EXPECT_NE(k, nullptr);
   if (k != nullptr) k(p.w(), act, y.data(), p.n_out, 0, p.n_out);
   return y;
+}
+
+std::vector<float> run_rows(const Problem& p, detail::RowsKernel k) {
+  return run_rows(p, k, prompt_contract(p.n_tokens));
 }
 
 std::vector<float> run_kernel(const Problem& p, detail::SimdLevel level) {
@@ -331,6 +335,11 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
       expect_same_bits(simd, scalar, "kernel");
       // (The single-token kernel is the lane contract's: the reference's below 4 tokens.)
       if (k.dot != nullptr && s.n_tokens < detail::kSummedMinTokens) check_single_token(p, k.dot, scalar);
+      // Contract S at 1-3 tokens too (plumb serve's generated tokens): the few-token kernels.
+      if (s.n_tokens < detail::kSummedMinTokens && detail::scalar_summed_kernel(type) != nullptr) {
+        const auto ref_s = run_rows(p, detail::scalar_kernel(type), Contract::kSummed);
+        expect_same_bits(run_rows(p, k.rows, Contract::kSummed), ref_s, "kernel, contract S");
+      }
       if (poison == 1) {
         for (int64_t r = 0; r < s.n_out; ++r) {
           ASSERT_TRUE(std::isnan(simd[r])) << "NaN lost at r=" << r;

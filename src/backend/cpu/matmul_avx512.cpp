@@ -883,6 +883,117 @@ void summed_prompt_rows(const WeightMatrix& w, const ActivationBuffer& x, float*
   }
 }
 
+// ---- few tokens under contract S: rows along the lanes ----
+// A product of 1-4 tokens prepared for contract S (the generated tokens of plumb serve's steps
+// with few sequences) would fill one column of a 16-token tile. Here the rows go along the lanes
+// instead: 16 rows unpacked once (as the prompt path), then per pair of sub-blocks one vpdpwssd
+// chain per row and token and a transposed reduction of the 16 rows' lanes to each row's exact
+// sub-block sums; the contract's fmas then run on 16 rows at once. Integer sums are exact in any
+// order, so these are the bits of every other contract-S kernel.
+constexpr int kFewRows = 16;
+constexpr int64_t kFewSummedTokens = 4;  // summed products of this many tokens or fewer (measured: the tiles win from 5-6)
+
+// v[r]: row r's 16 int32 partials of one pair, dwords 0-7 of its first sub-block, 8-15 of its
+// second (pair order; element order for 16-element sub-blocks). Returns the rows' sums of each.
+inline void pair_sums16(const __m512i v[kFewRows], __m512i* first, __m512i* second) {
+  __m512i s[8], u[4], w[4];
+  for (int i = 0; i < 8; ++i) {  // per 128-bit lane: rows 2i, 2i + 1, two dwords each
+    s[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  }
+  for (int j = 0; j < 4; ++j) {  // per 128-bit lane L, element k: row 4j + k's dwords 4L..4L+3
+    u[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(s[2 * j], s[2 * j + 1]), _mm512_unpackhi_epi64(s[2 * j], s[2 * j + 1]));
+    w[j] = _mm512_add_epi32(u[j], _mm512_shuffle_i32x4(u[j], u[j], _MM_SHUFFLE(2, 3, 0, 1)));  // lanes 0+1, 2+3
+  }
+  const __m512i x01 = _mm512_shuffle_i32x4(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0));
+  const __m512i x23 = _mm512_shuffle_i32x4(w[2], w[3], _MM_SHUFFLE(2, 0, 2, 0));
+  *first = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0));
+  *second = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+template <class U>
+void summed_few_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                     int64_t r1) {
+  constexpr int kChunk = 2 * U::kSub;  // elements per pair
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
+  const int64_t n_tokens = x.n_tokens();
+  const int64_t n_blocks = w.n_in / U::kBlock;
+  const int64_t n_sub = w.n_in / U::kSub;
+  const int64_t n_pairs = (n_sub + 1) / 2;
+  const int64_t wz_stride = n_pairs * kChunk;
+  const int64_t s_stride = 2 * n_pairs;
+  thread_local Buffer qz_buf, wz_buf, dw_buf, mc_buf, dwt_buf, mct_buf;
+  // The tokens' activations in the weights' element order.
+  int16_t* qz = U::kSub == 32 ? qz_buf.get<int16_t>(static_cast<size_t>(n_tokens * wz_stride)) : nullptr;
+  for (int64_t t = 0; qz != nullptr && t < n_tokens; ++t) pair_order(act_row(x, lay, t).q, lay.n_blocks, qz + t * wz_stride);
+  int16_t* wz = wz_buf.get<int16_t>(static_cast<size_t>(kFewRows * wz_stride));
+  float* dw = dw_buf.get<float>(static_cast<size_t>(kFewRows * s_stride));
+  float* mc = mc_buf.get<float>(static_cast<size_t>(kFewRows * s_stride));
+  float* dwt = dwt_buf.get<float>(static_cast<size_t>(s_stride * kFewRows));  // [s][row]
+  float* mct = mct_buf.get<float>(static_cast<size_t>(s_stride * kFewRows));
+  for (int64_t g0 = r0; g0 < r1; g0 += kFewRows) {
+    const int nr = static_cast<int>(min64(r1 - g0, kFewRows));
+    for (int r = 0; r < kFewRows; ++r) {
+      if (r >= nr) {  // rows past the range: zero weights (their outputs are not stored)
+        std::memset(wz + r * wz_stride, 0, static_cast<size_t>(wz_stride) * sizeof(int16_t));
+        std::memset(dw + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
+        std::memset(mc + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
+        continue;
+      }
+      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
+      U::unpack(row, n_blocks, wz + r * wz_stride, dw + r * s_stride, mc + r * s_stride);
+    }
+    for (int64_t sb = 0; sb < n_sub; ++sb) {
+      for (int r = 0; r < kFewRows; ++r) {
+        dwt[sb * kFewRows + r] = dw[r * s_stride + sb];
+        if constexpr (U::kHasMin) mct[sb * kFewRows + r] = mc[r * s_stride + sb];
+      }
+    }
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const ActRow a = act_row(x, lay, t);
+      const int16_t* q = U::kSub == 32 ? qz + t * wz_stride : a.q;
+      __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};  // sets s % 2, rows along the lanes
+      for (int64_t p = 0; p < n_pairs; ++p) {
+        const int16_t* qp = q + p * kChunk;
+        __m512i v[kFewRows];
+        if constexpr (kChunk == 64) {
+          const __m512i q0 = load512(qp), q1 = load512(qp + 32);
+          for (int r = 0; r < kFewRows; ++r) {
+            const int16_t* wp = wz + r * wz_stride + p * kChunk;
+            v[r] = _mm512_dpwssd_epi32(_mm512_madd_epi16(_mm512_load_si512(wp), q0), _mm512_load_si512(wp + 32), q1);
+          }
+        } else {
+          const __m512i q0 = load512(qp);
+          for (int r = 0; r < kFewRows; ++r) v[r] = _mm512_madd_epi16(_mm512_load_si512(wz + r * wz_stride + p * kChunk), q0);
+        }
+        __m512i sums[2];
+        pair_sums16(v, &sums[0], &sums[1]);
+        for (int j = 0; j < 2 && 2 * p + j < n_sub; ++j) {
+          const int64_t sb = 2 * p + j;
+          const float d_a = a.d[U::kSub == 32 ? sb : p];
+          const __m512 coef = _mm512_mul_ps(_mm512_load_ps(dwt + sb * kFewRows), _mm512_set1_ps(d_a));
+          acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[j]), coef, acc[j]);
+        }
+      }
+      __m512 out = _mm512_add_ps(acc[0], acc[1]);
+      if constexpr (U::kHasMin) {
+        const float* sx = U::kSub == 32 ? a.sx32 : a.sx16;
+        __m512 m[8];
+        for (auto& v : m) v = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < n_sub; ++sb) {
+          m[sb % 8] = _mm512_fmadd_ps(_mm512_load_ps(mct + sb * kFewRows), _mm512_set1_ps(sx[sb]), m[sb % 8]);
+        }
+        const __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], m[4]), _mm512_add_ps(m[2], m[6])),
+                                       _mm512_add_ps(_mm512_add_ps(m[1], m[5]), _mm512_add_ps(m[3], m[7])));
+        out = _mm512_add_ps(out, h);
+      }
+      alignas(64) float o[kFewRows];
+      _mm512_store_ps(o, out);
+      for (int r = 0; r < nr; ++r) y[t * ldy + g0 + r] = o[r];
+    }
+  }
+}
+
 // macc[s % 8] = fma(mc[s], sx[s], macc[s % 8]) over s, as a vector plus a masked tail; the min
 // term is hsum8 of it.
 inline __m256 min_lanes(const float* mc, const float* sx, int64_t n_sub) {
@@ -910,7 +1021,11 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
   if (x.summed()) {
-    summed_prompt_rows<U>(w, x, y, ldy, r0, r1);
+    if (n_tokens <= kFewSummedTokens) {
+      summed_few_rows<U>(w, x, y, ldy, r0, r1);
+    } else {
+      summed_prompt_rows<U>(w, x, y, ldy, r0, r1);
+    }
     return;
   }
 
@@ -1200,7 +1315,7 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
-  if (!x.summed()) {
+  if (!x.summed() || n_tokens <= kFewSummedTokens) {  // the AVX-512 kernels of few tokens
     avx512_quant_rows<U>(w, x, y, ldy, r0, r1);
     return;
   }
