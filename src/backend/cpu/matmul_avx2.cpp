@@ -823,6 +823,98 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
   }
 }
 
+// Contract S for 1-4 tokens (plumb serve's generated tokens when few sequences share a step):
+// the rows along the 8 lanes, as summed_few_rows in matmul_avx512.cpp says why. 8 rows unpacked
+// once; per sub-block each row's products summed in its 8 lanes, then a transposed reduction to
+// the rows' exact sums (integers: the bits of every contract-S kernel).
+constexpr int64_t kFewSummedTokens = 4;
+
+// out lane r = the sum of v[r]'s 8 lanes.
+inline __m256i row_sums8(const __m256i v[8]) {
+  __m256i s[4], u[2];
+  for (int i = 0; i < 4; ++i) {  // per 128-bit lane: rows 2i, 2i + 1, two dwords each
+    s[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  }
+  for (int j = 0; j < 2; ++j) {  // per 128-bit lane L, element k: row 4j + k's dwords 4L..4L+3
+    u[j] = _mm256_add_epi32(_mm256_unpacklo_epi64(s[2 * j], s[2 * j + 1]), _mm256_unpackhi_epi64(s[2 * j], s[2 * j + 1]));
+  }
+  return _mm256_add_epi32(_mm256_permute2x128_si256(u[0], u[1], 0x20), _mm256_permute2x128_si256(u[0], u[1], 0x31));
+}
+
+template <class U>
+void avx2_summed_few(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                     int64_t r1) {
+  constexpr int kRows = 8;
+  constexpr int kSubs = U::kBlock / U::kSub;
+  constexpr size_t kBlockBytes = sizeof(typename U::Block);
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
+  const int64_t n_in = w.n_in;
+  const int64_t n_tokens = x.n_tokens();
+  const int64_t n_blocks = n_in / U::kBlock;
+  const int64_t n_sub = n_in / U::kSub;
+  thread_local RowScratch scratch;
+  scratch.reserve(kRows, n_in, n_sub);
+  thread_local std::vector<float> dwt, mct;  // [s][row]
+  dwt.resize(static_cast<size_t>(n_sub * kRows));
+  mct.resize(static_cast<size_t>(n_sub * kRows));
+  const auto load = [](const int16_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); };
+  for (int64_t g0 = r0; g0 < r1; g0 += kRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(r1 - g0, kRows));
+    for (int r = 0; r < kRows; ++r) {
+      int16_t* wq = scratch.w_aligned + r * n_in;
+      float* dw = scratch.dw.data() + r * n_sub;
+      float* mc = scratch.mc.data() + r * n_sub;
+      if (r >= nr) {  // a missing row: zero weights (its outputs are not stored)
+        std::fill(wq, wq + n_in, int16_t{0});
+        std::fill(dw, dw + n_sub, 0.0f);
+        std::fill(mc, mc + n_sub, 0.0f);
+        continue;
+      }
+      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
+      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
+      for (int64_t blk = 0; blk < n_blocks; ++blk) {
+        U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
+      }
+    }
+    for (int64_t s = 0; s < n_sub; ++s) {
+      for (int r = 0; r < kRows; ++r) {
+        dwt[static_cast<size_t>(s * kRows + r)] = scratch.dw[static_cast<size_t>(r * n_sub + s)];
+        mct[static_cast<size_t>(s * kRows + r)] = scratch.mc[static_cast<size_t>(r * n_sub + s)];
+      }
+    }
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const ActRow a = act_row(x, lay, t);
+      __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // sets s % 2, rows along the lanes
+      for (int64_t s = 0; s < n_sub; ++s) {
+        const int16_t* q = a.q + s * U::kSub;
+        __m256i v[kRows];
+        for (int r = 0; r < kRows; ++r) {
+          const int16_t* wr = scratch.w_aligned + r * n_in + s * U::kSub;
+          v[r] = _mm256_madd_epi16(load(wr), load(q));
+          if constexpr (U::kSub == 32) v[r] = _mm256_add_epi32(v[r], _mm256_madd_epi16(load(wr + 16), load(q + 16)));
+        }
+        const __m256 coef =
+            _mm256_mul_ps(_mm256_loadu_ps(&dwt[static_cast<size_t>(s * kRows)]), _mm256_set1_ps(a.d[s * U::kSub / kActBlock]));
+        acc[s % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(row_sums8(v)), coef, acc[s % 2]);
+      }
+      __m256 out = _mm256_add_ps(acc[0], acc[1]);
+      if constexpr (U::kHasMin) {  // hsum8 of macc[s % 8], lane by lane
+        const float* sx = U::kSub == 32 ? a.sx32 : a.sx16;
+        __m256 m[8];
+        for (auto& v : m) v = _mm256_setzero_ps();
+        for (int64_t s = 0; s < n_sub; ++s) {
+          m[s % 8] = _mm256_fmadd_ps(_mm256_loadu_ps(&mct[static_cast<size_t>(s * kRows)]), _mm256_set1_ps(sx[s]), m[s % 8]);
+        }
+        out = _mm256_add_ps(out, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(m[0], m[4]), _mm256_add_ps(m[2], m[6])),
+                                               _mm256_add_ps(_mm256_add_ps(m[1], m[5]), _mm256_add_ps(m[3], m[7]))));
+      }
+      alignas(32) float o[kRows];
+      _mm256_store_ps(o, out);
+      for (int r = 0; r < nr; ++r) y[t * ldy + g0 + r] = o[r];
+    }
+  }
+}
+
 // The lane contract for a type without a single-token kernel (Q8_K): the unpacked row's sub-blocks
 // into the lane contract's two sets of 8 lanes.
 template <class U>
@@ -861,7 +953,11 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
   if (x.summed()) {
-    avx2_summed_prompt<U>(w, x, y, ldy, r0, r1);
+    if (n_tokens <= kFewSummedTokens) {
+      avx2_summed_few<U>(w, x, y, ldy, r0, r1);
+    } else {
+      avx2_summed_prompt<U>(w, x, y, ldy, r0, r1);
+    }
     return;
   }
   if constexpr (std::is_same_v<F, NoFused>) {
