@@ -1,8 +1,9 @@
 // Micro-benchmark of plumb serve's step (not a test): N sequences of a SessionGroup, each with a
 // prompt of P tokens, then decode steps of one generated token each, all N in one forward pass.
-//   bench_serve_step MODEL [--seqs 1,16,64] [--prompt 30] [--steps 10] [--threads 2]
+//   bench_serve_step MODEL [--seqs 1,16,64] [--prompt 30] [--steps 10] [--threads 2] [--profile 1]
 // Prints, per N, the process CPU time and wall time of a step (mean over --steps) and the tokens/s
-// the wall time gives. CPU time is what a loaded machine inflates least.
+// the wall time gives. CPU time is what a loaded machine inflates least. --profile 1 adds the CPU
+// backend's per-op wall time of a step (src/backend/cpu/op_profile.h, as `plumb bench --profile`).
 #include <sys/resource.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/op_profile.h"
 #include "model/model.h"
 
 using namespace plumb;
@@ -45,11 +47,13 @@ std::vector<int> parse_list(const char* s) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_serve_step MODEL [--seqs 1,16,64] [--prompt 30] [--steps 10] [--threads 2]\n");
+    std::fprintf(stderr,
+                 "usage: bench_serve_step MODEL [--seqs 1,16,64] [--prompt 30] [--steps 10] [--threads 2] [--profile 1]\n");
     return 2;
   }
   std::vector<int> seqs = {1, 16, 64};
   int prompt_len = 30, steps = 10, threads = 2;
+  bool profile = false;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--seqs") {
@@ -60,6 +64,8 @@ int main(int argc, char** argv) {
       steps = std::atoi(argv[i + 1]);
     } else if (flag == "--threads") {
       threads = std::atoi(argv[i + 1]);
+    } else if (flag == "--profile") {
+      profile = std::atoi(argv[i + 1]) != 0;
     } else {
       std::fprintf(stderr, "bench_serve_step: unknown flag %s\n", flag.c_str());
       return 2;
@@ -98,6 +104,8 @@ int main(int argc, char** argv) {
     std::vector<int32_t> last(static_cast<size_t>(n), 42);
     inputs.clear();
     for (int s = 0; s < n; ++s) inputs.push_back({s, std::span(&last[static_cast<size_t>(s)], 1), true, true});
+    cpu::OpProfile::reset();
+    cpu::OpProfile::set_enabled(profile);
     const double c0 = cpu_seconds(), w0 = wall_seconds();
     for (int i = 0; i < steps; ++i) {
       if (Status st = (*group)->step(inputs); !st.ok()) {
@@ -106,8 +114,12 @@ int main(int argc, char** argv) {
       }
     }
     const double cpu_ms = (cpu_seconds() - c0) / steps * 1e3, wall_ms = (wall_seconds() - w0) / steps * 1e3;
+    cpu::OpProfile::set_enabled(false);
     std::printf("%3d sequences: a step %7.1f ms CPU (%5.2f ms a token), %7.1f ms wall, %6.1f tokens/s\n", n, cpu_ms,
                 cpu_ms / n, wall_ms, n / wall_ms * 1e3);
+    for (const cpu::OpProfile::Row& r : profile ? cpu::OpProfile::rows() : std::vector<cpu::OpProfile::Row>{}) {
+      if (r.calls > 0) std::printf("    %-22s %8.3f ms a step\n", r.name.c_str(), r.wall_ns * 1e-6 / steps);
+    }
   }
   return 0;
 }

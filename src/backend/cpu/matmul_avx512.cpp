@@ -581,6 +581,20 @@ struct Legacy {
       if (!tail) legacy_scales<B>(b0 + kBytes, dw + i + 1, mc + i + 1);
     }
   }
+  // dw and mc alone, sub-block s at dw[s * stride] (the few-token path, which decodes the
+  // weights in registers: pair_dot).
+  static void scales(const uint8_t* row, int64_t nb, float* dw, float* mc, int64_t stride) {
+    for (int64_t i = 0; i < nb; ++i) legacy_scales<B>(row + i * sizeof(typename B::Block), dw + i * stride, mc + i * stride);
+  }
+  // Pair p's 16 int32 partials against one token (qz in pair order, corr its offset sums): lanes
+  // 0-7 sub-block 2p, 8-15 sub-block 2p + 1 (none past an odd last block).
+  static PLUMB_INLINE __m512i pair_dot(const uint8_t* row, int64_t p, int64_t nb, const int16_t* qz, const int32_t* corr) {
+    constexpr size_t kBytes = sizeof(typename B::Block);
+    const uint8_t* b0 = row + 2 * p * kBytes;
+    __m512i w0, w1;
+    B::pair(b0, 2 * p + 1 == nb ? b0 : b0 + kBytes, &w0, &w1);
+    return dot_pair32<kRawOffset>(w0, w1, qz + 64 * p, corr + 16 * p);
+  }
 };
 
 template <class S>
@@ -603,6 +617,25 @@ struct Sup32 {
         _mm512_store_si512(wz + 256 * i + 64 * j + 32, centred<kRawOffset>(w1));
       }
     }
+  }
+  static void scales(const uint8_t* row, int64_t nb, float* dw, float* mc, int64_t stride) {
+    const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
+    alignas(32) float d8[8], m8[8];
+    for (int64_t i = 0; i < nb; ++i) {
+      __m256 d, m = _mm256_setzero_ps();
+      S::scales(blocks[i], &d, &m);
+      _mm256_store_ps(d8, d);
+      _mm256_store_ps(m8, m);
+      for (int k = 0; k < 8; ++k) {
+        dw[(8 * i + k) * stride] = d8[k];
+        if constexpr (S::kHasMin) mc[(8 * i + k) * stride] = m8[k];
+      }
+    }
+  }
+  static PLUMB_INLINE __m512i pair_dot(const uint8_t* row, int64_t p, int64_t, const int16_t* qz, const int32_t* corr) {
+    __m512i w0, w1;
+    S::pair(reinterpret_cast<const typename S::Block*>(row)[p / 4], static_cast<int>(p % 4), &w0, &w1);
+    return dot_pair32<kRawOffset>(w0, w1, qz + 64 * p, corr + 16 * p);
   }
 };
 
@@ -921,10 +954,19 @@ void summed_few_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const int64_t n_pairs = (n_sub + 1) / 2;
   const int64_t wz_stride = n_pairs * kChunk;
   const int64_t s_stride = 2 * n_pairs;
-  thread_local Buffer qz_buf, wz_buf, dw_buf, mc_buf, dwt_buf, mct_buf;
+  thread_local Buffer qz_buf, corr_buf, wz_buf, dw_buf, mc_buf, dwt_buf, mct_buf;
   // The tokens' activations in the weights' element order.
   int16_t* qz = U::kSub == 32 ? qz_buf.get<int16_t>(static_cast<size_t>(n_tokens * wz_stride)) : nullptr;
   for (int64_t t = 0; qz != nullptr && t < n_tokens; ++t) pair_order(act_row(x, lay, t).q, lay.n_blocks, qz + t * wz_stride);
+  // One token of a 32-element type: its weights decoded in registers as they are used (pair_dot),
+  // as the single-token kernels do, not unpacked to memory first; more tokens share one unpacking.
+  constexpr bool kInRegisters = requires { U::pair_dot(nullptr, 0, 0, nullptr, nullptr); };
+  const bool in_registers = kInRegisters && n_tokens == 1;
+  int32_t* corr = nullptr;
+  if (in_registers && U::kRawOffset != 0) {
+    corr = corr_buf.get<int32_t>(static_cast<size_t>(16 * n_pairs));
+    offset_sums32(qz, n_pairs, U::kRawOffset, corr);
+  }
   int16_t* wz = wz_buf.get<int16_t>(static_cast<size_t>(kFewRows * wz_stride));
   float* dw = dw_buf.get<float>(static_cast<size_t>(kFewRows * s_stride));
   float* mc = mc_buf.get<float>(static_cast<size_t>(kFewRows * s_stride));
@@ -932,18 +974,27 @@ void summed_few_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   float* mct = mct_buf.get<float>(static_cast<size_t>(s_stride * kFewRows));
   for (int64_t g0 = r0; g0 < r1; g0 += kFewRows) {
     const int nr = static_cast<int>(min64(r1 - g0, kFewRows));
+    const uint8_t* rows[kFewRows];
     for (int r = 0; r < kFewRows; ++r) {
-      if (r >= nr) {  // rows past the range: zero weights (their outputs are not stored)
+      // Rows past the range: zero weights, or the first row's in registers (their outputs are
+      // not stored, and each lane is a row of its own: nothing crosses to the others).
+      rows[r] = w.data + static_cast<size_t>(g0 + (r < nr ? r : 0)) * w.row_bytes;
+      if constexpr (kInRegisters) {
+        if (in_registers) {  // the multipliers straight into [s][row]
+          U::scales(rows[r], n_blocks, dwt + r, mct + r, kFewRows);
+          continue;
+        }
+      }
+      if (r >= nr) {
         std::memset(wz + r * wz_stride, 0, static_cast<size_t>(wz_stride) * sizeof(int16_t));
         std::memset(dw + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
         std::memset(mc + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
         continue;
       }
-      const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
-      prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
-      U::unpack(row, n_blocks, wz + r * wz_stride, dw + r * s_stride, mc + r * s_stride);
+      prefetch_range(rows[r], w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
+      U::unpack(rows[r], n_blocks, wz + r * wz_stride, dw + r * s_stride, mc + r * s_stride);
     }
-    for (int64_t sb = 0; sb < n_sub; ++sb) {
+    for (int64_t sb = 0; !in_registers && sb < n_sub; ++sb) {
       for (int r = 0; r < kFewRows; ++r) {
         dwt[sb * kFewRows + r] = dw[r * s_stride + sb];
         if constexpr (U::kHasMin) mct[sb * kFewRows + r] = mc[r * s_stride + sb];
@@ -956,7 +1007,13 @@ void summed_few_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
       for (int64_t p = 0; p < n_pairs; ++p) {
         const int16_t* qp = q + p * kChunk;
         __m512i v[kFewRows];
-        if constexpr (kChunk == 64) {
+        if constexpr (kInRegisters) {
+          if (in_registers) {
+            for (int r = 0; r < kFewRows; ++r) v[r] = U::pair_dot(rows[r], p, n_blocks, q, corr);
+          }
+        }
+        if (in_registers) {
+        } else if constexpr (kChunk == 64) {
           const __m512i q0 = load512(qp), q1 = load512(qp + 32);
           for (int r = 0; r < kFewRows; ++r) {
             const int16_t* wp = wz + r * wz_stride + p * kChunk;
