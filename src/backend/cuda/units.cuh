@@ -23,6 +23,11 @@ constexpr float k2p23 = 8388608.0f;
 // The units are host code too (units_check.cu tests their layouts on the CPU): the device's
 // intrinsics, and their host equivalents.
 #define PLUMB_UNIT __host__ __device__ __forceinline__
+#ifdef __CUDA_ARCH__  // the host compiler would warn of an unknown pragma
+#define PLUMB_UNROLL _Pragma("unroll")
+#else
+#define PLUMB_UNROLL
+#endif
 template <typename V>
 PLUMB_UNIT V ldg(const V* p) {
 #ifdef __CUDA_ARCH__
@@ -60,7 +65,7 @@ PLUMB_UNIT float byte_minus(uint32_t w, int k, float bias) {
 template <int N>
 PLUMB_UNIT void load_words_2(const uint8_t* p, uint32_t (&w)[N]) {
   const auto* h = reinterpret_cast<const uint16_t*>(p);
-#pragma unroll
+PLUMB_UNROLL
   for (int i = 0; i < N; ++i) w[i] = static_cast<uint32_t>(ldg(h + 2 * i)) | (static_cast<uint32_t>(ldg(h + 2 * i + 1)) << 16);
 }
 PLUMB_UNIT void load_words_16(const uint8_t* p, uint32_t (&w)[4]) {
@@ -79,7 +84,7 @@ template <> struct Unit<TensorType::F16> {
   uint32_t w[16];
   static PLUMB_UNIT int64_t run_start(int64_t u, int run) { return 32 * u + 16 * run; }
   PLUMB_UNIT void load(const uint8_t* row, int64_t u) {
-#pragma unroll
+PLUMB_UNROLL
     for (int i = 0; i < 4; ++i) {
       const uint4 v = ldg(reinterpret_cast<const uint4*>(row + 64 * u) + i);
       w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
@@ -120,7 +125,7 @@ template <> struct Unit<TensorType::Q4_1> {
     const uint8_t* b = row + 20 * u;
     const auto* w = reinterpret_cast<const uint32_t*>(b);
     dm = ldg(w);
-#pragma unroll
+PLUMB_UNROLL
     for (int i = 0; i < 4; ++i) q[i] = ldg(w + 1 + i);
   }
   PLUMB_UNIT void scales(float (&a)[2], float (&o)[2]) const {
@@ -172,7 +177,7 @@ template <> struct Unit<TensorType::Q4_K> {
       return static_cast<int>((word >> (8 * (i % 4))) & 0xff);
     };
     const float d = lo_half(h.x), dmin = hi_half(h.x);
-#pragma unroll
+PLUMB_UNROLL
     for (int run = 0; run < 2; ++run) {
       const int s = 2 * (j / 2) + run;  // the group
       int sc, mn;
