@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#ifdef PLUMB_HAVE_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "quant/ref.h"
 #include "quant/types.h"
 
@@ -233,6 +236,28 @@ TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
     EXPECT_TRUE(same_bits(get(*gpu, acc, acc0.size()), expect_acc)) << type_name(type) << " n=" << n << " matmul_add acc";
   }
 }
+
+#ifdef PLUMB_HAVE_CUDA
+// The register matvec's unit layouts against the reference, on the host: runs without a GPU.
+TEST(CudaUnits, LayoutsGiveTheReferenceValues) {
+  for (TensorType type : {TensorType::F16, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K,
+                          TensorType::Q6_K}) {
+    const int64_t n_in = awkward_row(type), rows = 3;
+    const Weights w = make_weights(type, n_in, rows, 50);
+    const size_t row_bytes = row_size(type, n_in);
+    for (int64_t r = 0; r < rows; ++r) {
+      // A 16-byte aligned copy of the row, as the backend uploads it.
+      std::vector<uint4> aligned((row_bytes + 15) / 16);
+      std::memcpy(aligned.data(), w.bytes.data() + static_cast<size_t>(r) * row_bytes, row_bytes);
+      std::string first;
+      EXPECT_EQ(cuda::check_unit_layout(type, reinterpret_cast<const uint8_t*>(aligned.data()), n_in,
+                                        w.dequantized.data() + r * n_in, &first),
+                0)
+          << type_name(type) << " row " << r << ": " << first;
+    }
+  }
+}
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaOps, ::testing::ValuesIn(kWeightTypes),
                          [](const auto& info) { return std::string(type_name(info.param)); });
