@@ -250,6 +250,40 @@ TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
   }
 }
 
+// Under the generation contract a token's bits do not depend on the tokens launched with it (a
+// batch of sequences shares one launch: docs/EXACTNESS.md, "Batch invariance"): n tokens in one
+// call give each token's bits alone, at every count up to kMaxMatvecTokens, also for rows too
+// long for two tokens' x in the register kernel's shared memory.
+TEST_P(CudaOps, MatvecTokensGiveTheirBitsAlone) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  const TensorType type = GetParam();
+  for (const int64_t n_in : {awkward_row(type), int64_t{12288}}) {
+    const int64_t n_out = 19;
+    const Weights w = make_weights(type, n_in, n_out, 40);
+    auto m = gpu->bind_matrix(w.info);
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    const int64_t n_max = 8;  // kMaxMatvecTokens: the most a matvec launch takes
+    const std::vector<float> x = random_values(static_cast<size_t>(n_max * n_in), 41);
+    float* gx = put(*gpu, x);
+    std::vector<std::vector<float>> alone;
+    for (int64_t t = 0; t < n_max; ++t) {
+      float* y = poisoned(*gpu, static_cast<size_t>(n_out));
+      gpu->matmul(**m, gx + t * n_in, 1, /*n_lane=*/1, y);
+      alone.push_back(get(*gpu, y, static_cast<size_t>(n_out)));
+    }
+    for (int64_t n = 2; n <= n_max; ++n) {
+      float* y = poisoned(*gpu, static_cast<size_t>(n * n_out));
+      gpu->matmul(**m, gx, n, /*n_lane=*/n, y);
+      const std::vector<float> got = get(*gpu, y, static_cast<size_t>(n * n_out));
+      for (int64_t t = 0; t < n; ++t) {
+        EXPECT_TRUE(same_bits(std::vector<float>(got.begin() + t * n_out, got.begin() + (t + 1) * n_out),
+                              alone[static_cast<size_t>(t)]))
+            << type_name(type) << " n_in=" << n_in << ": token " << t << " of " << n;
+      }
+    }
+  }
+}
+
 #ifdef PLUMB_HAVE_CUDA
 // The register matvec's unit layouts against the reference, on the host: runs without a GPU.
 TEST(CudaUnits, LayoutsGiveTheReferenceValues) {

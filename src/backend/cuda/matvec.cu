@@ -1,6 +1,7 @@
 // Products of one or two tokens with the weights read once (generation steps): the register
 // matvec for the common types (units.cuh); more tokens, and the other types, through the staged
 // matvec (matmul.cu).
+#include <algorithm>
 #include <cstdlib>
 
 #include "backend/cuda/kernels.h"
@@ -12,6 +13,7 @@ namespace {
 
 constexpr int kWarps = 4;       // warps of a block: each takes its own rows, all of x staged once
 constexpr int kMaxUnitTokens = 2;  // token counts of the register kernel
+constexpr size_t kMaxStagedBytes = 100 * 1024;  // x staged by a block, beside another block's
 
 // x of every token, staged by the block in the order the lanes read it: unit u = 32 it + lane
 // reads its 32 values as 8 float4 at xs[t][it][k][lane] (k < 4: run A, else run B), so a warp's
@@ -162,39 +164,54 @@ cudaError_t launch(const MatvecParts& parts, size_t row_stride, int64_t n_in, co
   return cudaGetLastError();
 }
 
+// Rows a warp: 1, the fastest measured (H100, TinyLlama Q4_K_M tg128 610-615 t/s against
+// 590-597 with 2 rows and 516 with 4; Q8_0 577 against 562, Q4_0 655 against 661); PLUMB_MV=2
+// or 4 picks the others, for measuring.
 template <TensorType T, int NT>
 cudaError_t launch_rows(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
                         cudaStream_t stream) {
-  static const int variant = getenv("PLUMB_MV") ? atoi(getenv("PLUMB_MV")) : 0;
+  static const int variant = getenv("PLUMB_MV") ? atoi(getenv("PLUMB_MV")) : 1;
   switch (variant) {
-    case 1: return launch<T, NT, 1>(parts, row_stride, n_in, x, n, rows, stream);
-    case 2: return launch<T, NT, 4>(parts, row_stride, n_in, x, n, rows, stream);
-    default: return launch<T, NT, 2>(parts, row_stride, n_in, x, n, rows, stream);
+    case 2: return launch<T, NT, 2>(parts, row_stride, n_in, x, n, rows, stream);
+    case 4: return launch<T, NT, 4>(parts, row_stride, n_in, x, n, rows, stream);
+    default: return launch<T, NT, 1>(parts, row_stride, n_in, x, n, rows, stream);
   }
 }
 
 }  // namespace
 
+// A token's bits must not depend on the tokens launched beside it (a batch of sequences runs its
+// tokens together: docs/EXACTNESS.md, "Batch invariance"), and the register and staged kernels
+// sum in different orders: so a row that the register kernel takes for one token takes every
+// token through it, two a launch where two tokens' x fit its shared memory, else one; the staged
+// kernel's tokens never interact.
 cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
                    cudaStream_t stream) {
   int64_t rows = 0;
   for (int i = 0; i < parts.count; ++i) rows += parts.n_out[i];
   if (rows == 0 || n == 0) return cudaSuccess;
-  // The staged x must fit a block's shared memory beside another block's.
-  if (n > kMaxUnitTokens || staged_bytes(n_in, n) > 100 * 1024) {
-    return matvec_staged(type, parts, row_stride, n_in, x, n, stream);
-  }
-  cudaError_t e = cudaErrorInvalidValue;
   bool unit = false;
-  dispatch_type(type, [&](auto tag) {
-    constexpr TensorType T = decltype(tag)::value;
-    if constexpr (Unit<T>::kExists) {
-      unit = true;
-      e = n == 1 ? launch_rows<T, 1>(parts, row_stride, n_in, x, n, rows, stream)
-                 : launch_rows<T, 2>(parts, row_stride, n_in, x, n, rows, stream);
+  dispatch_type(type, [&](auto tag) { unit = Unit<decltype(tag)::value>::kExists; });
+  if (!unit || staged_bytes(n_in, 1) > kMaxStagedBytes) return matvec_staged(type, parts, row_stride, n_in, x, n, stream);
+  const int per_launch = staged_bytes(n_in, kMaxUnitTokens) <= kMaxStagedBytes ? kMaxUnitTokens : 1;
+  cudaError_t e = cudaSuccess;
+  for (int t0 = 0; t0 < n && e == cudaSuccess; t0 += per_launch) {
+    const int k = std::min(per_launch, n - t0);
+    MatvecParts at = parts;
+    for (int i = 0; i < at.count; ++i) {
+      at.y[i] += t0 * at.n_out[i];
+      if (at.acc[i] != nullptr) at.acc[i] += t0 * at.n_out[i];
     }
-  });
-  return unit ? e : matvec_staged(type, parts, row_stride, n_in, x, n, stream);
+    const float* xt = x + t0 * n_in;
+    dispatch_type(type, [&](auto tag) {
+      constexpr TensorType T = decltype(tag)::value;
+      if constexpr (Unit<T>::kExists) {
+        e = k == 1 ? launch_rows<T, 1>(at, row_stride, n_in, xt, k, rows, stream)
+                   : launch_rows<T, 2>(at, row_stride, n_in, xt, k, rows, stream);
+      }
+    });
+  }
+  return e;
 }
 
 }  // namespace plumb::cuda

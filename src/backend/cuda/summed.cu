@@ -2,6 +2,8 @@
 // preparation and the product kernel. The arithmetic and the tile layout are in summed.h (shared
 // with the host-side tests); this file adds the instructions (cp.async, ldmatrix, mma.sync) and
 // the block's schedule.
+#include <cstdlib>
+
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/summed.h"
 
@@ -383,7 +385,11 @@ cudaError_t launch_summed(const MatvecParts& parts, size_t row_stride, const Act
 
 }  // namespace
 
-bool summed_covers(TensorType type) { return summed::covers(type); }
+// PLUMB_CUDA_SUMMED=0 sends every prompt product through cuBLAS (for measuring the kernel).
+bool summed_covers(TensorType type) {
+  static const bool enabled = getenv("PLUMB_CUDA_SUMMED") == nullptr || atoi(getenv("PLUMB_CUDA_SUMMED")) != 0;
+  return enabled && summed::covers(type);
+}
 
 size_t summed_act_bytes(int64_t n_in, int64_t n) { return summed::act_bytes(n_in, n); }
 
