@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#ifdef PLUMB_HAVE_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "quant/ref.h"
 #include "quant/types.h"
 
@@ -125,6 +128,12 @@ const TensorType kWeightTypes[] = {TensorType::F32,  TensorType::F16,  TensorTyp
                                    TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K,   TensorType::Q5_K,
                                    TensorType::Q6_K, TensorType::IQ4_NL, TensorType::IQ4_XS};
 
+// The types whose prompt products follow the CPU's contract S on CUDA (kernels.h, summed_covers).
+bool summed_covered(TensorType t) {
+  return t == TensorType::Q4_0 || t == TensorType::Q8_0 || t == TensorType::Q4_K || t == TensorType::Q5_K ||
+         t == TensorType::Q6_K;
+}
+
 // Row length: 25 blocks of 32 (not a multiple of 256) where the type allows, else 3 x 256.
 int64_t awkward_row(TensorType type) { return type_traits(type).block_size == 256 ? 768 : 800; }
 
@@ -154,7 +163,9 @@ TEST_P(CudaOps, GetRowsGiveTheReferenceBits) {
 
 // y = W x against float64 over the dequantized weights, at every token count around the switch
 // between the matvec kernel and cuBLAS, and against the CPU backend (whose 16-bit activations
-// put it further from float64: a sanity bound).
+// put it further from float64: a sanity bound). The prompt products of the types the contract-S
+// kernel covers (4 tokens and more here) are the CPU's bits, as close to float64 as the CPU's
+// (tests/cuda_summed_test.cpp tests them at more shapes).
 TEST_P(CudaOps, MatmulMatchesFloat64) {
   PLUMB_REQUIRE_CUDA(gpu);
   auto cpu = make_backend("cpu", 1);
@@ -182,8 +193,13 @@ TEST_P(CudaOps, MatmulMatchesFloat64) {
     const std::vector<float> y = get(*gpu, gy, ref.size());
     std::vector<float> cy(ref.size());
     (*cpu)->matmul(**cm, x.data(), n, /*n_lane=*/n < 4 ? n : 0, cy.data());
-    EXPECT_LE(nmse(y, ref), 1e-12) << type_name(type) << " n=" << n;
-    EXPECT_LE(nmse(y, widen(cy)), 1e-8) << type_name(type) << " n=" << n << " (CUDA vs CPU)";
+    if (summed_covered(type) && n >= 4) {
+      EXPECT_TRUE(same_bits(y, cy)) << type_name(type) << " n=" << n << " (CUDA vs CPU, contract S)";
+      EXPECT_LE(nmse(y, ref), 1e-8) << type_name(type) << " n=" << n;
+    } else {
+      EXPECT_LE(nmse(y, ref), 1e-12) << type_name(type) << " n=" << n;
+      EXPECT_LE(nmse(y, widen(cy)), 1e-8) << type_name(type) << " n=" << n << " (CUDA vs CPU)";
+    }
     gpu->release(gx);
     gpu->release(gy);
   }
@@ -233,6 +249,62 @@ TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
     EXPECT_TRUE(same_bits(get(*gpu, acc, acc0.size()), expect_acc)) << type_name(type) << " n=" << n << " matmul_add acc";
   }
 }
+
+// Under the generation contract a token's bits do not depend on the tokens launched with it (a
+// batch of sequences shares one launch: docs/EXACTNESS.md, "Batch invariance"): n tokens in one
+// call give each token's bits alone, at every count up to kMaxMatvecTokens, also for rows too
+// long for two tokens' x in the register kernel's shared memory.
+TEST_P(CudaOps, MatvecTokensGiveTheirBitsAlone) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  const TensorType type = GetParam();
+  for (const int64_t n_in : {awkward_row(type), int64_t{12288}}) {
+    const int64_t n_out = 19;
+    const Weights w = make_weights(type, n_in, n_out, 40);
+    auto m = gpu->bind_matrix(w.info);
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    const int64_t n_max = 8;  // kMaxMatvecTokens: the most a matvec launch takes
+    const std::vector<float> x = random_values(static_cast<size_t>(n_max * n_in), 41);
+    float* gx = put(*gpu, x);
+    std::vector<std::vector<float>> alone;
+    for (int64_t t = 0; t < n_max; ++t) {
+      float* y = poisoned(*gpu, static_cast<size_t>(n_out));
+      gpu->matmul(**m, gx + t * n_in, 1, /*n_lane=*/1, y);
+      alone.push_back(get(*gpu, y, static_cast<size_t>(n_out)));
+    }
+    for (int64_t n = 2; n <= n_max; ++n) {
+      float* y = poisoned(*gpu, static_cast<size_t>(n * n_out));
+      gpu->matmul(**m, gx, n, /*n_lane=*/n, y);
+      const std::vector<float> got = get(*gpu, y, static_cast<size_t>(n * n_out));
+      for (int64_t t = 0; t < n; ++t) {
+        EXPECT_TRUE(same_bits(std::vector<float>(got.begin() + t * n_out, got.begin() + (t + 1) * n_out),
+                              alone[static_cast<size_t>(t)]))
+            << type_name(type) << " n_in=" << n_in << ": token " << t << " of " << n;
+      }
+    }
+  }
+}
+
+#ifdef PLUMB_HAVE_CUDA
+// The register matvec's unit layouts against the reference, on the host: runs without a GPU.
+TEST(CudaUnits, LayoutsGiveTheReferenceValues) {
+  for (TensorType type : {TensorType::F16, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K,
+                          TensorType::Q6_K}) {
+    const int64_t n_in = awkward_row(type), rows = 3;
+    const Weights w = make_weights(type, n_in, rows, 50);
+    const size_t row_bytes = row_size(type, n_in);
+    for (int64_t r = 0; r < rows; ++r) {
+      // A 16-byte aligned copy of the row, as the backend uploads it.
+      std::vector<uint4> aligned((row_bytes + 15) / 16);
+      std::memcpy(aligned.data(), w.bytes.data() + static_cast<size_t>(r) * row_bytes, row_bytes);
+      std::string first;
+      EXPECT_EQ(cuda::check_unit_layout(type, reinterpret_cast<const uint8_t*>(aligned.data()), n_in,
+                                        w.dequantized.data() + r * n_in, &first),
+                0)
+          << type_name(type) << " row " << r << ": " << first;
+    }
+  }
+}
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaOps, ::testing::ValuesIn(kWeightTypes),
                          [](const auto& info) { return std::string(type_name(info.param)); });

@@ -1,8 +1,10 @@
 // The CUDA backend: weights uploaded once at bind time, activations and the KV cache in device
 // memory, every op a kernel of kernels.h on one stream, no host synchronization between ops
-// (only host_view waits), products of more than kMaxMatvecTokens tokens through cuBLAS SGEMM
-// (pedantic math: no TF32) over rows dequantized into a scratch buffer, and a generation step
-// recorded once as a CUDA graph and replayed (run_step).
+// (only host_view waits), prompt products of the types summed_covers names through the int8
+// tensor-core kernel of contract S (any token count), other products of more than
+// kMaxMatvecTokens tokens through cuBLAS SGEMM (pedantic math: no TF32) over rows dequantized
+// into a scratch buffer, and a generation step recorded once as a CUDA graph and replayed
+// (run_step).
 #include "backend/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -134,6 +136,7 @@ class CudaBackend : public Backend {
                             type_name(t.type), t.shape_string().c_str(), m->row_bytes * static_cast<size_t>(m->n_out));
     }
     m->row_stride = (m->row_bytes + 15) / 16 * 16;
+    if (!summed_covers(m->type)) ++uncovered_matrices_;
     PLUMB_ASSIGN_OR_RETURN(m->data, device_alloc(m->row_stride * static_cast<size_t>(m->n_out), t.name.c_str(),
                                                  DeviceMemory::kWeights));
     PLUMB_RETURN_IF_ERROR(check(cudaMemset(m->data, 0, m->row_stride * static_cast<size_t>(m->n_out)), "cudaMemset"));
@@ -234,31 +237,65 @@ class CudaBackend : public Backend {
     const Product p{&w, y};
     matmul_same_input(std::span<const Product>(&p, 1), x, n, n_lane);
   }
-  bool prompt_contract_per_token() const override { return false; }
+  // Per token when every product of the model follows contract S under the prompt contract
+  // (every bound matrix of a type summed_covers names: Q4_K_M files, Q4_0, Q8_0), not when one
+  // goes through cuBLAS, whose rounding may follow the call's shape (a tensor of another type, or
+  // a float one: F16 output or embeddings, counted even when only get_rows reads them).
+  bool prompt_contract_per_token() const override { return uncovered_matrices_ == 0; }
   // The generation contract is matvec's, whose tokens do not interact: tokens [0, n_lane) go
-  // through it kMaxMatvecTokens at a time. The prompt tokens [n_lane, n) through matvec too when
-  // they are few, else through cuBLAS, whose rounding may depend on the call's shape: so when x
-  // holds the batch's rows, each run's prompt tokens are a call of their own, whose tokens and
-  // count are its sequence's alone (cuBLAS gives the same bits for the same call; the other
+  // through it kMaxMatvecTokens at a time. The prompt tokens [n_lane, n): for the covered types
+  // one call of the contract-S kernel, whose tokens do not interact either; for the others
+  // matvec when they are few, else cuBLAS, whose rounding may depend on the call's shape: so
+  // when x holds the batch's rows, each run's prompt tokens are a call of their own, whose tokens
+  // and count are its sequence's alone (cuBLAS gives the same bits for the same call; the other
   // inputs, logits rows, are one call: docs/EXACTNESS.md, "Batch invariance").
   void matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) override {
     n_lane = std::clamp<int64_t>(n_lane, 0, n);
     for (int64_t t0 = 0; t0 < n_lane; t0 += kMaxMatvecTokens) {
       products_at(products, x, t0, std::min<int64_t>(kMaxMatvecTokens, n_lane - t0));
     }
-    if (n != batch_n_) {
-      if (n_lane < n) products_at(products, x, n_lane, n - n_lane);
-      return;
+    if (n_lane == n) return;
+    summed_products(products, x, n_lane, n - n_lane);
+    rest_.clear();
+    for (const Product& p : products) {
+      if (!summed_covers(static_cast<const CudaMatrix&>(*p.w).type)) rest_.push_back(p);
     }
+    if (rest_.empty()) return;
+    const std::span<const Product> rest(rest_);
+    if (n != batch_n_) return products_at(rest, x, n_lane, n - n_lane);
     for (const SeqRun& r : runs_) {
       const int64_t begin = std::max(r.begin, n_lane), end = r.begin + r.n;
-      if (begin < end) products_at(products, x, begin, end - begin);
+      if (begin < end) products_at(rest, x, begin, end - begin);
     }
   }
-  // A few tokens: the residual add in the matvec's epilogue (every token of one matvec launch:
-  // its tokens do not interact, so the split by role changes nothing).
+  // The residual add in the product's epilogue: the contract-S kernel's for the prompt tokens of
+  // a covered type (the generation tokens in the matvec's, kMaxMatvecTokens at a time); for the
+  // other types, a few tokens in one matvec launch (its tokens do not interact, so the split by
+  // role changes nothing), more as matmul then add.
   void matmul_add(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y, float* acc) override {
     const auto& m = static_cast<const CudaMatrix&>(w);
+    n_lane = std::clamp<int64_t>(n_lane, 0, n);
+    if (summed_covers(m.type) && n_lane < n) {
+      for (int64_t t0 = 0; t0 < n_lane; t0 += kMaxMatvecTokens) {
+        const int64_t k = std::min<int64_t>(kMaxMatvecTokens, n_lane - t0);
+        MatvecParts parts;
+        parts.count = 1;
+        parts.w[0] = m.data;
+        parts.n_out[0] = m.n_out;
+        parts.y[0] = y + t0 * m.n_out;
+        parts.acc[0] = acc + t0 * m.n_out;
+        note(matvec(m.type, parts, m.row_stride, m.n_in, x + t0 * m.n_in, static_cast<int>(k), stream_), "matvec");
+      }
+      if (!prepare_summed(x + n_lane * m.n_in, n - n_lane, m.n_in)) return;
+      MatvecParts parts;
+      parts.count = 1;
+      parts.w[0] = m.data;
+      parts.n_out[0] = m.n_out;
+      parts.y[0] = y + n_lane * m.n_out;
+      parts.acc[0] = acc + n_lane * m.n_out;
+      note(summed_matmul(m.type, parts, m.row_stride, m.n_in, summed_act_, n - n_lane, stream_), "summed_matmul");
+      return;
+    }
     if (n > kMaxMatvecTokens) return Backend::matmul_add(w, x, n, n_lane, y, acc);
     MatvecParts parts;
     parts.count = 1;
@@ -361,6 +398,54 @@ class CudaBackend : public Backend {
  private:
   // The batch word run r's ops read their position from (set_batch).
   const int32_t* run_batch(int64_t r) const { return batch_ + 1 + batch_n_ + r; }
+
+  // Prepares x [n][n_in] for the contract-S kernel into summed_act_ (grown as needed); false
+  // when that failed (the error is kept).
+  bool prepare_summed(const float* x, int64_t n, int64_t n_in) {
+    const size_t bytes = summed_act_bytes(n_in, n);
+    if (bytes > summed_act_bytes_) {
+      note(cudaStreamSynchronize(stream_), "the products before a larger activation buffer");
+      if (summed_act_ != nullptr) release_raw(summed_act_);
+      summed_act_ = nullptr;
+      summed_act_bytes_ = 0;
+      const size_t want = (bytes + (size_t{1} << 20) - 1) / (size_t{1} << 20) * (size_t{1} << 20);
+      auto d = device_alloc(want, "the prepared activations of a prompt product");
+      if (!d.ok()) return keep(d.status());
+      summed_act_ = *d;
+      summed_act_bytes_ = want;
+      graphs_invalid();  // in case a recorded step used the old buffer
+    }
+    return note(summed_prepare(x, n, n_in, summed_act_, stream_), "summed_prepare");
+  }
+
+  // Tokens [t0, t0 + n) of x through the products of covered types (the others are left out):
+  // x prepared once, then one launch for each run of up to three consecutive products of one
+  // type.
+  void summed_products(std::span<const Product> products, const float* x, int64_t t0, int64_t n) {
+    bool prepared = false;
+    for (size_t i = 0; i < products.size();) {
+      const auto& first = static_cast<const CudaMatrix&>(*products[i].w);
+      if (!summed_covers(first.type)) {
+        ++i;
+        continue;
+      }
+      if (!prepared) {
+        if (!prepare_summed(x + t0 * first.n_in, n, first.n_in)) return;
+        prepared = true;
+      }
+      MatvecParts parts;
+      while (i < products.size() && parts.count < 3) {
+        const auto& m = static_cast<const CudaMatrix&>(*products[i].w);
+        if (m.type != first.type || m.n_in != first.n_in) break;
+        parts.w[parts.count] = m.data;
+        parts.n_out[parts.count] = m.n_out;
+        parts.y[parts.count] = products[i].y + t0 * m.n_out;
+        ++parts.count;
+        ++i;
+      }
+      note(summed_matmul(first.type, parts, first.row_stride, first.n_in, summed_act_, n, stream_), "summed_matmul");
+    }
+  }
 
   // Tokens [t0, t0 + n) of x through every product: one matvec launch for each run of
   // consecutive products of one type and width when n is small, else cuBLAS per product.
@@ -476,6 +561,10 @@ class CudaBackend : public Backend {
   std::map<void*, std::pair<size_t, int>> device_;  // every cudaMalloc of this backend (bytes, kind), freed with it
   DeviceMemory memory_;
   float* scratch_ = nullptr;
+  void* summed_act_ = nullptr;  // prepared activations of the contract-S products
+  size_t summed_act_bytes_ = 0;
+  int64_t uncovered_matrices_ = 0;  // bound matrices of types the contract-S kernel does not read
+  std::vector<Product> rest_;       // matmul_same_input's products of those types
   float* rope_cos_ = nullptr;
   float* rope_sin_ = nullptr;
   int64_t rope_n_rot_ = 0;

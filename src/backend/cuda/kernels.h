@@ -10,14 +10,16 @@
 //
 // Arithmetic contract (docs/EXACTNESS.md, "CUDA backend"): weights are dequantized exactly as
 // the scalar reference does (quant/ref.h; nvcc's -fmad=false keeps every product and sum
-// rounded as written); RMSNorm, RoPE, SwiGLU, the KV store and attention follow the CPU
-// backend's contract operation for operation.
+// rounded as written); the prompt products of the types summed_covers names follow the CPU's
+// contract S bit for bit (summed.h); RMSNorm, RoPE, SwiGLU, the KV store and attention follow
+// the CPU backend's contract operation for operation.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "quant/types.h"
 
@@ -27,7 +29,8 @@ namespace plumb::cuda {
 bool has_matrix_kernel(TensorType type);
 
 // Token counts up to this many go through matvec (weights read once for all of them); more
-// through dequantize_rows + a cuBLAS SGEMM.
+// through dequantize_rows + a cuBLAS SGEMM, or for the types summed_covers names, every prompt
+// token (any count) through summed_matmul.
 constexpr int kMaxMatvecTokens = 8;
 
 // Up to three matrices of one type and row width that multiply the same input (Q, K and V;
@@ -42,15 +45,39 @@ struct MatvecParts {
 
 // y_i[t][r] = sum_k W_i[r][k] x[t][k] for t < n (n <= kMaxMatvecTokens), rows of each W_i in
 // `type`, row_stride bytes apart (a multiple of 16, rows padded by the backend), x 16-byte
-// aligned. Sums in f32 with fma in a fixed order (matvec.cu); F16, Q4_0, Q4_1, Q8_0, Q4_K and
-// Q6_K through the register kernel, the other types through matvec_staged.
+// aligned. Sums in f32 with fma in a fixed order (matvec.cu), a token's bits the same whatever
+// tokens share the call: F16, Q4_0, Q4_1, Q8_0, Q4_K and Q6_K through the register kernel where
+// one token's x fits its 100 KiB of shared memory (n_in up to 23,552), two tokens a launch where
+// two fit (n_in up to 11,264), else one; the other types and longer rows through matvec_staged.
 cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
                    cudaStream_t stream);
+// The register matvec's layout of a row of `type` (units.cuh), checked on the host: every value
+// w = a * q + b of every unit equals reference[position], and the units cover each position once.
+// Returns the number of mismatches; *first describes the first. No GPU needed.
+int64_t check_unit_layout(TensorType type, const uint8_t* row, int64_t n_in, const float* reference,
+                          std::string* first);
 // The same product, one warp per row: each lane dequantizes 32-value groups of a staged chunk as
 // the reference does and sums them with fma in f32; the lanes' sums are combined by a fixed
 // butterfly.
 cudaError_t matvec_staged(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
                           int n, cudaStream_t stream);
+
+// The prompt contract's product for Q4_0, Q8_0, Q4_K, Q5_K and Q6_K: the CPU's contract S
+// (src/backend/cpu/matmul_internal.h) bit for bit, with int8 tensor cores (summed.h, summed.cu).
+// Each token's outputs depend on that token's activations alone, whatever the other tokens.
+bool summed_covers(TensorType type);
+// Bytes of the prepared activations of n tokens of n_in values (n_in a multiple of 32).
+size_t summed_act_bytes(int64_t n_in, int64_t n);
+// Prepares x [n][n_in] (16-byte aligned) into `act` (summed_act_bytes, 16-byte aligned) as the
+// CPU's quantize_token does: per 32-value block d_a, the int16 q split into high and low bytes,
+// and the sums of the original values.
+cudaError_t summed_prepare(const float* x, int64_t n, int64_t n_in, void* act, cudaStream_t stream);
+// y_i[t][r] (t < n) = contract S of row r of W_i and token t of the prepared `act`; rows of each
+// W_i in `type` (summed_covers), row_stride bytes apart (a multiple of 16, rows padded by the
+// backend), n_in a multiple of the type's block. acc_i, when set: acc_i += y_i as well, with the
+// bits of add().
+cudaError_t summed_matmul(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const void* act,
+                          int64_t n, cudaStream_t stream);
 
 // out[r - r0][i] = W[r][i] for rows r0 .. r0 + rows - 1 (row_stride bytes apart), dequantized.
 cudaError_t dequantize_rows(TensorType type, const void* w, size_t row_stride, int64_t n_in, int64_t r0, int64_t rows,

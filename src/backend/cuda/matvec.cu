@@ -1,14 +1,52 @@
-// Products of a few tokens with the weights read once (generation steps): the register matvec
-// for the common types (quads.cuh), the staged matvec (matmul.cu) for the others.
+// Products of one or two tokens with the weights read once (generation steps): the register
+// matvec for the common types (units.cuh); more tokens, and the other types, through the staged
+// matvec (matmul.cu).
+#include <algorithm>
+#include <cstdlib>
+
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/quads.cuh"
+#include "backend/cuda/units.cuh"
 
 namespace plumb::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;  // warps of a block, which split a row's length between them
-constexpr int kRows = 2;   // rows of a block: each warp reads them all, so x is loaded once for them
+constexpr int kWarps = 4;       // warps of a block: each takes its own rows, all of x staged once
+constexpr int kMaxUnitTokens = 2;  // token counts of the register kernel
+constexpr size_t kMaxStagedBytes = 100 * 1024;  // x staged by a block, beside another block's
+
+// x of every token, staged by the block in the order the lanes read it: unit u = 32 it + lane
+// reads its 32 values as 8 float4 at xs[t][it][k][lane] (k < 4: run A, else run B), so a warp's
+// reads are 512 contiguous bytes; sums[t][u][run] = sum of the run's 16 values, ascending.
+struct StagedX {
+  float4* xs;
+  float* sums;
+  int64_t iters;  // lane iterations of a row: ceil(units / 32)
+};
+
+size_t staged_bytes(int64_t n_in, int n) {
+  const int64_t iters = (n_in / 32 + 31) / 32;
+  return static_cast<size_t>(n) * static_cast<size_t>(iters) * 32 * (32 + 2) * sizeof(float);
+}
+
+template <TensorType T>
+__device__ void stage_x(const float* __restrict__ x, int64_t n_in, int n, StagedX s) {
+  const int64_t units = n_in / 32;
+  for (int64_t i = threadIdx.x; i < n * units * 2; i += blockDim.x) {
+    const int run = static_cast<int>(i % 2);
+    const int64_t u = (i / 2) % units, t = i / (2 * units);
+    const float4* src = reinterpret_cast<const float4*>(x + t * n_in + Unit<T>::run_start(u, run));
+    float4* dst = s.xs + ((t * s.iters + u / 32) * 8 + 4 * run) * 32 + u % 32;
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float4 v = src[k];
+      dst[32 * k] = v;
+      sum = (((sum + v.x) + v.y) + v.z) + v.w;
+    }
+    s.sums[(t * s.iters * 32 + u) * 2 + run] = sum;
+  }
+}
 
 // parts.field[k] by selects on constant indices: a kernel parameter indexed at run time would be
 // copied to local memory.
@@ -17,23 +55,27 @@ __device__ __forceinline__ V pick(const V (&field)[3], int k) {
   return k == 0 ? field[0] : k == 1 ? field[1] : field[2];
 }
 
-// Block per kRows rows, the row length cut in spans of 256 values: warp w takes spans w, w +
-// kWarps, ...; lane l takes values 4l .. 4l + 3 and 128 + 4l .. 131 + 4l of a span (so a warp's
-// x loads are 512 contiguous bytes). Per row, token and quad, the lane adds a * (q . x) + b *
-// sum(x) to its sum (fma, q . x an fma chain over j); the 32 lanes' sums are combined by a xor
-// butterfly, then the warps' in warp order: a fixed order, the same bits every run.
-// y = sum, and acc += sum where acc is given.
-template <TensorType T, int NT>
+// Block per kWarps * R rows, warp per R rows (x read once for them). Lane l takes units l, l +
+// 32, ... of each row, two lane iterations' loads in flight before either is used. Per row, token
+// and run the lane adds a * (q . x) + b * sum(x) to its sum (q . x an fma chain over the run's
+// 16 values); the 32 lanes' sums are combined by a xor butterfly: a fixed order, the same bits
+// every run. y = the sum; acc += it where acc is given.
+template <TensorType T, int NT, int R>
 __global__ void __launch_bounds__(32 * kWarps) matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in,
                                                              const float* __restrict__ x, int n) {
-  __shared__ float partial[kWarps][kRows][NT];
+  extern __shared__ float4 staged[];
+  const int64_t units = n_in / 32;
+  StagedX s{staged, nullptr, (units + 31) / 32};
+  s.sums = reinterpret_cast<float*>(staged + static_cast<int64_t>(n) * s.iters * 8 * 32);
+  stage_x<T>(x, n_in, n, s);
+
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const uint8_t* row[kRows];
-  int part[kRows];
-  int64_t local[kRows];
+  const uint8_t* row[R];
+  int part[R];
+  int64_t local[R];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    int64_t i = static_cast<int64_t>(blockIdx.x) * kRows + r;
+  for (int r = 0; r < R; ++r) {
+    int64_t i = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * R + r;
     int p = 0;
 #pragma unroll
     for (int k = 0; k < 3; ++k) {
@@ -42,105 +84,134 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_kernel(MatvecParts parts, 
     part[r] = p, local[r] = i;
     row[r] = p < parts.count ? static_cast<const uint8_t*>(pick(parts.w, p)) + i * row_stride : nullptr;
   }
-  float acc[kRows][NT];
+  float acc[R][NT];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
+  for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
   }
-  const int64_t spans = (n_in + 255) / 256;
-  for (int64_t s = warp; s < spans; s += kWarps) {
+  __syncthreads();
+
+  for (int64_t it0 = 0; it0 < s.iters; it0 += 2) {
+    Unit<T> w[2][R];
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int64_t v = s * 256 + half * 128 + 4 * lane;
-      if (v >= n_in) continue;
-      Quad w[kRows];
+    for (int k = 0; k < 2; ++k) {
+      const int64_t u = (it0 + k) * 32 + lane;
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        if (row[r] != nullptr) w[r] = quad<T>(row[r], v);
+      for (int r = 0; r < R; ++r) {
+        if (u < units && row[r] != nullptr) w[k][r].load(row[r], u);
       }
+    }
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const int64_t it = it0 + k, u = it * 32 + lane;
+      if (u >= units) break;
+      float a[R][2], b[R][2];
+#pragma unroll
+      for (int r = 0; r < R; ++r) w[k][r].scales(a[r], b[r]);
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
         if (t >= n) break;
-        const float4 xv = __ldg(reinterpret_cast<const float4*>(x + t * n_in + v));
-        const float sx = kHasOffset<T> ? ((xv.x + xv.y) + (xv.z + xv.w)) : 0.0f;
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          float d = w[r].q[0] * xv.x;
-          d = fmaf(w[r].q[1], xv.y, d);
-          d = fmaf(w[r].q[2], xv.z, d);
-          d = fmaf(w[r].q[3], xv.w, d);
-          if constexpr (T == TensorType::F16) {
-            acc[r][t] += d;
-          } else {
-            acc[r][t] = fmaf(w[r].a, d, acc[r][t]);
-            if constexpr (kHasOffset<T>) acc[r][t] = fmaf(w[r].b, sx, acc[r][t]);
+        for (int run = 0; run < 2; ++run) {
+          float xv[16];
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            const float4 v = s.xs[((t * s.iters + it) * 8 + 4 * run + q) * 32 + lane];
+            xv[4 * q] = v.x, xv[4 * q + 1] = v.y, xv[4 * q + 2] = v.z, xv[4 * q + 3] = v.w;
+          }
+          const float sum = Unit<T>::kOffset ? s.sums[(t * s.iters * 32 + u) * 2 + run] : 0.0f;
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            float d = w[k][r].value(run, 0) * xv[0];
+#pragma unroll
+            for (int i = 1; i < 16; ++i) d = fmaf(w[k][r].value(run, i), xv[i], d);
+            if constexpr (T == TensorType::F16) {
+              acc[r][t] += d;
+            } else {
+              acc[r][t] = fmaf(a[r][run], d, acc[r][t]);
+              if constexpr (Unit<T>::kOffset) acc[r][t] = fmaf(b[r][run], sum, acc[r][t]);
+            }
           }
         }
       }
     }
   }
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
+  for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-      float a = acc[r][t];
+      float v = acc[r][t];
 #pragma unroll
-      for (int off = 16; off > 0; off /= 2) a += __shfl_xor_sync(0xffffffffu, a, off);
-      if (lane == 0) partial[warp][r][t] = a;
+      for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+      if (lane != 0 || row[r] == nullptr || t >= n) continue;
+      const int64_t at = t * pick(parts.n_out, part[r]) + local[r];
+      pick(parts.y, part[r])[at] = v;
+      if (float* acc_out = pick(parts.acc, part[r])) acc_out[at] += v;
     }
   }
-  __syncthreads();
-  if (threadIdx.x >= kRows * NT) return;
-  const int r = threadIdx.x / NT, t = threadIdx.x % NT;
-  int p = part[0];
-  int64_t i = local[0];
-#pragma unroll
-  for (int k = 1; k < kRows; ++k) {
-    if (r == k) p = part[k], i = local[k];
-  }
-  if (p >= parts.count || t >= n) return;
-  float sum = partial[0][r][t];
-#pragma unroll
-  for (int w = 1; w < kWarps; ++w) sum += partial[w][r][t];
-  const int64_t at = t * pick(parts.n_out, p) + i;
-  pick(parts.y, p)[at] = sum;
-  if (float* acc_out = pick(parts.acc, p)) acc_out[at] += sum;
 }
 
+template <TensorType T, int NT, int R>
+cudaError_t launch(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
+                   cudaStream_t stream) {
+  // Above 48 KiB of shared memory a kernel must say so, once.
+  static const cudaError_t allowed = cudaFuncSetAttribute(
+      matvec_kernel<T, NT, R>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
+  if (allowed != cudaSuccess) return allowed;
+  const auto blocks = static_cast<unsigned>((rows + kWarps * R - 1) / (kWarps * R));
+  matvec_kernel<T, NT, R><<<blocks, 32 * kWarps, staged_bytes(n_in, n), stream>>>(parts, row_stride, n_in, x, n);
+  return cudaGetLastError();
+}
+
+// Rows a warp: 1, the fastest measured (H100, TinyLlama Q4_K_M tg128 610-615 t/s against
+// 590-597 with 2 rows and 516 with 4; Q8_0 577 against 562, Q4_0 655 against 661); PLUMB_MV=2
+// or 4 picks the others, for measuring.
 template <TensorType T, int NT>
-void launch(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
-            cudaStream_t stream) {
-  const auto blocks = static_cast<unsigned>((rows + kRows - 1) / kRows);
-  matvec_kernel<T, NT><<<blocks, 32 * kWarps, 0, stream>>>(parts, row_stride, n_in, x, n);
+cudaError_t launch_rows(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
+                        cudaStream_t stream) {
+  static const int variant = getenv("PLUMB_MV") ? atoi(getenv("PLUMB_MV")) : 1;
+  switch (variant) {
+    case 2: return launch<T, NT, 2>(parts, row_stride, n_in, x, n, rows, stream);
+    case 4: return launch<T, NT, 4>(parts, row_stride, n_in, x, n, rows, stream);
+    default: return launch<T, NT, 1>(parts, row_stride, n_in, x, n, rows, stream);
+  }
 }
 
 }  // namespace
 
+// A token's bits must not depend on the tokens launched beside it (a batch of sequences runs its
+// tokens together: docs/EXACTNESS.md, "Batch invariance"), and the register and staged kernels
+// sum in different orders: so a row that the register kernel takes for one token takes every
+// token through it, two a launch where two tokens' x fit its shared memory, else one; the staged
+// kernel's tokens never interact.
 cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
                    cudaStream_t stream) {
   int64_t rows = 0;
   for (int i = 0; i < parts.count; ++i) rows += parts.n_out[i];
   if (rows == 0 || n == 0) return cudaSuccess;
-  bool fast = false;
-  if (!dispatch_type(type, [&](auto tag) {
-        constexpr TensorType T = decltype(tag)::value;
-        if constexpr (kHasQuads<T>) {
-          fast = true;
-          if (n == 1) {
-            launch<T, 1>(parts, row_stride, n_in, x, n, rows, stream);
-          } else if (n == 2) {
-            launch<T, 2>(parts, row_stride, n_in, x, n, rows, stream);
-          } else if (n <= 4) {
-            launch<T, 4>(parts, row_stride, n_in, x, n, rows, stream);
-          } else {
-            launch<T, kMaxMatvecTokens>(parts, row_stride, n_in, x, n, rows, stream);
-          }
-        }
-      })) {
-    return cudaErrorInvalidValue;
+  bool unit = false;
+  dispatch_type(type, [&](auto tag) { unit = Unit<decltype(tag)::value>::kExists; });
+  if (!unit || staged_bytes(n_in, 1) > kMaxStagedBytes) return matvec_staged(type, parts, row_stride, n_in, x, n, stream);
+  const int per_launch = staged_bytes(n_in, kMaxUnitTokens) <= kMaxStagedBytes ? kMaxUnitTokens : 1;
+  cudaError_t e = cudaSuccess;
+  for (int t0 = 0; t0 < n && e == cudaSuccess; t0 += per_launch) {
+    const int k = std::min(per_launch, n - t0);
+    MatvecParts at = parts;
+    for (int i = 0; i < at.count; ++i) {
+      at.y[i] += t0 * at.n_out[i];
+      if (at.acc[i] != nullptr) at.acc[i] += t0 * at.n_out[i];
+    }
+    const float* xt = x + t0 * n_in;
+    dispatch_type(type, [&](auto tag) {
+      constexpr TensorType T = decltype(tag)::value;
+      if constexpr (Unit<T>::kExists) {
+        e = k == 1 ? launch_rows<T, 1>(at, row_stride, n_in, xt, k, rows, stream)
+                   : launch_rows<T, 2>(at, row_stride, n_in, xt, k, rows, stream);
+      }
+    });
   }
-  return fast ? cudaGetLastError() : matvec_staged(type, parts, row_stride, n_in, x, n, stream);
+  return e;
 }
 
 }  // namespace plumb::cuda
