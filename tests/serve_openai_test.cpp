@@ -44,5 +44,13 @@ TEST(ServeOpenAI, KilledClientFreesItsSlot) { run_or_skip("disconnect"); }
 // get exactly the tokens and logprobs each gets alone.
 TEST(ServeOpenAI, SixteenConcurrentClientsGetWhatEachGetsAlone) { run_or_skip("invariance"); }
 
+// A request that begins with whole chunks of its slot's last prompt (a shared system prompt)
+// starts after them and gets the bits it gets in a slot that shares nothing with it.
+TEST(ServeOpenAI, ReusedPromptChunksGiveTheSameBits) { run_or_skip("prefix"); }
+
+// A request goes to the free slot that caches the longest prefix of its prompt; one that shares
+// nothing to the slot that caches least.
+TEST(ServeOpenAI, RequestGoesToTheSlotThatCachesItsPrefix) { run_or_skip("slots"); }
+
 }  // namespace
 }  // namespace plumb::test

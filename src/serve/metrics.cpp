@@ -64,6 +64,9 @@ std::string Metrics::render(const Gauges& gauges) {
   line(&out, "# HELP plumb_prompt_tokens_total Prompt tokens evaluated.\n"
              "# TYPE plumb_prompt_tokens_total counter\nplumb_prompt_tokens_total %lld\n",
        (long long)prompt_tokens_.load());
+  line(&out, "# HELP plumb_prompt_tokens_reused_total Prompt tokens found in the slot's cache (not evaluated).\n"
+             "# TYPE plumb_prompt_tokens_reused_total counter\nplumb_prompt_tokens_reused_total %lld\n",
+       (long long)reused_prompt_tokens_.load());
   line(&out, "# HELP plumb_generated_tokens_total Tokens generated.\n"
              "# TYPE plumb_generated_tokens_total counter\nplumb_generated_tokens_total %lld\n",
        (long long)generated_tokens_.load());

@@ -20,6 +20,8 @@ class Metrics {
   void count_rejected() { rejected_.fetch_add(1); }   // 503: the queue was full
   void count_cancelled() { cancelled_.fetch_add(1); } // the client went away mid-request
   void add_prompt_tokens(int64_t n) { prompt_tokens_.fetch_add(n); }
+  // Prompt tokens a request found in its slot's cache (whole chunks of the last prompt there).
+  void add_reused_prompt_tokens(int64_t n) { reused_prompt_tokens_.fetch_add(n); }
   // Generated tokens; also feeds the tokens/s gauge (over the last 10 seconds).
   void add_generated_tokens(int64_t n);
   void observe_time_to_first_token(double seconds);
@@ -47,6 +49,7 @@ class Metrics {
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> cancelled_{0};
   std::atomic<int64_t> prompt_tokens_{0};
+  std::atomic<int64_t> reused_prompt_tokens_{0};
   std::atomic<int64_t> generated_tokens_{0};
   std::atomic<uint64_t> steps_{0};
   std::atomic<int> step_generated_max_{0};

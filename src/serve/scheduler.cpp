@@ -119,14 +119,43 @@ Metrics::Gauges Scheduler::gauges() {
   return {static_cast<int>(queue_.size()), busy_.load(), options_.n_parallel};
 }
 
+// The free slot whose cache shares the longest prefix with `prompt`, so that a conversation's
+// next turn or a shared system prompt lands where its chunks are cached already; among equals
+// the one that caches least, so that a prompt that shares nothing does not evict a useful cache.
+Scheduler::Slot& Scheduler::free_slot_for(const std::vector<TokenId>& prompt) {
+  Slot* best = nullptr;
+  size_t best_common = 0;
+  for (Slot& slot : slots_) {
+    if (slot.job) continue;
+    const size_t common = static_cast<size_t>(
+        std::mismatch(prompt.begin(), prompt.end(), slot.cached.begin(), slot.cached.end()).first - prompt.begin());
+    if (best == nullptr || common > best_common ||
+        (common == best_common && slot.cached.size() < best->cached.size())) {
+      best = &slot, best_common = common;
+    }
+  }
+  return *best;
+}
+
 void Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
   slot.job = std::move(job);
-  group_->truncate(slot.seq, 0);  // nothing is shared with the previous request
-  slot.n_fed = 0;
+  const std::vector<TokenId>& prompt = slot.job->prompt;
+  // The whole chunks of the prompt that the slot's cache holds already (a chunk is cut at the
+  // same place in both prompts: the same run), short of the chunk with the last token, which
+  // gives the logits.
+  const size_t chunk = static_cast<size_t>(options_.prefill_chunk);
+  const size_t common = static_cast<size_t>(
+      std::mismatch(prompt.begin(), prompt.end(), slot.cached.begin(), slot.cached.end()).first - prompt.begin());
+  const size_t reused = prompt.empty() ? 0 : std::min(common / chunk, (prompt.size() - 1) / chunk) * chunk;
+  group_->truncate(slot.seq, static_cast<int>(reused));
+  slot.cached.resize(reused);
+  slot.n_fed = reused;
   slot.n_generated = 0;
   slot.last = -1;
   slot.sampler.emplace(slot.job->params.sampling);
+  for (size_t i = 0; i < reused; ++i) slot.sampler->accept(prompt[i]);
   slot.text.emplace(slot.job->params.stop);
+  metrics_->add_reused_prompt_tokens(static_cast<int64_t>(reused));
   busy_.fetch_add(1);
 }
 
@@ -223,6 +252,9 @@ void Scheduler::run_step() {
   if (inputs_.empty()) return;
 
   const Status st = group_->step(inputs_);
+  if (!st.ok()) {
+    for (Slot* slot : stepped_) slot->cached.clear();  // what the failed pass left in the caches is unknown
+  }
   int generated = 0;
   for (const SessionGroup::Input& in : inputs_) generated += in.generated ? 1 : 0;
   metrics_->observe_step(generated);
@@ -236,6 +268,7 @@ void Scheduler::run_step() {
     }
     if (!inputs_[i].generated) {
       slot.n_fed += inputs_[i].tokens.size();
+      slot.cached.insert(slot.cached.end(), inputs_[i].tokens.begin(), inputs_[i].tokens.end());
       for (TokenId id : inputs_[i].tokens) slot.sampler->accept(id);
       metrics_->add_prompt_tokens(static_cast<int64_t>(inputs_[i].tokens.size()));
       if (slot.n_fed < slot.job->prompt.size()) continue;  // more prompt next step
@@ -250,8 +283,7 @@ void Scheduler::loop() {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stop_ || busy_.load() > 0 || !queue_.empty(); });
       if (stop_) return;
-      for (Slot& slot : slots_) {
-        if (slot.job || queue_.empty()) continue;
+      while (!queue_.empty() && busy_.load() < options_.n_parallel) {
         std::shared_ptr<Job> job = std::move(queue_.front());
         queue_.pop_front();
         if (job->cancelled()) {
@@ -259,6 +291,7 @@ void Scheduler::loop() {
           job->finish("stop", 0, "cancelled");
           continue;
         }
+        Slot& slot = free_slot_for(job->prompt);
         admit(slot, std::move(job));
       }
     }

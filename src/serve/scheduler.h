@@ -9,10 +9,12 @@
 // between other requests' decode steps.
 //
 // Batch invariance: what a request computes depends only on the request. Its prompt is cut into
-// chunks at the same places whatever else runs (every prefill_chunk tokens from its start), a
-// slot's cache is emptied before each request (no prefix shared with an earlier one), and the
-// pass computes each token by its role, prompt or generated, never by how many tokens or
-// sequences share it (SessionGroup); so its tokens and logprobs are the bits it gets alone.
+// chunks at the same places whatever else runs (every prefill_chunk tokens from its start), and
+// the pass computes each token by its role, prompt or generated, never by how many tokens or
+// sequences share it (SessionGroup); so its tokens and logprobs are the bits it gets alone. A
+// slot keeps the cache of its last prompt: a request whose prompt begins with whole chunks of it
+// starts after them, because those chunks are the very runs it would evaluate itself (the same
+// tokens at the same positions, the same size, after the same cache), so the bits are too.
 #pragma once
 
 #include <atomic>
@@ -109,7 +111,8 @@ class Scheduler {
   struct Slot {
     int seq = 0;               // its sequence in the group
     std::shared_ptr<Job> job;  // null: free
-    size_t n_fed = 0;          // prompt tokens evaluated
+    size_t n_fed = 0;          // prompt tokens evaluated (or found in the cache)
+    std::vector<TokenId> cached;  // the prompt tokens at positions 0.. of the cache, in whole chunks or not
     std::optional<Sampler> sampler;
     std::optional<TextStream> text;
     TokenId last = -1;  // the token sampled last, evaluated at the next step
@@ -118,6 +121,7 @@ class Scheduler {
 
   Scheduler(const Model& model, const SchedulerOptions& options, Metrics* metrics);
   void loop();
+  Slot& free_slot_for(const std::vector<TokenId>& prompt);  // needs a free slot
   void admit(Slot& slot, std::shared_ptr<Job> job);
   void release(Slot& slot);
   // Gathers the busy slots' work into inputs_ / stepped_ (within the step's token budget).

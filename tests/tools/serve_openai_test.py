@@ -351,12 +351,59 @@ def invariance(srv):
     check(m["plumb_step_generated_max"] >= 8, f"{m['plumb_step_generated_max']:.0f} slots decoding in one pass")
 
 
+def prefix(srv):
+    """A slot keeps its last prompt's cache: a request that begins with whole chunks of it starts
+    after them, with the bits it gets in a slot whose cache shares nothing with it."""
+    c = srv.client()
+    system = " ".join(f"Rule {k}: answer in plain words about item {k}." for k in range(30))  # ~400 tokens
+    questions = ["What is the capital of France?", "Name a colour.", "Count to three.", "Say hello."]
+    reqs = []
+    for i, q in enumerate(questions):
+        sampling = {"temperature": 0} if i % 2 == 0 else {"temperature": 0.9, "seed": 7 + i}
+        reqs.append(("chat", dict(model="m", max_tokens=12, logprobs=True, top_logprobs=2, stream=i == 1,
+                                  messages=[{"role": "system", "content": system}, {"role": "user", "content": q}],
+                                  **sampling)))
+    other = ("completion", dict(model="m", prompt="Unrelated text to fill the slot.", max_tokens=2, logprobs=1))
+    fresh, reused = [], []
+    for kind, kw in reqs:  # each after a prompt it shares nothing with
+        run_request(c, *other)
+        before = srv.metrics()["plumb_prompt_tokens_reused_total"]
+        fresh.append(run_request(c, kind, kw))
+        check(srv.metrics()["plumb_prompt_tokens_reused_total"] == before, "after an unrelated prompt: nothing reused")
+    for i, (kind, kw) in enumerate(reqs):  # each after the one before it: the system prompt's chunks
+        run_request(c, *reqs[i - 1])
+        before = srv.metrics()["plumb_prompt_tokens_reused_total"]
+        reused.append(run_request(c, kind, kw))
+        got = srv.metrics()["plumb_prompt_tokens_reused_total"] - before
+        check(got >= 320, f"request {i}: {got:.0f} prompt tokens reused from the slot's cache")
+    for i in range(len(reqs)):
+        a, b = fresh[i], reused[i]
+        check(len(a[0]) > 0 and a[0] == b[0], f"request {i}: the same {len(a[0])} tokens with the cache reused")
+        check(a[1] == b[1] and a[2] == b[2], f"request {i}: bit-identical logprobs with the cache reused")
+
+
+def slots(srv):
+    """Two slots: a request goes to the free slot whose cache shares the longest prefix with it,
+    and a prompt that shares nothing to the one that caches least (an empty one first)."""
+    c = srv.client()
+    system = " ".join(f"Rule {k}: answer in plain words about item {k}." for k in range(30))  # ~400 tokens
+    ask = lambda q: ("chat", dict(model="m", max_tokens=4, temperature=0, logprobs=True,
+                                  messages=[{"role": "system", "content": system}, {"role": "user", "content": q}]))
+    run_request(c, "completion", dict(model="m", prompt="Unrelated text to fill a slot.", max_tokens=2, logprobs=1))  # slot 0
+    run_request(c, *ask("Name a colour."))  # shares nothing with slot 0: the empty slot 1
+    run_request(c, "completion", dict(model="m", prompt="Unrelated text again.", max_tokens=2, logprobs=1))  # slot 0 again
+    before = srv.metrics()["plumb_prompt_tokens_reused_total"]
+    run_request(c, *ask("Say hello."))  # slot 1, the second free one, holds the system prompt
+    got = srv.metrics()["plumb_prompt_tokens_reused_total"] - before
+    check(got >= 320, f"{got:.0f} prompt tokens reused from the slot that holds the system prompt")
+
+
 # ---------------------------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--plumb", required=True)
     ap.add_argument("--model", required=True)
-    ap.add_argument("section", choices=["basics", "errors", "disconnect", "invariance"])
+    ap.add_argument("section", choices=["basics", "errors", "disconnect", "invariance", "prefix", "slots"])
     a = ap.parse_args()
     key = "test-key-" + os.urandom(8).hex()
     args = {
@@ -364,6 +411,8 @@ def main():
         "errors": ["--parallel", "2", "-c", "256", "--api-key", key, "--timeout", "2"],
         "disconnect": ["--parallel", "1", "--queue", "0", "-c", "4096"],
         "invariance": ["--parallel", "16", "-c", "1024"],
+        "prefix": ["--parallel", "1", "-c", "1024"],
+        "slots": ["--parallel", "2", "-c", "1024"],
     }[a.section]
     # The backend of the model-level tests (cuda on a GPU machine: docs/GPU-TESTS.md).
     args += ["--backend", os.environ.get("PLUMB_TEST_BACKEND") or "cpu"]
