@@ -4,21 +4,21 @@
 #
 #   tools/llama-trace/build.sh [WORK_DIR]        (default: <repo>/build/llama-trace)
 #
-# Pinned: llama-cpp-python 0.3.36 (PyPI sdist, sha256 below), which vendors llama.cpp commit
-# 0c1e57098bba43ac29e6e3b677cdceebdd22334f (the references of ../shared/ref were made with
-# d32676d7, which no sdist vendors: docs/TRACE.md). pip downloads the sdist (no binaries), tar
-# unpacks it, CMake builds only the llama library (tests, tools, examples, server and curl off):
-# minutes on 2 cores for the CPU, an hour or more with CUDA. Idempotent: a finished step is not
-# redone. Prints the llama-trace path.
+# Pinned in tools/llama-cpp-source.sh: llama-cpp-python 0.3.36 (PyPI sdist, sha256 there), which
+# vendors llama.cpp commit 0c1e57098bba43ac29e6e3b677cdceebdd22334f (the references of
+# ../shared/ref were made with d32676d7, which no sdist vendors: docs/TRACE.md). pip downloads
+# the sdist (no binaries), tar unpacks it, CMake builds only the llama library (tests, tools,
+# examples, server and curl off): minutes on 2 cores for the CPU, an hour or more with CUDA.
+# Idempotent: a finished step is not redone. Prints the llama-trace path.
 #
 #   LLAMA_TRACE_CUDA=1 LLAMA_TRACE_CUDA_ARCH=90 tools/llama-trace/build.sh /tmp/llama-trace-cuda
 set -euo pipefail
 
-version=0.3.36
-sdist_sha256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
-llama_commit=0c1e57098bba43ac29e6e3b677cdceebdd22334f
-
 repo_root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tools/llama-cpp-source.sh
+. "$repo_root/tools/llama-cpp-source.sh"
+version=$llama_cpp_python_version
+llama_commit=$llama_cpp_commit
 work=${1:-$repo_root/build/llama-trace}
 jobs=${JOBS:-2}
 mkdir -p "$work"
@@ -29,19 +29,8 @@ cd "$work"
 # unpacked llama.cpp builds from it: that is how a machine without network builds, from the
 # tree a networked machine unpacked (its CMakeLists.txt, LICENSE, cmake, ggml, src, include,
 # vendor, app and licenses folders are all the build reads: about 5 MB as a .tar.gz).
-sdist=llama_cpp_python-$version.tar.gz
-src=$work/llama_cpp_python-$version/vendor/llama.cpp
-if [ ! -f "$src/CMakeLists.txt" ]; then
-  if [ ! -f "$sdist" ]; then
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
-      "llama-cpp-python==$version" -d . >&2
-  fi
-  [ "$(sha256sum "$sdist" | cut -d' ' -f1)" = "$sdist_sha256" ] || {
-    echo "llama-trace build: $sdist does not have the pinned sha256" >&2
-    exit 1
-  }
-  tar xzf "$sdist"
-fi
+llama_cpp_source "$work" "llama-trace build"
+src=$llama_cpp_src
 
 # The CPU kernels of the references (../shared/ref: "x86-64 AVX-512"): AVX-512 with VNNI/BF16/VBMI,
 # AMX off (this llama.cpp's AMX matmul crashes on the development machines, and AMX changes the
