@@ -23,23 +23,10 @@
 #endif
 #include "quant/ref.h"
 #include "quant/types.h"
+#include "cuda_test_util.h"
 
 namespace plumb::test {
 namespace {
-
-std::unique_ptr<Backend> cuda_or_skip_reason(std::string* why) {
-  auto b = make_backend("cuda", 1);
-  if (!b.ok()) {
-    *why = b.status().message();
-    return nullptr;
-  }
-  return std::move(b.value());
-}
-
-#define PLUMB_REQUIRE_CUDA(var)                                                       \
-  std::string var##_why;                                                              \
-  std::unique_ptr<Backend> var = cuda_or_skip_reason(&var##_why);                     \
-  if (var == nullptr) GTEST_SKIP() << "no CUDA backend here, GPU test skipped: " << var##_why
 
 std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
   std::mt19937 rng(seed);

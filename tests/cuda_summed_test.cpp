@@ -30,6 +30,7 @@
 #include "quant/ref.h"
 #include "quant/types.h"
 #include "util/thread_pool.h"
+#include "cuda_test_util.h"
 
 #if defined(PLUMB_HAVE_CUDA)
 #include <cuda_runtime.h>
@@ -615,20 +616,6 @@ TEST(CudaSummedHost, EmulatedKernelRoundsLargeSumsAsTheCpu) {
 
 // ---------------------------------------------------------------------------------------------
 // GPU
-
-std::unique_ptr<Backend> cuda_or_skip_reason(std::string* why) {
-  auto b = make_backend("cuda", 1);
-  if (!b.ok()) {
-    *why = b.status().message();
-    return nullptr;
-  }
-  return std::move(b.value());
-}
-
-#define PLUMB_REQUIRE_CUDA(var)                                                   \
-  std::string var##_why;                                                          \
-  std::unique_ptr<Backend> var = cuda_or_skip_reason(&var##_why);                 \
-  if (var == nullptr) GTEST_SKIP() << "no CUDA backend here, GPU test skipped: " << var##_why
 
 gguf::TensorInfo tensor_info(const PaddedWeights& w, TensorType type, int64_t n_in, int64_t n_out, const char* name) {
   gguf::TensorInfo t;

@@ -434,17 +434,24 @@ class CudaBackend : public Backend {
         prepared = true;
       }
       MatvecParts parts;
-      while (i < products.size() && parts.count < 3) {
-        const auto& m = static_cast<const CudaMatrix&>(*products[i].w);
-        if (m.type != first.type || m.n_in != first.n_in) break;
-        parts.w[parts.count] = m.data;
-        parts.n_out[parts.count] = m.n_out;
-        parts.y[parts.count] = products[i].y + t0 * m.n_out;
-        ++parts.count;
-        ++i;
-      }
+      i = gather_parts(products, i, t0, &parts);
       note(summed_matmul(first.type, parts, first.row_stride, first.n_in, summed_act_, n, stream_), "summed_matmul");
     }
+  }
+
+  // The products from i on that share products[i]'s type and width, three at most, into parts
+  // (their outputs from token t0); returns the index after them.
+  static size_t gather_parts(std::span<const Product> products, size_t i, int64_t t0, MatvecParts* parts) {
+    const auto& first = static_cast<const CudaMatrix&>(*products[i].w);
+    for (; i < products.size() && parts->count < 3; ++i) {
+      const auto& m = static_cast<const CudaMatrix&>(*products[i].w);
+      if (m.type != first.type || m.n_in != first.n_in) break;
+      parts->w[parts->count] = m.data;
+      parts->n_out[parts->count] = m.n_out;
+      parts->y[parts->count] = products[i].y + t0 * m.n_out;
+      ++parts->count;
+    }
+    return i;
   }
 
   // Tokens [t0, t0 + n) of x through every product: one matvec launch for each run of
@@ -459,15 +466,7 @@ class CudaBackend : public Backend {
         continue;
       }
       MatvecParts parts;
-      while (i < products.size() && parts.count < 3) {
-        const auto& m = static_cast<const CudaMatrix&>(*products[i].w);
-        if (m.type != first.type || m.n_in != first.n_in) break;
-        parts.w[parts.count] = m.data;
-        parts.n_out[parts.count] = m.n_out;
-        parts.y[parts.count] = products[i].y + t0 * m.n_out;
-        ++parts.count;
-        ++i;
-      }
+      i = gather_parts(products, i, t0, &parts);
       note(matvec(first.type, parts, first.row_stride, first.n_in, xt, static_cast<int>(n), stream_), "matvec");
     }
   }
