@@ -13,7 +13,6 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
-#include <vector>
 
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/simd_x86.h"
@@ -136,18 +135,16 @@ struct SimdQ6_K : UnpackQ6_K {
 // Per-thread scratch for a group of unpacked rows: int16 weights (row stride n_in, 64-byte
 // aligned) and per-sub-block multipliers.
 struct RowScratch {
-  std::vector<int16_t> w;
-  std::vector<float> dw, mc;
+  Buffer w_buf, dw_buf, mc_buf;  // no std::vector in a SIMD file (simd_x86.h)
   int16_t* w_aligned = nullptr;
+  float* dw = nullptr;
+  float* mc = nullptr;
   void reserve(int64_t n_rows, int64_t n_in, int64_t n_sub) {
-    const size_t need = static_cast<size_t>(n_rows * n_in + 32);
-    if (w.size() < need) w.assign(need, 0);
-    const uintptr_t a = (reinterpret_cast<uintptr_t>(w.data()) + 63) & ~uintptr_t{63};
-    w_aligned = reinterpret_cast<int16_t*>(a);
-    if (static_cast<int64_t>(dw.size()) < n_rows * n_sub) {
-      dw.assign(static_cast<size_t>(n_rows * n_sub), 0.0f);
-      mc.assign(static_cast<size_t>(n_rows * n_sub), 0.0f);
-    }
+    const auto n = static_cast<size_t>(n_rows * n_in);
+    w_aligned = w_buf.get<int16_t>(n + 32);
+    std::memset(w_aligned + n, 0, 32 * sizeof(int16_t));  // the padding past the last row reads zeros
+    dw = dw_buf.get<float>(static_cast<size_t>(n_rows * n_sub));
+    mc = mc_buf.get<float>(static_cast<size_t>(n_rows * n_sub));
   }
 };
 
@@ -759,7 +756,7 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
       const int nr = static_cast<int>(std::min<int64_t>(r1 - g0, kSummedRows));
       for (int r = 0; r < kSummedRows; ++r) {
         int16_t* wq = scratch.w_aligned + r * n_in;
-        float* dw = scratch.dw.data() + r * n_sub;
+        float* dw = scratch.dw + r * n_sub;
         if (r >= nr) {  // a missing row: zero weights (its outputs are not stored)
           std::fill(wq, wq + n_in, int16_t{0});
           std::fill(dw, dw + n_sub, 0.0f);
@@ -767,7 +764,7 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
         }
         const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
         prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
-        float* mc = scratch.mc.data() + r * n_sub;
+        float* mc = scratch.mc + r * n_sub;
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
           U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
         }
@@ -804,7 +801,7 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
         for (int r = 0; r < nr; ++r) {
           __m256 out = _mm256_add_ps(_mm256_load_ps(acc[r][0]), _mm256_load_ps(acc[r][1]));
           if constexpr (U::kHasMin) {  // hsum8 of macc[s % 8], lane by lane
-            const float* mc = scratch.mc.data() + r * n_sub;
+            const float* mc = scratch.mc + r * n_sub;
             __m256 m[8];
             for (auto& v : m) v = _mm256_setzero_ps();
             for (int64_t s = 0; s < n_sub; ++s) {
@@ -854,16 +851,16 @@ void avx2_summed_few(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const int64_t n_sub = n_in / U::kSub;
   thread_local RowScratch scratch;
   scratch.reserve(kRows, n_in, n_sub);
-  thread_local std::vector<float> dwt, mct;  // [s][row]
-  dwt.resize(static_cast<size_t>(n_sub * kRows));
-  mct.resize(static_cast<size_t>(n_sub * kRows));
+  thread_local Buffer dwt_buf, mct_buf;
+  float* dwt = dwt_buf.get<float>(static_cast<size_t>(n_sub * kRows));  // [s][row]
+  float* mct = mct_buf.get<float>(static_cast<size_t>(n_sub * kRows));
   const auto load = [](const int16_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); };
   for (int64_t g0 = r0; g0 < r1; g0 += kRows) {
     const int nr = static_cast<int>(std::min<int64_t>(r1 - g0, kRows));
     for (int r = 0; r < kRows; ++r) {
       int16_t* wq = scratch.w_aligned + r * n_in;
-      float* dw = scratch.dw.data() + r * n_sub;
-      float* mc = scratch.mc.data() + r * n_sub;
+      float* dw = scratch.dw + r * n_sub;
+      float* mc = scratch.mc + r * n_sub;
       if (r >= nr) {  // a missing row: zero weights (its outputs are not stored)
         std::fill(wq, wq + n_in, int16_t{0});
         std::fill(dw, dw + n_sub, 0.0f);
@@ -930,16 +927,16 @@ void unfused_few_tokens(const WeightMatrix& w, const ActivationBuffer& x, float*
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
     for (int64_t blk = 0; blk < n_blocks; ++blk) {
-      U::unpack(row + blk * kBlockBytes, scratch.w_aligned + blk * U::kBlock, scratch.dw.data() + blk * kSubs,
-                scratch.mc.data() + blk * kSubs);
+      U::unpack(row + blk * kBlockBytes, scratch.w_aligned + blk * U::kBlock, scratch.dw + blk * kSubs,
+                scratch.mc + blk * kSubs);
     }
     for (int64_t t = 0; t < x.n_tokens(); ++t) {
       const ActRow a[1] = {act_row(x, lay, t)};
       __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-      dot_span<U::kSub, 1>(scratch.w_aligned, scratch.dw.data(), 0, n_sub, a, acc);
+      dot_span<U::kSub, 1>(scratch.w_aligned, scratch.dw, 0, n_sub, a, acc);
       float out = hsum8_ps(_mm256_add_ps(acc[0], acc[1]));
       if constexpr (U::kHasMin) {
-        out += hsum8_ps(min_lanes(scratch.mc.data(), U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub));
+        out += hsum8_ps(min_lanes(scratch.mc, U::kSub == 32 ? a[0].sx32 : a[0].sx16, n_sub));
       }
       y[t * ldy + r] = out;
     }
