@@ -5,6 +5,8 @@
 // exp_f32 on 16 lanes, the max in four independent chains (a maximum is exact in any order).
 #include <immintrin.h>
 
+#include "backend/cpu/gcc_avx512_diagnostics.h"
+
 #include <limits>
 
 #include "backend/cpu/attention_tiles.h"

@@ -29,12 +29,7 @@
 // files too and run AVX-512 instructions on a CPU without them.
 #include <immintrin.h>
 
-// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the masked-off source, which its
-// -W(maybe-)uninitialized report once inlined (GCC bug 105593); nothing here is uninitialized.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "backend/cpu/gcc_avx512_diagnostics.h"
 
 #include <cmath>
 #include <cstdint>
