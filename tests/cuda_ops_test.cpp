@@ -36,22 +36,6 @@ std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
   return v;
 }
 
-// A backend buffer holding `host` (after a NaN fill, so a kernel that skips an element shows).
-float* put(Backend& b, const std::vector<float>& host) {
-  auto buf = b.alloc(static_cast<int64_t>(host.size()));
-  EXPECT_TRUE(buf.ok()) << buf.status().message();
-  b.upload(host.data(), static_cast<int64_t>(host.size()), *buf);
-  return *buf;
-}
-float* poisoned(Backend& b, size_t n) { return put(b, std::vector<float>(n, std::numeric_limits<float>::quiet_NaN())); }
-std::vector<float> get(Backend& b, const float* buf, size_t n) {
-  std::vector<float> scratch;
-  const float* h = b.host_view(buf, static_cast<int64_t>(n), scratch);
-  std::vector<float> out(h, h + n);
-  EXPECT_TRUE(b.take_error().ok());
-  return out;
-}
-
 // Same bits everywhere (NaN never equal).
 ::testing::AssertionResult same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return ::testing::AssertionFailure() << "sizes " << a.size() << " vs " << b.size();

@@ -629,20 +629,6 @@ gguf::TensorInfo tensor_info(const PaddedWeights& w, TensorType type, int64_t n_
   return t;
 }
 
-float* put(Backend& b, const std::vector<float>& host) {
-  auto buf = b.alloc(static_cast<int64_t>(host.size()));
-  EXPECT_TRUE(buf.ok()) << buf.status().message();
-  b.upload(host.data(), static_cast<int64_t>(host.size()), *buf);
-  return *buf;
-}
-std::vector<float> get(Backend& b, const float* buf, size_t n) {
-  std::vector<float> scratch;
-  const float* h = b.host_view(buf, static_cast<int64_t>(n), scratch);
-  std::vector<float> out(h, h + n);
-  EXPECT_TRUE(b.take_error().ok());
-  return out;
-}
-
 #if defined(PLUMB_HAVE_CUDA)
 // The device preparation against quantize_token: q (from the high and low bytes), d_a, sx32 and
 // sx16 of every block, the padding of each row zeroed.

@@ -278,32 +278,26 @@ class CudaBackend : public Backend {
     if (summed_covers(m.type) && n_lane < n) {
       for (int64_t t0 = 0; t0 < n_lane; t0 += kMaxMatvecTokens) {
         const int64_t k = std::min<int64_t>(kMaxMatvecTokens, n_lane - t0);
-        MatvecParts parts;
-        parts.count = 1;
-        parts.w[0] = m.data;
-        parts.n_out[0] = m.n_out;
-        parts.y[0] = y + t0 * m.n_out;
-        parts.acc[0] = acc + t0 * m.n_out;
-        note(matvec(m.type, parts, m.row_stride, m.n_in, x + t0 * m.n_in, static_cast<int>(k), stream_), "matvec");
+        note(matvec(m.type, add_part(m, y, acc, t0), m.row_stride, m.n_in, x + t0 * m.n_in, static_cast<int>(k), stream_),
+             "matvec");
       }
       if (!prepare_summed(x + n_lane * m.n_in, n - n_lane, m.n_in)) return;
-      MatvecParts parts;
-      parts.count = 1;
-      parts.w[0] = m.data;
-      parts.n_out[0] = m.n_out;
-      parts.y[0] = y + n_lane * m.n_out;
-      parts.acc[0] = acc + n_lane * m.n_out;
-      note(summed_matmul(m.type, parts, m.row_stride, m.n_in, summed_act_, n - n_lane, stream_), "summed_matmul");
+      note(summed_matmul(m.type, add_part(m, y, acc, n_lane), m.row_stride, m.n_in, summed_act_, n - n_lane, stream_),
+           "summed_matmul");
       return;
     }
     if (n > kMaxMatvecTokens) return Backend::matmul_add(w, x, n, n_lane, y, acc);
+    note(matvec(m.type, add_part(m, y, acc, 0), m.row_stride, m.n_in, x, static_cast<int>(n), stream_), "matvec");
+  }
+  // One matrix as the parts of a launch whose outputs y and residual acc start at token t0.
+  static MatvecParts add_part(const CudaMatrix& m, float* y, float* acc, int64_t t0) {
     MatvecParts parts;
     parts.count = 1;
     parts.w[0] = m.data;
     parts.n_out[0] = m.n_out;
-    parts.y[0] = y;
-    parts.acc[0] = acc;
-    note(matvec(m.type, parts, m.row_stride, m.n_in, x, static_cast<int>(n), stream_), "matvec");
+    parts.y[0] = y + t0 * m.n_out;
+    parts.acc[0] = acc + t0 * m.n_out;
+    return parts;
   }
   // One launch a run: its rows of q and k rotated, its k and v stored in its sequence's cache.
   void rope_store(std::span<KvCache* const> caches, int64_t layer, int64_t n, float* q, float* k, const float* v,
