@@ -119,6 +119,12 @@ Metrics::Gauges Scheduler::gauges() {
   return {static_cast<int>(queue_.size()), busy_.load(), options_.n_parallel};
 }
 
+// How many of prompt's first tokens the slot's cache holds.
+size_t Scheduler::cached_prefix(const Slot& slot, const std::vector<TokenId>& prompt) {
+  return static_cast<size_t>(
+      std::mismatch(prompt.begin(), prompt.end(), slot.cached.begin(), slot.cached.end()).first - prompt.begin());
+}
+
 // The free slot whose cache shares the longest prefix with `prompt`, so that a conversation's
 // next turn or a shared system prompt lands where its chunks are cached already; among equals
 // the one that caches least, so that a prompt that shares nothing does not evict a useful cache.
@@ -127,8 +133,7 @@ Scheduler::Slot& Scheduler::free_slot_for(const std::vector<TokenId>& prompt) {
   size_t best_common = 0;
   for (Slot& slot : slots_) {
     if (slot.job) continue;
-    const size_t common = static_cast<size_t>(
-        std::mismatch(prompt.begin(), prompt.end(), slot.cached.begin(), slot.cached.end()).first - prompt.begin());
+    const size_t common = cached_prefix(slot, prompt);
     if (best == nullptr || common > best_common ||
         (common == best_common && slot.cached.size() < best->cached.size())) {
       best = &slot, best_common = common;
@@ -144,8 +149,7 @@ void Scheduler::admit(Slot& slot, std::shared_ptr<Job> job) {
   // same place in both prompts: the same run), short of the chunk with the last token, which
   // gives the logits.
   const size_t chunk = static_cast<size_t>(options_.prefill_chunk);
-  const size_t common = static_cast<size_t>(
-      std::mismatch(prompt.begin(), prompt.end(), slot.cached.begin(), slot.cached.end()).first - prompt.begin());
+  const size_t common = cached_prefix(slot, prompt);
   const size_t reused = prompt.empty() ? 0 : std::min(common / chunk, (prompt.size() - 1) / chunk) * chunk;
   group_->truncate(slot.seq, static_cast<int>(reused));
   slot.cached.resize(reused);
@@ -252,9 +256,6 @@ void Scheduler::run_step() {
   if (inputs_.empty()) return;
 
   const Status st = group_->step(inputs_);
-  if (!st.ok()) {
-    for (Slot* slot : stepped_) slot->cached.clear();  // what the failed pass left in the caches is unknown
-  }
   int generated = 0;
   for (const SessionGroup::Input& in : inputs_) generated += in.generated ? 1 : 0;
   metrics_->observe_step(generated);
@@ -262,6 +263,7 @@ void Scheduler::run_step() {
   for (size_t i = 0; i < inputs_.size(); ++i) {
     Slot& slot = *stepped_[i];
     if (!st.ok()) {
+      slot.cached.clear();  // what the failed pass left in the cache is unknown
       slot.job->finish("stop", slot.n_generated, st.message());
       release(slot);
       continue;

@@ -121,6 +121,7 @@ class Scheduler {
 
   Scheduler(const Model& model, const SchedulerOptions& options, Metrics* metrics);
   void loop();
+  static size_t cached_prefix(const Slot& slot, const std::vector<TokenId>& prompt);
   Slot& free_slot_for(const std::vector<TokenId>& prompt);  // needs a free slot
   void admit(Slot& slot, std::shared_ptr<Job> job);
   void release(Slot& slot);
