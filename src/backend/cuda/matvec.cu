@@ -1,6 +1,6 @@
-// Products of one or two tokens with the weights read once (generation steps): the register
-// matvec for the common types (units.cuh); more tokens, and the other types, through the staged
-// matvec (matmul.cu).
+// Products of up to kMaxMatvecTokens tokens with the weights read once (generation steps): the
+// register matvec for the common types (units.cuh), one or two tokens a launch; the other types
+// and rows too long for its shared memory through the staged matvec (matmul.cu).
 #include <algorithm>
 #include <cstdlib>
 
