@@ -2,6 +2,7 @@
 // register kernel), dequantized rows for the cuBLAS path of longer batches, and embedding rows.
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 namespace plumb::cuda {
 
@@ -51,6 +52,7 @@ __global__ void matvec_staged_kernel(MatvecParts parts, size_t row_stride, int64
     const int64_t i = k * 32 + lane;
     next[k] = active && i < kWords && i < row_words ? row[i] : 0u;
   }
+  pdl_start();  // the first weights are on their way while the op before finishes
   for (int64_t c = 0; c < n_chunks; ++c) {
     const int64_t groups = n_groups - c * 32 < 32 ? n_groups - c * 32 : 32;
     __syncthreads();  // the last chunk's x and weights are no longer read
@@ -103,6 +105,7 @@ __global__ void matvec_staged_kernel(MatvecParts parts, size_t row_stride, int64
 template <TensorType T>
 __global__ void dequantize_rows_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_in, int64_t r0,
                                        int64_t rows, float* __restrict__ out) {
+  pdl_start();
   const int64_t n_groups = n_in / 32;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= rows * n_groups) return;
@@ -118,6 +121,7 @@ __global__ void dequantize_rows_kernel(const uint8_t* __restrict__ w, size_t row
 template <TensorType T>
 __global__ void get_rows_kernel(const uint8_t* __restrict__ table, size_t row_bytes, int64_t n_in,
                                 const int32_t* __restrict__ batch, float* __restrict__ out) {
+  pdl_start();
   const int64_t t = blockIdx.x;
   const uint8_t* row = table + static_cast<size_t>(batch[1 + t]) * row_bytes;
   for (int64_t g = threadIdx.x; g < n_in / 32; g += blockDim.x) {
@@ -149,37 +153,39 @@ cudaError_t matvec_staged(TensorType type, const MatvecParts& parts, size_t row_
                                  static_cast<int>(kMaxMatvecTokens * kStagedX * sizeof(float)));
         setup = allowed;
         if (allowed == cudaSuccess) {
-          matvec_staged_kernel<decltype(tag)::value><<<blocks, 32 * kWarpsPerBlock, shared, stream>>>(parts, row_stride, n_in,
-                                                                                              x, n);
+          setup = launch(matvec_staged_kernel<decltype(tag)::value>, blocks, 32 * kWarpsPerBlock, shared, stream, parts,
+                         row_stride, n_in, x, n);
         }
       })) {
     return cudaErrorInvalidValue;
   }
-  return setup != cudaSuccess ? setup : cudaGetLastError();
+  return setup;
 }
 
 cudaError_t dequantize_rows(TensorType type, const void* w, size_t row_bytes, int64_t n_in, int64_t r0, int64_t rows,
                             float* out, cudaStream_t stream) {
   const int64_t groups = rows * (n_in / 32);
   const auto blocks = static_cast<unsigned>((groups + 255) / 256);
+  cudaError_t e = cudaSuccess;
   if (!dispatch_type(type, [&](auto tag) {
-        dequantize_rows_kernel<decltype(tag)::value><<<blocks, 256, 0, stream>>>(
-            static_cast<const uint8_t*>(w), row_bytes, n_in, r0, rows, out);
+        e = launch(dequantize_rows_kernel<decltype(tag)::value>, blocks, 256, 0, stream, static_cast<const uint8_t*>(w),
+                   row_bytes, n_in, r0, rows, out);
       })) {
     return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
+  return e;
 }
 
 cudaError_t get_rows(TensorType type, const void* table, size_t row_bytes, int64_t n_in, const int32_t* batch,
                      int64_t n, float* out, cudaStream_t stream) {
+  cudaError_t e = cudaSuccess;
   if (!dispatch_type(type, [&](auto tag) {
-        get_rows_kernel<decltype(tag)::value><<<static_cast<unsigned>(n), 128, 0, stream>>>(
-            static_cast<const uint8_t*>(table), row_bytes, n_in, batch, out);
+        e = launch(get_rows_kernel<decltype(tag)::value>, static_cast<unsigned>(n), 128, 0, stream,
+                   static_cast<const uint8_t*>(table), row_bytes, n_in, batch, out);
       })) {
     return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
+  return e;
 }
 
 }  // namespace plumb::cuda

@@ -5,70 +5,29 @@
 #include <cstdint>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
+#include "backend/cuda/row_ops.cuh"
 #include "quant/half_bits.h"
 
 namespace plumb::cuda {
 
 namespace {
 
-// util/exp_f32.h on the device, the same steps in the same order (same bits: the CUDA op tests
-// check SwiGLU and attention, which use it, against the CPU bit for bit).
-__device__ __forceinline__ float exp_f32(float x) {
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kMaxArg = 89.0f, kMinArg = -104.0f;
-  if (x != x) return x + x;
-  x = kMaxArg < x ? kMaxArg : x;
-  x = kMinArg > x ? kMinArg : x;
-  const float n = rintf(x * kLog2e);
-  const float r_hi = fmaf(-n, kLn2Hi, x);
-  const float c = -n * kLn2Lo;
-  const float r = r_hi + c;
-  const float r2 = r * r;
-  float q = 1.0f / 5040.0f;
-  q = fmaf(q, r, 1.0f / 720.0f);
-  q = fmaf(q, r, 1.0f / 120.0f);
-  q = fmaf(q, r, 1.0f / 24.0f);
-  q = fmaf(q, r, 1.0f / 6.0f);
-  q = fmaf(q, r, 1.0f / 2.0f);
-  const float s = 1.0f + r_hi;
-  const float s_err = (1.0f - s) + r_hi;
-  const float p = s + fmaf(q, r2, c + s_err);
-  const auto ni = static_cast<int32_t>(n);
-  const int32_t n1 = ni >> 1;
-  const int32_t n2 = ni - n1;
-  const float s1 = __uint_as_float(static_cast<uint32_t>(n1 + 127) << 23);
-  const float s2 = __uint_as_float(static_cast<uint32_t>(n2 + 127) << 23);
-  return p * s1 * s2;
-}
-
 // quant/half.cpp's fp32_to_fp16, on the same bits.
 __device__ __forceinline__ uint16_t to_f16_bits(float f) { return fp16_bits_of_fp32_bits(__float_as_uint(f)); }
 
-__device__ __forceinline__ float from_f16_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-
-constexpr int kNormThreads = 256;
-
-// Block per row: the squares summed in double (per thread, then a fixed tree), as the CPU.
-__global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, int64_t width,
-                                float* __restrict__ y) {
-  __shared__ double partial[kNormThreads];
-  const float* xt = x + blockIdx.x * width;
-  float* yt = y + blockIdx.x * width;
-  double sum = 0.0;
-  for (int64_t i = threadIdx.x; i < width; i += kNormThreads) sum += static_cast<double>(xt[i]) * xt[i];
-  partial[threadIdx.x] = sum;
-  __syncthreads();
-  for (int stride = kNormThreads / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  const float scale = static_cast<float>(1.0 / sqrt(partial[0] / static_cast<double>(width) + static_cast<double>(eps)));
-  for (int64_t i = threadIdx.x; i < width; i += kNormThreads) yt[i] = (xt[i] * scale) * w[i];
+// Block per row.
+__global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w,
+                                                                float eps, int64_t width, float* __restrict__ y) {
+  pdl_start();
+  __shared__ double partial[kNormPartials];
+  rms_norm_row<kNormThreads>(x + blockIdx.x * width, w, eps, width, y + blockIdx.x * width, partial);
 }
 
 // Thread per pair (token, head, i).
 __global__ void rope_kernel(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const float* __restrict__ cos_t,
                             const float* __restrict__ sin_t, int64_t half, const int32_t* __restrict__ batch) {
+  pdl_start();
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= n * n_heads * half) return;
   const int64_t i = idx % half;
@@ -88,6 +47,7 @@ __global__ void rope_kernel(float* x, int64_t n, int64_t n_heads, int64_t head_d
 __global__ void kv_store_kernel(bool f16, void* __restrict__ k_cache, void* __restrict__ v_cache, int64_t k_width,
                                 int64_t v_width, const float* __restrict__ k, const float* __restrict__ v, int64_t n,
                                 const int32_t* __restrict__ batch) {
+  pdl_start();
   int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   void* cache = k_cache;
   const float* src = k;
@@ -109,6 +69,7 @@ __global__ void kv_store_kernel(bool f16, void* __restrict__ k_cache, void* __re
 // (i < n_rot / 2) as rope_kernel does; a k pair is then stored with its rotated values, a v
 // value as it is, as kv_store_kernel does.
 __global__ void rope_store_kernel(RopeStoreArgs a, int64_t n, const int32_t* __restrict__ batch) {
+  pdl_start();
   int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t half = a.head_dim / 2, rot = a.n_rot / 2;
   const int64_t q_pairs = n * a.n_head * half, k_pairs = n * a.n_head_kv * half;
@@ -150,17 +111,39 @@ __global__ void rope_store_kernel(RopeStoreArgs a, int64_t n, const int32_t* __r
 }
 
 constexpr int kAttentionThreads = 128;
-constexpr int kKeyTile = kAttentionThreads;  // positions whose keys are staged in shared memory at once
-constexpr int64_t kMaxHeadDim = 256;
+constexpr int kKeyTile = kAttentionThreads;  // positions whose keys (then values) are in shared memory at once
+constexpr int kMaxHeadDim = 256;
+constexpr int kMaxValuesPerThread = kMaxHeadDim / kAttentionThreads;
 
-__device__ __forceinline__ float cache_at(bool f16, const void* base, int64_t i) {
-  return f16 ? from_f16_bits(static_cast<const uint16_t*>(base)[i]) : static_cast<const float*>(base)[i];
+// Floats of a staged tile row: keys padded by one against bank conflicts, values as they are.
+__host__ __device__ inline int tile_row(int head_dim_k, int head_dim_v) {
+  return head_dim_k + 1 > head_dim_v ? head_dim_k + 1 : head_dim_v;
 }
 
 // Shared memory of attention_kernel beyond its static arrays: the scores of n_ctx positions and a
-// tile of kKeyTile keys (rows padded by one float against bank conflicts).
-size_t attention_shared_bytes(int64_t n_ctx, int64_t head_dim_k) {
-  return static_cast<size_t>(n_ctx + kKeyTile * (head_dim_k + 1)) * sizeof(float);
+// tile of kKeyTile keys or values.
+size_t attention_shared_bytes(int64_t n_ctx, int head_dim_k, int head_dim_v) {
+  return static_cast<size_t>(n_ctx + kKeyTile * tile_row(head_dim_k, head_dim_v)) * sizeof(float);
+}
+
+// Cache rows p0 .. p0 + rows - 1, columns col0 .. col0 + width - 1 (width even) into
+// dst[row * dst_stride + column] as f32, two values a load, by the whole block.
+template <bool F16>
+__device__ __forceinline__ void stage_tile(const void* __restrict__ cache, int64_t cache_width, int64_t col0, int p0,
+                                           int rows, int width, float* __restrict__ dst, int dst_stride) {
+  const int half = width / 2;
+  for (int i = threadIdx.x; i < rows * half; i += kAttentionThreads) {
+    const int r = i / half, c = 2 * (i % half);
+    const int64_t at = (p0 + r) * cache_width + col0 + c;
+    float2 v;
+    if constexpr (F16) {
+      v = __half22float2(*reinterpret_cast<const __half2*>(static_cast<const uint16_t*>(cache) + at));
+    } else {
+      v = *reinterpret_cast<const float2*>(static_cast<const float*>(cache) + at);
+    }
+    dst[r * dst_stride + c] = v.x;
+    dst[r * dst_stride + c + 1] = v.y;
+  }
 }
 
 // Block per (query head, token): the contract of attention_kernels.h for one query row.
@@ -168,37 +151,38 @@ size_t attention_shared_bytes(int64_t n_ctx, int64_t head_dim_k) {
 //         staged a tile at a time in shared memory with coalesced loads);
 //   m = max s_p; e_p = exp_f32(s_p - m);
 //   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
-//   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d); out[d] = a[d] * float(1 / sum).
-__global__ void attention_kernel(AttentionArgs a, const float* __restrict__ q, const int32_t* __restrict__ batch,
-                                 float* __restrict__ out) {
+//   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d, the values staged a tile at
+//          a time like the keys); out[d] = a[d] * float(1 / sum).
+template <bool F16>
+__global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionArgs a, const float* __restrict__ q,
+                                                                      const int32_t* __restrict__ batch,
+                                                                      float* __restrict__ out) {
+  pdl_start();
   extern __shared__ float shared[];
-  float* scores = shared;                  // [n_ctx]
-  float* keys = shared + a.n_ctx;          // [kKeyTile][head_dim_k + 1]
+  float* scores = shared;          // [n_ctx]
+  float* tile = shared + a.n_ctx;  // [kKeyTile][tile_row]
   __shared__ float q_s[kMaxHeadDim];
   __shared__ float red[kAttentionThreads];
   __shared__ double partial[8];
-  const int64_t h = blockIdx.x;
-  const int64_t t = blockIdx.y;
-  const int64_t n_kv = batch[0] + t + 1;
-  const int64_t hd = a.head_dim_k;
-  const int64_t kvh = h / (a.n_head / a.n_head_kv);
-  const float* qt = q + (t * a.n_head + h) * hd;
-  for (int64_t d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
+  const int h = static_cast<int>(blockIdx.x);
+  const int t = static_cast<int>(blockIdx.y);
+  const int n_kv = batch[0] + t + 1;
+  const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
+  const int kvh = h / static_cast<int>(a.n_head / a.n_head_kv);
+  const float* qt = q + (static_cast<int64_t>(t) * a.n_head + h) * hd;
+  for (int d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
 
   float m = -INFINITY;
-  for (int64_t p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int64_t tile = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
+  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
+    const int rows = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
     __syncthreads();
-    for (int64_t i = threadIdx.x; i < tile * hd; i += kAttentionThreads) {
-      const int64_t pl = i / hd, d = i % hd;
-      keys[pl * (hd + 1) + d] = cache_at(a.f16, a.k_cache, (p0 + pl) * a.k_width + kvh * hd + d);
-    }
+    stage_tile<F16>(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, p0, rows, hd, tile, hd + 1);
     __syncthreads();
-    const int64_t pl = threadIdx.x;
-    if (pl < tile) {
-      const float* k = keys + pl * (hd + 1);
+    const int pl = threadIdx.x;
+    if (pl < rows) {
+      const float* k = tile + pl * (hd + 1);
       float dot = 0.0f;
-      for (int64_t d = 0; d < hd; ++d) dot = fmaf(q_s[d], k[d], dot);
+      for (int d = 0; d < hd; ++d) dot = fmaf(q_s[d], k[d], dot);
       const float s = dot * a.scale;
       scores[p0 + pl] = s;
       m = fmaxf(m, s);
@@ -211,36 +195,52 @@ __global__ void attention_kernel(AttentionArgs a, const float* __restrict__ q, c
     __syncthreads();
   }
   m = red[0];
-  for (int64_t p = threadIdx.x; p < n_kv; p += kAttentionThreads) scores[p] = exp_f32(scores[p] - m);
+  for (int p = threadIdx.x; p < n_kv; p += kAttentionThreads) scores[p] = exp_f32(scores[p] - m);
   __syncthreads();
   if (threadIdx.x < 8) {
     double s = 0.0;
-    for (int64_t p = threadIdx.x; p < n_kv; p += 8) s += scores[p];
+    for (int p = threadIdx.x; p < n_kv; p += 8) s += scores[p];
     partial[threadIdx.x] = s;
   }
   __syncthreads();
   const double sum = ((partial[0] + partial[4]) + (partial[2] + partial[6])) +
                      ((partial[1] + partial[5]) + (partial[3] + partial[7]));
   const float inv_sum = static_cast<float>(1.0 / sum);
-  float* ot = out + (t * a.n_head + h) * a.head_dim_v;
-  for (int64_t d = threadIdx.x; d < a.head_dim_v; d += kAttentionThreads) {
-    float acc = 0.0f;
-    const int64_t col = kvh * a.head_dim_v + d;
+
+  float acc[kMaxValuesPerThread] = {};
+  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
+    const int rows = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
+    __syncthreads();
+    stage_tile<F16>(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, p0, rows, hdv, tile, hdv);
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kMaxValuesPerThread; ++j) {
+      const int d = threadIdx.x + j * kAttentionThreads;
+      if (d >= hdv) break;
+      float v = acc[j];
 #pragma unroll 8
-    for (int64_t p = 0; p < n_kv; ++p) acc = fmaf(scores[p], cache_at(a.f16, a.v_cache, p * a.v_width + col), acc);
-    ot[d] = acc * inv_sum;
+      for (int pl = 0; pl < rows; ++pl) v = fmaf(scores[p0 + pl], tile[pl * hdv + d], v);
+      acc[j] = v;
+    }
+  }
+  float* ot = out + (static_cast<int64_t>(t) * a.n_head + h) * hdv;
+#pragma unroll
+  for (int j = 0; j < kMaxValuesPerThread; ++j) {
+    const int d = threadIdx.x + j * kAttentionThreads;
+    if (d < hdv) ot[d] = acc[j] * inv_sum;
   }
 }
 
 __global__ void swiglu_kernel(const float* __restrict__ gate, const float* __restrict__ up, int64_t n,
                               float* __restrict__ out) {
+  pdl_start();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  const float g = gate[i];
-  out[i] = g / (1.0f + exp_f32(-g)) * up[i];
+  out[i] = silu_times(gate[i], up[i]);
 }
 
 __global__ void add_kernel(const float* a, const float* b, int64_t n, float* out) {
+  pdl_start();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = a[i] + b[i];
 }
@@ -255,60 +255,61 @@ constexpr size_t kMaxAttentionShared = 200 * 1024;
 cudaError_t rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y,
                      cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  rms_norm_kernel<<<static_cast<unsigned>(n), kNormThreads, 0, stream>>>(x, w, eps, width, y);
-  return cudaGetLastError();
+  return launch(rms_norm_kernel, static_cast<unsigned>(n), kNormThreads, 0, stream, x, w, eps, width, y);
 }
 
 cudaError_t rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin,
                  int64_t n_rot, const int32_t* batch, cudaStream_t stream) {
   const int64_t pairs = n * n_heads * (n_rot / 2);
   if (pairs == 0) return cudaSuccess;
-  rope_kernel<<<blocks_for(pairs, 256), 256, 0, stream>>>(x, n, n_heads, head_dim, cos, sin, n_rot / 2, batch);
-  return cudaGetLastError();
+  return launch(rope_kernel, blocks_for(pairs, 256), 256, 0, stream, x, n, n_heads, head_dim, cos, sin, n_rot / 2, batch);
 }
 
 cudaError_t kv_store(bool f16, void* k_cache, void* v_cache, int64_t k_width, int64_t v_width, const float* k,
                      const float* v, int64_t n, const int32_t* batch, cudaStream_t stream) {
-  kv_store_kernel<<<blocks_for(n * (k_width + v_width), 256), 256, 0, stream>>>(f16, k_cache, v_cache, k_width, v_width,
+  return launch(kv_store_kernel, blocks_for(n * (k_width + v_width), 256), 256, 0, stream, f16, k_cache, v_cache, k_width, v_width,
                                                                                  k, v, n, batch);
-  return cudaGetLastError();
 }
 
 cudaError_t rope_store(const RopeStoreArgs& a, int64_t n, const int32_t* batch, cudaStream_t stream) {
   const int64_t items = n * ((a.n_head + a.n_head_kv) * (a.head_dim / 2) + a.v_width);
   if (items == 0) return cudaSuccess;
-  rope_store_kernel<<<blocks_for(items, 256), 256, 0, stream>>>(a, n, batch);
-  return cudaGetLastError();
+  return launch(rope_store_kernel, blocks_for(items, 256), 256, 0, stream, a, n, batch);
 }
 
 int64_t max_attention_context() {
-  return static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * (kMaxHeadDim + 1);
+  return static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * tile_row(kMaxHeadDim, kMaxHeadDim);
 }
 
 cudaError_t prepare_attention(int64_t n_ctx) {
-  return cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              static_cast<int>(attention_shared_bytes(n_ctx, kMaxHeadDim)));
+  const auto bytes = static_cast<int>(attention_shared_bytes(n_ctx, kMaxHeadDim, kMaxHeadDim));
+  cudaError_t e = cudaFuncSetAttribute(attention_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e == cudaSuccess) {
+    e = cudaFuncSetAttribute(attention_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  }
+  return e;
 }
 
 cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
                       cudaStream_t stream) {
-  if (a.head_dim_k > kMaxHeadDim || a.n_ctx > max_attention_context()) return cudaErrorInvalidValue;
+  if (a.head_dim_k > kMaxHeadDim || a.head_dim_v > kMaxHeadDim || a.head_dim_k % 2 != 0 || a.head_dim_v % 2 != 0 ||
+      a.n_ctx > max_attention_context() || n > 65535) {
+    return cudaErrorInvalidValue;
+  }
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
-  attention_kernel<<<grid, kAttentionThreads, attention_shared_bytes(a.n_ctx, a.head_dim_k), stream>>>(a, q, batch,
-                                                                                                     out);
-  return cudaGetLastError();
+  const size_t bytes = attention_shared_bytes(a.n_ctx, static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v));
+  return a.f16 ? launch(attention_kernel<true>, grid, kAttentionThreads, bytes, stream, a, q, batch, out)
+               : launch(attention_kernel<false>, grid, kAttentionThreads, bytes, stream, a, q, batch, out);
 }
 
 cudaError_t swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  swiglu_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(gate, up, n, out);
-  return cudaGetLastError();
+  return launch(swiglu_kernel, blocks_for(n, 256), 256, 0, stream, gate, up, n, out);
 }
 
 cudaError_t add(const float* a, const float* b, int64_t n, float* out, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  add_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(a, b, n, out);
-  return cudaGetLastError();
+  return launch(add_kernel, blocks_for(n, 256), 256, 0, stream, a, b, n, out);
 }
 
 }  // namespace plumb::cuda

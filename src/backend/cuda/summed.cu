@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/summed.h"
 
 namespace plumb::cuda {
@@ -68,6 +69,7 @@ __device__ __forceinline__ V pick(const V (&a)[3], int i) {
 // ---- Activation preparation: a thread per (token, 32-value block) ----
 
 __global__ void prepare_kernel(const float* __restrict__ x, ActPlanes p) {
+  pdl_start();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= p.n * p.ld) return;
   const int64_t t = i / p.ld, b = i % p.ld;
@@ -138,6 +140,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* mc_s = reinterpret_cast<float*>(smem + L::mc);
   float* da_s = reinterpret_cast<float*>(smem + L::da);
   float* sx_s = reinterpret_cast<float*>(smem + L::sx);
+  pdl_start();
 
   // The block's part (selected without indexing the parameter arrays by a variable, which would
   // copy them to local memory).
@@ -379,8 +382,7 @@ cudaError_t launch_summed(const MatvecParts& parts, size_t row_stride, const Act
   const int64_t token_tiles = (x.n + kBN - 1) / kBN;
   if (tiles > 0x7fffffff || token_tiles > 65535) return cudaErrorInvalidValue;
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(token_tiles));
-  summed_kernel<T><<<grid, kThreads, L::total, stream>>>(parts, row_stride, x);
-  return cudaGetLastError();
+  return launch(summed_kernel<T>, grid, kThreads, L::total, stream, parts, row_stride, x);
 }
 
 }  // namespace
@@ -398,8 +400,7 @@ cudaError_t summed_prepare(const float* x, int64_t n, int64_t n_in, void* act, c
   if (n_in % 32 != 0) return cudaErrorInvalidValue;
   const ActPlanes p = act_planes(act, n_in, n);
   const int64_t threads = n * p.ld;
-  prepare_kernel<<<static_cast<unsigned>((threads + 127) / 128), 128, 0, stream>>>(x, p);
-  return cudaGetLastError();
+  return launch(prepare_kernel, static_cast<unsigned>((threads + 127) / 128), 128, 0, stream, x, p);
 }
 
 cudaError_t summed_matmul(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const void* act,
