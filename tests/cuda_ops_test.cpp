@@ -389,11 +389,13 @@ TEST(CudaOps, AttentionGivesTheCpuBits) {
   auto cpu_r = make_backend("cpu", 1);
   Backend& cpu = **cpu_r;
   struct Case { int64_t n_head, n_head_kv, head_dim, prefix, n; CacheType type; };
-  // Over 128 positions: more than one staged tile of keys and values; head dims up to 256.
+  // Over 128 positions: more than one staged tile of keys and values; head dims up to 256, those
+  // whose F16 tiles are loaded a tile ahead (64, 128) and the others.
   const Case cases[] = {{6, 2, 64, 0, 1, CacheType::F16},     {6, 3, 40, 9, 7, CacheType::F16},
                         {6, 6, 64, 33, 13, CacheType::F32},   {14, 2, 64, 100, 1, CacheType::F16},
                         {8, 8, 128, 0, 37, CacheType::F32},   {4, 1, 256, 290, 3, CacheType::F16},
-                        {8, 2, 128, 383, 1, CacheType::F32},  {4, 2, 96, 250, 9, CacheType::F16}};
+                        {8, 2, 128, 383, 1, CacheType::F16},  {4, 2, 96, 250, 9, CacheType::F16},
+                        {6, 2, 64, 300, 5, CacheType::F16},   {4, 4, 128, 140, 2, CacheType::F32}};
   for (const Case& c : cases) {
     const int64_t n_ctx = 400, kv_width = c.n_head_kv * c.head_dim;
     auto ccache = cpu.make_kv_cache(2, n_ctx, kv_width, kv_width, c.type);

@@ -146,6 +146,67 @@ __device__ __forceinline__ void stage_tile(const void* __restrict__ cache, int64
   }
 }
 
+// F16 tiles loaded a tile ahead: widths w up to kAheadWidth whose eight-value chunks divide
+// kAttentionThreads (8, 16, 32, 64, 128), so that a thread's chunks are rows apart at one column.
+constexpr int kAheadWidth = 128;
+constexpr int kAheadChunks = kKeyTile * kAheadWidth / 8 / kAttentionThreads;
+__host__ __device__ inline bool loads_ahead(int width) {
+  return width % 8 == 0 && width <= kAheadWidth && kAttentionThreads % (width / 8) == 0;
+}
+
+// The tiles of one phase (keys, then values): rows of the KV head's columns col0 .. col0 +
+// width - 1 into shared memory as f32, kKeyTile rows at a time. With kAhead (F16, loads_ahead)
+// each thread's eight-value chunks of the next tile are loaded into registers as soon as this one
+// is in shared memory, so their latency passes while the block works on this one; without,
+// stage_tile loads each tile when it is put.
+template <bool F16, bool kAhead>
+struct TileStream {
+  const void* cache;
+  int64_t cache_width, col0;
+  int width, n_kv;
+  uint4 raw[kAhead ? kAheadChunks : 1];
+
+  __device__ TileStream(const void* c, int64_t cw, int64_t c0, int w, int n)
+      : cache(c), cache_width(cw), col0(c0), width(w), n_kv(n) {
+    if constexpr (kAhead) fetch(0);
+  }
+  __device__ static int rows_at(int p0, int n_kv) { return n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile; }
+  // Chunk j of this thread: row first_row() + j * row_step(), values column() .. column() + 7.
+  __device__ int chunks() const { return width / 8; }
+  __device__ int first_row() const { return threadIdx.x / chunks(); }
+  __device__ int row_step() const { return kAttentionThreads / chunks(); }
+  __device__ int column() const { return 8 * (threadIdx.x % chunks()); }
+  __device__ void fetch(int p0) {
+    const int rows = rows_at(p0, n_kv), step = row_step();
+    const uint16_t* at = static_cast<const uint16_t*>(cache) + (p0 + first_row()) * cache_width + col0 + column();
+#pragma unroll
+    for (int j = 0; j < kAheadChunks; ++j) {
+      if (first_row() + j * step < rows) raw[j] = *reinterpret_cast<const uint4*>(at + j * step * cache_width);
+    }
+  }
+  // The tile at p0 into dst[row * stride + column]; then the next one's loads, when kAhead.
+  __device__ void put(int p0, float* __restrict__ dst, int stride) {
+    if constexpr (kAhead) {
+      const int rows = rows_at(p0, n_kv), step = row_step();
+      float* to = dst + first_row() * stride + column();
+#pragma unroll
+      for (int j = 0; j < kAheadChunks; ++j) {
+        if (first_row() + j * step >= rows) continue;
+        const __half2* h = reinterpret_cast<const __half2*>(&raw[j]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 v = __half22float2(h[e]);
+          to[j * step * stride + 2 * e] = v.x;
+          to[j * step * stride + 2 * e + 1] = v.y;
+        }
+      }
+      if (p0 + kKeyTile < n_kv) fetch(p0 + kKeyTile);
+    } else {
+      stage_tile<F16>(cache, cache_width, col0, p0, rows_at(p0, n_kv), width, dst, stride);
+    }
+  }
+};
+
 // Block per (query head, token): the contract of attention_kernels.h for one query row.
 //   s_p = fma chain over d of q[d] k_p[d], times scale (a thread per position p; the keys are
 //         staged a tile at a time in shared memory with coalesced loads);
@@ -153,7 +214,7 @@ __device__ __forceinline__ void stage_tile(const void* __restrict__ cache, int64
 //   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
 //   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d, the values staged a tile at
 //          a time like the keys); out[d] = a[d] * float(1 / sum).
-template <bool F16>
+template <bool F16, bool kAhead>
 __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionArgs a, const float* __restrict__ q,
                                                                       const int32_t* __restrict__ batch,
                                                                       float* __restrict__ out) {
@@ -173,10 +234,11 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   for (int d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
 
   float m = -INFINITY;
+  TileStream<F16, kAhead> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv);
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
     const int rows = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
     __syncthreads();
-    stage_tile<F16>(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, p0, rows, hd, tile, hd + 1);
+    keys.put(p0, tile, hd + 1);
     __syncthreads();
     const int pl = threadIdx.x;
     if (pl < rows) {
@@ -208,10 +270,11 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   const float inv_sum = static_cast<float>(1.0 / sum);
 
   float acc[kMaxValuesPerThread] = {};
+  TileStream<F16, kAhead> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv);
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
     const int rows = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
     __syncthreads();
-    stage_tile<F16>(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, p0, rows, hdv, tile, hdv);
+    values.put(p0, tile, hdv);
     __syncthreads();
 #pragma unroll
     for (int j = 0; j < kMaxValuesPerThread; ++j) {
@@ -283,9 +346,9 @@ int64_t max_attention_context() {
 
 cudaError_t prepare_attention(int64_t n_ctx) {
   const auto bytes = static_cast<int>(attention_shared_bytes(n_ctx, kMaxHeadDim, kMaxHeadDim));
-  cudaError_t e = cudaFuncSetAttribute(attention_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  if (e == cudaSuccess) {
-    e = cudaFuncSetAttribute(attention_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  cudaError_t e = cudaSuccess;
+  for (auto* kernel : {attention_kernel<true, true>, attention_kernel<true, false>, attention_kernel<false, false>}) {
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   }
   return e;
 }
@@ -298,8 +361,11 @@ cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const i
   }
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
   const size_t bytes = attention_shared_bytes(a.n_ctx, static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v));
-  return a.f16 ? launch(attention_kernel<true>, grid, kAttentionThreads, bytes, stream, a, q, batch, out)
-               : launch(attention_kernel<false>, grid, kAttentionThreads, bytes, stream, a, q, batch, out);
+  auto* kernel = !a.f16 ? attention_kernel<false, false>
+                 : loads_ahead(static_cast<int>(a.head_dim_k)) && loads_ahead(static_cast<int>(a.head_dim_v))
+                     ? attention_kernel<true, true>
+                                                                              : attention_kernel<true, false>;
+  return launch(kernel, grid, kAttentionThreads, bytes, stream, a, q, batch, out);
 }
 
 cudaError_t swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
