@@ -221,50 +221,6 @@ TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
   }
 }
 
-// matmul_swiglu and matmul_add_norm (SwiGLU and the next norm in the product's epilogue for
-// generation tokens; the norm by the block that finishes last) give the bits of the ops they
-// stand for, at every token count, twice in a row (the norm's ticket counter starts again).
-TEST_P(CudaOps, ProductEpiloguesGiveTheBitsOfSeparateOps) {
-  PLUMB_REQUIRE_CUDA(gpu);
-  const TensorType type = GetParam();
-  const int64_t n_in = awkward_row(type), n_ff = 37, width = 777;
-  const Weights wg = make_weights(type, n_in, n_ff, 50), wu = make_weights(type, n_in, n_ff, 51);
-  const Weights wo = make_weights(type, n_in, width, 52);
-  auto mg = gpu->bind_matrix(wg.info), mu = gpu->bind_matrix(wu.info), mo = gpu->bind_matrix(wo.info);
-  ASSERT_TRUE(mg.ok() && mu.ok() && mo.ok());
-  const std::vector<float> norm_w = random_values(static_cast<size_t>(width), 53);
-  const float* gnorm = put(*gpu, norm_w);
-  for (int64_t n : {1, 2, 3, 8, 9}) {
-    for (int round = 0; round < 2; ++round) {
-      const std::vector<float> x = random_values(static_cast<size_t>(n * n_in), 400 + static_cast<uint32_t>(n));
-      float* gx = put(*gpu, x);
-      const size_t ff = static_cast<size_t>(n * n_ff);
-      float *gate = poisoned(*gpu, ff), *up = poisoned(*gpu, ff), *act = poisoned(*gpu, ff);
-      gpu->matmul_swiglu(**mg, **mu, gx, n, /*n_lane=*/n, gate, up, act);
-      float *gate1 = poisoned(*gpu, ff), *up1 = poisoned(*gpu, ff), *act1 = poisoned(*gpu, ff);
-      const Backend::Product products[] = {{mg->get(), gate1}, {mu->get(), up1}};
-      gpu->matmul_same_input(products, gx, n, /*n_lane=*/n);
-      gpu->swiglu(gate1, up1, n * n_ff, act1);
-      const std::string where = std::string(type_name(type)) + " n=" + std::to_string(n);
-      EXPECT_TRUE(same_bits(get(*gpu, gate, ff), get(*gpu, gate1, ff))) << where << " gate";
-      EXPECT_TRUE(same_bits(get(*gpu, up, ff), get(*gpu, up1, ff))) << where << " up";
-      EXPECT_TRUE(same_bits(get(*gpu, act, ff), get(*gpu, act1, ff))) << where << " act";
-
-      const size_t wide = static_cast<size_t>(n * width);
-      const std::vector<float> acc0 = random_values(wide, 500 + static_cast<uint32_t>(n));
-      float *acc = put(*gpu, acc0), *y = poisoned(*gpu, wide), *normed = poisoned(*gpu, wide);
-      gpu->matmul_add_norm(**mo, gx, n, /*n_lane=*/n, y, acc, gnorm, 1e-5f, normed);
-      float *acc1 = put(*gpu, acc0), *y1 = poisoned(*gpu, wide), *normed1 = poisoned(*gpu, wide);
-      gpu->matmul_add(**mo, gx, n, /*n_lane=*/n, y1, acc1);
-      gpu->rms_norm(acc1, gnorm, 1e-5f, width, n, normed1);
-      EXPECT_TRUE(same_bits(get(*gpu, y, wide), get(*gpu, y1, wide))) << where << " y";
-      EXPECT_TRUE(same_bits(get(*gpu, acc, wide), get(*gpu, acc1, wide))) << where << " acc";
-      EXPECT_TRUE(same_bits(get(*gpu, normed, wide), get(*gpu, normed1, wide))) << where << " norm";
-      ASSERT_TRUE(gpu->take_error().ok());
-    }
-  }
-}
-
 // Under the generation contract a token's bits do not depend on the tokens launched with it (a
 // batch of sequences shares one launch: docs/EXACTNESS.md, "Batch invariance"): n tokens in one
 // call give each token's bits alone, at every count up to kMaxMatvecTokens, also for rows too

@@ -151,21 +151,6 @@ class Backend {
     matmul(w, x, n, n_lane, y);
     add(acc, y, n * w.n_out, acc);
   }
-  // matmul_add, then y_norm = rms_norm(acc) with norm_w and eps (the next block's input), with
-  // the bits of those ops. A backend may compute the norm in the product's last pass.
-  virtual void matmul_add_norm(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y, float* acc,
-                               const float* norm_w, float eps, float* y_norm) {
-    matmul_add(w, x, n, n_lane, y, acc);
-    rms_norm(acc, norm_w, eps, w.n_out, n, y_norm);
-  }
-  // gate = W_gate x and up = W_up x (both written: taps of their own), then act = silu(gate) *
-  // up, with the bits of matmul_same_input and swiglu. A backend may do it in one pass.
-  virtual void matmul_swiglu(const BoundMatrix& w_gate, const BoundMatrix& w_up, const float* x, int64_t n,
-                             int64_t n_lane, float* gate, float* up, float* act) {
-    const Product products[] = {{&w_gate, gate}, {&w_up, up}};
-    matmul_same_input(products, x, n, n_lane);
-    swiglu(gate, up, n * w_gate.n_out, act);
-  }
   // Rotates, in place, pairs (2i, 2i+1) of the first n_rot dims of every head of
   // x [n][n_heads * head_dim], token t by the angles of its position (set_batch).
   virtual void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) = 0;

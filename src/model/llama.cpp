@@ -62,7 +62,6 @@ Result<std::unique_ptr<LlamaForward>> LlamaForward::create(const ModelConfig& c,
   PLUMB_ASSIGN_OR_RETURN(s.proj, b.alloc(max_batch * c.n_embd));
   PLUMB_ASSIGN_OR_RETURN(s.gate, b.alloc(max_batch * c.n_ff));
   PLUMB_ASSIGN_OR_RETURN(s.up, b.alloc(max_batch * c.n_ff));
-  PLUMB_ASSIGN_OR_RETURN(s.act, b.alloc(max_batch * c.n_ff));
   PLUMB_ASSIGN_OR_RETURN(s.logits, b.alloc(c.n_vocab));  // one row: a generation step allocates nothing
   s.logit_rows = 1;
   return f;
@@ -186,12 +185,11 @@ void LlamaForward::layers(int64_t n, int64_t n_lane, std::span<KvCache* const> c
 
   b.get_rows(*token_embd_, n, s.x);                               // x [n][n_embd]
   trace(tracer, -1, "inp_embd", s.x, n_embd, n);
-  // The first layer's attention norm; each later one comes with the residual add before it.
-  b.rms_norm(s.x, layers_[0].attn_norm, c_.rms_eps, n_embd, n, s.xb);  // xb [n][n_embd]
 
   for (int64_t il = 0; il < c_.n_layer; ++il) {
     const Layer& l = layers_[static_cast<size_t>(il)];
     // Attention.
+    b.rms_norm(s.x, l.attn_norm, c_.rms_eps, n_embd, n, s.xb);    // xb [n][n_embd]
     trace(tracer, il, "attn_norm", s.xb, n_embd, n);
     const Backend::Product qkv[] = {{l.wq.get(), s.q},              // q [n][n_head * head_dim_k]
                                     {l.wk.get(), s.k},              // k [n][n_head_kv * head_dim_k]
@@ -207,23 +205,21 @@ void LlamaForward::layers(int64_t n, int64_t n_lane, std::span<KvCache* const> c
       b.attention(*caches[r], il, r, s.q, attn_shape_, s.att);      //   att [n_r][n_head * head_dim_v]
     }
     trace(tracer, il, "attn_out", s.att, att_width, n);
-    // proj [n][n_embd]; x += proj; xb = the feed-forward's norm of x
-    b.matmul_add_norm(*l.wo, s.att, n, n_lane, s.proj, s.x, l.ffn_norm, c_.rms_eps, s.xb);
+    b.matmul_add(*l.wo, s.att, n, n_lane, s.proj, s.x);             // proj [n][n_embd]; x += proj
     trace(tracer, il, "attn_proj", s.proj, n_embd, n);
     trace(tracer, il, "ffn_inp", s.x, n_embd, n);
 
     // Feed-forward (SwiGLU).
+    b.rms_norm(s.x, l.ffn_norm, c_.rms_eps, n_embd, n, s.xb);     // xb [n][n_embd]
     trace(tracer, il, "ffn_norm", s.xb, n_embd, n);
-    b.matmul_swiglu(*l.w_gate, *l.w_up, s.xb, n, n_lane, s.gate, s.up, s.act);  // gate, up, act [n][n_ff]
+    const Backend::Product gate_up[] = {{l.w_gate.get(), s.gate},   // gate [n][n_ff]
+                                        {l.w_up.get(), s.up}};      // up [n][n_ff]
+    b.matmul_same_input(gate_up, s.xb, n, n_lane);
     trace(tracer, il, "ffn_gate", s.gate, c_.n_ff, n);
     trace(tracer, il, "ffn_up", s.up, c_.n_ff, n);
-    trace(tracer, il, "ffn_act", s.act, c_.n_ff, n);                // act = silu(gate) * up
-    if (il + 1 < c_.n_layer) {                                      // proj [n][n_embd]; x += proj; xb = the next
-      b.matmul_add_norm(*l.w_down, s.act, n, n_lane, s.proj, s.x,  // layer's attention norm of x
-                        layers_[static_cast<size_t>(il + 1)].attn_norm, c_.rms_eps, s.xb);
-    } else {
-      b.matmul_add(*l.w_down, s.act, n, n_lane, s.proj, s.x);       // proj [n][n_embd]; x += proj
-    }
+    b.swiglu(s.gate, s.up, n * c_.n_ff, s.gate);                    // gate = silu(gate) * up
+    trace(tracer, il, "ffn_act", s.gate, c_.n_ff, n);
+    b.matmul_add(*l.w_down, s.gate, n, n_lane, s.proj, s.x);        // proj [n][n_embd]; x += proj
     trace(tracer, il, "ffn_out", s.proj, n_embd, n);
     trace(tracer, il, "out", s.x, n_embd, n);
   }

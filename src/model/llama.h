@@ -61,9 +61,8 @@ class LlamaForward {
     float* v = nullptr;       // [n][n_head_kv * head_dim_v]
     float* att = nullptr;     // [n][n_head * head_dim_v] heads merged
     float* proj = nullptr;    // [n][n_embd] attention or FFN output projection
-    float* gate = nullptr;    // [n][n_ff]
+    float* gate = nullptr;    // [n][n_ff], then silu(gate) * up in place
     float* up = nullptr;      // [n][n_ff]
-    float* act = nullptr;     // [n][n_ff] silu(gate) * up
     float* logits = nullptr;  // [logit_rows][n_vocab]: one row, grown for prompts that keep more
     int64_t logit_rows = 0;
   };

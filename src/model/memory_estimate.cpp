@@ -19,10 +19,10 @@ MemoryEstimate estimate_session_memory(const ModelConfig& c, int64_t n_ctx, int6
   const double kv_width = static_cast<double>(c.n_head_kv) * static_cast<double>(c.head_dim_k + c.head_dim_v);
   MemoryEstimate e;
   e.kv_cache = static_cast<double>(c.n_layer) * ctx * kv_width * (cache_type == CacheType::F16 ? 2.0 : 4.0);
-  // x, xb, proj [n_embd]; q [n_head*hdk]; k, v; att [n_head*hdv]; gate, up, act [n_ff]: per token.
+  // x, xb, proj [n_embd]; q [n_head*hdk]; k, v; att [n_head*hdv]; gate, up [n_ff]: per token.
   const double per_token = 3.0 * static_cast<double>(c.n_embd) +
                            static_cast<double>(c.n_head) * static_cast<double>(c.head_dim_k + c.head_dim_v) +
-                           kv_width + 3.0 * static_cast<double>(c.n_ff);
+                           kv_width + 2.0 * static_cast<double>(c.n_ff);
   e.activations = batch * per_token * f32;
   const double rows = static_cast<double>(std::max<int64_t>(logit_rows, 1));
   e.logits = (std::min(rows, batch) + rows) * static_cast<double>(c.n_vocab) * f32;

@@ -86,9 +86,6 @@ class CudaBackend : public Backend {
     cublasSetStream(cublas_, stream_);
     cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH);
     graphs_enabled_ = std::getenv("PLUMB_CUDA_GRAPHS") == nullptr || std::strcmp(std::getenv("PLUMB_CUDA_GRAPHS"), "0") != 0;
-    PLUMB_ASSIGN_OR_RETURN(void* done, device_alloc(sizeof(unsigned), "a counter"));
-    PLUMB_RETURN_IF_ERROR(check(cudaMemsetAsync(done, 0, sizeof(unsigned), stream_), "cudaMemset"));
-    norm_done_ = static_cast<unsigned*>(done);
     return Status();
   }
 
@@ -291,36 +288,6 @@ class CudaBackend : public Backend {
     }
     if (n > kMaxMatvecTokens) return Backend::matmul_add(w, x, n, n_lane, y, acc);
     note(matvec(m.type, add_part(m, y, acc, 0), m.row_stride, m.n_in, x, static_cast<int>(n), stream_), "matvec");
-  }
-  // The norm in the matvec's epilogue where matmul_add runs the product as matvec (one launch
-  // for a generation step), else matmul_add then rms_norm.
-  void matmul_add_norm(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y, float* acc,
-                       const float* norm_w, float eps, float* y_norm) override {
-    const auto& m = static_cast<const CudaMatrix&>(w);
-    n_lane = std::clamp<int64_t>(n_lane, 0, n);
-    if (n > kMaxMatvecTokens || (summed_covers(m.type) && n_lane < n)) {
-      return Backend::matmul_add_norm(w, x, n, n_lane, y, acc, norm_w, eps, y_norm);
-    }
-    MatvecParts parts = add_part(m, y, acc, 0);
-    parts.norm = RowNorm{norm_w, eps, y_norm, norm_done_};
-    note(matvec(m.type, parts, m.row_stride, m.n_in, x, static_cast<int>(n), stream_), "matvec");
-  }
-  // SwiGLU in the matvec's epilogue for tokens under the generation contract, else the products
-  // then swiglu.
-  void matmul_swiglu(const BoundMatrix& w_gate, const BoundMatrix& w_up, const float* x, int64_t n, int64_t n_lane,
-                     float* gate, float* up, float* act) override {
-    const auto& g = static_cast<const CudaMatrix&>(w_gate);
-    const auto& u = static_cast<const CudaMatrix&>(w_up);
-    if (n_lane < n || n > kMaxMatvecTokens || g.type != u.type || g.n_in != u.n_in || g.n_out != u.n_out) {
-      return Backend::matmul_swiglu(w_gate, w_up, x, n, n_lane, gate, up, act);
-    }
-    MatvecParts parts;
-    parts.count = 2;
-    parts.w[0] = g.data, parts.w[1] = u.data;
-    parts.n_out[0] = parts.n_out[1] = g.n_out;
-    parts.y[0] = gate, parts.y[1] = up;
-    parts.act = act;
-    note(matvec(g.type, parts, g.row_stride, g.n_in, x, static_cast<int>(n), stream_), "matvec");
   }
   // One matrix as the parts of a launch whose outputs y and residual acc start at token t0.
   static MatvecParts add_part(const CudaMatrix& m, float* y, float* acc, int64_t t0) {
@@ -587,7 +554,6 @@ class CudaBackend : public Backend {
   std::map<void*, std::pair<size_t, int>> device_;  // every cudaMalloc of this backend (bytes, kind), freed with it
   DeviceMemory memory_;
   float* scratch_ = nullptr;
-  unsigned* norm_done_ = nullptr;  // the fused norm's ticket counter (RowNorm::done)
   void* summed_act_ = nullptr;  // prepared activations of the contract-S products
   size_t summed_act_bytes_ = 0;
   int64_t uncovered_matrices_ = 0;  // bound matrices of types the contract-S kernel does not read

@@ -33,14 +33,6 @@ bool has_matrix_kernel(TensorType type);
 // token (any count) through summed_matmul.
 constexpr int kMaxMatvecTokens = 8;
 
-// RMSNorm of a product's residual rows once the whole product is done (matvec's epilogue).
-struct RowNorm {
-  const float* w = nullptr;  // [width]
-  float eps = 0.0f;
-  float* out = nullptr;       // [n][width]; unset: no norm
-  unsigned* done = nullptr;   // a device counter, 0 between launches (the launch's last block resets it)
-};
-
 // Up to three matrices of one type and row width that multiply the same input (Q, K and V;
 // gate and up), run by one launch.
 struct MatvecParts {
@@ -49,12 +41,6 @@ struct MatvecParts {
   int64_t n_out[3] = {};
   float* y[3] = {};
   float* acc[3] = {};  // when set: acc_i += y_i as well (the residual stream; [n][n_out])
-  // When set (two parts of equal n_out, gate and up): act[t][r] = silu(y_0[t][r]) * y_1[t][r]
-  // too, with swiglu()'s bits.
-  float* act = nullptr;
-  // When norm.out is set (one part, with acc): norm.out[t] = rms_norm(acc_0[t]) after the
-  // product, with rms_norm()'s bits.
-  RowNorm norm;
 };
 
 // y_i[t][r] = sum_k W_i[r][k] x[t][k] for t < n (n <= kMaxMatvecTokens), rows of each W_i in
@@ -63,8 +49,6 @@ struct MatvecParts {
 // tokens share the call: F16, Q4_0, Q4_1, Q8_0, Q4_K and Q6_K through the register kernel where
 // one token's x fits its 100 KiB of shared memory (n_in up to 23,552), two tokens a launch where
 // two fit (n_in up to 11,264), else one; the other types and longer rows through matvec_staged.
-// parts.act and parts.norm are computed in the register kernel's epilogue when one launch takes
-// the whole product, else by swiglu() and rms_norm() after it (PLUMB_CUDA_FUSE=0: always after).
 cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
                    cudaStream_t stream);
 // The register matvec's layout of a row of `type` (units.cuh), checked on the host: every value

@@ -6,7 +6,6 @@
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
-#include "backend/cuda/row_ops.cuh"
 #include "backend/cuda/units.cuh"
 
 namespace plumb::cuda {
@@ -62,10 +61,6 @@ __device__ __forceinline__ V pick(const V (&field)[3], int k) {
 // and run the lane adds a * (q . x) + b * sum(x) to its sum (q . x an fma chain over the run's
 // 16 values); the 32 lanes' sums are combined by a xor butterfly: a fixed order, the same bits
 // every run. y = the sum; acc += it where acc is given.
-// With parts.act (R = 1), warps 2j and 2j + 1 take row r of gate and of up (r = kWarps / 2 *
-// block + j) and the gate's warp writes act = silu(gate) * up. With parts.norm, the block that
-// finishes last (a ticket from a device counter, after every block's writes are fenced) computes
-// the norm of each token's acc row.
 template <TensorType T, int NT, int R>
 __global__ void __launch_bounds__(32 * kWarps) matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in,
                                                              const float* __restrict__ x, int n) {
@@ -75,7 +70,6 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_kernel(MatvecParts parts, 
   s.sums = reinterpret_cast<float*>(staged + static_cast<int64_t>(n) * s.iters * 8 * 32);
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const bool glu = parts.act != nullptr;
   const uint8_t* row[R];
   int part[R];
   int64_t local[R];
@@ -83,14 +77,9 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_kernel(MatvecParts parts, 
   for (int r = 0; r < R; ++r) {
     int64_t i = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * R + r;
     int p = 0;
-    if (glu) {
-      i = static_cast<int64_t>(blockIdx.x) * (kWarps / 2) + warp / 2, p = warp % 2;
-      if (i >= parts.n_out[0]) p = parts.count;
-    } else {
 #pragma unroll
-      for (int k = 0; k < 3; ++k) {
-        if (p == k && k < parts.count && i >= parts.n_out[k]) i -= parts.n_out[k], p = k + 1;
-      }
+    for (int k = 0; k < 3; ++k) {
+      if (p == k && k < parts.count && i >= parts.n_out[k]) i -= parts.n_out[k], p = k + 1;
     }
     part[r] = p, local[r] = i;
     row[r] = p < parts.count ? static_cast<const uint8_t*>(pick(parts.w, p)) + i * row_stride : nullptr;
@@ -158,42 +147,11 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_kernel(MatvecParts parts, 
       float v = acc[r][t];
 #pragma unroll
       for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-      acc[r][t] = v;
       if (lane != 0 || row[r] == nullptr || t >= n) continue;
       const int64_t at = t * pick(parts.n_out, part[r]) + local[r];
       pick(parts.y, part[r])[at] = v;
       if (float* acc_out = pick(parts.acc, part[r])) acc_out[at] += v;
     }
-  }
-  if (glu) {
-    __shared__ float up_s[kWarps / 2][NT];
-    if (lane == 0 && part[0] == 1) {
-#pragma unroll
-      for (int t = 0; t < NT; ++t) up_s[warp / 2][t] = acc[0][t];
-    }
-    __syncthreads();
-    if (lane == 0 && part[0] == 0) {
-#pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        if (t < n) parts.act[t * parts.n_out[0] + local[0]] = silu_times(acc[0][t], up_s[warp / 2][t]);
-      }
-    }
-  }
-  if (parts.norm.out != nullptr) {
-    __shared__ unsigned ticket;
-    __threadfence();  // this block's acc rows, before its ticket
-    __syncthreads();
-    if (threadIdx.x == 0) ticket = atomicAdd(parts.norm.done, 1u);
-    __syncthreads();
-    if (ticket != gridDim.x - 1) return;
-    __threadfence();
-    double* partial = reinterpret_cast<double*>(staged);  // x is no longer read
-    const int64_t width = parts.n_out[0];
-    for (int t = 0; t < n; ++t) {
-      rms_norm_row<32 * kWarps>(parts.acc[0] + t * width, parts.norm.w, parts.norm.eps, width,
-                                parts.norm.out + t * width, partial);
-    }
-    if (threadIdx.x == 0) *parts.norm.done = 0;
   }
 }
 
@@ -204,7 +162,6 @@ cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_i
   static const cudaError_t allowed = cudaFuncSetAttribute(
       matvec_kernel<T, NT, R>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
   if (allowed != cudaSuccess) return allowed;
-  static_assert(kNormPartials * sizeof(double) <= 32 * (32 + 2) * sizeof(float), "the norm's partials fit in x's stage");
   const auto blocks = static_cast<unsigned>((rows + kWarps * R - 1) / (kWarps * R));
   return launch(matvec_kernel<T, NT, R>, blocks, 32 * kWarps, staged_bytes(n_in, n), stream, parts, row_stride, n_in, x, n);
 }
@@ -216,31 +173,11 @@ template <TensorType T, int NT>
 cudaError_t launch_rows(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
                         cudaStream_t stream) {
   static const int variant = getenv("PLUMB_MV") ? atoi(getenv("PLUMB_MV")) : 1;
-  if (parts.act != nullptr) return launch_unit<T, NT, 1>(parts, row_stride, n_in, x, n, rows, stream);
   switch (variant) {
     case 2: return launch_unit<T, NT, 2>(parts, row_stride, n_in, x, n, rows, stream);
     case 4: return launch_unit<T, NT, 4>(parts, row_stride, n_in, x, n, rows, stream);
     default: return launch_unit<T, NT, 1>(parts, row_stride, n_in, x, n, rows, stream);
   }
-}
-
-// The products alone, then act and norm by their own kernels.
-cudaError_t matvec_then_rows(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
-                             int n, cudaStream_t stream) {
-  MatvecParts plain = parts;
-  plain.act = nullptr;
-  plain.norm = RowNorm{};
-  cudaError_t e = matvec(type, plain, row_stride, n_in, x, n, stream);
-  if (e == cudaSuccess && parts.act != nullptr) e = swiglu(parts.y[0], parts.y[1], n * parts.n_out[0], parts.act, stream);
-  if (e == cudaSuccess && parts.norm.out != nullptr) {
-    e = rms_norm(parts.acc[0], parts.norm.w, parts.norm.eps, parts.n_out[0], n, parts.norm.out, stream);
-  }
-  return e;
-}
-
-bool fuse_enabled() {
-  static const bool enabled = getenv("PLUMB_CUDA_FUSE") == nullptr || atoi(getenv("PLUMB_CUDA_FUSE")) != 0;
-  return enabled;
 }
 
 }  // namespace
@@ -255,18 +192,10 @@ cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride,
   int64_t rows = 0;
   for (int i = 0; i < parts.count; ++i) rows += parts.n_out[i];
   if (rows == 0 || n == 0) return cudaSuccess;
-  if (parts.act != nullptr && (parts.count != 2 || parts.n_out[0] != parts.n_out[1])) return cudaErrorInvalidValue;
-  if (parts.norm.out != nullptr && (parts.count != 1 || parts.acc[0] == nullptr || parts.norm.done == nullptr)) {
-    return cudaErrorInvalidValue;
-  }
-  const bool fused = parts.act != nullptr || parts.norm.out != nullptr;
   bool unit = false;
   dispatch_type(type, [&](auto tag) { unit = Unit<decltype(tag)::value>::kExists; });
-  const int per_launch = staged_bytes(n_in, kMaxUnitTokens) <= kMaxStagedBytes ? kMaxUnitTokens : 1;
-  if (fused && (!unit || staged_bytes(n_in, 1) > kMaxStagedBytes || n > per_launch || !fuse_enabled())) {
-    return matvec_then_rows(type, parts, row_stride, n_in, x, n, stream);
-  }
   if (!unit || staged_bytes(n_in, 1) > kMaxStagedBytes) return matvec_staged(type, parts, row_stride, n_in, x, n, stream);
+  const int per_launch = staged_bytes(n_in, kMaxUnitTokens) <= kMaxStagedBytes ? kMaxUnitTokens : 1;
   cudaError_t e = cudaSuccess;
   for (int t0 = 0; t0 < n && e == cudaSuccess; t0 += per_launch) {
     const int k = std::min(per_launch, n - t0);
