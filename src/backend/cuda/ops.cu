@@ -168,6 +168,9 @@ size_t attention_shared_bytes(int64_t n_ctx, int head_dim_k, int head_dim_v) {
   return static_cast<size_t>(n_ctx + kKeyTile * tile_row(head_dim_k, head_dim_v)) * sizeof(float);
 }
 
+// Rows of the tile that starts at position p0, of the n_kv positions a query sees.
+__device__ __forceinline__ int tile_rows(int p0, int n_kv) { return n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile; }
+
 // Cache rows p0 .. p0 + rows - 1, columns col0 .. col0 + width - 1 (width even) into
 // dst[row * dst_stride + column] as f32, two values a load, by the whole block.
 template <bool F16>
@@ -212,14 +215,13 @@ struct TileStream {
       : cache(c), cache_width(cw), col0(c0), width(w), n_kv(n) {
     if constexpr (kAhead) fetch(0);
   }
-  __device__ static int rows_at(int p0, int n_kv) { return n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile; }
   // Chunk j of this thread: row first_row() + j * row_step(), values column() .. column() + 7.
   __device__ int chunks() const { return width / 8; }
   __device__ int first_row() const { return threadIdx.x / chunks(); }
   __device__ int row_step() const { return kAttentionThreads / chunks(); }
   __device__ int column() const { return 8 * (threadIdx.x % chunks()); }
   __device__ void fetch(int p0) {
-    const int rows = rows_at(p0, n_kv), step = row_step();
+    const int rows = tile_rows(p0, n_kv), step = row_step();
     const uint16_t* at = static_cast<const uint16_t*>(cache) + (p0 + first_row()) * cache_width + col0 + column();
 #pragma unroll
     for (int j = 0; j < kAheadChunks; ++j) {
@@ -229,7 +231,7 @@ struct TileStream {
   // The tile at p0 into dst[row * stride + column]; then the next one's loads, when kAhead.
   __device__ void put(int p0, float* __restrict__ dst, int stride) {
     if constexpr (kAhead) {
-      const int rows = rows_at(p0, n_kv), step = row_step();
+      const int rows = tile_rows(p0, n_kv), step = row_step();
       float* to = dst + first_row() * stride + column();
 #pragma unroll
       for (int j = 0; j < kAheadChunks; ++j) {
@@ -244,7 +246,7 @@ struct TileStream {
       }
       if (p0 + kKeyTile < n_kv) fetch(p0 + kKeyTile);
     } else {
-      stage_tile<F16>(cache, cache_width, col0, p0, rows_at(p0, n_kv), width, dst, stride);
+      stage_tile<F16>(cache, cache_width, col0, p0, tile_rows(p0, n_kv), width, dst, stride);
     }
   }
 };
@@ -278,7 +280,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   float m = -INFINITY;
   TileStream<F16, kAhead> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv);
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int rows = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
+    const int rows = tile_rows(p0, n_kv);
     __syncthreads();
     keys.put(p0, tile, hd + 1);
     __syncthreads();
@@ -314,7 +316,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   float acc[kMaxValuesPerThread] = {};
   TileStream<F16, kAhead> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv);
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int rows = n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile;
+    const int rows = tile_rows(p0, n_kv);
     __syncthreads();
     values.put(p0, tile, hdv);
     __syncthreads();
@@ -373,8 +375,8 @@ cudaError_t rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const f
 
 cudaError_t kv_store(bool f16, void* k_cache, void* v_cache, int64_t k_width, int64_t v_width, const float* k,
                      const float* v, int64_t n, const int32_t* batch, cudaStream_t stream) {
-  return launch(kv_store_kernel, blocks_for(n * (k_width + v_width), 256), 256, 0, stream, f16, k_cache, v_cache, k_width, v_width,
-                                                                                 k, v, n, batch);
+  return launch(kv_store_kernel, blocks_for(n * (k_width + v_width), 256), 256, 0, stream, f16, k_cache, v_cache,
+                k_width, v_width, k, v, n, batch);
 }
 
 cudaError_t rope_store(const RopeStoreArgs& a, int64_t n, const int32_t* batch, cudaStream_t stream) {
@@ -404,10 +406,8 @@ cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const i
   }
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
   const size_t bytes = attention_shared_bytes(a.n_ctx, static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v));
-  auto* kernel = !a.f16 ? attention_kernel<false, false>
-                 : loads_ahead(static_cast<int>(a.head_dim_k)) && loads_ahead(static_cast<int>(a.head_dim_v))
-                     ? attention_kernel<true, true>
-                                                                              : attention_kernel<true, false>;
+  const bool ahead = loads_ahead(static_cast<int>(a.head_dim_k)) && loads_ahead(static_cast<int>(a.head_dim_v));
+  auto* kernel = !a.f16 ? attention_kernel<false, false> : ahead ? attention_kernel<true, true> : attention_kernel<true, false>;
   return launch(kernel, grid, kAttentionThreads, bytes, stream, a, q, batch, out);
 }
 
