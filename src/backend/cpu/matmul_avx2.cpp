@@ -1076,6 +1076,13 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
                      int64_t r1) {
   const int64_t n_in = w.n_in;
   const int64_t n_tokens = x.n_tokens();
+  if (n_tokens == 1) {
+    // One token: a row at a time, its k blocks in order, so that the weights are read as one
+    // sequential stream (as the AVX-512 kernel's float_one_token, which says why).
+    const float* xs[1] = {x.f32()};
+    for (int64_t r = r0; r < r1; ++r) float_group<R, 1>(w, xs, r, r + 1, y, ldy, 0);
+    return;
+  }
   // Block by block of tokens (float_token_block: the block's x from L2, not the prompt's from L3).
   const int64_t block = float_token_block(n_in, n_tokens, 4);
   for (int64_t b0 = 0; b0 < n_tokens; b0 += block) {
