@@ -1226,10 +1226,11 @@ void float_group(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const
 }
 
 // One token: each row alone over its whole length, the rows in order, so that a thread reads its
-// weights as one sequential stream. On Zen 4 (2 cores) any two streams read at once per core,
-// float_group's interleaved spans or even two halves of consecutive rows side by side, halved
-// the rate the weights came from memory (TinyLlama F16 generation 12.3 t/s at two threads, 20.8
-// with this; one thread 6.3 and 11.1); a row's single fma chain (the contract's) costs less.
+// weights as one sequential stream. On Zen 4 (2 cores) rows read side by side by one core,
+// float_group's interleaved spans or even two halves of consecutive rows, cut the rate the
+// weights came from memory by up to half (TinyLlama F16 generation 12.3 t/s at two threads, 20.8
+// with this; one thread 6.3 and 11.1). The one fma chain this leaves a row (the contract's 16
+// lanes: 16 weights per 4 cycles) costs less than the second stream (docs/PERFORMANCE.md, Zen 4).
 template <class R>
 void float_one_token(const WeightMatrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t n_full = w.n_in / 16 * 16;
