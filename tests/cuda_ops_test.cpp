@@ -8,6 +8,7 @@
 // with the reason.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -345,15 +346,19 @@ TEST(CudaOps, AttentionGivesTheCpuBits) {
   auto cpu_r = make_backend("cpu", 1);
   Backend& cpu = **cpu_r;
   struct Case { int64_t n_head, n_head_kv, head_dim, prefix, n; CacheType type; };
-  // Over 128 positions: more than one staged tile of keys and values; head dims up to 256, those
-  // whose F16 tiles are loaded a tile ahead (64, 128) and the others.
+  // Over 128 positions: more than one staged tile of keys and values; head dims up to 256. With an
+  // F16 cache: few blocks (heads x tokens up to twice the multiprocessors) take the tiles copied
+  // several ahead (over 512 positions: each stage used again), many blocks the register stream
+  // (head dims 64, 128), the other head dims the plain staging.
   const Case cases[] = {{6, 2, 64, 0, 1, CacheType::F16},     {6, 3, 40, 9, 7, CacheType::F16},
                         {6, 6, 64, 33, 13, CacheType::F32},   {14, 2, 64, 100, 1, CacheType::F16},
                         {8, 8, 128, 0, 37, CacheType::F32},   {4, 1, 256, 290, 3, CacheType::F16},
                         {8, 2, 128, 383, 1, CacheType::F16},  {4, 2, 96, 250, 9, CacheType::F16},
-                        {6, 2, 64, 300, 5, CacheType::F16},   {4, 4, 128, 140, 2, CacheType::F32}};
+                        {6, 2, 64, 300, 5, CacheType::F16},   {4, 4, 128, 140, 2, CacheType::F32},
+                        {8, 2, 64, 200, 40, CacheType::F16},  {8, 2, 64, 700, 1, CacheType::F16},
+                        {4, 2, 128, 1000, 3, CacheType::F16}, {6, 3, 40, 650, 2, CacheType::F16}};
   for (const Case& c : cases) {
-    const int64_t n_ctx = 400, kv_width = c.n_head_kv * c.head_dim;
+    const int64_t n_ctx = std::max<int64_t>(401, c.prefix + c.n), kv_width = c.n_head_kv * c.head_dim;
     auto ccache = cpu.make_kv_cache(2, n_ctx, kv_width, kv_width, c.type);
     auto gcache = gpu->make_kv_cache(2, n_ctx, kv_width, kv_width, c.type);
     ASSERT_TRUE(ccache.ok() && gcache.ok());

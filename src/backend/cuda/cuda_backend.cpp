@@ -177,7 +177,7 @@ class CudaBackend : public Backend {
       return Status::errorf("context of %lld tokens: the CUDA attention kernel takes at most %lld (use a smaller -c)",
                             static_cast<long long>(n_ctx), static_cast<long long>(max_attention_context()));
     }
-    PLUMB_RETURN_IF_ERROR(check(prepare_attention(n_ctx), "attention setup"));
+    PLUMB_RETURN_IF_ERROR(check(prepare_attention(), "attention setup"));
     auto c = std::make_unique<CudaKvCache>();
     c->f16 = type == CacheType::F16;
     c->elem = c->f16 ? sizeof(uint16_t) : sizeof(float);

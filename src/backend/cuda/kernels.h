@@ -126,8 +126,8 @@ struct AttentionArgs {
 };
 // The largest context attention() takes (its scores live in shared memory).
 int64_t max_attention_context();
-// Prepares attention() for contexts up to n_ctx (shared memory size); call before capturing.
-cudaError_t prepare_attention(int64_t n_ctx);
+// Allows attention() its shared memory (up to max_attention_context()); call before capturing.
+cudaError_t prepare_attention();
 // Causal attention of q [n][n_head * head_dim_k] over the cache: out [n][n_head * head_dim_v]
 // (head dims even, at most 256; n at most 65,535).
 cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,

@@ -12,7 +12,6 @@ namespace plumb::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;       // warps of a block: each takes its own rows, all of x staged once
 constexpr int kMaxUnitTokens = 2;  // token counts of the register kernel
 constexpr size_t kMaxStagedBytes = 100 * 1024;  // x staged by a block, beside another block's
 
@@ -56,45 +55,43 @@ __device__ __forceinline__ V pick(const V (&field)[3], int k) {
   return k == 0 ? field[0] : k == 1 ? field[1] : field[2];
 }
 
-// Block per kWarps * R rows, warp per R rows (x read once for them). Lane l takes units l, l +
-// 32, ... of each row, two lane iterations' loads in flight before either is used. Per row, token
-// and run the lane adds a * (q . x) + b * sum(x) to its sum (q . x an fma chain over the run's
-// 16 values); the 32 lanes' sums are combined by a xor butterfly: a fixed order, the same bits
-// every run. y = the sum; acc += it where acc is given.
-template <TensorType T, int NT, int R>
-__global__ void __launch_bounds__(32 * kWarps) matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in,
-                                                             const float* __restrict__ x, int n) {
-  extern __shared__ float4 staged[];
-  const int64_t units = n_in / 32;
-  StagedX s{staged, nullptr, (units + 31) / 32};
-  s.sums = reinterpret_cast<float*>(staged + static_cast<int64_t>(n) * s.iters * 8 * 32);
-
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+// Rows first .. first + R - 1 of the parts laid end to end: each one's weights (nullptr past the
+// last row), part and row within the part.
+template <int R>
+struct RowSet {
   const uint8_t* row[R];
   int part[R];
   int64_t local[R];
+
+  __device__ RowSet(const MatvecParts& parts, size_t row_stride, int64_t first) {
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
-    int64_t i = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * R + r;
-    int p = 0;
+    for (int r = 0; r < R; ++r) {
+      int64_t i = first + r;
+      int p = 0;
 #pragma unroll
-    for (int k = 0; k < 3; ++k) {
-      if (p == k && k < parts.count && i >= parts.n_out[k]) i -= parts.n_out[k], p = k + 1;
+      for (int k = 0; k < 3; ++k) {
+        if (p == k && k < parts.count && i >= parts.n_out[k]) i -= parts.n_out[k], p = k + 1;
+      }
+      part[r] = p, local[r] = i;
+      row[r] = p < parts.count ? static_cast<const uint8_t*>(pick(parts.w, p)) + i * row_stride : nullptr;
     }
-    part[r] = p, local[r] = i;
-    row[r] = p < parts.count ? static_cast<const uint8_t*>(pick(parts.w, p)) + i * row_stride : nullptr;
-    if (row[r] != nullptr) prefetch_l2(row[r], static_cast<int64_t>(row_stride), lane);  // while the op before runs
   }
-  pdl_start();
-  stage_x<T>(x, n_in, n, s);
+};
+
+// A warp's R rows. Lane l takes units l, l + 32, ... of each row, two lane iterations' loads in
+// flight before either is used. Per row, token and run the lane adds a * (q . x) + b * sum(x) to
+// its sum (q . x an fma chain over the run's 16 values); the 32 lanes' sums are combined by a xor
+// butterfly: a fixed order, the same bits every run and whichever block takes the row. y = the
+// sum; acc += it where acc is given.
+template <TensorType T, int NT, int R>
+__device__ void matvec_rows(const MatvecParts& parts, const RowSet<R>& rs, int64_t units, const StagedX& s,
+                            int n, int lane) {
   float acc[R][NT];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
   }
-  __syncthreads();
-
   for (int64_t it0 = 0; it0 < s.iters; it0 += 2) {
     Unit<T> w[2][R];
 #pragma unroll
@@ -102,7 +99,7 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_kernel(MatvecParts parts, 
       const int64_t u = (it0 + k) * 32 + lane;
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        if (u < units && row[r] != nullptr) w[k][r].load(row[r], u);
+        if (u < units && rs.row[r] != nullptr) w[k][r].load(rs.row[r], u);
       }
     }
 #pragma unroll
@@ -147,36 +144,80 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_kernel(MatvecParts parts, 
       float v = acc[r][t];
 #pragma unroll
       for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-      if (lane != 0 || row[r] == nullptr || t >= n) continue;
-      const int64_t at = t * pick(parts.n_out, part[r]) + local[r];
-      pick(parts.y, part[r])[at] = v;
-      if (float* acc_out = pick(parts.acc, part[r])) acc_out[at] += v;
+      if (lane != 0 || rs.row[r] == nullptr || t >= n) continue;
+      const int64_t at = t * pick(parts.n_out, rs.part[r]) + rs.local[r];
+      pick(parts.y, rs.part[r])[at] = v;
+      if (float* acc_out = pick(parts.acc, rs.part[r])) acc_out[at] += v;
     }
   }
 }
 
-template <TensorType T, int NT, int R>
+// A block takes groups of W * R rows, a warp R rows of each, x staged once a block for all its
+// groups: the blocks stride over the groups, as many blocks as the GPU holds at once, so that a
+// wide product does not stage x again for every few rows.
+template <TensorType T, int NT, int R, int W>
+__global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in,
+                                                        const float* __restrict__ x, int n, int64_t groups) {
+  extern __shared__ float4 staged[];
+  const int64_t units = n_in / 32;
+  StagedX s{staged, nullptr, (units + 31) / 32};
+  s.sums = reinterpret_cast<float*>(staged + static_cast<int64_t>(n) * s.iters * 8 * 32);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  {
+    const RowSet<R> first(parts, row_stride, (static_cast<int64_t>(blockIdx.x) * W + warp) * R);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {  // while the op before runs
+      if (first.row[r] != nullptr) prefetch_l2(first.row[r], static_cast<int64_t>(row_stride), lane);
+    }
+  }
+  pdl_start();
+  stage_x<T>(x, n_in, n, s);
+  __syncthreads();
+  for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
+    matvec_rows<T, NT, R>(parts, RowSet<R>(parts, row_stride, (g * W + warp) * R), units, s, n, lane);
+  }
+}
+
+template <TensorType T, int NT, int R, int W>
 cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
-                   cudaStream_t stream) {
+                        cudaStream_t stream) {
+  const auto kernel = matvec_kernel<T, NT, R, W>;
   // Above 48 KiB of shared memory a kernel must say so, once.
-  static const cudaError_t allowed = cudaFuncSetAttribute(
-      matvec_kernel<T, NT, R>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
+  static const cudaError_t allowed = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
   if (allowed != cudaSuccess) return allowed;
-  const auto blocks = static_cast<unsigned>((rows + kWarps * R - 1) / (kWarps * R));
-  return launch(matvec_kernel<T, NT, R>, blocks, 32 * kWarps, staged_bytes(n_in, n), stream, parts, row_stride, n_in, x, n);
+  const size_t shared = staged_bytes(n_in, n);
+  const int64_t groups = (rows + W * R - 1) / (W * R);
+  static const int sms = [] {
+    int device = 0, count = 0;
+    return cudaGetDevice(&device) == cudaSuccess &&
+                   cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) == cudaSuccess
+               ? count
+               : 0;
+  }();
+  int per_sm = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * W, shared) != cudaSuccess || sms == 0) {
+    per_sm = 0;  // one block a group
+  }
+  static const bool stride = getenv("PLUMB_MV_STRIDE") == nullptr || atoi(getenv("PLUMB_MV_STRIDE")) != 0;
+  const int64_t resident = static_cast<int64_t>(sms) * per_sm;
+  const auto blocks = static_cast<unsigned>(stride && resident > 0 ? std::min(groups, resident) : groups);
+  return launch(kernel, blocks, 32 * W, shared, stream, parts, row_stride, n_in, x, n, groups);
 }
 
 // Rows a warp: 1, the fastest measured (H100, TinyLlama Q4_K_M tg128 610-615 t/s against
 // 590-597 with 2 rows and 516 with 4; Q8_0 577 against 562, Q4_0 655 against 661); PLUMB_MV=2
-// or 4 picks the others, for measuring.
+// or 4 picks the others, for measuring. Warps a block: PLUMB_MV_WARPS=4, 8 or 16.
 template <TensorType T, int NT>
 cudaError_t launch_rows(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
                         cudaStream_t stream) {
   static const int variant = getenv("PLUMB_MV") ? atoi(getenv("PLUMB_MV")) : 1;
-  switch (variant) {
-    case 2: return launch_unit<T, NT, 2>(parts, row_stride, n_in, x, n, rows, stream);
-    case 4: return launch_unit<T, NT, 4>(parts, row_stride, n_in, x, n, rows, stream);
-    default: return launch_unit<T, NT, 1>(parts, row_stride, n_in, x, n, rows, stream);
+  static const int warps = getenv("PLUMB_MV_WARPS") ? atoi(getenv("PLUMB_MV_WARPS")) : 4;
+  if (variant == 2) return launch_unit<T, NT, 2, 4>(parts, row_stride, n_in, x, n, rows, stream);
+  if (variant == 4) return launch_unit<T, NT, 4, 4>(parts, row_stride, n_in, x, n, rows, stream);
+  switch (warps) {
+    case 8: return launch_unit<T, NT, 1, 8>(parts, row_stride, n_in, x, n, rows, stream);
+    case 16: return launch_unit<T, NT, 1, 16>(parts, row_stride, n_in, x, n, rows, stream);
+    default: return launch_unit<T, NT, 1, 4>(parts, row_stride, n_in, x, n, rows, stream);
   }
 }
 

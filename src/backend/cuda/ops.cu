@@ -3,6 +3,8 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <type_traits>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
@@ -162,10 +164,14 @@ __host__ __device__ inline int tile_row(int head_dim_k, int head_dim_v) {
   return head_dim_k + 1 > head_dim_v ? head_dim_k + 1 : head_dim_v;
 }
 
-// Shared memory of attention_kernel beyond its static arrays: the scores of n_ctx positions and a
-// tile of kKeyTile keys or values.
-size_t attention_shared_bytes(int64_t n_ctx, int head_dim_k, int head_dim_v) {
-  return static_cast<size_t>(n_ctx + kKeyTile * tile_row(head_dim_k, head_dim_v)) * sizeof(float);
+// Shared memory of attention_kernel beyond its static arrays: the scores of n_ctx positions (n_ctx
+// rounded up to 16 bytes), a tile of kKeyTile keys or values as f32, and with `stages` copied
+// F16 tiles (AsyncTiles) as many raw tiles.
+__host__ __device__ inline int64_t scores_floats(int64_t n_ctx) { return (n_ctx + 3) / 4 * 4; }
+size_t attention_shared_bytes(int64_t n_ctx, int head_dim_k, int head_dim_v, int stages) {
+  const int widest = head_dim_k > head_dim_v ? head_dim_k : head_dim_v;
+  return static_cast<size_t>(scores_floats(n_ctx) + kKeyTile * tile_row(head_dim_k, head_dim_v)) * sizeof(float) +
+         static_cast<size_t>(stages) * kKeyTile * widest * sizeof(uint16_t);
 }
 
 // Rows of the tile that starts at position p0, of the n_kv positions a query sees.
@@ -211,7 +217,7 @@ struct TileStream {
   int width, n_kv;
   uint4 raw[kAhead ? kAheadChunks : 1];
 
-  __device__ TileStream(const void* c, int64_t cw, int64_t c0, int w, int n)
+  __device__ TileStream(const void* c, int64_t cw, int64_t c0, int w, int n, uint16_t* /* raw: AsyncTiles' */)
       : cache(c), cache_width(cw), col0(c0), width(w), n_kv(n) {
     if constexpr (kAhead) fetch(0);
   }
@@ -251,6 +257,64 @@ struct TileStream {
   }
 };
 
+// F16 tiles copied into shared memory kStages - 1 tiles ahead of their use (cp.async, 16 bytes a
+// copy: widths that are multiples of 8), so that with few blocks on the GPU (a generation step:
+// one block a query head) several tiles' loads are in flight at once instead of one; put()
+// converts the tile at p0 to f32 into dst. Every fetch commits one copy group, empty past the last
+// tile, so the tile at p0 is always kStages - 2 groups behind the newest.
+__device__ __forceinline__ void copy16_async(void* shared_dst, const void* global_src) {
+  const auto to = static_cast<uint32_t>(__cvta_generic_to_shared(shared_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(global_src) : "memory");
+}
+template <int kPending>
+__device__ __forceinline__ void wait_copies() {
+  asm volatile("cp.async.commit_group;" ::: "memory");
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
+}
+
+template <int kStages>
+struct AsyncTiles {
+  static_assert(kStages >= 2, "one tile in use and at least one in flight");
+  const uint16_t* cache;
+  int64_t cache_width, col0;
+  int width, n_kv;
+  uint16_t* raw;  // [kStages][kKeyTile][width]
+
+  __device__ AsyncTiles(const void* c, int64_t cw, int64_t c0, int w, int n, uint16_t* r)
+      : cache(static_cast<const uint16_t*>(c)), cache_width(cw), col0(c0), width(w), n_kv(n), raw(r) {
+    for (int k = 0; k < kStages - 1; ++k) {
+      fetch(k * kKeyTile);
+      asm volatile("cp.async.commit_group;" ::: "memory");
+    }
+  }
+  __device__ uint16_t* stage(int p0) const { return raw + (p0 / kKeyTile) % kStages * kKeyTile * width; }
+  __device__ void fetch(int p0) {
+    if (p0 >= n_kv) return;
+    const int rows = tile_rows(p0, n_kv), chunks = width / 8;
+    uint16_t* to = stage(p0);
+    for (int i = threadIdx.x; i < rows * chunks; i += kAttentionThreads) {
+      const int r = i / chunks, c = 8 * (i % chunks);
+      copy16_async(to + r * width + c, cache + (p0 + r) * cache_width + col0 + c);
+    }
+  }
+  // The tile at p0 into dst[row * stride + column] as f32; then the copies of the tile kStages - 1
+  // ahead, into the stage that the tile before p0 used (every thread is past its conversion: the
+  // barrier below).
+  __device__ void put(int p0, float* __restrict__ dst, int stride) {
+    fetch(p0 + (kStages - 1) * kKeyTile);
+    wait_copies<kStages - 1>();
+    __syncthreads();
+    const int rows = tile_rows(p0, n_kv), half = width / 2;
+    const __half2* from = reinterpret_cast<const __half2*>(stage(p0));
+    for (int i = threadIdx.x; i < rows * half; i += kAttentionThreads) {
+      const int r = i / half, c = 2 * (i % half);
+      const float2 v = __half22float2(from[i]);
+      dst[r * stride + c] = v.x;
+      dst[r * stride + c + 1] = v.y;
+    }
+  }
+};
+
 // Block per (query head, token): the contract of attention_kernels.h for one query row.
 //   s_p = fma chain over d of q[d] k_p[d], times scale (a thread per position p; the keys are
 //         staged a tile at a time in shared memory with coalesced loads);
@@ -258,14 +322,18 @@ struct TileStream {
 //   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
 //   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d, the values staged a tile at
 //          a time like the keys); out[d] = a[d] * float(1 / sum).
-template <bool F16, bool kAhead>
+template <bool F16, bool kAhead, int kStages>
+using Tiles = std::conditional_t<(kStages > 0), AsyncTiles<kStages>, TileStream<F16, kAhead>>;
+
+template <bool F16, bool kAhead, int kStages>
 __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionArgs a, const float* __restrict__ q,
                                                                       const int32_t* __restrict__ batch,
                                                                       float* __restrict__ out) {
   pdl_start();
   extern __shared__ float shared[];
   float* scores = shared;          // [n_ctx]
-  float* tile = shared + a.n_ctx;  // [kKeyTile][tile_row]
+  float* tile = shared + scores_floats(a.n_ctx);  // [kKeyTile][tile_row]
+  auto* raw = reinterpret_cast<uint16_t*>(tile + kKeyTile * tile_row(static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v)));
   __shared__ float q_s[kMaxHeadDim];
   __shared__ float red[kAttentionThreads];
   __shared__ double partial[8];
@@ -278,7 +346,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   for (int d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
 
   float m = -INFINITY;
-  TileStream<F16, kAhead> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv);
+  Tiles<F16, kAhead, kStages> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv, raw);
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
     const int rows = tile_rows(p0, n_kv);
     __syncthreads();
@@ -294,6 +362,9 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
       m = fmaxf(m, s);
     }
   }
+  // Every thread is past the last key tile's conversion (the loop's barrier): the values' first
+  // tiles may be fetched into the raw stages while the scores are reduced.
+  Tiles<F16, kAhead, kStages> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv, raw);
   red[threadIdx.x] = m;
   __syncthreads();
   for (int stride = kAttentionThreads / 2; stride > 0; stride /= 2) {
@@ -314,7 +385,6 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   const float inv_sum = static_cast<float>(1.0 / sum);
 
   float acc[kMaxValuesPerThread] = {};
-  TileStream<F16, kAhead> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv);
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
     const int rows = tile_rows(p0, n_kv);
     __syncthreads();
@@ -386,14 +456,16 @@ cudaError_t rope_store(const RopeStoreArgs& a, int64_t n, const int32_t* batch, 
 }
 
 int64_t max_attention_context() {
-  return static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * tile_row(kMaxHeadDim, kMaxHeadDim);
+  return static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * tile_row(kMaxHeadDim, kMaxHeadDim) - 3;
 }
 
-cudaError_t prepare_attention(int64_t n_ctx) {
-  const auto bytes = static_cast<int>(attention_shared_bytes(n_ctx, kMaxHeadDim, kMaxHeadDim));
+cudaError_t prepare_attention() {
   cudaError_t e = cudaSuccess;
-  for (auto* kernel : {attention_kernel<true, true>, attention_kernel<true, false>, attention_kernel<false, false>}) {
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  for (auto* kernel : {attention_kernel<true, true, 0>, attention_kernel<true, false, 0>, attention_kernel<false, false, 0>,
+                       attention_kernel<true, false, 3>, attention_kernel<true, false, 4>}) {
+    if (e == cudaSuccess) {
+      e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kMaxAttentionShared));
+    }
   }
   return e;
 }
@@ -405,10 +477,31 @@ cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const i
     return cudaErrorInvalidValue;
   }
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
-  const size_t bytes = attention_shared_bytes(a.n_ctx, static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v));
-  const bool ahead = loads_ahead(static_cast<int>(a.head_dim_k)) && loads_ahead(static_cast<int>(a.head_dim_v));
-  auto* kernel = !a.f16 ? attention_kernel<false, false> : ahead ? attention_kernel<true, true> : attention_kernel<true, false>;
-  return launch(kernel, grid, kAttentionThreads, bytes, stream, a, q, batch, out);
+  const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
+  // F16 tiles copied several ahead where the blocks are few (up to two a multiprocessor: a
+  // generation step) and the stages fit; with many blocks (a prompt) the others' loads hide each
+  // block's, and the register stream's smaller footprint keeps more blocks resident.
+  static const int sms = [] {
+    int device = 0, count = 0;
+    return cudaGetDevice(&device) == cudaSuccess &&
+                   cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) == cudaSuccess
+               ? count
+               : 0;
+  }();
+  static const int max_stages = getenv("PLUMB_CUDA_ATTENTION_STAGES") ? atoi(getenv("PLUMB_CUDA_ATTENTION_STAGES")) : 4;
+  int stages = 0;
+  if (a.f16 && hd % 8 == 0 && hdv % 8 == 0 && a.n_head * n <= 2 * static_cast<int64_t>(sms)) {
+    for (int s = max_stages; s >= 3 && stages == 0; --s) {
+      if (attention_shared_bytes(a.n_ctx, hd, hdv, s) <= kMaxAttentionShared) stages = s;
+    }
+  }
+  const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
+  auto* kernel = !a.f16      ? attention_kernel<false, false, 0>
+                 : stages == 4 ? attention_kernel<true, false, 4>
+                 : stages == 3 ? attention_kernel<true, false, 3>
+                 : ahead     ? attention_kernel<true, true, 0>
+                             : attention_kernel<true, false, 0>;
+  return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_ctx, hd, hdv, stages), stream, a, q, batch, out);
 }
 
 cudaError_t swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
