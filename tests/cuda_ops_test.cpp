@@ -349,14 +349,17 @@ TEST(CudaOps, AttentionGivesTheCpuBits) {
   // Over 128 positions: more than one staged tile of keys and values; head dims up to 256. With an
   // F16 cache: few blocks (heads x tokens up to twice the multiprocessors) take the tiles copied
   // several ahead (over 512 positions: each stage used again), many blocks the register stream
-  // (head dims 64, 128), the other head dims the plain staging.
+  // (head dims 64, 128), the other head dims the plain staging. Many blocks whose query heads
+  // share a KV head (groups 2-8) take the grouped kernel.
   const Case cases[] = {{6, 2, 64, 0, 1, CacheType::F16},     {6, 3, 40, 9, 7, CacheType::F16},
                         {6, 6, 64, 33, 13, CacheType::F32},   {14, 2, 64, 100, 1, CacheType::F16},
                         {8, 8, 128, 0, 37, CacheType::F32},   {4, 1, 256, 290, 3, CacheType::F16},
                         {8, 2, 128, 383, 1, CacheType::F16},  {4, 2, 96, 250, 9, CacheType::F16},
                         {6, 2, 64, 300, 5, CacheType::F16},   {4, 4, 128, 140, 2, CacheType::F32},
                         {8, 2, 64, 200, 40, CacheType::F16},  {8, 2, 64, 700, 1, CacheType::F16},
-                        {4, 2, 128, 1000, 3, CacheType::F16}, {6, 3, 40, 650, 2, CacheType::F16}};
+                        {4, 2, 128, 1000, 3, CacheType::F16}, {6, 3, 40, 650, 2, CacheType::F16},
+                        {32, 4, 64, 150, 20, CacheType::F16}, {16, 2, 128, 0, 140, CacheType::F16},
+                        {24, 8, 40, 100, 30, CacheType::F16}, {12, 4, 64, 60, 50, CacheType::F32}};
   for (const Case& c : cases) {
     const int64_t n_ctx = std::max<int64_t>(401, c.prefix + c.n), kv_width = c.n_head_kv * c.head_dim;
     auto ccache = cpu.make_kv_cache(2, n_ctx, kv_width, kv_width, c.type);

@@ -340,6 +340,7 @@ class CudaBackend : public Backend {
     a.k_width = c.k_width;
     a.v_width = c.v_width;
     a.n_ctx = c.n_ctx;
+    a.n_kv_max = recording_ ? c.n_ctx : r.pos0 + r.n;  // a recorded step is replayed at other positions
     a.n_head = s.n_head;
     a.n_head_kv = s.n_head_kv;
     a.head_dim_k = s.head_dim_k;
@@ -368,7 +369,9 @@ class CudaBackend : public Backend {
     if (it == graphs_.end()) {
       PLUMB_RETURN_IF_ERROR(take_error());
       PLUMB_RETURN_IF_ERROR(check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "graph capture"));
+      recording_ = true;
       ops();
+      recording_ = false;
       cudaGraph_t graph = nullptr;
       const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
       PLUMB_RETURN_IF_ERROR(take_error());
@@ -568,6 +571,7 @@ class CudaBackend : public Backend {
   std::vector<SeqRun> runs_;  // and its sequences
   cudaEvent_t batch_copied_ = nullptr;
   bool graphs_enabled_ = true;
+  bool recording_ = false;  // ops are being recorded into a graph (run_step)
   std::map<int64_t, cudaGraphExec_t> graphs_;
 };
 

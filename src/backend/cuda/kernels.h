@@ -121,6 +121,7 @@ struct AttentionArgs {
   const void* v_cache = nullptr;  // [n_ctx][v_width]
   int64_t k_width = 0, v_width = 0;
   int64_t n_ctx = 0;
+  int64_t n_kv_max = 0;  // the most positions a query of the launch sees (n_ctx where unknown: a recorded step)
   int64_t n_head = 0, n_head_kv = 0, head_dim_k = 0, head_dim_v = 0;
   float scale = 1.0f;
 };

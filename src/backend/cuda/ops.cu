@@ -331,8 +331,8 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
                                                                       float* __restrict__ out) {
   pdl_start();
   extern __shared__ float shared[];
-  float* scores = shared;          // [n_ctx]
-  float* tile = shared + scores_floats(a.n_ctx);  // [kKeyTile][tile_row]
+  float* scores = shared;          // [n_kv_max]
+  float* tile = shared + scores_floats(a.n_kv_max);  // [kKeyTile][tile_row]
   auto* raw = reinterpret_cast<uint16_t*>(tile + kKeyTile * tile_row(static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v)));
   __shared__ float q_s[kMaxHeadDim];
   __shared__ float red[kAttentionThreads];
@@ -408,6 +408,130 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   }
 }
 
+// Query heads that share a KV head, taken by one block of attention_group_kernel.
+constexpr int kMaxGroup = 8;
+constexpr int kMaxGroupWidth = 128;  // head dims of the grouped kernel
+constexpr int kMaxGroupOutputs = kMaxGroup * kMaxGroupWidth / kAttentionThreads;
+
+// Shared memory of attention_group_kernel beyond its static arrays: G heads' scores and a tile.
+size_t attention_group_shared_bytes(int64_t n_kv_max, int group, int head_dim_k, int head_dim_v) {
+  return static_cast<size_t>(group * scores_floats(n_kv_max) + kKeyTile * tile_row(head_dim_k, head_dim_v)) *
+         sizeof(float);
+}
+
+// Block per (KV head, token): attention_kernel's contract for each of the G = n_head / n_head_kv
+// query heads that read this KV head, every key and value tile staged once for the G of them (a
+// prompt's blocks would otherwise stage each tile G times). Each score, maximum, sum and output
+// is the same chain, in the same order, as attention_kernel's: the same bits.
+template <bool F16, bool kAhead>
+__global__ void __launch_bounds__(kAttentionThreads) attention_group_kernel(AttentionArgs a,
+                                                                            const float* __restrict__ q,
+                                                                            const int32_t* __restrict__ batch,
+                                                                            float* __restrict__ out) {
+  pdl_start();
+  extern __shared__ float shared[];
+  const int group = static_cast<int>(a.n_head / a.n_head_kv);
+  const int64_t stride = scores_floats(a.n_kv_max);
+  float* scores = shared;                  // [group][stride]
+  float* tile = shared + group * stride;   // [kKeyTile][tile_row]
+  __shared__ float q_s[kMaxGroup * kMaxGroupWidth];
+  __shared__ float red[kMaxGroup][kAttentionThreads / 32];
+  __shared__ double partial[kMaxGroup][8];
+  __shared__ float inv_sums[kMaxGroup];
+  const int kvh = static_cast<int>(blockIdx.x), t = static_cast<int>(blockIdx.y);
+  const int n_kv = batch[0] + t + 1;
+  const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
+  const int h0 = kvh * group;
+  const float* qt = q + (static_cast<int64_t>(t) * a.n_head + h0) * hd;  // the group's heads are consecutive
+  for (int i = threadIdx.x; i < group * hd; i += kAttentionThreads) q_s[i] = qt[i];
+
+  float m[kMaxGroup];
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) m[g] = -INFINITY;
+  Tiles<F16, kAhead, 0> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv, nullptr);
+  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
+    const int rows = tile_rows(p0, n_kv);
+    __syncthreads();
+    keys.put(p0, tile, hd + 1);
+    __syncthreads();
+    const int pl = threadIdx.x;
+    if (pl < rows) {
+      const float* k = tile + pl * (hd + 1);
+      float dot[kMaxGroup] = {};
+      for (int d = 0; d < hd; ++d) {
+        const float kd = k[d];
+#pragma unroll
+        for (int g = 0; g < kMaxGroup; ++g) {
+          if (g < group) dot[g] = fmaf(q_s[g * hd + d], kd, dot[g]);
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g >= group) break;
+        const float s = dot[g] * a.scale;
+        scores[g * stride + p0 + pl] = s;
+        m[g] = fmaxf(m[g], s);
+      }
+    }
+  }
+  // The maximum of each head's scores (fmaxf: the same value in any order).
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    float v = m[g];
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    if (lane == 0) red[g][warp] = v;
+  }
+  Tiles<F16, kAhead, 0> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv, nullptr);
+  __syncthreads();
+  for (int i = threadIdx.x; i < group * n_kv; i += kAttentionThreads) {
+    const int g = i / n_kv, p = i % n_kv;
+    float mx = red[g][0];
+#pragma unroll
+    for (int w = 1; w < kAttentionThreads / 32; ++w) mx = fmaxf(mx, red[g][w]);
+    scores[g * stride + p] = exp_f32(scores[g * stride + p] - mx);
+  }
+  __syncthreads();
+  if (threadIdx.x < 8 * group) {
+    const int g = threadIdx.x / 8, j = threadIdx.x % 8;
+    double s = 0.0;
+    for (int p = j; p < n_kv; p += 8) s += scores[g * stride + p];
+    partial[g][j] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x < group) {
+    const double* pg = partial[threadIdx.x];
+    const double sum = ((pg[0] + pg[4]) + (pg[2] + pg[6])) + ((pg[1] + pg[5]) + (pg[3] + pg[7]));
+    inv_sums[threadIdx.x] = static_cast<float>(1.0 / sum);
+  }
+
+  float acc[kMaxGroupOutputs] = {};
+  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
+    const int rows = tile_rows(p0, n_kv);
+    __syncthreads();
+    values.put(p0, tile, hdv);
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kMaxGroupOutputs; ++j) {
+      const int o = threadIdx.x + j * kAttentionThreads;
+      if (o >= group * hdv) break;
+      const int g = o / hdv, d = o % hdv;
+      const float* sg = scores + g * stride + p0;
+      float v = acc[j];
+#pragma unroll 8
+      for (int pl = 0; pl < rows; ++pl) v = fmaf(sg[pl], tile[pl * hdv + d], v);
+      acc[j] = v;
+    }
+  }
+  float* ot = out + (static_cast<int64_t>(t) * a.n_head + h0) * hdv;
+#pragma unroll
+  for (int j = 0; j < kMaxGroupOutputs; ++j) {
+    const int o = threadIdx.x + j * kAttentionThreads;
+    if (o < group * hdv) ot[o] = acc[j] * inv_sums[o / hdv];
+  }
+}
+
 __global__ void swiglu_kernel(const float* __restrict__ gate, const float* __restrict__ up, int64_t n,
                               float* __restrict__ out) {
   pdl_start();
@@ -462,7 +586,9 @@ int64_t max_attention_context() {
 cudaError_t prepare_attention() {
   cudaError_t e = cudaSuccess;
   for (auto* kernel : {attention_kernel<true, true, 0>, attention_kernel<true, false, 0>, attention_kernel<false, false, 0>,
-                       attention_kernel<true, false, 3>, attention_kernel<true, false, 4>}) {
+                       attention_kernel<true, false, 3>, attention_kernel<true, false, 4>,
+                       attention_group_kernel<true, true>, attention_group_kernel<true, false>,
+                       attention_group_kernel<false, false>}) {
     if (e == cudaSuccess) {
       e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kMaxAttentionShared));
     }
@@ -470,14 +596,16 @@ cudaError_t prepare_attention() {
   return e;
 }
 
-cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
+cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, const int32_t* batch, float* out,
                       cudaStream_t stream) {
+  AttentionArgs a = args;
+  if (a.n_kv_max <= 0 || a.n_kv_max > a.n_ctx) a.n_kv_max = a.n_ctx;
   if (a.head_dim_k > kMaxHeadDim || a.head_dim_v > kMaxHeadDim || a.head_dim_k % 2 != 0 || a.head_dim_v % 2 != 0 ||
       a.n_ctx > max_attention_context() || n > 65535) {
     return cudaErrorInvalidValue;
   }
-  const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
+  const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
   // F16 tiles copied several ahead where the blocks are few (up to two a multiprocessor: a
   // generation step) and the stages fit; with many blocks (a prompt) the others' loads hide each
   // block's, and the register stream's smaller footprint keeps more blocks resident.
@@ -488,20 +616,34 @@ cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const i
                ? count
                : 0;
   }();
+  const bool few = a.n_head * n <= 2 * static_cast<int64_t>(sms);
+  // Many blocks whose query heads share KV heads: one block a KV head and token, where its heads'
+  // scores leave room for two blocks a multiprocessor.
+  const int group = static_cast<int>(a.n_head / a.n_head_kv);
+  static const bool grouping = getenv("PLUMB_CUDA_ATTENTION_GROUP") == nullptr || atoi(getenv("PLUMB_CUDA_ATTENTION_GROUP")) != 0;
+  const size_t group_bytes = attention_group_shared_bytes(a.n_kv_max, group, hd, hdv);
+  if (grouping && !few && group >= 2 && group <= kMaxGroup && hd <= kMaxGroupWidth && hdv <= kMaxGroupWidth &&
+      group_bytes <= kMaxAttentionShared / 2) {
+    auto* kernel = !a.f16 ? attention_group_kernel<false, false>
+                   : ahead ? attention_group_kernel<true, true>
+                           : attention_group_kernel<true, false>;
+    const dim3 grid(static_cast<unsigned>(a.n_head_kv), static_cast<unsigned>(n));
+    return launch(kernel, grid, kAttentionThreads, group_bytes, stream, a, q, batch, out);
+  }
   static const int max_stages = getenv("PLUMB_CUDA_ATTENTION_STAGES") ? atoi(getenv("PLUMB_CUDA_ATTENTION_STAGES")) : 4;
   int stages = 0;
-  if (a.f16 && hd % 8 == 0 && hdv % 8 == 0 && a.n_head * n <= 2 * static_cast<int64_t>(sms)) {
+  if (a.f16 && hd % 8 == 0 && hdv % 8 == 0 && few) {
     for (int s = max_stages; s >= 3 && stages == 0; --s) {
-      if (attention_shared_bytes(a.n_ctx, hd, hdv, s) <= kMaxAttentionShared) stages = s;
+      if (attention_shared_bytes(a.n_kv_max, hd, hdv, s) <= kMaxAttentionShared) stages = s;
     }
   }
-  const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
+  const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
   auto* kernel = !a.f16      ? attention_kernel<false, false, 0>
                  : stages == 4 ? attention_kernel<true, false, 4>
                  : stages == 3 ? attention_kernel<true, false, 3>
                  : ahead     ? attention_kernel<true, true, 0>
                              : attention_kernel<true, false, 0>;
-  return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_ctx, hd, hdv, stages), stream, a, q, batch, out);
+  return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_kv_max, hd, hdv, stages), stream, a, q, batch, out);
 }
 
 cudaError_t swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
