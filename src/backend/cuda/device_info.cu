@@ -17,4 +17,15 @@ std::string device_name(int index) {
   return prop.name;
 }
 
+int multiprocessors() {
+  static const int count = [] {
+    int device = 0, n = 0;
+    return cudaGetDevice(&device) == cudaSuccess &&
+                   cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) == cudaSuccess
+               ? n
+               : 0;
+  }();
+  return count;
+}
+
 }  // namespace plumb::cuda

@@ -8,5 +8,7 @@ namespace plumb::cuda {
 
 int device_count();
 std::string device_name(int index);
+// Multiprocessors of the current device (0 if it cannot be asked); asked once.
+int multiprocessors();
 
 }  // namespace plumb::cuda

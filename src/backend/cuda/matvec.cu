@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "backend/cuda/device_info.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/units.cuh"
@@ -187,19 +188,12 @@ cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_i
   if (allowed != cudaSuccess) return allowed;
   const size_t shared = staged_bytes(n_in, n);
   const int64_t groups = (rows + W * R - 1) / (W * R);
-  static const int sms = [] {
-    int device = 0, count = 0;
-    return cudaGetDevice(&device) == cudaSuccess &&
-                   cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) == cudaSuccess
-               ? count
-               : 0;
-  }();
+  // As many blocks as the GPU holds at once (one a group where that is not known, or with
+  // PLUMB_MV_STRIDE=0, for measuring).
   int per_sm = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * W, shared) != cudaSuccess || sms == 0) {
-    per_sm = 0;  // one block a group
-  }
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * W, shared) != cudaSuccess) per_sm = 0;
   static const bool stride = getenv("PLUMB_MV_STRIDE") == nullptr || atoi(getenv("PLUMB_MV_STRIDE")) != 0;
-  const int64_t resident = static_cast<int64_t>(sms) * per_sm;
+  const int64_t resident = static_cast<int64_t>(multiprocessors()) * per_sm;
   const auto blocks = static_cast<unsigned>(stride && resident > 0 ? std::min(groups, resident) : groups);
   return launch(kernel, blocks, 32 * W, shared, stream, parts, row_stride, n_in, x, n, groups);
 }

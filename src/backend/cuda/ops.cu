@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "backend/cuda/device_info.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "quant/half_bits.h"
@@ -157,22 +158,14 @@ __global__ void rope_store_kernel(RopeStoreArgs a, int64_t n, const int32_t* __r
 constexpr int kAttentionThreads = 128;
 constexpr int kKeyTile = kAttentionThreads;  // positions whose keys (then values) are in shared memory at once
 constexpr int kMaxHeadDim = 256;
-constexpr int kMaxValuesPerThread = kMaxHeadDim / kAttentionThreads;
 
 // Floats of a staged tile row: keys padded by one against bank conflicts, values as they are.
 __host__ __device__ inline int tile_row(int head_dim_k, int head_dim_v) {
   return head_dim_k + 1 > head_dim_v ? head_dim_k + 1 : head_dim_v;
 }
 
-// Shared memory of attention_kernel beyond its static arrays: the scores of n_ctx positions (n_ctx
-// rounded up to 16 bytes), a tile of kKeyTile keys or values as f32, and with `stages` copied
-// F16 tiles (AsyncTiles) as many raw tiles.
-__host__ __device__ inline int64_t scores_floats(int64_t n_ctx) { return (n_ctx + 3) / 4 * 4; }
-size_t attention_shared_bytes(int64_t n_ctx, int head_dim_k, int head_dim_v, int stages) {
-  const int widest = head_dim_k > head_dim_v ? head_dim_k : head_dim_v;
-  return static_cast<size_t>(scores_floats(n_ctx) + kKeyTile * tile_row(head_dim_k, head_dim_v)) * sizeof(float) +
-         static_cast<size_t>(stages) * kKeyTile * widest * sizeof(uint16_t);
-}
+// Floats of one query row's scores over n positions, a multiple of four (16-byte aligned rows).
+__host__ __device__ inline int64_t scores_floats(int64_t n) { return (n + 3) / 4 * 4; }
 
 // Rows of the tile that starts at position p0, of the n_kv positions a query sees.
 __device__ __forceinline__ int tile_rows(int p0, int n_kv) { return n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile; }
@@ -315,37 +308,63 @@ struct AsyncTiles {
   }
 };
 
-// Block per (query head, token): the contract of attention_kernels.h for one query row.
-//   s_p = fma chain over d of q[d] k_p[d], times scale (a thread per position p; the keys are
-//         staged a tile at a time in shared memory with coalesced loads);
-//   m = max s_p; e_p = exp_f32(s_p - m);
-//   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
-//   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per d, the values staged a tile at
-//          a time like the keys); out[d] = a[d] * float(1 / sum).
 template <bool F16, bool kAhead, int kStages>
 using Tiles = std::conditional_t<(kStages > 0), AsyncTiles<kStages>, TileStream<F16, kAhead>>;
 
-template <bool F16, bool kAhead, int kStages>
+// Query heads a block takes: one (kHeads = 1), or the G = n_head / n_head_kv heads that share a
+// KV head (kHeads = kMaxGroup, G at most that, head dims at most kMaxGroupWidth), so that a
+// prompt's blocks stage each key and value tile once for the G of them instead of G times.
+constexpr int kMaxGroup = 8;
+constexpr int kMaxGroupWidth = 128;
+template <int kHeads>
+constexpr int kQueryFloats = kHeads == 1 ? kMaxHeadDim : kHeads * kMaxGroupWidth;
+template <int kHeads>
+constexpr int kOutputsPerThread = kQueryFloats<kHeads> / kAttentionThreads;
+
+// Shared memory of attention_kernel beyond its static arrays: the scores of `heads` query rows
+// over n_kv_max positions (each rounded up to 16 bytes), a tile of kKeyTile keys or values as f32,
+// and with `stages` copied F16 tiles (AsyncTiles) as many raw tiles.
+size_t attention_shared_bytes(int64_t n_kv_max, int heads, int head_dim_k, int head_dim_v, int stages) {
+  const int widest = head_dim_k > head_dim_v ? head_dim_k : head_dim_v;
+  return static_cast<size_t>(heads * scores_floats(n_kv_max) + kKeyTile * tile_row(head_dim_k, head_dim_v)) *
+             sizeof(float) +
+         static_cast<size_t>(stages) * kKeyTile * widest * sizeof(uint16_t);
+}
+
+// Block per (token, its `heads` query heads): the contract of attention_kernels.h for each query
+// row, the same chains in the same order whichever heads share the block:
+//   s_p = fma chain over d of q[d] k_p[d], times scale (a thread per position p; the keys are
+//         staged a tile at a time in shared memory with coalesced loads);
+//   m = max s_p (fmaxf: the same value in any order); e_p = exp_f32(s_p - m);
+//   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
+//   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per output, the values staged a
+//          tile at a time like the keys); out[d] = a[d] * float(1 / sum).
+template <bool F16, bool kAhead, int kStages, int kHeads>
 __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionArgs a, const float* __restrict__ q,
                                                                       const int32_t* __restrict__ batch,
                                                                       float* __restrict__ out) {
   pdl_start();
   extern __shared__ float shared[];
-  float* scores = shared;          // [n_kv_max]
-  float* tile = shared + scores_floats(a.n_kv_max);  // [kKeyTile][tile_row]
-  auto* raw = reinterpret_cast<uint16_t*>(tile + kKeyTile * tile_row(static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v)));
-  __shared__ float q_s[kMaxHeadDim];
-  __shared__ float red[kAttentionThreads];
-  __shared__ double partial[8];
-  const int h = static_cast<int>(blockIdx.x);
-  const int t = static_cast<int>(blockIdx.y);
-  const int n_kv = batch[0] + t + 1;
+  const int group = static_cast<int>(a.n_head / a.n_head_kv);
+  const int heads = kHeads == 1 ? 1 : group;
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
-  const int kvh = h / static_cast<int>(a.n_head / a.n_head_kv);
-  const float* qt = q + (static_cast<int64_t>(t) * a.n_head + h) * hd;
-  for (int d = threadIdx.x; d < hd; d += kAttentionThreads) q_s[d] = qt[d];
+  const int64_t stride = scores_floats(a.n_kv_max);
+  float* scores = shared;                 // [heads][stride]
+  float* tile = shared + heads * stride;  // [kKeyTile][tile_row]
+  auto* raw = reinterpret_cast<uint16_t*>(tile + kKeyTile * tile_row(hd, hdv));  // AsyncTiles' stages
+  __shared__ float q_s[kQueryFloats<kHeads>];
+  __shared__ float red[kHeads][kAttentionThreads / 32];
+  __shared__ double partial[kHeads][8];
+  __shared__ float inv_sums[kHeads];
+  const int h0 = static_cast<int>(blockIdx.x) * heads, t = static_cast<int>(blockIdx.y);
+  const int kvh = h0 / group;
+  const int n_kv = batch[0] + t + 1;
+  const float* qt = q + (static_cast<int64_t>(t) * a.n_head + h0) * hd;  // the block's heads are consecutive
+  for (int i = threadIdx.x; i < heads * hd; i += kAttentionThreads) q_s[i] = qt[i];
 
-  float m = -INFINITY;
+  float m[kHeads];
+#pragma unroll
+  for (int g = 0; g < kHeads; ++g) m[g] = -INFINITY;
   Tiles<F16, kAhead, kStages> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv, raw);
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
     const int rows = tile_rows(p0, n_kv);
@@ -355,137 +374,36 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
     const int pl = threadIdx.x;
     if (pl < rows) {
       const float* k = tile + pl * (hd + 1);
-      float dot = 0.0f;
-      for (int d = 0; d < hd; ++d) dot = fmaf(q_s[d], k[d], dot);
-      const float s = dot * a.scale;
-      scores[p0 + pl] = s;
-      m = fmaxf(m, s);
-    }
-  }
-  // Every thread is past the last key tile's conversion (the loop's barrier): the values' first
-  // tiles may be fetched into the raw stages while the scores are reduced.
-  Tiles<F16, kAhead, kStages> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv, raw);
-  red[threadIdx.x] = m;
-  __syncthreads();
-  for (int stride = kAttentionThreads / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) red[threadIdx.x] = fmaxf(red[threadIdx.x], red[threadIdx.x + stride]);
-    __syncthreads();
-  }
-  m = red[0];
-  for (int p = threadIdx.x; p < n_kv; p += kAttentionThreads) scores[p] = exp_f32(scores[p] - m);
-  __syncthreads();
-  if (threadIdx.x < 8) {
-    double s = 0.0;
-    for (int p = threadIdx.x; p < n_kv; p += 8) s += scores[p];
-    partial[threadIdx.x] = s;
-  }
-  __syncthreads();
-  const double sum = ((partial[0] + partial[4]) + (partial[2] + partial[6])) +
-                     ((partial[1] + partial[5]) + (partial[3] + partial[7]));
-  const float inv_sum = static_cast<float>(1.0 / sum);
-
-  float acc[kMaxValuesPerThread] = {};
-  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int rows = tile_rows(p0, n_kv);
-    __syncthreads();
-    values.put(p0, tile, hdv);
-    __syncthreads();
-#pragma unroll
-    for (int j = 0; j < kMaxValuesPerThread; ++j) {
-      const int d = threadIdx.x + j * kAttentionThreads;
-      if (d >= hdv) break;
-      float v = acc[j];
-#pragma unroll 8
-      for (int pl = 0; pl < rows; ++pl) v = fmaf(scores[p0 + pl], tile[pl * hdv + d], v);
-      acc[j] = v;
-    }
-  }
-  float* ot = out + (static_cast<int64_t>(t) * a.n_head + h) * hdv;
-#pragma unroll
-  for (int j = 0; j < kMaxValuesPerThread; ++j) {
-    const int d = threadIdx.x + j * kAttentionThreads;
-    if (d < hdv) ot[d] = acc[j] * inv_sum;
-  }
-}
-
-// Query heads that share a KV head, taken by one block of attention_group_kernel.
-constexpr int kMaxGroup = 8;
-constexpr int kMaxGroupWidth = 128;  // head dims of the grouped kernel
-constexpr int kMaxGroupOutputs = kMaxGroup * kMaxGroupWidth / kAttentionThreads;
-
-// Shared memory of attention_group_kernel beyond its static arrays: G heads' scores and a tile.
-size_t attention_group_shared_bytes(int64_t n_kv_max, int group, int head_dim_k, int head_dim_v) {
-  return static_cast<size_t>(group * scores_floats(n_kv_max) + kKeyTile * tile_row(head_dim_k, head_dim_v)) *
-         sizeof(float);
-}
-
-// Block per (KV head, token): attention_kernel's contract for each of the G = n_head / n_head_kv
-// query heads that read this KV head, every key and value tile staged once for the G of them (a
-// prompt's blocks would otherwise stage each tile G times). Each score, maximum, sum and output
-// is the same chain, in the same order, as attention_kernel's: the same bits.
-template <bool F16, bool kAhead>
-__global__ void __launch_bounds__(kAttentionThreads) attention_group_kernel(AttentionArgs a,
-                                                                            const float* __restrict__ q,
-                                                                            const int32_t* __restrict__ batch,
-                                                                            float* __restrict__ out) {
-  pdl_start();
-  extern __shared__ float shared[];
-  const int group = static_cast<int>(a.n_head / a.n_head_kv);
-  const int64_t stride = scores_floats(a.n_kv_max);
-  float* scores = shared;                  // [group][stride]
-  float* tile = shared + group * stride;   // [kKeyTile][tile_row]
-  __shared__ float q_s[kMaxGroup * kMaxGroupWidth];
-  __shared__ float red[kMaxGroup][kAttentionThreads / 32];
-  __shared__ double partial[kMaxGroup][8];
-  __shared__ float inv_sums[kMaxGroup];
-  const int kvh = static_cast<int>(blockIdx.x), t = static_cast<int>(blockIdx.y);
-  const int n_kv = batch[0] + t + 1;
-  const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
-  const int h0 = kvh * group;
-  const float* qt = q + (static_cast<int64_t>(t) * a.n_head + h0) * hd;  // the group's heads are consecutive
-  for (int i = threadIdx.x; i < group * hd; i += kAttentionThreads) q_s[i] = qt[i];
-
-  float m[kMaxGroup];
-#pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) m[g] = -INFINITY;
-  Tiles<F16, kAhead, 0> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv, nullptr);
-  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int rows = tile_rows(p0, n_kv);
-    __syncthreads();
-    keys.put(p0, tile, hd + 1);
-    __syncthreads();
-    const int pl = threadIdx.x;
-    if (pl < rows) {
-      const float* k = tile + pl * (hd + 1);
-      float dot[kMaxGroup] = {};
+      float dot[kHeads] = {};
       for (int d = 0; d < hd; ++d) {
         const float kd = k[d];
 #pragma unroll
-        for (int g = 0; g < kMaxGroup; ++g) {
-          if (g < group) dot[g] = fmaf(q_s[g * hd + d], kd, dot[g]);
+        for (int g = 0; g < kHeads; ++g) {
+          if (g < heads) dot[g] = fmaf(q_s[g * hd + d], kd, dot[g]);
         }
       }
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g >= group) break;
+      for (int g = 0; g < kHeads; ++g) {
+        if (g >= heads) break;
         const float s = dot[g] * a.scale;
         scores[g * stride + p0 + pl] = s;
         m[g] = fmaxf(m[g], s);
       }
     }
   }
-  // The maximum of each head's scores (fmaxf: the same value in any order).
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
+  for (int g = 0; g < kHeads; ++g) {
     float v = m[g];
 #pragma unroll
     for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
     if (lane == 0) red[g][warp] = v;
   }
-  Tiles<F16, kAhead, 0> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv, nullptr);
+  // Every thread is past the last key tile's conversion (the loop's barrier): the values' first
+  // tiles may be fetched while the scores are reduced.
+  Tiles<F16, kAhead, kStages> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv, raw);
   __syncthreads();
-  for (int i = threadIdx.x; i < group * n_kv; i += kAttentionThreads) {
+  for (int i = threadIdx.x; i < heads * n_kv; i += kAttentionThreads) {
     const int g = i / n_kv, p = i % n_kv;
     float mx = red[g][0];
 #pragma unroll
@@ -493,29 +411,29 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_group_kernel(Atte
     scores[g * stride + p] = exp_f32(scores[g * stride + p] - mx);
   }
   __syncthreads();
-  if (threadIdx.x < 8 * group) {
+  if (threadIdx.x < 8 * heads) {
     const int g = threadIdx.x / 8, j = threadIdx.x % 8;
     double s = 0.0;
     for (int p = j; p < n_kv; p += 8) s += scores[g * stride + p];
     partial[g][j] = s;
   }
   __syncthreads();
-  if (threadIdx.x < group) {
+  if (threadIdx.x < heads) {
     const double* pg = partial[threadIdx.x];
     const double sum = ((pg[0] + pg[4]) + (pg[2] + pg[6])) + ((pg[1] + pg[5]) + (pg[3] + pg[7]));
     inv_sums[threadIdx.x] = static_cast<float>(1.0 / sum);
   }
 
-  float acc[kMaxGroupOutputs] = {};
+  float acc[kOutputsPerThread<kHeads>] = {};
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
     const int rows = tile_rows(p0, n_kv);
     __syncthreads();
     values.put(p0, tile, hdv);
     __syncthreads();
 #pragma unroll
-    for (int j = 0; j < kMaxGroupOutputs; ++j) {
+    for (int j = 0; j < kOutputsPerThread<kHeads>; ++j) {
       const int o = threadIdx.x + j * kAttentionThreads;
-      if (o >= group * hdv) break;
+      if (o >= heads * hdv) break;
       const int g = o / hdv, d = o % hdv;
       const float* sg = scores + g * stride + p0;
       float v = acc[j];
@@ -526,9 +444,9 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_group_kernel(Atte
   }
   float* ot = out + (static_cast<int64_t>(t) * a.n_head + h0) * hdv;
 #pragma unroll
-  for (int j = 0; j < kMaxGroupOutputs; ++j) {
+  for (int j = 0; j < kOutputsPerThread<kHeads>; ++j) {
     const int o = threadIdx.x + j * kAttentionThreads;
-    if (o < group * hdv) ot[o] = acc[j] * inv_sums[o / hdv];
+    if (o < heads * hdv) ot[o] = acc[j] * inv_sums[o / hdv];
   }
 }
 
@@ -583,12 +501,15 @@ int64_t max_attention_context() {
   return static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * tile_row(kMaxHeadDim, kMaxHeadDim) - 3;
 }
 
+// Every variant of attention_kernel that attention() launches.
+constexpr auto kAttentionKernels = {
+    attention_kernel<false, false, 0, 1>, attention_kernel<true, false, 0, 1>, attention_kernel<true, true, 0, 1>,
+    attention_kernel<true, false, 3, 1>,  attention_kernel<true, false, 4, 1>, attention_kernel<false, false, 0, kMaxGroup>,
+    attention_kernel<true, false, 0, kMaxGroup>, attention_kernel<true, true, 0, kMaxGroup>};
+
 cudaError_t prepare_attention() {
   cudaError_t e = cudaSuccess;
-  for (auto* kernel : {attention_kernel<true, true, 0>, attention_kernel<true, false, 0>, attention_kernel<false, false, 0>,
-                       attention_kernel<true, false, 3>, attention_kernel<true, false, 4>,
-                       attention_group_kernel<true, true>, attention_group_kernel<true, false>,
-                       attention_group_kernel<false, false>}) {
+  for (auto* kernel : kAttentionKernels) {
     if (e == cudaSuccess) {
       e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kMaxAttentionShared));
     }
@@ -601,49 +522,42 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
   AttentionArgs a = args;
   if (a.n_kv_max <= 0 || a.n_kv_max > a.n_ctx) a.n_kv_max = a.n_ctx;
   if (a.head_dim_k > kMaxHeadDim || a.head_dim_v > kMaxHeadDim || a.head_dim_k % 2 != 0 || a.head_dim_v % 2 != 0 ||
-      a.n_ctx > max_attention_context() || n > 65535) {
+      a.n_ctx > max_attention_context() || n > 65535 || a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0) {
     return cudaErrorInvalidValue;
   }
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
-  const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
-  // F16 tiles copied several ahead where the blocks are few (up to two a multiprocessor: a
-  // generation step) and the stages fit; with many blocks (a prompt) the others' loads hide each
-  // block's, and the register stream's smaller footprint keeps more blocks resident.
-  static const int sms = [] {
-    int device = 0, count = 0;
-    return cudaGetDevice(&device) == cudaSuccess &&
-                   cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) == cudaSuccess
-               ? count
-               : 0;
-  }();
-  const bool few = a.n_head * n <= 2 * static_cast<int64_t>(sms);
-  // Many blocks whose query heads share KV heads: one block a KV head and token, where its heads'
-  // scores leave room for two blocks a multiprocessor.
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
+  const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
+  // Few blocks (up to two a multiprocessor: a generation step): a block a query head, F16 tiles
+  // copied several ahead where the stages fit. Many blocks (a prompt): the others' loads hide
+  // each block's; the query heads that share a KV head in one block where their scores leave
+  // room for two blocks a multiprocessor, else a block a head.
+  const bool few = a.n_head * n <= 2 * static_cast<int64_t>(multiprocessors());
   static const bool grouping = getenv("PLUMB_CUDA_ATTENTION_GROUP") == nullptr || atoi(getenv("PLUMB_CUDA_ATTENTION_GROUP")) != 0;
-  const size_t group_bytes = attention_group_shared_bytes(a.n_kv_max, group, hd, hdv);
-  if (grouping && !few && group >= 2 && group <= kMaxGroup && hd <= kMaxGroupWidth && hdv <= kMaxGroupWidth &&
-      group_bytes <= kMaxAttentionShared / 2) {
-    auto* kernel = !a.f16 ? attention_group_kernel<false, false>
-                   : ahead ? attention_group_kernel<true, true>
-                           : attention_group_kernel<true, false>;
-    const dim3 grid(static_cast<unsigned>(a.n_head_kv), static_cast<unsigned>(n));
-    return launch(kernel, grid, kAttentionThreads, group_bytes, stream, a, q, batch, out);
-  }
   static const int max_stages = getenv("PLUMB_CUDA_ATTENTION_STAGES") ? atoi(getenv("PLUMB_CUDA_ATTENTION_STAGES")) : 4;
+  if (grouping && !few && group >= 2 && group <= kMaxGroup && hd <= kMaxGroupWidth && hdv <= kMaxGroupWidth &&
+      attention_shared_bytes(a.n_kv_max, group, hd, hdv, 0) <= kMaxAttentionShared / 2) {
+    auto* kernel = !a.f16  ? attention_kernel<false, false, 0, kMaxGroup>
+                   : ahead ? attention_kernel<true, true, 0, kMaxGroup>
+                           : attention_kernel<true, false, 0, kMaxGroup>;
+    const dim3 grid(static_cast<unsigned>(a.n_head_kv), static_cast<unsigned>(n));
+    return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_kv_max, group, hd, hdv, 0), stream, a, q,
+                  batch, out);
+  }
   int stages = 0;
   if (a.f16 && hd % 8 == 0 && hdv % 8 == 0 && few) {
     for (int s = max_stages; s >= 3 && stages == 0; --s) {
-      if (attention_shared_bytes(a.n_kv_max, hd, hdv, s) <= kMaxAttentionShared) stages = s;
+      if (attention_shared_bytes(a.n_kv_max, 1, hd, hdv, s) <= kMaxAttentionShared) stages = s;
     }
   }
+  auto* kernel = !a.f16        ? attention_kernel<false, false, 0, 1>
+                 : stages == 4 ? attention_kernel<true, false, 4, 1>
+                 : stages == 3 ? attention_kernel<true, false, 3, 1>
+                 : ahead       ? attention_kernel<true, true, 0, 1>
+                               : attention_kernel<true, false, 0, 1>;
   const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
-  auto* kernel = !a.f16      ? attention_kernel<false, false, 0>
-                 : stages == 4 ? attention_kernel<true, false, 4>
-                 : stages == 3 ? attention_kernel<true, false, 3>
-                 : ahead     ? attention_kernel<true, true, 0>
-                             : attention_kernel<true, false, 0>;
-  return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_kv_max, hd, hdv, stages), stream, a, q, batch, out);
+  return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_kv_max, 1, hd, hdv, stages), stream, a, q,
+                batch, out);
 }
 
 cudaError_t swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
