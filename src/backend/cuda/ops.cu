@@ -253,8 +253,8 @@ struct TileStream {
 // F16 tiles copied into shared memory kStages - 1 tiles ahead of their use (cp.async, 16 bytes a
 // copy: widths that are multiples of 8), so that with few blocks on the GPU (a generation step:
 // one block a query head) several tiles' loads are in flight at once instead of one; put()
-// converts the tile at p0 to f32 into dst. Every fetch commits one copy group, empty past the last
-// tile, so the tile at p0 is always kStages - 2 groups behind the newest.
+// converts the tile at p0 to f32 into dst. Each tile is one copy group (empty past the last tile),
+// so once put() has fetched the tile kStages - 1 ahead, p0's group is kStages - 1 behind the newest.
 __device__ __forceinline__ void copy16_async(void* shared_dst, const void* global_src) {
   const auto to = static_cast<uint32_t>(__cvta_generic_to_shared(shared_dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(global_src) : "memory");
