@@ -200,18 +200,22 @@ cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_i
 
 // Rows a warp: 1, the fastest measured (H100, TinyLlama Q4_K_M tg128 610-615 t/s against
 // 590-597 with 2 rows and 516 with 4; Q8_0 577 against 562, Q4_0 655 against 661); PLUMB_MV=2
-// or 4 picks the others, for measuring. Warps a block: PLUMB_MV_WARPS=4, 8 or 16.
+// or 4 picks the others, for measuring. Warps a block: 16 (PLUMB_MV_WARPS=4 or 8 for measuring);
+// H100, tg128, blocks striding with 4 / 8 / 16 warps against one block of 4 warps a group:
+// Llama-3-8B Q4_K_M 209.0 / 224.5 / 236.5 against 187.8; TinyLlama Q4_K_M 848.6 / - / 839.5
+// against 852.5, Q8_0 772.1 / - / 802.3 against 757.0, Q4_0 974.2 / - / 958.2 against 947.4, F16
+// 674.2 / - / 662.7 against 700.1.
 template <TensorType T, int NT>
 cudaError_t launch_rows(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
                         cudaStream_t stream) {
   static const int variant = getenv("PLUMB_MV") ? atoi(getenv("PLUMB_MV")) : 1;
-  static const int warps = getenv("PLUMB_MV_WARPS") ? atoi(getenv("PLUMB_MV_WARPS")) : 4;
+  static const int warps = getenv("PLUMB_MV_WARPS") ? atoi(getenv("PLUMB_MV_WARPS")) : 16;
   if (variant == 2) return launch_unit<T, NT, 2, 4>(parts, row_stride, n_in, x, n, rows, stream);
   if (variant == 4) return launch_unit<T, NT, 4, 4>(parts, row_stride, n_in, x, n, rows, stream);
   switch (warps) {
+    case 4: return launch_unit<T, NT, 1, 4>(parts, row_stride, n_in, x, n, rows, stream);
     case 8: return launch_unit<T, NT, 1, 8>(parts, row_stride, n_in, x, n, rows, stream);
-    case 16: return launch_unit<T, NT, 1, 16>(parts, row_stride, n_in, x, n, rows, stream);
-    default: return launch_unit<T, NT, 1, 4>(parts, row_stride, n_in, x, n, rows, stream);
+    default: return launch_unit<T, NT, 1, 16>(parts, row_stride, n_in, x, n, rows, stream);
   }
 }
 

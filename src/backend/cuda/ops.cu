@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <type_traits>
 
 #include "backend/cuda/device_info.h"
 #include "backend/cuda/kernels.h"
@@ -210,7 +209,7 @@ struct TileStream {
   int width, n_kv;
   uint4 raw[kAhead ? kAheadChunks : 1];
 
-  __device__ TileStream(const void* c, int64_t cw, int64_t c0, int w, int n, uint16_t* /* raw: AsyncTiles' */)
+  __device__ TileStream(const void* c, int64_t cw, int64_t c0, int w, int n)
       : cache(c), cache_width(cw), col0(c0), width(w), n_kv(n) {
     if constexpr (kAhead) fetch(0);
   }
@@ -250,85 +249,23 @@ struct TileStream {
   }
 };
 
-// F16 tiles copied into shared memory kStages - 1 tiles ahead of their use (cp.async, 16 bytes a
-// copy: widths that are multiples of 8), so that with few blocks on the GPU (a generation step:
-// one block a query head) several tiles' loads are in flight at once instead of one; put()
-// converts the tile at p0 to f32 into dst. Each tile is one copy group (empty past the last tile),
-// so once put() has fetched the tile kStages - 1 ahead, p0's group is kStages - 1 behind the newest.
-__device__ __forceinline__ void copy16_async(void* shared_dst, const void* global_src) {
-  const auto to = static_cast<uint32_t>(__cvta_generic_to_shared(shared_dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(global_src) : "memory");
-}
-template <int kPending>
-__device__ __forceinline__ void wait_copies() {
-  asm volatile("cp.async.commit_group;" ::: "memory");
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
-
-template <int kStages>
-struct AsyncTiles {
-  static_assert(kStages >= 2, "one tile in use and at least one in flight");
-  const uint16_t* cache;
-  int64_t cache_width, col0;
-  int width, n_kv;
-  uint16_t* raw;  // [kStages][kKeyTile][width]
-
-  __device__ AsyncTiles(const void* c, int64_t cw, int64_t c0, int w, int n, uint16_t* r)
-      : cache(static_cast<const uint16_t*>(c)), cache_width(cw), col0(c0), width(w), n_kv(n), raw(r) {
-    for (int k = 0; k < kStages - 1; ++k) {
-      fetch(k * kKeyTile);
-      asm volatile("cp.async.commit_group;" ::: "memory");
-    }
-  }
-  __device__ uint16_t* stage(int p0) const { return raw + (p0 / kKeyTile) % kStages * kKeyTile * width; }
-  __device__ void fetch(int p0) {
-    if (p0 >= n_kv) return;
-    const int rows = tile_rows(p0, n_kv), chunks = width / 8;
-    uint16_t* to = stage(p0);
-    for (int i = threadIdx.x; i < rows * chunks; i += kAttentionThreads) {
-      const int r = i / chunks, c = 8 * (i % chunks);
-      copy16_async(to + r * width + c, cache + (p0 + r) * cache_width + col0 + c);
-    }
-  }
-  // The tile at p0 into dst[row * stride + column] as f32; then the copies of the tile kStages - 1
-  // ahead, into the stage that the tile before p0 used (every thread is past its conversion: the
-  // barrier below).
-  __device__ void put(int p0, float* __restrict__ dst, int stride) {
-    fetch(p0 + (kStages - 1) * kKeyTile);
-    wait_copies<kStages - 1>();
-    __syncthreads();
-    const int rows = tile_rows(p0, n_kv), half = width / 2;
-    const __half2* from = reinterpret_cast<const __half2*>(stage(p0));
-    for (int i = threadIdx.x; i < rows * half; i += kAttentionThreads) {
-      const int r = i / half, c = 2 * (i % half);
-      const float2 v = __half22float2(from[i]);
-      dst[r * stride + c] = v.x;
-      dst[r * stride + c + 1] = v.y;
-    }
-  }
-};
-
-template <bool F16, bool kAhead, int kStages>
-using Tiles = std::conditional_t<(kStages > 0), AsyncTiles<kStages>, TileStream<F16, kAhead>>;
-
 // Query heads a block takes: one (kHeads = 1), or the G = n_head / n_head_kv heads that share a
 // KV head (kHeads = kMaxGroup, G at most that, head dims at most kMaxGroupWidth), so that a
 // prompt's blocks stage each key and value tile once for the G of them instead of G times.
+// Measured (H100, pp512): TinyLlama's 8 heads of 64 a KV head 16,429 -> 18,559 t/s; Llama-3-8B's
+// 4 of 128, 3,602 -> 3,447: so head dims of at most 64.
 constexpr int kMaxGroup = 8;
-constexpr int kMaxGroupWidth = 128;
+constexpr int kMaxGroupWidth = 64;
 template <int kHeads>
 constexpr int kQueryFloats = kHeads == 1 ? kMaxHeadDim : kHeads * kMaxGroupWidth;
 template <int kHeads>
 constexpr int kOutputsPerThread = kQueryFloats<kHeads> / kAttentionThreads;
 
 // Shared memory of attention_kernel beyond its static arrays: the scores of `heads` query rows
-// over n_kv_max positions (each rounded up to 16 bytes), a tile of kKeyTile keys or values as f32,
-// and with `stages` copied F16 tiles (AsyncTiles) as many raw tiles.
-size_t attention_shared_bytes(int64_t n_kv_max, int heads, int head_dim_k, int head_dim_v, int stages) {
-  const int widest = head_dim_k > head_dim_v ? head_dim_k : head_dim_v;
+// over n_kv_max positions (each rounded up to 16 bytes) and a tile of kKeyTile keys or values.
+size_t attention_shared_bytes(int64_t n_kv_max, int heads, int head_dim_k, int head_dim_v) {
   return static_cast<size_t>(heads * scores_floats(n_kv_max) + kKeyTile * tile_row(head_dim_k, head_dim_v)) *
-             sizeof(float) +
-         static_cast<size_t>(stages) * kKeyTile * widest * sizeof(uint16_t);
+         sizeof(float);
 }
 
 // Block per (token, its `heads` query heads): the contract of attention_kernels.h for each query
@@ -339,7 +276,7 @@ size_t attention_shared_bytes(int64_t n_kv_max, int heads, int head_dim_k, int h
 //   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
 //   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per output, the values staged a
 //          tile at a time like the keys); out[d] = a[d] * float(1 / sum).
-template <bool F16, bool kAhead, int kStages, int kHeads>
+template <bool F16, bool kAhead, int kHeads>
 __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionArgs a, const float* __restrict__ q,
                                                                       const int32_t* __restrict__ batch,
                                                                       float* __restrict__ out) {
@@ -351,7 +288,6 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   const int64_t stride = scores_floats(a.n_kv_max);
   float* scores = shared;                 // [heads][stride]
   float* tile = shared + heads * stride;  // [kKeyTile][tile_row]
-  auto* raw = reinterpret_cast<uint16_t*>(tile + kKeyTile * tile_row(hd, hdv));  // AsyncTiles' stages
   __shared__ float q_s[kQueryFloats<kHeads>];
   __shared__ float red[kHeads][kAttentionThreads / 32];
   __shared__ double partial[kHeads][8];
@@ -365,7 +301,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   float m[kHeads];
 #pragma unroll
   for (int g = 0; g < kHeads; ++g) m[g] = -INFINITY;
-  Tiles<F16, kAhead, kStages> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv, raw);
+  TileStream<F16, kAhead> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv);
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
     const int rows = tile_rows(p0, n_kv);
     __syncthreads();
@@ -399,9 +335,6 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
     for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
     if (lane == 0) red[g][warp] = v;
   }
-  // Every thread is past the last key tile's conversion (the loop's barrier): the values' first
-  // tiles may be fetched while the scores are reduced.
-  Tiles<F16, kAhead, kStages> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv, raw);
   __syncthreads();
   for (int i = threadIdx.x; i < heads * n_kv; i += kAttentionThreads) {
     const int g = i / n_kv, p = i % n_kv;
@@ -425,6 +358,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   }
 
   float acc[kOutputsPerThread<kHeads>] = {};
+  TileStream<F16, kAhead> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv);
   for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
     const int rows = tile_rows(p0, n_kv);
     __syncthreads();
@@ -502,10 +436,9 @@ int64_t max_attention_context() {
 }
 
 // Every variant of attention_kernel that attention() launches.
-constexpr auto kAttentionKernels = {
-    attention_kernel<false, false, 0, 1>, attention_kernel<true, false, 0, 1>, attention_kernel<true, true, 0, 1>,
-    attention_kernel<true, false, 3, 1>,  attention_kernel<true, false, 4, 1>, attention_kernel<false, false, 0, kMaxGroup>,
-    attention_kernel<true, false, 0, kMaxGroup>, attention_kernel<true, true, 0, kMaxGroup>};
+constexpr auto kAttentionKernels = {attention_kernel<false, false, 1>,         attention_kernel<true, false, 1>,
+                                    attention_kernel<true, true, 1>,          attention_kernel<false, false, kMaxGroup>,
+                                    attention_kernel<true, false, kMaxGroup>, attention_kernel<true, true, kMaxGroup>};
 
 cudaError_t prepare_attention() {
   cudaError_t e = cudaSuccess;
@@ -528,35 +461,23 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
-  // Few blocks (up to two a multiprocessor: a generation step): a block a query head, F16 tiles
-  // copied several ahead where the stages fit. Many blocks (a prompt): the others' loads hide
-  // each block's; the query heads that share a KV head in one block where their scores leave
-  // room for two blocks a multiprocessor, else a block a head.
-  const bool few = a.n_head * n <= 2 * static_cast<int64_t>(multiprocessors());
+  // A prompt's blocks (more than two a multiprocessor) take the query heads that share a KV head
+  // together where their scores leave room for two blocks a multiprocessor; a generation step's
+  // few blocks take a head each, to spread over the multiprocessors.
+  const bool many = a.n_head * n > 2 * static_cast<int64_t>(multiprocessors());
   static const bool grouping = getenv("PLUMB_CUDA_ATTENTION_GROUP") == nullptr || atoi(getenv("PLUMB_CUDA_ATTENTION_GROUP")) != 0;
-  static const int max_stages = getenv("PLUMB_CUDA_ATTENTION_STAGES") ? atoi(getenv("PLUMB_CUDA_ATTENTION_STAGES")) : 4;
-  if (grouping && !few && group >= 2 && group <= kMaxGroup && hd <= kMaxGroupWidth && hdv <= kMaxGroupWidth &&
-      attention_shared_bytes(a.n_kv_max, group, hd, hdv, 0) <= kMaxAttentionShared / 2) {
-    auto* kernel = !a.f16  ? attention_kernel<false, false, 0, kMaxGroup>
-                   : ahead ? attention_kernel<true, true, 0, kMaxGroup>
-                           : attention_kernel<true, false, 0, kMaxGroup>;
-    const dim3 grid(static_cast<unsigned>(a.n_head_kv), static_cast<unsigned>(n));
-    return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_kv_max, group, hd, hdv, 0), stream, a, q,
-                  batch, out);
-  }
-  int stages = 0;
-  if (a.f16 && hd % 8 == 0 && hdv % 8 == 0 && few) {
-    for (int s = max_stages; s >= 3 && stages == 0; --s) {
-      if (attention_shared_bytes(a.n_kv_max, 1, hd, hdv, s) <= kMaxAttentionShared) stages = s;
-    }
-  }
-  auto* kernel = !a.f16        ? attention_kernel<false, false, 0, 1>
-                 : stages == 4 ? attention_kernel<true, false, 4, 1>
-                 : stages == 3 ? attention_kernel<true, false, 3, 1>
-                 : ahead       ? attention_kernel<true, true, 0, 1>
-                               : attention_kernel<true, false, 0, 1>;
-  const dim3 grid(static_cast<unsigned>(a.n_head), static_cast<unsigned>(n));
-  return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_kv_max, 1, hd, hdv, stages), stream, a, q,
+  const bool grouped = grouping && many && group >= 2 && group <= kMaxGroup && hd <= kMaxGroupWidth &&
+                       hdv <= kMaxGroupWidth &&
+                       attention_shared_bytes(a.n_kv_max, group, hd, hdv) <= kMaxAttentionShared / 2;
+  const int heads = grouped ? group : 1;
+  auto* kernel = grouped ? (!a.f16 ? attention_kernel<false, false, kMaxGroup>
+                            : ahead ? attention_kernel<true, true, kMaxGroup>
+                                    : attention_kernel<true, false, kMaxGroup>)
+                         : (!a.f16 ? attention_kernel<false, false, 1>
+                            : ahead ? attention_kernel<true, true, 1>
+                                    : attention_kernel<true, false, 1>);
+  const dim3 grid(static_cast<unsigned>(a.n_head / heads), static_cast<unsigned>(n));
+  return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_kv_max, heads, hd, hdv), stream, a, q,
                 batch, out);
 }
 
