@@ -336,12 +336,12 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
     if (lane == 0) red[g][warp] = v;
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < heads * n_kv; i += kAttentionThreads) {
-    const int g = i / n_kv, p = i % n_kv;
+  for (int g = 0; g < heads; ++g) {
     float mx = red[g][0];
 #pragma unroll
     for (int w = 1; w < kAttentionThreads / 32; ++w) mx = fmaxf(mx, red[g][w]);
-    scores[g * stride + p] = exp_f32(scores[g * stride + p] - mx);
+    float* sg = scores + g * stride;
+    for (int p = threadIdx.x; p < n_kv; p += kAttentionThreads) sg[p] = exp_f32(sg[p] - mx);
   }
   __syncthreads();
   if (threadIdx.x < 8 * heads) {
