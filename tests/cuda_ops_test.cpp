@@ -346,11 +346,10 @@ TEST(CudaOps, AttentionGivesTheCpuBits) {
   auto cpu_r = make_backend("cpu", 1);
   Backend& cpu = **cpu_r;
   struct Case { int64_t n_head, n_head_kv, head_dim, prefix, n; CacheType type; };
-  // Over 128 positions: more than one staged tile of keys and values; head dims up to 256. With an
-  // F16 cache: few blocks (heads x tokens up to twice the multiprocessors) take the tiles copied
-  // several ahead (over 512 positions: each stage used again), many blocks the register stream
-  // (head dims 64, 128), the other head dims the plain staging. Many blocks whose query heads
-  // share a KV head (groups 2-8) take the grouped kernel.
+  // Over 128 positions: more than one staged tile of keys and values; head dims up to 256, those
+  // whose F16 tiles are loaded a tile ahead (64, 128) and the others. Many blocks (heads x tokens
+  // over twice the multiprocessors) whose query heads share a KV head, head dims up to 64: a block
+  // a KV head (groups 3, 4, 8; F16 and F32).
   const Case cases[] = {{6, 2, 64, 0, 1, CacheType::F16},     {6, 3, 40, 9, 7, CacheType::F16},
                         {6, 6, 64, 33, 13, CacheType::F32},   {14, 2, 64, 100, 1, CacheType::F16},
                         {8, 8, 128, 0, 37, CacheType::F32},   {4, 1, 256, 290, 3, CacheType::F16},
