@@ -76,6 +76,17 @@ bool detect_amx_int8() {
 #endif
 }
 
+bool detect_amd() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  // The vendor string is EBX, EDX, ECX: "Auth" "enti" "cAMD".
+  return ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 bool cpu_has_amx_int8() {
@@ -91,6 +102,11 @@ bool cpu_has_avx2_fma_f16c() {
 bool cpu_has_avx512_vnni() {
   static const bool has = detect_avx512_vnni();
   return has;
+}
+
+bool cpu_is_amd() {
+  static const bool is = detect_amd();
+  return is;
 }
 
 }  // namespace plumb
