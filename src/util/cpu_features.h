@@ -19,8 +19,8 @@ bool cpu_has_amx_int8();
 
 // An AMD CPU ("AuthenticAMD"). The single-token float kernels read one row at a time there: on
 // Zen 4 a core reading several rows side by side got up to half the memory rate of one stream,
-// while on Sapphire Rapids (16 threads) the interleaved rows were 12-19 % faster
-// (docs/PERFORMANCE.md, "Zen 4" and "SPR-16").
+// while on an Intel Xeon of the GPU machine (family 6 model 207, 16 threads) the interleaved
+// rows were 12-19 % faster (docs/PERFORMANCE.md, "Zen 4" and "SPR-16").
 bool cpu_is_amd();
 
 }  // namespace plumb

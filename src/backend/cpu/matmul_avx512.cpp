@@ -1232,8 +1232,8 @@ void float_group(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const
 // weights came from memory by up to half (TinyLlama F16 generation 12.3 t/s at two threads, 20.8
 // with this; one thread 6.3 and 11.1). The one fma chain this leaves a row (the contract's 16
 // lanes: 16 weights per 4 cycles) costs less than the second stream (docs/PERFORMANCE.md, Zen 4).
-// Taken on AMD CPUs only: on Sapphire Rapids at 16 threads float_group's interleaved rows were
-// faster (TinyLlama F16 tg32 67.8 and 68.5 t/s against 55.4 and 60.9).
+// Taken on AMD CPUs only: on an Intel Xeon (family 6 model 207) at 16 threads float_group's
+// interleaved rows were faster (TinyLlama F16 tg32 67.8 and 68.5 t/s against 55.4 and 60.9).
 template <class R>
 void float_one_token(const WeightMatrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t n_full = w.n_in / 16 * 16;
