@@ -335,6 +335,13 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
       const std::vector<float> scalar = run_kernel(p, detail::SimdLevel::kScalar);
       const std::vector<float> simd = run_rows(p, k.rows);
       expect_same_bits(simd, scalar, "kernel");
+      if (!tr.is_quantized && s.n_tokens == 1) {  // both ways of reading a thread's rows, on any CPU
+        for (const auto rows : {detail::OneTokenRows::kOneAtATime, detail::OneTokenRows::kInterleaved}) {
+          detail::set_one_token_rows(rows);
+          expect_same_bits(run_rows(p, k.rows), scalar, "kernel, one token, rows one at a time or interleaved");
+        }
+        detail::set_one_token_rows(detail::OneTokenRows::kByVendor);
+      }
       // (The single-token kernel is the lane contract's: the reference's below 4 tokens.)
       if (k.dot != nullptr && s.n_tokens < detail::kSummedMinTokens) check_single_token(p, k.dot, scalar);
       // Contract S at 1-3 tokens too (plumb serve's generated tokens): the few-token kernels.

@@ -119,6 +119,20 @@ const char* simd_level_name(SimdLevel level) {
 
 bool simd_enabled() { return simd_level() >= SimdLevel::kAvx2; }
 
+namespace {
+std::atomic<OneTokenRows> one_token_rows{OneTokenRows::kByVendor};
+}  // namespace
+
+void set_one_token_rows(OneTokenRows rows) { one_token_rows.store(rows, std::memory_order_relaxed); }
+
+bool one_token_rows_one_at_a_time() {
+  switch (one_token_rows.load(std::memory_order_relaxed)) {
+    case OneTokenRows::kOneAtATime: return true;
+    case OneTokenRows::kInterleaved: return false;
+    default: return cpu_is_amd();
+  }
+}
+
 RowsKernel select_kernel(TensorType type, SimdLevel level) {
   level = std::min(level, cpu_simd_level());  // never an instruction set the CPU lacks
   if (level >= SimdLevel::kAmx) {

@@ -18,7 +18,6 @@
 #include "backend/cpu/simd_x86.h"
 #include "backend/cpu/weight_unpack.h"
 #include "quant/ref.h"
-#include "util/cpu_features.h"
 
 namespace plumb::cpu::detail {
 namespace {
@@ -1077,7 +1076,7 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
                      int64_t r1) {
   const int64_t n_in = w.n_in;
   const int64_t n_tokens = x.n_tokens();
-  if (n_tokens == 1 && cpu_is_amd()) {
+  if (n_tokens == 1 && detail::one_token_rows_one_at_a_time()) {
     // One token on AMD: a row at a time, its k blocks in order, so that the weights are read as
     // one sequential stream (as the AVX-512 kernel's float_one_token, which says why).
     const float* xs[1] = {x.f32()};

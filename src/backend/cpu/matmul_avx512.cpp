@@ -38,7 +38,6 @@
 
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/simd_x86.h"
-#include "util/cpu_features.h"
 #include "quant/blocks.h"
 
 // tests/matmul_avx512_emulated.cpp compiles this file a second time into another namespace,
@@ -1232,8 +1231,9 @@ void float_group(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const
 // weights came from memory by up to half (TinyLlama F16 generation 12.3 t/s at two threads, 20.8
 // with this; one thread 6.3 and 11.1). The one fma chain this leaves a row (the contract's 16
 // lanes: 16 weights per 4 cycles) costs less than the second stream (docs/PERFORMANCE.md, Zen 4).
-// Taken on AMD CPUs only: on an Intel Xeon (family 6 model 207) at 16 threads float_group's
-// interleaved rows were faster (TinyLlama F16 tg32 67.8 and 68.5 t/s against 55.4 and 60.9).
+// Taken on AMD CPUs (detail::one_token_rows_one_at_a_time): on an Intel Xeon (family 6 model
+// 207) at 16 threads float_group's interleaved rows were faster (TinyLlama F16 tg32 67.8 and 68.5
+// t/s against 55.4 and 60.9).
 template <class R>
 void float_one_token(const WeightMatrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t n_full = w.n_in / 16 * 16;
@@ -1280,7 +1280,7 @@ void avx512_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
     for (int64_t t = 0; t < n_tokens; ++t) std::memcpy(xa + t * ldx, xf + t * n_in, static_cast<size_t>(n_in) * 4);
     xf = xa;
   }
-  if (n_tokens == 1 && cpu_is_amd()) {
+  if (n_tokens == 1 && detail::one_token_rows_one_at_a_time()) {
     float_one_token<R>(w, xf, y, r0, r1);
     return;
   }
