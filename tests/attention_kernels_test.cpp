@@ -1,6 +1,6 @@
 // The attention kernels (attention_kernels.h): the AVX2 tile kernel gives the scalar contract's
 // bits on every shape (head sizes with and without a tail of 8, groups, runs of tokens, short
-// and long contexts, F16 and F32 caches); a row's result does not depend on how rows are tiled;
+// contexts and contexts of several chunks, F16 and F32 caches); a row's result does not depend on how rows are tiled;
 // both are within f32 rounding of exact attention computed in double; F16 stores bit for bit.
 #include <gtest/gtest.h>
 
@@ -88,6 +88,12 @@ std::vector<Case> cases() {
     all.push_back({40, 72, 8, 3, 15, f16});
     all.push_back({64, 64, 8, 9, 100, f16});    // TinyLlama: 8 query heads a KV head
     all.push_back({48, 48, 4, 5, 47, f16});     // value rows of 32 + 16
+    // Contexts of several chunks (kAttentionChunk): a prompt whose rows cross a chunk's end, a
+    // generation step deep in the cache, a prompt at depth with a partial last chunk.
+    all.push_back({32, 32, 2, 300, 1, f16});
+    all.push_back({64, 64, 8, 1, 1000, f16});
+    all.push_back({128, 128, 4, 6, 509, f16});
+    all.push_back({20, 12, 3, 3, 769, f16});
   }
   return all;
 }

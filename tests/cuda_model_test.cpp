@@ -34,7 +34,7 @@ std::vector<float> run(const Model& m, const std::string& backend, const std::ve
                        std::vector<int32_t>* walked) {
   SessionOptions o;
   o.backend = backend;
-  o.n_ctx = 128;
+  o.n_ctx = prompt.size() + steps <= 128 ? 128 : 512;
   auto s = Session::create(m, o);
   EXPECT_TRUE(s.ok()) << s.status().message();
   if (!s.ok()) return {};
@@ -58,11 +58,17 @@ std::vector<float> run(const Model& m, const std::string& backend, const std::ve
   return out;
 }
 
-void check_model(const std::string& path, double bound) {
+// `repeats` times the sentence: more than once, a context of several attention chunks
+// (backend/attention_chunk.h), the generation steps' chunks a block each.
+void check_model(const std::string& path, double bound, int repeats = 1) {
   if (auto b = make_backend("cuda", 1); !b.ok()) GTEST_SKIP() << "no CUDA backend here, GPU test skipped: " << b.status().message();
   auto model = Model::load(path);
   ASSERT_TRUE(model.ok()) << model.status().message();
-  const std::vector<int32_t> prompt = (*model)->tokenizer().encode("It was a bright cold day in April, and", true, false);
+  std::string text;
+  for (int i = 0; i < repeats; ++i) text += "It was a bright cold day in April, and the clocks were striking thirteen. ";
+  if (repeats == 1) text = "It was a bright cold day in April, and";
+  const std::vector<int32_t> prompt = (*model)->tokenizer().encode(text, true, false);
+  ASSERT_LE(prompt.size() + 8, 512u);
   std::vector<int32_t> walked;
   const std::vector<float> cpu = run(**model, "cpu", prompt, 8, &walked);
   const std::vector<float> gpu = run(**model, "cuda", prompt, 8, &walked);
@@ -87,6 +93,10 @@ TEST(CudaModel, Austen21mF16) {
 TEST(CudaModel, Austen21mQ4KM) {
   PLUMB_REQUIRE_AUSTEN(model, "q4_k_m");
   check_model(model, 1e-8);
+}
+TEST(CudaModel, Austen21mQ4KMLongContext) {
+  PLUMB_REQUIRE_AUSTEN(model, "q4_k_m");
+  check_model(model, 1e-8, 18);
 }
 TEST(CudaModel, SmolLM2Q4_1) {
   PLUMB_REQUIRE_SMOLLM2(model);

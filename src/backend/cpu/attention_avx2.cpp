@@ -5,9 +5,10 @@
 // KV head):
 //   1. scores: every group of 4 rows against 16 keys at a time (8 accumulators; each lane is one
 //      key's fma-chain over d, as the scalar code);
-//   2. softmax per row: max, exp_f32 lanes, the double sum in the scalar code's 8 partials;
-//   3. values: 4 rows x 16 dims of registers per key (each lane one dim's fma-chain over the
-//      keys, in key order).
+//   2. softmax per row and chunk of kAttentionChunk keys: max, exp_f32 lanes, the double sum in
+//      the scalar code's 8 partials; then the chunks' factors and the row's sum;
+//   3. values, chunk by chunk: 4 rows x 16 dims of registers per key (each lane one dim's
+//      fma-chain over the chunk's keys, in key order), each chunk folded into the row's total.
 // Steps 1 to 3 are the AttentionTileOps of attention_tiles.h: this file's, or the AVX-512 ones
 // (attention_avx512.cpp) with the same driver.
 #include <immintrin.h>
@@ -18,6 +19,7 @@
 #include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/attention_tiles.h"
 #include "quant/ref.h"
+#include "util/exp_f32.h"
 #include "util/exp_f32_avx2.h"
 #include "util/partial_sums.h"
 
@@ -28,6 +30,8 @@ namespace {
 using detail::AttentionTileOps;
 constexpr int64_t kBlock = detail::kAttentionBlock;  // keys (values) converted at a time; a multiple of 32
 constexpr int64_t kRows = detail::kAttentionRows;
+constexpr int64_t kChunk = kAttentionChunk;
+static_assert(kChunk % kBlock == 0, "a chunk is whole blocks of keys");
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -180,8 +184,9 @@ void accumulate_block(const float* const* e, float* const* acc, int64_t nr, cons
   }
 }
 
-// Softmax of one row of n scores in place (probabilities, unnormalised); returns the double sum.
-double softmax_row(float* s, int64_t n) {
+// Softmax of one chunk of n scores in place (probabilities, unnormalised); returns the double
+// sum, *max the chunk's maximum.
+double softmax_row(float* s, int64_t n, float* max) {
   const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   auto tail_mask = [&](int64_t valid) {
@@ -194,6 +199,7 @@ double softmax_row(float* s, int64_t n) {
   __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
   m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
   m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  *max = _mm_cvtss_f32(m4);
   const __m256 m = _mm256_broadcastss_ps(m4);
 
   __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
@@ -279,44 +285,79 @@ void attend_tiled(const AttentionTile& a, AttentionScratch& scratch, const Atten
     }
   }
 
-  // 2. Softmax of every row over the keys it sees.
-  for (int64_t r = 0; r < rows; ++r) scratch.sums[static_cast<size_t>(r)] = ops.softmax(scores(r), limit(r));
-
-  // 3. Values: rows of a register tile share the keys all of them see; each row then takes its
-  // own remaining keys, so every accumulator still runs over its keys in ascending order.
-  for (int64_t p0 = 0; p0 < n_kv_max; p0 += kBlock) {
-    const int64_t p1 = std::min(p0 + kBlock, n_kv_max);
-    const float* values = scratch.values.data();  // row p at values + (p - vbase) * width
-    int64_t vbase = 0;
-    if (!keep) {
-      load_values(a, p0, p1 - p0, width, scratch.block.data());
-      values = scratch.block.data();
-      vbase = p0;
+  // 2. Softmax of every row, chunk by chunk, over the keys it sees; then the chunks' factors
+  // f_c (in chunk_max, over m_c) and the row's sum.
+  const int64_t max_chunks = (n_kv_max + kChunk - 1) / kChunk;
+  scratch.chunk_max.resize(static_cast<size_t>(rows * max_chunks));
+  scratch.chunk_sums.resize(static_cast<size_t>(rows * max_chunks));
+  for (int64_t r = 0; r < rows; ++r) {
+    float* f = scratch.chunk_max.data() + r * max_chunks;
+    double* sums = scratch.chunk_sums.data() + r * max_chunks;
+    const int64_t chunks = (limit(r) + kChunk - 1) / kChunk;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t c = 0; c < chunks; ++c) {
+      sums[c] = ops.softmax(scores(r) + c * kChunk, std::min(kChunk, limit(r) - c * kChunk), &f[c]);
+      m = std::max(m, f[c]);
     }
-    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-      const int64_t nr = std::min(kRows, rows - r0);
-      const float* e[kRows];
-      float* ac[kRows];
-      for (int64_t i = 0; i < nr; ++i) {
-        e[i] = scores(r0 + i);
-        ac[i] = acc(r0 + i);
+    double sum = 0.0;
+    for (int64_t c = 0; c < chunks; ++c) {
+      f[c] = exp_f32(f[c] - m);
+      const double weighted = sums[c] * static_cast<double>(f[c]);
+      sum = c == 0 ? weighted : sum + weighted;
+    }
+    scratch.sums[static_cast<size_t>(r)] = sum;
+  }
+
+  // 3. Values, chunk by chunk: rows of a register tile share the keys all of them see; each row
+  // then takes its own remaining keys, so every accumulator still runs over its keys in
+  // ascending order. At the end of a chunk each row that has it folds its chains into the total.
+  scratch.total.resize(static_cast<size_t>(rows * width));
+  for (int64_t c = 0; c < max_chunks; ++c) {
+    const int64_t c0 = c * kChunk, c1 = std::min(c0 + kChunk, n_kv_max);
+    for (int64_t r = 0; r < rows; ++r) {
+      if (limit(r) > c0) std::fill(acc(r), acc(r) + width, 0.0f);
+    }
+    for (int64_t p0 = c0; p0 < c1; p0 += kBlock) {
+      const int64_t p1 = std::min(p0 + kBlock, c1);
+      const float* values = scratch.values.data();  // row p at values + (p - vbase) * width
+      int64_t vbase = 0;
+      if (!keep) {
+        load_values(a, p0, p1 - p0, width, scratch.block.data());
+        values = scratch.block.data();
+        vbase = p0;
       }
-      const int64_t shared_end = std::max(p0, std::min(p1, limit(r0)));
-      if (p0 < shared_end) ops.accumulate(e, ac, nr, values, width, vbase, p0, shared_end);
-      for (int64_t i = 0; i < nr; ++i) {
-        const int64_t end = std::min(p1, limit(r0 + i));
-        if (shared_end < end) ops.accumulate(e + i, ac + i, 1, values, width, vbase, shared_end, end);
+      for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+        const int64_t nr = std::min(kRows, rows - r0);
+        const float* e[kRows];
+        float* ac[kRows];
+        for (int64_t i = 0; i < nr; ++i) {
+          e[i] = scores(r0 + i);
+          ac[i] = acc(r0 + i);
+        }
+        const int64_t shared_end = std::max(p0, std::min(p1, limit(r0)));
+        if (p0 < shared_end) ops.accumulate(e, ac, nr, values, width, vbase, p0, shared_end);
+        for (int64_t i = 0; i < nr; ++i) {
+          const int64_t end = std::min(p1, limit(r0 + i));
+          if (shared_end < end) ops.accumulate(e + i, ac + i, 1, values, width, vbase, shared_end, end);
+        }
       }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      if (limit(r) <= c0) continue;
+      const float f = scratch.chunk_max[static_cast<size_t>(r * max_chunks + c)];
+      const float* ar = acc(r);
+      float* tr = scratch.total.data() + r * width;
+      for (int64_t d = 0; d < width; ++d) tr[d] = c == 0 ? ar[d] * f : std::fma(ar[d], f, tr[d]);
     }
   }
 
   for (int64_t r = 0; r < rows; ++r) {
     const float inv_sum = static_cast<float>(1.0 / scratch.sums[static_cast<size_t>(r)]);
     float* out = a.out + (r / a.group) * a.out_stride + (r % a.group) * a.head_dim_v;
-    const float* ar = acc(r);
+    const float* tr = scratch.total.data() + r * width;
     int64_t d = 0;
-    for (; d + 8 <= a.head_dim_v; d += 8) _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(ar + d), _mm256_set1_ps(inv_sum)));
-    for (; d < a.head_dim_v; ++d) out[d] = ar[d] * inv_sum;
+    for (; d + 8 <= a.head_dim_v; d += 8) _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(tr + d), _mm256_set1_ps(inv_sum)));
+    for (; d < a.head_dim_v; ++d) out[d] = tr[d] * inv_sum;
   }
 }
 

@@ -132,7 +132,7 @@ static_assert(kAttentionRows == 4, "the switches above cover 1..4 rows");
 
 __mmask16 first_lanes(int64_t n) { return n >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << n) - 1); }
 
-double softmax_row(float* s, int64_t n) {
+double softmax_row(float* s, int64_t n, float* max) {
   const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 m4[4] = {neg_inf, neg_inf, neg_inf, neg_inf};
   int64_t p = 0;
@@ -140,8 +140,8 @@ double softmax_row(float* s, int64_t n) {
     for (int i = 0; i < 4; ++i) m4[i] = _mm512_max_ps(m4[i], _mm512_loadu_ps(s + p + 16 * i));
   }
   for (; p < n; p += 16) m4[0] = _mm512_max_ps(m4[0], _mm512_mask_loadu_ps(neg_inf, first_lanes(n - p), s + p));
-  const __m512 m = _mm512_set1_ps(
-      _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m4[0], m4[1]), _mm512_max_ps(m4[2], m4[3]))));
+  *max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m4[0], m4[1]), _mm512_max_ps(m4[2], m4[3])));
+  const __m512 m = _mm512_set1_ps(*max);
 
   // Partial k takes e_p for p % 8 == k in ascending p: a vector's lanes 0-7, then its lanes 8-15.
   __m512d partials = _mm512_setzero_pd();

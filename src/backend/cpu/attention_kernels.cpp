@@ -38,33 +38,59 @@ struct CacheRows {
 void attend(const AttentionTile& a, AttentionScratch& scratch) {
   const CacheRows k{a.k, a.f16, a.k_stride};
   const CacheRows v{a.v, a.f16, a.v_stride};
-  scratch.scores.resize(static_cast<size_t>(a.n_kv0 + a.n_tokens));
+  const int64_t n_kv_max = a.n_kv0 + a.n_tokens - 1;
+  const int64_t max_chunks = (n_kv_max + kAttentionChunk - 1) / kAttentionChunk;
+  scratch.scores.resize(static_cast<size_t>(n_kv_max));
   scratch.acc.resize(static_cast<size_t>(a.head_dim_v));
+  scratch.total.resize(static_cast<size_t>(a.head_dim_v));
+  scratch.chunk_max.resize(static_cast<size_t>(max_chunks));
+  scratch.chunk_sums.resize(static_cast<size_t>(max_chunks));
   float* s = scratch.scores.data();
   float* acc = scratch.acc.data();
+  float* total = scratch.total.data();
+  float* f = scratch.chunk_max.data();
+  double* sums = scratch.chunk_sums.data();
   for (int64_t t = 0; t < a.n_tokens; ++t) {
     const int64_t n_kv = a.n_kv0 + t;
+    const int64_t chunks = (n_kv + kAttentionChunk - 1) / kAttentionChunk;
     for (int64_t j = 0; j < a.group; ++j) {
       const float* q = a.q + t * a.q_stride + j * a.head_dim_k;
-      float m = -std::numeric_limits<float>::infinity();
       for (int64_t p = 0; p < n_kv; ++p) {
         float dot = 0.0f;
         for (int64_t d = 0; d < a.head_dim_k; ++d) dot = std::fma(q[d], k.at(p, d), dot);
         s[p] = dot * a.scale;
-        m = std::max(m, s[p]);
       }
-      double partial[8] = {};
-      for (int64_t p = 0; p < n_kv; ++p) {
-        s[p] = exp_f32(s[p] - m);
-        partial[p % 8] += s[p];
+      float m = -std::numeric_limits<float>::infinity();
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t p0 = c * kAttentionChunk, p1 = std::min(n_kv, p0 + kAttentionChunk);
+        float mc = -std::numeric_limits<float>::infinity();
+        for (int64_t p = p0; p < p1; ++p) mc = std::max(mc, s[p]);
+        double partial[8] = {};
+        for (int64_t p = p0; p < p1; ++p) {
+          s[p] = exp_f32(s[p] - mc);
+          partial[p % 8] += s[p];
+        }
+        f[c] = mc;
+        sums[c] = combine_partial_sums(partial);
+        m = std::max(m, mc);
       }
-      std::fill(acc, acc + a.head_dim_v, 0.0f);
-      for (int64_t p = 0; p < n_kv; ++p) {
-        for (int64_t d = 0; d < a.head_dim_v; ++d) acc[d] = std::fma(s[p], v.at(p, d), acc[d]);
+      double sum = 0.0;
+      for (int64_t c = 0; c < chunks; ++c) {
+        f[c] = exp_f32(f[c] - m);
+        const double weighted = sums[c] * static_cast<double>(f[c]);
+        sum = c == 0 ? weighted : sum + weighted;
       }
-      const float inv_sum = static_cast<float>(1.0 / combine_partial_sums(partial));
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t p0 = c * kAttentionChunk, p1 = std::min(n_kv, p0 + kAttentionChunk);
+        std::fill(acc, acc + a.head_dim_v, 0.0f);
+        for (int64_t p = p0; p < p1; ++p) {
+          for (int64_t d = 0; d < a.head_dim_v; ++d) acc[d] = std::fma(s[p], v.at(p, d), acc[d]);
+        }
+        for (int64_t d = 0; d < a.head_dim_v; ++d) total[d] = c == 0 ? acc[d] * f[c] : std::fma(acc[d], f[c], total[d]);
+      }
+      const float inv_sum = static_cast<float>(1.0 / sum);
       float* out = a.out + t * a.out_stride + j * a.head_dim_v;
-      for (int64_t d = 0; d < a.head_dim_v; ++d) out[d] = acc[d] * inv_sum;
+      for (int64_t d = 0; d < a.head_dim_v; ++d) out[d] = total[d] * inv_sum;
     }
   }
 }

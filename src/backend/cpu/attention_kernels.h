@@ -4,15 +4,22 @@
 // attend() computes one AttentionTile: the query rows of a run of consecutive tokens for the
 // `group` query heads that share one KV head, against that head's cached keys and values. Per
 // query row r (token t = r / group, head j = r % group), which sees the first L_r = n_kv0 + t
-// cache rows (causal), the arithmetic is, in this order:
+// cache rows (causal), in chunks c of positions [C c, min(L_r, C (c + 1))), C = kAttentionChunk
+// (backend/attention_chunk.h), the arithmetic is, in this order:
 //   s_p  = fma-chain over d of q[d] * k_p[d] (f32, d ascending, from 0), times scale;
-//   m    = max_p s_p;  e_p = exp_f32(s_p - m)  (util/exp_f32.h, < 1 ulp);
-//   sum  = sum of e_p in double: eight partial sums (e_p goes to partial p % 8), combined as
-//          util/partial_sums.h says;
-//   a[d] = fma-chain over p of e_p * v_p[d] (f32, p ascending, from 0);
+//   per chunk c:
+//     m_c   = max of its s_p;  e_p = exp_f32(s_p - m_c)  (util/exp_f32.h, < 1 ulp);
+//     sum_c = sum of its e_p in double: eight partial sums (e_p goes to partial p % 8),
+//             combined as util/partial_sums.h says;
+//     a_c[d] = fma-chain over its p of e_p * v_p[d] (f32, p ascending, from 0);
+//   m = max_c m_c;  f_c = exp_f32(m_c - m);
+//   sum = sum_0 * f_0, then + sum_c * f_c for c = 1, 2, ... (double);
+//   a[d] = a_0[d] * f_0, then fma(a_c[d], f_c, a[d]) for c = 1, 2, ... (f32);
 //   out[d] = a[d] * float(1 / sum).
-// Exact softmax attention: f32 queries, scores and probabilities (no F16 rounding), no online
-// rescaling. A row's result depends only on its own query and the cache, not on the other
+// A row of at most C positions is one chunk, f_0 = exp_f32(0) = 1 exactly: one softmax over the
+// row and one fma chain over its positions.
+// Exact softmax attention: f32 queries, scores and probabilities (no F16 rounding), no running
+// rescale (each chunk's factor f_c is applied once, from the row's final maximum). A row's result depends only on its own query and the cache, not on the other
 // rows of the tile, so tiling, threads and batch-vs-token-by-token give the same bits.
 //
 // The AVX2 version converts each cached K/V row (F16 -> f32, keys transposed) once per KV head
@@ -23,6 +30,8 @@
 
 #include <cstdint>
 #include <vector>
+
+#include "backend/attention_chunk.h"
 
 namespace plumb::cpu {
 
@@ -47,8 +56,11 @@ struct AttentionScratch {
   std::vector<float> scores;  // [rows][key stride]: scores, then probabilities
   std::vector<float> keys;    // the KV head's keys as f32, transposed in blocks: [block][head_dim_k][64]
   std::vector<float> values;  // its values as f32: [row][head_dim_v rounded up to 8]
-  std::vector<float> acc;     // [rows][head_dim_v rounded up to 8]
+  std::vector<float> acc;     // [rows][head_dim_v rounded up to 8]: the chunk's a_c
+  std::vector<float> total;   // [rows][head_dim_v rounded up to 8]: a, the chunks combined so far
   std::vector<double> sums;   // [rows]
+  std::vector<float> chunk_max;      // [rows][chunks]: m_c, then f_c
+  std::vector<double> chunk_sums;    // [rows][chunks]: sum_c
   std::vector<float> block;   // one block of keys or values (generation steps)
   // keys/values hold the first `converted` cache rows of the KV head whose keys start at
   // converted_k, for the next tile of the same head. The caller sets converted_k = nullptr

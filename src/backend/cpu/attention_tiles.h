@@ -26,10 +26,10 @@ struct AttentionTileOps {
   // in ascending order (width a multiple of 8).
   void (*accumulate)(const float* const* e, float* const* acc, int64_t nr, const float* values, int64_t width,
                      int64_t vbase, int64_t p0, int64_t p1);
-  // One row's n scores into unnormalised probabilities exp_f32(s - max), in place (zeros up to
-  // the next multiple of 16 past n; the row has room); returns their sum in the contract's 8
-  // double partials.
-  double (*softmax)(float* s, int64_t n);
+  // One chunk's n scores of a row (s 8-aligned in the row's positions) into unnormalised
+  // probabilities exp_f32(s - max), in place (zeros up to the next multiple of 16 past n; the row
+  // has room); *max = their maximum; returns their sum in the contract's 8 double partials.
+  double (*softmax)(float* s, int64_t n, float* max);
 };
 
 const AttentionTileOps& attention_tile_ops_avx2();

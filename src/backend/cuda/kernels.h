@@ -124,11 +124,19 @@ struct AttentionArgs {
   int64_t n_kv_max = 0;  // the most positions a query of the launch sees (n_ctx where unknown: a recorded step)
   int64_t n_head = 0, n_head_kv = 0, head_dim_k = 0, head_dim_v = 0;
   float scale = 1.0f;
+  // Device memory of attention_split_bytes(*this, n) bytes, zeroed once before its first launch
+  // (the kernel leaves its counters at zero again), or null: no launch of a block per chunk.
+  void* split = nullptr;
 };
 // The largest context attention() takes (its scores live in shared memory).
 int64_t max_attention_context();
 // Allows attention() its shared memory (up to max_attention_context()); call before capturing.
 cudaError_t prepare_attention();
+// Bytes of AttentionArgs::split for a launch of n query tokens: a launch of few blocks over more
+// than one chunk of positions (backend/attention_chunk.h: a generation step deep in a context)
+// gives each chunk a block of its own, combined by the last to finish; 0 when attention() would
+// not split this launch.
+size_t attention_split_bytes(const AttentionArgs& a, int64_t n);
 // Causal attention of q [n][n_head * head_dim_k] over the cache: out [n][n_head * head_dim_v]
 // (head dims even, at most 256; n at most 65,535).
 cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,

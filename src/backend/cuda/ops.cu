@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "backend/attention_chunk.h"
 #include "backend/cuda/device_info.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
@@ -166,8 +167,13 @@ __host__ __device__ inline int tile_row(int head_dim_k, int head_dim_v) {
 // Floats of one query row's scores over n positions, a multiple of four (16-byte aligned rows).
 __host__ __device__ inline int64_t scores_floats(int64_t n) { return (n + 3) / 4 * 4; }
 
-// Rows of the tile that starts at position p0, of the n_kv positions a query sees.
-__device__ __forceinline__ int tile_rows(int p0, int n_kv) { return n_kv - p0 < kKeyTile ? n_kv - p0 : kKeyTile; }
+// The contract's chunks of positions (backend/attention_chunk.h); a chunk is whole tiles.
+constexpr int kChunk = static_cast<int>(kAttentionChunk);
+static_assert(kChunk % kKeyTile == 0, "a chunk is whole tiles");
+__host__ __device__ inline int64_t chunks_of(int64_t n_kv) { return (n_kv + kChunk - 1) / kChunk; }
+
+// Rows of the tile that starts at position p0, of the positions before `end`.
+__device__ __forceinline__ int tile_rows(int p0, int end) { return end - p0 < kKeyTile ? end - p0 : kKeyTile; }
 
 // Cache rows p0 .. p0 + rows - 1, columns col0 .. col0 + width - 1 (width even) into
 // dst[row * dst_stride + column] as f32, two values a load, by the whole block.
@@ -197,21 +203,21 @@ __host__ __device__ inline bool loads_ahead(int width) {
   return width % 8 == 0 && width <= kAheadWidth && kAttentionThreads % (width / 8) == 0;
 }
 
-// The tiles of one phase (keys, then values): rows of the KV head's columns col0 .. col0 +
-// width - 1 into shared memory as f32, kKeyTile rows at a time. With kAhead (F16, loads_ahead)
-// each thread's eight-value chunks of the next tile are loaded into registers as soon as this one
-// is in shared memory, so their latency passes while the block works on this one; without,
-// stage_tile loads each tile when it is put.
+// The tiles of one phase (keys, then values) over positions [begin, end): rows of the KV head's
+// columns col0 .. col0 + width - 1 into shared memory as f32, kKeyTile rows at a time. With
+// kAhead (F16, loads_ahead) each thread's eight-value chunks of the next tile are loaded into
+// registers as soon as this one is in shared memory, so their latency passes while the block
+// works on this one; without, stage_tile loads each tile when it is put.
 template <bool F16, bool kAhead>
 struct TileStream {
   const void* cache;
   int64_t cache_width, col0;
-  int width, n_kv;
+  int width, end;
   uint4 raw[kAhead ? kAheadChunks : 1];
 
-  __device__ TileStream(const void* c, int64_t cw, int64_t c0, int w, int n)
-      : cache(c), cache_width(cw), col0(c0), width(w), n_kv(n) {
-    if constexpr (kAhead) fetch(0);
+  __device__ TileStream(const void* c, int64_t cw, int64_t c0, int w, int begin, int e)
+      : cache(c), cache_width(cw), col0(c0), width(w), end(e) {
+    if constexpr (kAhead) fetch(begin);
   }
   // Chunk j of this thread: row first_row() + j * row_step(), values column() .. column() + 7.
   __device__ int chunks() const { return width / 8; }
@@ -219,7 +225,7 @@ struct TileStream {
   __device__ int row_step() const { return kAttentionThreads / chunks(); }
   __device__ int column() const { return 8 * (threadIdx.x % chunks()); }
   __device__ void fetch(int p0) {
-    const int rows = tile_rows(p0, n_kv), step = row_step();
+    const int rows = tile_rows(p0, end), step = row_step();
     const uint16_t* at = static_cast<const uint16_t*>(cache) + (p0 + first_row()) * cache_width + col0 + column();
 #pragma unroll
     for (int j = 0; j < kAheadChunks; ++j) {
@@ -229,7 +235,7 @@ struct TileStream {
   // The tile at p0 into dst[row * stride + column]; then the next one's loads, when kAhead.
   __device__ void put(int p0, float* __restrict__ dst, int stride) {
     if constexpr (kAhead) {
-      const int rows = tile_rows(p0, n_kv), step = row_step();
+      const int rows = tile_rows(p0, end), step = row_step();
       float* to = dst + first_row() * stride + column();
 #pragma unroll
       for (int j = 0; j < kAheadChunks; ++j) {
@@ -242,9 +248,9 @@ struct TileStream {
           to[j * step * stride + 2 * e + 1] = v.y;
         }
       }
-      if (p0 + kKeyTile < n_kv) fetch(p0 + kKeyTile);
+      if (p0 + kKeyTile < end) fetch(p0 + kKeyTile);
     } else {
-      stage_tile<F16>(cache, cache_width, col0, p0, tile_rows(p0, n_kv), width, dst, stride);
+      stage_tile<F16>(cache, cache_width, col0, p0, tile_rows(p0, end), width, dst, stride);
     }
   }
 };
@@ -261,49 +267,94 @@ constexpr int kQueryFloats = kHeads == 1 ? kMaxHeadDim : kHeads * kMaxGroupWidth
 template <int kHeads>
 constexpr int kOutputsPerThread = kQueryFloats<kHeads> / kAttentionThreads;
 
-// Shared memory of attention_kernel beyond its static arrays: the scores of `heads` query rows
-// over n_kv_max positions (each rounded up to 16 bytes) and a tile of kKeyTile keys or values.
-size_t attention_shared_bytes(int64_t n_kv_max, int heads, int head_dim_k, int head_dim_v) {
-  return static_cast<size_t>(heads * scores_floats(n_kv_max) + kKeyTile * tile_row(head_dim_k, head_dim_v)) *
-         sizeof(float);
+// The layout of a launch's shared memory beyond its static arrays: per (head, chunk) of the
+// context the chunk's double sum, then the scores of `heads` query rows over the positions a
+// block takes (rows of a multiple of four floats: 16-byte aligned), a tile of kKeyTile keys or
+// values, per (head, chunk) the chunk's maximum (then its factor f_c).
+struct SharedLayout {
+  int64_t chunks, stride, sums_doubles;
+  __host__ __device__ SharedLayout(int64_t n_kv_max, bool split, int heads)
+      : chunks(chunks_of(n_kv_max)),
+        stride(split ? kChunk : scores_floats(n_kv_max)),
+        sums_doubles((heads * chunks + 1) / 2 * 2) {}
+  __host__ __device__ size_t bytes(int heads, int head_dim_k, int head_dim_v) const {
+    return static_cast<size_t>(sums_doubles) * sizeof(double) +
+           static_cast<size_t>(heads * stride + kKeyTile * tile_row(head_dim_k, head_dim_v) + heads * chunks) *
+               sizeof(float);
+  }
+};
+
+size_t attention_shared_bytes(int64_t n_kv_max, bool split, int heads, int head_dim_k, int head_dim_v) {
+  return SharedLayout(n_kv_max, split, heads).bytes(heads, head_dim_k, head_dim_v);
 }
 
-// Block per (token, its `heads` query heads): the contract of attention_kernels.h for each query
-// row, the same chains in the same order whichever heads share the block:
+// The scratch of a split launch, in AttentionArgs::split: per (token, head) a counter of the
+// chunks done, per (token, head, chunk) the chunk's sum, maximum and value chains a_c.
+struct SplitLayout {
+  unsigned* done;  // [n][n_head]
+  double* sums;    // [n][n_head][chunks]
+  float* maxes;    // [n][n_head][chunks]
+  float* chains;   // [n][n_head][chunks][head_dim_v]
+  __host__ __device__ static size_t counters(int64_t n, int64_t n_head) { return (n * n_head + 1) / 2 * 2; }
+  __host__ __device__ static size_t bytes(int64_t n, int64_t n_head, int64_t chunks, int64_t head_dim_v) {
+    return counters(n, n_head) * sizeof(unsigned) + static_cast<size_t>(n * n_head * chunks) * sizeof(double) +
+           static_cast<size_t>(n * n_head * chunks * (1 + head_dim_v)) * sizeof(float);
+  }
+  __host__ __device__ SplitLayout(void* base, int64_t n, int64_t n_head, int64_t chunks) {
+    done = static_cast<unsigned*>(base);
+    sums = reinterpret_cast<double*>(done + counters(n, n_head));
+    maxes = reinterpret_cast<float*>(sums + n * n_head * chunks);
+    chains = maxes + n * n_head * chunks;
+  }
+};
+
+// Block per (token, its `heads` query heads) and, in a split launch, chunk: the contract of
+// attention_kernels.h for each query row, the same chains in the same order whichever heads share
+// the block and whichever block takes a chunk:
 //   s_p = fma chain over d of q[d] k_p[d], times scale (a thread per position p; the keys are
 //         staged a tile at a time in shared memory with coalesced loads);
-//   m = max s_p (fmaxf: the same value in any order); e_p = exp_f32(s_p - m);
-//   sum = eight double partials (e_p to partial p % 8, p ascending), combined as partial_sums.h;
-//   a[d] = fma chain over p ascending of e_p v_p[d] (a thread per output, the values staged a
-//          tile at a time like the keys); out[d] = a[d] * float(1 / sum).
+//   per chunk: m_c = max s_p (fmaxf: the same value in any order); e_p = exp_f32(s_p - m_c);
+//         sum_c = eight double partials (e_p to partial p % 8, p ascending), combined as
+//         partial_sums.h; a_c[d] = fma chain over p ascending of e_p v_p[d] (a thread per
+//         output, the values staged a tile at a time like the keys);
+//   f_c = exp_f32(m_c - max m_c); sum and a[d] the chunks folded in order; out = a * (1 / sum).
+// A block takes all the chunks of its rows, or (a split launch: gridDim.z > 1, a generation
+// step's few rows) the one chunk blockIdx.z, whose m_c, sum_c and a_c go to the scratch; the last
+// block of a row to finish (a counter) folds the chunks and writes the row.
 template <bool F16, bool kAhead, int kHeads>
 __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionArgs a, const float* __restrict__ q,
                                                                       const int32_t* __restrict__ batch,
                                                                       float* __restrict__ out) {
   pdl_start();
-  extern __shared__ float shared[];
+  extern __shared__ double shared_d[];
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const int heads = kHeads == 1 ? 1 : group;
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
-  const int64_t stride = scores_floats(a.n_kv_max);
-  float* scores = shared;                 // [heads][stride]
-  float* tile = shared + heads * stride;  // [kKeyTile][tile_row]
-  __shared__ float q_s[kQueryFloats<kHeads>];
-  __shared__ float red[kHeads][kAttentionThreads / 32];
-  __shared__ double partial[kHeads][8];
-  __shared__ float inv_sums[kHeads];
   const int h0 = static_cast<int>(blockIdx.x) * heads, t = static_cast<int>(blockIdx.y);
   const int kvh = h0 / group;
   const int n_kv = batch[0] + t + 1;
+  const int chunks = static_cast<int>(chunks_of(n_kv));
+  if (static_cast<int>(blockIdx.z) >= chunks) return;  // a split launch sized for a longer context
+  const bool split = gridDim.z > 1 && chunks > 1;
+  const int c0 = split ? static_cast<int>(blockIdx.z) : 0, c1 = split ? c0 + 1 : chunks;
+  const int begin = c0 * kChunk, end = min(n_kv, c1 * kChunk);
+
+  const SharedLayout lay(a.n_kv_max, gridDim.z > 1, heads);
+  const int64_t stride = lay.stride;
+  double* chunk_sum = shared_d;                                       // [heads][lay.chunks]
+  float* scores = reinterpret_cast<float*>(shared_d + lay.sums_doubles);  // [heads][stride], from `begin`
+  float* tile = scores + heads * stride;                              // [kKeyTile][tile_row]
+  float* chunk_f = tile + kKeyTile * tile_row(hd, hdv);               // [heads][lay.chunks]
+  __shared__ float q_s[kQueryFloats<kHeads>];
+  __shared__ double partial[kHeads][8];
+  __shared__ float inv_sums[kHeads];
+  __shared__ bool last;
   const float* qt = q + (static_cast<int64_t>(t) * a.n_head + h0) * hd;  // the block's heads are consecutive
   for (int i = threadIdx.x; i < heads * hd; i += kAttentionThreads) q_s[i] = qt[i];
 
-  float m[kHeads];
-#pragma unroll
-  for (int g = 0; g < kHeads; ++g) m[g] = -INFINITY;
-  TileStream<F16, kAhead> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, n_kv);
-  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int rows = tile_rows(p0, n_kv);
+  TileStream<F16, kAhead> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, begin, end);
+  for (int p0 = begin; p0 < end; p0 += kKeyTile) {
+    const int rows = tile_rows(p0, end);
     __syncthreads();
     keys.put(p0, tile, hd + 1);
     __syncthreads();
@@ -320,47 +371,79 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
       }
 #pragma unroll
       for (int g = 0; g < kHeads; ++g) {
-        if (g >= heads) break;
-        const float s = dot[g] * a.scale;
-        scores[g * stride + p0 + pl] = s;
-        m[g] = fmaxf(m[g], s);
+        if (g < heads) scores[g * stride + p0 - begin + pl] = dot[g] * a.scale;
       }
     }
   }
+  __syncthreads();
+
+  // Each chunk's maximum: a warp per (head, chunk), its lanes over the chunk's positions.
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int g = 0; g < kHeads; ++g) {
-    float v = m[g];
+  for (int i = warp; i < heads * (c1 - c0); i += kAttentionThreads / 32) {
+    const int g = i / (c1 - c0), c = c0 + i % (c1 - c0);
+    const float* sg = scores + g * stride - begin;
+    float v = -INFINITY;
+    for (int p = c * kChunk + lane; p < min(end, (c + 1) * kChunk); p += 32) v = fmaxf(v, sg[p]);
 #pragma unroll
     for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-    if (lane == 0) red[g][warp] = v;
+    if (lane == 0) chunk_f[g * lay.chunks + c] = v;
   }
   __syncthreads();
   for (int g = 0; g < heads; ++g) {
-    float mx = red[g][0];
-#pragma unroll
-    for (int w = 1; w < kAttentionThreads / 32; ++w) mx = fmaxf(mx, red[g][w]);
     float* sg = scores + g * stride;
-    for (int p = threadIdx.x; p < n_kv; p += kAttentionThreads) sg[p] = exp_f32(sg[p] - mx);
+    for (int p = threadIdx.x; p < end - begin; p += kAttentionThreads) {
+      sg[p] = exp_f32(sg[p] - chunk_f[g * lay.chunks + (begin + p) / kChunk]);
+    }
   }
-  __syncthreads();
-  if (threadIdx.x < 8 * heads) {
-    const int g = threadIdx.x / 8, j = threadIdx.x % 8;
-    double s = 0.0;
-    for (int p = j; p < n_kv; p += 8) s += scores[g * stride + p];
-    partial[g][j] = s;
+  // Each chunk's sum: eight double partials, then their fixed combination.
+  for (int c = c0; c < c1; ++c) {
+    __syncthreads();
+    if (threadIdx.x < 8 * heads) {
+      const int g = threadIdx.x / 8, j = threadIdx.x % 8;
+      const float* sg = scores + g * stride - begin;
+      double s = 0.0;
+      for (int p = c * kChunk + j; p < min(end, (c + 1) * kChunk); p += 8) s += sg[p];
+      partial[g][j] = s;
+    }
+    __syncthreads();
+    if (threadIdx.x < heads) {
+      const double* pg = partial[threadIdx.x];
+      chunk_sum[threadIdx.x * lay.chunks + c] = ((pg[0] + pg[4]) + (pg[2] + pg[6])) + ((pg[1] + pg[5]) + (pg[3] + pg[7]));
+    }
   }
-  __syncthreads();
-  if (threadIdx.x < heads) {
-    const double* pg = partial[threadIdx.x];
-    const double sum = ((pg[0] + pg[4]) + (pg[2] + pg[6])) + ((pg[1] + pg[5]) + (pg[3] + pg[7]));
+  // A block with all its rows' chunks: their factors f_c (over m_c) and the sum.
+  if (!split && threadIdx.x < heads) {
+    float* fg = chunk_f + threadIdx.x * lay.chunks;
+    const double* sums = chunk_sum + threadIdx.x * lay.chunks;
+    float m = fg[0];
+    for (int c = 1; c < chunks; ++c) m = fmaxf(m, fg[c]);
+    double sum = 0.0;
+    for (int c = 0; c < chunks; ++c) {
+      fg[c] = exp_f32(fg[c] - m);
+      const double weighted = sums[c] * static_cast<double>(fg[c]);
+      sum = c == 0 ? weighted : sum + weighted;
+    }
     inv_sums[threadIdx.x] = static_cast<float>(1.0 / sum);
   }
 
+  // The value chains, each chunk's folded into the total as the chunk ends (not in a split block:
+  // its one chunk's chains are the output).
   float acc[kOutputsPerThread<kHeads>] = {};
-  TileStream<F16, kAhead> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, n_kv);
-  for (int p0 = 0; p0 < n_kv; p0 += kKeyTile) {
-    const int rows = tile_rows(p0, n_kv);
+  float total[kOutputsPerThread<kHeads>] = {};
+  const auto fold = [&](int c) {
+#pragma unroll
+    for (int j = 0; j < kOutputsPerThread<kHeads>; ++j) {
+      const int o = threadIdx.x + j * kAttentionThreads;
+      if (o >= heads * hdv) break;
+      const float f = chunk_f[(o / hdv) * lay.chunks + c];
+      total[j] = c == 0 ? acc[j] * f : fmaf(acc[j], f, total[j]);
+      acc[j] = 0.0f;
+    }
+  };
+  TileStream<F16, kAhead> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, begin, end);
+  for (int p0 = begin; p0 < end; p0 += kKeyTile) {
+    const int rows = tile_rows(p0, end);
+    if (!split && p0 > begin && p0 % kChunk == 0) fold(p0 / kChunk - 1);
     __syncthreads();
     values.put(p0, tile, hdv);
     __syncthreads();
@@ -369,7 +452,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
       const int o = threadIdx.x + j * kAttentionThreads;
       if (o >= heads * hdv) break;
       const int g = o / hdv, d = o % hdv;
-      const float* sg = scores + g * stride + p0;
+      const float* sg = scores + g * stride + p0 - begin;
       float v = acc[j];
 #pragma unroll 8
       for (int pl = 0; pl < rows; ++pl) v = fmaf(sg[pl], tile[pl * hdv + d], v);
@@ -377,10 +460,58 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
     }
   }
   float* ot = out + (static_cast<int64_t>(t) * a.n_head + h0) * hdv;
+  if (!split) {
+    fold(chunks - 1);
+#pragma unroll
+    for (int j = 0; j < kOutputsPerThread<kHeads>; ++j) {
+      const int o = threadIdx.x + j * kAttentionThreads;
+      if (o < heads * hdv) ot[o] = total[j] * inv_sums[o / hdv];
+    }
+    return;
+  }
+
+  // A split block: its chunk to the scratch; the last of its row's chunks folds them all.
+  const int64_t row = static_cast<int64_t>(t) * a.n_head + h0;  // kHeads is 1 in a split launch
+  const SplitLayout sp(a.split, gridDim.y, a.n_head, lay.chunks);
+  float* chains = sp.chains + row * lay.chunks * hdv;
 #pragma unroll
   for (int j = 0; j < kOutputsPerThread<kHeads>; ++j) {
     const int o = threadIdx.x + j * kAttentionThreads;
-    if (o < heads * hdv) ot[o] = acc[j] * inv_sums[o / hdv];
+    if (o < hdv) chains[c0 * hdv + o] = acc[j];
+  }
+  if (threadIdx.x == 0) {
+    sp.sums[row * lay.chunks + c0] = chunk_sum[c0];
+    sp.maxes[row * lay.chunks + c0] = chunk_f[c0];
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&sp.done[row], 1u) == static_cast<unsigned>(chunks - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  float m = -INFINITY;
+  for (int c = 0; c < chunks; ++c) m = fmaxf(m, __ldcg(sp.maxes + row * lay.chunks + c));
+  for (int c = threadIdx.x; c < chunks; c += kAttentionThreads) {
+    chunk_f[c] = exp_f32(__ldcg(sp.maxes + row * lay.chunks + c) - m);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double sum = 0.0;
+    for (int c = 0; c < chunks; ++c) {
+      const double weighted = __ldcg(sp.sums + row * lay.chunks + c) * static_cast<double>(chunk_f[c]);
+      sum = c == 0 ? weighted : sum + weighted;
+    }
+    inv_sums[0] = static_cast<float>(1.0 / sum);
+    sp.done[row] = 0;  // for the next launch
+  }
+  __syncthreads();
+  for (int o = threadIdx.x; o < hdv; o += kAttentionThreads) {
+    float v = 0.0f;
+    for (int c = 0; c < chunks; ++c) {
+      const float ac = __ldcg(chains + c * hdv + o);
+      v = c == 0 ? ac * chunk_f[c] : fmaf(ac, chunk_f[c], v);
+    }
+    ot[o] = v * inv_sums[0];
   }
 }
 
@@ -432,7 +563,10 @@ cudaError_t rope_store(const RopeStoreArgs& a, int64_t n, const int32_t* batch, 
 }
 
 int64_t max_attention_context() {
-  return static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * tile_row(kMaxHeadDim, kMaxHeadDim) - 3;
+  // One head's scores, its chunks' sums and maxima (12 bytes a chunk) and a tile, within the
+  // budget, less a little for the rounding of each.
+  const int64_t floats = static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * tile_row(kMaxHeadDim, kMaxHeadDim) - 8;
+  return floats * kChunk / (kChunk + 3);
 }
 
 // Every variant of attention_kernel that attention() launches.
@@ -450,6 +584,23 @@ cudaError_t prepare_attention() {
   return e;
 }
 
+namespace {
+// A launch of few blocks (a generation step: heads x tokens at most twice the multiprocessors)
+// over more than one chunk gives each chunk a block of its own (PLUMB_CUDA_ATTENTION_SPLIT=0: a
+// block a row, for measuring).
+bool splits(const AttentionArgs& a, int64_t n) {
+  static const bool enabled = getenv("PLUMB_CUDA_ATTENTION_SPLIT") == nullptr || atoi(getenv("PLUMB_CUDA_ATTENTION_SPLIT")) != 0;
+  const int64_t n_kv_max = a.n_kv_max <= 0 || a.n_kv_max > a.n_ctx ? a.n_ctx : a.n_kv_max;
+  return enabled && chunks_of(n_kv_max) > 1 && a.n_head * n <= 2 * static_cast<int64_t>(multiprocessors());
+}
+}  // namespace
+
+size_t attention_split_bytes(const AttentionArgs& a, int64_t n) {
+  if (!splits(a, n)) return 0;
+  const int64_t n_kv_max = a.n_kv_max <= 0 || a.n_kv_max > a.n_ctx ? a.n_ctx : a.n_kv_max;
+  return SplitLayout::bytes(n, a.n_head, chunks_of(n_kv_max), a.head_dim_v);
+}
+
 cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, const int32_t* batch, float* out,
                       cudaStream_t stream) {
   AttentionArgs a = args;
@@ -461,6 +612,7 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
+  const bool split = a.split != nullptr && splits(a, n);
   // A prompt's blocks (more than two a multiprocessor) take the query heads that share a KV head
   // together where their scores leave room for two blocks a multiprocessor; a generation step's
   // few blocks take a head each, to spread over the multiprocessors.
@@ -468,7 +620,7 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
   static const bool grouping = getenv("PLUMB_CUDA_ATTENTION_GROUP") == nullptr || atoi(getenv("PLUMB_CUDA_ATTENTION_GROUP")) != 0;
   const bool grouped = grouping && many && group >= 2 && group <= kMaxGroup && hd <= kMaxGroupWidth &&
                        hdv <= kMaxGroupWidth &&
-                       attention_shared_bytes(a.n_kv_max, group, hd, hdv) <= kMaxAttentionShared / 2;
+                       attention_shared_bytes(a.n_kv_max, false, group, hd, hdv) <= kMaxAttentionShared / 2;
   const int heads = grouped ? group : 1;
   auto* kernel = grouped ? (!a.f16 ? attention_kernel<false, false, kMaxGroup>
                             : ahead ? attention_kernel<true, true, kMaxGroup>
@@ -476,9 +628,10 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
                          : (!a.f16 ? attention_kernel<false, false, 1>
                             : ahead ? attention_kernel<true, true, 1>
                                     : attention_kernel<true, false, 1>);
-  const dim3 grid(static_cast<unsigned>(a.n_head / heads), static_cast<unsigned>(n));
-  return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_kv_max, heads, hd, hdv), stream, a, q,
-                batch, out);
+  const dim3 grid(static_cast<unsigned>(a.n_head / heads), static_cast<unsigned>(n),
+                  split ? static_cast<unsigned>(chunks_of(a.n_kv_max)) : 1u);
+  return launch(kernel, grid, kAttentionThreads, attention_shared_bytes(a.n_kv_max, split, heads, hd, hdv), stream, a,
+                q, batch, out);
 }
 
 cudaError_t swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
