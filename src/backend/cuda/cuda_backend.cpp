@@ -346,7 +346,7 @@ class CudaBackend : public Backend {
     a.head_dim_k = s.head_dim_k;
     a.head_dim_v = s.head_dim_v;
     a.scale = s.scale;
-    a.split = attention_split(a, r.n);
+    attention_split(a, r.n);
     note(cuda::attention(a, q + r.begin * s.n_head * s.head_dim_k, r.n, run_batch(run),
                          out + r.begin * s.n_head * s.head_dim_v, stream_),
          "attention");
@@ -397,38 +397,48 @@ class CudaBackend : public Backend {
   // The batch word run r's ops read their position from (set_batch).
   const int32_t* run_batch(int64_t r) const { return batch_ + 1 + batch_n_ + r; }
 
-  // AttentionArgs::split for a launch of n tokens (null when it takes no block per chunk). A call
-  // outside a record makes room for the recorded generation steps to come as well (one token
-  // over the whole context), so that their scratch is allocated before them.
-  void* attention_split(const AttentionArgs& a, int64_t n) {
+  // AttentionArgs::split and split_done for a launch of n tokens (left null when it takes no block
+  // per chunk). A call outside a record makes room for the recorded generation steps to come as
+  // well (one token over the whole context), so that their scratch is allocated before them.
+  void attention_split(AttentionArgs& a, int64_t n) {
     const size_t need = attention_split_bytes(a, n);
     size_t want = need;
+    int64_t counters = need > 0 ? n * a.n_head : 0;
     if (!recording_) {
       AttentionArgs step = a;
       step.n_kv_max = a.n_ctx;
       want = std::max(want, attention_split_bytes(step, 1));
+      counters = std::max(counters, a.n_head);
     }
-    if (want > split_bytes_ && !grow_split(want)) return nullptr;
-    return need > 0 ? split_ : nullptr;
+    if (want > split_bytes_ && !grow(&split_, &split_bytes_, want, "the scratch of attention's chunks")) return;
+    const size_t counter_bytes = static_cast<size_t>(counters) * sizeof(unsigned);
+    if (counter_bytes > split_done_bytes_ &&
+        !grow(&split_done_, &split_done_bytes_, counter_bytes, "the counters of attention's chunks")) {
+      return;
+    }
+    if (need == 0) return;
+    a.split = split_;
+    a.split_done = static_cast<unsigned*>(split_done_);
   }
-  // While a step is being recorded the buffer is allocated beside the record (relaxed capture
-  // mode: a cudaMalloc is no stream operation), its zeroing is recorded with the step, and the
-  // old buffer stays until the backend goes (a step recorded before may read it); otherwise the
-  // old one goes, and the recorded steps with it.
-  bool grow_split(size_t bytes) {
+  // Grows a buffer of the attention's chunks to `bytes`, zeroed. While a step is being recorded
+  // the new one is allocated beside the record (relaxed capture mode: a cudaMalloc is no stream
+  // operation), its zeroing is recorded with the step, and the old one stays until the backend
+  // goes (a step recorded before may read it); otherwise the old one goes, and the recorded steps
+  // with it.
+  bool grow(void** buf, size_t* size, size_t bytes, const char* what) {
     cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
     if (recording_) cudaThreadExchangeStreamCaptureMode(&mode);
-    auto d = device_alloc(bytes, "the scratch of attention's chunks");
+    auto d = device_alloc(bytes, what);
     if (recording_) cudaThreadExchangeStreamCaptureMode(&mode);
     if (!d.ok()) return keep(d.status());
-    if (split_ != nullptr && !recording_) {
-      note(cudaStreamSynchronize(stream_), "the attention before a larger scratch");
-      release_raw(split_);
+    if (*buf != nullptr && !recording_) {
+      note(cudaStreamSynchronize(stream_), "the attention before a larger buffer");
+      release_raw(*buf);
       graphs_invalid();
     }
-    split_ = *d;
-    split_bytes_ = bytes;
-    return note(cudaMemsetAsync(split_, 0, bytes, stream_), "attention scratch");
+    *buf = *d;
+    *size = bytes;
+    return note(cudaMemsetAsync(*buf, 0, bytes, stream_), what);
   }
 
   // Prepares x [n][n_in] for the contract-S kernel into summed_act_ (grown as needed); false
@@ -594,8 +604,10 @@ class CudaBackend : public Backend {
   float* scratch_ = nullptr;
   void* summed_act_ = nullptr;  // prepared activations of the contract-S products
   size_t summed_act_bytes_ = 0;
-  void* split_ = nullptr;  // attention's chunks, a block each (AttentionArgs::split)
+  void* split_ = nullptr;  // attention's chunks, a block each (AttentionArgs::split, split_done)
   size_t split_bytes_ = 0;
+  void* split_done_ = nullptr;
+  size_t split_done_bytes_ = 0;
   int64_t uncovered_matrices_ = 0;  // bound matrices of types the contract-S kernel does not read
   std::vector<Product> rest_;       // matmul_same_input's products of those types
   float* rope_cos_ = nullptr;

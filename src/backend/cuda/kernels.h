@@ -124,9 +124,11 @@ struct AttentionArgs {
   int64_t n_kv_max = 0;  // the most positions a query of the launch sees (n_ctx where unknown: a recorded step)
   int64_t n_head = 0, n_head_kv = 0, head_dim_k = 0, head_dim_v = 0;
   float scale = 1.0f;
-  // Device memory of attention_split_bytes(*this, n) bytes, zeroed once before its first launch
-  // (the kernel leaves its counters at zero again), or null: no launch of a block per chunk.
+  // A launch of a block per chunk (attention_split_bytes) needs both, else neither: `split`, device
+  // memory of attention_split_bytes(*this, n) bytes; `split_done`, n * n_head counters that are
+  // zero before the launch (the kernel leaves them at zero again).
   void* split = nullptr;
+  unsigned* split_done = nullptr;
 };
 // The largest context attention() takes (its scores live in shared memory).
 int64_t max_attention_context();

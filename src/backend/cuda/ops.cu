@@ -267,19 +267,25 @@ constexpr int kQueryFloats = kHeads == 1 ? kMaxHeadDim : kHeads * kMaxGroupWidth
 template <int kHeads>
 constexpr int kOutputsPerThread = kQueryFloats<kHeads> / kAttentionThreads;
 
-// The layout of a launch's shared memory beyond its static arrays: per (head, chunk) of the
-// context the chunk's double sum, then the scores of `heads` query rows over the positions a
-// block takes (rows of a multiple of four floats: 16-byte aligned), a tile of kKeyTile keys or
-// values, per (head, chunk) the chunk's maximum (then its factor f_c).
+// A launch's shared memory beyond its static arrays, for `heads` query rows a block over `own`
+// chunks each (all of a row's, or one in a split launch) of a context of `chunks`: per (head,
+// chunk) the chunk's sum; the scores over the positions the block takes (rows of a multiple of
+// four floats: 16-byte aligned); a tile of kKeyTile keys or values, which between the keys and
+// the values holds per (head, own chunk) eight double partial sums; per (head, chunk) the chunk's
+// maximum (then its factor f_c); per (head, own chunk) the maxima of the block's four warps.
 struct SharedLayout {
-  int64_t chunks, stride, sums_doubles;
+  int64_t chunks, own, stride;
   __host__ __device__ SharedLayout(int64_t n_kv_max, bool split, int heads)
-      : chunks(chunks_of(n_kv_max)),
-        stride(split ? kChunk : scores_floats(n_kv_max)),
-        sums_doubles((heads * chunks + 1) / 2 * 2) {}
+      : chunks(chunks_of(n_kv_max)), own(split ? 1 : chunks), stride(split ? kChunk : scores_floats(n_kv_max)) {}
+  __host__ __device__ int64_t sums_doubles(int heads) const { return (heads * chunks + 1) / 2 * 2; }
+  __host__ __device__ int64_t tile_floats(int heads, int head_dim_k, int head_dim_v) const {
+    const int64_t tile = kKeyTile * tile_row(head_dim_k, head_dim_v), partials = heads * own * 8 * 2;
+    return tile > partials ? tile : partials;
+  }
   __host__ __device__ size_t bytes(int heads, int head_dim_k, int head_dim_v) const {
-    return static_cast<size_t>(sums_doubles) * sizeof(double) +
-           static_cast<size_t>(heads * stride + kKeyTile * tile_row(head_dim_k, head_dim_v) + heads * chunks) *
+    return static_cast<size_t>(sums_doubles(heads)) * sizeof(double) +
+           static_cast<size_t>(heads * stride + tile_floats(heads, head_dim_k, head_dim_v) + heads * chunks +
+                               heads * own * (kAttentionThreads / 32)) *
                sizeof(float);
   }
 };
@@ -288,21 +294,18 @@ size_t attention_shared_bytes(int64_t n_kv_max, bool split, int heads, int head_
   return SharedLayout(n_kv_max, split, heads).bytes(heads, head_dim_k, head_dim_v);
 }
 
-// The scratch of a split launch, in AttentionArgs::split: per (token, head) a counter of the
-// chunks done, per (token, head, chunk) the chunk's sum, maximum and value chains a_c.
+// The scratch of a split launch, AttentionArgs::split: per (token, head, chunk) the chunk's sum,
+// maximum and value chains a_c.
 struct SplitLayout {
-  unsigned* done;  // [n][n_head]
   double* sums;    // [n][n_head][chunks]
   float* maxes;    // [n][n_head][chunks]
   float* chains;   // [n][n_head][chunks][head_dim_v]
-  __host__ __device__ static size_t counters(int64_t n, int64_t n_head) { return (n * n_head + 1) / 2 * 2; }
   __host__ __device__ static size_t bytes(int64_t n, int64_t n_head, int64_t chunks, int64_t head_dim_v) {
-    return counters(n, n_head) * sizeof(unsigned) + static_cast<size_t>(n * n_head * chunks) * sizeof(double) +
+    return static_cast<size_t>(n * n_head * chunks) * sizeof(double) +
            static_cast<size_t>(n * n_head * chunks * (1 + head_dim_v)) * sizeof(float);
   }
   __host__ __device__ SplitLayout(void* base, int64_t n, int64_t n_head, int64_t chunks) {
-    done = static_cast<unsigned*>(base);
-    sums = reinterpret_cast<double*>(done + counters(n, n_head));
+    sums = static_cast<double*>(base);
     maxes = reinterpret_cast<float*>(sums + n * n_head * chunks);
     chains = maxes + n * n_head * chunks;
   }
@@ -320,13 +323,16 @@ struct SplitLayout {
 //   f_c = exp_f32(m_c - max m_c); sum and a[d] the chunks folded in order; out = a * (1 / sum).
 // A block takes all the chunks of its rows, or (a split launch: gridDim.z > 1, a generation
 // step's few rows) the one chunk blockIdx.z, whose m_c, sum_c and a_c go to the scratch; the last
-// block of a row to finish (a counter) folds the chunks and writes the row.
+// block of a row to finish (a counter) folds the chunks and writes the row. Three blocks a
+// multiprocessor: registers for three (the F16 tile-ahead variants would take some 190-200 and
+// fit two; a prompt's blocks need the third).
 template <bool F16, bool kAhead, int kHeads>
-__global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionArgs a, const float* __restrict__ q,
+__global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(AttentionArgs a, const float* __restrict__ q,
                                                                       const int32_t* __restrict__ batch,
                                                                       float* __restrict__ out) {
   pdl_start();
   extern __shared__ double shared_d[];
+  constexpr int kWarps = kAttentionThreads / 32;
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const int heads = kHeads == 1 ? 1 : group;
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
@@ -336,22 +342,28 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
   const int chunks = static_cast<int>(chunks_of(n_kv));
   if (static_cast<int>(blockIdx.z) >= chunks) return;  // a split launch sized for a longer context
   const bool split = gridDim.z > 1 && chunks > 1;
-  const int c0 = split ? static_cast<int>(blockIdx.z) : 0, c1 = split ? c0 + 1 : chunks;
+  const int c0 = split ? static_cast<int>(blockIdx.z) : 0, c1 = split ? c0 + 1 : chunks, own = c1 - c0;
   const int begin = c0 * kChunk, end = min(n_kv, c1 * kChunk);
 
   const SharedLayout lay(a.n_kv_max, gridDim.z > 1, heads);
-  const int64_t stride = lay.stride;
-  double* chunk_sum = shared_d;                                       // [heads][lay.chunks]
-  float* scores = reinterpret_cast<float*>(shared_d + lay.sums_doubles);  // [heads][stride], from `begin`
-  float* tile = scores + heads * stride;                              // [kKeyTile][tile_row]
-  float* chunk_f = tile + kKeyTile * tile_row(hd, hdv);               // [heads][lay.chunks]
+  const int64_t stride = lay.stride, nc = lay.chunks;
+  double* chunk_sum = shared_d;                                                       // [heads][nc]
+  float* scores = reinterpret_cast<float*>(chunk_sum + lay.sums_doubles(heads));      // [heads][stride], from `begin`
+  float* tile = scores + heads * stride;                                              // [kKeyTile][tile_row]
+  double* partials = reinterpret_cast<double*>(tile);                                 // [heads][own][8], between
+  float* chunk_f = tile + lay.tile_floats(heads, hd, hdv);                            // [heads][nc]
+  float* warp_max = chunk_f + heads * nc;                                             // [heads][lay.own][kWarps]
   __shared__ float q_s[kQueryFloats<kHeads>];
-  __shared__ double partial[kHeads][8];
   __shared__ float inv_sums[kHeads];
   __shared__ bool last;
   const float* qt = q + (static_cast<int64_t>(t) * a.n_head + h0) * hd;  // the block's heads are consecutive
   for (int i = threadIdx.x; i < heads * hd; i += kAttentionThreads) q_s[i] = qt[i];
 
+  // Scores, and each warp's maximum over a chunk's positions as the chunk's last tile is done.
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  float m[kHeads];
+#pragma unroll
+  for (int g = 0; g < kHeads; ++g) m[g] = -INFINITY;
   TileStream<F16, kAhead> keys(a.k_cache, a.k_width, static_cast<int64_t>(kvh) * hd, hd, begin, end);
   for (int p0 = begin; p0 < end; p0 += kKeyTile) {
     const int rows = tile_rows(p0, end);
@@ -371,72 +383,88 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
       }
 #pragma unroll
       for (int g = 0; g < kHeads; ++g) {
-        if (g < heads) scores[g * stride + p0 - begin + pl] = dot[g] * a.scale;
+        if (g >= heads) break;
+        const float sc = dot[g] * a.scale;
+        scores[g * stride + p0 - begin + pl] = sc;
+        m[g] = fmaxf(m[g], sc);
+      }
+    }
+    if (p0 + kKeyTile >= end || (p0 + kKeyTile) % kChunk == 0) {
+      const int c = p0 / kChunk - c0;
+#pragma unroll
+      for (int g = 0; g < kHeads; ++g) {
+        if (g >= heads) break;
+        float v = m[g];
+#pragma unroll
+        for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+        if (lane == 0) warp_max[(g * lay.own + c) * kWarps + warp] = v;
+        m[g] = -INFINITY;
       }
     }
   }
-  __syncthreads();
-
-  // Each chunk's maximum: a warp per (head, chunk), its lanes over the chunk's positions.
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int i = warp; i < heads * (c1 - c0); i += kAttentionThreads / 32) {
-    const int g = i / (c1 - c0), c = c0 + i % (c1 - c0);
-    const float* sg = scores + g * stride - begin;
-    float v = -INFINITY;
-    for (int p = c * kChunk + lane; p < min(end, (c + 1) * kChunk); p += 32) v = fmaxf(v, sg[p]);
+  // m_c of head g and chunk c (one of the block's), from its warps' maxima.
+  const auto chunk_max = [&](int g, int c) {
+    const float* w = warp_max + (g * lay.own + c - c0) * kWarps;
+    float v = w[0];
 #pragma unroll
-    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-    if (lane == 0) chunk_f[g * lay.chunks + c] = v;
-  }
+    for (int k = 1; k < kWarps; ++k) v = fmaxf(v, w[k]);
+    return v;
+  };
   __syncthreads();
   for (int g = 0; g < heads; ++g) {
     float* sg = scores + g * stride;
+    int c = -1;
+    float mc = 0.0f;
     for (int p = threadIdx.x; p < end - begin; p += kAttentionThreads) {
-      sg[p] = exp_f32(sg[p] - chunk_f[g * lay.chunks + (begin + p) / kChunk]);
+      if ((begin + p) / kChunk != c) c = (begin + p) / kChunk, mc = chunk_max(g, c);
+      sg[p] = exp_f32(sg[p] - mc);
     }
   }
-  // Each chunk's sum: eight double partials, then their fixed combination.
-  for (int c = c0; c < c1; ++c) {
-    __syncthreads();
-    if (threadIdx.x < 8 * heads) {
-      const int g = threadIdx.x / 8, j = threadIdx.x % 8;
-      const float* sg = scores + g * stride - begin;
-      double s = 0.0;
-      for (int p = c * kChunk + j; p < min(end, (c + 1) * kChunk); p += 8) s += sg[p];
-      partial[g][j] = s;
-    }
-    __syncthreads();
-    if (threadIdx.x < heads) {
-      const double* pg = partial[threadIdx.x];
-      chunk_sum[threadIdx.x * lay.chunks + c] = ((pg[0] + pg[4]) + (pg[2] + pg[6])) + ((pg[1] + pg[5]) + (pg[3] + pg[7]));
-    }
+  __syncthreads();
+  // Each chunk's eight double partials (a thread per head, chunk and partial, into the free tile).
+  for (int i = threadIdx.x; i < heads * own * 8; i += kAttentionThreads) {
+    const int g = i / (own * 8), c = c0 + (i / 8) % own, j = i % 8;
+    const float* sg = scores + g * stride - begin;
+    double s = 0.0;
+    for (int p = c * kChunk + j; p < min(end, (c + 1) * kChunk); p += 8) s += sg[p];
+    partials[i] = s;
   }
-  // A block with all its rows' chunks: their factors f_c (over m_c) and the sum.
-  if (!split && threadIdx.x < heads) {
-    float* fg = chunk_f + threadIdx.x * lay.chunks;
-    const double* sums = chunk_sum + threadIdx.x * lay.chunks;
-    float m = fg[0];
-    for (int c = 1; c < chunks; ++c) m = fmaxf(m, fg[c]);
-    double sum = 0.0;
-    for (int c = 0; c < chunks; ++c) {
-      fg[c] = exp_f32(fg[c] - m);
-      const double weighted = sums[c] * static_cast<double>(fg[c]);
-      sum = c == 0 ? weighted : sum + weighted;
+  __syncthreads();
+  // A thread per head: each chunk's m_c and sum_c (the partials' fixed combination); with all of
+  // its rows' chunks, their factors f_c (over m_c: 1 for a single chunk) and the sum.
+  if (threadIdx.x < heads) {
+    const int g = threadIdx.x;
+    float* fg = chunk_f + g * nc;
+    double* sums = chunk_sum + g * nc;
+    for (int c = c0; c < c1; ++c) {
+      const double* pg = partials + (g * own + c - c0) * 8;
+      sums[c] = ((pg[0] + pg[4]) + (pg[2] + pg[6])) + ((pg[1] + pg[5]) + (pg[3] + pg[7]));
+      fg[c] = chunk_max(g, c);
     }
-    inv_sums[threadIdx.x] = static_cast<float>(1.0 / sum);
+    if (!split) {
+      float mx = fg[0];
+      for (int c = 1; c < chunks; ++c) mx = fmaxf(mx, fg[c]);
+      double sum = 0.0;
+      for (int c = 0; c < chunks; ++c) {
+        fg[c] = chunks == 1 ? 1.0f : exp_f32(fg[c] - mx);  // exp_f32(0) is 1
+        const double weighted = sums[c] * static_cast<double>(fg[c]);
+        sum = c == 0 ? weighted : sum + weighted;
+      }
+      inv_sums[g] = static_cast<float>(1.0 / sum);
+    }
   }
 
   // The value chains, each chunk's folded into the total as the chunk ends (not in a split block:
   // its one chunk's chains are the output).
   float acc[kOutputsPerThread<kHeads>] = {};
-  float total[kOutputsPerThread<kHeads>] = {};
+  float* total = q_s;  // the queries' room: output o's total, this thread's alone
   const auto fold = [&](int c) {
 #pragma unroll
     for (int j = 0; j < kOutputsPerThread<kHeads>; ++j) {
       const int o = threadIdx.x + j * kAttentionThreads;
       if (o >= heads * hdv) break;
-      const float f = chunk_f[(o / hdv) * lay.chunks + c];
-      total[j] = c == 0 ? acc[j] * f : fmaf(acc[j], f, total[j]);
+      const float f = chunk_f[(o / hdv) * nc + c];
+      total[o] = c == 0 ? acc[j] * f : fmaf(acc[j], f, total[o]);
       acc[j] = 0.0f;
     }
   };
@@ -465,44 +493,42 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_kernel(AttentionA
 #pragma unroll
     for (int j = 0; j < kOutputsPerThread<kHeads>; ++j) {
       const int o = threadIdx.x + j * kAttentionThreads;
-      if (o < heads * hdv) ot[o] = total[j] * inv_sums[o / hdv];
+      if (o < heads * hdv) ot[o] = total[o] * inv_sums[o / hdv];
     }
     return;
   }
 
   // A split block: its chunk to the scratch; the last of its row's chunks folds them all.
   const int64_t row = static_cast<int64_t>(t) * a.n_head + h0;  // kHeads is 1 in a split launch
-  const SplitLayout sp(a.split, gridDim.y, a.n_head, lay.chunks);
-  float* chains = sp.chains + row * lay.chunks * hdv;
+  const SplitLayout sp(a.split, gridDim.y, a.n_head, nc);
+  float* chains = sp.chains + row * nc * hdv;
 #pragma unroll
   for (int j = 0; j < kOutputsPerThread<kHeads>; ++j) {
     const int o = threadIdx.x + j * kAttentionThreads;
     if (o < hdv) chains[c0 * hdv + o] = acc[j];
   }
   if (threadIdx.x == 0) {
-    sp.sums[row * lay.chunks + c0] = chunk_sum[c0];
-    sp.maxes[row * lay.chunks + c0] = chunk_f[c0];
+    sp.sums[row * nc + c0] = chunk_sum[c0];
+    sp.maxes[row * nc + c0] = chunk_f[c0];
   }
   __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(&sp.done[row], 1u) == static_cast<unsigned>(chunks - 1);
+  if (threadIdx.x == 0) last = atomicAdd(&a.split_done[row], 1u) == static_cast<unsigned>(chunks - 1);
   __syncthreads();
   if (!last) return;
   __threadfence();
-  float m = -INFINITY;
-  for (int c = 0; c < chunks; ++c) m = fmaxf(m, __ldcg(sp.maxes + row * lay.chunks + c));
-  for (int c = threadIdx.x; c < chunks; c += kAttentionThreads) {
-    chunk_f[c] = exp_f32(__ldcg(sp.maxes + row * lay.chunks + c) - m);
-  }
+  float mx = -INFINITY;
+  for (int c = 0; c < chunks; ++c) mx = fmaxf(mx, __ldcg(sp.maxes + row * nc + c));
+  for (int c = threadIdx.x; c < chunks; c += kAttentionThreads) chunk_f[c] = exp_f32(__ldcg(sp.maxes + row * nc + c) - mx);
   __syncthreads();
   if (threadIdx.x == 0) {
     double sum = 0.0;
     for (int c = 0; c < chunks; ++c) {
-      const double weighted = __ldcg(sp.sums + row * lay.chunks + c) * static_cast<double>(chunk_f[c]);
+      const double weighted = __ldcg(sp.sums + row * nc + c) * static_cast<double>(chunk_f[c]);
       sum = c == 0 ? weighted : sum + weighted;
     }
     inv_sums[0] = static_cast<float>(1.0 / sum);
-    sp.done[row] = 0;  // for the next launch
+    a.split_done[row] = 0;  // for the next launch
   }
   __syncthreads();
   for (int o = threadIdx.x; o < hdv; o += kAttentionThreads) {
@@ -563,10 +589,17 @@ cudaError_t rope_store(const RopeStoreArgs& a, int64_t n, const int32_t* batch, 
 }
 
 int64_t max_attention_context() {
-  // One head's scores, its chunks' sums and maxima (12 bytes a chunk) and a tile, within the
-  // budget, less a little for the rounding of each.
-  const int64_t floats = static_cast<int64_t>(kMaxAttentionShared / sizeof(float)) - kKeyTile * tile_row(kMaxHeadDim, kMaxHeadDim) - 8;
-  return floats * kChunk / (kChunk + 3);
+  // The longest context whose one head's scores, chunk arrays and tile fit the budget.
+  static const int64_t longest = [] {
+    int64_t lo = 1, hi = static_cast<int64_t>(kMaxAttentionShared / sizeof(float));
+    while (lo < hi) {
+      const int64_t mid = (lo + hi + 1) / 2;
+      if (attention_shared_bytes(mid, false, 1, kMaxHeadDim, kMaxHeadDim) <= kMaxAttentionShared) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }();
+  return longest;
 }
 
 // Every variant of attention_kernel that attention() launches.
@@ -612,7 +645,7 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
-  const bool split = a.split != nullptr && splits(a, n);
+  const bool split = a.split != nullptr && a.split_done != nullptr && splits(a, n);
   // A prompt's blocks (more than two a multiprocessor) take the query heads that share a KV head
   // together where their scores leave room for two blocks a multiprocessor; a generation step's
   // few blocks take a head each, to spread over the multiprocessors.
