@@ -136,6 +136,49 @@ TEST(AttentionKernels, RowsDoNotDependOnTiling) {
   }
 }
 
+// A row's chunks computed apart (attend_chunk, as threads take them) and folded in order give
+// attend()'s bits, at every level.
+TEST(AttentionKernels, ChunksApartFoldToTheBitsOfAttend) {
+  std::vector<const AttentionKernels*> levels{&attention_kernels_scalar()};
+  if (cpu_has_avx2_fma_f16c()) levels.push_back(&attention_kernels_avx2());
+  if (cpu_has_avx512_vnni()) levels.push_back(&attention_kernels_avx512());
+  uint32_t seed = 300;
+  for (const Case& c : cases()) {
+    const Problem p(c, seed++);
+    for (const AttentionKernels* kern : levels) {
+      const std::vector<float> whole = p.run(*kern);
+      const int64_t rows = c.n_tokens * c.group, n_kv_max = c.n_kv0 + c.n_tokens - 1;
+      const int64_t chunks = (n_kv_max + kAttentionChunk - 1) / kAttentionChunk;
+      std::vector<float> max(static_cast<size_t>(chunks * rows)), chains(static_cast<size_t>(chunks * rows * c.head_dim_v));
+      std::vector<double> sum(static_cast<size_t>(chunks * rows));
+      std::vector<float> out;
+      AttentionScratch scratch;
+      const AttentionTile tile = p.tile(out, 0, c.n_tokens);
+      for (int64_t k = 0; k < chunks; ++k) {
+        kern->attend_chunk(tile, k, scratch,
+                           ChunkParts{max.data() + k * rows, sum.data() + k * rows,
+                                      chains.data() + k * rows * c.head_dim_v, c.head_dim_v});
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t t = r / c.group, j = r % c.group, n = (c.n_kv0 + t + kAttentionChunk - 1) / kAttentionChunk;
+        std::vector<float> f(static_cast<size_t>(n)), total(static_cast<size_t>(c.head_dim_v));
+        std::vector<double> sums(static_cast<size_t>(n));
+        for (int64_t k = 0; k < n; ++k) f[k] = max[k * rows + r], sums[k] = sum[k * rows + r];
+        const float inv_sum = static_cast<float>(1.0 / fold_chunk_sums(f.data(), sums.data(), n));
+        for (int64_t k = 0; k < n; ++k) {
+          fold_chunk_chains(total.data(), chains.data() + (k * rows + r) * c.head_dim_v, f[k], k == 0, c.head_dim_v);
+        }
+        for (int64_t d = 0; d < c.head_dim_v; ++d) {
+          const size_t at = static_cast<size_t>(t * p.out_stride + j * c.head_dim_v + d);
+          ASSERT_EQ(std::bit_cast<uint32_t>(whole[at]), std::bit_cast<uint32_t>(total[d] * inv_sum))
+              << "hd " << c.head_dim_k << " group " << c.group << " tokens " << c.n_tokens << " n_kv0 " << c.n_kv0
+              << " row " << r << " d " << d;
+        }
+      }
+    }
+  }
+}
+
 TEST(AttentionKernels, WithinF32RoundingOfExactAttention) {
   uint32_t seed = 200;
   for (const Case& c : cases()) {

@@ -91,11 +91,51 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, int64_t run, con
   // threads would cost more.
   const int64_t n_kv_max = pos0 + n;
   const int64_t macs = n * s.n_head * n_kv_max * (s.head_dim_k + s.head_dim_v);
-  if (macs < kMinParallelMacs || n_tasks == 1) {
+  const auto serial = [&] {
     BusyTimer busy;
     for (int64_t task = 0; task < n_tasks; ++task) kern.attend(make_tile(task), attention_scratch_[0]);
+  };
+  if (macs < kMinParallelMacs) return serial();
+  // A generation step (one token) over several chunks with fewer KV heads than threads: a task per
+  // (KV head, chunk) keeps its chunk's parts, then each row folds them in chunk order, with
+  // attend()'s bits (attention_kernels.h).
+  const int64_t chunks = (n_kv_max + kAttentionChunk - 1) / kAttentionChunk;
+  if (n == 1 && chunks > 1 && s.n_head_kv < pool_.size()) {
+    const int64_t hdv = s.head_dim_v;
+    const auto parts = static_cast<size_t>(s.n_head_kv * chunks * group);
+    part_max_.resize(parts);
+    part_sum_.resize(parts);
+    part_chains_.resize(parts * static_cast<size_t>(hdv));
+    std::atomic<int64_t> next{0};
+    pool_.run([&](int ith, int nth) {
+      AttentionScratch& scratch = attention_scratch_[static_cast<size_t>(ith)];
+      for (int64_t task = next.fetch_add(1); task < s.n_head_kv * chunks; task = next.fetch_add(1)) {
+        BusyTimer busy;
+        kern.attend_chunk(make_tile(task / chunks), task % chunks, scratch, parts_view(task * group, hdv));
+      }
+    });
+    fold_max_.resize(static_cast<size_t>(chunks));
+    fold_sum_.resize(static_cast<size_t>(chunks));
+    fold_total_.resize(static_cast<size_t>(hdv));
+    for (int64_t h = 0; h < s.n_head; ++h) {  // query head h = kvh * group + j
+      const int64_t kvh = h / group, j = h % group;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const auto at = static_cast<size_t>((kvh * chunks + c) * group + j);
+        fold_max_[static_cast<size_t>(c)] = part_max_[at];
+        fold_sum_[static_cast<size_t>(c)] = part_sum_[at];
+      }
+      const float inv_sum = static_cast<float>(1.0 / fold_chunk_sums(fold_max_.data(), fold_sum_.data(), chunks));
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t at = (kvh * chunks + c) * group + j;
+        fold_chunk_chains(fold_total_.data(), part_chains_.data() + at * hdv, fold_max_[static_cast<size_t>(c)], c == 0,
+                          hdv);
+      }
+      float* o = out + h * hdv;
+      for (int64_t d = 0; d < hdv; ++d) o[d] = fold_total_[static_cast<size_t>(d)] * inv_sum;
+    }
     return;
   }
+  if (n_tasks == 1) return serial();
   std::atomic<int64_t> next{0};
   pool_.run([&](int ith, int nth) {
     AttentionScratch& scratch = attention_scratch_[static_cast<size_t>(ith)];
@@ -104,6 +144,10 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, int64_t run, con
       kern.attend(make_tile(task), scratch);
     }
   });
+}
+
+ChunkParts CpuBackend::parts_view(int64_t at, int64_t width) {
+  return ChunkParts{part_max_.data() + at, part_sum_.data() + at, part_chains_.data() + at * width, width};
 }
 
 }  // namespace plumb::cpu

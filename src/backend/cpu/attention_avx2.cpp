@@ -19,7 +19,6 @@
 #include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/attention_tiles.h"
 #include "quant/ref.h"
-#include "util/exp_f32.h"
 #include "util/exp_f32_avx2.h"
 #include "util/partial_sums.h"
 
@@ -238,6 +237,30 @@ void convert_cache(const AttentionTile& a, int64_t n, int64_t width, AttentionSc
   scratch.converted = n;
 }
 
+// The value chains of a tile's rows over positions [p0, p1) (row p of `values` at (p - vbase) *
+// width; row r's probabilities at scores(r)[p - origin]): the rows of a register tile share the
+// positions all of them see (limit(r): those row r sees), then each row takes its own rest, so
+// every chain runs over its positions in ascending order.
+template <typename Scores, typename Acc, typename Limit>
+void value_chains(const AttentionTileOps& ops, int64_t rows, Scores scores, Acc acc, Limit limit, const float* values,
+                  int64_t width, int64_t vbase, int64_t p0, int64_t p1, int64_t origin) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+    const int64_t nr = std::min(kRows, rows - r0);
+    const float* e[kRows];
+    float* ac[kRows];
+    for (int64_t i = 0; i < nr; ++i) {
+      e[i] = scores(r0 + i);
+      ac[i] = acc(r0 + i);
+    }
+    const int64_t shared_end = std::max(p0, std::min(p1, limit(r0)));
+    if (p0 < shared_end) ops.accumulate(e, ac, nr, values, width, vbase - origin, p0 - origin, shared_end - origin);
+    for (int64_t i = 0; i < nr; ++i) {
+      const int64_t end = std::min(p1, limit(r0 + i));
+      if (shared_end < end) ops.accumulate(e + i, ac + i, 1, values, width, vbase - origin, shared_end - origin, end - origin);
+    }
+  }
+}
+
 }  // namespace
 
 namespace detail {
@@ -294,23 +317,14 @@ void attend_tiled(const AttentionTile& a, AttentionScratch& scratch, const Atten
     float* f = scratch.chunk_max.data() + r * max_chunks;
     double* sums = scratch.chunk_sums.data() + r * max_chunks;
     const int64_t chunks = (limit(r) + kChunk - 1) / kChunk;
-    float m = -std::numeric_limits<float>::infinity();
     for (int64_t c = 0; c < chunks; ++c) {
       sums[c] = ops.softmax(scores(r) + c * kChunk, std::min(kChunk, limit(r) - c * kChunk), &f[c]);
-      m = std::max(m, f[c]);
     }
-    double sum = 0.0;
-    for (int64_t c = 0; c < chunks; ++c) {
-      f[c] = exp_f32(f[c] - m);
-      const double weighted = sums[c] * static_cast<double>(f[c]);
-      sum = c == 0 ? weighted : sum + weighted;
-    }
-    scratch.sums[static_cast<size_t>(r)] = sum;
+    scratch.sums[static_cast<size_t>(r)] = fold_chunk_sums(f, sums, chunks);
   }
 
-  // 3. Values, chunk by chunk: rows of a register tile share the keys all of them see; each row
-  // then takes its own remaining keys, so every accumulator still runs over its keys in
-  // ascending order. At the end of a chunk each row that has it folds its chains into the total.
+  // 3. Values, chunk by chunk (value_chains); at the end of a chunk each row that has it folds its
+  // chains into the total.
   scratch.total.resize(static_cast<size_t>(rows * width));
   for (int64_t c = 0; c < max_chunks; ++c) {
     const int64_t c0 = c * kChunk, c1 = std::min(c0 + kChunk, n_kv_max);
@@ -326,28 +340,12 @@ void attend_tiled(const AttentionTile& a, AttentionScratch& scratch, const Atten
         values = scratch.block.data();
         vbase = p0;
       }
-      for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-        const int64_t nr = std::min(kRows, rows - r0);
-        const float* e[kRows];
-        float* ac[kRows];
-        for (int64_t i = 0; i < nr; ++i) {
-          e[i] = scores(r0 + i);
-          ac[i] = acc(r0 + i);
-        }
-        const int64_t shared_end = std::max(p0, std::min(p1, limit(r0)));
-        if (p0 < shared_end) ops.accumulate(e, ac, nr, values, width, vbase, p0, shared_end);
-        for (int64_t i = 0; i < nr; ++i) {
-          const int64_t end = std::min(p1, limit(r0 + i));
-          if (shared_end < end) ops.accumulate(e + i, ac + i, 1, values, width, vbase, shared_end, end);
-        }
-      }
+      value_chains(ops, rows, scores, acc, limit, values, width, vbase, p0, p1, 0);
     }
     for (int64_t r = 0; r < rows; ++r) {
       if (limit(r) <= c0) continue;
-      const float f = scratch.chunk_max[static_cast<size_t>(r * max_chunks + c)];
-      const float* ar = acc(r);
-      float* tr = scratch.total.data() + r * width;
-      for (int64_t d = 0; d < width; ++d) tr[d] = c == 0 ? ar[d] * f : std::fma(ar[d], f, tr[d]);
+      fold_chunk_chains(scratch.total.data() + r * width, acc(r),
+                        scratch.chunk_max[static_cast<size_t>(r * max_chunks + c)], c == 0, width);
     }
   }
 
@@ -358,6 +356,50 @@ void attend_tiled(const AttentionTile& a, AttentionScratch& scratch, const Atten
     int64_t d = 0;
     for (; d + 8 <= a.head_dim_v; d += 8) _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(tr + d), _mm256_set1_ps(inv_sum)));
     for (; d < a.head_dim_v; ++d) out[d] = tr[d] * inv_sum;
+  }
+}
+
+// attention_kernels.h's attend_chunk() with the given inner loops: the steps of attend_tiled over
+// the chunk's positions alone, cache blocks converted as they come.
+void attend_tiled_chunk(const AttentionTile& a, int64_t c, AttentionScratch& scratch, const AttentionTileOps& ops,
+                        const ChunkParts& out) {
+  const int64_t rows = a.n_tokens * a.group;
+  const int64_t c0 = c * kChunk, c1 = std::min(c0 + kChunk, a.n_kv0 + a.n_tokens - 1);
+  if (c1 <= c0) return;
+  const int64_t width = round_up(a.head_dim_v, 8);
+  scratch.scores.resize(static_cast<size_t>(rows * kChunk));
+  scratch.acc.assign(static_cast<size_t>(rows * width), 0.0f);
+  scratch.block.resize(static_cast<size_t>(std::max(a.head_dim_k, width) * kBlock));
+  auto limit = [&](int64_t r) { return a.n_kv0 + r / a.group; };
+  auto query = [&](int64_t r) { return a.q + (r / a.group) * a.q_stride + (r % a.group) * a.head_dim_k; };
+  auto scores = [&](int64_t r) { return scratch.scores.data() + r * kChunk; };  // position c0 + i at [i]
+  auto acc = [&](int64_t r) { return scratch.acc.data() + r * width; };
+
+  for (int64_t p0 = c0; p0 < c1; p0 += kBlock) {
+    load_keys(a, p0, std::min(kBlock, c1 - p0), scratch.block.data());
+    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+      const int64_t nr = std::min(kRows, rows - r0);
+      const int64_t end = std::min(p0 + kBlock, limit(r0 + nr - 1));
+      if (end <= p0) continue;
+      const float* q[kRows];
+      float* s[kRows];
+      for (int64_t i = 0; i < nr; ++i) {
+        q[i] = query(r0 + i);
+        s[i] = scores(r0 + i) + (p0 - c0);
+      }
+      ops.scores(q, nr, scratch.block.data(), a.head_dim_k, a.scale, s, end - p0);
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    if (limit(r) > c0) out.sum[r] = ops.softmax(scores(r), std::min(kChunk, limit(r) - c0), &out.max[r]);
+  }
+  for (int64_t p0 = c0; p0 < c1; p0 += kBlock) {
+    const int64_t p1 = std::min(p0 + kBlock, c1);
+    load_values(a, p0, p1 - p0, width, scratch.block.data());
+    value_chains(ops, rows, scores, acc, limit, scratch.block.data(), width, p0, p0, p1, c0);  // scores from c0
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    if (limit(r) > c0) std::copy(acc(r), acc(r) + a.head_dim_v, out.chains + r * out.chains_stride);
   }
 }
 
@@ -378,6 +420,10 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
   detail::attend_tiled(a, scratch, detail::attention_tile_ops_avx2());
 }
 
+void attend_chunk(const AttentionTile& a, int64_t c, AttentionScratch& scratch, const ChunkParts& out) {
+  detail::attend_tiled_chunk(a, c, scratch, detail::attention_tile_ops_avx2(), out);
+}
+
 }  // namespace
 
 const detail::AttentionTileOps& detail::attention_tile_ops_avx2() {
@@ -386,7 +432,7 @@ const detail::AttentionTileOps& detail::attention_tile_ops_avx2() {
 }
 
 const AttentionKernels& attention_kernels_avx2() {
-  static const AttentionKernels k{attend, to_f16};
+  static const AttentionKernels k{attend, attend_chunk, to_f16};
   return k;
 }
 

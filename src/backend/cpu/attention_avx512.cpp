@@ -161,6 +161,10 @@ void attend(const AttentionTile& a, AttentionScratch& scratch) {
   detail::attend_tiled(a, scratch, detail::attention_tile_ops_avx512());
 }
 
+void attend_chunk(const AttentionTile& a, int64_t c, AttentionScratch& scratch, const ChunkParts& out) {
+  detail::attend_tiled_chunk(a, c, scratch, detail::attention_tile_ops_avx512(), out);
+}
+
 // The AVX2 store (the cache store is well under 0.1 % of a forward pass, bench --profile). A
 // function, not the AVX2 table's entry read at run time, so that the table below is a constant:
 // a guarded initialization would make this file emit a weak symbol (ctest SimdLinkage).
@@ -174,7 +178,7 @@ const detail::AttentionTileOps& detail::attention_tile_ops_avx512() {
 }
 
 const AttentionKernels& attention_kernels_avx512() {
-  static const AttentionKernels k{attend, to_f16};
+  static const AttentionKernels k{attend, attend_chunk, to_f16};
   return k;
 }
 

@@ -28,6 +28,7 @@
 // inner loops (attention_tiles.h).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -69,10 +70,31 @@ struct AttentionScratch {
   int64_t converted = 0;
 };
 
+// One chunk of attend()'s rows, for a task that takes part of the positions (a generation step's
+// chunks spread over threads): for row r = t * group + j of the tile that sees chunk c (n_kv0 + t
+// > C c), max[r] = m_c, sum[r] = sum_c and chains[r * chains_stride + d] = a_c[d], as attend()
+// computes them before the fold; rows that do not see the chunk are left alone.
+struct ChunkParts {
+  float* max = nullptr;
+  double* sum = nullptr;
+  float* chains = nullptr;
+  int64_t chains_stride = 0;
+};
+
 struct AttentionKernels {
   void (*attend)(const AttentionTile& tile, AttentionScratch& scratch);
+  void (*attend_chunk)(const AttentionTile& tile, int64_t chunk, AttentionScratch& scratch, const ChunkParts& out);
   void (*to_f16)(const float* x, uint16_t* y, int64_t n);  // round to nearest even
 };
+
+// The contract's fold, one definition for every version and caller. fold_chunk_sums: the n
+// chunks' maxima m become their factors f_c = exp_f32(m_c - max m) in place; returns
+// sum_0 f_0 + sum_1 f_1 + ... in that order, in double. fold_chunk_chains: total = chains * f for
+// the first chunk, then fma(chains, f, total).
+double fold_chunk_sums(float* m, const double* sums, int64_t n);
+inline void fold_chunk_chains(float* total, const float* chains, float f, bool first, int64_t n) {
+  for (int64_t d = 0; d < n; ++d) total[d] = first ? chains[d] * f : std::fma(chains[d], f, total[d]);
+}
 
 const AttentionKernels& attention_kernels_scalar();
 const AttentionKernels& attention_kernels_avx2();  // only call when the CPU has AVX2, FMA, F16C

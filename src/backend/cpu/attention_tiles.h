@@ -35,7 +35,9 @@ struct AttentionTileOps {
 const AttentionTileOps& attention_tile_ops_avx2();
 const AttentionTileOps& attention_tile_ops_avx512();  // only on a CPU with AVX-512 F
 
-// attention_kernels.h's attend() for AVX2 machines, with the given inner loops.
+// attention_kernels.h's attend() and attend_chunk() for AVX2 machines, with the given inner loops.
 void attend_tiled(const AttentionTile& tile, AttentionScratch& scratch, const AttentionTileOps& ops);
+void attend_tiled_chunk(const AttentionTile& tile, int64_t chunk, AttentionScratch& scratch,
+                        const AttentionTileOps& ops, const ChunkParts& out);
 
 }  // namespace plumb::cpu::detail
