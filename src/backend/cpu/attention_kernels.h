@@ -19,8 +19,9 @@
 // A row of at most C positions is one chunk, f_0 = exp_f32(0) = 1 exactly: one softmax over the
 // row and one fma chain over its positions.
 // Exact softmax attention: f32 queries, scores and probabilities (no F16 rounding), no running
-// rescale (each chunk's factor f_c is applied once, from the row's final maximum). A row's result depends only on its own query and the cache, not on the other
-// rows of the tile, so tiling, threads and batch-vs-token-by-token give the same bits.
+// rescale (each chunk's factor f_c is applied once, from the row's final maximum). A row's
+// result depends only on its own query and the cache, not on the other rows of the tile, so
+// tiling, threads and batch-vs-token-by-token give the same bits.
 //
 // The AVX2 version converts each cached K/V row (F16 -> f32, keys transposed) once per KV head
 // and thread, keeps it for the following tiles of that head, and scores 4 rows x 16 keys of
@@ -57,7 +58,7 @@ struct AttentionScratch {
   std::vector<float> scores;  // [rows][key stride]: scores, then probabilities
   std::vector<float> keys;    // the KV head's keys as f32, transposed in blocks: [block][head_dim_k][64]
   std::vector<float> values;  // its values as f32: [row][head_dim_v rounded up to 8]
-  std::vector<float> acc;     // [rows][head_dim_v rounded up to 8]: the chunk's a_c
+  std::vector<float> acc;     // chunks' a_c: [rows][head_dim_v rounded up to 8] (scalar: [chunk][head_dim_v])
   std::vector<float> total;   // [rows][head_dim_v rounded up to 8]: a, the chunks combined so far
   std::vector<double> sums;   // [rows]
   std::vector<float> chunk_max;      // [rows][chunks]: m_c, then f_c
