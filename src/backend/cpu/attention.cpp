@@ -114,24 +114,26 @@ void CpuBackend::attention(const KvCache& cache, int64_t layer, int64_t run, con
         kern.attend_chunk(make_tile(task / chunks), task % chunks, scratch, parts_view(task * group, hdv));
       }
     });
-    fold_max_.resize(static_cast<size_t>(chunks));
-    fold_sum_.resize(static_cast<size_t>(chunks));
-    fold_total_.resize(static_cast<size_t>(hdv));
+    AttentionScratch& fold = attention_scratch_[0];  // the calling thread's, free again
+    fold.chunk_max.resize(static_cast<size_t>(chunks));
+    fold.chunk_sums.resize(static_cast<size_t>(chunks));
+    fold.total.resize(static_cast<size_t>(hdv));
     for (int64_t h = 0; h < s.n_head; ++h) {  // query head h = kvh * group + j
       const int64_t kvh = h / group, j = h % group;
       for (int64_t c = 0; c < chunks; ++c) {
         const auto at = static_cast<size_t>((kvh * chunks + c) * group + j);
-        fold_max_[static_cast<size_t>(c)] = part_max_[at];
-        fold_sum_[static_cast<size_t>(c)] = part_sum_[at];
+        fold.chunk_max[static_cast<size_t>(c)] = part_max_[at];
+        fold.chunk_sums[static_cast<size_t>(c)] = part_sum_[at];
       }
-      const float inv_sum = static_cast<float>(1.0 / fold_chunk_sums(fold_max_.data(), fold_sum_.data(), chunks));
+      const double sum = fold_chunk_sums(fold.chunk_max.data(), fold.chunk_sums.data(), chunks);
+      const float inv_sum = static_cast<float>(1.0 / sum);
       for (int64_t c = 0; c < chunks; ++c) {
         const int64_t at = (kvh * chunks + c) * group + j;
-        fold_chunk_chains(fold_total_.data(), part_chains_.data() + at * hdv, fold_max_[static_cast<size_t>(c)], c == 0,
-                          hdv);
+        fold_chunk_chains(fold.total.data(), part_chains_.data() + at * hdv, fold.chunk_max[static_cast<size_t>(c)],
+                          c == 0, hdv);
       }
       float* o = out + h * hdv;
-      for (int64_t d = 0; d < hdv; ++d) o[d] = fold_total_[static_cast<size_t>(d)] * inv_sum;
+      for (int64_t d = 0; d < hdv; ++d) o[d] = fold.total[static_cast<size_t>(d)] * inv_sum;
     }
     return;
   }

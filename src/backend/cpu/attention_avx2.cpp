@@ -237,6 +237,26 @@ void convert_cache(const AttentionTile& a, int64_t n, int64_t width, AttentionSc
   scratch.converted = n;
 }
 
+// The scores of a tile's rows against the block of keys at p0 (keys [head_dim_k][kBlock]; row
+// r's at scores(r)[p - origin]), four rows at a time up to the positions the tile's last row
+// sees (limit(r): those row r sees).
+template <typename Query, typename Scores, typename Limit>
+void score_rows(const AttentionTileOps& ops, const AttentionTile& a, int64_t rows, Query query, Scores scores,
+                Limit limit, const float* keys, int64_t p0, int64_t origin) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+    const int64_t nr = std::min(kRows, rows - r0);
+    const int64_t end = std::min(p0 + kBlock, limit(r0 + nr - 1));  // the tile's last row sees the most
+    if (end <= p0) continue;
+    const float* q[kRows];
+    float* s[kRows];
+    for (int64_t i = 0; i < nr; ++i) {
+      q[i] = query(r0 + i);
+      s[i] = scores(r0 + i) + (p0 - origin);
+    }
+    ops.scores(q, nr, keys, a.head_dim_k, a.scale, s, end - p0);
+  }
+}
+
 // The value chains of a tile's rows over positions [p0, p1) (row p of `values` at (p - vbase) *
 // width; row r's probabilities at scores(r)[p - origin]): the rows of a register tile share the
 // positions all of them see (limit(r): those row r sees), then each row takes its own rest, so
@@ -256,7 +276,9 @@ void value_chains(const AttentionTileOps& ops, int64_t rows, Scores scores, Acc 
     if (p0 < shared_end) ops.accumulate(e, ac, nr, values, width, vbase - origin, p0 - origin, shared_end - origin);
     for (int64_t i = 0; i < nr; ++i) {
       const int64_t end = std::min(p1, limit(r0 + i));
-      if (shared_end < end) ops.accumulate(e + i, ac + i, 1, values, width, vbase - origin, shared_end - origin, end - origin);
+      if (shared_end < end) {
+        ops.accumulate(e + i, ac + i, 1, values, width, vbase - origin, shared_end - origin, end - origin);
+      }
     }
   }
 }
@@ -294,18 +316,7 @@ void attend_tiled(const AttentionTile& a, AttentionScratch& scratch, const Atten
     } else {
       load_keys(a, p0, std::min(kBlock, n_kv_max - p0), scratch.block.data());
     }
-    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-      const int64_t nr = std::min(kRows, rows - r0);
-      const int64_t end = std::min(p0 + kBlock, limit(r0 + nr - 1));  // the tile's last row sees the most
-      if (end <= p0) continue;
-      const float* q[kRows];
-      float* s[kRows];
-      for (int64_t i = 0; i < nr; ++i) {
-        q[i] = query(r0 + i);
-        s[i] = scores(r0 + i) + p0;
-      }
-      ops.scores(q, nr, keys, a.head_dim_k, a.scale, s, end - p0);
-    }
+    score_rows(ops, a, rows, query, scores, limit, keys, p0, 0);
   }
 
   // 2. Softmax of every row, chunk by chunk, over the keys it sees; then the chunks' factors
@@ -354,7 +365,8 @@ void attend_tiled(const AttentionTile& a, AttentionScratch& scratch, const Atten
     float* out = a.out + (r / a.group) * a.out_stride + (r % a.group) * a.head_dim_v;
     const float* tr = scratch.total.data() + r * width;
     int64_t d = 0;
-    for (; d + 8 <= a.head_dim_v; d += 8) _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(tr + d), _mm256_set1_ps(inv_sum)));
+    const __m256 inv = _mm256_set1_ps(inv_sum);
+    for (; d + 8 <= a.head_dim_v; d += 8) _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(tr + d), inv));
     for (; d < a.head_dim_v; ++d) out[d] = tr[d] * inv_sum;
   }
 }
@@ -377,18 +389,7 @@ void attend_tiled_chunk(const AttentionTile& a, int64_t c, AttentionScratch& scr
 
   for (int64_t p0 = c0; p0 < c1; p0 += kBlock) {
     load_keys(a, p0, std::min(kBlock, c1 - p0), scratch.block.data());
-    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-      const int64_t nr = std::min(kRows, rows - r0);
-      const int64_t end = std::min(p0 + kBlock, limit(r0 + nr - 1));
-      if (end <= p0) continue;
-      const float* q[kRows];
-      float* s[kRows];
-      for (int64_t i = 0; i < nr; ++i) {
-        q[i] = query(r0 + i);
-        s[i] = scores(r0 + i) + (p0 - c0);
-      }
-      ops.scores(q, nr, scratch.block.data(), a.head_dim_k, a.scale, s, end - p0);
-    }
+    score_rows(ops, a, rows, query, scores, limit, scratch.block.data(), p0, c0);  // scores from c0
   }
   for (int64_t r = 0; r < rows; ++r) {
     if (limit(r) > c0) out.sum[r] = ops.softmax(scores(r), std::min(kChunk, limit(r) - c0), &out.max[r]);

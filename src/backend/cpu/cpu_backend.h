@@ -81,10 +81,10 @@ class CpuBackend : public Backend {
   std::list<std::vector<float>> vectors_;               // converted norm weights
   std::vector<AttentionScratch> attention_scratch_;  // per thread
   // A generation step's attention by chunks: [KV head][chunk][query head of the group] each
-  // chunk's m_c, sum_c and a_c, then one row's factors and total as they are folded.
+  // chunk's m_c, sum_c and a_c (folded with the calling thread's AttentionScratch).
   ChunkParts parts_view(int64_t at, int64_t width);
-  std::vector<float> part_max_, part_chains_, fold_max_, fold_total_;
-  std::vector<double> part_sum_, fold_sum_;
+  std::vector<float> part_max_, part_chains_;
+  std::vector<double> part_sum_;
 };
 
 }  // namespace plumb::cpu
