@@ -3,6 +3,9 @@
 // and rows too long for its shared memory through the staged matvec (matmul.cu).
 #include <algorithm>
 #include <cstdlib>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "backend/cuda/device_info.h"
 #include "backend/cuda/kernels.h"
@@ -179,6 +182,28 @@ __global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_
   }
 }
 
+// Blocks of one kernel a multiprocessor holds at once, per dynamic shared size: asked of the
+// runtime once per size (a forward that is not recorded, a server's batch say, would otherwise
+// pay a runtime call on every launch); 0 where it cannot be asked.
+class ResidentBlocks {
+ public:
+  template <class Kernel>
+  int per_sm(Kernel kernel, int threads, size_t shared) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [bytes, blocks] : known_) {
+      if (bytes == shared) return blocks;
+    }
+    int blocks = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, shared) != cudaSuccess) blocks = 0;
+    known_.emplace_back(shared, blocks);
+    return blocks;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::pair<size_t, int>> known_;
+};
+
 template <TensorType T, int NT, int R, int W>
 cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
                         cudaStream_t stream) {
@@ -190,8 +215,8 @@ cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_i
   const int64_t groups = (rows + W * R - 1) / (W * R);
   // As many blocks as the GPU holds at once (one a group where that is not known, or with
   // PLUMB_MV_STRIDE=0, for measuring).
-  int per_sm = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * W, shared) != cudaSuccess) per_sm = 0;
+  static ResidentBlocks resident_blocks;  // this kernel's
+  const int per_sm = resident_blocks.per_sm(kernel, 32 * W, shared);
   static const bool stride = getenv("PLUMB_MV_STRIDE") == nullptr || atoi(getenv("PLUMB_MV_STRIDE")) != 0;
   const int64_t resident = static_cast<int64_t>(multiprocessors()) * per_sm;
   const auto blocks = static_cast<unsigned>(stride && resident > 0 ? std::min(groups, resident) : groups);

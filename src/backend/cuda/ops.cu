@@ -268,25 +268,29 @@ template <int kHeads>
 constexpr int kOutputsPerThread = kQueryFloats<kHeads> / kAttentionThreads;
 
 // A launch's shared memory beyond its static arrays, for `heads` query rows a block over `own`
-// chunks each (all of a row's, or one in a split launch) of a context of `chunks`: per (head,
-// chunk) the chunk's sum; the scores over the positions the block takes (rows of a multiple of
-// four floats: 16-byte aligned); a tile of kKeyTile keys or values, which between the keys and
-// the values holds per (head, own chunk) eight double partial sums; per (head, chunk) the chunk's
-// maximum (then its factor f_c); per (head, own chunk) the maxima of the block's four warps.
+// chunks each (all of a row's, or one in a split launch) of a context of `chunks`: the scores over
+// the positions the block takes (first, and rows of a multiple of four floats, so that a tile's
+// scores are 16-byte aligned and read four at a time); a tile of kKeyTile keys or values, which
+// between the keys and the values holds per (head, own chunk) eight double partial sums; per
+// (head, chunk) the chunk's maximum (then its factor f_c); per (head, own chunk) the maxima of the
+// block's four warps; per (head, chunk) the chunk's sum (doubles, 8-byte aligned).
 struct SharedLayout {
   int64_t chunks, own, stride;
   __host__ __device__ SharedLayout(int64_t n_kv_max, bool split, int heads)
       : chunks(chunks_of(n_kv_max)), own(split ? 1 : chunks), stride(split ? kChunk : scores_floats(n_kv_max)) {}
-  __host__ __device__ int64_t sums_doubles(int heads) const { return (heads * chunks + 1) / 2 * 2; }
   __host__ __device__ int64_t tile_floats(int heads, int head_dim_k, int head_dim_v) const {
     const int64_t tile = kKeyTile * tile_row(head_dim_k, head_dim_v), partials = heads * own * 8 * 2;
     return tile > partials ? tile : partials;
   }
+  // Floats before the sums: an even count.
+  __host__ __device__ int64_t floats(int heads, int head_dim_k, int head_dim_v) const {
+    const int64_t n = heads * stride + tile_floats(heads, head_dim_k, head_dim_v) + heads * chunks +
+                      heads * own * (kAttentionThreads / 32);
+    return (n + 1) / 2 * 2;
+  }
   __host__ __device__ size_t bytes(int heads, int head_dim_k, int head_dim_v) const {
-    return static_cast<size_t>(sums_doubles(heads)) * sizeof(double) +
-           static_cast<size_t>(heads * stride + tile_floats(heads, head_dim_k, head_dim_v) + heads * chunks +
-                               heads * own * (kAttentionThreads / 32)) *
-               sizeof(float);
+    return static_cast<size_t>(floats(heads, head_dim_k, head_dim_v)) * sizeof(float) +
+           static_cast<size_t>(heads * chunks) * sizeof(double);
   }
 };
 
@@ -311,6 +315,21 @@ struct SplitLayout {
   }
 };
 
+// The fold of a row's chunk sums (attention_kernels.h's fold_chunk_sums, one thread): m holds each
+// chunk's m_c and gets its factor f_c = exp_f32(m_c - max m_c) (1 for a single chunk); returns
+// the sum of sum_c * f_c in chunk order.
+__device__ double fold_chunk_sums(float* m, const double* sums, int chunks) {
+  float mx = m[0];
+  for (int c = 1; c < chunks; ++c) mx = fmaxf(mx, m[c]);
+  double sum = 0.0;
+  for (int c = 0; c < chunks; ++c) {
+    m[c] = chunks == 1 ? 1.0f : exp_f32(m[c] - mx);
+    const double weighted = sums[c] * static_cast<double>(m[c]);
+    sum = c == 0 ? weighted : sum + weighted;
+  }
+  return sum;
+}
+
 // Block per (token, its `heads` query heads) and, in a split launch, chunk: the contract of
 // attention_kernels.h for each query row, the same chains in the same order whichever heads share
 // the block and whichever block takes a chunk:
@@ -331,7 +350,7 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
                                                                       const int32_t* __restrict__ batch,
                                                                       float* __restrict__ out) {
   pdl_start();
-  extern __shared__ double shared_d[];
+  extern __shared__ float4 shared_v[];
   constexpr int kWarps = kAttentionThreads / 32;
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const int heads = kHeads == 1 ? 1 : group;
@@ -347,12 +366,12 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
 
   const SharedLayout lay(a.n_kv_max, gridDim.z > 1, heads);
   const int64_t stride = lay.stride, nc = lay.chunks;
-  double* chunk_sum = shared_d;                                                       // [heads][nc]
-  float* scores = reinterpret_cast<float*>(chunk_sum + lay.sums_doubles(heads));      // [heads][stride], from `begin`
+  float* scores = reinterpret_cast<float*>(shared_v);                                 // [heads][stride], from `begin`
   float* tile = scores + heads * stride;                                              // [kKeyTile][tile_row]
   double* partials = reinterpret_cast<double*>(tile);                                 // [heads][own][8], between
   float* chunk_f = tile + lay.tile_floats(heads, hd, hdv);                            // [heads][nc]
   float* warp_max = chunk_f + heads * nc;                                             // [heads][lay.own][kWarps]
+  double* chunk_sum = reinterpret_cast<double*>(scores + lay.floats(heads, hd, hdv));  // [heads][nc]
   __shared__ float q_s[kQueryFloats<kHeads>];
   __shared__ float inv_sums[kHeads];
   __shared__ bool last;
@@ -441,17 +460,7 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
       sums[c] = ((pg[0] + pg[4]) + (pg[2] + pg[6])) + ((pg[1] + pg[5]) + (pg[3] + pg[7]));
       fg[c] = chunk_max(g, c);
     }
-    if (!split) {
-      float mx = fg[0];
-      for (int c = 1; c < chunks; ++c) mx = fmaxf(mx, fg[c]);
-      double sum = 0.0;
-      for (int c = 0; c < chunks; ++c) {
-        fg[c] = chunks == 1 ? 1.0f : exp_f32(fg[c] - mx);  // exp_f32(0) is 1
-        const double weighted = sums[c] * static_cast<double>(fg[c]);
-        sum = c == 0 ? weighted : sum + weighted;
-      }
-      inv_sums[g] = static_cast<float>(1.0 / sum);
-    }
+    if (!split) inv_sums[g] = static_cast<float>(1.0 / fold_chunk_sums(fg, sums, chunks));
   }
 
   // The value chains, each chunk's folded into the total as the chunk ends (not in a split block:
@@ -469,9 +478,10 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
     }
   };
   TileStream<F16, kAhead> values(a.v_cache, a.v_width, static_cast<int64_t>(kvh) * hdv, hdv, begin, end);
-  for (int p0 = begin; p0 < end; p0 += kKeyTile) {
-    const int rows = tile_rows(p0, end);
-    if (!split && p0 > begin && p0 % kChunk == 0) fold(p0 / kChunk - 1);
+  // (rel counts from 0 in whole tiles, so that the scores of a tile are known to be aligned.)
+  for (int rel = 0; rel < end - begin; rel += kKeyTile) {
+    const int p0 = begin + rel, rows = tile_rows(p0, end);
+    if (!split && rel > 0 && p0 % kChunk == 0) fold(p0 / kChunk - 1);
     __syncthreads();
     values.put(p0, tile, hdv);
     __syncthreads();
@@ -480,10 +490,20 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
       const int o = threadIdx.x + j * kAttentionThreads;
       if (o >= heads * hdv) break;
       const int g = o / hdv, d = o % hdv;
-      const float* sg = scores + g * stride + p0 - begin;
+      // Four scores a load: they are 16-byte aligned (scores start so, rows are multiples of four
+      // floats, rel of kKeyTile); the chain is the same, one position after another.
+      const float* sg = scores + g * stride + rel;
       float v = acc[j];
-#pragma unroll 8
-      for (int pl = 0; pl < rows; ++pl) v = fmaf(sg[pl], tile[pl * hdv + d], v);
+      int pl = 0;
+#pragma unroll 2
+      for (; pl + 4 <= rows; pl += 4) {
+        const float4 s4 = *reinterpret_cast<const float4*>(sg + pl);
+        v = fmaf(s4.x, tile[pl * hdv + d], v);
+        v = fmaf(s4.y, tile[(pl + 1) * hdv + d], v);
+        v = fmaf(s4.z, tile[(pl + 2) * hdv + d], v);
+        v = fmaf(s4.w, tile[(pl + 3) * hdv + d], v);
+      }
+      for (; pl < rows; ++pl) v = fmaf(sg[pl], tile[pl * hdv + d], v);
       acc[j] = v;
     }
   }
@@ -517,17 +537,13 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
   __syncthreads();
   if (!last) return;
   __threadfence();
-  float mx = -INFINITY;
-  for (int c = 0; c < chunks; ++c) mx = fmaxf(mx, __ldcg(sp.maxes + row * nc + c));
-  for (int c = threadIdx.x; c < chunks; c += kAttentionThreads) chunk_f[c] = exp_f32(__ldcg(sp.maxes + row * nc + c) - mx);
+  for (int c = threadIdx.x; c < chunks; c += kAttentionThreads) {
+    chunk_f[c] = __ldcg(sp.maxes + row * nc + c);
+    chunk_sum[c] = __ldcg(sp.sums + row * nc + c);
+  }
   __syncthreads();
   if (threadIdx.x == 0) {
-    double sum = 0.0;
-    for (int c = 0; c < chunks; ++c) {
-      const double weighted = __ldcg(sp.sums + row * nc + c) * static_cast<double>(chunk_f[c]);
-      sum = c == 0 ? weighted : sum + weighted;
-    }
-    inv_sums[0] = static_cast<float>(1.0 / sum);
+    inv_sums[0] = static_cast<float>(1.0 / fold_chunk_sums(chunk_f, chunk_sum, chunks));
     a.split_done[row] = 0;  // for the next launch
   }
   __syncthreads();
