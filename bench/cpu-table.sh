@@ -17,8 +17,10 @@
 # l8-q4_k_m.gguf: Llama-3-8B shape, whose 16 GB F16 is deleted once quantized), the llama.cpp
 # build (llama.cpp-build/) and the results: cpu-table-STAMP.md (what is printed),
 # cpu-table-STAMP.tsv (every round's figure), cpu-table-STAMP.jsonl (the tools' JSON output) and
-# cpu-table-STAMP.log (their stderr). Files that exist are used as they are, so a WORKDIR that
-# holds tl-*.gguf already needs no synth. Environment, [default]:
+# cpu-table-STAMP.log (their stderr). The .md is rewritten with the rounds done after each
+# model's thread count, and a run stopped by SIGINT or SIGTERM (a time limit) prints the tables
+# of what it measured, marked as stopped, once the command running ends. Files that exist are used
+# as they are, so a WORKDIR that holds tl-*.gguf already needs no synth. Environment, [default]:
 #
 #   ONLY="tinyllama-1.1b"      presets (tinyllama-1.1b, llama-3-8b) or model names (tl-f16, tl-q8_0,
 #                              tl-q4_k_m, l8-q4_k_m), space-separated [all four models]
@@ -265,45 +267,30 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 date_before=$(date -u '+%Y-%m-%d %H:%M')
 probe before
 llama_prompts=$(IFS=,; echo "${prompts[*]}")
-for name in "${models[@]}"; do
-  model=$work/$name.gguf
-  for t in "${threads[@]}"; do
-    for ((round = 1; round <= rounds; round++)); do
-      llama=("$llama_bench" -m "$model" -p "$llama_prompts" -n "$gen" -t "$t" -r 1)
-      record "$round" "$name" "$t" llama-fa0 "${llama[@]}" -fa 0 -o json
-      n=$gen
-      for p in "${prompts[@]}"; do
-        ctx=()
-        [ "$p" -le 1024 ] || ctx=(-c $((p > n ? p + 1 : n + 1)))
-        record "$round" "$name" "$t" plumb "$plumb" bench -m "$model" --backend cpu "${ctx[@]}" \
-          -p "$p" -n "$n" -t "$t" -r 1 -o json
-        n=0
-      done
-      record "$round" "$name" "$t" llama-default "${llama[@]}" -o json
-    done
-  done
-done
-probe after
-date_after=$(date -u '+%H:%M')
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-
 # ---- the tables ----
-model_specs=()
-for name in "${models[@]}"; do
-  model_specs+=("$name|$(model_field "$name" 4-)|$(stat -L -c %s "$work/$name.gguf")")
-done
-cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-cpu_family=$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
-cpu_modelno=$(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
-cpu_flags_shown=""
-for f in avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512cd avx512_vnni avx512_bf16 \
-  avx512_fp16 avx512vbmi avx512ifma avx_vnni amx_tile amx_int8 amx_bf16; do
-  grep -m1 '^flags' /proc/cpuinfo | grep -qw "$f" && cpu_flags_shown+="$f "
-done
-{
-  CT_MODELS=$(printf '%s\n' "${model_specs[@]}") CT_THREADS="${threads[*]}" CT_PROMPTS="${prompts[*]}" \
-  CT_GEN=$gen CT_ROUNDS=$rounds CT_PROBE_BEFORE="$out.probe-before.md" CT_PROBE_AFTER="$out.probe-after.md" \
-    python3 - "$raw" "$out.tsv" <<'PY'
+# tables [NOTE]: the tables of the rounds recorded so far in $raw (NOTE, when given, says the run is
+# not finished: the tables are rewritten into $out.md after every model's thread count, so a run
+# that is stopped leaves what it measured).
+tables() {
+  partial=${1:-}
+  date_after=${date_after:-$(date -u '+%H:%M')}
+  load_after=${load_after:-$(cut -d' ' -f1-3 /proc/loadavg)}
+  model_specs=()
+  for name in "${models[@]}"; do
+    model_specs+=("$name|$(model_field "$name" 4-)|$(stat -L -c %s "$work/$name.gguf")")
+  done
+  cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+  cpu_family=$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+  cpu_modelno=$(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+  cpu_flags_shown=""
+  for f in avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512cd avx512_vnni avx512_bf16 \
+    avx512_fp16 avx512vbmi avx512ifma avx_vnni amx_tile amx_int8 amx_bf16; do
+    grep -m1 '^flags' /proc/cpuinfo | grep -qw "$f" && cpu_flags_shown+="$f "
+  done
+  {
+    CT_MODELS=$(printf '%s\n' "${model_specs[@]}") CT_THREADS="${threads[*]}" CT_PROMPTS="${prompts[*]}" \
+    CT_GEN=$gen CT_ROUNDS=$rounds CT_PARTIAL="$partial" CT_PROBE_BEFORE="$out.probe-before.md" CT_PROBE_AFTER="$out.probe-after.md" \
+      python3 - "$raw" "$out.tsv" <<'PY'
 import json, os, re, statistics, sys
 from collections import defaultdict
 
@@ -312,6 +299,7 @@ threads = [int(t) for t in os.environ["CT_THREADS"].split()]
 prompts = [int(p) for p in os.environ["CT_PROMPTS"].split()]
 gen, rounds = int(os.environ["CT_GEN"]), int(os.environ["CT_ROUNDS"])
 models = [line.split("|") for line in os.environ["CT_MODELS"].splitlines() if line]
+partial = os.environ.get("CT_PARTIAL", "")
 
 failed = 0
 vals = defaultdict(list)          # (model, threads, test, engine) -> t/s of each round
@@ -351,6 +339,8 @@ def med(key):
 
 tests = [f"pp{p}" for p in prompts] + ([f"tg{gen}"] if gen else [])
 rounds_note = "one round" if rounds == 1 else f"{rounds} rounds"
+if partial:
+    print(f"**{partial[0].upper() + partial[1:]}.**\n")
 bytes_notes = []
 for name, label, size in models:
     size = int(size)
@@ -393,32 +383,66 @@ print(f"plumb's backend: {', '.join(sorted(backends)) or '–'}.")
 if failed:
     print(f"**{failed} command{'s' if failed > 1 else ''} failed or printed no JSON table** (–): the .log file says why.")
 PY
-  llama_commit_run=$(python3 -c '
+    llama_commit_run=$(python3 -c '
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if r["engine"].startswith("llama") and r["out"]:
         print(r["out"][0].get("build_commit", "unknown")); break' "$raw")
-  # A tree carried without its .git says "unknown": the pinned commit is what was built.
-  if [ -z "${LLAMA_BENCH:-}" ] && [[ ${llama_commit_run:-unknown} == unknown ]]; then
-    llama_commit_run=${llama_cpp_commit:0:7}
-  fi
-  echo
-  echo "CPU: \`$cpu_model\`, family $cpu_family model $cpu_modelno, $ncpu CPUs; flags: ${cpu_flags_shown% }."
-  echo "Date: $date_before-$date_after UTC; load average ${load_before// /, } before, ${load_after// /, } after."
-  echo "plumb $plumb_commit ($plumb${PLUMB_SIMD:+, PLUMB_SIMD=$PLUMB_SIMD}); llama.cpp ${llama_commit_run:-unknown} ($llama_build)."
-  echo "Commands (M = $work/<model>.gguf, T = the threads)${prefix[*]:+, each under \`${prefix[*]}\`}:"
-  echo
-  echo "    llama-bench -m M -p $llama_prompts -n $gen -t T -r 1 -fa 0 -o json"
-  n=$gen
-  for p in "${prompts[@]}"; do
-    c=""
-    [ "$p" -le 1024 ] || c="-c $((p > n ? p + 1 : n + 1)) "
-    echo "    plumb bench -m M --backend cpu ${c}-p $p -n $n -t T -r 1 -o json"
-    n=0
+    # A tree carried without its .git says "unknown": the pinned commit is what was built.
+    if [ -z "${LLAMA_BENCH:-}" ] && [[ ${llama_commit_run:-unknown} == unknown ]]; then
+      llama_commit_run=${llama_cpp_commit:0:7}
+    fi
+    echo
+    echo "CPU: \`$cpu_model\`, family $cpu_family model $cpu_modelno, $ncpu CPUs; flags: ${cpu_flags_shown% }."
+    echo "Date: $date_before-$date_after UTC; load average ${load_before// /, } before, ${load_after// /, } after."
+    echo "plumb $plumb_commit ($plumb${PLUMB_SIMD:+, PLUMB_SIMD=$PLUMB_SIMD}); llama.cpp ${llama_commit_run:-unknown} ($llama_build)."
+    echo "Commands (M = $work/<model>.gguf, T = the threads)${prefix[*]:+, each under \`${prefix[*]}\`}:"
+    echo
+    echo "    llama-bench -m M -p $llama_prompts -n $gen -t T -r 1 -fa 0 -o json"
+    n=$gen
+    for p in "${prompts[@]}"; do
+      c=""
+      [ "$p" -le 1024 ] || c="-c $((p > n ? p + 1 : n + 1)) "
+      echo "    plumb bench -m M --backend cpu ${c}-p $p -n $n -t T -r 1 -o json"
+      n=0
+    done
+    echo "    llama-bench -m M -p $llama_prompts -n $gen -t T -r 1 -o json"
+    [ ! -x "$bandwidth" ] || echo "    bench_bandwidth --threads $(IFS=,; echo "${threads[*]}")   (before and after)"
+    echo
+    echo "Every round's figure: $out.tsv"
+  }
+}
+on_signal() {
+  trap - INT TERM
+  echo "cpu-table: stopped; the rounds measured so far:" >&2
+  tables "stopped before the end: the figures of the rounds that finished" | tee "$out.md"
+  exit 130
+}
+
+trap on_signal INT TERM
+for name in "${models[@]}"; do
+  model=$work/$name.gguf
+  for t in "${threads[@]}"; do
+    for ((round = 1; round <= rounds; round++)); do
+      llama=("$llama_bench" -m "$model" -p "$llama_prompts" -n "$gen" -t "$t" -r 1)
+      record "$round" "$name" "$t" llama-fa0 "${llama[@]}" -fa 0 -o json
+      n=$gen
+      for p in "${prompts[@]}"; do
+        ctx=()
+        [ "$p" -le 1024 ] || ctx=(-c $((p > n ? p + 1 : n + 1)))
+        record "$round" "$name" "$t" plumb "$plumb" bench -m "$model" --backend cpu "${ctx[@]}" \
+          -p "$p" -n "$n" -t "$t" -r 1 -o json
+        n=0
+      done
+      record "$round" "$name" "$t" llama-default "${llama[@]}" -o json
+    done
+    (date_after="" load_after=""; tables "running: the rounds done so far" > "$out.md")
   done
-  echo "    llama-bench -m M -p $llama_prompts -n $gen -t T -r 1 -o json"
-  [ ! -x "$bandwidth" ] || echo "    bench_bandwidth --threads $(IFS=,; echo "${threads[*]}")   (before and after)"
-  echo
-  echo "Every round's figure: $out.tsv"
-} | tee "$out.md"
+done
+probe after
+trap - INT TERM
+date_after=$(date -u '+%H:%M')
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+tables | tee "$out.md"
