@@ -413,14 +413,15 @@ for line in open(sys.argv[1]):
     echo "Every round's figure: $out.tsv"
   }
 }
-on_signal() {
+on_signal() {  # on_signal EXIT_STATUS
   trap - INT TERM
   echo "cpu-table: stopped; the rounds measured so far:" >&2
   tables "stopped before the end: the figures of the rounds that finished" | tee "$out.md"
-  exit 130
+  exit "$1"
 }
 
-trap on_signal INT TERM
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
 for name in "${models[@]}"; do
   model=$work/$name.gguf
   for t in "${threads[@]}"; do
