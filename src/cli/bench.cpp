@@ -14,7 +14,6 @@
 #include <optional>
 #include <random>
 
-#include "backend/cpu/matmul.h"
 #include "backend/cpu/op_profile.h"
 #include "cli/command.h"
 #include "cli/model_flags.h"
@@ -158,8 +157,7 @@ int run_bench(int argc, char** argv) {
   const uint64_t token_bytes = weight_bytes_per_token(**model);
   const int threads = model_flags.n_threads;
   // The CPU kernels' instruction set goes with the backend name: "cpu avx512-vnni".
-  const std::string backend =
-      model_flags.backend == "cpu" ? "cpu " + std::string(cpu::simd_name()) : model_flags.backend;
+  const std::string backend = backend_label(model_flags.backend);
 
   const std::string name =
       (*model)->config().name.empty() ? model_flags.model_path : (*model)->config().name;

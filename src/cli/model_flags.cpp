@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "backend/cpu/matmul.h"
 #include "cli/limits.h"
 #include "model/check_tensors.h"
 
@@ -53,6 +54,10 @@ Status resolve_backend_flags(std::string* backend, const std::string& n_gpu_laye
   }
   *backend = resolve_backend(*backend);
   return Status();
+}
+
+std::string backend_label(const std::string& backend) {
+  return backend == "cpu" ? "cpu " + std::string(cpu::simd_name()) : backend;
 }
 
 void add_model_flags(ArgParser& parser, ModelFlags* flags) {

@@ -35,6 +35,9 @@ void add_backend_flags(ArgParser& parser, std::string* backend, std::string* n_g
 // The backend they name: checked, -ngl applied (an error if it contradicts --backend), auto
 // resolved (cuda where a GPU is present).
 Status resolve_backend_flags(std::string* backend, const std::string& n_gpu_layers);
+// A resolved backend as the tools print it: "cpu " + the CPU kernels' instruction set
+// ("cpu avx512-vnni"), or "cuda".
+std::string backend_label(const std::string& backend);
 
 // -m, -c, -t, -b, -ub, --backend, -ngl, --cache-type, -fa, --no-mmap, --mlock, --check-tensors.
 void add_model_flags(ArgParser& parser, ModelFlags* flags);
