@@ -12,6 +12,7 @@
 #include "backend/cpu/matmul.h"
 #include "cli/limits.h"
 #include "model/check_tensors.h"
+#include "util/thread_pool.h"
 
 namespace plumb::cli {
 
@@ -58,6 +59,12 @@ Status resolve_backend_flags(std::string* backend, const std::string& n_gpu_laye
 
 std::string backend_label(const std::string& backend) {
   return backend == "cpu" ? "cpu " + std::string(cpu::simd_name()) : backend;
+}
+
+std::string backend_where(const std::string& backend, int n_threads) {
+  if (backend != "cpu") return backend_label(backend);
+  const int threads = n_threads > 0 ? n_threads : ThreadPool::hardware_threads();
+  return backend_label(backend) + ", " + std::to_string(threads) + (threads == 1 ? " thread" : " threads");
 }
 
 void add_model_flags(ArgParser& parser, ModelFlags* flags) {

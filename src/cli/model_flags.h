@@ -38,6 +38,8 @@ Status resolve_backend_flags(std::string* backend, const std::string& n_gpu_laye
 // A resolved backend as the tools print it: "cpu " + the CPU kernels' instruction set
 // ("cpu avx512-vnni"), or "cuda".
 std::string backend_label(const std::string& backend);
+// The same with the CPU's thread count (0: all hardware threads): "cpu avx512-vnni, 16 threads".
+std::string backend_where(const std::string& backend, int n_threads);
 
 // -m, -c, -t, -b, -ub, --backend, -ngl, --cache-type, -fa, --no-mmap, --mlock, --check-tensors.
 void add_model_flags(ArgParser& parser, ModelFlags* flags);

@@ -138,10 +138,8 @@ int run_ppl(int argc, char** argv) {
   options.n_parallel = n_parallel > 0 ? n_parallel : (m.file().file_size() < (64u << 20) ? threads : 1);
   const bool tty = isatty(STDERR_FILENO) != 0;
   if (!json) {
-    const std::string where =
-        backend == "cpu" ? backend_label(backend) + ", " + std::to_string(threads) + " threads" : backend_label(backend);
     std::fprintf(stderr, "plumb ppl: %s, %zu tokens, -c %d, %s\n", text_path.c_str(), tokens.size(), n_ctx,
-                 where.c_str());
+                 backend_where(backend, n_threads).c_str());
   }
   options.on_chunk = [&](int chunk, int total, double running) {
     if (json) return;

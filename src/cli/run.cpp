@@ -12,11 +12,12 @@ namespace plumb::cli {
 
 namespace {
 
-void print_timings(FILE* out, double load_ms, const GenerateTimings& t) {
+void print_timings(FILE* out, const std::string& where, double load_ms, const GenerateTimings& t) {
   auto line = [out](const char* what, double ms, int n, const char* unit) {
     std::fprintf(out, "%16s = %10.2f ms / %5d %s (%8.2f ms per token, %8.2f tokens per second)\n",
                  what, ms, n, unit, n > 0 ? ms / n : 0.0, ms > 0.0 ? 1e3 * n / ms : 0.0);
   };
+  std::fprintf(out, "%16s = %s\n", "backend", where.c_str());
   std::fprintf(out, "%16s = %10.2f ms\n", "load time", load_ms);
   line("prompt eval time", t.prompt_ms, t.n_prompt, "tokens");
   line("eval time", t.generate_ms, t.n_decoded, "runs  ");
@@ -142,6 +143,7 @@ int run_run(int argc, char** argv) {
     w.key("text").value(result.text);
     w.key("stop_reason").value(stop_reason_name(result.reason));
     w.key("seed").value(sampler.seed());
+    w.key("backend").value(backend_label(model_flags.backend));
     w.key("timings");
     write_timings(w, load_ms, result.timings);
     w.end_object();
@@ -151,7 +153,7 @@ int run_run(int argc, char** argv) {
   }
   std::fflush(stdout);
   std::fprintf(stderr, "\n");
-  print_timings(stderr, load_ms, result.timings);
+  print_timings(stderr, backend_where(model_flags.backend, model_flags.n_threads), load_ms, result.timings);
   print_device_memory(stderr, (*session)->device_memory());
   return 0;
 }
