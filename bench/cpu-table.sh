@@ -438,7 +438,8 @@ for name in "${models[@]}"; do
       done
       record "$round" "$name" "$t" llama-default "${llama[@]}" -o json
     done
-    (date_after="" load_after=""; tables "running: the rounds done so far" > "$out.md")
+    (date_after="" load_after=""; tables "running: the rounds done so far" > "$out.md") ||
+      echo "cpu-table: the tables so far could not be written to $out.md; measuring on" >&2
   done
 done
 probe after
