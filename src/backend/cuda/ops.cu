@@ -316,14 +316,14 @@ struct SplitLayout {
 };
 
 // The fold of a row's chunk sums (attention_kernels.h's fold_chunk_sums, one thread): m holds each
-// chunk's m_c and gets its factor f_c = exp_f32(m_c - max m_c) (1 for a single chunk); returns
-// the sum of sum_c * f_c in chunk order.
+// chunk's m_c and gets its factor f_c = exp_f32(m_c - max m_c) (exp_f32(0) is exactly 1, so a
+// single chunk keeps its sum); returns the sum of sum_c * f_c in chunk order.
 __device__ double fold_chunk_sums(float* m, const double* sums, int chunks) {
   float mx = m[0];
   for (int c = 1; c < chunks; ++c) mx = fmaxf(mx, m[c]);
   double sum = 0.0;
   for (int c = 0; c < chunks; ++c) {
-    m[c] = chunks == 1 ? 1.0f : exp_f32(m[c] - mx);
+    m[c] = exp_f32(m[c] - mx);
     const double weighted = sums[c] * static_cast<double>(m[c]);
     sum = c == 0 ? weighted : sum + weighted;
   }
