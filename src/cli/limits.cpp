@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "backend/cpu/cpu_backend.h"
 #include "model/memory_estimate.h"
+#include "model/weights.h"
 #include "model/run_trace.h"
 #include "util/thread_pool.h"
 
@@ -30,6 +32,25 @@ std::string resolve_backend(const std::string& backend) {
   return cuda_available(&why) ? "cuda" : "cpu";
 }
 
+namespace {
+
+// What the CPU backend copies of the model's matrices for generation (scoring a text, plumb
+// ppl, never makes the copies); nothing where the weights are not read on the CPU.
+double generation_copies(const Model& model, const std::string& backend) {
+  if (resolve_backend(backend) != "cpu") return 0;
+  Result<ModelWeights> w = find_model_weights(model.file(), model.config());
+  if (!w.ok()) return 0;  // the session's creation reports it
+  double bytes = static_cast<double>(cpu::generation_copy_bytes(*w->output));
+  for (const LayerWeights& l : w->layers) {
+    for (const gguf::TensorInfo* t : {l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down}) {
+      bytes += static_cast<double>(cpu::generation_copy_bytes(*t));
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
 Status check_session_fits(const std::string& command, const Model& model, const SessionOptions& options,
                           int n_sessions, int64_t logit_rows) {
   const ModelConfig& c = model.config();
@@ -42,9 +63,11 @@ Status check_session_fits(const std::string& command, const Model& model, const 
                  command.c_str(), (long long)n_ctx, (long long)c.n_ctx_train, (long long)c.n_ctx_train);
   }
   const int threads = options.n_threads > 0 ? options.n_threads : ThreadPool::hardware_threads();
+  const double copies = command == "ppl" ? 0.0 : generation_copies(model, options.backend);
   auto need = [&](int64_t ctx) {
-    const MemoryEstimate e = estimate_session_memory(c, ctx, options.n_batch, options.cache_type, logit_rows,
-                                                     std::max(1, threads / std::max(n_sessions, 1)));
+    MemoryEstimate e = estimate_session_memory(c, ctx, options.n_batch, options.cache_type, logit_rows,
+                                               std::max(1, threads / std::max(n_sessions, 1)));
+    e.weight_copies = copies;
     return e;
   };
   const MemoryEstimate e = need(n_ctx);
@@ -66,12 +89,13 @@ Status check_session_fits(const std::string& command, const Model& model, const 
   std::string hint = fits >= 1 ? strprintf("; at most about %lld tokens fit", (long long)fits)
                                : "; not even one token fits";
   return Status::errorf(
-      "a context of %lld tokens%s needs about %s (KV cache %s, activations %s, logits %s, other %s), more than "
-      "the %s of memory available (MemAvailable in /proc/meminfo)%s: lower -c",
+      "a context of %lld tokens%s needs about %s (KV cache %s, activations %s, logits %s, other %s, weights "
+      "repacked for generation %s), more than the %s of memory available (MemAvailable in /proc/meminfo)%s: lower -c",
       (long long)n_ctx, n_sessions > 1 ? strprintf(" in %d sessions", n_sessions).c_str() : "",
       format_bytes(total).c_str(), format_bytes(e.kv_cache * n_sessions).c_str(),
       format_bytes(e.activations * n_sessions).c_str(), format_bytes(e.logits * n_sessions).c_str(),
-      format_bytes(e.other * n_sessions).c_str(), format_bytes(have).c_str(), hint.c_str());
+      format_bytes(e.other * n_sessions).c_str(), format_bytes(e.weight_copies * n_sessions).c_str(),
+      format_bytes(have).c_str(), hint.c_str());
 }
 
 }  // namespace plumb::cli

@@ -17,7 +17,8 @@ struct MemoryEstimate {
   double activations = 0;  // the run state of one batch (x, q, k, v, attention, FFN)
   double logits = 0;       // the output rows of one batch and the kept copy
   double other = 0;        // RoPE table, per-thread attention scratch
-  double total() const { return kv_cache + activations + logits + other; }
+  double weight_copies = 0;  // weights the backend copies out of the mapped file (set by the caller)
+  double total() const { return kv_cache + activations + logits + other + weight_copies; }
 };
 
 // The context Session::create gives for `requested` (0: the model's, at most 4096).

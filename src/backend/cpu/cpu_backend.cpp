@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cpu/matmul_internal.h"
 #include "quant/ref.h"
+
+#include <sys/mman.h>
 
 namespace plumb::cpu {
 
@@ -91,15 +94,36 @@ void CpuBackend::get_rows(const BoundMatrix& table, int64_t n, float* out) {
   }
 }
 
+size_t generation_copy_bytes(const gguf::TensorInfo& t) {
+  return rows16_bytes(WeightMatrix{t.type, t.ne[0], t.n_rows()});
+}
+
+void CpuBackend::repack_if_used(const CpuMatrix& m, int64_t n, int64_t n_lane) {
+  const auto few = [](int64_t k) { return k > 0 && k < detail::kSummedMinTokens; };
+  n_lane = std::clamp<int64_t>(n_lane, 0, n);
+  if (m.rows16 != nullptr || !(few(n_lane) || few(n - n_lane))) return;
+  const size_t bytes = rows16_bytes(m.w);
+  if (bytes == 0) return;
+  m.rows16.reset(static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t{2 << 20})));
+  madvise(m.rows16.get(), bytes, MADV_HUGEPAGE);  // a hint: without it the copy still works
+  repack_rows16(pool_, m.w, m.rows16.get());
+  m.w.rows16 = m.rows16.get();
+}
+
 void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) {
   const auto& m = static_cast<const CpuMatrix&>(w);
+  repack_if_used(m, n, n_lane);
   cpu::matmul(pool_, m.w, x, n, n_lane, y, scratch_, m.role);
 }
 
 void CpuBackend::matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) {
   if (products.empty()) return;
   jobs_.clear();  // reused: no allocation per product on the decode path
-  for (const Product& p : products) jobs_.push_back({&static_cast<const CpuMatrix&>(*p.w).w, p.y});
+  for (const Product& p : products) {
+    const auto& m = static_cast<const CpuMatrix&>(*p.w);
+    repack_if_used(m, n, n_lane);
+    jobs_.push_back({&m.w, p.y});
+  }
   cpu::matmul_same_input(pool_, jobs_, x, n, n_lane, scratch_, static_cast<const CpuMatrix&>(*products[0].w).role);
 }
 

@@ -12,6 +12,7 @@
 
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/op_profile.h"
+#include "backend/cpu/q4k_rows16.h"
 
 namespace plumb::cpu {
 namespace detail {
@@ -151,6 +152,17 @@ RowsKernel select_kernel(TensorType type, SimdLevel level) {
 
 using detail::ActLayout;
 
+size_t rows16_bytes(const WeightMatrix& w) {
+  if (w.type != TensorType::Q4_K || detail::simd_level() < detail::q4k_rows16_level()) return 0;
+  return detail::q4k_rows16_bytes(w.n_out, w.n_in);
+}
+
+void repack_rows16(ThreadPool& pool, const WeightMatrix& w, uint8_t* out) {
+  pool.parallel_for(detail::q4k_rows16_groups(w.n_out), [&](int64_t g0, int64_t g1) {
+    detail::q4k_rows16_repack(w.data, w.row_bytes, w.n_out, w.n_in, out, g0, g1);
+  });
+}
+
 Contract prompt_contract(int64_t n_tokens) {
   return n_tokens >= detail::kSummedMinTokens ? Contract::kSummed : Contract::kLane;
 }
@@ -178,12 +190,21 @@ void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n
   align_offset_ = (64 - reinterpret_cast<uintptr_t>(storage_.data()) % 64) % 64;
   uint8_t* base = storage_.data() + align_offset_;
   const auto quantize = detail::simd_enabled() ? detail::quantize_token_avx2 : detail::quantize_token;
+  split_stride_ = 0;
   if (n_tokens >= 4 && pool.size() > 1) {
     pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) quantize(x + t * n_in, lay, base + t * lay.stride);
     });
-  } else {
-    for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * n_in, lay, base + t * lay.stride);
+    return;
+  }
+  for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * n_in, lay, base + t * lay.stride);
+  if (n_tokens >= detail::kSummedMinTokens || !detail::simd_enabled()) return;
+  split_stride_ = detail::rows16_split_bytes(n_in);
+  const size_t split_need = split_stride_ * static_cast<size_t>(n_tokens) + 64;
+  if (split_.size() < split_need) split_.assign(split_need, 0);
+  split_align_ = (64 - reinterpret_cast<uintptr_t>(split_.data()) % 64) % 64;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    detail::q4k_rows16_prepare(detail::act_row(*this, lay, t), n_in, split_.data() + split_align_ + t * split_stride_);
   }
 }
 
@@ -195,7 +216,8 @@ void matmul_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int
 namespace {
 
 // Rows per dynamically claimed chunk: about 8 chunks per thread keeps both cores busy when the
-// other is slowed by a neighbour; a multiple of 4 rows keeps the multi-row kernels' tiles whole.
+// other is slowed by a neighbour; a multiple of 4 rows keeps the multi-row kernels' tiles whole,
+// of 16 the groups of repacked Q4_K rows (q4k_rows16.h).
 // A chunk reads at least kMinChunkBytes of weights per token: each claim moves the shared
 // counter's cache line between cores, which in a product of a small model's generation step
 // (austen-21m: 72-256 KB of weights, a few microseconds) cost more than the split saved.
@@ -206,7 +228,8 @@ int64_t rows_per_chunk(const WeightMatrix& w, int64_t n_tokens, int nth) {
   const int64_t bytes_per_row = static_cast<int64_t>(w.row_bytes) * n_tokens;
   const int64_t by_bytes = (kMinChunkBytes + bytes_per_row - 1) / bytes_per_row;
   const int64_t chunk = std::max(by_threads, by_bytes);
-  return std::max<int64_t>(4, (chunk + 3) / 4 * 4);
+  const int64_t tile = w.rows16 != nullptr ? detail::kRows16 : 4;
+  return std::max<int64_t>(tile, (chunk + tile - 1) / tile * tile);
 }
 
 // Row ranges of one or more products, claimed by the threads of one region.

@@ -28,13 +28,23 @@ struct WeightMatrix {
   int64_t n_out = 0;
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
+  // Q4_K: the same rows repacked for the kernel of 1 to 3 tokens (q4k_rows16.h), or nullptr
+  // (that kernel is then not used).
+  const uint8_t* rows16 = nullptr;
 };
+
+// The copy of w that WeightMatrix::rows16 points to: its bytes at this process's SIMD level (0 when
+// products do not read one: not Q4_K, or the scalar level), and the copy itself made over the
+// pool into `out` (64-byte aligned).
+size_t rows16_bytes(const WeightMatrix& w);
+void repack_rows16(ThreadPool& pool, const WeightMatrix& w, uint8_t* out);
 
 // The two arithmetic contracts of quantized products (matmul_internal.h, docs/EXACTNESS.md):
 // kLane (eight lane partials per sub-block: what the single-token kernels compute) and kSummed
 // (contract S: one exact integer sum per sub-block, tokens along the vector lanes). A token's
 // result depends only on its activations and its contract, never on the other tokens of the
-// product; float weights have one contract, whichever is asked.
+// product; float weights have one contract, whichever is asked, and Q4_K weights follow contract
+// S whichever is asked (ActivationBuffer::summed_for).
 enum class Contract { kLane, kSummed };
 
 // The contract of a run of n_tokens prompt tokens of one sequence: contract S from
@@ -57,7 +67,10 @@ class ActivationBuffer {
   }
 
   Contract contract() const { return contract_; }
-  bool summed() const { return contract_ == Contract::kSummed; }
+  // Whether products of these activations with weights of `type` follow contract S: asked for,
+  // or Q4_K weights, whose kernel of 1 to 3 tokens (q4k_rows16.h) is faster under contract S
+  // than the lane kernel (no horizontal sums with 16 rows along the lanes).
+  bool summed_for(TensorType type) const { return contract_ == Contract::kSummed || type == TensorType::Q4_K; }
   TensorType weight_type() const { return weight_type_; }
   int64_t n_tokens() const { return n_tokens_; }
   int64_t n_in() const { return n_in_; }
@@ -68,6 +81,10 @@ class ActivationBuffer {
   // for their own use (prompt tiles) keep their copy while it matches, instead of redoing it for
   // every chunk of rows a thread takes.
   uint64_t preparation() const { return preparation_; }
+  // Token t's 16-bit activations split into bytes for the Q4_K kernel of 1 to 3 tokens
+  // (q4k_rows16.h: rows16_act); filled for products of that many tokens at AVX2 and above.
+  const uint8_t* split(int64_t t) const { return split_.data() + split_align_ + static_cast<size_t>(t) * split_stride_; }
+  bool has_split() const { return split_stride_ != 0; }
 
  private:
   uint64_t preparation_ = 0;
@@ -79,6 +96,9 @@ class ActivationBuffer {
   size_t token_stride_ = 0;
   std::vector<uint8_t> storage_;
   size_t align_offset_ = 0;
+  std::vector<uint8_t> split_;
+  size_t split_align_ = 0;
+  size_t split_stride_ = 0;  // 0: no split prepared
 };
 
 // y[t * ldy + r] = sum_k W[r][k] * x[t][k] for rows r in [r0, r1) and every token.

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/q4k_rows16.h"
 #include "backend/cpu/simd_x86.h"
 #include "backend/cpu/weight_unpack.h"
 #include "quant/ref.h"
@@ -437,27 +438,9 @@ inline __m256 k4_dw_and_min(const uint8_t* scales, float d, float dmin, float of
 
 // kRows4MaxBlocks: the longest rows (in super-blocks) that rows4 runs faster than four row
 // calls (measured on Zen 3; beyond it the four rows' temporaries spill).
-struct KQ4_K {
-  using Block = block_q4_K;
-  static constexpr bool kHasMin = true;
-  static constexpr int64_t kRows4MaxBlocks = 3;
-  static inline __attribute__((always_inline)) void block(const Block& b, int64_t i, const ActRow& a, KAcc& acc) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i off = _mm256_set1_epi8(8);
-    const __m256 dw = k4_dw_and_min(b.scales, f16(&b.d), f16(&b.dmin), 8.0f, a.sx32 + 8 * i, acc);
-    const Coef8 coef(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d + 8 * i)));
-    const int16_t* q = a.q + 256 * i;
-    for (int j = 0; j < 4; ++j) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
-      const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(v, m4), off);
-      const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), off);
-      acc.even = _mm256_fmadd_ps(dot32(lo, q + 64 * j), coef[2 * j], acc.even);
-      acc.odd = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), coef[2 * j + 1], acc.odd);
-    }
-  }
-};
-
+//
 // Q5_K: Q4_K's scales and mins, plus the fifth bits of qh; weights q - 16, mc = -dmin*m + 16*dw.
+// (Q4_K has no single-token kernel: its products follow contract S, ActivationBuffer::summed_for.)
 struct KQ5_K {
   using Block = block_q5_K;
   static constexpr bool kHasMin = true;
@@ -549,7 +532,6 @@ struct FusedK {
     _mm_storeu_ps(y, out);
   }
 };
-using FusedQ4_K = FusedK<KQ4_K>;
 using FusedQ5_K = FusedK<KQ5_K>;
 using FusedQ6_K = FusedK<KQ6_K>;
 
@@ -949,7 +931,13 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
-  if (x.summed()) {
+  if (x.summed_for(w.type)) {
+    if constexpr (std::is_same_v<U, SimdQ4_K>) {  // Q4_K: 16 rows along the lanes
+      if (n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {
+        q4k_rows16_rows(q4k_rows16_avx2, w, x, y, ldy, r0, r1);
+        return;
+      }
+    }
     if (n_tokens <= kFewSummedTokens) {
       avx2_summed_few<U>(w, x, y, ldy, r0, r1);
     } else {
@@ -1169,7 +1157,6 @@ RowDot avx2_fused_row(TensorType type) {
     case TensorType::Q8_0: return FusedQ8_0::row;
     case TensorType::Q2_K: return FusedQ2_K::row;
     case TensorType::Q3_K: return FusedQ3_K::row;
-    case TensorType::Q4_K: return FusedQ4_K::row;
     case TensorType::Q5_K: return FusedQ5_K::row;
     case TensorType::Q6_K: return FusedQ6_K::row;
     case TensorType::IQ4_NL: return FusedIQ4_NL::row;
@@ -1190,7 +1177,7 @@ RowsKernel avx2_kernel(TensorType type) {
     case TensorType::Q8_0: return avx2_quant_rows<SimdQ8_0, FusedQ8_0>;
     case TensorType::Q2_K: return avx2_quant_rows<UnpackQ2_K, FusedQ2_K>;
     case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K, FusedQ3_K>;
-    case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K, FusedQ4_K>;
+    case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K>;
     case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K, FusedQ5_K>;
     case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K, FusedQ6_K>;
     case TensorType::Q8_K: return avx2_quant_rows<UnpackQ8_K>;

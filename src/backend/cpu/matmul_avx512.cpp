@@ -35,8 +35,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/q4k_rows16.h"
 #include "backend/cpu/simd_x86.h"
 #include "quant/blocks.h"
 
@@ -1072,7 +1074,15 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
-  if (x.summed()) {
+  if (x.summed_for(w.type)) {
+#ifndef PLUMB_AVX512_EMULATED  // q4k_rows16_avx512 is built for AVX-512 only
+    if constexpr (std::is_same_v<U, Sup32<SupQ4_K>>) {  // Q4_K: 16 rows along the lanes
+      if (n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {
+        q4k_rows16_rows(q4k_rows16_avx512, w, x, y, ldy, r0, r1);
+        return;
+      }
+    }
+#endif
     if (n_tokens <= kFewSummedTokens) {
       summed_few_rows<U>(w, x, y, ldy, r0, r1);
     } else {
@@ -1396,7 +1406,7 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
-  if (!x.summed() || n_tokens <= kFewSummedTokens) {  // the AVX-512 kernels of few tokens
+  if (!x.summed_for(w.type) || n_tokens <= kFewSummedTokens) {  // the AVX-512 kernels of few tokens
     avx512_quant_rows<U>(w, x, y, ldy, r0, r1);
     return;
   }

@@ -28,7 +28,7 @@ void scalar_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
                        int64_t r1) {
   constexpr int kSubs = Tr::kBlock / Tr::kSub;
   const int64_t n_tokens = x.n_tokens();
-  const bool summed = kAlwaysSummed || x.summed();
+  const bool summed = kAlwaysSummed || x.summed_for(w.type);
   const int kLanes = summed ? 1 : 8;
   const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_blocks = w.n_in / Tr::kBlock;

@@ -1,6 +1,7 @@
-// The repacking and activation split of q4k_rows16.h, in plain C++.
+// The repacking, the activation split and the row ranges of q4k_rows16.h, in plain C++.
 #include "backend/cpu/q4k_rows16.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "backend/cpu/weight_unpack.h"
@@ -8,17 +9,20 @@
 
 namespace plumb::cpu::detail {
 
+int64_t q4k_rows16_groups(int64_t n_rows) { return (n_rows + kRows16 - 1) / kRows16; }
+
 size_t q4k_rows16_bytes(int64_t n_rows, int64_t n_in) {
-  const int64_t groups = (n_rows + kRows16 - 1) / kRows16;
-  return static_cast<size_t>(groups * (n_in / 256)) * kGroupBlock;
+  return static_cast<size_t>(q4k_rows16_groups(n_rows) * (n_in / 256)) * kGroupBlock;
 }
 
-void q4k_rows16_repack(const uint8_t* src, size_t row_bytes, int64_t n_rows, int64_t n_in, uint8_t* dst) {
-  const int64_t groups = (n_rows + kRows16 - 1) / kRows16, n_sb = n_in / 256;
-  std::memset(dst, 0, q4k_rows16_bytes(n_rows, n_in));
-  for (int64_t g = 0; g < groups; ++g) {
+void q4k_rows16_repack(const uint8_t* src, size_t row_bytes, int64_t n_rows, int64_t n_in, uint8_t* dst, int64_t g0,
+                       int64_t g1) {
+  const int64_t n_sb = n_in / 256;
+  for (int64_t g = g0; g < g1; ++g) {
+    uint8_t* group = dst + static_cast<size_t>(g * n_sb) * kGroupBlock;
+    std::memset(group, 0, static_cast<size_t>(n_sb) * kGroupBlock);  // the last group's missing rows
     for (int64_t i = 0; i < n_sb; ++i) {
-      uint8_t* out = dst + static_cast<size_t>(g * n_sb + i) * kGroupBlock;
+      uint8_t* out = group + static_cast<size_t>(i) * kGroupBlock;
       for (int64_t r = 0; r < kRows16 && g * kRows16 + r < n_rows; ++r) {
         const auto* b = reinterpret_cast<const block_q4_K*>(src + static_cast<size_t>(g * kRows16 + r) * row_bytes) + i;
         std::memcpy(out + 2 * r, &b->d, 2);
@@ -32,15 +36,52 @@ void q4k_rows16_repack(const uint8_t* src, size_t row_bytes, int64_t n_rows, int
   }
 }
 
-void q4k_rows16_prepare(const ActRow& a, int64_t n_in, const Rows16Act& out) {
+SimdLevel q4k_rows16_level() { return SimdLevel::kAvx2; }
+
+size_t rows16_split_bytes(int64_t n_in) {
+  const size_t bytes = static_cast<size_t>(2 * n_in) + static_cast<size_t>(n_in / 32) * sizeof(int32_t);
+  return (bytes + 63) / 64 * 64;
+}
+
+Rows16Act rows16_act(const uint8_t* split, int64_t n_in) {
+  return Rows16Act{reinterpret_cast<const int8_t*>(split), split + n_in,
+                   reinterpret_cast<const int32_t*>(split + 2 * n_in)};
+}
+
+void q4k_rows16_prepare(const ActRow& a, int64_t n_in, uint8_t* split) {
+  auto* hi = reinterpret_cast<int8_t*>(split);
+  uint8_t* lo = split + n_in;
+  auto* corr = reinterpret_cast<int32_t*>(split + 2 * n_in);
   for (int64_t k = 0; k < n_in; ++k) {
-    out.hi[k] = static_cast<int8_t>(a.q[k] >> 8);
-    out.lo[k] = static_cast<uint8_t>(a.q[k] & 0xFF);
+    hi[k] = static_cast<int8_t>(a.q[k] >> 8);
+    lo[k] = static_cast<uint8_t>(a.q[k] & 0xFF);
   }
   for (int64_t s = 0; s < n_in / 32; ++s) {
     int32_t sum = 0;
     for (int k = 0; k < 32; ++k) sum += a.q[32 * s + k];
-    out.corr[s] = -8 * sum;
+    corr[s] = -8 * sum;
+  }
+}
+
+void q4k_rows16_rows(Rows16Kernel kernel, const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy,
+                     int64_t r0, int64_t r1) {
+  if (r0 >= r1) return;
+  const ActLayout lay = ActLayout::for_n_in(w.n_in);
+  for (int64_t t = 0; t < x.n_tokens(); ++t) {
+    const ActRow a = act_row(x, lay, t);
+    const Rows16Act split = rows16_act(x.split(t), w.n_in);
+    float* yt = y + t * ldy;
+    // A group cut by r0 or r1 goes through `part`: rows of other chunks must not be written.
+    const auto cut_group = [&](int64_t g) {
+      float part[kRows16];
+      kernel(w.rows16, w.n_out, w.n_in, a, split, part, g, g + 1);
+      const int64_t lo = std::max(r0, g * kRows16), hi = std::min(r1, (g + 1) * kRows16);
+      std::copy(part + (lo - g * kRows16), part + (hi - g * kRows16), yt + lo);
+    };
+    int64_t g0 = r0 / kRows16, g1 = q4k_rows16_groups(r1);
+    if (r0 % kRows16 != 0) cut_group(g0++);
+    if (g0 < g1 && r1 % kRows16 != 0 && r1 != w.n_out) cut_group(--g1);
+    if (g0 < g1) kernel(w.rows16, w.n_out, w.n_in, a, split, yt + g0 * kRows16, g0, g1);
   }
 }
 

@@ -68,7 +68,7 @@ void q4k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, cons
     const __m512 out = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), mins);
     const int64_t r0 = g * kRows16, left = n_rows - r0;
     const __mmask16 keep = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
-    _mm512_mask_storeu_ps(y + r0, keep, out);
+    _mm512_mask_storeu_ps(y + (g - g0) * kRows16, keep, out);
   }
 }
 

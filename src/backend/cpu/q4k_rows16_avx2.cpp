@@ -1,0 +1,113 @@
+// The AVX2 kernel of q4k_rows16.h, for CPUs without VNNI: vpmaddubsw (u8 x s8 -> s16 pairs, which
+// saturate) summed in int16 over as many steps as cannot saturate, then vpmaddwd to int32. The
+// nibbles (0..15) are the unsigned operand against the signed high bytes: a pair is at most
+// 2 * 15 * 128 = 3840, so all 8 steps of a sub-block fit in int16 (30720); against the unsigned
+// low bytes (0..255) they are the signed operand: a pair is at most 2 * 255 * 15 = 7650, so 4 steps
+// (30600). P = 256 H + L + corr is then the AVX-512 kernel's exact int32, and the float part is its
+// operations in its order, so the bits are the same.
+// 8 rows fill a register, so both halves of a group go through each sub-block together: one
+// broadcast of the activations serves 16 rows.
+#include <immintrin.h>
+
+#include "backend/cpu/q4k_rows16.h"
+
+namespace plumb::cpu::detail {
+namespace {
+
+inline __m256i bcast4(const void* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+inline __m256 bytes_as_floats(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+// Each step's sum where it is: GCC (12) otherwise regroups the sums of a sub-block's products into
+// one expression at its end, keeps the 16 products alive and spills them (512 x 2048 on Zen 4:
+// 27 us without, 23.4 with).
+inline void keep_summed(__m256i& v) { asm("" : "+x"(v)); }
+
+}  // namespace
+
+void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
+                     float* y, int64_t g0, int64_t g1) {
+  const int64_t n_sb = n_in / 256;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1), by256 = _mm256_set1_epi16(256);
+  for (int64_t g = g0; g < g1; ++g) {
+    // [half][...]; the padding rows of a last group are zeros, computed and not stored.
+    __m256 acc[2][2], macc[2][8];
+    for (auto& half : acc) half[0] = half[1] = _mm256_setzero_ps();
+    for (auto& half : macc) {
+      for (auto& m : half) m = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < n_sb; ++i) {
+      // A half's rows begin 16 bytes on in the f16 fields, 8 in the byte ones, 32 in the qs.
+      const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kGroupBlock;
+      // The even sub-blocks (low nibbles) first, then the odd: acc[s % 2] and macc[s] see their
+      // sub-blocks in the contract's order all the same, and the nibble choice is no branch.
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 1
+        for (int p = 0; p < 4; ++p) {
+          const int s = 2 * p + h;
+          const int64_t sg = 8 * i + s;
+          __m256i H[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};  // int16 pairs
+          __m256i L[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};  // int32
+#pragma GCC unroll 2
+          for (int quarter = 0; quarter < 2; ++quarter) {
+            __m256i L16[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+#pragma GCC unroll 4
+            for (int step = 4 * quarter; step < 4 * quarter + 4; ++step) {
+              const int64_t k = 32 * sg + 4 * step;
+              const __m256i hi = bcast4(act.hi + k), lo = bcast4(act.lo + k);
+              for (int half = 0; half < 2; ++half) {
+                const __m256i v =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 320 + (p * 8 + step) * 64 + 32 * half));
+                const __m256i w = _mm256_and_si256(h == 0 ? v : _mm256_srli_epi16(v, 4), m4);
+                H[half] = _mm256_add_epi16(H[half], _mm256_maddubs_epi16(w, hi));
+                L16[half] = _mm256_add_epi16(L16[half], _mm256_maddubs_epi16(lo, w));
+                keep_summed(H[half]);
+                keep_summed(L16[half]);
+              }
+            }
+            for (int half = 0; half < 2; ++half) L[half] = _mm256_add_epi32(L[half], _mm256_madd_epi16(L16[half], ones));
+          }
+          for (int half = 0; half < 2; ++half) {
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * half)));
+            const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32 + 16 * half)));
+            const __m256i P = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(H[half], by256), L[half]),
+                                               _mm256_set1_epi32(act.corr[sg]));
+            const __m256 dw = _mm256_mul_ps(d, bytes_as_floats(blk + 64 + 16 * s + 8 * half));
+            const __m256 coef = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[sg]));
+            acc[half][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(P), coef, acc[half][h]);
+            const __m256 mc = _mm256_fmsub_ps(_mm256_set1_ps(8.0f), dw,
+                                              _mm256_mul_ps(dmin, bytes_as_floats(blk + 192 + 16 * s + 8 * half)));
+            macc[half][s] = _mm256_fmadd_ps(mc, _mm256_set1_ps(a.sx32[sg]), macc[half][s]);
+          }
+        }
+      }
+    }
+    for (int half = 0; half < 2; ++half) {
+      const int64_t r0 = g * kRows16 + 8 * half, left = n_rows - r0;
+      if (left <= 0) break;
+      float* out_rows = y + (r0 - g0 * kRows16);
+      // hsum8 of the min lanes, vertically: ((m0 + m4) + (m2 + m6)) + ((m1 + m5) + (m3 + m7)).
+      const __m256* m = macc[half];
+      const __m256 s0 = _mm256_add_ps(m[0], m[4]), s1 = _mm256_add_ps(m[1], m[5]);
+      const __m256 s2 = _mm256_add_ps(m[2], m[6]), s3 = _mm256_add_ps(m[3], m[7]);
+      const __m256 mins = _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3));
+      const __m256 out = _mm256_add_ps(_mm256_add_ps(acc[half][0], acc[half][1]), mins);
+      if (left >= 8) {
+        _mm256_storeu_ps(out_rows, out);
+      } else {
+        const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)),
+                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(out_rows, keep, out);
+      }
+    }
+  }
+}
+
+}  // namespace plumb::cpu::detail
