@@ -369,11 +369,14 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(variant_name(std::get<0>(i.param))) + "_" + type_name(std::get<1>(i.param));
     });
 
-// The AVX2 single-token kernels exist for every quantized type but Q8_K and Q4_K (they carry
-// generation; Q4_K's products follow contract S at every token count).
+// The AVX2 single-token kernels exist for every quantized type but Q8_K, Q4_K and Q6_K (they carry
+// generation; Q4_K's and Q6_K's products follow contract S at every token count).
 TEST(Matmul, SingleTokenKernelsExist) {
   for (TensorType type : kAllTypes) {
-    if (!detail::uses_quantized_activations(type) || type == TensorType::Q8_K || type == TensorType::Q4_K) continue;
+    if (!detail::uses_quantized_activations(type) || type == TensorType::Q8_K || type == TensorType::Q4_K ||
+        type == TensorType::Q6_K) {
+      continue;
+    }
     EXPECT_NE(detail::avx2_fused_row(type), nullptr) << type_name(type);
   }
 }

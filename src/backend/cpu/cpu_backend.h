@@ -25,13 +25,13 @@ class CpuMatrix : public BoundMatrix {
   // mutable: w.rows16 is set by the first product that reads it (CpuBackend::repack_if_used).
   mutable WeightMatrix w;
   MatrixRole role = MatrixRole::kOutput;  // for the op profile
-  // Q4_K: w's rows repacked for the kernels of 1 to 3 tokens (q4k_rows16.h), made by the first
+  // Q4_K, Q6_K: w's rows repacked for the kernels of 1 to 3 tokens (rows16.h), made by the first
   // product of that many tokens, so a use by prompts alone (plumb ppl) never holds the copy.
   mutable std::unique_ptr<uint8_t[], HugeAlignedFree> rows16;
 };
 
-// The bytes a CpuBackend copies of matrix t when generation first multiplies by it (Q4_K's
-// rows repacked, q4k_rows16.h; 0 for other types or below the SIMD level that reads them).
+// The bytes a CpuBackend copies of matrix t when generation first multiplies by it (Q4_K's and
+// Q6_K's rows repacked, rows16.h; 0 for other types or below the SIMD level that reads them).
 size_t generation_copy_bytes(const gguf::TensorInfo& t);
 
 class CpuKvCache : public KvCache {
@@ -79,7 +79,7 @@ class CpuBackend : public Backend {
 
  private:
   // Makes m.rows16 when a product of n tokens, n_lane of them under the lane contract, will
-  // read it (q4k_rows16_level).
+  // read it (rows16_bytes).
   void repack_if_used(const CpuMatrix& m, int64_t n, int64_t n_lane);
 
   ThreadPool pool_;

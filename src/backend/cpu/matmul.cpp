@@ -12,7 +12,7 @@
 
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/op_profile.h"
-#include "backend/cpu/q4k_rows16.h"
+#include "backend/cpu/rows16.h"
 
 namespace plumb::cpu {
 namespace detail {
@@ -153,13 +153,13 @@ RowsKernel select_kernel(TensorType type, SimdLevel level) {
 using detail::ActLayout;
 
 size_t rows16_bytes(const WeightMatrix& w) {
-  if (w.type != TensorType::Q4_K || detail::simd_level() < detail::q4k_rows16_level()) return 0;
-  return detail::q4k_rows16_bytes(w.n_out, w.n_in);
+  if (!detail::has_rows16(w.type) || detail::simd_level() < detail::rows16_level(w.type)) return 0;
+  return detail::rows16_bytes(w.type, w.n_out, w.n_in);
 }
 
 void repack_rows16(ThreadPool& pool, const WeightMatrix& w, uint8_t* out) {
-  pool.parallel_for(detail::q4k_rows16_groups(w.n_out), [&](int64_t g0, int64_t g1) {
-    detail::q4k_rows16_repack(w.data, w.row_bytes, w.n_out, w.n_in, out, g0, g1);
+  pool.parallel_for(detail::rows16_groups(w.n_out), [&](int64_t g0, int64_t g1) {
+    detail::rows16_repack(w.type, w.data, w.row_bytes, w.n_out, w.n_in, out, g0, g1);
   });
 }
 
@@ -204,7 +204,7 @@ void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n
   if (split_.size() < split_need) split_.assign(split_need, 0);
   split_align_ = (64 - reinterpret_cast<uintptr_t>(split_.data()) % 64) % 64;
   for (int64_t t = 0; t < n_tokens; ++t) {
-    detail::q4k_rows16_prepare(detail::act_row(*this, lay, t), n_in, split_.data() + split_align_ + t * split_stride_);
+    detail::rows16_prepare(detail::act_row(*this, lay, t), n_in, split_.data() + split_align_ + t * split_stride_);
   }
 }
 
@@ -217,7 +217,7 @@ namespace {
 
 // Rows per dynamically claimed chunk: about 8 chunks per thread keeps both cores busy when the
 // other is slowed by a neighbour; a multiple of 4 rows keeps the multi-row kernels' tiles whole,
-// of 16 the groups of repacked Q4_K rows (q4k_rows16.h).
+// of 16 the groups of repacked rows (rows16.h).
 // A chunk reads at least kMinChunkBytes of weights per token: each claim moves the shared
 // counter's cache line between cores, which in a product of a small model's generation step
 // (austen-21m: 72-256 KB of weights, a few microseconds) cost more than the split saved.

@@ -28,14 +28,14 @@ struct WeightMatrix {
   int64_t n_out = 0;
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
-  // Q4_K: the same rows repacked for the kernel of 1 to 3 tokens (q4k_rows16.h), or nullptr
-  // (that kernel is then not used).
+  // Q4_K, Q6_K: the same rows repacked for the kernels of 1 to 3 tokens (rows16.h), or nullptr
+  // (those kernels are then not used).
   const uint8_t* rows16 = nullptr;
 };
 
 // The copy of w that WeightMatrix::rows16 points to: its bytes at this process's SIMD level (0 when
-// products do not read one: not Q4_K, or the scalar level), and the copy itself made over the
-// pool into `out` (64-byte aligned).
+// products do not read one: not Q4_K or Q6_K, or a level without their kernel), and the copy
+// itself made over the pool into `out` (64-byte aligned).
 size_t rows16_bytes(const WeightMatrix& w);
 void repack_rows16(ThreadPool& pool, const WeightMatrix& w, uint8_t* out);
 
@@ -43,8 +43,8 @@ void repack_rows16(ThreadPool& pool, const WeightMatrix& w, uint8_t* out);
 // kLane (eight lane partials per sub-block: what the single-token kernels compute) and kSummed
 // (contract S: one exact integer sum per sub-block, tokens along the vector lanes). A token's
 // result depends only on its activations and its contract, never on the other tokens of the
-// product; float weights have one contract, whichever is asked, and Q4_K weights follow contract
-// S whichever is asked (ActivationBuffer::summed_for).
+// product; float weights have one contract, whichever is asked, and Q4_K and Q6_K weights follow
+// contract S whichever is asked (ActivationBuffer::summed_for).
 enum class Contract { kLane, kSummed };
 
 // The contract of a run of n_tokens prompt tokens of one sequence: contract S from
@@ -68,9 +68,11 @@ class ActivationBuffer {
 
   Contract contract() const { return contract_; }
   // Whether products of these activations with weights of `type` follow contract S: asked for,
-  // or Q4_K weights, whose kernel of 1 to 3 tokens (q4k_rows16.h) is faster under contract S
-  // than the lane kernel (no horizontal sums with 16 rows along the lanes).
-  bool summed_for(TensorType type) const { return contract_ == Contract::kSummed || type == TensorType::Q4_K; }
+  // or Q4_K and Q6_K weights, whose kernels of 1 to 3 tokens (rows16.h) are faster under
+  // contract S than the lane kernels (no horizontal sums with 16 rows along the lanes).
+  bool summed_for(TensorType type) const {
+    return contract_ == Contract::kSummed || type == TensorType::Q4_K || type == TensorType::Q6_K;
+  }
   TensorType weight_type() const { return weight_type_; }
   int64_t n_tokens() const { return n_tokens_; }
   int64_t n_in() const { return n_in_; }
@@ -81,8 +83,8 @@ class ActivationBuffer {
   // for their own use (prompt tiles) keep their copy while it matches, instead of redoing it for
   // every chunk of rows a thread takes.
   uint64_t preparation() const { return preparation_; }
-  // Token t's 16-bit activations split into bytes for the Q4_K kernel of 1 to 3 tokens
-  // (q4k_rows16.h: rows16_act); filled for products of that many tokens at AVX2 and above.
+  // Token t's 16-bit activations split into bytes for the kernels of 1 to 3 tokens of rows16.h
+  // (rows16_act); filled for products of that many tokens at AVX2 and above.
   const uint8_t* split(int64_t t) const { return split_.data() + split_align_ + static_cast<size_t>(t) * split_stride_; }
   bool has_split() const { return split_stride_ != 0; }
 

@@ -15,7 +15,7 @@
 #include <type_traits>
 
 #include "backend/cpu/matmul_internal.h"
-#include "backend/cpu/q4k_rows16.h"
+#include "backend/cpu/rows16.h"
 #include "backend/cpu/simd_x86.h"
 #include "backend/cpu/weight_unpack.h"
 #include "quant/ref.h"
@@ -440,7 +440,8 @@ inline __m256 k4_dw_and_min(const uint8_t* scales, float d, float dmin, float of
 // calls (measured on Zen 3; beyond it the four rows' temporaries spill).
 //
 // Q5_K: Q4_K's scales and mins, plus the fifth bits of qh; weights q - 16, mc = -dmin*m + 16*dw.
-// (Q4_K has no single-token kernel: its products follow contract S, ActivationBuffer::summed_for.)
+// (Q4_K and Q6_K have no single-token kernels: their products follow contract S,
+// ActivationBuffer::summed_for.)
 struct KQ5_K {
   using Block = block_q5_K;
   static constexpr bool kHasMin = true;
@@ -461,43 +462,6 @@ struct KQ5_K {
       const __m256i hi = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1), off);
       acc.even = _mm256_fmadd_ps(dot32(lo, q + 64 * j), coef[2 * j], acc.even);
       acc.odd = _mm256_fmadd_ps(dot32(hi, q + 64 * j + 32), coef[2 * j + 1], acc.odd);
-    }
-  }
-};
-
-struct KQ6_K {
-  using Block = block_q6_K;
-  static constexpr bool kHasMin = false;
-  static constexpr int64_t kRows4MaxBlocks = 1;
-  static inline __attribute__((always_inline)) void block(const Block& b, int64_t i, const ActRow& a, KAcc& acc) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i m30 = _mm256_set1_epi8(0x30);
-    const __m256i off = _mm256_set1_epi8(32);
-    const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-    const __m256 d = _mm256_set1_ps(f16(&b.d));
-    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
-    for (int n = 0; n < 2; ++n) {
-      // Sub-blocks 8n..8n+7: dw = d * scale, each paired with its 32-element activation scale.
-      const __m256 dw = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
-      const __m256 da = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(a.d + 8 * i + 4 * n)), pairs);
-      const Coef8 coef(_mm256_mul_ps(dw, da));
-      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n));
-      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + 32));
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
-      // Bits 4-5 of each weight from qh: shift the pair into place, then mask (16-bit shifts
-      // only move bits across bytes outside the mask).
-      const __m256i w[4] = {
-          _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)), off),
-          _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)), off),
-          _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30)), off),
-          _mm256_sub_epi8(
-              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
-              off)};
-      const int16_t* q = a.q + 256 * i + 128 * n;
-      for (int k = 0; k < 4; ++k) {
-        acc.even = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(w[k]), q + 32 * k), coef[2 * k], acc.even);
-        acc.odd = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(w[k], 1), q + 32 * k + 16), coef[2 * k + 1], acc.odd);
-      }
     }
   }
 };
@@ -533,7 +497,6 @@ struct FusedK {
   }
 };
 using FusedQ5_K = FusedK<KQ5_K>;
-using FusedQ6_K = FusedK<KQ6_K>;
 
 // IQ4_XS: 8 sub-blocks of 32 with 6-bit scales (ls - 32), values from the IQ4_NL grid.
 struct FusedIQ4_XS {
@@ -932,11 +895,9 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
   if (x.summed_for(w.type)) {
-    if constexpr (std::is_same_v<U, SimdQ4_K>) {  // Q4_K: 16 rows along the lanes
-      if (n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {
-        q4k_rows16_rows(q4k_rows16_avx2, w, x, y, ldy, r0, r1);
-        return;
-      }
+    if (w.type == TensorType::Q4_K && n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {
+      rows16_rows(q4k_rows16_avx2, w, x, y, ldy, r0, r1);  // 16 rows along the lanes
+      return;
     }
     if (n_tokens <= kFewSummedTokens) {
       avx2_summed_few<U>(w, x, y, ldy, r0, r1);
@@ -1158,7 +1119,6 @@ RowDot avx2_fused_row(TensorType type) {
     case TensorType::Q2_K: return FusedQ2_K::row;
     case TensorType::Q3_K: return FusedQ3_K::row;
     case TensorType::Q5_K: return FusedQ5_K::row;
-    case TensorType::Q6_K: return FusedQ6_K::row;
     case TensorType::IQ4_NL: return FusedIQ4_NL::row;
     case TensorType::IQ4_XS: return FusedIQ4_XS::row;
     default: return nullptr;
@@ -1179,7 +1139,7 @@ RowsKernel avx2_kernel(TensorType type) {
     case TensorType::Q3_K: return avx2_quant_rows<UnpackQ3_K, FusedQ3_K>;
     case TensorType::Q4_K: return avx2_quant_rows<SimdQ4_K>;
     case TensorType::Q5_K: return avx2_quant_rows<UnpackQ5_K, FusedQ5_K>;
-    case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K, FusedQ6_K>;
+    case TensorType::Q6_K: return avx2_quant_rows<SimdQ6_K>;
     case TensorType::Q8_K: return avx2_quant_rows<UnpackQ8_K>;
     case TensorType::IQ4_NL: return avx2_quant_rows<SimdIQ4_NL, FusedIQ4_NL>;
     case TensorType::IQ4_XS: return avx2_quant_rows<UnpackIQ4_XS, FusedIQ4_XS>;

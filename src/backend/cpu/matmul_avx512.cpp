@@ -35,10 +35,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <type_traits>
 
 #include "backend/cpu/matmul_internal.h"
-#include "backend/cpu/q4k_rows16.h"
+#include "backend/cpu/rows16.h"
 #include "backend/cpu/simd_x86.h"
 #include "quant/blocks.h"
 
@@ -1075,12 +1074,10 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
   if (x.summed_for(w.type)) {
-#ifndef PLUMB_AVX512_EMULATED  // q4k_rows16_avx512 is built for AVX-512 only
-    if constexpr (std::is_same_v<U, Sup32<SupQ4_K>>) {  // Q4_K: 16 rows along the lanes
-      if (n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {
-        q4k_rows16_rows(q4k_rows16_avx512, w, x, y, ldy, r0, r1);
-        return;
-      }
+#ifndef PLUMB_AVX512_EMULATED  // rows16_avx512.cpp is built for AVX-512 only
+    if (n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {  // Q4_K, Q6_K
+      rows16_rows(w.type == TensorType::Q4_K ? q4k_rows16_avx512 : q6k_rows16_avx512, w, x, y, ldy, r0, r1);
+      return;
     }
 #endif
     if (n_tokens <= kFewSummedTokens) {

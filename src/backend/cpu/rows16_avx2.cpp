@@ -1,4 +1,4 @@
-// The AVX2 kernel of q4k_rows16.h, for CPUs without VNNI: vpmaddubsw (u8 x s8 -> s16 pairs, which
+// The AVX2 kernel of rows16.h, for CPUs without VNNI: vpmaddubsw (u8 x s8 -> s16 pairs, which
 // saturate) summed in int16 over as many steps as cannot saturate, then vpmaddwd to int32. The
 // nibbles (0..15) are the unsigned operand against the signed high bytes: a pair is at most
 // 2 * 15 * 128 = 3840, so all 8 steps of a sub-block fit in int16 (30720); against the unsigned
@@ -9,7 +9,7 @@
 // broadcast of the activations serves 16 rows.
 #include <immintrin.h>
 
-#include "backend/cpu/q4k_rows16.h"
+#include "backend/cpu/rows16.h"
 
 namespace plumb::cpu::detail {
 namespace {
@@ -44,7 +44,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
     }
     for (int64_t i = 0; i < n_sb; ++i) {
       // A half's rows begin 16 bytes on in the f16 fields, 8 in the byte ones, 32 in the qs.
-      const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kGroupBlock;
+      const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ4KGroupBlock;
       // The even sub-blocks (low nibbles) first, then the odd: acc[s % 2] and macc[s] see their
       // sub-blocks in the contract's order all the same, and the nibble choice is no branch.
 #pragma GCC unroll 2
@@ -78,7 +78,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * half)));
             const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32 + 16 * half)));
             const __m256i P = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(H[half], by256), L[half]),
-                                               _mm256_set1_epi32(act.corr[sg]));
+                                               _mm256_set1_epi32(act.corr4[sg]));
             const __m256 dw = _mm256_mul_ps(d, bytes_as_floats(blk + 64 + 16 * s + 8 * half));
             const __m256 coef = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[sg]));
             acc[half][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(P), coef, acc[half][h]);

@@ -1,6 +1,6 @@
-// Q4_K products of 1 to 3 tokens: contract S whatever the contract asked, the same bits at every
-// SIMD level, and the kernel of repacked rows (q4k_rows16.h) giving the reference's bits on any
-// range of rows.
+// Q4_K and Q6_K products of 1 to 3 tokens: contract S whatever the contract asked, the same bits at
+// every SIMD level, and the kernels of repacked rows (rows16.h) giving the reference's bits on
+// any range of rows.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "backend/cpu/matmul_internal.h"
-#include "backend/cpu/q4k_rows16.h"
+#include "backend/cpu/rows16.h"
 #include "quant/ref.h"
 #include "quant/types.h"
 #include "util/thread_pool.h"
@@ -22,15 +22,15 @@ struct Case {
   int64_t n_rows, n_in;
 };
 
-std::vector<uint8_t> q4k_rows(int64_t n_rows, int64_t n_in, uint32_t seed) {
+std::vector<uint8_t> quantized_rows(TensorType type, int64_t n_rows, int64_t n_in, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> dist(0.0f, 0.5f);
   std::vector<float> x(static_cast<size_t>(n_in));
-  const size_t row_bytes = row_size(TensorType::Q4_K, n_in);
+  const size_t row_bytes = row_size(type, n_in);
   std::vector<uint8_t> w(row_bytes * static_cast<size_t>(n_rows));
   for (int64_t r = 0; r < n_rows; ++r) {
     for (float& v : x) v = dist(rng);
-    quantize_row(TensorType::Q4_K, x.data(), w.data() + static_cast<size_t>(r) * row_bytes, n_in);
+    quantize_row(type, x.data(), w.data() + static_cast<size_t>(r) * row_bytes, n_in);
   }
   return w;
 }
@@ -47,29 +47,34 @@ bool same_bits(float a, float b) { return std::memcmp(&a, &b, 4) == 0 || (std::i
 
 // Every level, with and without the repacked rows, asked for either contract, against contract S
 // in scalar C++: rows not a multiple of 16, ranges that cut groups, 1 to 3 tokens, a NaN block.
-TEST(Q4KFewTokens, FollowContractSAtEveryLevelOnAnyRows) {
+class Rows16 : public ::testing::TestWithParam<TensorType> {};
+
+TEST_P(Rows16, FollowContractSAtEveryLevelOnAnyRows) {
+  const TensorType type = GetParam();
   // 29 x 512: a last group whose second half of 8 rows is partly filled.
   for (const Case c : {Case{37, 768}, Case{16, 2048}, Case{5, 256}, Case{130, 5632}, Case{29, 512}}) {
-    const std::vector<uint8_t> w = q4k_rows(c.n_rows, c.n_in, 7);
-    std::vector<uint8_t> packed(detail::q4k_rows16_bytes(c.n_rows, c.n_in));
-    detail::q4k_rows16_repack(w.data(), row_size(TensorType::Q4_K, c.n_in), c.n_rows, c.n_in, packed.data(), 0,
-                              detail::q4k_rows16_groups(c.n_rows));
+    const std::vector<uint8_t> w = quantized_rows(type, c.n_rows, c.n_in, 7);
+    const size_t row_bytes = row_size(type, c.n_in);
+    std::vector<uint8_t> packed(detail::rows16_bytes(type, c.n_rows, c.n_in));
+    detail::rows16_repack(type, w.data(), row_bytes, c.n_rows, c.n_in, packed.data(), 0, detail::rows16_groups(c.n_rows));
     for (int64_t n = 1; n <= 3; ++n) {
       std::vector<float> x = activations(n * c.n_in, 8 + static_cast<uint32_t>(n));
-      if (n == 2) x[c.n_in + 40] = std::numeric_limits<float>::quiet_NaN();  // the second token's first block
+      if (n == 2) x[c.n_in + 40] = std::numeric_limits<float>::quiet_NaN();  // the second token's second block
       ThreadPool pool(1);
       ActivationBuffer summed, lane;
-      summed.prepare(TensorType::Q4_K, x.data(), n, c.n_in, pool, Contract::kSummed);
-      lane.prepare(TensorType::Q4_K, x.data(), n, c.n_in, pool, Contract::kLane);
-      WeightMatrix m{TensorType::Q4_K, c.n_in, c.n_rows, w.data(), row_size(TensorType::Q4_K, c.n_in)};
+      summed.prepare(type, x.data(), n, c.n_in, pool, Contract::kSummed);
+      lane.prepare(type, x.data(), n, c.n_in, pool, Contract::kLane);
+      WeightMatrix m{type, c.n_in, c.n_rows, w.data(), row_bytes};
       std::vector<float> ref(static_cast<size_t>(n * c.n_rows));
-      detail::scalar_summed_kernel(TensorType::Q4_K)(m, summed, ref.data(), c.n_rows, 0, c.n_rows);
+      detail::scalar_summed_kernel(type)(m, summed, ref.data(), c.n_rows, 0, c.n_rows);
       for (const detail::SimdLevel level : {detail::SimdLevel::kScalar, detail::SimdLevel::kAvx2,
                                             detail::SimdLevel::kAvx512, detail::SimdLevel::kAmx}) {
         if (level > detail::cpu_simd_level()) continue;
         for (const bool repacked : {false, true}) {
+          // The copy only where the backend would make it: its kernels exist from rows16_level.
+          if (repacked && level < detail::rows16_level(type)) continue;
           m.rows16 = repacked ? packed.data() : nullptr;
-          const detail::RowsKernel k = detail::select_kernel(TensorType::Q4_K, level);
+          const detail::RowsKernel k = detail::select_kernel(type, level);
           for (const ActivationBuffer* act : {&lane, &summed}) {
             // Whole, then in ranges of 7 rows (groups of 16 cut on both sides).
             for (const int64_t step : {c.n_rows, int64_t{7}}) {
@@ -77,9 +82,10 @@ TEST(Q4KFewTokens, FollowContractSAtEveryLevelOnAnyRows) {
               for (int64_t r0 = 0; r0 < c.n_rows; r0 += step) k(m, *act, y.data(), c.n_rows, r0, std::min(c.n_rows, r0 + step));
               for (size_t i = 0; i < y.size(); ++i) {
                 ASSERT_TRUE(same_bits(y[i], ref[i]))
-                    << c.n_rows << "x" << c.n_in << " tokens " << n << " level " << detail::simd_level_name(level)
-                    << (repacked ? " repacked" : "") << (act == &lane ? " lane asked" : "") << " step " << step
-                    << " output " << i << ": " << y[i] << " vs " << ref[i];
+                    << type_name(type) << " " << c.n_rows << "x" << c.n_in << " tokens " << n << " level "
+                    << detail::simd_level_name(level) << (repacked ? " repacked" : "")
+                    << (act == &lane ? " lane asked" : "") << " step " << step << " output " << i << ": " << y[i]
+                    << " vs " << ref[i];
               }
             }
           }
@@ -92,6 +98,9 @@ TEST(Q4KFewTokens, FollowContractSAtEveryLevelOnAnyRows) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Types, Rows16, ::testing::Values(TensorType::Q4_K, TensorType::Q6_K),
+                         [](const testing::TestParamInfo<TensorType>& i) { return std::string(type_name(i.param)); });
 
 }  // namespace
 }  // namespace plumb::cpu
