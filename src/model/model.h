@@ -105,7 +105,7 @@ class Session {
 // sequence's logits are the bits it gets alone in a group (docs/EXACTNESS.md, "Batch
 // invariance"). Generated tokens follow the prompt contract here (cheaper when many share a
 // pass), so they differ in the last bits from a Session's one-token decode (in the products of
-// weights other than Q4_K, which follow the prompt contract in both).
+// weights other than Q4_K and Q6_K, which follow the prompt contract in both).
 class SessionGroup {
  public:
   virtual ~SessionGroup() = default;

@@ -60,9 +60,9 @@ void rows16_repack(TensorType type, const uint8_t* src, size_t row_bytes, int64_
   const size_t block = type == TensorType::Q4_K ? kQ4KGroupBlock : kQ6KGroupBlock;
   for (int64_t g = g0; g < g1; ++g) {
     uint8_t* group = dst + static_cast<size_t>(g * n_sb) * block;
-    std::memset(group, 0, static_cast<size_t>(n_sb) * block);  // the last group's missing rows
     const uint8_t* rows = src + static_cast<size_t>(g * kRows16) * row_bytes;
     const int64_t n = std::min(kRows16, n_rows - g * kRows16);
+    if (n < kRows16) std::memset(group, 0, static_cast<size_t>(n_sb) * block);  // the missing rows are zeros
     for (int64_t i = 0; i < n_sb; ++i) {
       uint8_t* out = group + static_cast<size_t>(i) * block;
       if (type == TensorType::Q4_K) {
