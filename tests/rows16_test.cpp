@@ -11,6 +11,7 @@
 
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/rows16.h"
+#include "quant/blocks.h"
 #include "quant/ref.h"
 #include "quant/types.h"
 #include "util/thread_pool.h"
@@ -95,6 +96,49 @@ TEST_P(Rows16, FollowContractSAtEveryLevelOnAnyRows) {
         const bool nan_token = n == 2 && i >= static_cast<size_t>(c.n_rows) && i < static_cast<size_t>(2 * c.n_rows);
         EXPECT_EQ(std::isnan(ref[i]), nan_token) << "output " << i;
       }
+    }
+  }
+}
+
+// The integer sums at their bounds: every weight at its largest (nibbles 15, Q6_K's 63) against
+// activations whose high bytes are all -128 (q = -32767), or whose low bytes are 255 (q = -1 and
+// q = 255 next to a block maximum of 32767), where a kernel that sums 8-bit products in int16 over
+// one step too many saturates or wraps.
+TEST_P(Rows16, ExactAtTheIntegerBounds) {
+  const TensorType type = GetParam();
+  const int64_t n_rows = 48, n_in = 512, n = 3;
+  const size_t row_bytes = row_size(type, n_in);
+  std::vector<uint8_t> w(row_bytes * n_rows, 0xFF);
+  for (int64_t b = 0; b < n_rows * n_in / 256; ++b) {
+    constexpr fp16_t kD = 0x1400;  // 2^-10
+    if (type == TensorType::Q4_K) {
+      auto* blk = reinterpret_cast<block_q4_K*>(w.data()) + b;
+      blk->d = blk->dmin = kD;
+    } else {
+      reinterpret_cast<block_q6_K*>(w.data())[b].d = kD;
+    }
+  }
+  std::vector<float> x(n * n_in, -1.0f);  // token 0: q = -32767 throughout
+  for (int64_t t = 1; t < n; ++t) {
+    for (int64_t k = 0; k < n_in; ++k) x[t * n_in + k] = k % 32 == 0 ? 32767.0f : t == 1 ? -1.0f : 255.0f;
+  }
+  std::vector<uint8_t> packed(detail::rows16_bytes(type, n_rows, n_in));
+  detail::rows16_repack(type, w.data(), row_bytes, n_rows, n_in, packed.data(), 0, detail::rows16_groups(n_rows));
+  ThreadPool pool(1);
+  ActivationBuffer summed;
+  summed.prepare(type, x.data(), n, n_in, pool, Contract::kSummed);
+  WeightMatrix m{type, n_in, n_rows, w.data(), row_bytes};
+  std::vector<float> ref(static_cast<size_t>(n * n_rows));
+  detail::scalar_summed_kernel(type)(m, summed, ref.data(), n_rows, 0, n_rows);
+  for (const detail::SimdLevel level :
+       {detail::SimdLevel::kAvx2, detail::SimdLevel::kAvx512, detail::SimdLevel::kAmx}) {
+    if (level > detail::cpu_simd_level() || level < detail::rows16_level(type)) continue;
+    m.rows16 = packed.data();
+    std::vector<float> y(ref.size(), -1.0f);
+    detail::select_kernel(type, level)(m, summed, y.data(), n_rows, 0, n_rows);
+    for (size_t i = 0; i < y.size(); ++i) {
+      ASSERT_TRUE(same_bits(y[i], ref[i])) << type_name(type) << " level " << detail::simd_level_name(level)
+                                           << " output " << i << ": " << y[i] << " vs " << ref[i];
     }
   }
 }

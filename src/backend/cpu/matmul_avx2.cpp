@@ -895,8 +895,8 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
   if (x.summed_for(w.type)) {
-    if (w.type == TensorType::Q4_K && n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {
-      rows16_rows(q4k_rows16_avx2, w, x, y, ldy, r0, r1);  // 16 rows along the lanes
+    if (n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {  // Q4_K, Q6_K: 16 rows along the lanes
+      rows16_rows(w.type == TensorType::Q4_K ? q4k_rows16_avx2 : q6k_rows16_avx2, w, x, y, ldy, r0, r1);
       return;
     }
     if (n_tokens <= kFewSummedTokens) {

@@ -11,9 +11,7 @@ namespace plumb::cpu::detail {
 
 bool has_rows16(TensorType type) { return type == TensorType::Q4_K || type == TensorType::Q6_K; }
 
-SimdLevel rows16_level(TensorType type) {
-  return type == TensorType::Q4_K ? SimdLevel::kAvx2 : SimdLevel::kAvx512;
-}
+SimdLevel rows16_level(TensorType) { return SimdLevel::kAvx2; }
 
 int64_t rows16_groups(int64_t n_rows) { return (n_rows + kRows16 - 1) / kRows16; }
 

@@ -63,6 +63,8 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
                      float* y, int64_t g0, int64_t g1);
 void q6k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
                        float* y, int64_t g0, int64_t g1);
+void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
+                     float* y, int64_t g0, int64_t g1);
 
 // Rows [r0, r1) of every token of x (fewer than kSummedMinTokens, prepared with their split) from
 // w.rows16 through `kernel`: whole groups straight into y, the groups cut by r0 or r1 through a

@@ -1,10 +1,10 @@
-// The AVX2 kernel of rows16.h, for CPUs without VNNI: vpmaddubsw (u8 x s8 -> s16 pairs, which
-// saturate) summed in int16 over as many steps as cannot saturate, then vpmaddwd to int32. The
+// The AVX2 kernels of rows16.h, for CPUs without VNNI: vpmaddubsw (u8 x s8 -> s16 pairs, which
+// saturate) summed in int16 over as many steps as cannot saturate, then vpmaddwd to int32. Q4_K's
 // nibbles (0..15) are the unsigned operand against the signed high bytes: a pair is at most
 // 2 * 15 * 128 = 3840, so all 8 steps of a sub-block fit in int16 (30720); against the unsigned
 // low bytes (0..255) they are the signed operand: a pair is at most 2 * 255 * 15 = 7650, so 4 steps
-// (30600). P = 256 H + L + corr is then the AVX-512 kernel's exact int32, and the float part is its
-// operations in its order, so the bits are the same.
+// (30600). Q6_K's bounds are at its kernel. P = 256 H + L + corr is then the AVX-512 kernel's exact
+// int32, and the float part is its operations in its order, so the bits are the same.
 // 8 rows fill a register, so both halves of a group go through each sub-block together: one
 // broadcast of the activations serves 16 rows.
 #include <immintrin.h>
@@ -99,6 +99,90 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
       const __m256 s2 = _mm256_add_ps(m[2], m[6]), s3 = _mm256_add_ps(m[3], m[7]);
       const __m256 mins = _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3));
       const __m256 out = _mm256_add_ps(_mm256_add_ps(acc[half][0], acc[half][1]), mins);
+      if (left >= 8) {
+        _mm256_storeu_ps(out_rows, out);
+      } else {
+        const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)),
+                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(out_rows, keep, out);
+      }
+    }
+  }
+}
+
+// Q6_K: the weights (0..63) are the unsigned operand against the high bytes: a pair is at most
+// 2 * 63 * 128 = 16128, so two steps fit in int16 (32256); against the low bytes they are the
+// signed operand: a pair reaches 2 * 255 * 63 = 32130, so each step is widened on its own.
+// Sub-block by sub-block in order (s = 8n + 2j + e: half n, step group e, the j-th of a step's four
+// weight vectors), so acc[half][e] sees its sub-blocks in the AVX-512 kernel's order; one
+// sub-block at a time keeps its sums and both halves' accumulators in registers, at the price of
+// loading a step's ql and qh bytes again for each of the sub-blocks that share them (from L1).
+void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
+                     float* y, int64_t g0, int64_t g1) {
+  const int64_t n_sb = n_in / 256;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+  const __m256i ones = _mm256_set1_epi16(1), by256 = _mm256_set1_epi16(256);
+  for (int64_t g = g0; g < g1; ++g) {
+    __m256 acc[2][2];  // [half][e]
+    for (auto& half : acc) half[0] = half[1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_sb; ++i) {
+      // A half's rows begin 16 bytes on in d, 8 in the scales, 32 in the ql and qh vectors.
+      const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ6KGroupBlock;
+#pragma GCC unroll 1
+      for (int n = 0; n < 2; ++n) {
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+#pragma GCC unroll 2
+          for (int e = 0; e < 2; ++e) {
+            const int s = 8 * n + 2 * j + e;
+            const int64_t sg = 16 * i + s;
+            __m256i P[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};  // int32
+#pragma GCC unroll 2
+            for (int two = 0; two < 2; ++two) {
+              __m256i H16[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+#pragma GCC unroll 2
+              for (int step = 4 * e + 2 * two; step < 4 * e + 2 * two + 2; ++step) {
+                const int64_t k = 16 * sg + 4 * (step - 4 * e);
+                const __m256i hi = bcast4(act.hi + k), lo = bcast4(act.lo + k);
+                const uint8_t* v = blk + 288 + (n * 8 + step) * 192;
+                for (int half = 0; half < 2; ++half) {
+                  const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 64 * (j % 2) + 32 * half));
+                  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 128 + 32 * half));
+                  // The two bits of qh above sub-block j's nibbles moved to bits 4-5; 16-bit
+                  // shifts move bits across bytes only outside the masks.
+                  const __m256i qh_bits = j == 0   ? _mm256_slli_epi16(qh, 4)
+                                          : j == 1 ? _mm256_slli_epi16(qh, 2)
+                                          : j == 2 ? qh
+                                                   : _mm256_srli_epi16(qh, 2);
+                  const __m256i w = _mm256_or_si256(_mm256_and_si256(j < 2 ? ql : _mm256_srli_epi16(ql, 4), m4),
+                                                    _mm256_and_si256(qh_bits, m30));
+                  H16[half] = _mm256_add_epi16(H16[half], _mm256_maddubs_epi16(w, hi));
+                  P[half] = _mm256_add_epi32(P[half], _mm256_madd_epi16(_mm256_maddubs_epi16(lo, w), ones));
+                  keep_summed(H16[half]);
+                  keep_summed(P[half]);
+                }
+              }
+              for (int half = 0; half < 2; ++half) {
+                P[half] = _mm256_add_epi32(P[half], _mm256_madd_epi16(H16[half], by256));
+              }
+            }
+            for (int half = 0; half < 2; ++half) {
+              const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * half)));
+              const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 32 + 16 * s + 8 * half));
+              const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8));
+              const __m256 coef = _mm256_mul_ps(_mm256_mul_ps(d, sc), _mm256_set1_ps(a.d[sg / 2]));
+              const __m256i Pc = _mm256_add_epi32(P[half], _mm256_set1_epi32(act.corr6[sg]));
+              acc[half][e] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Pc), coef, acc[half][e]);
+            }
+          }
+        }
+      }
+    }
+    for (int half = 0; half < 2; ++half) {
+      const int64_t r0 = g * kRows16 + 8 * half, left = n_rows - r0;
+      if (left <= 0) break;
+      float* out_rows = y + (r0 - g0 * kRows16);
+      const __m256 out = _mm256_add_ps(acc[half][0], acc[half][1]);
       if (left >= 8) {
         _mm256_storeu_ps(out_rows, out);
       } else {
