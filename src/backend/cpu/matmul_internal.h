@@ -30,9 +30,9 @@
 // by each token's role and never by how many tokens share the product: contract S for a
 // sequence's runs of kSummedMinTokens or more prompt tokens, the lane contract for generated
 // tokens and shorter runs (the single-token kernels, where contract S would need horizontal sums:
-// generation measured 30 % slower), at every level; except Q4_K weights, which follow contract S
-// for every token (ActivationBuffer::summed_for): with 16 rows along the lanes (rows16.h) it
-// needs no horizontal sums and takes fewer vector operations than the lane contract. So every
+// generation measured 30 % slower), at every level; except Q4_K and Q6_K weights, which follow
+// contract S for every token (ActivationBuffer::summed_for): with 16 rows along the lanes
+// (rows16.h) it needs no horizontal sums and takes fewer vector operations than the lane contract. So every
 // level gives the same bits, a token's bits do not depend on the other sequences of a batch, and
 // how a prompt is split into runs changes only the last bits.
 // Contract for F32/F16/BF16 weights (activations stay F32): acc[k % 16] = fma(w[k], x[k], acc[k % 16])
