@@ -1,12 +1,13 @@
 #include "backend/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "backend/cpu/matmul_internal.h"
 #include "quant/ref.h"
-
-#include <sys/mman.h>
 
 namespace plumb::cpu {
 
@@ -104,7 +105,9 @@ void CpuBackend::repack_if_used(const CpuMatrix& m, int64_t n, int64_t n_lane) {
   if (m.rows16 != nullptr || !(few(n_lane) || few(n - n_lane))) return;
   const size_t bytes = rows16_bytes(m.w);
   if (bytes == 0) return;
-  m.rows16.reset(static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t{2 << 20})));
+  // Without the memory the products read the file's layout: the same bits, more slowly.
+  m.rows16.reset(static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t{2 << 20}, std::nothrow)));
+  if (m.rows16 == nullptr) return;
   madvise(m.rows16.get(), bytes, MADV_HUGEPAGE);  // a hint: without it the copy still works
   repack_rows16(pool_, m.w, m.rows16.get());
   m.w.rows16 = m.rows16.get();
