@@ -198,7 +198,7 @@ void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n
     return;
   }
   for (int64_t t = 0; t < n_tokens; ++t) quantize(x + t * n_in, lay, base + t * lay.stride);
-  if (n_tokens >= detail::kSummedMinTokens || !detail::simd_enabled()) return;
+  if (n_tokens >= detail::kSummedMinTokens || !detail::simd_enabled() || !detail::has_rows16(weight_type)) return;
   split_stride_ = detail::rows16_split_bytes(n_in);
   const size_t split_need = split_stride_ * static_cast<size_t>(n_tokens) + 64;
   if (split_.size() < split_need) split_.assign(split_need, 0);
@@ -278,9 +278,14 @@ namespace {
 void same_input_part(ThreadPool& pool, std::span<const MatmulJob> jobs, const float* x, int64_t t0, int64_t n,
                      Contract contract, ActivationBuffer& scratch, MatrixRole role) {
   const int64_t n_in = jobs[0].w->n_in;
+  // One preparation serves every job; one with repacked rows needs the byte split too.
+  TensorType prep_type = jobs[0].w->type;
+  for (const MatmulJob& j : jobs) {
+    if (j.w->rows16 != nullptr) prep_type = j.w->type;
+  }
   {
     OpTimer timer(OpKind::kPrep, pool.size(), role);
-    scratch.prepare(jobs[0].w->type, x + t0 * n_in, n, n_in, pool, contract);
+    scratch.prepare(prep_type, x + t0 * n_in, n, n_in, pool, contract);
   }
   OpTimer timer(OpKind::kProduct, pool.size(), role);
   thread_local std::vector<RowChunk> chunks;

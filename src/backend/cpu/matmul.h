@@ -84,7 +84,8 @@ class ActivationBuffer {
   // every chunk of rows a thread takes.
   uint64_t preparation() const { return preparation_; }
   // Token t's 16-bit activations split into bytes for the kernels of 1 to 3 tokens of rows16.h
-  // (rows16_act); filled for products of that many tokens at AVX2 and above.
+  // (rows16_act); filled for products of that many tokens at AVX2 and above, when prepared for
+  // a type those kernels take.
   const uint8_t* split(int64_t t) const { return split_.data() + split_align_ + static_cast<size_t>(t) * split_stride_; }
   bool has_split() const { return split_stride_ != 0; }
 
