@@ -16,8 +16,9 @@
 //   32-element sub-blocks: a pair needs elements 0..15 of both sub-blocks in one register and
 //   16..31 in another, so the activations are first copied into "pair order" (pair_order),
 //   once per call; the weights are built in the same order.
-// Weights stored with a fixed offset (q - 8 for Q4_0, Q4_1, Q4_K; q - 2, q - 4, q - 32 for Q2_K,
-// Q3_K, Q6_K) are used raw by the single-token kernels: sum (q - o) x = sum q x - o sum x, and
+// Weights stored with a fixed offset (q - 8 for Q4_0, Q4_1; q - 2, q - 4 for Q2_K, Q3_K) are used
+// raw by the single-token kernels (Q4_K and Q6_K have none: their products follow contract S,
+// rows16.h for 1 to 3 tokens): sum (q - o) x = sum q x - o sum x, and
 // the per-lane -o sum x of each token is computed once per call, so vpdpwssd adds it for free
 // (integer arithmetic, exact: the lane partials are the contract's).
 // Quantized weights, prompt batches: contract S with the tokens along the lanes (below, "prompt
@@ -35,6 +36,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/rows16.h"
@@ -393,10 +395,6 @@ struct SupQ6_K {
                         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(n ? _mm_srli_si128(sc, 8) : sc)));
     half_bytes(b, n, bytes);
   }
-  // dw of all 16 sub-blocks at once (the single-token path).
-  static __m512 dw16(const Block& b) {
-    return _mm512_mul_ps(_mm512_set1_ps(f16(&b.d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load128(b.scales))));
-  }
   static void half_bytes(const Block& b, int n, __m256i bytes[4]) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i m30 = _mm256_set1_epi8(0x30);
@@ -477,31 +475,18 @@ struct Sup16Units {
   static PLUMB_INLINE void unit(const uint8_t* row, int64_t i, int64_t, const ActRow& a, const int16_t*,
                                 const int32_t* corr, RowAcc& st) {
     const auto& b = reinterpret_cast<const typename S::Block*>(row)[i];
-    // Types without mins give all 16 multipliers at once: coef16[m] = dw[m] * d_a[m / 2].
-    __m512 coef16 = _mm512_setzero_ps();
-    if constexpr (requires { S::dw16(b); }) {
-      const __m512i pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-      coef16 = _mm512_mul_ps(S::dw16(b), _mm512_permutexvar_ps(pairs, _mm512_castps256_ps512(_mm256_loadu_ps(a.d + 8 * i))));
-    }
     for (int n = 0; n < 2; ++n) {
       __m256i bytes[4];
-      __m512 coef;  // from lane lo: the multipliers of sub-blocks 8n, 8n + 1, ...
-      int lo = 0;
-      if constexpr (requires { S::dw16(b); }) {
-        S::half_bytes(b, n, bytes);
-        coef = coef16;
-        lo = 8 * n;
-      } else {
-        __m256 dw, mc = _mm256_setzero_ps();
-        S::half(b, n, &dw, &mc, bytes);
-        if constexpr (S::kHasMin) st.macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), st.macc);
-        coef = _mm512_castps256_ps512(k16_coef(dw, a.d + 8 * i + 4 * n));
-      }
+      __m256 dw, mc = _mm256_setzero_ps();
+      S::half(b, n, &dw, &mc, bytes);
+      if constexpr (S::kHasMin) st.macc = _mm256_fmadd_ps(mc, _mm256_loadu_ps(a.sx16 + 16 * i + 8 * n), st.macc);
+      // The multipliers of sub-blocks 8n, 8n + 1, ... from lane 0.
+      const __m512 coef = _mm512_castps256_ps512(k16_coef(dw, a.d + 8 * i + 4 * n));
       const int16_t* q = a.q + 256 * i + 128 * n;
       for (int k = 0; k < 4; ++k) {
         const __m512i p = dot_pair16<S::kRawOffset>(_mm512_cvtepu8_epi16(bytes[k]), q + 32 * k,
                                                      corr + 128 * i + 64 * n + 16 * k);
-        st.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, lo + 2 * k), st.acc);
+        st.acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread_pair(coef, 2 * k), st.acc);
       }
     }
   }
@@ -1064,34 +1049,18 @@ constexpr int64_t kShortRow = 768;  // single-token rows this long or shorter go
 constexpr int kTiles[] = {8, 4, 2, 1};  // tokens per tile of the float kernels, largest first
 
 
+// The lane contract (generated tokens, prompt runs of up to 3 tokens; each token's bits as if it
+// were alone, however many share the call): per token, once per call, the activations in pair order
+// (32-element sub-blocks) and the raw-weight corrections (16 per pair); then unpack in
+// registers and dot at once; a row (a few KB) stays in L1 between tokens.
 template <class U>
-void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
-                       int64_t r1) {
+void lane_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   constexpr bool kPairOrder = U::kSub == 32;
   const ActLayout lay = ActLayout::for_n_in(w.n_in);
   const int64_t n_tokens = x.n_tokens();
   const int64_t n_blocks = w.n_in / U::kBlock;
   const int64_t n_sub = w.n_in / U::kSub;
   const int64_t n_pairs = (n_sub + 1) / 2;
-  if (x.summed_for(w.type)) {
-#ifndef PLUMB_AVX512_EMULATED  // rows16_avx512.cpp is built for AVX-512 only
-    if (n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {  // Q4_K, Q6_K
-      rows16_rows(w.type == TensorType::Q4_K ? q4k_rows16_avx512 : q6k_rows16_avx512, w, x, y, ldy, r0, r1);
-      return;
-    }
-#endif
-    if (n_tokens <= kFewSummedTokens) {
-      summed_few_rows<U>(w, x, y, ldy, r0, r1);
-    } else {
-      summed_prompt_rows<U>(w, x, y, ldy, r0, r1);
-    }
-    return;
-  }
-
-  // The lane contract (generated tokens, prompt runs of up to 3 tokens; each token's bits as if it
-  // were alone, however many share the call): per token, once per call, the activations in pair order
-  // (32-element sub-blocks) and the raw-weight corrections (16 per pair); then unpack in
-  // registers and dot at once; a row (a few KB) stays in L1 between tokens.
   thread_local Buffer act_buf;
   const bool need_corr = U::kRawOffset != 0;
   const int64_t qz_len = kPairOrder ? 64 * n_pairs : 0;  // int16
@@ -1131,6 +1100,30 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
       for (int i = 0; i < kr; ++i) y[t * ldy + r + i] = out[i];
     }
     r += kr;
+  }
+}
+
+template <class U>
+void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
+                       int64_t r1) {
+  const int64_t n_tokens = x.n_tokens();
+  if (x.summed_for(w.type)) {
+#ifndef PLUMB_AVX512_EMULATED  // rows16_avx512.cpp is built for AVX-512 only
+    if (n_tokens < kSummedMinTokens && w.rows16 != nullptr && x.has_split()) {  // Q4_K, Q6_K
+      rows16_rows(w.type == TensorType::Q4_K ? q4k_rows16_avx512 : q6k_rows16_avx512, w, x, y, ldy, r0, r1);
+      return;
+    }
+#endif
+    if (n_tokens <= kFewSummedTokens) {
+      summed_few_rows<U>(w, x, y, ldy, r0, r1);
+    } else {
+      summed_prompt_rows<U>(w, x, y, ldy, r0, r1);
+    }
+    return;
+  }
+  // Q4_K and Q6_K take contract S whatever was asked (summed_for): no lane kernels.
+  if constexpr (!std::is_same_v<U, Sup32<SupQ4_K>> && !std::is_same_v<U, Sup16<SupQ6_K>>) {
+    lane_rows<U>(w, x, y, ldy, r0, r1);
   }
 }
 
