@@ -72,8 +72,8 @@ TEST_P(Rows16, FollowContractSAtEveryLevelOnAnyRows) {
                                             detail::SimdLevel::kAvx512, detail::SimdLevel::kAmx}) {
         if (level > detail::cpu_simd_level()) continue;
         for (const bool repacked : {false, true}) {
-          // The copy only where the backend would make it: its kernels exist from rows16_level.
-          if (repacked && level < detail::rows16_level(type)) continue;
+          // The copy only where the backend would make it: its kernels exist from kRows16Level.
+          if (repacked && level < detail::kRows16Level) continue;
           m.rows16 = repacked ? packed.data() : nullptr;
           const detail::RowsKernel k = detail::select_kernel(type, level);
           for (const ActivationBuffer* act : {&lane, &summed}) {
@@ -132,7 +132,7 @@ TEST_P(Rows16, ExactAtTheIntegerBounds) {
   detail::scalar_summed_kernel(type)(m, summed, ref.data(), n_rows, 0, n_rows);
   for (const detail::SimdLevel level :
        {detail::SimdLevel::kAvx2, detail::SimdLevel::kAvx512, detail::SimdLevel::kAmx}) {
-    if (level > detail::cpu_simd_level() || level < detail::rows16_level(type)) continue;
+    if (level > detail::cpu_simd_level() || level < detail::kRows16Level) continue;
     m.rows16 = packed.data();
     std::vector<float> y(ref.size(), -1.0f);
     detail::select_kernel(type, level)(m, summed, y.data(), n_rows, 0, n_rows);

@@ -153,7 +153,7 @@ RowsKernel select_kernel(TensorType type, SimdLevel level) {
 using detail::ActLayout;
 
 size_t rows16_bytes(const WeightMatrix& w) {
-  if (!detail::has_rows16(w.type) || detail::simd_level() < detail::rows16_level(w.type)) return 0;
+  if (!detail::has_rows16(w.type) || detail::simd_level() < detail::kRows16Level) return 0;
   return detail::rows16_bytes(w.type, w.n_out, w.n_in);
 }
 

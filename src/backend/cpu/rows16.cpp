@@ -11,8 +11,6 @@ namespace plumb::cpu::detail {
 
 bool has_rows16(TensorType type) { return type == TensorType::Q4_K || type == TensorType::Q6_K; }
 
-SimdLevel rows16_level(TensorType) { return SimdLevel::kAvx2; }
-
 int64_t rows16_groups(int64_t n_rows) { return (n_rows + kRows16 - 1) / kRows16; }
 
 size_t rows16_bytes(TensorType type, int64_t n_rows, int64_t n_in) {
@@ -101,7 +99,7 @@ void rows16_prepare(const ActRow& a, int64_t n_in, uint8_t* split) {
 }
 
 void rows16_rows(Rows16Kernel kernel, const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy,
-                     int64_t r0, int64_t r1) {
+                 int64_t r0, int64_t r1) {
   if (r0 >= r1) return;
   const ActLayout lay = ActLayout::for_n_in(w.n_in);
   for (int64_t t = 0; t < x.n_tokens(); ++t) {

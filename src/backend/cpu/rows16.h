@@ -28,10 +28,10 @@ constexpr int64_t kRows16 = 16;
 constexpr size_t kQ4KGroupBlock = 32 + 32 + 128 + 128 + 2048;
 constexpr size_t kQ6KGroupBlock = 32 + 256 + 3072;
 
-// Whether `type` has a layout here (Q4_K, Q6_K), and the lowest SIMD level with its kernels
-// (lower levels compute the same bits from the file's layout and need no copy).
+// Whether `type` has a layout here (Q4_K, Q6_K), and the lowest SIMD level with kernels for
+// them (lower levels compute the same bits from the file's layout and need no copy).
 bool has_rows16(TensorType type);
-SimdLevel rows16_level(TensorType type);
+constexpr SimdLevel kRows16Level = SimdLevel::kAvx2;
 
 int64_t rows16_groups(int64_t n_rows);
 size_t rows16_bytes(TensorType type, int64_t n_rows, int64_t n_in);
