@@ -222,6 +222,156 @@ TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
   }
 }
 
+// matmul_rope_store (one launch for a token's q, k and v products, their rotation and the KV
+// store, where the type has the register matvec) against matmul_same_input then rope_store on the
+// same backend: the same q, k, v and, through attention, the same cache.
+TEST_P(CudaOps, MatmulRopeStoreGivesTheBitsOfTheTwoOps) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  const TensorType type = GetParam();
+  const int64_t n_in = awkward_row(type), n_ctx = 16, pos = 6;
+  struct Case { int64_t n_head, n_head_kv, head_dim, n_rot; CacheType cache; };
+  for (const Case& c : {Case{6, 2, 64, 64, CacheType::F16}, Case{4, 4, 32, 16, CacheType::F32}}) {
+    const int64_t widths[] = {c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_head_kv * c.head_dim};
+    std::vector<Weights> ws;
+    std::vector<std::unique_ptr<BoundMatrix>> ms;
+    for (int i = 0; i < 3; ++i) {
+      ws.push_back(make_weights(type, n_in, widths[i], 50 + static_cast<uint32_t>(i)));
+      auto m = gpu->bind_matrix(ws.back().info);
+      ASSERT_TRUE(m.ok()) << m.status().message();
+      ms.push_back(std::move(*m));
+    }
+    ASSERT_TRUE(gpu->bind_rope(RopeTable::make(n_ctx, c.n_rot, 10000.0f, 1.0f, {})).ok());
+    const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
+    const std::vector<int32_t> ids{3};
+    gpu->set_batch(ids.data(), 1, pos);
+    float* gx = put(*gpu, random_values(static_cast<size_t>(n_in), 60));
+    std::vector<std::vector<float>> out[2];  // q, k, v, attention: two ops, one
+    for (int fused = 0; fused < 2; ++fused) {
+      auto cache = gpu->make_kv_cache(1, n_ctx, widths[1], widths[2], c.cache);
+      ASSERT_TRUE(cache.ok()) << cache.status().message();
+      KvCache* const caches[] = {cache->get()};
+      float* y[3];
+      std::vector<Backend::Product> qkv;
+      for (int i = 0; i < 3; ++i) {
+        y[i] = poisoned(*gpu, static_cast<size_t>(widths[i]));
+        qkv.push_back({ms[static_cast<size_t>(i)].get(), y[i]});
+      }
+      if (fused == 1) {
+        gpu->matmul_rope_store(qkv, gx, 1, /*n_lane=*/1, caches, 0, shape);
+      } else {
+        gpu->matmul_same_input(qkv, gx, 1, /*n_lane=*/1);
+        gpu->rope_store(caches, 0, 1, y[0], y[1], y[2], shape);
+      }
+      float* att = poisoned(*gpu, static_cast<size_t>(widths[0]));
+      gpu->attention(**cache, 0, /*run=*/0, y[0], shape, att);
+      for (int i = 0; i < 3; ++i) out[fused].push_back(get(*gpu, y[i], static_cast<size_t>(widths[i])));
+      out[fused].push_back(get(*gpu, att, static_cast<size_t>(widths[0])));
+    }
+    const char* names[] = {"q", "k", "v", "attention over the cache"};
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_TRUE(same_bits(out[1][static_cast<size_t>(i)], out[0][static_cast<size_t>(i)]))
+          << type_name(type) << " " << names[i] << ", " << c.n_head << "/" << c.n_head_kv << " heads of " << c.head_dim
+          << ", n_rot " << c.n_rot;
+    }
+  }
+}
+
+// matmul_swiglu (one launch for a token's gate and up products and SwiGLU, where the type has the
+// register matvec) against matmul_same_input then swiglu on the same backend.
+TEST_P(CudaOps, MatmulSwigluGivesTheBitsOfTheTwoOps) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  const TensorType type = GetParam();
+  const int64_t n_in = awkward_row(type);
+  for (int64_t n_ff : {37, 1000}) {
+    std::vector<Weights> ws;
+    std::vector<std::unique_ptr<BoundMatrix>> ms;
+    for (int i = 0; i < 2; ++i) {
+      ws.push_back(make_weights(type, n_in, n_ff, 70 + static_cast<uint32_t>(i)));
+      auto m = gpu->bind_matrix(ws.back().info);
+      ASSERT_TRUE(m.ok()) << m.status().message();
+      ms.push_back(std::move(*m));
+    }
+    float* gx = put(*gpu, random_values(static_cast<size_t>(n_in), 80, 2.0f));
+    std::vector<float> out[2];  // two ops, one
+    for (int fused = 0; fused < 2; ++fused) {
+      float* gate = poisoned(*gpu, static_cast<size_t>(n_ff));
+      float* up = poisoned(*gpu, static_cast<size_t>(n_ff));
+      const Backend::Product gate_up[] = {{ms[0].get(), gate}, {ms[1].get(), up}};
+      if (fused == 1) {
+        gpu->matmul_swiglu(gate_up, gx, 1, /*n_lane=*/1, gate);
+      } else {
+        gpu->matmul_same_input(gate_up, gx, 1, /*n_lane=*/1);
+        gpu->swiglu(gate, up, n_ff, gate);
+      }
+      out[fused] = get(*gpu, gate, static_cast<size_t>(n_ff));
+    }
+    EXPECT_TRUE(same_bits(out[1], out[0])) << type_name(type) << ", " << n_ff << " rows";
+  }
+}
+
+// A one-token product of rms_norm's output normalizes its input itself (the norm waits for it):
+// the product, and the norm's output it writes too, against the norm run alone first (reading its
+// output back makes it run), for a plain product, q/k/v with RoPE and the KV store, and gate/up
+// with SwiGLU.
+TEST_P(CudaOps, NormedProductsGiveTheBitsOfTheTwoOps) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  const TensorType type = GetParam();
+  const int64_t n_in = awkward_row(type), head_dim = 32, n_ctx = 8;
+  const int64_t widths[] = {4 * head_dim, 2 * head_dim, 2 * head_dim};
+  std::vector<Weights> ws;
+  std::vector<std::unique_ptr<BoundMatrix>> ms;
+  for (int i = 0; i < 3; ++i) {
+    ws.push_back(make_weights(type, n_in, widths[i], 90 + static_cast<uint32_t>(i)));
+    auto m = gpu->bind_matrix(ws.back().info);
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    ms.push_back(std::move(*m));
+  }
+  ASSERT_TRUE(gpu->bind_rope(RopeTable::make(n_ctx, head_dim, 10000.0f, 1.0f, {})).ok());
+  const AttentionShape shape{4, 2, head_dim, head_dim, 1.0f / std::sqrt(float(head_dim))};
+  const std::vector<int32_t> ids{1};
+  gpu->set_batch(ids.data(), 1, 3);
+  float* raw = put(*gpu, random_values(static_cast<size_t>(n_in), 100, 3.0f));
+  float* norm_w = put(*gpu, random_values(static_cast<size_t>(n_in), 101));
+  for (int consumer = 0; consumer < 3; ++consumer) {
+    std::vector<std::vector<float>> out[2];  // the norm alone first, the norm waiting
+    for (int waits = 0; waits < 2; ++waits) {
+      float* xb = poisoned(*gpu, static_cast<size_t>(n_in));
+      float* y[3];
+      std::vector<Backend::Product> products;
+      for (int i = 0; i < 3; ++i) {
+        y[i] = poisoned(*gpu, static_cast<size_t>(widths[i]));
+        products.push_back({ms[static_cast<size_t>(i)].get(), y[i]});
+      }
+      auto cache = gpu->make_kv_cache(1, n_ctx, widths[1], widths[2], CacheType::F16);
+      ASSERT_TRUE(cache.ok());
+      KvCache* const caches[] = {cache->get()};
+      gpu->rms_norm(raw, norm_w, 1e-5f, n_in, 1, xb);
+      if (waits == 0) out[0].push_back(get(*gpu, xb, static_cast<size_t>(n_in)));
+      if (consumer == 0) {
+        gpu->matmul(*ms[0], xb, 1, /*n_lane=*/1, y[0]);
+      } else if (consumer == 1) {
+        gpu->matmul_rope_store(products, xb, 1, /*n_lane=*/1, caches, 0, shape);
+      } else {
+        const Backend::Product gate_up[] = {products[1], products[2]};
+        gpu->matmul_swiglu(gate_up, xb, 1, /*n_lane=*/1, y[1]);
+      }
+      if (waits == 1) out[1].push_back(get(*gpu, xb, static_cast<size_t>(n_in)));
+      const int outputs = consumer == 0 ? 1 : consumer == 1 ? 3 : 2;
+      for (int i = consumer == 2 ? 1 : 0; i < outputs; ++i) out[waits].push_back(get(*gpu, y[i], static_cast<size_t>(widths[i])));
+      if (consumer == 1) {
+        float* att = poisoned(*gpu, static_cast<size_t>(widths[0]));
+        gpu->attention(**cache, 0, /*run=*/0, y[0], shape, att);
+        out[waits].push_back(get(*gpu, att, static_cast<size_t>(widths[0])));
+      }
+    }
+    ASSERT_EQ(out[0].size(), out[1].size());
+    for (size_t i = 0; i < out[0].size(); ++i) {
+      EXPECT_TRUE(same_bits(out[1][i], out[0][i])) << type_name(type) << ", consumer " << consumer << ", output " << i
+                                                   << " (0: the norm's)";
+    }
+  }
+}
+
 // Under the generation contract a token's bits do not depend on the tokens launched with it (a
 // batch of sequences shares one launch: docs/EXACTNESS.md, "Batch invariance"): n tokens in one
 // call give each token's bits alone, at every count up to kMaxMatvecTokens, also for rows too

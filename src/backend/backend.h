@@ -166,6 +166,21 @@ class Backend {
     rope(k, n, shape.n_head_kv, shape.head_dim_k);
     for (size_t r = 0; r < caches.size(); ++r) kv_store(*caches[r], layer, static_cast<int64_t>(r), k, v);
   }
+  // matmul_same_input of qkv = {q, k, v} (their y: q [n][n_head * head_dim_k], k, v), then
+  // rope_store of them, with the bits of those ops (q and k are left rotated). A backend may do
+  // both in one pass; the forward pass calls this where it taps no value in between.
+  virtual void matmul_rope_store(std::span<const Product> qkv, const float* x, int64_t n, int64_t n_lane,
+                                 std::span<KvCache* const> caches, int64_t layer, const AttentionShape& shape) {
+    matmul_same_input(qkv, x, n, n_lane);
+    rope_store(caches, layer, n, qkv[0].y, qkv[1].y, qkv[2].y, shape);
+  }
+  // matmul_same_input of gate_up = {gate, up} (their y [n][n_ff]), then out = swiglu of them
+  // ([n][n_ff]; out may be gate's y), with the bits of those ops; up's y is not left to read. A
+  // backend may do both in one pass; the forward pass calls this where it taps no value in between.
+  virtual void matmul_swiglu(std::span<const Product> gate_up, const float* x, int64_t n, int64_t n_lane, float* out) {
+    matmul_same_input(gate_up, x, n, n_lane);
+    swiglu(gate_up[0].y, gate_up[1].y, n * gate_up[0].w->n_out, out);
+  }
   // Causal attention of the rows of run `run` of q [.][n_head * head_dim_k] (a token at position
   // p over the cached positions 0 .. p) into the same rows of out [.][n_head * head_dim_v], heads
   // merged; q and out are the whole batch's buffers.

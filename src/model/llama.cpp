@@ -194,11 +194,15 @@ void LlamaForward::layers(int64_t n, int64_t n_lane, std::span<KvCache* const> c
     const Backend::Product qkv[] = {{l.wq.get(), s.q},              // q [n][n_head * head_dim_k]
                                     {l.wk.get(), s.k},              // k [n][n_head_kv * head_dim_k]
                                     {l.wv.get(), s.v}};             // v [n][n_head_kv * head_dim_v]
-    b.matmul_same_input(qkv, s.xb, n, n_lane);
-    trace(tracer, il, "q", s.q, q_width, n);
-    trace(tracer, il, "k", s.k, k_width, n);
-    trace(tracer, il, "v", s.v, v_width, n);
-    b.rope_store(caches, il, n, s.q, s.k, s.v, attn_shape_);        // q, k rotated; each sequence's cache = its k, v
+    if (tracer == nullptr) {
+      b.matmul_rope_store(qkv, s.xb, n, n_lane, caches, il, attn_shape_);  // the two below, in one pass where it can
+    } else {
+      b.matmul_same_input(qkv, s.xb, n, n_lane);
+      trace(tracer, il, "q", s.q, q_width, n);
+      trace(tracer, il, "k", s.k, k_width, n);
+      trace(tracer, il, "v", s.v, v_width, n);
+      b.rope_store(caches, il, n, s.q, s.k, s.v, attn_shape_);      // q, k rotated; each sequence's cache = its k, v
+    }
     trace(tracer, il, "q_rope", s.q, q_width, n);
     trace(tracer, il, "k_rope", s.k, k_width, n);
     for (int64_t r = 0; r < n_runs; ++r) {                          // each sequence over its own cache:
@@ -214,10 +218,14 @@ void LlamaForward::layers(int64_t n, int64_t n_lane, std::span<KvCache* const> c
     trace(tracer, il, "ffn_norm", s.xb, n_embd, n);
     const Backend::Product gate_up[] = {{l.w_gate.get(), s.gate},   // gate [n][n_ff]
                                         {l.w_up.get(), s.up}};      // up [n][n_ff]
-    b.matmul_same_input(gate_up, s.xb, n, n_lane);
-    trace(tracer, il, "ffn_gate", s.gate, c_.n_ff, n);
-    trace(tracer, il, "ffn_up", s.up, c_.n_ff, n);
-    b.swiglu(s.gate, s.up, n * c_.n_ff, s.gate);                    // gate = silu(gate) * up
+    if (tracer == nullptr) {
+      b.matmul_swiglu(gate_up, s.xb, n, n_lane, s.gate);            // the two below, in one pass where it can
+    } else {
+      b.matmul_same_input(gate_up, s.xb, n, n_lane);
+      trace(tracer, il, "ffn_gate", s.gate, c_.n_ff, n);
+      trace(tracer, il, "ffn_up", s.up, c_.n_ff, n);
+      b.swiglu(s.gate, s.up, n * c_.n_ff, s.gate);                  // gate = silu(gate) * up
+    }
     trace(tracer, il, "ffn_act", s.gate, c_.n_ff, n);
     b.matmul_add(*l.w_down, s.gate, n, n_lane, s.proj, s.x);        // proj [n][n_embd]; x += proj
     trace(tracer, il, "ffn_out", s.proj, n_embd, n);

@@ -93,11 +93,13 @@ class CudaBackend : public Backend {
   DeviceMemory device_memory() const override { return memory_; }
 
   Result<float*> alloc(int64_t n) override {
+    flush_norm();
     PLUMB_ASSIGN_OR_RETURN(void* p, device_alloc(static_cast<size_t>(n) * sizeof(float), "an activation buffer"));
     PLUMB_RETURN_IF_ERROR(check(cudaMemsetAsync(p, 0, static_cast<size_t>(n) * sizeof(float), stream_), "cudaMemset"));
     return static_cast<float*>(p);
   }
   void release(float* buf) override {
+    flush_norm();
     if (forget(buf)) {
       cudaStreamSynchronize(stream_);
       cudaFree(buf);
@@ -105,6 +107,7 @@ class CudaBackend : public Backend {
     }
   }
   const float* host_view(const float* buf, int64_t n, std::vector<float>& scratch) override {
+    flush_norm();
     scratch.resize(static_cast<size_t>(n));
     note(cudaMemcpyAsync(scratch.data(), buf, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost, stream_),
          "copy to host");
@@ -112,6 +115,7 @@ class CudaBackend : public Backend {
     return scratch.data();
   }
   void upload(const float* host, int64_t n, float* buf) override {
+    flush_norm();
     note(cudaMemcpyAsync(buf, host, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice, stream_),
          "copy to device");
     note(cudaStreamSynchronize(stream_), "copy to device");
@@ -173,6 +177,7 @@ class CudaBackend : public Backend {
 
   Result<std::unique_ptr<KvCache>> make_kv_cache(int64_t n_layer, int64_t n_ctx, int64_t k_width, int64_t v_width,
                                                  CacheType type) override {
+    flush_norm();
     if (n_ctx > max_attention_context()) {
       return Status::errorf("context of %lld tokens: the CUDA attention kernel takes at most %lld (use a smaller -c)",
                             static_cast<long long>(n_ctx), static_cast<long long>(max_attention_context()));
@@ -198,6 +203,7 @@ class CudaBackend : public Backend {
   // run_batch(r), whose first word is that run's position.
   using Backend::set_batch;
   void set_batch(const int32_t* ids, int64_t n, std::span<const SeqRun> runs) override {
+    flush_norm();
     runs_.assign(runs.begin(), runs.end());
     batch_n_ = n;
     const int64_t words = n + 1 + static_cast<int64_t>(runs.size());
@@ -227,13 +233,28 @@ class CudaBackend : public Backend {
   }
 
   void get_rows(const BoundMatrix& table, int64_t n, float* out) override {
+    flush_norm();
     const auto& m = static_cast<const CudaMatrix&>(table);
     note(cuda::get_rows(m.type, m.data, m.row_stride, m.n_in, batch_, n, out, stream_), "get_rows");
   }
+  // A one-token norm waits for the op after it: a one-token product of its output normalizes its
+  // input itself as it stages it (InputNorm), one launch fewer; any other op launches it first
+  // (flush_norm). PLUMB_CUDA_NORM_FUSE=0: always its own launch, for measuring.
   void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override {
+    flush_norm();
+    static const bool fuse = std::getenv("PLUMB_CUDA_NORM_FUSE") == nullptr || std::atoi(std::getenv("PLUMB_CUDA_NORM_FUSE")) != 0;
+    if (fuse && n == 1 && x != y) {
+      pending_norm_ = InputNorm{x, w, eps, y};
+      pending_width_ = width;
+      return;
+    }
     note(cuda::rms_norm(x, w, eps, width, n, y, stream_), "rms_norm");
   }
   void matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) override {
+    const auto& m = static_cast<const CudaMatrix&>(w);
+    if (const MatvecParts parts = add_part(m, y, nullptr, 0); n == 1 && n_lane == 1 && normalizes(x, m, parts)) {
+      return (void)note(matvec_one(m.type, parts, m.row_stride, m.n_in, x, take_norm(), stream_), "matvec");
+    }
     const Product p{&w, y};
     matmul_same_input(std::span<const Product>(&p, 1), x, n, n_lane);
   }
@@ -250,6 +271,7 @@ class CudaBackend : public Backend {
   // and count are its sequence's alone (cuBLAS gives the same bits for the same call; the other
   // inputs, logits rows, are one call: docs/EXACTNESS.md, "Batch invariance").
   void matmul_same_input(std::span<const Product> products, const float* x, int64_t n, int64_t n_lane) override {
+    flush_norm();
     n_lane = std::clamp<int64_t>(n_lane, 0, n);
     for (int64_t t0 = 0; t0 < n_lane; t0 += kMaxMatvecTokens) {
       products_at(products, x, t0, std::min<int64_t>(kMaxMatvecTokens, n_lane - t0));
@@ -273,6 +295,7 @@ class CudaBackend : public Backend {
   // other types, a few tokens in one matvec launch (its tokens do not interact, so the split by
   // role changes nothing), more as matmul then add.
   void matmul_add(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y, float* acc) override {
+    flush_norm();
     const auto& m = static_cast<const CudaMatrix&>(w);
     n_lane = std::clamp<int64_t>(n_lane, 0, n);
     if (summed_covers(m.type) && n_lane < n) {
@@ -296,12 +319,13 @@ class CudaBackend : public Backend {
     parts.w[0] = m.data;
     parts.n_out[0] = m.n_out;
     parts.y[0] = y + t0 * m.n_out;
-    parts.acc[0] = acc + t0 * m.n_out;
+    parts.acc[0] = acc != nullptr ? acc + t0 * m.n_out : nullptr;
     return parts;
   }
   // One launch a run: its rows of q and k rotated, its k and v stored in its sequence's cache.
   void rope_store(std::span<KvCache* const> caches, int64_t layer, int64_t n, float* q, float* k, const float* v,
                   const AttentionShape& s) override {
+    flush_norm();
     for (size_t r = 0; r < runs_.size() && r < caches.size(); ++r) {
       const auto& c = static_cast<const CudaKvCache&>(*caches[r]);
       const SeqRun& run = runs_[r];
@@ -315,7 +339,45 @@ class CudaBackend : public Backend {
       note(cuda::rope_store(a, run.n, run_batch(static_cast<int64_t>(r)), stream_), "rope_store");
     }
   }
+  // One token of one sequence, q, k and v of one type in the register matvec: one launch whose
+  // warps rotate and store the pairs of rows they compute (PLUMB_CUDA_ROPE_FUSE=0: two launches,
+  // for measuring).
+  void matmul_rope_store(std::span<const Product> qkv, const float* x, int64_t n, int64_t n_lane,
+                         std::span<KvCache* const> caches, int64_t layer, const AttentionShape& s) override {
+    static const bool fuse = std::getenv("PLUMB_CUDA_ROPE_FUSE") == nullptr || std::atoi(std::getenv("PLUMB_CUDA_ROPE_FUSE")) != 0;
+    MatvecParts parts;
+    const auto& m = static_cast<const CudaMatrix&>(*qkv[0].w);
+    const bool one = fuse && qkv.size() == 3 && n == 1 && n_lane == 1 && runs_.size() == 1 && caches.size() == 1 &&
+                     runs_[0].n == 1 && gather_parts(qkv, 0, 0, &parts) == 3 && matvec_one_covers(m.type, m.n_in) &&
+                     matvec_rope_store_covers(parts, s.head_dim_k);
+    if (!one) return Backend::matmul_rope_store(qkv, x, n, n_lane, caches, layer, s);
+    const InputNorm norm = normalizes(x, m, parts) ? take_norm() : InputNorm{};
+    flush_norm();
+    const auto& c = static_cast<const CudaKvCache&>(*caches[0]);
+    RopeStoreArgs a;
+    a.n_head = s.n_head, a.n_head_kv = s.n_head_kv, a.head_dim = s.head_dim_k, a.v_width = c.v_width;
+    a.cos = rope_cos_, a.sin = rope_sin_, a.n_rot = rope_n_rot_;
+    a.f16 = c.f16, a.k_cache = c.k_layer(layer), a.v_cache = c.v_layer(layer);
+    note(cuda::matvec_rope_store(m.type, parts, m.row_stride, m.n_in, x, norm, a, run_batch(0), stream_),
+         "matvec_rope_store");
+  }
+  // One token of one sequence, gate and up of one type in the register matvec, out = gate's y:
+  // one launch whose warps each take a gate row and its up row (PLUMB_CUDA_SWIGLU_FUSE=0: two
+  // launches, for measuring).
+  void matmul_swiglu(std::span<const Product> gate_up, const float* x, int64_t n, int64_t n_lane, float* out) override {
+    static const bool fuse = std::getenv("PLUMB_CUDA_SWIGLU_FUSE") == nullptr || std::atoi(std::getenv("PLUMB_CUDA_SWIGLU_FUSE")) != 0;
+    MatvecParts parts;
+    const auto& m = static_cast<const CudaMatrix&>(*gate_up[0].w);
+    const bool one = fuse && gate_up.size() == 2 && n == 1 && n_lane == 1 && out == gate_up[0].y &&
+                     gather_parts(gate_up, 0, 0, &parts) == 2 && matvec_one_covers(m.type, m.n_in) &&
+                     matvec_swiglu_covers(parts);
+    if (!one) return Backend::matmul_swiglu(gate_up, x, n, n_lane, out);
+    const InputNorm norm = normalizes(x, m, parts) ? take_norm() : InputNorm{};
+    flush_norm();
+    note(cuda::matvec_swiglu(m.type, parts, m.row_stride, m.n_in, x, norm, stream_), "matvec_swiglu");
+  }
   void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim) override {
+    flush_norm();
     for (size_t r = 0; r < runs_.size(); ++r) {
       note(cuda::rope(x + runs_[r].begin * n_heads * head_dim, runs_[r].n, n_heads, head_dim, rope_cos_, rope_sin_,
                       rope_n_rot_, run_batch(static_cast<int64_t>(r)), stream_),
@@ -323,6 +385,7 @@ class CudaBackend : public Backend {
     }
   }
   void kv_store(KvCache& cache, int64_t layer, int64_t run, const float* k, const float* v) override {
+    flush_norm();
     const auto& c = static_cast<const CudaKvCache&>(cache);
     const SeqRun& r = runs_[static_cast<size_t>(run)];
     note(cuda::kv_store(c.f16, c.k_layer(layer), c.v_layer(layer), c.k_width, c.v_width, k + r.begin * c.k_width,
@@ -331,6 +394,7 @@ class CudaBackend : public Backend {
   }
   void attention(const KvCache& cache, int64_t layer, int64_t run, const float* q, const AttentionShape& s,
                  float* out) override {
+    flush_norm();
     const auto& c = static_cast<const CudaKvCache&>(cache);
     const SeqRun& r = runs_[static_cast<size_t>(run)];
     AttentionArgs a;
@@ -352,16 +416,20 @@ class CudaBackend : public Backend {
          "attention");
   }
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
+    flush_norm();
     note(cuda::swiglu(gate, up, n, out, stream_), "swiglu");
   }
   void add(const float* a, const float* b, int64_t n, float* out) override {
+    flush_norm();
     note(cuda::add(a, b, n, out, stream_), "add");
   }
   void copy(const float* src, int64_t n, float* dst) override {
+    flush_norm();
     note(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream_), "copy");
   }
 
   Status run_step(int64_t key, const std::function<void()>& ops) override {
+    flush_norm();
     if (!graphs_enabled_) {
       ops();
       return take_error();
@@ -372,6 +440,7 @@ class CudaBackend : public Backend {
       PLUMB_RETURN_IF_ERROR(check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "graph capture"));
       recording_ = true;
       ops();
+      flush_norm();  // into the record
       recording_ = false;
       cudaGraph_t graph = nullptr;
       const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
@@ -388,12 +457,39 @@ class CudaBackend : public Backend {
   }
 
   Status take_error() override {
+    flush_norm();
     Status s = std::move(error_);
     error_ = Status();
     return s;
   }
 
  private:
+  // Whether x is the output of the norm waiting (rms_norm) and m's one-token register kernel can
+  // normalize its input: not where the launch writes over the norm's input, which its blocks read.
+  bool normalizes(const float* x, const CudaMatrix& m, const MatvecParts& parts) const {
+    if (pending_norm_.raw == nullptr || pending_norm_.y != x || pending_width_ != m.n_in ||
+        !matvec_one_covers(m.type, m.n_in)) {
+      return false;
+    }
+    const float* raw = pending_norm_.raw;
+    for (int i = 0; i < parts.count; ++i) {
+      if (parts.y[i] < raw + pending_width_ && raw < parts.y[i] + parts.n_out[i]) return false;
+    }
+    return true;
+  }
+  // The norm waiting, handed to the product that does it.
+  InputNorm take_norm() {
+    const InputNorm norm = pending_norm_;
+    pending_norm_ = InputNorm{};
+    return norm;
+  }
+  // Launches the norm waiting, if any.
+  void flush_norm() {
+    if (pending_norm_.raw == nullptr) return;
+    const InputNorm p = take_norm();
+    note(cuda::rms_norm(p.raw, p.w, p.eps, pending_width_, 1, p.y, stream_), "rms_norm");
+  }
+
   // The batch word run r's ops read their position from (set_batch).
   const int32_t* run_batch(int64_t r) const { return batch_ + 1 + batch_n_ + r; }
 
@@ -608,6 +704,8 @@ class CudaBackend : public Backend {
   size_t split_bytes_ = 0;
   void* split_done_ = nullptr;
   size_t split_done_bytes_ = 0;
+  InputNorm pending_norm_;  // a one-token rms_norm not launched yet (raw set), and its width
+  int64_t pending_width_ = 0;
   int64_t uncovered_matrices_ = 0;  // bound matrices of types the contract-S kernel does not read
   std::vector<Product> rest_;       // matmul_same_input's products of those types
   float* rope_cos_ = nullptr;

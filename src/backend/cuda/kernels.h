@@ -114,6 +114,36 @@ struct RopeStoreArgs {
 };
 // rope(q), rope(k), then kv_store(k, v): one launch, the same bits as the three.
 cudaError_t rope_store(const RopeStoreArgs& a, int64_t n, const int32_t* batch, cudaStream_t stream);
+// One-token products that do more than matvec in the same launch, through its register kernel:
+// the input normalized on the way in (InputNorm), and the rows rotated and cached or SwiGLU'd
+// on the way out; each with the bits of the ops it replaces (kernels below and ops.cu).
+//
+// x = rms_norm(raw, w, eps) of one token ([n_in]), written to y by the launch too; raw unset:
+// x is the launch's input as given.
+struct InputNorm {
+  const float* raw = nullptr;
+  const float* w = nullptr;
+  float eps = 0.0f;
+  float* y = nullptr;
+};
+// Whether the launches below take rows of n_in values of `type`.
+bool matvec_one_covers(TensorType type, int64_t n_in);
+// matvec of one token, its input normalized as `norm` says.
+cudaError_t matvec_one(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
+                       const InputNorm& norm, cudaStream_t stream);
+// Whether matvec_rope_store takes these parts: q, k and v, rows in pairs, heads of head_dim.
+bool matvec_rope_store_covers(const MatvecParts& parts, int64_t head_dim);
+// matvec of one token whose parts are q, k and v, then rope_store of them (a.q, a.k, a.v are
+// ignored: the parts' y): each warp takes a pair of rows (2i, 2i + 1), rotates and stores it.
+cudaError_t matvec_rope_store(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in,
+                              const float* x, const InputNorm& norm, const RopeStoreArgs& a, const int32_t* batch,
+                              cudaStream_t stream);
+// Whether matvec_swiglu takes these parts: gate and up, as many rows each.
+bool matvec_swiglu_covers(const MatvecParts& parts);
+// matvec of one token whose parts are gate and up, then swiglu of them into parts.y[0]
+// (parts.y[1] is not written): each warp takes a gate row and its up row.
+cudaError_t matvec_swiglu(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
+                          const InputNorm& norm, cudaStream_t stream);
 
 struct AttentionArgs {
   bool f16 = true;

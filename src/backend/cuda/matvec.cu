@@ -8,13 +8,28 @@
 #include <vector>
 
 #include "backend/cuda/device_info.h"
+#include "backend/cuda/exp_f32.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/rms_scale.cuh"
 #include "backend/cuda/units.cuh"
+#include "quant/half_bits.h"
 
 namespace plumb::cuda {
 
 namespace {
+
+// What a launch does with a warp's finished rows: stores them (and adds them to acc); rotates and
+// stores a pair of q or k rows, stores a pair of v rows, K and V into the cache (rope_store_pair);
+// or writes silu(gate row) * (up row) (swiglu_pair).
+enum class Epilogue { kStore, kRope, kSwiglu };
+
+// What a launch does besides the product: the epilogue's arguments, and the input's RMSNorm.
+struct Fused {
+  RopeStoreArgs rope;               // Epilogue::kRope
+  const int32_t* batch = nullptr;   // Epilogue::kRope: the token's position at batch[0]
+  InputNorm norm;                   // kNorm
+};
 
 constexpr int kMaxUnitTokens = 2;  // token counts of the register kernel
 constexpr size_t kMaxStagedBytes = 100 * 1024;  // x staged by a block, beside another block's
@@ -52,6 +67,32 @@ __device__ void stage_x(const float* __restrict__ x, int64_t n_in, int n, Staged
   }
 }
 
+// stage_x of one token whose x is RMSNorm's output: the block computes the norm's scale as the
+// norm kernel does (rms_scale) and stages (raw * scale) * w; block 0 also writes it to norm.y.
+template <TensorType T>
+__device__ void stage_normed_x(const InputNorm& norm, int64_t n_in, StagedX s, bool write_y) {
+  __shared__ double partial[kNormThreads];
+  const float scale = rms_scale(norm.raw, n_in, norm.eps, partial);
+  const int64_t units = n_in / 32;
+  for (int64_t i = threadIdx.x; i < units * 2; i += blockDim.x) {
+    const int run = static_cast<int>(i % 2);
+    const int64_t u = i / 2, at = Unit<T>::run_start(u, run);
+    const float4* src = reinterpret_cast<const float4*>(norm.raw + at);
+    const float4* w = reinterpret_cast<const float4*>(norm.w + at);
+    float4* dst = s.xs + ((u / 32) * 8 + 4 * run) * 32 + u % 32;
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float4 x = src[k], m = w[k];
+      const float4 v = make_float4((x.x * scale) * m.x, (x.y * scale) * m.y, (x.z * scale) * m.z, (x.w * scale) * m.w);
+      dst[32 * k] = v;
+      if (write_y) reinterpret_cast<float4*>(norm.y + at)[k] = v;
+      sum = (((sum + v.x) + v.y) + v.z) + v.w;
+    }
+    s.sums[u * 2 + run] = sum;
+  }
+}
+
 // parts.field[k] by selects on constant indices: a kernel parameter indexed at run time would be
 // copied to local memory.
 template <typename V>
@@ -80,16 +121,78 @@ struct RowSet {
       row[r] = p < parts.count ? static_cast<const uint8_t*>(pick(parts.w, p)) + i * row_stride : nullptr;
     }
   }
+  // Row j of part r, r < R (nullptr past the parts' rows): a gate row and its up row.
+  __device__ RowSet(const MatvecParts& parts, size_t row_stride, int64_t j, Epilogue) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      part[r] = r, local[r] = j;
+      row[r] = j < parts.n_out[0] ? static_cast<const uint8_t*>(pick(parts.w, r)) + j * row_stride : nullptr;
+    }
+  }
 };
 
+// The rows a warp takes at index i of its groups (RowSet's first row).
+template <int R, Epilogue E>
+__device__ __forceinline__ RowSet<R> rows_at(const MatvecParts& parts, size_t row_stride, int64_t i) {
+  if constexpr (E == Epilogue::kSwiglu) {
+    return RowSet<R>(parts, row_stride, i / R, E);
+  } else {
+    return RowSet<R>(parts, row_stride, i);
+  }
+}
+
+// The units of lane iterations it0 and it0 + 1 of a warp's rows.
+template <TensorType T, int R>
+__device__ __forceinline__ void load_units(Unit<T> (&w)[2][R], const RowSet<R>& rs, int64_t it0, int64_t units,
+                                           int lane) {
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const int64_t u = (it0 + k) * 32 + lane;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (u < units && rs.row[r] != nullptr) w[k][r].load(rs.row[r], u);
+    }
+  }
+}
+
+__device__ __forceinline__ void store_cached(bool f16, void* cache, int64_t at, float v) {
+  if (f16) {
+    static_cast<uint16_t*>(cache)[at] = fp16_bits_of_fp32_bits(__float_as_uint(v));
+  } else {
+    static_cast<float*>(cache)[at] = v;
+  }
+}
+
+// rope_store's work on rows i, i + 1 (i even) of part p of a product whose parts are q, k and v,
+// one token at position batch[0], with rope_store_kernel's arithmetic (ops.cu): the pair of a q
+// or k row rotated where i / 2 of its head is under n_rot / 2, written; k and v also stored in
+// the cache.
+__device__ __forceinline__ void rope_store_pair(const MatvecParts& parts, int p, int64_t i, float x0, float x1,
+                                                const RopeStoreArgs& a, const int32_t* batch) {
+  const int64_t pos = batch[0], rot = a.n_rot / 2, pair = (i % a.head_dim) / 2;
+  if (p < 2 && pair < rot) {
+    const float cs = a.cos[pos * rot + pair], sn = a.sin[pos * rot + pair];
+    const float y0 = x0 * cs - x1 * sn;
+    const float y1 = x0 * sn + x1 * cs;
+    x0 = y0, x1 = y1;
+  }
+  float* y = pick(parts.y, p);
+  y[i] = x0, y[i + 1] = x1;
+  if (p == 0) return;
+  const int64_t at = pos * pick(parts.n_out, p) + i;
+  void* cache = p == 1 ? a.k_cache : a.v_cache;
+  store_cached(a.f16, cache, at, x0);
+  store_cached(a.f16, cache, at + 1, x1);
+}
+
 // A warp's R rows. Lane l takes units l, l + 32, ... of each row, two lane iterations' loads in
-// flight before either is used. Per row, token and run the lane adds a * (q . x) + b * sum(x) to
-// its sum (q . x an fma chain over the run's 16 values); the 32 lanes' sums are combined by a xor
-// butterfly: a fixed order, the same bits every run and whichever block takes the row. y = the
-// sum; acc += it where acc is given.
-template <TensorType T, int NT, int R>
+// flight before either is used (the first two already in `first` when `preloaded`). Per row,
+// token and run the lane adds a * (q . x) + b * sum(x) to its sum (q . x an fma chain over the
+// run's 16 values); the 32 lanes' sums are combined by a xor butterfly: a fixed order, the same
+// bits every run and whichever block takes the row. y = the sum; acc += it where acc is given.
+template <TensorType T, int NT, int R, Epilogue E>
 __device__ void matvec_rows(const MatvecParts& parts, const RowSet<R>& rs, int64_t units, const StagedX& s,
-                            int n, int lane) {
+                            int n, int lane, const Unit<T> (&first)[2][R], bool preloaded, const Fused& f) {
   float acc[R][NT];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -98,13 +201,14 @@ __device__ void matvec_rows(const MatvecParts& parts, const RowSet<R>& rs, int64
   }
   for (int64_t it0 = 0; it0 < s.iters; it0 += 2) {
     Unit<T> w[2][R];
+    if (it0 == 0 && preloaded) {
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      const int64_t u = (it0 + k) * 32 + lane;
+      for (int k = 0; k < 2; ++k) {
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        if (u < units && rs.row[r] != nullptr) w[k][r].load(rs.row[r], u);
+        for (int r = 0; r < R; ++r) w[k][r] = first[k][r];
       }
+    } else {
+      load_units<T, R>(w, rs, it0, units, lane);
     }
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
@@ -145,13 +249,29 @@ __device__ void matvec_rows(const MatvecParts& parts, const RowSet<R>& rs, int64
   for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-      float v = acc[r][t];
 #pragma unroll
-      for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-      if (lane != 0 || rs.row[r] == nullptr || t >= n) continue;
-      const int64_t at = t * pick(parts.n_out, rs.part[r]) + rs.local[r];
-      pick(parts.y, rs.part[r])[at] = v;
-      if (float* acc_out = pick(parts.acc, rs.part[r])) acc_out[at] += v;
+      for (int off = 16; off > 0; off /= 2) acc[r][t] += __shfl_xor_sync(0xffffffffu, acc[r][t], off);
+    }
+  }
+  if (lane != 0) return;
+  if constexpr (E != Epilogue::kStore) {
+    static_assert(R == 2 && NT == 1, "a warp's two rows are a pair of one token");
+    if (rs.row[0] == nullptr) return;
+    if constexpr (E == Epilogue::kRope) {
+      rope_store_pair(parts, rs.part[0], rs.local[0], acc[0][0], acc[1][0], f.rope, f.batch);
+    } else {
+      parts.y[0][rs.local[0]] = swiglu_value(acc[0][0], acc[1][0]);
+    }
+  } else {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        if (rs.row[r] == nullptr || t >= n) continue;
+        const int64_t at = t * pick(parts.n_out, rs.part[r]) + rs.local[r];
+        pick(parts.y, rs.part[r])[at] = acc[r][t];
+        if (float* acc_out = pick(parts.acc, rs.part[r])) acc_out[at] += acc[r][t];
+      }
     }
   }
 }
@@ -159,26 +279,35 @@ __device__ void matvec_rows(const MatvecParts& parts, const RowSet<R>& rs, int64
 // A block takes groups of W * R rows, a warp R rows of each, x staged once a block for all its
 // groups: the blocks stride over the groups, as many blocks as the GPU holds at once, so that a
 // wide product does not stage x again for every few rows.
-template <TensorType T, int NT, int R, int W>
+template <TensorType T, int NT, int R, int W, Epilogue E, bool kNorm>
 __global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in,
-                                                        const float* __restrict__ x, int n, int64_t groups) {
+                                                        const float* __restrict__ x, int n, int64_t groups,
+                                                        bool preload, Fused f) {
   extern __shared__ float4 staged[];
   const int64_t units = n_in / 32;
   StagedX s{staged, nullptr, (units + 31) / 32};
   s.sums = reinterpret_cast<float*>(staged + static_cast<int64_t>(n) * s.iters * 8 * 32);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  {
-    const RowSet<R> first(parts, row_stride, (static_cast<int64_t>(blockIdx.x) * W + warp) * R);
+  // While the op before runs (weights are written by no op): the first group's rows asked of L2,
+  // and their first two lane iterations loaded.
+  const RowSet<R> first = rows_at<R, E>(parts, row_stride, (static_cast<int64_t>(blockIdx.x) * W + warp) * R);
 #pragma unroll
-    for (int r = 0; r < R; ++r) {  // while the op before runs
-      if (first.row[r] != nullptr) prefetch_l2(first.row[r], static_cast<int64_t>(row_stride), lane);
-    }
+  for (int r = 0; r < R; ++r) {
+    if (first.row[r] != nullptr) prefetch_l2(first.row[r], static_cast<int64_t>(row_stride), lane);
   }
+  Unit<T> first_units[2][R];
+  if (preload) load_units<T, R>(first_units, first, 0, units, lane);
   pdl_start();
-  stage_x<T>(x, n_in, n, s);
+  if constexpr (kNorm) {
+    stage_normed_x<T>(f.norm, n_in, s, blockIdx.x == 0);
+  } else {
+    stage_x<T>(x, n_in, n, s);
+  }
   __syncthreads();
   for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
-    matvec_rows<T, NT, R>(parts, RowSet<R>(parts, row_stride, (g * W + warp) * R), units, s, n, lane);
+    const bool at_first = g == blockIdx.x;
+    matvec_rows<T, NT, R, E>(parts, at_first ? first : rows_at<R, E>(parts, row_stride, (g * W + warp) * R), units, s, n,
+                             lane, first_units, preload && at_first, f);
   }
 }
 
@@ -204,10 +333,10 @@ class ResidentBlocks {
   std::vector<std::pair<size_t, int>> known_;
 };
 
-template <TensorType T, int NT, int R, int W>
+template <TensorType T, int NT, int R, int W, Epilogue E = Epilogue::kStore, bool kNorm = false>
 cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
-                        cudaStream_t stream) {
-  const auto kernel = matvec_kernel<T, NT, R, W>;
+                        cudaStream_t stream, const Fused& f = {}) {
+  const auto kernel = matvec_kernel<T, NT, R, W, E, kNorm>;
   // Above 48 KiB of shared memory a kernel must say so, once.
   static const cudaError_t allowed = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
   if (allowed != cudaSuccess) return allowed;
@@ -220,7 +349,9 @@ cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_i
   static const bool stride = getenv("PLUMB_MV_STRIDE") == nullptr || atoi(getenv("PLUMB_MV_STRIDE")) != 0;
   const int64_t resident = static_cast<int64_t>(multiprocessors()) * per_sm;
   const auto blocks = static_cast<unsigned>(stride && resident > 0 ? std::min(groups, resident) : groups);
-  return launch(kernel, blocks, 32 * W, shared, stream, parts, row_stride, n_in, x, n, groups);
+  // PLUMB_MV_PRELOAD=0: the first weights only asked of L2 before the op before has finished (for measuring).
+  static const bool preload = getenv("PLUMB_MV_PRELOAD") == nullptr || atoi(getenv("PLUMB_MV_PRELOAD")) != 0;
+  return launch(kernel, blocks, 32 * W, shared, stream, parts, row_stride, n_in, x, n, groups, preload, f);
 }
 
 // Rows a warp: 1, the fastest measured (H100, TinyLlama Q4_K_M tg128 610-615 t/s against
@@ -278,6 +409,69 @@ cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride,
     });
   }
   return e;
+}
+
+bool matvec_one_covers(TensorType type, int64_t n_in) {
+  bool unit = false;
+  dispatch_type(type, [&](auto tag) { unit = Unit<decltype(tag)::value>::kExists; });
+  return unit && staged_bytes(n_in, 1) <= kMaxStagedBytes;
+}
+
+namespace {
+
+// One token through the register kernel's default shape with epilogue E, its input normalized
+// where norm.raw is set.
+template <Epilogue E, int R>
+cudaError_t launch_one(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
+                       int64_t rows, const Fused& f, cudaStream_t stream) {
+  cudaError_t e = cudaErrorInvalidValue;
+  dispatch_type(type, [&](auto tag) {
+    constexpr TensorType T = decltype(tag)::value;
+    if constexpr (Unit<T>::kExists) {
+      e = f.norm.raw != nullptr ? launch_unit<T, 1, R, 16, E, true>(parts, row_stride, n_in, x, 1, rows, stream, f)
+                                : launch_unit<T, 1, R, 16, E, false>(parts, row_stride, n_in, x, 1, rows, stream, f);
+    }
+  });
+  return e;
+}
+
+}  // namespace
+
+cudaError_t matvec_one(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
+                       const InputNorm& norm, cudaStream_t stream) {
+  int64_t rows = 0;
+  for (int i = 0; i < parts.count; ++i) rows += parts.n_out[i];
+  Fused f;
+  f.norm = norm;
+  return launch_one<Epilogue::kStore, 1>(type, parts, row_stride, n_in, x, rows, f, stream);
+}
+
+bool matvec_rope_store_covers(const MatvecParts& parts, int64_t head_dim) {
+  if (parts.count != 3 || head_dim <= 0 || head_dim % 2 != 0) return false;
+  for (int i = 0; i < 3; ++i) {
+    if (parts.n_out[i] % 2 != 0 || parts.acc[i] != nullptr) return false;
+  }
+  return true;
+}
+
+cudaError_t matvec_rope_store(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in,
+                              const float* x, const InputNorm& norm, const RopeStoreArgs& rope, const int32_t* batch,
+                              cudaStream_t stream) {
+  Fused f;
+  f.rope = rope, f.batch = batch, f.norm = norm;
+  const int64_t rows = parts.n_out[0] + parts.n_out[1] + parts.n_out[2];
+  return launch_one<Epilogue::kRope, 2>(type, parts, row_stride, n_in, x, rows, f, stream);
+}
+
+bool matvec_swiglu_covers(const MatvecParts& parts) {
+  return parts.count == 2 && parts.n_out[0] == parts.n_out[1] && parts.acc[0] == nullptr && parts.acc[1] == nullptr;
+}
+
+cudaError_t matvec_swiglu(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
+                          const InputNorm& norm, cudaStream_t stream) {
+  Fused f;
+  f.norm = norm;
+  return launch_one<Epilogue::kSwiglu, 2>(type, parts, row_stride, n_in, x, 2 * parts.n_out[0], f, stream);
 }
 
 }  // namespace plumb::cuda

@@ -7,65 +7,27 @@
 
 #include "backend/attention_chunk.h"
 #include "backend/cuda/device_info.h"
+#include "backend/cuda/exp_f32.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/rms_scale.cuh"
 #include "quant/half_bits.h"
 
 namespace plumb::cuda {
 
 namespace {
 
-// util/exp_f32.h on the device, the same steps in the same order (same bits: the CUDA op tests
-// check SwiGLU and attention, which use it, against the CPU bit for bit).
-__device__ __forceinline__ float exp_f32(float x) {
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kMaxArg = 89.0f, kMinArg = -104.0f;
-  if (x != x) return x + x;
-  x = kMaxArg < x ? kMaxArg : x;
-  x = kMinArg > x ? kMinArg : x;
-  const float n = rintf(x * kLog2e);
-  const float r_hi = fmaf(-n, kLn2Hi, x);
-  const float c = -n * kLn2Lo;
-  const float r = r_hi + c;
-  const float r2 = r * r;
-  float q = 1.0f / 5040.0f;
-  q = fmaf(q, r, 1.0f / 720.0f);
-  q = fmaf(q, r, 1.0f / 120.0f);
-  q = fmaf(q, r, 1.0f / 24.0f);
-  q = fmaf(q, r, 1.0f / 6.0f);
-  q = fmaf(q, r, 1.0f / 2.0f);
-  const float s = 1.0f + r_hi;
-  const float s_err = (1.0f - s) + r_hi;
-  const float p = s + fmaf(q, r2, c + s_err);
-  const auto ni = static_cast<int32_t>(n);
-  const int32_t n1 = ni >> 1;
-  const int32_t n2 = ni - n1;
-  const float s1 = __uint_as_float(static_cast<uint32_t>(n1 + 127) << 23);
-  const float s2 = __uint_as_float(static_cast<uint32_t>(n2 + 127) << 23);
-  return p * s1 * s2;
-}
-
 // quant/half.cpp's fp32_to_fp16, on the same bits.
 __device__ __forceinline__ uint16_t to_f16_bits(float f) { return fp16_bits_of_fp32_bits(__float_as_uint(f)); }
 
-constexpr int kNormThreads = 256;
-
-// Block per row: the squares summed in double (per thread, then a fixed tree), as the CPU.
+// Block per row: rms_scale, then y = x * scale * w as the CPU.
 __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, int64_t width,
                                 float* __restrict__ y) {
   pdl_start();
   __shared__ double partial[kNormThreads];
   const float* xt = x + blockIdx.x * width;
   float* yt = y + blockIdx.x * width;
-  double sum = 0.0;
-  for (int64_t i = threadIdx.x; i < width; i += kNormThreads) sum += static_cast<double>(xt[i]) * xt[i];
-  partial[threadIdx.x] = sum;
-  __syncthreads();
-  for (int stride = kNormThreads / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  const float scale = static_cast<float>(1.0 / sqrt(partial[0] / static_cast<double>(width) + static_cast<double>(eps)));
+  const float scale = rms_scale(xt, width, eps, partial);
   for (int64_t i = threadIdx.x; i < width; i += kNormThreads) yt[i] = (xt[i] * scale) * w[i];
 }
 
@@ -562,8 +524,7 @@ __global__ void swiglu_kernel(const float* __restrict__ gate, const float* __res
   pdl_start();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  const float g = gate[i];
-  out[i] = g / (1.0f + exp_f32(-g)) * up[i];
+  out[i] = swiglu_value(gate[i], up[i]);
 }
 
 __global__ void add_kernel(const float* a, const float* b, int64_t n, float* out) {
