@@ -180,19 +180,30 @@ TEST_P(CudaOps, MatmulMatchesFloat64) {
 // Several products of one input in one launch (row counts that split the kernel's row pairs
 // between matrices) and the residual add fused into a product: the bits of one matmul each, and
 // of matmul then add.
+// Matrices of `type` bound to b, rows of n_in values, one for each count of rows (random weights
+// from seed, seed + 1, ...); empty after a failure, which it reports.
+std::vector<std::unique_ptr<BoundMatrix>> bind_random(Backend& b, TensorType type, int64_t n_in,
+                                                      std::initializer_list<int64_t> rows, uint32_t seed) {
+  std::vector<std::unique_ptr<BoundMatrix>> ms;
+  for (int64_t n_out : rows) {
+    const Weights w = make_weights(type, n_in, n_out, seed++);
+    auto m = b.bind_matrix(w.info);
+    if (!m.ok()) {
+      ADD_FAILURE() << m.status().message();
+      return {};
+    }
+    ms.push_back(std::move(*m));
+  }
+  return ms;
+}
+
 TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
   PLUMB_REQUIRE_CUDA(gpu);
   const TensorType type = GetParam();
   const int64_t n_in = awkward_row(type);
   const int64_t rows[] = {37, 5, 11};
-  std::vector<Weights> ws;
-  std::vector<std::unique_ptr<BoundMatrix>> ms;
-  for (int i = 0; i < 3; ++i) {
-    ws.push_back(make_weights(type, n_in, rows[i], 30 + static_cast<uint32_t>(i)));
-    auto m = gpu->bind_matrix(ws.back().info);
-    ASSERT_TRUE(m.ok()) << m.status().message();
-    ms.push_back(std::move(*m));
-  }
+  const auto ms = bind_random(*gpu, type, n_in, {rows[0], rows[1], rows[2]}, 30);
+  ASSERT_EQ(ms.size(), 3u);
   for (int64_t n : {1, 2, 3, 8, 9}) {
     const std::vector<float> x = random_values(static_cast<size_t>(n * n_in), 200 + static_cast<uint32_t>(n));
     float* gx = put(*gpu, x);
@@ -232,14 +243,8 @@ TEST_P(CudaOps, MatmulRopeStoreGivesTheBitsOfTheTwoOps) {
   struct Case { int64_t n_head, n_head_kv, head_dim, n_rot; CacheType cache; };
   for (const Case& c : {Case{6, 2, 64, 64, CacheType::F16}, Case{4, 4, 32, 16, CacheType::F32}}) {
     const int64_t widths[] = {c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_head_kv * c.head_dim};
-    std::vector<Weights> ws;
-    std::vector<std::unique_ptr<BoundMatrix>> ms;
-    for (int i = 0; i < 3; ++i) {
-      ws.push_back(make_weights(type, n_in, widths[i], 50 + static_cast<uint32_t>(i)));
-      auto m = gpu->bind_matrix(ws.back().info);
-      ASSERT_TRUE(m.ok()) << m.status().message();
-      ms.push_back(std::move(*m));
-    }
+    const auto ms = bind_random(*gpu, type, n_in, {widths[0], widths[1], widths[2]}, 50);
+    ASSERT_EQ(ms.size(), 3u);
     ASSERT_TRUE(gpu->bind_rope(RopeTable::make(n_ctx, c.n_rot, 10000.0f, 1.0f, {})).ok());
     const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
     const std::vector<int32_t> ids{3};
@@ -283,14 +288,8 @@ TEST_P(CudaOps, MatmulSwigluGivesTheBitsOfTheTwoOps) {
   const TensorType type = GetParam();
   const int64_t n_in = awkward_row(type);
   for (int64_t n_ff : {37, 1000}) {
-    std::vector<Weights> ws;
-    std::vector<std::unique_ptr<BoundMatrix>> ms;
-    for (int i = 0; i < 2; ++i) {
-      ws.push_back(make_weights(type, n_in, n_ff, 70 + static_cast<uint32_t>(i)));
-      auto m = gpu->bind_matrix(ws.back().info);
-      ASSERT_TRUE(m.ok()) << m.status().message();
-      ms.push_back(std::move(*m));
-    }
+    const auto ms = bind_random(*gpu, type, n_in, {n_ff, n_ff}, 70);
+    ASSERT_EQ(ms.size(), 2u);
     float* gx = put(*gpu, random_values(static_cast<size_t>(n_in), 80, 2.0f));
     std::vector<float> out[2];  // two ops, one
     for (int fused = 0; fused < 2; ++fused) {
@@ -318,14 +317,8 @@ TEST_P(CudaOps, NormedProductsGiveTheBitsOfTheTwoOps) {
   const TensorType type = GetParam();
   const int64_t n_in = awkward_row(type), head_dim = 32, n_ctx = 8;
   const int64_t widths[] = {4 * head_dim, 2 * head_dim, 2 * head_dim};
-  std::vector<Weights> ws;
-  std::vector<std::unique_ptr<BoundMatrix>> ms;
-  for (int i = 0; i < 3; ++i) {
-    ws.push_back(make_weights(type, n_in, widths[i], 90 + static_cast<uint32_t>(i)));
-    auto m = gpu->bind_matrix(ws.back().info);
-    ASSERT_TRUE(m.ok()) << m.status().message();
-    ms.push_back(std::move(*m));
-  }
+  const auto ms = bind_random(*gpu, type, n_in, {widths[0], widths[1], widths[2]}, 90);
+  ASSERT_EQ(ms.size(), 3u);
   ASSERT_TRUE(gpu->bind_rope(RopeTable::make(n_ctx, head_dim, 10000.0f, 1.0f, {})).ok());
   const AttentionShape shape{4, 2, head_dim, head_dim, 1.0f / std::sqrt(float(head_dim))};
   const std::vector<int32_t> ids{1};
