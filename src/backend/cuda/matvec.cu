@@ -21,7 +21,7 @@ namespace {
 
 // What a launch does with a warp's finished rows: stores them (and adds them to acc); rotates and
 // stores a pair of q or k rows, stores a pair of v rows, K and V into the cache (rope_store_pair);
-// or writes silu(gate row) * (up row) (swiglu_pair).
+// or writes silu(gate row) * (up row) (swiglu_value).
 enum class Epilogue { kStore, kRope, kSwiglu };
 
 // What a launch does besides the product: the epilogue's arguments, and the input's RMSNorm.
