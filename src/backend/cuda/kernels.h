@@ -126,7 +126,8 @@ struct InputNorm {
   float eps = 0.0f;
   float* y = nullptr;
 };
-// Whether the launches below take rows of n_in values of `type`.
+// Whether the launches below take rows of n_in values of `type` (the register matvec's types but
+// F16, for which they were measured slower).
 bool matvec_one_covers(TensorType type, int64_t n_in);
 // matvec of one token, its input normalized as `norm` says.
 cudaError_t matvec_one(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
