@@ -85,7 +85,7 @@ class CudaBackend : public Backend {
     if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) return Status::error("cuBLAS could not be initialized");
     cublasSetStream(cublas_, stream_);
     cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH);
-    graphs_enabled_ = std::getenv("PLUMB_CUDA_GRAPHS") == nullptr || std::strcmp(std::getenv("PLUMB_CUDA_GRAPHS"), "0") != 0;
+    graphs_enabled_ = switched_on("PLUMB_CUDA_GRAPHS");
     return Status();
   }
 
@@ -242,7 +242,7 @@ class CudaBackend : public Backend {
   // (flush_norm). PLUMB_CUDA_NORM_FUSE=0: always its own launch, for measuring.
   void rms_norm(const float* x, const float* w, float eps, int64_t width, int64_t n, float* y) override {
     flush_norm();
-    static const bool fuse = std::getenv("PLUMB_CUDA_NORM_FUSE") == nullptr || std::atoi(std::getenv("PLUMB_CUDA_NORM_FUSE")) != 0;
+    static const bool fuse = switched_on("PLUMB_CUDA_NORM_FUSE");
     if (fuse && n == 1 && x != y) {
       pending_norm_ = InputNorm{x, w, eps, y};
       pending_width_ = width;
@@ -344,7 +344,7 @@ class CudaBackend : public Backend {
   // for measuring).
   void matmul_rope_store(std::span<const Product> qkv, const float* x, int64_t n, int64_t n_lane,
                          std::span<KvCache* const> caches, int64_t layer, const AttentionShape& s) override {
-    static const bool fuse = std::getenv("PLUMB_CUDA_ROPE_FUSE") == nullptr || std::atoi(std::getenv("PLUMB_CUDA_ROPE_FUSE")) != 0;
+    static const bool fuse = switched_on("PLUMB_CUDA_ROPE_FUSE");
     MatvecParts parts;
     const auto& m = static_cast<const CudaMatrix&>(*qkv[0].w);
     const bool one = fuse && qkv.size() == 3 && n == 1 && n_lane == 1 && runs_.size() == 1 && caches.size() == 1 &&
@@ -365,7 +365,7 @@ class CudaBackend : public Backend {
   // one launch whose warps each take a gate row and its up row (PLUMB_CUDA_SWIGLU_FUSE=0: two
   // launches, for measuring).
   void matmul_swiglu(std::span<const Product> gate_up, const float* x, int64_t n, int64_t n_lane, float* out) override {
-    static const bool fuse = std::getenv("PLUMB_CUDA_SWIGLU_FUSE") == nullptr || std::atoi(std::getenv("PLUMB_CUDA_SWIGLU_FUSE")) != 0;
+    static const bool fuse = switched_on("PLUMB_CUDA_SWIGLU_FUSE");
     MatvecParts parts;
     const auto& m = static_cast<const CudaMatrix&>(*gate_up[0].w);
     const bool one = fuse && gate_up.size() == 2 && n == 1 && n_lane == 1 && out == gate_up[0].y &&

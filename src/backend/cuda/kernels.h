@@ -19,11 +19,20 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "quant/types.h"
 
 namespace plumb::cuda {
+
+// Whether the measuring switch `name` (an environment variable, PLUMB_CUDA_GRAPHS say) is on:
+// unset or anything but 0. Switching one off gives the code path before an optimization, for
+// measuring it; the bits do not change.
+inline bool switched_on(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr || std::atoi(v) != 0;
+}
 
 // Whether the matrix kernels read `type`.
 bool has_matrix_kernel(TensorType type);

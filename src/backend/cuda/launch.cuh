@@ -11,8 +11,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <utility>
+
+#include "backend/cuda/kernels.h"
 
 namespace plumb::cuda {
 
@@ -43,7 +44,7 @@ __device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes, int la
 }
 
 inline bool pdl_enabled() {
-  static const bool enabled = std::getenv("PLUMB_CUDA_PDL") == nullptr || std::atoi(std::getenv("PLUMB_CUDA_PDL")) != 0;
+  static const bool enabled = switched_on("PLUMB_CUDA_PDL");
   return enabled;
 }
 

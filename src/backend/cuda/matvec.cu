@@ -12,8 +12,8 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/rms_scale.cuh"
+#include "backend/cuda/rope_cache.cuh"
 #include "backend/cuda/units.cuh"
-#include "quant/half_bits.h"
 
 namespace plumb::cuda {
 
@@ -155,14 +155,6 @@ __device__ __forceinline__ void load_units(Unit<T> (&w)[2][R], const RowSet<R>& 
   }
 }
 
-__device__ __forceinline__ void store_cached(bool f16, void* cache, int64_t at, float v) {
-  if (f16) {
-    static_cast<uint16_t*>(cache)[at] = fp16_bits_of_fp32_bits(__float_as_uint(v));
-  } else {
-    static_cast<float*>(cache)[at] = v;
-  }
-}
-
 // rope_store's work on rows i, i + 1 (i even) of part p of a product whose parts are q, k and v,
 // one token at position batch[0], with rope_store_kernel's arithmetic (ops.cu): the pair of a q
 // or k row rotated where i / 2 of its head is under n_rot / 2, written; k and v also stored in
@@ -171,10 +163,7 @@ __device__ __forceinline__ void rope_store_pair(const MatvecParts& parts, int p,
                                                 const RopeStoreArgs& a, const int32_t* batch) {
   const int64_t pos = batch[0], rot = a.n_rot / 2, pair = (i % a.head_dim) / 2;
   if (p < 2 && pair < rot) {
-    const float cs = a.cos[pos * rot + pair], sn = a.sin[pos * rot + pair];
-    const float y0 = x0 * cs - x1 * sn;
-    const float y1 = x0 * sn + x1 * cs;
-    x0 = y0, x1 = y1;
+    rotate_pair(x0, x1, a.cos[pos * rot + pair], a.sin[pos * rot + pair]);
   }
   float* y = pick(parts.y, p);
   y[i] = x0, y[i + 1] = x1;
@@ -346,11 +335,11 @@ cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_i
   // PLUMB_MV_STRIDE=0, for measuring).
   static ResidentBlocks resident_blocks;  // this kernel's
   const int per_sm = resident_blocks.per_sm(kernel, 32 * W, shared);
-  static const bool stride = getenv("PLUMB_MV_STRIDE") == nullptr || atoi(getenv("PLUMB_MV_STRIDE")) != 0;
+  static const bool stride = switched_on("PLUMB_MV_STRIDE");
   const int64_t resident = static_cast<int64_t>(multiprocessors()) * per_sm;
   const auto blocks = static_cast<unsigned>(stride && resident > 0 ? std::min(groups, resident) : groups);
   // PLUMB_MV_PRELOAD=0: the first weights only asked of L2 before the op before has finished (for measuring).
-  static const bool preload = getenv("PLUMB_MV_PRELOAD") == nullptr || atoi(getenv("PLUMB_MV_PRELOAD")) != 0;
+  static const bool preload = switched_on("PLUMB_MV_PRELOAD");
   return launch(kernel, blocks, 32 * W, shared, stream, parts, row_stride, n_in, x, n, groups, preload, f);
 }
 

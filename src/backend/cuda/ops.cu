@@ -11,14 +11,12 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/rms_scale.cuh"
+#include "backend/cuda/rope_cache.cuh"
 #include "quant/half_bits.h"
 
 namespace plumb::cuda {
 
 namespace {
-
-// quant/half.cpp's fp32_to_fp16, on the same bits.
-__device__ __forceinline__ uint16_t to_f16_bits(float f) { return fp16_bits_of_fp32_bits(__float_as_uint(f)); }
 
 // Block per row: rms_scale, then y = x * scale * w as the CPU.
 __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps, int64_t width,
@@ -44,10 +42,9 @@ __global__ void rope_kernel(float* x, int64_t n, int64_t n_heads, int64_t head_d
   const float cs = cos_t[pos * half + i];
   const float sn = sin_t[pos * half + i];
   float* v = x + (t * n_heads + h) * head_dim;
-  const float x0 = v[2 * i];
-  const float x1 = v[2 * i + 1];
-  v[2 * i] = x0 * cs - x1 * sn;
-  v[2 * i + 1] = x0 * sn + x1 * cs;
+  float x0 = v[2 * i], x1 = v[2 * i + 1];
+  rotate_pair(x0, x1, cs, sn);
+  v[2 * i] = x0, v[2 * i + 1] = x1;
 }
 
 // Thread per value of k, then of v.
@@ -64,12 +61,7 @@ __global__ void kv_store_kernel(bool f16, void* __restrict__ k_cache, void* __re
     cache = v_cache, src = v, width = v_width;
     if (idx >= n * v_width) return;
   }
-  const int64_t dst = (batch[0] + idx / width) * width + idx % width;
-  if (f16) {
-    static_cast<uint16_t*>(cache)[dst] = to_f16_bits(src[idx]);
-  } else {
-    static_cast<float*>(cache)[dst] = src[idx];
-  }
+  store_cached(f16, cache, (batch[0] + idx / width) * width + idx % width, src[idx]);
 }
 
 // Thread per item of [q pairs | k pairs | v values]: a q or k pair (2i, 2i + 1) is rotated
@@ -89,32 +81,19 @@ __global__ void rope_store_kernel(RopeStoreArgs a, int64_t n, const int32_t* __r
     float x0 = v[2 * i], x1 = v[2 * i + 1];
     if (i < rot) {
       const int64_t pos = batch[0] + t;
-      const float cs = a.cos[pos * rot + i], sn = a.sin[pos * rot + i];
-      const float y0 = x0 * cs - x1 * sn;
-      const float y1 = x0 * sn + x1 * cs;
-      x0 = y0, x1 = y1;
+      rotate_pair(x0, x1, a.cos[pos * rot + i], a.sin[pos * rot + i]);
       v[2 * i] = x0, v[2 * i + 1] = x1;
     }
     if (!is_k) return;
     const int64_t width = a.n_head_kv * a.head_dim;
     const int64_t dst = (batch[0] + t) * width + h * a.head_dim + 2 * i;
-    if (a.f16) {
-      static_cast<uint16_t*>(a.k_cache)[dst] = to_f16_bits(x0);
-      static_cast<uint16_t*>(a.k_cache)[dst + 1] = to_f16_bits(x1);
-    } else {
-      static_cast<float*>(a.k_cache)[dst] = x0;
-      static_cast<float*>(a.k_cache)[dst + 1] = x1;
-    }
+    store_cached(a.f16, a.k_cache, dst, x0);
+    store_cached(a.f16, a.k_cache, dst + 1, x1);
     return;
   }
   idx -= q_pairs + k_pairs;
   if (idx >= n * a.v_width) return;
-  const int64_t dst = (batch[0] + idx / a.v_width) * a.v_width + idx % a.v_width;
-  if (a.f16) {
-    static_cast<uint16_t*>(a.v_cache)[dst] = to_f16_bits(a.v[idx]);
-  } else {
-    static_cast<float*>(a.v_cache)[dst] = a.v[idx];
-  }
+  store_cached(a.f16, a.v_cache, (batch[0] + idx / a.v_width) * a.v_width + idx % a.v_width, a.v[idx]);
 }
 
 constexpr int kAttentionThreads = 128;
@@ -599,7 +578,7 @@ namespace {
 // over more than one chunk gives each chunk a block of its own (PLUMB_CUDA_ATTENTION_SPLIT=0: a
 // block a row, for measuring).
 bool splits(const AttentionArgs& a, int64_t n) {
-  static const bool enabled = getenv("PLUMB_CUDA_ATTENTION_SPLIT") == nullptr || atoi(getenv("PLUMB_CUDA_ATTENTION_SPLIT")) != 0;
+  static const bool enabled = switched_on("PLUMB_CUDA_ATTENTION_SPLIT");
   const int64_t n_kv_max = a.n_kv_max <= 0 || a.n_kv_max > a.n_ctx ? a.n_ctx : a.n_kv_max;
   return enabled && chunks_of(n_kv_max) > 1 && a.n_head * n <= 2 * static_cast<int64_t>(multiprocessors());
 }
@@ -627,7 +606,7 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
   // together where their scores leave room for two blocks a multiprocessor; a generation step's
   // few blocks take a head each, to spread over the multiprocessors.
   const bool many = a.n_head * n > 2 * static_cast<int64_t>(multiprocessors());
-  static const bool grouping = getenv("PLUMB_CUDA_ATTENTION_GROUP") == nullptr || atoi(getenv("PLUMB_CUDA_ATTENTION_GROUP")) != 0;
+  static const bool grouping = switched_on("PLUMB_CUDA_ATTENTION_GROUP");
   const bool grouped = grouping && many && group >= 2 && group <= kMaxGroup && hd <= kMaxGroupWidth &&
                        hdv <= kMaxGroupWidth &&
                        attention_shared_bytes(a.n_kv_max, false, group, hd, hdv) <= kMaxAttentionShared / 2;

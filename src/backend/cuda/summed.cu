@@ -389,7 +389,7 @@ cudaError_t launch_summed(const MatvecParts& parts, size_t row_stride, const Act
 
 // PLUMB_CUDA_SUMMED=0 sends every prompt product through cuBLAS (for measuring the kernel).
 bool summed_covers(TensorType type) {
-  static const bool enabled = getenv("PLUMB_CUDA_SUMMED") == nullptr || atoi(getenv("PLUMB_CUDA_SUMMED")) != 0;
+  static const bool enabled = switched_on("PLUMB_CUDA_SUMMED");
   return enabled && summed::covers(type);
 }
 
