@@ -111,11 +111,10 @@ int main(int argc, char** argv) {
       if (rows_override > 0) s.n_out = rows_override;
       const std::vector<uint8_t> wbytes = make_weights(*type, s.n_in, s.n_out);
       cpu::WeightMatrix w{*type, s.n_in, s.n_out, wbytes.data(), row_size(*type, s.n_in)};
-      std::vector<uint8_t> rows16(cpu::rows16_bytes(w) + 64);  // as the backend holds it (aligned)
-      if (rows16.size() > 64) {
-        uint8_t* aligned = rows16.data() + (64 - reinterpret_cast<uintptr_t>(rows16.data()) % 64) % 64;
-        cpu::repack_rows16(pool, w, aligned);
-        w.rows16 = aligned;
+      std::vector<uint8_t> copy(cpu::generation_copy_bytes(w) + 64);  // as the backend holds it (aligned)
+      if (copy.size() > 64) {
+        uint8_t* aligned = copy.data() + (64 - reinterpret_cast<uintptr_t>(copy.data()) % 64) % 64;
+        cpu::make_generation_copy(pool, w, aligned);
       }
       for (const std::string& tok : split(tokens_arg)) {
         const int64_t n_tokens = std::atoll(tok.c_str());

@@ -15,6 +15,7 @@
 
 #include "backend/cpu/matmul.h"
 #include "avx512_emulated.h"
+#include "backend/cpu/float_blocks.h"
 #include "backend/cpu/matmul_internal.h"
 #include "model/weights.h"
 #include "quant/blocks.h"
@@ -85,6 +86,22 @@ std::vector<float> run_rows(const Problem& p, detail::RowsKernel k, Contract con
 
 std::vector<float> run_rows(const Problem& p, detail::RowsKernel k) {
   return run_rows(p, k, prompt_contract(p.n_tokens));
+}
+
+// Float weights, one token, through the copy cut into blocks (float_blocks.h) that generation
+// reads on CPUs that take rows one at a time: whole, then in ranges of 7 rows.
+std::vector<float> run_rows_from_blocks(const Problem& p, detail::RowsKernel k, int64_t step) {
+  std::vector<uint8_t> blocks(detail::float_blocks_bytes(p.type, p.n_out, p.n_in) + 64);
+  uint8_t* aligned = blocks.data() + (64 - reinterpret_cast<uintptr_t>(blocks.data()) % 64) % 64;
+  detail::float_blocks_repack(p.type, p.weights.data(), row_size(p.type, p.n_in), p.n_out, p.n_in, aligned, 0, p.n_out);
+  WeightMatrix w = p.w();
+  w.blocks = aligned;
+  ThreadPool pool(1);
+  ActivationBuffer act;
+  act.prepare(p.type, p.x.data(), p.n_tokens, p.n_in, pool, prompt_contract(p.n_tokens));
+  std::vector<float> y = poisoned(p);
+  for (int64_t r0 = 0; r0 < p.n_out; r0 += step) k(w, act, y.data(), p.n_out, r0, std::min(p.n_out, r0 + step));
+  return y;
 }
 
 std::vector<float> run_kernel(const Problem& p, detail::SimdLevel level) {
@@ -320,6 +337,8 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
     shapes.push_back({64, 31, 5});     // row groups 15 + 15 + 1
     shapes.push_back({100, 9, 9});
     shapes.push_back({16, 3, 6});
+    shapes.push_back({6144, 17, 1});  // one token, rows of three blocks (float_blocks.h)
+    shapes.push_back({4133, 9, 1});   // two blocks, the second of 37 values: 32 and a ragged tail
   }
   uint32_t seed = 100;
   for (const Shape& s : shapes) {
@@ -341,6 +360,11 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
           expect_same_bits(run_rows(p, k.rows), scalar, "kernel, one token, rows one at a time or interleaved");
         }
         detail::set_one_token_rows(detail::OneTokenRows::kByVendor);
+        if (detail::has_float_blocks(type, s.n_in)) {
+          for (const int64_t step : {s.n_out, int64_t{7}}) {
+            expect_same_bits(run_rows_from_blocks(p, k.rows, step), scalar, "kernel, one token, rows cut into blocks");
+          }
+        }
       }
       // (The single-token kernel is the lane contract's: the reference's below 4 tokens.)
       if (k.dot != nullptr && s.n_tokens < detail::kSummedMinTokens) check_single_token(p, k.dot, scalar);

@@ -96,21 +96,20 @@ void CpuBackend::get_rows(const BoundMatrix& table, int64_t n, float* out) {
 }
 
 size_t generation_copy_bytes(const gguf::TensorInfo& t) {
-  return rows16_bytes(WeightMatrix{t.type, t.ne[0], t.n_rows()});
+  return generation_copy_bytes(WeightMatrix{t.type, t.ne[0], t.n_rows()});
 }
 
 void CpuBackend::repack_if_used(const CpuMatrix& m, int64_t n, int64_t n_lane) {
   const auto few = [](int64_t k) { return k > 0 && k < detail::kSummedMinTokens; };
   n_lane = std::clamp<int64_t>(n_lane, 0, n);
-  if (m.rows16 != nullptr || !(few(n_lane) || few(n - n_lane))) return;
-  const size_t bytes = rows16_bytes(m.w);
+  if (m.copy != nullptr || !(few(n_lane) || few(n - n_lane))) return;
+  const size_t bytes = generation_copy_bytes(m.w);
   if (bytes == 0) return;
   // Without the memory the products read the file's layout: the same bits, more slowly.
-  m.rows16.reset(static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t{2 << 20}, std::nothrow)));
-  if (m.rows16 == nullptr) return;
-  madvise(m.rows16.get(), bytes, MADV_HUGEPAGE);  // a hint: without it the copy still works
-  repack_rows16(pool_, m.w, m.rows16.get());
-  m.w.rows16 = m.rows16.get();
+  m.copy.reset(static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t{2 << 20}, std::nothrow)));
+  if (m.copy == nullptr) return;
+  madvise(m.copy.get(), bytes, MADV_HUGEPAGE);  // a hint: without it the copy still works
+  make_generation_copy(pool_, m.w, m.copy.get());
 }
 
 void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) {

@@ -22,16 +22,18 @@ struct HugeAlignedFree {
 
 class CpuMatrix : public BoundMatrix {
  public:
-  // mutable: w.rows16 is set by the first product that reads it (CpuBackend::repack_if_used).
+  // mutable: w.rows16 or w.blocks is set by the first product that reads it
+  // (CpuBackend::repack_if_used).
   mutable WeightMatrix w;
   MatrixRole role = MatrixRole::kOutput;  // for the op profile
-  // Q4_K, Q6_K: w's rows repacked for the kernels of 1 to 3 tokens (rows16.h), made by the first
-  // product of that many tokens, so a use by prompts alone (plumb ppl) never holds the copy.
-  mutable std::unique_ptr<uint8_t[], HugeAlignedFree> rows16;
+  // What w.rows16 or w.blocks points to (generation_copy_bytes), made by the first product of 1
+  // to 3 tokens, so a use by prompts alone (plumb ppl) never holds the copy.
+  mutable std::unique_ptr<uint8_t[], HugeAlignedFree> copy;
 };
 
 // The bytes a CpuBackend copies of matrix t when generation first multiplies by it (Q4_K's and
-// Q6_K's rows repacked, rows16.h; 0 for other types or below the SIMD level that reads them).
+// Q6_K's rows repacked, rows16.h; wide float rows cut into blocks, float_blocks.h; 0 where
+// products read no copy).
 size_t generation_copy_bytes(const gguf::TensorInfo& t);
 
 class CpuKvCache : public KvCache {
@@ -78,8 +80,8 @@ class CpuBackend : public Backend {
   ThreadPool& pool() { return pool_; }
 
  private:
-  // Makes m.rows16 when a product of n tokens, n_lane of them under the lane contract, will
-  // read it (rows16_bytes).
+  // Makes m.copy when a product of n tokens, n_lane of them under the lane contract, will
+  // read it (generation_copy_bytes).
   void repack_if_used(const CpuMatrix& m, int64_t n, int64_t n_lane);
 
   ThreadPool pool_;

@@ -12,6 +12,7 @@
 
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/op_profile.h"
+#include "backend/cpu/float_blocks.h"
 #include "backend/cpu/rows16.h"
 
 namespace plumb::cpu {
@@ -152,15 +153,26 @@ RowsKernel select_kernel(TensorType type, SimdLevel level) {
 
 using detail::ActLayout;
 
-size_t rows16_bytes(const WeightMatrix& w) {
-  if (!detail::has_rows16(w.type) || detail::simd_level() < detail::kRows16Level) return 0;
-  return detail::rows16_bytes(w.type, w.n_out, w.n_in);
+size_t generation_copy_bytes(const WeightMatrix& w) {
+  if (detail::has_rows16(w.type)) {
+    return detail::simd_level() >= detail::kRows16Level ? detail::rows16_bytes(w.type, w.n_out, w.n_in) : 0;
+  }
+  const bool blocks_read = detail::simd_level() >= detail::kFloatBlocksLevel && detail::one_token_rows_one_at_a_time();
+  return blocks_read ? detail::float_blocks_bytes(w.type, w.n_out, w.n_in) : 0;
 }
 
-void repack_rows16(ThreadPool& pool, const WeightMatrix& w, uint8_t* out) {
-  pool.parallel_for(detail::rows16_groups(w.n_out), [&](int64_t g0, int64_t g1) {
-    detail::rows16_repack(w.type, w.data, w.row_bytes, w.n_out, w.n_in, out, g0, g1);
+void make_generation_copy(ThreadPool& pool, WeightMatrix& w, uint8_t* out) {
+  if (detail::has_rows16(w.type)) {
+    pool.parallel_for(detail::rows16_groups(w.n_out), [&](int64_t g0, int64_t g1) {
+      detail::rows16_repack(w.type, w.data, w.row_bytes, w.n_out, w.n_in, out, g0, g1);
+    });
+    w.rows16 = out;
+    return;
+  }
+  pool.parallel_for(w.n_out, [&](int64_t r0, int64_t r1) {
+    detail::float_blocks_repack(w.type, w.data, w.row_bytes, w.n_out, w.n_in, out, r0, r1);
   });
+  w.blocks = out;
 }
 
 Contract prompt_contract(int64_t n_tokens) {

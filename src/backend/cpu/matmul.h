@@ -31,13 +31,16 @@ struct WeightMatrix {
   // Q4_K, Q6_K: the same rows repacked for the kernels of 1 to 3 tokens (rows16.h), or nullptr
   // (those kernels are then not used).
   const uint8_t* rows16 = nullptr;
+  // F32, F16, BF16 rows longer than 4096 values: the same rows cut into blocks stored block after
+  // block, for single tokens (float_blocks.h), or nullptr.
+  const uint8_t* blocks = nullptr;
 };
 
-// The copy of w that WeightMatrix::rows16 points to: its bytes at this process's SIMD level (0 when
-// products do not read one: not Q4_K or Q6_K, or a level without their kernel), and the copy
-// itself made over the pool into `out` (64-byte aligned).
-size_t rows16_bytes(const WeightMatrix& w);
-void repack_rows16(ThreadPool& pool, const WeightMatrix& w, uint8_t* out);
+// The copy of w that generation reads (rows16 or blocks): its bytes at this process's SIMD level
+// and on this CPU (0 where products read none), and the copy made over the pool into `out`
+// (64-byte aligned, generation_copy_bytes long), w's field pointed at it.
+size_t generation_copy_bytes(const WeightMatrix& w);
+void make_generation_copy(ThreadPool& pool, WeightMatrix& w, uint8_t* out);
 
 // The two arithmetic contracts of quantized products (matmul_internal.h, docs/EXACTNESS.md):
 // kLane (eight lane partials per sub-block: what the single-token kernels compute) and kSummed

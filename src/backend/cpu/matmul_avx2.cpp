@@ -14,6 +14,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "backend/cpu/float_blocks.h"
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/rows16.h"
 #include "backend/cpu/simd_x86.h"
@@ -932,6 +933,7 @@ void avx2_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
 // ---- float weights: acc lanes k % 16 in two vectors ----
 
 struct RowF32 {
+  static constexpr size_t kBytes = 4;
   static __m256 load8(const uint8_t* row, int64_t k) { return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k); }
   static float at(const uint8_t* row, int64_t k) {
     float v;
@@ -940,12 +942,14 @@ struct RowF32 {
   }
 };
 struct RowF16 {
+  static constexpr size_t kBytes = 2;
   static __m256 load8(const uint8_t* row, int64_t k) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
   }
   static float at(const uint8_t* row, int64_t k) { return f16(row + 2 * k); }
 };
 struct RowBF16 {
+  static constexpr size_t kBytes = 2;
   static __m256 load8(const uint8_t* row, int64_t k) {
     const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
@@ -1020,11 +1024,42 @@ inline void float_group(const WeightMatrix& w, const float* const* xs, int64_t g
   }
 }
 
+// One token from the copy cut into blocks (float_blocks.h; as the AVX-512 kernel's
+// float_one_token_blocks): block by block over the rows, each row's lanes carried in acc.
+template <class R>
+void float_one_token_blocks(const WeightMatrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
+  thread_local Buffer acc_buf;
+  __m256* acc = acc_buf.get<__m256>(static_cast<size_t>(2 * (r1 - r0)));
+  for (int64_t i = 0; i < 2 * (r1 - r0); ++i) acc[i] = _mm256_setzero_ps();
+  const int64_t n_full = w.n_in / 16 * 16;
+  for (int64_t b = 0; b * kFloatBlock < n_full; ++b) {
+    const int64_t k0 = b * kFloatBlock, n = std::min(n_full - k0, kFloatBlock);
+    const float* xb = x + k0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* piece = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r)) * R::kBytes;
+      __m256 a0 = acc[2 * (r - r0)], a1 = acc[2 * (r - r0) + 1];
+      for (int64_t k = 0; k < n; k += 16) {
+        a0 = _mm256_fmadd_ps(R::load8(piece, k), _mm256_loadu_ps(xb + k), a0);
+        a1 = _mm256_fmadd_ps(R::load8(piece, k + 8), _mm256_loadu_ps(xb + k + 8), a1);
+      }
+      acc[2 * (r - r0)] = a0, acc[2 * (r - r0) + 1] = a1;
+    }
+  }
+  const float* xs[1] = {x};
+  for (int64_t r = r0; r < r1; ++r) {
+    float_finish<R, 1>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, n_full, w.n_in, acc + 2 * (r - r0), y + r);
+  }
+}
+
 template <class R>
 void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                      int64_t r1) {
   const int64_t n_in = w.n_in;
   const int64_t n_tokens = x.n_tokens();
+  if (n_tokens == 1 && w.blocks != nullptr) {
+    float_one_token_blocks<R>(w, x.f32(), y, r0, r1);
+    return;
+  }
   if (n_tokens == 1 && detail::one_token_rows_one_at_a_time()) {
     // One token on AMD: a row at a time, its k blocks in order, so that the weights are read as
     // one sequential stream (as the AVX-512 kernel's float_one_token, which says why).

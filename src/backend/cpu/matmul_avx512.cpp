@@ -38,6 +38,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "backend/cpu/float_blocks.h"
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/rows16.h"
 #include "backend/cpu/simd_x86.h"
@@ -1130,6 +1131,7 @@ void avx512_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
 // ---- float weights: lanes k % 16 in one zmm per (row, token) ----
 
 struct RowF32 {
+  static constexpr size_t kBytes = 4;
   static __m512 load16(const uint8_t* row, int64_t k) { return _mm512_loadu_ps(row + 4 * k); }
   static float at(const uint8_t* row, int64_t k) {
     float v;
@@ -1138,10 +1140,12 @@ struct RowF32 {
   }
 };
 struct RowF16 {
+  static constexpr size_t kBytes = 2;
   static __m512 load16(const uint8_t* row, int64_t k) { return _mm512_cvtph_ps(load256(row + 2 * k)); }
   static float at(const uint8_t* row, int64_t k) { return f16(row + 2 * k); }
 };
 struct RowBF16 {
+  static constexpr size_t kBytes = 2;
   static __m512 load16(const uint8_t* row, int64_t k) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(load256(row + 2 * k)), 16));
   }
@@ -1245,6 +1249,30 @@ void float_one_token(const WeightMatrix& w, const float* x, float* y, int64_t r0
   }
 }
 
+// One token from the copy cut into blocks (float_blocks.h): block by block over the rows, each
+// row's 16 lane sums carried from one block to the next in acc, so that a block's x stays in L1
+// while the block's pieces stream past it; the ragged tail from the row itself.
+template <class R>
+void float_one_token_blocks(const WeightMatrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
+  thread_local Buffer acc_buf;
+  __m512* acc = acc_buf.get<__m512>(static_cast<size_t>(r1 - r0));
+  for (int64_t r = r0; r < r1; ++r) acc[r - r0] = _mm512_setzero_ps();
+  const int64_t n_full = w.n_in / 16 * 16;
+  for (int64_t b = 0; b * kFloatBlock < n_full; ++b) {
+    const int64_t k0 = b * kFloatBlock, n = min64(n_full - k0, kFloatBlock);
+    const float* xb = x + k0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* piece = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r)) * R::kBytes;
+      __m512 a = acc[r - r0];
+      for (int64_t k = 0; k < n; k += 16) a = _mm512_fmadd_ps(R::load16(piece, k), _mm512_load_ps(xb + k), a);
+      acc[r - r0] = a;
+    }
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    y[r] = float_finish<R>(acc[r - r0], w.data + static_cast<size_t>(r) * w.row_bytes, x, w.n_in);
+  }
+}
+
 // Tokens [b0, b1) (rows of x ldx floats apart) times a group of rows, in tiles of 8, 4, 2, 1.
 template <class R>
 void float_tiles(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const float* xf, int64_t ldx, int64_t b0,
@@ -1279,6 +1307,10 @@ void avx512_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
     float* xa = x_buf.get<float>(static_cast<size_t>(n_tokens * ldx));
     for (int64_t t = 0; t < n_tokens; ++t) std::memcpy(xa + t * ldx, xf + t * n_in, static_cast<size_t>(n_in) * 4);
     xf = xa;
+  }
+  if (n_tokens == 1 && w.blocks != nullptr) {
+    float_one_token_blocks<R>(w, xf, y, r0, r1);
+    return;
   }
   if (n_tokens == 1 && detail::one_token_rows_one_at_a_time()) {
     float_one_token<R>(w, xf, y, r0, r1);
