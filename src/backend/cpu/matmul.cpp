@@ -131,7 +131,14 @@ bool one_token_rows_one_at_a_time() {
   switch (one_token_rows.load(std::memory_order_relaxed)) {
     case OneTokenRows::kOneAtATime: return true;
     case OneTokenRows::kInterleaved: return false;
-    default: return cpu_is_amd();
+    default: {
+      // PLUMB_ONE_TOKEN_ROWS=one or =interleaved overrides the vendor (for measuring).
+      static const int by_env = [] {
+        const char* v = std::getenv("PLUMB_ONE_TOKEN_ROWS");
+        return v == nullptr ? -1 : std::strcmp(v, "one") == 0 ? 1 : std::strcmp(v, "interleaved") == 0 ? 0 : -1;
+      }();
+      return by_env >= 0 ? by_env == 1 : cpu_is_amd();
+    }
   }
 }
 

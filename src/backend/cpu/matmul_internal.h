@@ -152,8 +152,9 @@ bool uses_quantized_activations(TensorType type);
 
 // How the single-token float kernels read a thread's rows: one row at a time (one sequential
 // stream a thread, the faster on AMD: measured on Zen 4) or interleaved in groups (the faster on
-// the Intel Xeons measured); the same bits either way. The CPU's vendor decides; the tests set
-// each in turn, so that both are checked on any machine.
+// the Intel Xeons measured); the same bits either way. The CPU's vendor decides
+// (PLUMB_ONE_TOKEN_ROWS=one or interleaved, for measuring); the tests set each in turn, so that
+// both are checked on any machine.
 enum class OneTokenRows { kByVendor, kOneAtATime, kInterleaved };
 void set_one_token_rows(OneTokenRows rows);
 bool one_token_rows_one_at_a_time();
