@@ -9,11 +9,16 @@ namespace {
 
 size_t value_bytes(TensorType type) { return type == TensorType::F32 ? 4 : 2; }
 
+// Values of block b: kFloatBlock, or what is left of the row.
+int64_t block_values(int64_t n_in, int64_t b) {
+  const int64_t left = n_in - b * kFloatBlock;
+  return left < kFloatBlock ? left : kFloatBlock;
+}
+
 }  // namespace
 
 int64_t float_block_start(int64_t n_out, int64_t n_in, int64_t b, int64_t r) {
-  const int64_t k0 = b * kFloatBlock, n_b = n_in - k0 < kFloatBlock ? n_in - k0 : kFloatBlock;
-  return k0 * n_out + r * n_b;
+  return b * kFloatBlock * n_out + r * block_values(n_in, b);
 }
 
 bool has_float_blocks(TensorType type, int64_t n_in) {
@@ -30,10 +35,10 @@ void float_blocks_repack(TensorType type, const uint8_t* src, size_t row_bytes, 
                          uint8_t* dst, int64_t r0, int64_t r1) {
   const size_t vb = value_bytes(type);
   for (int64_t b = 0; b * kFloatBlock < n_in; ++b) {
-    const int64_t k0 = b * kFloatBlock, n_b = n_in - k0 < kFloatBlock ? n_in - k0 : kFloatBlock;
+    const size_t bytes = static_cast<size_t>(block_values(n_in, b)) * vb;
     for (int64_t r = r0; r < r1; ++r) {
       std::memcpy(dst + static_cast<size_t>(float_block_start(n_out, n_in, b, r)) * vb,
-                  src + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(k0) * vb, static_cast<size_t>(n_b) * vb);
+                  src + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b * kFloatBlock) * vb, bytes);
     }
   }
 }
