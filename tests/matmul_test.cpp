@@ -405,6 +405,34 @@ TEST(Matmul, SingleTokenKernelsExist) {
   }
 }
 
+// The copy generation reads for wide float rows (float_blocks.h): made where a token's rows are
+// read one at a time and the SIMD level has its kernels, for rows over 4096 values only; through
+// the pool's threads it gives the bits of the file's layout.
+TEST(Matmul, FloatBlocksCopyWhereItIsReadAndSameBits) {
+  const Problem wide = make_problem(TensorType::F16, 5632, 37, 1, 5);
+  const Problem narrow = make_problem(TensorType::F16, 2048, 5, 1, 6);
+  const bool level = detail::simd_level() >= detail::kFloatBlocksLevel;
+  detail::set_one_token_rows(detail::OneTokenRows::kInterleaved);
+  EXPECT_EQ(generation_copy_bytes(wide.w()), 0u);
+  detail::set_one_token_rows(detail::OneTokenRows::kOneAtATime);
+  EXPECT_EQ(generation_copy_bytes(narrow.w()), 0u);
+  EXPECT_EQ(generation_copy_bytes(wide.w()), level ? wide.weights.size() : 0u);
+  if (level) {
+    std::vector<uint8_t> copy(generation_copy_bytes(wide.w()) + 64);
+    uint8_t* aligned = copy.data() + (64 - reinterpret_cast<uintptr_t>(copy.data()) % 64) % 64;
+    ThreadPool pool(3);
+    WeightMatrix w = wide.w();
+    make_generation_copy(pool, w, aligned);
+    EXPECT_EQ(w.blocks, aligned);
+    ActivationBuffer scratch;
+    std::vector<float> from_file(37), from_copy(37);
+    matmul(pool, wide.w(), wide.x.data(), 1, 1, from_file.data(), scratch);
+    matmul(pool, w, wide.x.data(), 1, 1, from_copy.data(), scratch);
+    expect_same_bits(from_copy, from_file, "F16 one token from the copy cut into blocks");
+  }
+  detail::set_one_token_rows(detail::OneTokenRows::kByVendor);
+}
+
 // plumb's 16-bit activations vs llama.cpp's Q8_K activation rounding on a Q4_K matrix.
 TEST(Matmul, Q4KErrorAtLeast20xSmallerThanQ8KActivations) {
   const Problem p = make_problem(TensorType::Q4_K, 2048, 64, 8, 77);
