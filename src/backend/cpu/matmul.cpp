@@ -10,9 +10,9 @@
 #include <cstring>
 #include <limits>
 
+#include "backend/cpu/float_blocks.h"
 #include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/op_profile.h"
-#include "backend/cpu/float_blocks.h"
 #include "backend/cpu/rows16.h"
 
 namespace plumb::cpu {
