@@ -1235,14 +1235,31 @@ void float_group(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const
 // weights came from memory by up to half (TinyLlama F16 generation 12.3 t/s at two threads, 20.8
 // with this; one thread 6.3 and 11.1). The one fma chain this leaves a row (the contract's 16
 // lanes: 16 weights per 4 cycles) costs less than the second stream (docs/PERFORMANCE.md, Zen 4).
+// With the lines asked for ahead (kStreamAhead), two consecutive rows side by side are one
+// stream and two chains: on Zen 5 19 t/s at one thread against 16 with one row's chain.
 // Taken on AMD CPUs (detail::one_token_rows_one_at_a_time): on an Intel Xeon (family 6 model
 // 207) at 16 threads float_group's interleaved rows were faster (TinyLlama F16 tg32 67.8 and 68.5
 // t/s against 55.4 and 60.9).
 template <class R>
 void float_one_token(const WeightMatrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t n_full = w.n_in / 16 * 16;
-  for (int64_t r = r0; r < r1; ++r) {
+  int64_t r = r0;
+  for (; r + 2 <= r1; r += 2) {  // two rows' chains side by side: one chain waits on the fma's latency
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+    const uint8_t* next = row + w.row_bytes;
+    prefetch_range(row, kStreamAhead, 2 * w.row_bytes);
+    __m512 acc = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n_full; k += 16) {
+      const __m512 xv = _mm512_load_ps(x + k);
+      acc = _mm512_fmadd_ps(R::load16(row, k), xv, acc);
+      acc1 = _mm512_fmadd_ps(R::load16(next, k), xv, acc1);
+    }
+    y[r] = float_finish<R>(acc, row, x, w.n_in);
+    y[r + 1] = float_finish<R>(acc1, next, x, w.n_in);
+  }
+  for (; r < r1; ++r) {
+    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+    prefetch_range(row, kStreamAhead, w.row_bytes);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t k = 0; k < n_full; k += 16) acc = _mm512_fmadd_ps(R::load16(row, k), _mm512_load_ps(x + k), acc);
     y[r] = float_finish<R>(acc, row, x, w.n_in);
@@ -1261,8 +1278,22 @@ void float_one_token_blocks(const WeightMatrix& w, const float* x, float* y, int
   for (int64_t b = 0; b * kFloatBlock < n_full; ++b) {
     const int64_t k0 = b * kFloatBlock, n = min64(n_full - k0, kFloatBlock);
     const float* xb = x + k0;
-    for (int64_t r = r0; r < r1; ++r) {
+    int64_t r = r0;
+    for (; r + 2 <= r1; r += 2) {  // two rows' chains side by side: one chain waits on the fma's latency
       const uint8_t* piece = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r)) * R::kBytes;
+      const uint8_t* next = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r + 1)) * R::kBytes;
+      prefetch_range(piece, kStreamAhead, static_cast<size_t>(2 * n) * R::kBytes);
+      __m512 a = acc[r - r0], c = acc[r + 1 - r0];
+      for (int64_t k = 0; k < n; k += 16) {
+        const __m512 xv = _mm512_load_ps(xb + k);
+        a = _mm512_fmadd_ps(R::load16(piece, k), xv, a);
+        c = _mm512_fmadd_ps(R::load16(next, k), xv, c);
+      }
+      acc[r - r0] = a, acc[r + 1 - r0] = c;
+    }
+    for (; r < r1; ++r) {
+      const uint8_t* piece = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r)) * R::kBytes;
+      prefetch_range(piece, kStreamAhead, static_cast<size_t>(n) * R::kBytes);
       __m512 a = acc[r - r0];
       for (int64_t k = 0; k < n; k += 16) a = _mm512_fmadd_ps(R::load16(piece, k), _mm512_load_ps(xb + k), a);
       acc[r - r0] = a;

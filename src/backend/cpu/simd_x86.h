@@ -1,4 +1,5 @@
-// Small x86 helpers shared by the SIMD kernel files (matmul_avx2.cpp, matmul_avx512.cpp).
+// Small x86 helpers shared by the SIMD kernel files (matmul_avx2.cpp, matmul_avx512.cpp,
+// rows16_avx2.cpp, rows16_avx512.cpp).
 //
 // Everything here has internal linkage (an unnamed namespace), on purpose: each including file
 // gets its own copy compiled with its own instruction set, and no copy can be chosen by the linker
@@ -80,6 +81,14 @@ inline void prefetch_range(const void* base, size_t offset, size_t n_bytes) {
   const uintptr_t begin = reinterpret_cast<uintptr_t>(base) + offset;
   for (uintptr_t a = begin; a < begin + n_bytes; a += 64) prefetch_l1(a);
 }
+
+// A single token's products that read each thread's weights as one stream (the rows16 groups,
+// the float rows one at a time or their blocks), at the pace of the arithmetic between the
+// loads, ask before each piece (a group block, a row or two, a row's block) for the lines of the
+// piece kStreamAhead bytes on: on Zen 5 that took TinyLlama Q4_K_M generation from 21 to 34 GB/s
+// at one thread and from 32 to 39 at two (docs/PERFORMANCE.md, "Zen 5"); 4 and 16 KiB ahead were
+// slower there.
+constexpr size_t kStreamAhead = 8192;
 
 // Prefetch for a sequential read of [begin, begin + n_bytes) in n_steps steps of about equal
 // size: each step() asks for the lines of the next share, kLeadL2 and kLeadL1 bytes ahead, so the
