@@ -1166,13 +1166,12 @@ inline void keep_in_register(__m512&) {}
 inline void keep_in_register(__m512& v) { asm("" : "+v"(v)); }
 #endif
 
-// Lanes k % 16 over [k0, k1) (multiples of 16) for kR rows and kT tokens: acc[r * kT + t]
-// (starting from zero when k0 == 0).
+// Lanes k % 16 over [k0, k1) (multiples of 16) for kR rows and kT tokens, added to acc[r * kT + t].
 template <class R, int kR, int kT>
 inline void float_span(const uint8_t* const* rows, const float* const* xs, int64_t k0, int64_t k1, __m512* acc) {
   __m512 c[kR][kT];
   for (int r = 0; r < kR; ++r)
-    for (int t = 0; t < kT; ++t) c[r][t] = k0 == 0 ? _mm512_setzero_ps() : acc[r * kT + t];
+    for (int t = 0; t < kT; ++t) c[r][t] = acc[r * kT + t];
   for (int64_t k = k0; k < k1; k += 16) {
     __m512 wv[kR];
     for (int r = 0; r < kR; ++r) wv[r] = R::load16(rows[r], k);
@@ -1210,10 +1209,8 @@ void float_group(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const
                  int64_t ldy, int64_t t0, int64_t g0) {
   constexpr int64_t kKBlock = 512;
   const int64_t n_full = n_in / 16 * 16;
-  __m512 acc[kFloatGroup * kT];  // float_span starts them at zero
-  if (n_full == 0) {
-    for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
-  }
+  __m512 acc[kFloatGroup * kT];
+  for (int64_t i = 0; i < n_rows * kT; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
     const int64_t k1 = min64(n_full, k0 + kKBlock);
     int64_t r = 0;
@@ -1243,26 +1240,19 @@ void float_group(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const
 template <class R>
 void float_one_token(const WeightMatrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t n_full = w.n_in / 16 * 16;
-  int64_t r = r0;
-  for (; r + 2 <= r1; r += 2) {  // two rows' chains side by side: one chain waits on the fma's latency
+  const float* xs[1] = {x};
+  for (int64_t r = r0; r < r1; r += 2) {  // two rows' chains side by side (the last alone)
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-    const uint8_t* next = row + w.row_bytes;
-    prefetch_range(row, kStreamAhead, 2 * w.row_bytes);
-    __m512 acc = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n_full; k += 16) {
-      const __m512 xv = _mm512_load_ps(x + k);
-      acc = _mm512_fmadd_ps(R::load16(row, k), xv, acc);
-      acc1 = _mm512_fmadd_ps(R::load16(next, k), xv, acc1);
+    const uint8_t* rows[2] = {row, row + w.row_bytes};
+    const bool two = r + 1 < r1;
+    prefetch_range(rows[0], kStreamAhead, (two ? 2 : 1) * w.row_bytes);
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    if (two) {
+      float_span<R, 2, 1>(rows, xs, 0, n_full, acc);
+    } else {
+      float_span<R, 1, 1>(rows, xs, 0, n_full, acc);
     }
-    y[r] = float_finish<R>(acc, row, x, w.n_in);
-    y[r + 1] = float_finish<R>(acc1, next, x, w.n_in);
-  }
-  for (; r < r1; ++r) {
-    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-    prefetch_range(row, kStreamAhead, w.row_bytes);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n_full; k += 16) acc = _mm512_fmadd_ps(R::load16(row, k), _mm512_load_ps(x + k), acc);
-    y[r] = float_finish<R>(acc, row, x, w.n_in);
+    for (int i = 0; i < (two ? 2 : 1); ++i) y[r + i] = float_finish<R>(acc[i], rows[i], x, w.n_in);
   }
 }
 
@@ -1277,26 +1267,20 @@ void float_one_token_blocks(const WeightMatrix& w, const float* x, float* y, int
   const int64_t n_full = w.n_in / 16 * 16;
   for (int64_t b = 0; b * kFloatBlock < n_full; ++b) {
     const int64_t k0 = b * kFloatBlock, n = min64(n_full - k0, kFloatBlock);
-    const float* xb = x + k0;
-    int64_t r = r0;
-    for (; r + 2 <= r1; r += 2) {  // two rows' chains side by side: one chain waits on the fma's latency
-      const uint8_t* piece = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r)) * R::kBytes;
-      const uint8_t* next = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r + 1)) * R::kBytes;
-      prefetch_range(piece, kStreamAhead, static_cast<size_t>(2 * n) * R::kBytes);
-      __m512 a = acc[r - r0], c = acc[r + 1 - r0];
-      for (int64_t k = 0; k < n; k += 16) {
-        const __m512 xv = _mm512_load_ps(xb + k);
-        a = _mm512_fmadd_ps(R::load16(piece, k), xv, a);
-        c = _mm512_fmadd_ps(R::load16(next, k), xv, c);
+    const float* xs[1] = {x + k0};
+    for (int64_t r = r0; r < r1; r += 2) {  // two rows' pieces side by side (the last alone)
+      const bool two = r + 1 < r1;
+      const uint8_t* pieces[2];
+      for (int i = 0; i < (two ? 2 : 1); ++i) {
+        pieces[i] = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r + i)) * R::kBytes;
       }
-      acc[r - r0] = a, acc[r + 1 - r0] = c;
-    }
-    for (; r < r1; ++r) {
-      const uint8_t* piece = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r)) * R::kBytes;
-      prefetch_range(piece, kStreamAhead, static_cast<size_t>(n) * R::kBytes);
-      __m512 a = acc[r - r0];
-      for (int64_t k = 0; k < n; k += 16) a = _mm512_fmadd_ps(R::load16(piece, k), _mm512_load_ps(xb + k), a);
-      acc[r - r0] = a;
+      prefetch_range(pieces[0], kStreamAhead, static_cast<size_t>((two ? 2 : 1) * n) * R::kBytes);
+      __m512* a = acc + (r - r0);
+      if (two) {
+        float_span<R, 2, 1>(pieces, xs, 0, n, a);
+      } else {
+        float_span<R, 1, 1>(pieces, xs, 0, n, a);
+      }
     }
   }
   for (int64_t r = r0; r < r1; ++r) {
