@@ -106,6 +106,10 @@ bool summed_covered(TensorType t) {
          t == TensorType::Q6_K;
 }
 
+// The types whose generation products (the register matvec) follow contract S too, as the CPU's
+// do for every token (kernels.h, matvec).
+bool matvec_summed(TensorType t) { return t == TensorType::Q4_K || t == TensorType::Q6_K; }
+
 // Row length: 25 blocks of 32 (not a multiple of 256) where the type allows, else 3 x 256.
 int64_t awkward_row(TensorType type) { return type_traits(type).block_size == 256 ? 768 : 800; }
 
@@ -165,7 +169,7 @@ TEST_P(CudaOps, MatmulMatchesFloat64) {
     const std::vector<float> y = get(*gpu, gy, ref.size());
     std::vector<float> cy(ref.size());
     (*cpu)->matmul(**cm, x.data(), n, /*n_lane=*/n < 4 ? n : 0, cy.data());
-    if (summed_covered(type) && n >= 4) {
+    if (summed_covered(type) && (n >= 4 || matvec_summed(type))) {
       EXPECT_TRUE(same_bits(y, cy)) << type_name(type) << " n=" << n << " (CUDA vs CPU, contract S)";
       EXPECT_LE(nmse(y, ref), 1e-8) << type_name(type) << " n=" << n;
     } else {
@@ -418,6 +422,43 @@ TEST(CudaUnits, LayoutsGiveTheReferenceValues) {
           << type_name(type) << " row " << r << ": " << first;
     }
   }
+}
+
+// The register matvec's contract S for Q4_K and Q6_K emulated on the host (its staging, lanes,
+// pair trades and chain schedule) against the CPU backend's product of one token, bit for bit:
+// rows that end inside a lane iteration (768, 5632 values) and whole ones (2048), activations
+// with a zero block, a block of values below 2^-126 and one of huge values.
+TEST(CudaUnits, SummedRowsGiveTheCpuBits) {
+  auto cpu = make_backend("cpu", 1);
+  ASSERT_TRUE(cpu.ok());
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
+    for (int64_t n_in : {int64_t{768}, int64_t{2048}, int64_t{5632}}) {
+      const int64_t rows = 3;
+      const Weights w = make_weights(type, n_in, rows, 60 + static_cast<uint32_t>(n_in));
+      auto cm = (*cpu)->bind_matrix(w.info);
+      ASSERT_TRUE(cm.ok());
+      std::vector<float> x = random_values(static_cast<size_t>(n_in), 61);
+      for (int k = 0; k < 32; ++k) {
+        x[32 + static_cast<size_t>(k)] = 0.0f;
+        x[64 + static_cast<size_t>(k)] = 1e-39f * static_cast<float>(k - 16);
+        x[96 + static_cast<size_t>(k)] = 3e35f * static_cast<float>(k % 5 - 2);
+      }
+      std::vector<float> cy(static_cast<size_t>(rows));
+      (*cpu)->matmul(**cm, x.data(), 1, /*n_lane=*/1, cy.data());
+      const size_t row_bytes = row_size(type, n_in);
+      std::vector<float> got(static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<uint4> aligned((row_bytes + 15) / 16);
+        std::memcpy(aligned.data(), w.bytes.data() + static_cast<size_t>(r) * row_bytes, row_bytes);
+        ASSERT_TRUE(cuda::emulate_summed_row(type, reinterpret_cast<const uint8_t*>(aligned.data()), n_in, x.data(),
+                                             &got[static_cast<size_t>(r)]));
+      }
+      EXPECT_TRUE(same_bits(got, cy)) << type_name(type) << " n_in=" << n_in;
+    }
+  }
+  std::vector<float> x(256, 1.0f);
+  float y = 0.0f;
+  EXPECT_FALSE(cuda::emulate_summed_row(TensorType::Q8_0, nullptr, 256, x.data(), &y));
 }
 #endif
 

@@ -65,6 +65,10 @@ cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride,
 // Returns the number of mismatches; *first describes the first. No GPU needed.
 int64_t check_unit_layout(TensorType type, const uint8_t* row, int64_t n_in, const float* reference,
                           std::string* first);
+// The register matvec's contract S (Q4_K and Q6_K: matvec.cu's staging, each lane's sums and terms
+// and the chains' schedule) emulated on the host for one row and one token x [n_in]: *y is what the
+// kernel writes. False for a type without it. No GPU needed.
+bool emulate_summed_row(TensorType type, const uint8_t* row, int64_t n_in, const float* x, float* y);
 // The same product, one warp per row: each lane dequantizes 32-value groups of a staged chunk as
 // the reference does and sums them with fma in f32; the lanes' sums are combined by a fixed
 // butterfly.
