@@ -56,8 +56,11 @@ struct MatvecParts {
 // `type`, row_stride bytes apart (a multiple of 16, rows padded by the backend), x 16-byte
 // aligned. Sums in f32 with fma in a fixed order (matvec.cu), a token's bits the same whatever
 // tokens share the call: F16, Q4_0, Q4_1, Q8_0, Q4_K and Q6_K through the register kernel where
-// one token's x fits its 100 KiB of shared memory (n_in up to 23,552), two tokens a launch where
-// two fit (n_in up to 11,264), else one; the other types and longer rows through matvec_staged.
+// one token's staged x fits its 100 KiB of shared memory (n_in up to 23,552; Q4_0, Q8_0, Q4_K and
+// Q6_K, which follow contract S there, up to 40,960), two tokens a launch where two fit (n_in up
+// to 11,264; contract S 20,480), else one; the other types and longer rows through matvec_staged.
+// Under contract S a product gives the CPU's contract-S bits (for Q4_K and Q6_K the CPU's own
+// generation products).
 cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
                    cudaStream_t stream);
 // The register matvec's layout of a row of `type` (units.cuh), checked on the host: every value

@@ -283,7 +283,7 @@ __device__ __forceinline__ void add_units_summed(float (&acc)[R][NT], float (&ma
   for (int k = 0; k < 2; ++k) {
     const int64_t it = it0 + k;
     if (32 * it >= units) break;
-    const int64_t valid = units - 32 * it;  // units of this iteration, a multiple of 8 (super-blocks)
+    const int64_t valid = units - 32 * it;  // units of this iteration (32 or more: all)
     float dw[R][2], mc[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) w[k][r].owned_scales(dw[r], mc[r]);
@@ -297,9 +297,12 @@ __device__ __forceinline__ void add_units_summed(float (&acc)[R][NT], float (&ma
         const int32_t pa = w[k][r].run_sum(0, hi_a, lo_a, static_cast<int32_t>(meta.x));
         const int32_t pb = w[k][r].run_sum(1, hi_b, lo_b, static_cast<int32_t>(meta.y));
         float f[2], c[2];
-        if constexpr (U::kPairs) {
-          const bool odd = (lane & 1) != 0;
-          const int32_t p = (odd ? pb : pa) + __shfl_xor_sync(0xffffffffu, odd ? pa : pb, 1);
+        if constexpr (U::kOwned == 1) {  // one 32-value sub-block a lane
+          int32_t p = pa + pb;
+          if constexpr (U::kPairs) {  // this lane's group: its own run of it and the partner's
+            const bool odd = (lane & 1) != 0;
+            p = (odd ? pb : pa) + __shfl_xor_sync(0xffffffffu, odd ? pa : pb, 1);
+          }
           f[0] = f[1] = __int2float_rn(p);
           c[0] = c[1] = dw[r][0] * __uint_as_float(meta.z);
         } else {
@@ -307,21 +310,22 @@ __device__ __forceinline__ void add_units_summed(float (&acc)[R][NT], float (&ma
           c[0] = dw[r][0] * __uint_as_float(meta.z), c[1] = dw[r][1] * __uint_as_float(meta.w);
         }
 #pragma unroll
-        for (int step = 0; step < U::kChainSteps; ++step) {
-          if (U::chain_first_unit(step) >= valid) break;
+        for (int step = 0; step < U::kChainSteps; ++step) {  // a step adds the sub-blocks of valid lanes
+          if (U::chain_lane(step) >= valid) break;
           const int from = U::chain_lane(step) + (lane & 1), term = U::chain_term(step);
           const float fs = __shfl_sync(0xffffffffu, term ? f[1] : f[0], from);
           const float cs = __shfl_sync(0xffffffffu, term ? c[1] : c[0], from);
-          acc[r][t] = fmaf(fs, cs, acc[r][t]);
+          if (from < valid) acc[r][t] = fmaf(fs, cs, acc[r][t]);
         }
         if constexpr (U::kOffset) {  // the types with a min (Q4_K)
           const float sx = __uint_as_float(meta.w);
 #pragma unroll
           for (int step = 0; step < 4; ++step) {
             if (8 * step >= valid) break;
-            const float ms = __shfl_sync(0xffffffffu, mc[r], 8 * step + (lane & 7));
-            const float xs = __shfl_sync(0xffffffffu, sx, 8 * step + (lane & 7));
-            macc[r][t] = fmaf(ms, xs, macc[r][t]);
+            const int from = 8 * step + (lane & 7);
+            const float ms = __shfl_sync(0xffffffffu, mc[r], from);
+            const float xs = __shfl_sync(0xffffffffu, sx, from);
+            if (from < valid) macc[r][t] = fmaf(ms, xs, macc[r][t]);
           }
         }
       }

@@ -78,12 +78,14 @@ PLUMB_UNIT float half_at(const uint8_t* p) { return half_float(ldg(reinterpret_c
 PLUMB_UNIT float lo_half(uint32_t w) { return half_float(static_cast<uint16_t>(w)); }
 PLUMB_UNIT float hi_half(uint32_t w) { return half_float(static_cast<uint16_t>(w >> 16)); }
 
-// Contract S's exact integer dot products of four bytes (matvec.cu's summed kernels): weight bytes
-// (each 0 .. 63, so the same as signed or unsigned) against activations' signed high bytes, or
-// their unsigned low bytes.
+// Contract S's exact integer dot products of four bytes (matvec.cu's summed kernels): unsigned
+// weight bytes (offsets taken out afterwards) against activations' signed high bytes, or their
+// unsigned low bytes.
 PLUMB_UNIT int32_t dot4_hi(uint32_t w, uint32_t a, int32_t c) {
 #ifdef __CUDA_ARCH__
-  return __dp4a(static_cast<int>(w), static_cast<int>(a), c);
+  int32_t d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(w), "r"(a), "r"(c));
+  return d;
 #else
   for (int i = 0; i < 4; ++i) c += static_cast<int32_t>((w >> (8 * i)) & 0xff) * static_cast<int8_t>(a >> (8 * i));
   return c;
@@ -146,6 +148,19 @@ template <> struct Unit<TensorType::Q4_0> {
   PLUMB_UNIT float value(int run, int i) const {
     return byte_minus((q[i / 4] >> (4 * run)) & 0x0F0F0F0Fu, i % 4, k2p23 + 8.0f);
   }
+  // Contract S: the unit is one block and one 32-value sub-block, P = the two runs' sums.
+  static constexpr bool kSummed = true, kPairs = false;
+  static constexpr int kOwned = 1;
+  PLUMB_UNIT int32_t run_sum(int run, const uint4& hi, const uint4& lo, int32_t asum) const {
+    const uint32_t b[4] = {(q[0] >> (4 * run)) & 0x0F0F0F0Fu, (q[1] >> (4 * run)) & 0x0F0F0F0Fu,
+                           (q[2] >> (4 * run)) & 0x0F0F0F0Fu, (q[3] >> (4 * run)) & 0x0F0F0F0Fu};
+    return run_dot(b, hi, lo, asum, 8);
+  }
+  PLUMB_UNIT void owned_scales(float (&dw)[2], float& mc) const { dw[0] = dw[1] = d, mc = 0.0f; }
+  static PLUMB_UNIT void slot(int64_t e0, int64_t& u, int& run) { u = e0 / 32, run = static_cast<int>((e0 / 16) % 2); }
+  static constexpr int kChainSteps = 16;  // as Q4_K's: lane l owns sub-block l
+  static PLUMB_UNIT int chain_lane(int k) { return 2 * k; }
+  static PLUMB_UNIT int chain_term(int) { return 0; }
 };
 
 // Q4_1: as Q4_0 with a minimum (20 bytes: d, m, 16 bytes); w = q d + m.
@@ -183,6 +198,19 @@ template <> struct Unit<TensorType::Q8_0> {
   }
   PLUMB_UNIT void scales(float (&a)[2], float (&o)[2]) const { a[0] = a[1] = d, o[0] = o[1] = 0.0f; }
   PLUMB_UNIT float value(int run, int i) const { return byte_minus(q[4 * run + i / 4] ^ 0x80808080u, i % 4, k2p23 + 128.0f); }
+  // Contract S: as Q4_0's, the signed bytes made unsigned (+128) and 128 times the sum taken out.
+  static constexpr bool kSummed = true, kPairs = false;
+  static constexpr int kOwned = 1;
+  PLUMB_UNIT int32_t run_sum(int run, const uint4& hi, const uint4& lo, int32_t asum) const {
+    const uint32_t b[4] = {q[4 * run] ^ 0x80808080u, q[4 * run + 1] ^ 0x80808080u, q[4 * run + 2] ^ 0x80808080u,
+                           q[4 * run + 3] ^ 0x80808080u};
+    return run_dot(b, hi, lo, asum, 128);
+  }
+  PLUMB_UNIT void owned_scales(float (&dw)[2], float& mc) const { dw[0] = dw[1] = d, mc = 0.0f; }
+  static PLUMB_UNIT void slot(int64_t e0, int64_t& u, int& run) { u = e0 / 32, run = static_cast<int>((e0 / 16) % 2); }
+  static constexpr int kChainSteps = 16;
+  static PLUMB_UNIT int chain_lane(int k) { return 2 * k; }
+  static PLUMB_UNIT int chain_term(int) { return 0; }
 };
 
 // Q4_K: a super-block of 256 (144 bytes: d, dmin, 12 bytes of six-bit scales and mins, 128
@@ -251,11 +279,10 @@ PLUMB_UNROLL
     u = 8 * (e0 / 256) + 2 * (r / 64) + (r % 32) / 16;
   }
   // Step k of the accumulator chains of a lane iteration (its 32 sub-blocks): sub-blocks 2k and
-  // 2k + 1, owned by lanes 2k and 2k + 1 (kOwned term 0); the step needs units up to 2k + 1.
+  // 2k + 1, owned by lanes 2k and 2k + 1 (their term 0).
   static constexpr int kChainSteps = 16;
   static PLUMB_UNIT int chain_lane(int k) { return 2 * k; }
   static PLUMB_UNIT int chain_term(int) { return 0; }
-  static PLUMB_UNIT int chain_first_unit(int k) { return 2 * k; }
   PLUMB_UNIT float value(int run, int i) const { return byte_minus((q[i / 4] >> (4 * run)) & 0x0F0F0F0Fu, i % 4, k2p23); }
 };
 
@@ -304,14 +331,14 @@ PLUMB_UNROLL
     u = 8 * (e0 / 256) + 4 * (r / 128) + 2 * (cq % 2) + (r % 32) / 16;
   }
   // Step k of a lane iteration's chains (its 64 sub-blocks, four super-blocks): sub-blocks 2k and
-  // 2k + 1, both in super-block k / 8, both runs A or both runs B of two consecutive lanes.
+  // 2k + 1, both in super-block k / 8, both runs A or both runs B of two consecutive lanes: lanes
+  // chain_lane(k) and chain_lane(k) + 1, term chain_term(k).
   static constexpr int kChainSteps = 32;
   static PLUMB_UNIT int chain_lane(int k) {
     const int s = (2 * k) % 16, group = s / 4;
     return 8 * (k / 8) + s - (group == 0 ? 0 : group == 3 ? 8 : 4);
   }
   static PLUMB_UNIT int chain_term(int k) { return ((2 * k) % 16 / 4) % 2; }
-  static PLUMB_UNIT int chain_first_unit(int k) { return 8 * (k / 8); }
   PLUMB_UNIT float value(int run, int i) const {
     const uint32_t lo = (ql[i / 4] >> (4 * run)) & 0x0F0F0F0Fu;
     const uint32_t hi = ((qh[i / 4] >> (2 * c + 4 * run)) & 0x03030303u) << 4;

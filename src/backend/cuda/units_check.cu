@@ -87,9 +87,12 @@ bool emulate_summed_row(TensorType type, const uint8_t* row, int64_t n_in, const
           pb[lane] = unit.run_sum(1, at[32], at[96], static_cast<int32_t>(meta[lane].y));
         }
         for (int lane = 0; lane < valid; ++lane) {
-          if constexpr (U::kPairs) {
-            const int32_t* own = (lane & 1) != 0 ? pb : pa;  // the run of the group this lane owns
-            const int32_t p = own[lane] + own[lane ^ 1];      // the partner sends that run's sum
+          if constexpr (U::kOwned == 1) {
+            int32_t p = pa[lane] + pb[lane];
+            if constexpr (U::kPairs) {
+              const int32_t* own = (lane & 1) != 0 ? pb : pa;  // the run of the group this lane owns
+              p = own[lane] + own[lane ^ 1];                   // the partner sends that run's sum
+            }
             f[lane][0] = f[lane][1] = static_cast<float>(p);
             c[lane][0] = c[lane][1] = dw[lane][0] * bits_float(meta[lane].z);
           } else {
@@ -99,14 +102,14 @@ bool emulate_summed_row(TensorType type, const uint8_t* row, int64_t n_in, const
           sx[lane] = bits_float(meta[lane].w);
         }
         for (int lane = 0; lane < 32; ++lane) {
-          for (int step = 0; step < U::kChainSteps && U::chain_first_unit(step) < valid; ++step) {
+          for (int step = 0; step < U::kChainSteps; ++step) {
             const int from = U::chain_lane(step) + (lane & 1), term = U::chain_term(step);
-            acc[lane] = std::fma(f[from][term], c[from][term], acc[lane]);
+            if (from < valid) acc[lane] = std::fma(f[from][term], c[from][term], acc[lane]);
           }
           if constexpr (U::kOffset) {
-            for (int step = 0; step < 4 && 8 * step < valid; ++step) {
+            for (int step = 0; step < 4; ++step) {
               const int from = 8 * step + (lane & 7);
-              macc[lane] = std::fma(mc[from], sx[from], macc[lane]);
+              if (from < valid) macc[lane] = std::fma(mc[from], sx[from], macc[lane]);
             }
           }
         }
