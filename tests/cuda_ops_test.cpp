@@ -106,25 +106,6 @@ bool summed_covered(TensorType t) {
          t == TensorType::Q6_K;
 }
 
-// The types whose generation products (the register matvec) follow contract S too (kernels.h,
-// matvec), as the CPU's do for every token of Q4_K and Q6_K.
-bool matvec_summed(TensorType t) {
-  return t == TensorType::Q4_0 || t == TensorType::Q8_0 || t == TensorType::Q4_K || t == TensorType::Q6_K;
-}
-
-// The CPU backend's contract-S product of n tokens x [n][n_in]: those of a prompt run of 4 or
-// more tokens (fewer padded with zero tokens), whose tokens do not interact.
-std::vector<float> cpu_summed(Backend& cpu, const BoundMatrix& m, const std::vector<float>& x, int64_t n, int64_t n_in,
-                              int64_t n_out) {
-  const int64_t run = std::max<int64_t>(n, 4);
-  std::vector<float> xs(x.begin(), x.begin() + n * n_in);
-  xs.resize(static_cast<size_t>(run * n_in), 0.0f);
-  std::vector<float> y(static_cast<size_t>(run * n_out));
-  cpu.matmul(m, xs.data(), run, /*n_lane=*/0, y.data());
-  y.resize(static_cast<size_t>(n * n_out));
-  return y;
-}
-
 // Row length: 25 blocks of 32 (not a multiple of 256) where the type allows, else 3 x 256.
 int64_t awkward_row(TensorType type) { return type_traits(type).block_size == 256 ? 768 : 800; }
 
@@ -184,8 +165,7 @@ TEST_P(CudaOps, MatmulMatchesFloat64) {
     const std::vector<float> y = get(*gpu, gy, ref.size());
     std::vector<float> cy(ref.size());
     (*cpu)->matmul(**cm, x.data(), n, /*n_lane=*/n < 4 ? n : 0, cy.data());
-    if (summed_covered(type) && (n >= 4 || matvec_summed(type))) {
-      if (n < 4) cy = cpu_summed(**cpu, **cm, x, n, n_in, n_out);
+    if (summed_covered(type) && n >= 4) {
       EXPECT_TRUE(same_bits(y, cy)) << type_name(type) << " n=" << n << " (CUDA vs CPU, contract S)";
       EXPECT_LE(nmse(y, ref), 1e-8) << type_name(type) << " n=" << n;
     } else {
@@ -438,42 +418,6 @@ TEST(CudaUnits, LayoutsGiveTheReferenceValues) {
           << type_name(type) << " row " << r << ": " << first;
     }
   }
-}
-
-// The register matvec's contract S emulated on the host (its staging, lanes, pair trades and
-// chain schedule) against the CPU backend's contract-S product, bit for bit: rows that end inside
-// a lane iteration (800 or 768, 5632 values) and whole ones (2048), activations with a zero
-// block, a block of values below 2^-126 and one of huge values.
-TEST(CudaUnits, SummedRowsGiveTheCpuBits) {
-  auto cpu = make_backend("cpu", 1);
-  ASSERT_TRUE(cpu.ok());
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
-    for (int64_t n_in : {awkward_row(type), int64_t{2048}, int64_t{5632}}) {
-      const int64_t rows = 3;
-      const Weights w = make_weights(type, n_in, rows, 60 + static_cast<uint32_t>(n_in));
-      auto cm = (*cpu)->bind_matrix(w.info);
-      ASSERT_TRUE(cm.ok());
-      std::vector<float> x = random_values(static_cast<size_t>(n_in), 61);
-      for (int k = 0; k < 32; ++k) {
-        x[32 + static_cast<size_t>(k)] = 0.0f;
-        x[64 + static_cast<size_t>(k)] = 1e-39f * static_cast<float>(k - 16);
-        x[96 + static_cast<size_t>(k)] = 3e35f * static_cast<float>(k % 5 - 2);
-      }
-      const std::vector<float> cy = cpu_summed(**cpu, **cm, x, 1, n_in, rows);
-      const size_t row_bytes = row_size(type, n_in);
-      std::vector<float> got(static_cast<size_t>(rows));
-      for (int64_t r = 0; r < rows; ++r) {
-        std::vector<uint4> aligned((row_bytes + 15) / 16);
-        std::memcpy(aligned.data(), w.bytes.data() + static_cast<size_t>(r) * row_bytes, row_bytes);
-        ASSERT_TRUE(cuda::emulate_summed_row(type, reinterpret_cast<const uint8_t*>(aligned.data()), n_in, x.data(),
-                                             &got[static_cast<size_t>(r)]));
-      }
-      EXPECT_TRUE(same_bits(got, cy)) << type_name(type) << " n_in=" << n_in;
-    }
-  }
-  std::vector<float> x(256, 1.0f);
-  float y = 0.0f;
-  EXPECT_FALSE(cuda::emulate_summed_row(TensorType::Q4_1, nullptr, 256, x.data(), &y));
 }
 #endif
 

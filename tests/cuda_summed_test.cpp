@@ -258,30 +258,6 @@ TEST(CudaSummedHost, PreparedBlocksAreQuantizeTokens) {
   }
 }
 
-// The register matvec's preparation (matvec.cu's staging: two threads a block, half_partial of
-// each half traded, then half_prepare) gives prepare_block's bits, and each half's sum of q.
-TEST(CudaSummedHost, HalvesPrepareAsWholeBlocks) {
-  const int64_t n_in = 32 * 23 * 3, n = 41;
-  const std::vector<float> x = awkward_activations(n, n_in, 4);
-  for (int64_t b = 0; b < n * n_in / 32; ++b) {
-    const float* xb = x.data() + 32 * b;
-    su::ActBlock whole;
-    su::prepare_block(xb, &whole);
-    const su::HalfPartial first = su::half_partial(xb), second = su::half_partial(xb + 16);
-    for (int h = 0; h < 2; ++h) {
-      const su::HalfPrepared p = su::half_prepare(xb + 16 * h, first, second);
-      ASSERT_TRUE(same_bits_or_nan(&p.d, &whole.d, 1)) << "block " << b;
-      ASSERT_TRUE(same_bits_or_nan(&p.sx32, &whole.sx32, 1)) << "block " << b;
-      int32_t sum = 0;
-      for (int k = 0; k < 16; ++k) {
-        ASSERT_EQ(p.q[k], whole.q[16 * h + k]) << "block " << b << " k " << 16 * h + k;
-        sum += whole.q[16 * h + k];
-      }
-      ASSERT_EQ(p.qsum, sum) << "block " << b << " half " << h;
-    }
-  }
-}
-
 // ---- The kernel's schedule, emulated ----
 
 // Host copies of what the device holds: prepared activations in the ActPlanes layout, made with

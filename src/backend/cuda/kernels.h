@@ -56,11 +56,8 @@ struct MatvecParts {
 // `type`, row_stride bytes apart (a multiple of 16, rows padded by the backend), x 16-byte
 // aligned. Sums in f32 with fma in a fixed order (matvec.cu), a token's bits the same whatever
 // tokens share the call: F16, Q4_0, Q4_1, Q8_0, Q4_K and Q6_K through the register kernel where
-// one token's staged x fits its 100 KiB of shared memory (n_in up to 23,552; Q4_0, Q8_0, Q4_K and
-// Q6_K, which follow contract S there, up to 40,960), two tokens a launch where two fit (n_in up
-// to 11,264; contract S 20,480), else one; the other types and longer rows through matvec_staged.
-// Under contract S a product gives the CPU's contract-S bits (for Q4_K and Q6_K the CPU's own
-// generation products).
+// one token's x fits its 100 KiB of shared memory (n_in up to 23,552), two tokens a launch where
+// two fit (n_in up to 11,264), else one; the other types and longer rows through matvec_staged.
 cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
                    cudaStream_t stream);
 // The register matvec's layout of a row of `type` (units.cuh), checked on the host: every value
@@ -68,10 +65,6 @@ cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride,
 // Returns the number of mismatches; *first describes the first. No GPU needed.
 int64_t check_unit_layout(TensorType type, const uint8_t* row, int64_t n_in, const float* reference,
                           std::string* first);
-// The register matvec's contract S (Q4_K and Q6_K: matvec.cu's staging, each lane's sums and terms
-// and the chains' schedule) emulated on the host for one row and one token x [n_in]: *y is what the
-// kernel writes. False for a type without it. No GPU needed.
-bool emulate_summed_row(TensorType type, const uint8_t* row, int64_t n_in, const float* x, float* y);
 // The same product, one warp per row: each lane dequantizes 32-value groups of a staged chunk as
 // the reference does and sums them with fma in f32; the lanes' sums are combined by a fixed
 // butterfly.

@@ -2,7 +2,6 @@
 // register matvec for the common types (units.cuh), one or two tokens a launch; the other types
 // and rows too long for its shared memory through the staged matvec (matmul.cu).
 #include <algorithm>
-#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <utility>
@@ -14,7 +13,6 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/rms_scale.cuh"
 #include "backend/cuda/rope_cache.cuh"
-#include "backend/cuda/summed.h"
 #include "backend/cuda/units.cuh"
 
 namespace plumb::cuda {
@@ -92,57 +90,6 @@ __device__ void stage_normed_x(const InputNorm& norm, int64_t n_in, StagedX s, b
       sum = (((sum + v.x) + v.y) + v.z) + v.w;
     }
     s.sums[u * 2 + run] = sum;
-  }
-}
-
-// Contract S (the units of SummedUnit types): every token's activations prepared as the CPU
-// prepares them (summed.h's half_prepare: 16-bit q and the block's d and sx32), staged by the
-// block in the order the lanes read them (units.cuh: summed_at, stage_half).
-size_t summed_staged_bytes(int64_t n_in, int n) {
-  const int64_t iters = (n_in / 32 + 31) / 32;
-  return static_cast<size_t>(n) * static_cast<size_t>(iters) * 32 * kSummedSlots * sizeof(uint4);
-}
-
-// The bytes a block stages for n tokens of rows of n_in values of T, under the contract it runs.
-template <TensorType T, bool kS>
-size_t unit_staged_bytes(int64_t n_in, int n) {
-  return kS ? summed_staged_bytes(n_in, n) : staged_bytes(n_in, n);
-}
-
-// Each thread takes half a 32-value block (the warp's lanes 2i, 2i + 1 the two halves of one),
-// from x, or from RMSNorm's output as stage_normed_x makes it where norm.raw is set (scale: the
-// norm's, from rms_scale; block 0 writes it to norm.y).
-template <TensorType T, bool kNorm>
-__device__ void stage_summed(const float* __restrict__ x, const InputNorm& norm, float scale, int64_t n_in, int n,
-                             uint4* ps, int64_t iters, bool write_y) {
-  const int64_t halves = n_in / 16, total = n * halves;
-  const int lane = threadIdx.x % 32;
-  for (int64_t base = threadIdx.x - lane; base < total; base += blockDim.x) {  // the same for a warp's lanes
-    const int64_t i = base + lane;
-    const bool on = i < total;
-    const int64_t t = on ? i / halves : 0, e0 = on ? (i % halves) * 16 : 0;
-    float v[16];
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      if (on && kNorm) {
-        const float4 r = reinterpret_cast<const float4*>(norm.raw + e0)[q];
-        const float4 m = reinterpret_cast<const float4*>(norm.w + e0)[q];
-        a = make_float4((r.x * scale) * m.x, (r.y * scale) * m.y, (r.z * scale) * m.z, (r.w * scale) * m.w);
-        if (write_y) reinterpret_cast<float4*>(norm.y + e0)[q] = a;
-      } else if (on) {
-        a = reinterpret_cast<const float4*>(x + t * n_in + e0)[q];
-      }
-      v[4 * q] = a.x, v[4 * q + 1] = a.y, v[4 * q + 2] = a.z, v[4 * q + 3] = a.w;
-    }
-    const summed::HalfPartial mine = summed::half_partial(v);
-    summed::HalfPartial other;
-    other.amax = __shfl_xor_sync(0xffffffffu, mine.amax, 1);
-    other.nan = __shfl_xor_sync(0xffffffffu, mine.nan, 1);
-    other.sum = __shfl_xor_sync(0xffffffffu, mine.sum, 1);
-    if (!on) continue;
-    const bool second = (e0 / 16) % 2 != 0;
-    stage_half<T>(ps, iters, t, e0, summed::half_prepare(v, second ? other : mine, second ? mine : other));
   }
 }
 
@@ -268,95 +215,26 @@ __device__ __forceinline__ void add_units(float (&acc)[R][NT], const Unit<T> (&w
   }
 }
 
-// Contract S for lane iterations it0 and it0 + 1 of a warp's R rows: each lane's exact run sums
-// (dp4a on the activations' high and low bytes), a pair's trade for Q4_K, float(P) rounded once
-// (an exact conversion below 2^24), and per (row, token) the CPU's chains in sub-block order:
-// acc[s % 2] = fma(float(P_s), dw[s] * d_a, acc[s % 2]) in lanes 0 and 1 (every lane runs the
-// chain of its parity), macc[s % 8] = fma(mc[s], sx32[s], macc[s % 8]) in lanes 0 .. 7, each
-// step's operands taken from the lane that owns the sub-block.
-template <TensorType T, int NT, int R>
-__device__ __forceinline__ void add_units_summed(float (&acc)[R][NT], float (&macc)[R][NT], const Unit<T> (&w)[2][R],
-                                                 int64_t it0, int64_t units, const uint4* ps, int64_t iters, int n,
-                                                 int lane) {
-  using U = Unit<T>;
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const int64_t it = it0 + k;
-    if (32 * it >= units) break;
-    const int64_t valid = units - 32 * it;  // units of this iteration (32 or more: all)
-    float dw[R][2], mc[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) w[k][r].owned_scales(dw[r], mc[r]);
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      if (t >= n) break;
-      const uint4* at = ps + summed_at(iters, t, 32 * it + lane, 0);
-      const uint4 hi_a = at[0], hi_b = at[32], lo_a = at[64], lo_b = at[96], meta = at[128];
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const int32_t pa = w[k][r].run_sum(0, hi_a, lo_a, static_cast<int32_t>(meta.x));
-        const int32_t pb = w[k][r].run_sum(1, hi_b, lo_b, static_cast<int32_t>(meta.y));
-        float f[2], c[2];
-        if constexpr (U::kOwned == 1) {  // one 32-value sub-block a lane
-          int32_t p = pa + pb;
-          if constexpr (U::kPairs) {  // this lane's group: its own run of it and the partner's
-            const bool odd = (lane & 1) != 0;
-            p = (odd ? pb : pa) + __shfl_xor_sync(0xffffffffu, odd ? pa : pb, 1);
-          }
-          f[0] = f[1] = __int2float_rn(p);
-          c[0] = c[1] = dw[r][0] * __uint_as_float(meta.z);
-        } else {
-          f[0] = __int2float_rn(pa), f[1] = __int2float_rn(pb);
-          c[0] = dw[r][0] * __uint_as_float(meta.z), c[1] = dw[r][1] * __uint_as_float(meta.w);
-        }
-#pragma unroll
-        for (int step = 0; step < U::kChainSteps; ++step) {  // a step adds the sub-blocks of valid lanes
-          if (U::chain_lane(step) >= valid) break;
-          const int from = U::chain_lane(step) + (lane & 1), term = U::chain_term(step);
-          const float fs = __shfl_sync(0xffffffffu, term ? f[1] : f[0], from);
-          const float cs = __shfl_sync(0xffffffffu, term ? c[1] : c[0], from);
-          if (from < valid) acc[r][t] = fmaf(fs, cs, acc[r][t]);
-        }
-        if constexpr (U::kOffset) {  // the types with a min (Q4_K)
-          const float sx = __uint_as_float(meta.w);
-#pragma unroll
-          for (int step = 0; step < 4; ++step) {
-            if (8 * step >= valid) break;
-            const int from = 8 * step + (lane & 7);
-            const float ms = __shfl_sync(0xffffffffu, mc[r], from);
-            const float xs = __shfl_sync(0xffffffffu, sx, from);
-            if (from < valid) macc[r][t] = fmaf(ms, xs, macc[r][t]);
-          }
-        }
-      }
-    }
-  }
-}
-
 // A warp's R rows (rs). Lane l takes units l, l + 32, ... of each row, two lane iterations at a
 // time; w holds the first two's units on entry and, on return, the first two of the warp's next
 // rows (next). With `ahead` the loads of the following two iterations are issued before the
 // current two are summed, so that a warp always has loads in flight; without, after (for
 // measuring). The 32 lanes' sums are combined by a xor butterfly: a fixed order, the same bits
 // every run and whichever block takes the row. y = the sum; acc += it where acc is given.
-template <TensorType T, int NT, int R, Epilogue E, bool kS>
+template <TensorType T, int NT, int R, Epilogue E>
 __device__ void matvec_rows(const MatvecParts& parts, const RowSet<R>& rs, const RowSet<R>& next, int64_t units,
                             const StagedX& s, int n, int lane, Unit<T> (&w)[2][R], bool ahead, const Fused& f) {
-  float acc[R][NT], macc[R][NT];
+  float acc[R][NT];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
 #pragma unroll
-    for (int t = 0; t < NT; ++t) acc[r][t] = macc[r][t] = 0.0f;
+    for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
   }
   for (int64_t it0 = 0; it0 < s.iters; it0 += 2) {
     const bool last = it0 + 2 >= s.iters;
     Unit<T> later[2][R];
     if (ahead) load_units<T, R>(later, last ? next : rs, last ? 0 : it0 + 2, units, lane);
-    if constexpr (kS) {
-      add_units_summed<T, NT, R>(acc, macc, w, it0, units, reinterpret_cast<const uint4*>(s.xs), s.iters, n, lane);
-    } else {
-      add_units<T, NT, R>(acc, w, it0, units, s, n, lane);
-    }
+    add_units<T, NT, R>(acc, w, it0, units, s, n, lane);
     if (!ahead) load_units<T, R>(later, last ? next : rs, last ? 0 : it0 + 2, units, lane);
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
@@ -368,19 +246,8 @@ __device__ void matvec_rows(const MatvecParts& parts, const RowSet<R>& rs, const
   for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-      if constexpr (kS) {  // y = (acc[0] + acc[1]) + hsum8(macc), as the CPU's contract S
-        float y = __shfl_sync(0xffffffffu, acc[r][t], 0) + __shfl_sync(0xffffffffu, acc[r][t], 1);
-        if constexpr (Unit<T>::kOffset) {
-          float m[8];
 #pragma unroll
-          for (int i = 0; i < 8; ++i) m[i] = __shfl_sync(0xffffffffu, macc[r][t], i);
-          y = y + summed::hsum8(m);
-        }
-        acc[r][t] = y;
-      } else {
-#pragma unroll
-        for (int off = 16; off > 0; off /= 2) acc[r][t] += __shfl_xor_sync(0xffffffffu, acc[r][t], off);
-      }
+      for (int off = 16; off > 0; off /= 2) acc[r][t] += __shfl_xor_sync(0xffffffffu, acc[r][t], off);
     }
   }
   if (lane != 0) return;
@@ -409,7 +276,7 @@ __device__ void matvec_rows(const MatvecParts& parts, const RowSet<R>& rs, const
 // A block takes groups of W * R rows, a warp R rows of each, x staged once a block for all its
 // groups: the blocks stride over the groups, as many blocks as the GPU holds at once, so that a
 // wide product does not stage x again for every few rows.
-template <TensorType T, int NT, int R, int W, Epilogue E, bool kNorm, bool kS>
+template <TensorType T, int NT, int R, int W, Epilogue E, bool kNorm>
 __global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in,
                                                         const float* __restrict__ x, int n, int64_t groups,
                                                         bool preload, bool ahead, Fused f) {
@@ -428,14 +295,7 @@ __global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_
   Unit<T> w[2][R];
   if (preload) load_units<T, R>(w, rs, 0, units, lane);
   pdl_start();
-  if constexpr (kS) {
-    float scale = 0.0f;
-    if constexpr (kNorm) {
-      __shared__ double partial[kNormThreads];
-      scale = rms_scale(f.norm.raw, n_in, f.norm.eps, partial);
-    }
-    stage_summed<T, kNorm>(x, f.norm, scale, n_in, n, reinterpret_cast<uint4*>(staged), s.iters, blockIdx.x == 0);
-  } else if constexpr (kNorm) {
+  if constexpr (kNorm) {
     stage_normed_x<T>(f.norm, n_in, s, blockIdx.x == 0);
   } else {
     stage_x<T>(x, n_in, n, s);
@@ -444,7 +304,7 @@ __global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_
   if (!preload) load_units<T, R>(w, rs, 0, units, lane);
   for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
     const RowSet<R> next = rows_at<R, E>(parts, row_stride, ((g + gridDim.x) * W + warp) * R);
-    matvec_rows<T, NT, R, E, kS>(parts, rs, next, units, s, n, lane, w, ahead, f);
+    matvec_rows<T, NT, R, E>(parts, rs, next, units, s, n, lane, w, ahead, f);
     rs = next;
   }
 }
@@ -471,14 +331,14 @@ class ResidentBlocks {
   std::vector<std::pair<size_t, int>> known_;
 };
 
-template <TensorType T, int NT, int R, int W, bool kS, Epilogue E = Epilogue::kStore, bool kNorm = false>
+template <TensorType T, int NT, int R, int W, Epilogue E = Epilogue::kStore, bool kNorm = false>
 cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
                         cudaStream_t stream, const Fused& f = {}) {
-  const auto kernel = matvec_kernel<T, NT, R, W, E, kNorm, kS>;
+  const auto kernel = matvec_kernel<T, NT, R, W, E, kNorm>;
   // Above 48 KiB of shared memory a kernel must say so, once.
   static const cudaError_t allowed = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
   if (allowed != cudaSuccess) return allowed;
-  const size_t shared = unit_staged_bytes<T, kS>(n_in, n);
+  const size_t shared = staged_bytes(n_in, n);
   const int64_t groups = (rows + W * R - 1) / (W * R);
   // As many blocks as the GPU holds at once (one a group where that is not known, or with
   // PLUMB_MV_STRIDE=0, for measuring).
@@ -494,20 +354,7 @@ cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_i
   return launch(kernel, blocks, 32 * W, shared, stream, parts, row_stride, n_in, x, n, groups, preload, ahead, f);
 }
 
-// Whether T's products follow contract S in the register kernel: Q4_K's and Q6_K's, the CPU's
-// contract for every token of those types (docs/EXACTNESS.md). PLUMB_MV_SUMMED=0 gives the lane
-// contract's kernel instead, for measuring: unlike the other switches it changes the bits.
-template <TensorType T>
-bool summed_on() {
-  if constexpr (SummedUnit<T>::value) {
-    static const bool on = switched_on("PLUMB_MV_SUMMED");
-    return on;
-  } else {
-    return false;
-  }
-}
-
-// Rows a warp (the lane contract's kernels): 1, the fastest measured (H100, TinyLlama Q4_K_M tg128 610-615 t/s against
+// Rows a warp: 1, the fastest measured (H100, TinyLlama Q4_K_M tg128 610-615 t/s against
 // 590-597 with 2 rows and 516 with 4; Q8_0 577 against 562, Q4_0 655 against 661); PLUMB_MV=2
 // or 4 picks the others, for measuring. Warps a block: 16 (PLUMB_MV_WARPS=4 or 8 for measuring);
 // H100, tg128, blocks striding with 4 / 8 / 16 warps against one block of 4 warps a group:
@@ -517,29 +364,15 @@ bool summed_on() {
 template <TensorType T, int NT>
 cudaError_t launch_rows(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
                         cudaStream_t stream) {
-  if constexpr (SummedUnit<T>::value) {
-    if (summed_on<T>()) return launch_unit<T, NT, 1, 16, true>(parts, row_stride, n_in, x, n, rows, stream);
-  }
   static const int variant = getenv("PLUMB_MV") ? atoi(getenv("PLUMB_MV")) : 1;
   static const int warps = getenv("PLUMB_MV_WARPS") ? atoi(getenv("PLUMB_MV_WARPS")) : 16;
-  if (variant == 2) return launch_unit<T, NT, 2, 4, false>(parts, row_stride, n_in, x, n, rows, stream);
-  if (variant == 4) return launch_unit<T, NT, 4, 4, false>(parts, row_stride, n_in, x, n, rows, stream);
+  if (variant == 2) return launch_unit<T, NT, 2, 4>(parts, row_stride, n_in, x, n, rows, stream);
+  if (variant == 4) return launch_unit<T, NT, 4, 4>(parts, row_stride, n_in, x, n, rows, stream);
   switch (warps) {
-    case 4: return launch_unit<T, NT, 1, 4, false>(parts, row_stride, n_in, x, n, rows, stream);
-    case 8: return launch_unit<T, NT, 1, 8, false>(parts, row_stride, n_in, x, n, rows, stream);
-    default: return launch_unit<T, NT, 1, 16, false>(parts, row_stride, n_in, x, n, rows, stream);
+    case 4: return launch_unit<T, NT, 1, 4>(parts, row_stride, n_in, x, n, rows, stream);
+    case 8: return launch_unit<T, NT, 1, 8>(parts, row_stride, n_in, x, n, rows, stream);
+    default: return launch_unit<T, NT, 1, 16>(parts, row_stride, n_in, x, n, rows, stream);
   }
-}
-
-// The bytes the register kernel stages for n tokens of rows of n_in values of `type`, under the
-// contract it runs (SIZE_MAX: the type has no units).
-size_t register_staged_bytes(TensorType type, int64_t n_in, int n) {
-  size_t bytes = SIZE_MAX;
-  dispatch_type(type, [&](auto tag) {
-    constexpr TensorType T = decltype(tag)::value;
-    if constexpr (Unit<T>::kExists) bytes = summed_on<T>() ? summed_staged_bytes(n_in, n) : staged_bytes(n_in, n);
-  });
-  return bytes;
 }
 
 }  // namespace
@@ -554,8 +387,10 @@ cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride,
   int64_t rows = 0;
   for (int i = 0; i < parts.count; ++i) rows += parts.n_out[i];
   if (rows == 0 || n == 0) return cudaSuccess;
-  if (register_staged_bytes(type, n_in, 1) > kMaxStagedBytes) return matvec_staged(type, parts, row_stride, n_in, x, n, stream);
-  const int per_launch = register_staged_bytes(type, n_in, kMaxUnitTokens) <= kMaxStagedBytes ? kMaxUnitTokens : 1;
+  bool unit = false;
+  dispatch_type(type, [&](auto tag) { unit = Unit<decltype(tag)::value>::kExists; });
+  if (!unit || staged_bytes(n_in, 1) > kMaxStagedBytes) return matvec_staged(type, parts, row_stride, n_in, x, n, stream);
+  const int per_launch = staged_bytes(n_in, kMaxUnitTokens) <= kMaxStagedBytes ? kMaxUnitTokens : 1;
   cudaError_t e = cudaSuccess;
   for (int t0 = 0; t0 < n && e == cudaSuccess; t0 += per_launch) {
     const int k = std::min(per_launch, n - t0);
@@ -579,7 +414,10 @@ cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride,
 // Not F16: its units hold 16 registers of weights each, and its generation steps ran slower with
 // the fused launches than with the separate ones (H100, TinyLlama F16 tg128: 554 t/s against 717).
 bool matvec_one_covers(TensorType type, int64_t n_in) {
-  return type != TensorType::F16 && register_staged_bytes(type, n_in, 1) <= kMaxStagedBytes;
+  if (type == TensorType::F16) return false;
+  bool unit = false;
+  dispatch_type(type, [&](auto tag) { unit = Unit<decltype(tag)::value>::kExists; });
+  return unit && staged_bytes(n_in, 1) <= kMaxStagedBytes;
 }
 
 namespace {
@@ -592,16 +430,9 @@ cudaError_t launch_one(TensorType type, const MatvecParts& parts, size_t row_str
   cudaError_t e = cudaErrorInvalidValue;
   dispatch_type(type, [&](auto tag) {
     constexpr TensorType T = decltype(tag)::value;
-    if constexpr (SummedUnit<T>::value) {
-      if (summed_on<T>()) {
-        e = f.norm.raw != nullptr ? launch_unit<T, 1, R, 16, true, E, true>(parts, row_stride, n_in, x, 1, rows, stream, f)
-                                  : launch_unit<T, 1, R, 16, true, E, false>(parts, row_stride, n_in, x, 1, rows, stream, f);
-        return;
-      }
-    }
     if constexpr (Unit<T>::kExists) {
-      e = f.norm.raw != nullptr ? launch_unit<T, 1, R, 16, false, E, true>(parts, row_stride, n_in, x, 1, rows, stream, f)
-                                : launch_unit<T, 1, R, 16, false, E, false>(parts, row_stride, n_in, x, 1, rows, stream, f);
+      e = f.norm.raw != nullptr ? launch_unit<T, 1, R, 16, E, true>(parts, row_stride, n_in, x, 1, rows, stream, f)
+                                : launch_unit<T, 1, R, 16, E, false>(parts, row_stride, n_in, x, 1, rows, stream, f);
     }
   });
   return e;

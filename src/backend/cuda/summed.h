@@ -368,60 +368,6 @@ PLUMB_HD void prepare_block(const float* x, ActBlock* out) {
   out->sx32 = double_to_float_rn(dadd_rn(half[0], half[1]));
 }
 
-// prepare_block cut in two halves of 16 values, for two threads that trade one HalfPartial (the
-// matvec's staging, matvec.cu): half_partial of each half, then half_prepare of each with both.
-// The same arithmetic as prepare_block: the maximum of half 1 continues from half 0's (a select
-// that only a strictly larger value passes, so max(+0, values) in any grouping), the NaN test,
-// and each half's double tree, which prepare_block also sums per half.
-struct HalfPartial {
-  float amax;
-  int nan;
-  double sum;
-};
-PLUMB_HD HalfPartial half_partial(const float* x) {
-  HalfPartial p{0.0f, 0, 0.0};
-  for (int k = 0; k < 16; ++k) {
-    const float a = x[k] < 0.0f ? -x[k] : x[k];
-    p.amax = p.amax < a ? a : p.amax;
-    p.nan = p.nan | (x[k] != x[k] ? 1 : 0);
-  }
-  double v[4];
-  for (int j = 0; j < 4; ++j) {
-    v[j] = dadd_rn(dadd_rn(static_cast<double>(x[j]), static_cast<double>(x[4 + j])),
-                   dadd_rn(static_cast<double>(x[8 + j]), static_cast<double>(x[12 + j])));
-  }
-  p.sum = dadd_rn(dadd_rn(v[0], v[2]), dadd_rn(v[1], v[3]));
-  return p;
-}
-// Half h of a block (x: its 16 values; first, second: both halves' partials): the block's d and
-// sx32, this half's 16-bit q, and the half's sum of q (an exact integer).
-struct HalfPrepared {
-  int16_t q[16];
-  float d;
-  float sx32;
-  int32_t qsum;
-};
-PLUMB_HD HalfPrepared half_prepare(const float* x, const HalfPartial& first, const HalfPartial& second) {
-  HalfPrepared out;
-  const float amax = first.amax < second.amax ? second.amax : first.amax;
-  out.qsum = 0;
-  if ((first.nan | second.nan) != 0 || !(amax <= FLT_MAX)) {
-    out.d = float_of(0x7fc00000u);
-    for (int k = 0; k < 16; ++k) out.q[k] = 0;
-  } else {
-    float db = div_rn(amax, kActQMax);
-    float id = db != 0.0f ? div_rn(1.0f, db) : 0.0f;
-    if (!(id <= FLT_MAX)) db = id = 0.0f;
-    out.d = db;
-    for (int k = 0; k < 16; ++k) {
-      out.q[k] = static_cast<int16_t>(float_to_int_rn(mul_rn(x[k], id)));
-      out.qsum += out.q[k];
-    }
-  }
-  out.sx32 = double_to_float_rn(dadd_rn(first.sum, second.sum));
-  return out;
-}
-
 // q = 256 * hi + lo exactly, hi signed (-128 .. 127), lo unsigned (0 .. 255).
 PLUMB_HD int8_t split_hi(int q) { return static_cast<int8_t>((q - (q & 255)) / 256); }
 PLUMB_HD uint8_t split_lo(int q) { return static_cast<uint8_t>(q & 255); }
