@@ -18,6 +18,13 @@ shared=${3:-$repo_root/../shared}
 work=$(mktemp -d "${TMPDIR:-/tmp}/llama-trace-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
+missing=$("$repo_root/tools/llama-trace/missing-cpu-flags.sh")
+if [ -n "$missing" ]; then
+  echo "SKIP llama-trace: its build has the references' AVX-512 kernels and this CPU lacks ${missing% }"
+  echo "     (LLAMA_TRACE_CPU_FLAGS builds other kernels: tools/llama-trace/build.sh)"
+  exit 0
+fi
+
 status=0
 for name in austen-21m-f16 austen-21m-q4_k_m smollm2-135m-q4_1; do
   ref=$shared/ref/$name.gguf
