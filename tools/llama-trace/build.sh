@@ -35,6 +35,7 @@ src=$llama_cpp_src
 # The CPU kernels of the references (../shared/ref: "x86-64 AVX-512"): AVX-512 with VNNI/BF16/VBMI,
 # AMX off (this llama.cpp's AMX matmul crashes on the development machines, and AMX changes the
 # arithmetic). LLAMA_TRACE_CPU_FLAGS replaces them (e.g. "-DGGML_NATIVE=ON" on other CPUs).
+# missing-cpu-flags.sh names the CPU flags these need: change the two together.
 cpu_flags=${LLAMA_TRACE_CPU_FLAGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}
 cuda=OFF
 [ "${LLAMA_TRACE_CUDA:-0}" = 1 ] && cuda=ON
