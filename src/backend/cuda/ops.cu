@@ -5,7 +5,8 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "backend/attention_chunk.h"
+#include "backend/cuda/attention_chunks.cuh"
+#include "backend/cuda/attention_prompt.h"
 #include "backend/cuda/device_info.h"
 #include "backend/cuda/exp_f32.cuh"
 #include "backend/cuda/kernels.h"
@@ -108,10 +109,8 @@ __host__ __device__ inline int tile_row(int head_dim_k, int head_dim_v) {
 // Floats of one query row's scores over n positions, a multiple of four (16-byte aligned rows).
 __host__ __device__ inline int64_t scores_floats(int64_t n) { return (n + 3) / 4 * 4; }
 
-// The contract's chunks of positions (backend/attention_chunk.h); a chunk is whole tiles.
-constexpr int kChunk = static_cast<int>(kAttentionChunk);
+// A chunk of the contract (attention_chunks.cuh) is whole tiles.
 static_assert(kChunk % kKeyTile == 0, "a chunk is whole tiles");
-__host__ __device__ inline int64_t chunks_of(int64_t n_kv) { return (n_kv + kChunk - 1) / kChunk; }
 
 // Rows of the tile that starts at position p0, of the positions before `end`.
 __device__ __forceinline__ int tile_rows(int p0, int end) { return end - p0 < kKeyTile ? end - p0 : kKeyTile; }
@@ -237,38 +236,6 @@ struct SharedLayout {
 
 size_t attention_shared_bytes(int64_t n_kv_max, bool split, int heads, int head_dim_k, int head_dim_v) {
   return SharedLayout(n_kv_max, split, heads).bytes(heads, head_dim_k, head_dim_v);
-}
-
-// The scratch of a split launch, AttentionArgs::split: per (token, head, chunk) the chunk's sum,
-// maximum and value chains a_c.
-struct SplitLayout {
-  double* sums;    // [n][n_head][chunks]
-  float* maxes;    // [n][n_head][chunks]
-  float* chains;   // [n][n_head][chunks][head_dim_v]
-  __host__ __device__ static size_t bytes(int64_t n, int64_t n_head, int64_t chunks, int64_t head_dim_v) {
-    return static_cast<size_t>(n * n_head * chunks) * sizeof(double) +
-           static_cast<size_t>(n * n_head * chunks * (1 + head_dim_v)) * sizeof(float);
-  }
-  __host__ __device__ SplitLayout(void* base, int64_t n, int64_t n_head, int64_t chunks) {
-    sums = static_cast<double*>(base);
-    maxes = reinterpret_cast<float*>(sums + n * n_head * chunks);
-    chains = maxes + n * n_head * chunks;
-  }
-};
-
-// The fold of a row's chunk sums (attention_kernels.h's fold_chunk_sums, one thread): m holds each
-// chunk's m_c and gets its factor f_c = exp_f32(m_c - max m_c) (exp_f32(0) is exactly 1, so a
-// single chunk keeps its sum); returns the sum of sum_c * f_c in chunk order.
-__device__ double fold_chunk_sums(float* m, const double* sums, int chunks) {
-  float mx = m[0];
-  for (int c = 1; c < chunks; ++c) mx = fmaxf(mx, m[c]);
-  double sum = 0.0;
-  for (int c = 0; c < chunks; ++c) {
-    m[c] = exp_f32(m[c] - mx);
-    const double weighted = sums[c] * static_cast<double>(m[c]);
-    sum = c == 0 ? weighted : sum + weighted;
-  }
-  return sum;
 }
 
 // Block per (token, its `heads` query heads) and, in a split launch, chunk: the contract of
@@ -478,24 +445,8 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
   __syncthreads();
   if (!last) return;
   __threadfence();
-  for (int c = threadIdx.x; c < chunks; c += kAttentionThreads) {
-    chunk_f[c] = __ldcg(sp.maxes + row * nc + c);
-    chunk_sum[c] = __ldcg(sp.sums + row * nc + c);
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    inv_sums[0] = static_cast<float>(1.0 / fold_chunk_sums(chunk_f, chunk_sum, chunks));
-    a.split_done[row] = 0;  // for the next launch
-  }
-  __syncthreads();
-  for (int o = threadIdx.x; o < hdv; o += kAttentionThreads) {
-    float v = 0.0f;
-    for (int c = 0; c < chunks; ++c) {
-      const float ac = __ldcg(chains + c * hdv + o);
-      v = c == 0 ? ac * chunk_f[c] : fmaf(ac, chunk_f[c], v);
-    }
-    ot[o] = v * inv_sums[0];
-  }
+  if (threadIdx.x == 0) a.split_done[row] = 0;  // for the next launch
+  fold_row(sp, row, nc, chunks, hdv, chunk_f, chunk_sum, inv_sums, ot);
 }
 
 __global__ void swiglu_kernel(const float* __restrict__ gate, const float* __restrict__ up, int64_t n,
@@ -584,10 +535,12 @@ bool splits(const AttentionArgs& a, int64_t n) {
 }
 }  // namespace
 
-size_t attention_split_bytes(const AttentionArgs& a, int64_t n) {
+size_t attention_split_bytes(const AttentionArgs& args, int64_t n) {
+  AttentionArgs a = args;
+  if (a.n_kv_max <= 0 || a.n_kv_max > a.n_ctx) a.n_kv_max = a.n_ctx;
+  if (prompt_attention_takes(a, n)) return prompt_attention_scratch(a, n);
   if (!splits(a, n)) return 0;
-  const int64_t n_kv_max = a.n_kv_max <= 0 || a.n_kv_max > a.n_ctx ? a.n_ctx : a.n_kv_max;
-  return SplitLayout::bytes(n, a.n_head, chunks_of(n_kv_max), a.head_dim_v);
+  return SplitLayout::bytes(n, a.n_head, chunks_of(a.n_kv_max), a.head_dim_v);
 }
 
 cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, const int32_t* batch, float* out,
@@ -598,6 +551,7 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
       a.n_ctx > max_attention_context() || n > 65535 || a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0) {
     return cudaErrorInvalidValue;
   }
+  if (a.split != nullptr && prompt_attention_takes(a, n)) return prompt_attention(a, q, n, batch, out, stream);
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
