@@ -357,13 +357,21 @@ TEST_P(MatmulSimd, MatchesScalarBitExact) {
       if (!tr.is_quantized && s.n_tokens == 1) {  // both ways of reading a thread's rows, on any CPU
         for (const auto rows : {detail::OneTokenRows::kOneAtATime, detail::OneTokenRows::kInterleaved}) {
           detail::set_one_token_rows(rows);
-          expect_same_bits(run_rows(p, k.rows), scalar, "kernel, one token, rows one at a time or interleaved");
+          for (const int64_t ahead : {0, 8192}) {  // one row at a time, or two side by side with the lines asked ahead
+            detail::set_stream_ahead(ahead);
+            expect_same_bits(run_rows(p, k.rows), scalar, "kernel, one token, rows one at a time or interleaved");
+          }
         }
         detail::set_one_token_rows(detail::OneTokenRows::kByVendor);
+        detail::set_stream_ahead(-1);
         if (detail::has_float_blocks(type, s.n_in)) {
           for (const int64_t step : {s.n_out, int64_t{7}}) {
-            expect_same_bits(run_rows_from_blocks(p, k.rows, step), scalar, "kernel, one token, rows cut into blocks");
+            for (const int64_t ahead : {0, 8192}) {
+              detail::set_stream_ahead(ahead);
+              expect_same_bits(run_rows_from_blocks(p, k.rows, step), scalar, "kernel, one token, rows cut into blocks");
+            }
           }
+          detail::set_stream_ahead(-1);
         }
       }
       // (The single-token kernel is the lane contract's: the reference's below 4 tokens.)

@@ -109,4 +109,18 @@ bool cpu_is_amd() {
   return is;
 }
 
+int cpu_family() {
+  static const int family = [] {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return 0;
+    const int base = static_cast<int>((eax >> 8) & 0xf);
+    return base == 0xf ? base + static_cast<int>((eax >> 20) & 0xff) : base;
+#else
+    return 0;
+#endif
+  }();
+  return family;
+}
+
 }  // namespace plumb

@@ -23,4 +23,8 @@ bool cpu_has_amx_int8();
 // rows were 12-19 % faster (docs/PERFORMANCE.md, "Zen 4" and "SPR-16").
 bool cpu_is_amd();
 
+// The CPU's family as CPUID leaf 1 gives it with its extension (AMD Zen 3 and Zen 4: 25, Zen 5:
+// 26; Intel Xeons: 6); 0 where unknown.
+int cpu_family();
+
 }  // namespace plumb

@@ -142,6 +142,22 @@ bool one_token_rows_one_at_a_time() {
   }
 }
 
+namespace {
+std::atomic<int64_t> stream_ahead_set{-1};
+}  // namespace
+
+void set_stream_ahead(int64_t bytes) { stream_ahead_set.store(bytes, std::memory_order_relaxed); }
+
+size_t stream_ahead_bytes() {
+  if (const int64_t set = stream_ahead_set.load(std::memory_order_relaxed); set >= 0) return static_cast<size_t>(set);
+  static const size_t chosen = [] {
+    if (const char* v = std::getenv("PLUMB_STREAM_AHEAD")) return static_cast<size_t>(std::strtoull(v, nullptr, 10));
+    const bool zen4 = cpu_family() == 25 && cpu_has_avx512_vnni();
+    return cpu_is_amd() && !zen4 ? size_t{8192} : size_t{0};
+  }();
+  return chosen;
+}
+
 RowsKernel select_kernel(TensorType type, SimdLevel level) {
   level = std::min(level, cpu_simd_level());  // never an instruction set the CPU lacks
   if (level >= SimdLevel::kAmx) {

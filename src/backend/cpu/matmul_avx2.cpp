@@ -1042,7 +1042,7 @@ void float_one_token_blocks(const WeightMatrix& w, const float* x, float* y, int
     const float* xb = x + k0;
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* piece = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r)) * R::kBytes;
-      prefetch_range(piece, kStreamAhead, static_cast<size_t>(n) * R::kBytes);
+      prefetch_stream(piece, static_cast<size_t>(n) * R::kBytes);
       __m256 a0 = acc[2 * (r - r0)], a1 = acc[2 * (r - r0) + 1];
       for (int64_t k = 0; k < n; k += 16) {
         a0 = _mm256_fmadd_ps(R::load8(piece, k), _mm256_loadu_ps(xb + k), a0);
@@ -1071,7 +1071,7 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
     // one sequential stream (as the AVX-512 kernel's float_one_token, which says why).
     const float* xs[1] = {x.f32()};
     for (int64_t r = r0; r < r1; ++r) {
-      prefetch_range(w.data + static_cast<size_t>(r) * w.row_bytes, kStreamAhead, w.row_bytes);
+      prefetch_stream(w.data + static_cast<size_t>(r) * w.row_bytes, w.row_bytes);
       float_group<R, 1>(w, xs, r, r + 1, y, ldy, 0);
     }
     return;

@@ -1232,8 +1232,8 @@ void float_group(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const
 // weights came from memory by up to half (TinyLlama F16 generation 12.3 t/s at two threads, 20.8
 // with this; one thread 6.3 and 11.1). The one fma chain this leaves a row (the contract's 16
 // lanes: 16 weights per 4 cycles) costs less than the second stream (docs/PERFORMANCE.md, Zen 4).
-// With the lines asked for ahead (kStreamAhead), two consecutive rows side by side are one
-// stream and two chains: on Zen 5 19 t/s at one thread against 16 with one row's chain.
+// With the lines asked for ahead (stream_ahead(), not on Zen 4), two consecutive rows side by side
+// are one stream and two chains: on Zen 5 19 t/s at one thread against 16 with one row's chain.
 // Taken on AMD CPUs (detail::one_token_rows_one_at_a_time): on an Intel Xeon (family 6 model
 // 207) at 16 threads float_group's interleaved rows were faster (TinyLlama F16 tg32 67.8 and 68.5
 // t/s against 55.4 and 60.9).
@@ -1241,11 +1241,12 @@ template <class R>
 void float_one_token(const WeightMatrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t n_full = w.n_in / 16 * 16;
   const float* xs[1] = {x};
-  for (int64_t r = r0; r < r1; r += 2) {  // two rows' chains side by side (the last alone)
+  const bool pairs = stream_ahead() != 0;  // two rows' chains side by side (the last alone), or one
+  for (int64_t r = r0; r < r1; r += pairs ? 2 : 1) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
     const uint8_t* rows[2] = {row, row + w.row_bytes};
-    const bool two = r + 1 < r1;
-    prefetch_range(rows[0], kStreamAhead, (two ? 2 : 1) * w.row_bytes);
+    const bool two = pairs && r + 1 < r1;
+    prefetch_stream(rows[0], (two ? 2 : 1) * w.row_bytes);
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     if (two) {
       float_span<R, 2, 1>(rows, xs, 0, n_full, acc);
@@ -1265,16 +1266,17 @@ void float_one_token_blocks(const WeightMatrix& w, const float* x, float* y, int
   __m512* acc = acc_buf.get<__m512>(static_cast<size_t>(r1 - r0));
   for (int64_t r = r0; r < r1; ++r) acc[r - r0] = _mm512_setzero_ps();
   const int64_t n_full = w.n_in / 16 * 16;
+  const bool pairs = stream_ahead() != 0;
   for (int64_t b = 0; b * kFloatBlock < n_full; ++b) {
     const int64_t k0 = b * kFloatBlock, n = min64(n_full - k0, kFloatBlock);
     const float* xs[1] = {x + k0};
-    for (int64_t r = r0; r < r1; r += 2) {  // two rows' pieces side by side (the last alone)
-      const bool two = r + 1 < r1;
+    for (int64_t r = r0; r < r1; r += pairs ? 2 : 1) {  // two rows' pieces side by side, or one
+      const bool two = pairs && r + 1 < r1;
       const uint8_t* pieces[2];
       for (int i = 0; i < (two ? 2 : 1); ++i) {
         pieces[i] = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r + i)) * R::kBytes;
       }
-      prefetch_range(pieces[0], kStreamAhead, static_cast<size_t>((two ? 2 : 1) * n) * R::kBytes);
+      prefetch_stream(pieces[0], static_cast<size_t>((two ? 2 : 1) * n) * R::kBytes);
       __m512* a = acc + (r - r0);
       if (two) {
         float_span<R, 2, 1>(pieces, xs, 0, n, a);

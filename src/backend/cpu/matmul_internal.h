@@ -159,4 +159,15 @@ enum class OneTokenRows { kByVendor, kOneAtATime, kInterleaved };
 void set_one_token_rows(OneTokenRows rows);
 bool one_token_rows_one_at_a_time();
 
+// How far ahead (bytes; 0: not at all) a single token's products that read a thread's weights as
+// one stream ask for its lines (simd_x86.h, stream_ahead); where they do, the AVX-512 F16 rows
+// are taken two at a time (one stream, two chains; the same bits). 8 KiB on AMD CPUs other than
+// Zen 4: on Zen 5 it took TinyLlama Q4_K_M generation from 21 to 34 GB/s at one thread and from 32
+// to 39 at two, 4 and 16 KiB being slower; on Zen 4 (family 25 with AVX-512) the same made Q4_K_M
+// generation 13-35 % and F16's 25-75 % slower (docs/PERFORMANCE.md, "Zen 5", "Zen 4"); the Intel
+// Xeons were measured without it. PLUMB_STREAM_AHEAD=bytes overrides the choice (for
+// measuring); set_stream_ahead too (the tests take both ways; -1: the CPU's choice again).
+size_t stream_ahead_bytes();
+void set_stream_ahead(int64_t bytes);
+
 }  // namespace plumb::cpu::detail

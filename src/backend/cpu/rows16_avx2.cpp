@@ -56,7 +56,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
     for (int64_t i = 0; i < n_sb; ++i) {
       // A half's rows begin 16 bytes on in the f16 fields, 8 in the byte ones, 32 in the qs.
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ4KGroupBlock;
-      prefetch_range(blk, kStreamAhead, kQ4KGroupBlock);
+      prefetch_stream(blk, kQ4KGroupBlock);
       // The even sub-blocks (low nibbles) first, then the odd: acc[s % 2] and macc[s] see their
       // sub-blocks in the contract's order all the same, and the nibble choice is no branch.
 #pragma GCC unroll 2
@@ -134,7 +134,7 @@ void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
     for (int64_t i = 0; i < n_sb; ++i) {
       // A half's rows begin 16 bytes on in d, 8 in the scales, 32 in the ql and qh vectors.
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ6KGroupBlock;
-      prefetch_range(blk, kStreamAhead, kQ6KGroupBlock);
+      prefetch_stream(blk, kQ6KGroupBlock);
 #pragma GCC unroll 1
       for (int n = 0; n < 2; ++n) {
 #pragma GCC unroll 4

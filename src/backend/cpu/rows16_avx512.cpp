@@ -32,7 +32,7 @@ void q4k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, cons
     for (auto& m : macc) m = _mm512_setzero_ps();
     for (int64_t i = 0; i < n_sb; ++i) {
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ4KGroupBlock;
-      prefetch_range(blk, kStreamAhead, kQ4KGroupBlock);
+      prefetch_stream(blk, kQ4KGroupBlock);
       const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
       const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
 #pragma GCC unroll 4
@@ -85,7 +85,7 @@ void q6k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, cons
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t i = 0; i < n_sb; ++i) {
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ6KGroupBlock;
-      prefetch_range(blk, kStreamAhead, kQ6KGroupBlock);
+      prefetch_stream(blk, kQ6KGroupBlock);
       const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
       for (int n = 0; n < 2; ++n) {
 #pragma GCC unroll 2

@@ -11,8 +11,9 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
+
+#include "backend/cpu/matmul_internal.h"
 
 namespace plumb::cpu {
 namespace {
@@ -85,10 +86,11 @@ inline void prefetch_range(const void* base, size_t offset, size_t n_bytes) {
 // A single token's products that read each thread's weights as one stream (the rows16 groups,
 // the float rows one at a time or their blocks), at the pace of the arithmetic between the
 // loads, ask before each piece (a group block, a row or two, a row's block) for the lines of the
-// piece kStreamAhead bytes on: on Zen 5 that took TinyLlama Q4_K_M generation from 21 to 34 GB/s
-// at one thread and from 32 to 39 at two (docs/PERFORMANCE.md, "Zen 5"); 4 and 16 KiB ahead were
-// slower there.
-constexpr size_t kStreamAhead = 8192;
+// piece stream_ahead() bytes on, where the CPU gains by it (detail::stream_ahead_bytes).
+inline size_t stream_ahead() { return detail::stream_ahead_bytes(); }
+inline void prefetch_stream(const void* piece, size_t n_bytes) {
+  if (const size_t ahead = stream_ahead(); ahead != 0) prefetch_range(piece, ahead, n_bytes);
+}
 
 // Prefetch for a sequential read of [begin, begin + n_bytes) in n_steps steps of about equal
 // size: each step() asks for the lines of the next share, kLeadL2 and kLeadL1 bytes ahead, so the
