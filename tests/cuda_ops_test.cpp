@@ -495,7 +495,7 @@ TEST(CudaOps, AttentionGivesTheCpuBits) {
   // a KV head (groups 3, 4, 8; F16 and F32). Contexts of several chunks (backend/attention_chunk.h):
   // few blocks give each chunk a block of its own (up to 16 chunks; tokens of one and of two
   // chunks in one launch). Many rows (heads x tokens over twice the multiprocessors) go through
-  // the tiled prompt kernel (attention_prompt.cu) where their head dims are multiples of 8 up to
+  // the tiled prompt kernel (attention_tiled.cu) where their head dims are multiples of 8 up to
   // 128: groups of 1 to 8, tiles of tokens cut by the end of the batch, up to 11 chunks, and a
   // batch whose chunk results outgrow one launch's scratch (64 x 11 chunks x 200 tokens).
   const Case cases[] = {{6, 2, 64, 0, 1, CacheType::F16},     {6, 3, 40, 9, 7, CacheType::F16},

@@ -1,7 +1,7 @@
 // The contract's chunks of positions (backend/attention_chunk.h) on the GPU: a row's chunks
 // computed by different blocks go through a scratch of per-chunk results and are folded in chunk
 // order, as the CPU folds them (attention_kernels.h). Used by the generation steps' split launch
-// (ops.cu) and the prompts' tiled attention (attention_prompt.cu).
+// (ops.cu) and the prompts' tiled attention (attention_tiled.cu).
 #pragma once
 
 #include <cstddef>

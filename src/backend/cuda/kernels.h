@@ -177,7 +177,7 @@ cudaError_t prepare_attention();
 // Bytes of AttentionArgs::split for a launch of n query tokens: a launch of few blocks over more
 // than one chunk of positions (backend/attention_chunk.h: a generation step deep in a context)
 // gives each chunk a block of its own, combined by the last to finish; a prompt's many rows go
-// through tiled products a chunk at a time (attention_prompt.cu), folded by a second launch; 0
+// through tiled products a chunk at a time (attention_tiled.cu), folded by a second launch; 0
 // when attention() does neither (it then needs no split_done either).
 size_t attention_split_bytes(const AttentionArgs& a, int64_t n);
 // Causal attention of q [n][n_head * head_dim_k] over the cache: out [n][n_head * head_dim_v]

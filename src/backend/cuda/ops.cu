@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/attention_chunks.cuh"
-#include "backend/cuda/attention_prompt.h"
+#include "backend/cuda/attention_tiled.h"
 #include "backend/cuda/device_info.h"
 #include "backend/cuda/exp_f32.cuh"
 #include "backend/cuda/kernels.h"
@@ -538,7 +538,7 @@ bool splits(const AttentionArgs& a, int64_t n) {
 size_t attention_split_bytes(const AttentionArgs& args, int64_t n) {
   AttentionArgs a = args;
   if (a.n_kv_max <= 0 || a.n_kv_max > a.n_ctx) a.n_kv_max = a.n_ctx;
-  if (prompt_attention_takes(a, n)) return prompt_attention_scratch(a, n);
+  if (tiled_attention_takes(a, n)) return tiled_attention_scratch(a, n);
   if (!splits(a, n)) return 0;
   return SplitLayout::bytes(n, a.n_head, chunks_of(a.n_kv_max), a.head_dim_v);
 }
@@ -551,7 +551,7 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
       a.n_ctx > max_attention_context() || n > 65535 || a.n_head_kv <= 0 || a.n_head % a.n_head_kv != 0) {
     return cudaErrorInvalidValue;
   }
-  if (a.split != nullptr && prompt_attention_takes(a, n)) return prompt_attention(a, q, n, batch, out, stream);
+  if (a.split != nullptr && tiled_attention_takes(a, n)) return tiled_attention(a, q, n, batch, out, stream);
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const bool ahead = loads_ahead(hd) && loads_ahead(hdv);

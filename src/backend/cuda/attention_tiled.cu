@@ -13,7 +13,7 @@
 #include <cstdint>
 
 #include "backend/cuda/attention_chunks.cuh"
-#include "backend/cuda/attention_prompt.h"
+#include "backend/cuda/attention_tiled.h"
 #include "backend/cuda/device_info.h"
 #include "backend/cuda/exp_f32.cuh"
 #include "backend/cuda/launch.cuh"
@@ -33,7 +33,7 @@ static_assert(kChunk % kTile == 0, "a chunk is whole tiles");
 // Shared memory, floats: the block's queries transposed, qt[d][r]; the chunk's scores, then their
 // exponentials, st[p][r] (p from the chunk's start); one staged tile, keys transposed kt[d][p] or
 // values v[p][d]; then per row its maximum, and its eight double partial sums.
-struct PromptLayout {
+struct TiledLayout {
   int hd, hdv;
   __host__ __device__ int q_floats() const { return hd * kRows; }
   __host__ __device__ int scores_floats() const { return kChunk * kRows; }
@@ -94,7 +94,7 @@ __device__ __forceinline__ float at4(const float4& v, int i) { return i == 0 ? v
 //   a_c[d] = fma chain over p ascending of e_p v_p[d];
 // m_c, sum_c and a_c to the scratch row (token - t_off) * n_head + head, chunk c.
 template <bool F16>
-__global__ void __launch_bounds__(kThreads, 2) prompt_attention_kernel(AttentionArgs a, const float* __restrict__ q,
+__global__ void __launch_bounds__(kThreads, 2) tiled_attention_kernel(AttentionArgs a, const float* __restrict__ q,
                                                                     const int32_t* __restrict__ batch, int64_t t_off,
                                                                     int64_t m) {
   pdl_start();
@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(kThreads, 2) prompt_attention_kernel(Attention
   if (begin >= last_end) return;  // no row of the tile reaches this chunk
   const int end_max = min(last_end, begin + kChunk);
 
-  const PromptLayout lay{hd, hdv};
+  const TiledLayout lay{hd, hdv};
   float* qt = reinterpret_cast<float*>(shared_p);  // [hd][kRows]
   float* st = qt + lay.q_floats();                 // [kChunk][kRows]
   float* tile = st + lay.scores_floats();          // keys [hd][kTile] or values [kTile][hdv]
@@ -235,7 +235,7 @@ __global__ void __launch_bounds__(kThreads, 2) prompt_attention_kernel(Attention
 }
 
 // Block per (head, token) of the launch: the row's chunks folded (attention_chunks.cuh).
-__global__ void __launch_bounds__(kFoldThreads) prompt_fold_kernel(AttentionArgs a, const int32_t* __restrict__ batch,
+__global__ void __launch_bounds__(kFoldThreads) tiled_fold_kernel(AttentionArgs a, const int32_t* __restrict__ batch,
                                                                    int64_t t_off, int64_t m, float* __restrict__ out) {
   pdl_start();
   extern __shared__ float4 shared_f[];
@@ -267,22 +267,22 @@ int64_t tokens_per_launch(const AttentionArgs& a) {
 
 }  // namespace
 
-bool prompt_attention_takes(const AttentionArgs& a, int64_t n) {
+bool tiled_attention_takes(const AttentionArgs& a, int64_t n) {
   static const bool enabled = switched_on("PLUMB_CUDA_ATTENTION_TILED");
   return enabled && shape_fits(a) && a.n_head * n > 2 * static_cast<int64_t>(multiprocessors());
 }
 
-size_t prompt_attention_scratch(const AttentionArgs& a, int64_t n) {
+size_t tiled_attention_scratch(const AttentionArgs& a, int64_t n) {
   return SplitLayout::bytes(std::min(n, tokens_per_launch(a)), a.n_head, chunks_of(a.n_kv_max), a.head_dim_v);
 }
 
-cudaError_t prompt_attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
+cudaError_t tiled_attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
                              cudaStream_t stream) {
-  const auto kernel = a.f16 ? prompt_attention_kernel<true> : prompt_attention_kernel<false>;
-  const size_t shared = PromptLayout{static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v)}.bytes();
+  const auto kernel = a.f16 ? tiled_attention_kernel<true> : tiled_attention_kernel<false>;
+  const size_t shared = TiledLayout{static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v)}.bytes();
   static const cudaError_t allowed[2] = {
-      cudaFuncSetAttribute(prompt_attention_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024),
-      cudaFuncSetAttribute(prompt_attention_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024)};
+      cudaFuncSetAttribute(tiled_attention_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024),
+      cudaFuncSetAttribute(tiled_attention_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024)};
   if (allowed[a.f16 ? 1 : 0] != cudaSuccess) return allowed[a.f16 ? 1 : 0];
   const int64_t tt = kRows / (a.n_head / a.n_head_kv), per = tokens_per_launch(a), nc = chunks_of(a.n_kv_max);
   const size_t fold_shared = static_cast<size_t>(nc) * (sizeof(double) + sizeof(float));
@@ -293,7 +293,7 @@ cudaError_t prompt_attention(const AttentionArgs& a, const float* q, int64_t n, 
                     static_cast<unsigned>(nc));
     e = launch(kernel, grid, kThreads, shared, stream, a, q, batch, t_off, m);
     if (e == cudaSuccess) {
-      e = launch(prompt_fold_kernel, dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(m)), kFoldThreads,
+      e = launch(tiled_fold_kernel, dim3(static_cast<unsigned>(a.n_head), static_cast<unsigned>(m)), kFoldThreads,
                  fold_shared, stream, a, batch, t_off, m, out);
     }
   }
