@@ -166,29 +166,28 @@ template <> struct Unit<TensorType::Q4_K> {
     return 256 * (u / 8) + 64 * (j / 2) + 16 * (j % 2) + 32 * run;
   }
   PLUMB_UNIT void load(const uint8_t* row, int64_t u) {
-    const uint8_t* b = row + 144 * (u / 8);
-    j = static_cast<int>(u % 8);
-    load_words_16(b + 16 + 32 * (j / 2) + 16 * (j % 2), q);
+    const auto uu = static_cast<uint64_t>(u);
+    const uint8_t* b = row + 144 * (uu / 8);
+    j = static_cast<int>(uu % 8);
+    load_words_16(b + 16 + 16 * j, q);  // bytes 32 (j / 2) + 16 (j % 2) of the 128
     h = ldg(reinterpret_cast<const uint4*>(b));
   }
+  // The two runs' groups s = 2 (j / 2) + run are adjacent bytes of the twelve, so their six-bit
+  // scales and mins are cut out together, a byte each, without a branch (a warp's lanes hold
+  // every j): groups 0-3, the low six bits of bytes s (scale) and s + 4 (min); groups 4-7, the
+  // low (scale) or high (min) nibble of byte s + 4 under the top two bits of byte s - 4 or s
+  // (the reference's get_scale_min_k4).
   PLUMB_UNIT void scales(float (&a)[2], float (&o)[2]) const {
-    const auto byte = [&](int i) {  // scales byte i, by selects (an indexed array would live in local memory)
-      const uint32_t word = i < 4 ? h.y : i < 8 ? h.z : h.w;
-      return static_cast<int>((word >> (8 * (i % 4))) & 0xff);
-    };
+    const bool low = j < 4;
+    const int sh = 16 * ((j / 2) % 2);  // byte s % 4 of its word, s even
+    const uint32_t keep = low ? 0x3F3Fu : 0x0F0Fu, top = low ? 0u : 0x3030u;
+    const uint32_t sc = (((low ? h.y : h.w) >> sh) & keep) | ((h.y >> (sh + 2)) & top);
+    const uint32_t mn = (((low ? h.z : h.w) >> (low ? sh : sh + 4)) & keep) | ((h.z >> (sh + 2)) & top);
     const float d = lo_half(h.x), dmin = hi_half(h.x);
 PLUMB_UNROLL
     for (int run = 0; run < 2; ++run) {
-      const int s = 2 * (j / 2) + run;  // the group
-      int sc, mn;
-      if (s < 4) {
-        sc = byte(s) & 63, mn = byte(s + 4) & 63;
-      } else {
-        sc = (byte(s + 4) & 0xf) | ((byte(s - 4) >> 6) << 4);
-        mn = (byte(s + 4) >> 4) | ((byte(s) >> 6) << 4);
-      }
-      a[run] = d * static_cast<float>(sc);
-      o[run] = -(dmin * static_cast<float>(mn));
+      a[run] = d * byte_minus(sc, run, k2p23);
+      o[run] = -(dmin * byte_minus(mn, run, k2p23));
     }
   }
   PLUMB_UNIT float value(int run, int i) const { return byte_minus((q[i / 4] >> (4 * run)) & 0x0F0F0F0Fu, i % 4, k2p23); }
