@@ -1003,21 +1003,24 @@ inline void float_finish(const uint8_t* row, const float* const* xs, int64_t k, 
   }
 }
 
-// A group of up to kRows rows times kT tokens, blocked over k so the tokens' slice of x
+constexpr int kFloatRows = 8;
+constexpr int64_t kFloatKBlock = 512;
+
+// A group of up to kFloatRows rows times kT tokens, blocked over k so the tokens' slice of x
 // (kT x 512 floats) and the rows' slices stay in L1 (classic GEMM blocking; each lane still
-// accumulates its k in order, so the result is the contract's).
+// accumulates its k in order, so the result is the contract's). Each k block takes its step of
+// `ahead` (the next group's rows into L2, as the AVX-512 kernel's float_tiles, which says why).
 template <class R, int kT>
 inline void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int64_t g1, float* y, int64_t ldy,
-                        int64_t t0) {
-  constexpr int kRows = 8;
-  constexpr int64_t kKBlock = 512;
+                        int64_t t0, PrefetchAhead& ahead) {
   const int64_t n_in = w.n_in;
   const int64_t n_full = n_in / 16 * 16;
-  __m256 acc[kRows][2 * kT];
+  __m256 acc[kFloatRows][2 * kT];
   for (int64_t r = g0; r < g1; ++r)
     for (int i = 0; i < 2 * kT; ++i) acc[r - g0][i] = _mm256_setzero_ps();
-  for (int64_t k0 = 0; k0 < n_full; k0 += kKBlock) {
-    const int64_t k1 = std::min(n_full, k0 + kKBlock);
+  for (int64_t k0 = 0; k0 < n_full; k0 += kFloatKBlock) {
+    const int64_t k1 = std::min(n_full, k0 + kFloatKBlock);
+    ahead.step();
     for (int64_t r = g0; r < g1; ++r) {
       float_span<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, k0, k1, acc[r - g0]);
     }
@@ -1070,27 +1073,35 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
     // One token on AMD: a row at a time, its k blocks in order, so that the weights are read as
     // one sequential stream (as the AVX-512 kernel's float_one_token, which says why).
     const float* xs[1] = {x.f32()};
+    PrefetchAhead none(nullptr, 0, 1);
     for (int64_t r = r0; r < r1; ++r) {
       prefetch_stream(w.data + static_cast<size_t>(r) * w.row_bytes, w.row_bytes);
-      float_group<R, 1>(w, xs, r, r + 1, y, ldy, 0);
+      float_group<R, 1>(w, xs, r, r + 1, y, ldy, 0, none);
     }
     return;
   }
-  // Block by block of tokens (float_token_block: the block's x from L2, not the prompt's from L3).
-  const int64_t block = float_token_block(n_in, n_tokens, 4);
+  // Block by block of tokens (float_token_block: the block's x from L2, not the prompt's from L3;
+  // 512 KiB, Zen 3's L2).
+  const int64_t block = float_token_block(n_in, n_tokens, 4, int64_t{512} << 10);
+  const int64_t n_kblocks = (n_in / 16 * 16 + kFloatKBlock - 1) / kFloatKBlock;
   for (int64_t b0 = 0; b0 < n_tokens; b0 += block) {
     const int64_t b1 = std::min(n_tokens, b0 + block);
-    for (int64_t g0 = r0; g0 < r1; g0 += 8) {
-      const int64_t g1 = std::min(r1, g0 + 8);
+    for (int64_t g0 = r0; g0 < r1; g0 += kFloatRows) {
+      const int64_t g1 = std::min(r1, g0 + kFloatRows);
+      // The next group: the following rows, or the first of the next block's pass.
+      const int64_t n0 = g1 < r1 ? g1 : b1 < n_tokens ? r0 : r1;
+      const int64_t n_next = std::min(r1, n0 + kFloatRows) - n0;
+      PrefetchAhead ahead(w.data + static_cast<size_t>(n0) * w.row_bytes, static_cast<size_t>(n_next) * w.row_bytes,
+                          ((b1 - b0) / 4 + (b1 - b0) % 4) * n_kblocks);
       int64_t t = b0;
       for (; t + 4 <= b1; t += 4) {
         const float* xs[4] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in,
                               x.f32() + (t + 3) * n_in};
-        float_group<R, 4>(w, xs, g0, g1, y, ldy, t);
+        float_group<R, 4>(w, xs, g0, g1, y, ldy, t, ahead);
       }
       for (; t < b1; ++t) {
         const float* xs[1] = {x.f32() + t * n_in};
-        float_group<R, 1>(w, xs, g0, g1, y, ldy, t);
+        float_group<R, 1>(w, xs, g0, g1, y, ldy, t, ahead);
       }
     }
   }

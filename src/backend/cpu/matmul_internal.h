@@ -86,11 +86,10 @@ inline float hsum8(const float a[8]) {
 }
 
 // Tokens per block of a float-weight product whose activations are rows of ldx floats: about
-// 512 KiB of them (so every group of rows reads the block from L2, not the whole prompt from
+// block_bytes of them (so every group of rows reads the block from L2, not the whole prompt from
 // L3), a multiple of `tile` tokens, at least one tile, at most n_tokens.
-inline int64_t float_token_block(int64_t ldx, int64_t n_tokens, int64_t tile) {
-  constexpr int64_t kBlockBytes = int64_t{512} << 10;
-  const int64_t tokens = kBlockBytes / (ldx * 4) / tile * tile;
+inline int64_t float_token_block(int64_t ldx, int64_t n_tokens, int64_t tile, int64_t block_bytes) {
+  const int64_t tokens = block_bytes / (ldx * 4) / tile * tile;
   const int64_t block = tokens < tile ? tile : tokens;
   return block < n_tokens ? block : n_tokens;
 }

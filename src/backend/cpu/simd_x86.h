@@ -114,6 +114,23 @@ class PrefetchStream {
   uintptr_t l1_, l2_, pos_, end_, share_;
 };
 
+// The lines of [begin, begin + n_bytes) into L2 in n_steps equal shares, one a step(): a group of
+// rows that a product will read next, asked for while it works on the current one.
+class PrefetchAhead {
+ public:
+  PrefetchAhead(const void* begin, size_t n_bytes, int64_t n_steps)
+      : pos_(reinterpret_cast<uintptr_t>(begin)),
+        end_(pos_ + n_bytes),
+        share_(n_steps > 1 ? (n_bytes + static_cast<size_t>(n_steps) - 1) / static_cast<size_t>(n_steps) : n_bytes) {}
+  void step() {
+    const uintptr_t e = pos_ + share_ < end_ ? pos_ + share_ : end_;
+    for (; pos_ < e; pos_ += 64) prefetch_l2(pos_);
+  }
+
+ private:
+  uintptr_t pos_, end_, share_;
+};
+
 // A growable 64-byte aligned buffer (no std::vector: its members instantiated in a SIMD file
 // would be weak symbols, see the top of this file).
 class Buffer {
