@@ -95,8 +95,8 @@ __device__ __forceinline__ float at4(const float4& v, int i) { return i == 0 ? v
 // m_c, sum_c and a_c to the scratch row (token - t_off) * n_head + head, chunk c.
 template <bool F16>
 __global__ void __launch_bounds__(kThreads, 2) tiled_attention_kernel(AttentionArgs a, const float* __restrict__ q,
-                                                                    const int32_t* __restrict__ batch, int64_t t_off,
-                                                                    int64_t m) {
+                                                                   const int32_t* __restrict__ batch, int64_t t_off,
+                                                                   int64_t m) {
   pdl_start();
   extern __shared__ float4 shared_p[];
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
@@ -236,7 +236,7 @@ __global__ void __launch_bounds__(kThreads, 2) tiled_attention_kernel(AttentionA
 
 // Block per (head, token) of the launch: the row's chunks folded (attention_chunks.cuh).
 __global__ void __launch_bounds__(kFoldThreads) tiled_fold_kernel(AttentionArgs a, const int32_t* __restrict__ batch,
-                                                                   int64_t t_off, int64_t m, float* __restrict__ out) {
+                                                                  int64_t t_off, int64_t m, float* __restrict__ out) {
   pdl_start();
   extern __shared__ float4 shared_f[];
   const int64_t nc = chunks_of(a.n_kv_max);
@@ -277,7 +277,7 @@ size_t tiled_attention_scratch(const AttentionArgs& a, int64_t n) {
 }
 
 cudaError_t tiled_attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
-                             cudaStream_t stream) {
+                            cudaStream_t stream) {
   const auto kernel = a.f16 ? tiled_attention_kernel<true> : tiled_attention_kernel<false>;
   const size_t shared = TiledLayout{static_cast<int>(a.head_dim_k), static_cast<int>(a.head_dim_v)}.bytes();
   static const cudaError_t allowed[2] = {
