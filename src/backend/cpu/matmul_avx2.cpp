@@ -1040,12 +1040,13 @@ void float_one_token_blocks(const WeightMatrix& w, const float* x, float* y, int
   __m256* acc = acc_buf.get<__m256>(static_cast<size_t>(2 * (r1 - r0)));
   for (int64_t i = 0; i < 2 * (r1 - r0); ++i) acc[i] = _mm256_setzero_ps();
   const int64_t n_full = w.n_in / 16 * 16;
+  const size_t ahead = stream_ahead();
   for (int64_t b = 0; b * kFloatBlock < n_full; ++b) {
     const int64_t k0 = b * kFloatBlock, n = std::min(n_full - k0, kFloatBlock);
     const float* xb = x + k0;
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* piece = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r)) * R::kBytes;
-      prefetch_stream(piece, static_cast<size_t>(n) * R::kBytes);
+      prefetch_stream(piece, ahead, static_cast<size_t>(n) * R::kBytes);
       __m256 a0 = acc[2 * (r - r0)], a1 = acc[2 * (r - r0) + 1];
       for (int64_t k = 0; k < n; k += 16) {
         a0 = _mm256_fmadd_ps(R::load8(piece, k), _mm256_loadu_ps(xb + k), a0);
@@ -1074,8 +1075,9 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
     // one sequential stream (as the AVX-512 kernel's float_one_token, which says why).
     const float* xs[1] = {x.f32()};
     PrefetchAhead none(nullptr, 0, 1);
+    const size_t ahead = stream_ahead();
     for (int64_t r = r0; r < r1; ++r) {
-      prefetch_stream(w.data + static_cast<size_t>(r) * w.row_bytes, w.row_bytes);
+      prefetch_stream(w.data + static_cast<size_t>(r) * w.row_bytes, ahead, w.row_bytes);
       float_group<R, 1>(w, xs, r, r + 1, y, ldy, 0, none);
     }
     return;

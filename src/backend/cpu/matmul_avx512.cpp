@@ -1244,12 +1244,13 @@ template <class R>
 void float_one_token(const WeightMatrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t n_full = w.n_in / 16 * 16;
   const float* xs[1] = {x};
-  const bool pairs = stream_ahead() != 0;  // two rows' chains side by side (the last alone), or one
+  const size_t ahead = stream_ahead();
+  const bool pairs = ahead != 0;  // two rows' chains side by side (the last alone), or one
   for (int64_t r = r0; r < r1; r += pairs ? 2 : 1) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
     const uint8_t* rows[2] = {row, row + w.row_bytes};
     const bool two = pairs && r + 1 < r1;
-    prefetch_stream(rows[0], (two ? 2 : 1) * w.row_bytes);
+    prefetch_stream(rows[0], ahead, (two ? 2 : 1) * w.row_bytes);
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     if (two) {
       float_span<R, 2, 1>(rows, xs, 0, n_full, acc);
@@ -1269,7 +1270,8 @@ void float_one_token_blocks(const WeightMatrix& w, const float* x, float* y, int
   __m512* acc = acc_buf.get<__m512>(static_cast<size_t>(r1 - r0));
   for (int64_t r = r0; r < r1; ++r) acc[r - r0] = _mm512_setzero_ps();
   const int64_t n_full = w.n_in / 16 * 16;
-  const bool pairs = stream_ahead() != 0;
+  const size_t ahead = stream_ahead();
+  const bool pairs = ahead != 0;
   for (int64_t b = 0; b * kFloatBlock < n_full; ++b) {
     const int64_t k0 = b * kFloatBlock, n = min64(n_full - k0, kFloatBlock);
     const float* xs[1] = {x + k0};
@@ -1279,7 +1281,7 @@ void float_one_token_blocks(const WeightMatrix& w, const float* x, float* y, int
       for (int i = 0; i < (two ? 2 : 1); ++i) {
         pieces[i] = w.blocks + static_cast<size_t>(float_block_start(w.n_out, w.n_in, b, r + i)) * R::kBytes;
       }
-      prefetch_stream(pieces[0], static_cast<size_t>((two ? 2 : 1) * n) * R::kBytes);
+      prefetch_stream(pieces[0], ahead, static_cast<size_t>((two ? 2 : 1) * n) * R::kBytes);
       __m512* a = acc + (r - r0);
       if (two) {
         float_span<R, 2, 1>(pieces, xs, 0, n, a);

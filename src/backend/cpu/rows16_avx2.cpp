@@ -46,6 +46,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
   const int64_t n_sb = n_in / 256;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1), by256 = _mm256_set1_epi16(256);
+  const size_t ahead = stream_ahead();
   for (int64_t g = g0; g < g1; ++g) {
     // [half][...]; the padding rows of a last group are zeros, computed and not stored.
     __m256 acc[2][2], macc[2][8];
@@ -56,7 +57,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
     for (int64_t i = 0; i < n_sb; ++i) {
       // A half's rows begin 16 bytes on in the f16 fields, 8 in the byte ones, 32 in the qs.
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ4KGroupBlock;
-      prefetch_stream(blk, kQ4KGroupBlock);
+      prefetch_stream(blk, ahead, kQ4KGroupBlock);
       // The even sub-blocks (low nibbles) first, then the odd: acc[s % 2] and macc[s] see their
       // sub-blocks in the contract's order all the same, and the nibble choice is no branch.
 #pragma GCC unroll 2
@@ -128,13 +129,14 @@ void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
   const int64_t n_sb = n_in / 256;
   const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
   const __m256i ones = _mm256_set1_epi16(1), by256 = _mm256_set1_epi16(256);
+  const size_t ahead = stream_ahead();
   for (int64_t g = g0; g < g1; ++g) {
     __m256 acc[2][2];  // [half][e]
     for (auto& half : acc) half[0] = half[1] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_sb; ++i) {
       // A half's rows begin 16 bytes on in d, 8 in the scales, 32 in the ql and qh vectors.
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ6KGroupBlock;
-      prefetch_stream(blk, kQ6KGroupBlock);
+      prefetch_stream(blk, ahead, kQ6KGroupBlock);
 #pragma GCC unroll 1
       for (int n = 0; n < 2; ++n) {
 #pragma GCC unroll 4

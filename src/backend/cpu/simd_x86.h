@@ -86,10 +86,11 @@ inline void prefetch_range(const void* base, size_t offset, size_t n_bytes) {
 // A single token's products that read each thread's weights as one stream (the rows16 groups,
 // the float rows one at a time or their blocks), at the pace of the arithmetic between the
 // loads, ask before each piece (a group block, a row or two, a row's block) for the lines of the
-// piece stream_ahead() bytes on, where the CPU gains by it (detail::stream_ahead_bytes).
+// piece `ahead` = stream_ahead() bytes on, where the CPU gains by it (detail::stream_ahead_bytes;
+// read once a call, not on every piece).
 inline size_t stream_ahead() { return detail::stream_ahead_bytes(); }
-inline void prefetch_stream(const void* piece, size_t n_bytes) {
-  if (const size_t ahead = stream_ahead(); ahead != 0) prefetch_range(piece, ahead, n_bytes);
+inline void prefetch_stream(const void* piece, size_t ahead, size_t n_bytes) {
+  if (ahead != 0) prefetch_range(piece, ahead, n_bytes);
 }
 
 // Prefetch for a sequential read of [begin, begin + n_bytes) in n_steps steps of about equal
