@@ -499,12 +499,12 @@ class CudaBackend : public Backend {
   void attention_split(AttentionArgs& a, int64_t n) {
     const size_t need = attention_split_bytes(a, n);
     size_t want = need;
-    int64_t counters = need > 0 ? n * a.n_head : 0;
+    int64_t counters = attention_split_counters(a, n);
     if (!recording_) {
       AttentionArgs step = a;
       step.n_kv_max = a.n_ctx;
       want = std::max(want, attention_split_bytes(step, 1));
-      counters = std::max(counters, a.n_head);
+      counters = std::max(counters, attention_split_counters(step, 1));
     }
     if (want > split_bytes_ && !grow(&split_, &split_bytes_, want, "the scratch of attention's chunks")) return;
     const size_t counter_bytes = static_cast<size_t>(counters) * sizeof(unsigned);
@@ -609,8 +609,11 @@ class CudaBackend : public Backend {
     }
   }
 
-  // The cuBLAS path: rows dequantized in chunks into scratch_, y^T = W x^T per chunk.
+  // The cuBLAS path: rows dequantized in chunks into scratch_, y^T = W x^T per chunk; F16
+  // weights as they are, against the activations' exact f16 planes (gemm_f16).
   void gemm(const CudaMatrix& m, const float* x, int64_t n, float* y) {
+    static const bool f16_planes = switched_on("PLUMB_CUDA_F16_PLANES");
+    if (m.type == TensorType::F16 && f16_planes) return gemm_f16(m, x, n, y);
     const int64_t chunk = m.type == TensorType::F32 ? m.n_out : std::max<int64_t>(1, kScratchFloats / m.n_in);
     const int64_t lda = m.type == TensorType::F32 ? static_cast<int64_t>(m.row_stride / sizeof(float)) : m.n_in;
     if (m.type != TensorType::F32 && scratch_ == nullptr) {
@@ -639,6 +642,45 @@ class CudaBackend : public Backend {
                                          static_cast<long long>(m.n_in), static_cast<long long>(n)));
       }
     }
+  }
+
+  // F16 weights: per chunk of tokens, x scaled and split into three f16 planes in scratch_
+  // (split_f16_planes: exact), y^T = W hi^T + W mid^T + W lo^T by three f16 GEMMs on the tensor
+  // cores with f32 accumulation (each f16 product exact in f32), then the tokens' scales undone.
+  // PLUMB_CUDA_F16_PLANES=0: dequantized rows and SGEMM, for measuring.
+  void gemm_f16(const CudaMatrix& m, const float* x, int64_t n, float* y) {
+    if (scratch_ == nullptr) {
+      auto s = alloc(kScratchFloats);
+      if (!s.ok()) return (void)keep(s.status());
+      scratch_ = *s;
+    }
+    const int64_t per_token = 3 * m.n_in * 2 + static_cast<int64_t>(sizeof(float));  // planes and scale
+    const int64_t chunk = std::min<int64_t>({n, kScratchFloats * 4 / per_token, 65535});
+    const int64_t lda = static_cast<int64_t>(m.row_stride / 2);
+    cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH);  // tensor cores for f16 inputs (f32 stays SGEMM)
+    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+      const int64_t tc = std::min(chunk, n - t0);
+      void* planes = scratch_;
+      float* inv = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(scratch_) + 3 * tc * m.n_in * 2);
+      if (!note(split_f16_planes(x + t0 * m.n_in, tc, m.n_in, planes, inv, stream_), "split_f16_planes")) break;
+      for (int p = 0; p < 3; ++p) {
+        const float alpha = 1.0f, beta = p == 0 ? 0.0f : 1.0f;
+        const void* b = reinterpret_cast<const uint8_t*>(planes) + p * tc * m.n_in * 2;
+        const cublasStatus_t st = cublasGemmEx(
+            cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m.n_out), static_cast<int>(tc),
+            static_cast<int>(m.n_in), &alpha, m.data, CUDA_R_16F, static_cast<int>(lda), b, CUDA_R_16F,
+            static_cast<int>(m.n_in), &beta, y + t0 * m.n_out, CUDA_R_32F, static_cast<int>(m.n_out),
+            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        if (st != CUBLAS_STATUS_SUCCESS) {
+          cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH);
+          return (void)keep(Status::errorf("cuBLAS f16 GEMM failed (status %d) for a %lld x %lld product of %lld tokens",
+                                           static_cast<int>(st), static_cast<long long>(m.n_out),
+                                           static_cast<long long>(m.n_in), static_cast<long long>(tc)));
+        }
+      }
+      if (!note(scale_tokens(y + t0 * m.n_out, tc, m.n_out, inv, stream_), "scale_tokens")) break;
+    }
+    cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH);
   }
 
   Result<void*> device_alloc(size_t bytes, const char* what, int kind = DeviceMemory::kOther) {

@@ -38,8 +38,9 @@ inline bool switched_on(const char* name) {
 bool has_matrix_kernel(TensorType type);
 
 // Token counts up to this many go through matvec (weights read once for all of them); more
-// through dequantize_rows + a cuBLAS SGEMM, or for the types summed_covers names, every prompt
-// token (any count) through summed_matmul.
+// through cuBLAS (F16 weights: three f16 GEMMs over split_f16_planes; the other types:
+// dequantize_rows + SGEMM), or for the types summed_covers names, every prompt token (any count)
+// through summed_matmul.
 constexpr int kMaxMatvecTokens = 8;
 
 // Up to three matrices of one type and row width that multiply the same input (Q, K and V;
@@ -91,6 +92,15 @@ cudaError_t summed_matmul(TensorType type, const MatvecParts& parts, size_t row_
 // out[r - r0][i] = W[r][i] for rows r0 .. r0 + rows - 1 (row_stride bytes apart), dequantized.
 cudaError_t dequantize_rows(TensorType type, const void* w, size_t row_stride, int64_t n_in, int64_t r0, int64_t rows,
                             float* out, cudaStream_t stream);
+
+// The exact f16 planes of a prompt's activations, for F16 weights' products on the tensor cores:
+// per token t (row of x [n][n_in]) a power of two s_t puts its largest |x| in [2^13, 2^14), and
+// x s_t = hi + mid + lo, each plane [n][n_in] f16 (hi = f16(x s_t), mid = f16 of the rest, lo of
+// the rest after it): exact for every value down to 2^-24 of the scaled range, so that
+// W (x s_t) = W hi + W mid + W lo with f16 products exact in f32. inv[t] = 1 / s_t.
+cudaError_t split_f16_planes(const float* x, int64_t n, int64_t n_in, void* planes, float* inv, cudaStream_t stream);
+// y[t][i] *= inv[t] for y [n][n_out] (inv powers of two: exact unless y underflows).
+cudaError_t scale_tokens(float* y, int64_t n, int64_t n_out, const float* inv, cudaStream_t stream);
 
 // out[t] = row id_t of the table, dequantized: [n][n_in].
 cudaError_t get_rows(TensorType type, const void* table, size_t row_stride, int64_t n_in, const int32_t* batch,
@@ -180,6 +190,9 @@ cudaError_t prepare_attention();
 // through tiled products a chunk at a time (attention_tiled.cu), folded by a second launch; 0
 // when attention() does neither (it then needs no split_done either).
 size_t attention_split_bytes(const AttentionArgs& a, int64_t n);
+// AttentionArgs::split_done counters such a launch needs: n * n_head for a block per chunk, none
+// for the tiled products (their fold is a launch of its own) or a launch that splits nothing.
+int64_t attention_split_counters(const AttentionArgs& a, int64_t n);
 // Causal attention of q [n][n_head * head_dim_k] over the cache: out [n][n_head * head_dim_v]
 // (head dims even, at most 256; n at most 65,535).
 cudaError_t attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,

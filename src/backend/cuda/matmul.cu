@@ -1,5 +1,8 @@
 // Weight kernels read as the reference dequantizes: the staged matvec (the types without a
-// register kernel), dequantized rows for the cuBLAS path of longer batches, and embedding rows.
+// register kernel), dequantized rows (and F16 weights' activation planes) for the cuBLAS path of
+// longer batches, and embedding rows.
+#include <algorithm>
+
 #include "backend/cuda/dequant.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
@@ -117,6 +120,51 @@ __global__ void dequantize_rows_kernel(const uint8_t* __restrict__ w, size_t row
   for (int j = 0; j < 8; ++j) o[j] = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
 }
 
+// Block per token: the row's largest |x| (a max, so any order gives it), its power-of-two scale,
+// and the three planes.
+__global__ void split_f16_kernel(const float* __restrict__ x, int64_t n_in, __half* __restrict__ planes,
+                                 int64_t plane, float* __restrict__ inv) {
+  __shared__ float partial[256];
+  pdl_start();
+  const int64_t t = blockIdx.x;
+  const float* row = x + t * n_in;
+  float m = 0.0f;
+  for (int64_t i = threadIdx.x; i < n_in; i += blockDim.x) m = fmaxf(m, fabsf(row[i]));
+  partial[threadIdx.x] = m;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) partial[threadIdx.x] = fmaxf(partial[threadIdx.x], partial[threadIdx.x + w]);
+    __syncthreads();
+  }
+  m = partial[0];
+  // m in [2^e, 2^(e + 1)): s = 2^(13 - e); none for zeros, NaN or Inf (they pass through hi).
+  int k = 0;
+  if (m > 0.0f && isfinite(m)) k = min(max(13 - ilogbf(m), -100), 100);
+  const float s = ldexpf(1.0f, k);
+  if (threadIdx.x == 0) inv[t] = ldexpf(1.0f, -k);
+  __half* hi = planes + t * n_in;
+  for (int64_t i = threadIdx.x; i < n_in; i += blockDim.x) {
+    const float v = row[i] * s;
+    const __half h = __float2half_rn(v);
+    const float r1 = isfinite(v) ? v - __half2float(h) : 0.0f;  // exact: v and h are multiples of v's ulp
+    const __half md = __float2half_rn(r1);
+    const float r2 = r1 - __half2float(md);
+    hi[i] = h;
+    hi[plane + i] = md;
+    hi[2 * plane + i] = __float2half_rn(r2);
+  }
+}
+
+__global__ void scale_tokens_kernel(float* __restrict__ y, int64_t n_out, const float* __restrict__ inv) {
+  pdl_start();
+  const int64_t t = blockIdx.y;
+  const float f = inv[t];
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n_out;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    y[t * n_out + i] *= f;
+  }
+}
+
 // Block per token, threads over the row's groups.
 template <TensorType T>
 __global__ void get_rows_kernel(const uint8_t* __restrict__ table, size_t row_bytes, int64_t n_in,
@@ -174,6 +222,20 @@ cudaError_t dequantize_rows(TensorType type, const void* w, size_t row_bytes, in
     return cudaErrorInvalidValue;
   }
   return e;
+}
+
+cudaError_t split_f16_planes(const float* x, int64_t n, int64_t n_in, void* planes, float* inv, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  if (n > 0x7fffffff) return cudaErrorInvalidValue;
+  return launch(split_f16_kernel, static_cast<unsigned>(n), 256, 0, stream, x, n_in, static_cast<__half*>(planes),
+                n * n_in, inv);
+}
+
+cudaError_t scale_tokens(float* y, int64_t n, int64_t n_out, const float* inv, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  if (n > 65535) return cudaErrorInvalidValue;
+  const auto blocks = static_cast<unsigned>(std::min<int64_t>((n_out + 255) / 256, 64));
+  return launch(scale_tokens_kernel, dim3(blocks, static_cast<unsigned>(n)), 256, 0, stream, y, n_out, inv);
 }
 
 cudaError_t get_rows(TensorType type, const void* table, size_t row_bytes, int64_t n_in, const int32_t* batch,

@@ -543,6 +543,12 @@ size_t attention_split_bytes(const AttentionArgs& args, int64_t n) {
   return SplitLayout::bytes(n, a.n_head, chunks_of(a.n_kv_max), a.head_dim_v);
 }
 
+int64_t attention_split_counters(const AttentionArgs& args, int64_t n) {
+  AttentionArgs a = args;
+  if (a.n_kv_max <= 0 || a.n_kv_max > a.n_ctx) a.n_kv_max = a.n_ctx;
+  return !tiled_attention_takes(a, n) && splits(a, n) ? n * a.n_head : 0;
+}
+
 cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, const int32_t* batch, float* out,
                       cudaStream_t stream) {
   AttentionArgs a = args;

@@ -468,11 +468,15 @@ PLUMB_HD int c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 //     step's first byte (a row starts 16-byte aligned), plus 16 bytes so that ld32 stays inside;
 //   a [kBM][kTileStride] (int8 weights), b [2][2 (hi, lo)][kBN][kTileStride];
 //   dw [kSubs][kBM], mc [kSubs][kBM] (types with a min), da [2][kBN][kCoefStride], sx likewise.
+// Two blocks share a multiprocessor (228 KiB, 1 KiB of it reserved per block) when total is at
+// most 113 KiB: Q4_0 (113,680 bytes); the other types hold more.
 template <class K>
 struct Smem {
   static constexpr int kSubs = kStep / K::kSub;
   static constexpr int kStepBytes = kStep / K::kBlockVals * K::kBlockBytes;
-  static constexpr int kRawStride = (kStepBytes + 15 + 15) / 16 * 16;
+  // A step of whole 16-byte lines starts at a line (rows do), so its window is its bytes; any
+  // other needs room for the offset and the rounding up.
+  static constexpr int kRawStride = kStepBytes % 16 == 0 ? kStepBytes : (kStepBytes + 15 + 15) / 16 * 16;
   static constexpr size_t raw = 0;
   static constexpr size_t raw_bytes = 2 * kBM * kRawStride + 16;
   static constexpr size_t a = (raw + raw_bytes + 15) / 16 * 16;
