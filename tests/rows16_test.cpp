@@ -143,6 +143,28 @@ TEST_P(Rows16, ExactAtTheIntegerBounds) {
   }
 }
 
+// The AVX2 split of one token's activations (rows16_prepare_avx2, what the backend runs) against
+// the scalar one, byte for byte: q at its bounds and at random, widths with and without a tail
+// of fewer than 128 values.
+TEST(Rows16Split, Avx2GivesTheScalarBytes) {
+  if (detail::cpu_simd_level() < detail::kRows16Level) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> any(-32767, 32767);
+  for (const int64_t n_in : {int64_t{32}, int64_t{160}, int64_t{256}, int64_t{2048}, int64_t{5632}, int64_t{5664}}) {
+    std::vector<int16_t> q(static_cast<size_t>(n_in));
+    for (size_t k = 0; k < q.size(); ++k) {
+      q[k] = static_cast<int16_t>(k % 7 == 0 ? -32767 : k % 11 == 0 ? 32767 : k % 13 == 0 ? -1 : k % 17 == 0 ? 255 : any(rng));
+    }
+    if (n_in == 256) std::fill(q.begin(), q.end(), int16_t{-32767});  // the sums' extremes
+    const detail::ActRow a{q.data(), nullptr, nullptr, nullptr};
+    const size_t bytes = detail::rows16_split_bytes(n_in);
+    std::vector<uint8_t> ref(bytes, 0xA5), got(bytes, 0xA5);
+    detail::rows16_prepare(a, n_in, ref.data());
+    detail::rows16_prepare_avx2(a, n_in, got.data());
+    ASSERT_EQ(std::memcmp(ref.data(), got.data(), bytes), 0) << "n_in " << n_in;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, Rows16, ::testing::Values(TensorType::Q4_K, TensorType::Q6_K),
                          [](const testing::TestParamInfo<TensorType>& i) { return std::string(type_name(i.param)); });
 

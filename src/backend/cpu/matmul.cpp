@@ -239,7 +239,7 @@ void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n
   if (split_.size() < split_need) split_.assign(split_need, 0);
   split_align_ = (64 - reinterpret_cast<uintptr_t>(split_.data()) % 64) % 64;
   for (int64_t t = 0; t < n_tokens; ++t) {
-    detail::rows16_prepare(detail::act_row(*this, lay, t), n_in, split_.data() + split_align_ + t * split_stride_);
+    detail::rows16_prepare_avx2(detail::act_row(*this, lay, t), n_in, split_.data() + split_align_ + t * split_stride_);
   }
 }
 

@@ -52,6 +52,8 @@ struct Rows16Act {
 };
 size_t rows16_split_bytes(int64_t n_in);  // a multiple of 64
 void rows16_prepare(const ActRow& a, int64_t n_in, uint8_t* split);
+// The same bytes with AVX2 (rows16_avx2.cpp), for CPUs at kRows16Level and above.
+void rows16_prepare_avx2(const ActRow& a, int64_t n_in, uint8_t* split);
 Rows16Act rows16_act(const uint8_t* split, int64_t n_in);
 
 // y[r - 16 g0] for the rows r of groups [g0, g1) (r < n_rows), contract S bit for bit.
