@@ -76,20 +76,25 @@ TEST_P(Rows16, FollowContractSAtEveryLevelOnAnyRows) {
           if (repacked && level < detail::kRows16Level) continue;
           m.rows16 = repacked ? packed.data() : nullptr;
           const detail::RowsKernel k = detail::select_kernel(type, level);
-          for (const ActivationBuffer* act : {&lane, &summed}) {
-            // Whole, then in ranges of 7 rows (groups of 16 cut on both sides).
-            for (const int64_t step : {c.n_rows, int64_t{7}}) {
-              std::vector<float> y(ref.size(), -1.0f);
-              for (int64_t r0 = 0; r0 < c.n_rows; r0 += step) k(m, *act, y.data(), c.n_rows, r0, std::min(c.n_rows, r0 + step));
-              for (size_t i = 0; i < y.size(); ++i) {
-                ASSERT_TRUE(same_bits(y[i], ref[i]))
-                    << type_name(type) << " " << c.n_rows << "x" << c.n_in << " tokens " << n << " level "
-                    << detail::simd_level_name(level) << (repacked ? " repacked" : "")
-                    << (act == &lane ? " lane asked" : "") << " step " << step << " output " << i << ": " << y[i]
-                    << " vs " << ref[i];
+          // Without and with the lines asked ahead into L2 (Zen 4's choice for Q4_K): the same bits.
+          for (const int64_t ahead_l2 : {int64_t{0}, int64_t{8192}}) {
+            detail::set_stream_ahead_l2(ahead_l2);
+            for (const ActivationBuffer* act : {&lane, &summed}) {
+              // Whole, then in ranges of 7 rows (groups of 16 cut on both sides).
+              for (const int64_t step : {c.n_rows, int64_t{7}}) {
+                std::vector<float> y(ref.size(), -1.0f);
+                for (int64_t r0 = 0; r0 < c.n_rows; r0 += step) k(m, *act, y.data(), c.n_rows, r0, std::min(c.n_rows, r0 + step));
+                for (size_t i = 0; i < y.size(); ++i) {
+                  ASSERT_TRUE(same_bits(y[i], ref[i]))
+                      << type_name(type) << " " << c.n_rows << "x" << c.n_in << " tokens " << n << " level "
+                      << detail::simd_level_name(level) << (repacked ? " repacked" : "")
+                      << (act == &lane ? " lane asked" : "") << " step " << step << " L2 ahead " << ahead_l2
+                      << " output " << i << ": " << y[i] << " vs " << ref[i];
+                }
               }
             }
           }
+          detail::set_stream_ahead_l2(-1);
         }
       }
       for (size_t i = 0; i < ref.size(); ++i) {

@@ -158,6 +158,22 @@ size_t stream_ahead_bytes() {
   return chosen;
 }
 
+namespace {
+std::atomic<int64_t> stream_ahead_l2_set{-1};
+}  // namespace
+
+void set_stream_ahead_l2(int64_t bytes) { stream_ahead_l2_set.store(bytes, std::memory_order_relaxed); }
+
+size_t stream_ahead_l2_bytes() {
+  if (const int64_t set = stream_ahead_l2_set.load(std::memory_order_relaxed); set >= 0) return static_cast<size_t>(set);
+  static const size_t chosen = [] {
+    if (const char* v = std::getenv("PLUMB_STREAM_AHEAD_L2")) return static_cast<size_t>(std::strtoull(v, nullptr, 10));
+    const bool zen4 = cpu_is_amd() && cpu_family() == 25 && cpu_has_avx512_vnni();
+    return zen4 ? size_t{8192} : size_t{0};
+  }();
+  return chosen;
+}
+
 RowsKernel select_kernel(TensorType type, SimdLevel level) {
   level = std::min(level, cpu_simd_level());  // never an instruction set the CPU lacks
   if (level >= SimdLevel::kAmx) {

@@ -95,7 +95,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
   const int64_t n_sb = n_in / 256;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1), by256 = _mm256_set1_epi16(256);
-  const size_t ahead = stream_ahead();
+  const size_t ahead = stream_ahead(), ahead_l2 = stream_ahead_l2();
   for (int64_t g = g0; g < g1; ++g) {
     // [half][...]; the padding rows of a last group are zeros, computed and not stored.
     __m256 acc[2][2], macc[2][8];
@@ -107,6 +107,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
       // A half's rows begin 16 bytes on in the f16 fields, 8 in the byte ones, 32 in the qs.
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ4KGroupBlock;
       prefetch_stream(blk, ahead, kQ4KGroupBlock);
+      prefetch_stream_l2(blk, ahead_l2, kQ4KGroupBlock);
       // The even sub-blocks (low nibbles) first, then the odd: acc[s % 2] and macc[s] see their
       // sub-blocks in the contract's order all the same, and the nibble choice is no branch.
 #pragma GCC unroll 2
