@@ -203,7 +203,7 @@ void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
               for (int step = 4 * e + 2 * two; step < 4 * e + 2 * two + 2; ++step) {
                 const int64_t k = 16 * sg + 4 * (step - 4 * e);
                 const __m256i hi = bcast4(act.hi + k), lo = bcast4(act.lo + k);
-                const uint8_t* v = blk + 288 + (n * 8 + step) * 192;
+                const uint8_t* v = blk + kQ6KQs + (n * 8 + step) * 192;
                 for (int half = 0; half < 2; ++half) {
                   const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 64 * (j % 2) + 32 * half));
                   const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 128 + 32 * half));

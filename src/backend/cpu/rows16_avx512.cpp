@@ -97,7 +97,7 @@ void q6k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, cons
           for (int j = 0; j < 4; ++j) H[j] = L[j] = _mm512_setzero_si512();
 #pragma GCC unroll 4
           for (int step = 4 * e; step < 4 * e + 4; ++step) {
-            const uint8_t* v = blk + 288 + (n * 8 + step) * 192;
+            const uint8_t* v = blk + kQ6KQs + (n * 8 + step) * 192;
             const __m512i qa = _mm512_loadu_si512(v), qb = _mm512_loadu_si512(v + 64), qh = _mm512_loadu_si512(v + 128);
             // 16-bit shifts move bits across bytes only outside the masks.
             const __m512i w[4] = {
