@@ -9,6 +9,7 @@
 #include <limits>
 #include <ostream>
 #include <random>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "avx512_emulated.h"
 #include "backend/cpu/float_blocks.h"
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/rows16.h"
 #include "model/weights.h"
 #include "quant/blocks.h"
 #include "quant/ref.h"
@@ -439,6 +441,50 @@ TEST(Matmul, FloatBlocksCopyWhereItIsReadAndSameBits) {
     expect_same_bits(from_copy, from_file, "F16 one token from the copy cut into blocks");
   }
   detail::set_one_token_rows(detail::OneTokenRows::kByVendor);
+}
+
+// Generation products of repacked Q4_K/Q6_K rows on several threads are cut into chunks that
+// shrink over the region (guided, across all of its products): every row written once, with the
+// bits of one thread, for 1 to 3 tokens, products of a few rows beside large ones.
+TEST(Matmul, RepackedRowsOnThreadsInShrinkingChunksSameBits) {
+  if (detail::simd_level() < detail::kRows16Level) GTEST_SKIP() << "no repacked rows at this level";
+  for (const int64_t n_tokens : {int64_t{1}, int64_t{2}, int64_t{3}}) {
+    std::vector<Problem> ps;
+    ps.push_back(make_problem(TensorType::Q4_K, 512, 1000, n_tokens, 21));
+    ps.push_back(make_problem(TensorType::Q6_K, 512, 37, n_tokens, 22));
+    ps.push_back(make_problem(TensorType::Q4_K, 512, 300, n_tokens, 23));
+    std::vector<std::vector<uint8_t>> copies;
+    std::vector<WeightMatrix> ws;
+    ThreadPool one(1);
+    for (Problem& p : ps) {
+      p.x = ps[0].x;
+      WeightMatrix w = p.w();
+      copies.emplace_back(generation_copy_bytes(w) + 64);
+      uint8_t* aligned = copies.back().data() + (64 - reinterpret_cast<uintptr_t>(copies.back().data()) % 64) % 64;
+      make_generation_copy(one, w, aligned);
+      ws.push_back(w);
+    }
+    std::vector<std::vector<float>> ref;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      ActivationBuffer act;
+      ref.push_back(poisoned(ps[i]));
+      matmul(one, ws[i], ps[0].x.data(), n_tokens, n_tokens, ref.back().data(), act);
+    }
+    for (const int threads : {2, 3}) {
+      ThreadPool pool(threads);
+      ActivationBuffer act;
+      std::vector<std::vector<float>> ys;
+      std::vector<MatmulJob> jobs;
+      for (const Problem& p : ps) ys.push_back(poisoned(p));
+      for (size_t i = 0; i < ps.size(); ++i) jobs.push_back({&ws[i], ys[i].data()});
+      matmul_same_input(pool, jobs, ps[0].x.data(), n_tokens, n_tokens, act);
+      for (size_t i = 0; i < ps.size(); ++i) {
+        const std::string what = "repacked rows, threads " + std::to_string(threads) + ", tokens " +
+                                 std::to_string(n_tokens) + ", product " + std::to_string(i);
+        expect_same_bits(ys[i], ref[i], what.c_str());
+      }
+    }
+  }
 }
 
 // plumb's 16-bit activations vs llama.cpp's Q8_K activation rounding on a Q4_K matrix.

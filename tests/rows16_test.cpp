@@ -76,20 +76,25 @@ TEST_P(Rows16, FollowContractSAtEveryLevelOnAnyRows) {
           if (repacked && level < detail::kRows16Level) continue;
           m.rows16 = repacked ? packed.data() : nullptr;
           const detail::RowsKernel k = detail::select_kernel(type, level);
-          for (const ActivationBuffer* act : {&lane, &summed}) {
-            // Whole, then in ranges of 7 rows (groups of 16 cut on both sides).
-            for (const int64_t step : {c.n_rows, int64_t{7}}) {
-              std::vector<float> y(ref.size(), -1.0f);
-              for (int64_t r0 = 0; r0 < c.n_rows; r0 += step) k(m, *act, y.data(), c.n_rows, r0, std::min(c.n_rows, r0 + step));
-              for (size_t i = 0; i < y.size(); ++i) {
-                ASSERT_TRUE(same_bits(y[i], ref[i]))
-                    << type_name(type) << " " << c.n_rows << "x" << c.n_in << " tokens " << n << " level "
-                    << detail::simd_level_name(level) << (repacked ? " repacked" : "")
-                    << (act == &lane ? " lane asked" : "") << " step " << step << " output " << i << ": " << y[i]
-                    << " vs " << ref[i];
+          // Without and with the lines asked ahead into L2 (Zen 4's choice for Q4_K): the same bits.
+          for (const int64_t ahead_l2 : {int64_t{0}, int64_t{8192}}) {
+            detail::set_stream_ahead_l2(ahead_l2);
+            for (const ActivationBuffer* act : {&lane, &summed}) {
+              // Whole, then in ranges of 7 rows (groups of 16 cut on both sides).
+              for (const int64_t step : {c.n_rows, int64_t{7}}) {
+                std::vector<float> y(ref.size(), -1.0f);
+                for (int64_t r0 = 0; r0 < c.n_rows; r0 += step) k(m, *act, y.data(), c.n_rows, r0, std::min(c.n_rows, r0 + step));
+                for (size_t i = 0; i < y.size(); ++i) {
+                  ASSERT_TRUE(same_bits(y[i], ref[i]))
+                      << type_name(type) << " " << c.n_rows << "x" << c.n_in << " tokens " << n << " level "
+                      << detail::simd_level_name(level) << (repacked ? " repacked" : "")
+                      << (act == &lane ? " lane asked" : "") << " step " << step << " L2 ahead " << ahead_l2
+                      << " output " << i << ": " << y[i] << " vs " << ref[i];
+                }
               }
             }
           }
+          detail::set_stream_ahead_l2(-1);
         }
       }
       for (size_t i = 0; i < ref.size(); ++i) {
@@ -140,6 +145,28 @@ TEST_P(Rows16, ExactAtTheIntegerBounds) {
       ASSERT_TRUE(same_bits(y[i], ref[i])) << type_name(type) << " level " << detail::simd_level_name(level)
                                            << " output " << i << ": " << y[i] << " vs " << ref[i];
     }
+  }
+}
+
+// The AVX2 split of one token's activations (rows16_prepare_avx2, what the backend runs) against
+// the scalar one, byte for byte: q at its bounds and at random, widths with and without a tail
+// of fewer than 128 values.
+TEST(Rows16Split, Avx2GivesTheScalarBytes) {
+  if (detail::cpu_simd_level() < detail::kRows16Level) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> any(-32767, 32767);
+  for (const int64_t n_in : {int64_t{32}, int64_t{160}, int64_t{256}, int64_t{2048}, int64_t{5632}, int64_t{5664}}) {
+    std::vector<int16_t> q(static_cast<size_t>(n_in));
+    for (size_t k = 0; k < q.size(); ++k) {
+      q[k] = static_cast<int16_t>(k % 7 == 0 ? -32767 : k % 11 == 0 ? 32767 : k % 13 == 0 ? -1 : k % 17 == 0 ? 255 : any(rng));
+    }
+    if (n_in == 256) std::fill(q.begin(), q.end(), int16_t{-32767});  // the sums' extremes
+    const detail::ActRow a{q.data(), nullptr, nullptr, nullptr};
+    const size_t bytes = detail::rows16_split_bytes(n_in);
+    std::vector<uint8_t> ref(bytes, 0xA5), got(bytes, 0xA5);
+    detail::rows16_prepare(a, n_in, ref.data());
+    detail::rows16_prepare_avx2(a, n_in, got.data());
+    ASSERT_EQ(std::memcmp(ref.data(), got.data(), bytes), 0) << "n_in " << n_in;
   }
 }
 

@@ -158,6 +158,22 @@ size_t stream_ahead_bytes() {
   return chosen;
 }
 
+namespace {
+std::atomic<int64_t> stream_ahead_l2_set{-1};
+}  // namespace
+
+void set_stream_ahead_l2(int64_t bytes) { stream_ahead_l2_set.store(bytes, std::memory_order_relaxed); }
+
+size_t stream_ahead_l2_bytes() {
+  if (const int64_t set = stream_ahead_l2_set.load(std::memory_order_relaxed); set >= 0) return static_cast<size_t>(set);
+  static const size_t chosen = [] {
+    if (const char* v = std::getenv("PLUMB_STREAM_AHEAD_L2")) return static_cast<size_t>(std::strtoull(v, nullptr, 10));
+    const bool zen4 = cpu_is_amd() && cpu_family() == 25 && cpu_has_avx512_vnni();
+    return zen4 ? size_t{8192} : size_t{0};
+  }();
+  return chosen;
+}
+
 RowsKernel select_kernel(TensorType type, SimdLevel level) {
   level = std::min(level, cpu_simd_level());  // never an instruction set the CPU lacks
   if (level >= SimdLevel::kAmx) {
@@ -239,7 +255,7 @@ void ActivationBuffer::prepare(TensorType weight_type, const float* x, int64_t n
   if (split_.size() < split_need) split_.assign(split_need, 0);
   split_align_ = (64 - reinterpret_cast<uintptr_t>(split_.data()) % 64) % 64;
   for (int64_t t = 0; t < n_tokens; ++t) {
-    detail::rows16_prepare(detail::act_row(*this, lay, t), n_in, split_.data() + split_align_ + t * split_stride_);
+    detail::rows16_prepare_avx2(detail::act_row(*this, lay, t), n_in, split_.data() + split_align_ + t * split_stride_);
   }
 }
 
@@ -298,12 +314,52 @@ void add_chunks(const WeightMatrix& w, const ActivationBuffer& x, float* y, int 
   for (int64_t r0 = 0; r0 < w.n_out; r0 += chunk) chunks->push_back({k, &w, &x, y, r0, std::min(w.n_out, r0 + chunk)});
 }
 
+// The products of one region for a few tokens (generation): chunks that shrink as the region's
+// bytes are used up, each about 1 / (kGuidedShare x threads) of what is left (at least
+// kMinChunkBytes), so the threads start on long streams and end within a small chunk of each
+// other; equal chunks of 1/8 a thread's share left one thread waiting on the other's last chunk
+// (11-16 % of the gate+up and output products' thread time on 2 Zen 4 cores). Only for the
+// repacked Q4_K/Q6_K rows (rows16.h): F16 and Q8_0 generation measured no faster with it.
+constexpr int64_t kGuidedShare = 2;
+
+void add_guided_chunks(std::span<const MatmulJob> jobs, const ActivationBuffer& x, int64_t y_offset, int nth,
+                       std::vector<RowChunk>* chunks) {
+  int64_t left = 0;
+  for (const MatmulJob& j : jobs) left += static_cast<int64_t>(j.w->row_bytes) * j.w->n_out * x.n_tokens();
+  for (const MatmulJob& j : jobs) {
+    const WeightMatrix& w = *j.w;
+    detail::RowsKernel k = detail::select_kernel(w.type, detail::simd_level());
+    if (k == nullptr) continue;
+    const int64_t bytes_per_row = static_cast<int64_t>(w.row_bytes) * x.n_tokens();
+    const int64_t tile = w.rows16 != nullptr ? detail::kRows16 : 4;
+    for (int64_t r0 = 0; r0 < w.n_out;) {
+      const int64_t bytes = std::max(kMinChunkBytes, left / (kGuidedShare * nth));
+      const int64_t rows = ((bytes + bytes_per_row - 1) / bytes_per_row + tile - 1) / tile * tile;
+      const int64_t r1 = std::min(w.n_out, r0 + rows);
+      chunks->push_back({k, &w, &x, j.y + y_offset * w.n_out, r0, r1});
+      left -= (r1 - r0) * bytes_per_row;
+      r0 = r1;
+    }
+  }
+}
+
+void add_all_chunks(std::span<const MatmulJob> jobs, const ActivationBuffer& x, int64_t y_offset, int nth,
+                    std::vector<RowChunk>* chunks) {
+  const bool all_rows16 = std::all_of(jobs.begin(), jobs.end(), [](const MatmulJob& j) { return j.w->rows16 != nullptr; });
+  if (nth > 1 && x.n_tokens() < detail::kSummedMinTokens && all_rows16) {
+    add_guided_chunks(jobs, x, y_offset, nth, chunks);
+    return;
+  }
+  for (const MatmulJob& j : jobs) add_chunks(*j.w, x, j.y + y_offset * j.w->n_out, nth, chunks);
+}
+
 }  // namespace
 
 void matmul(ThreadPool& pool, const WeightMatrix& w, const ActivationBuffer& x, float* y) {
   thread_local std::vector<RowChunk> chunks;
   chunks.clear();
-  add_chunks(w, x, y, pool.size(), &chunks);
+  const MatmulJob job{&w, y};
+  add_all_chunks(std::span<const MatmulJob>(&job, 1), x, 0, pool.size(), &chunks);
   run_chunks(pool, chunks);
 }
 
@@ -325,7 +381,7 @@ void same_input_part(ThreadPool& pool, std::span<const MatmulJob> jobs, const fl
   OpTimer timer(OpKind::kProduct, pool.size(), role);
   thread_local std::vector<RowChunk> chunks;
   chunks.clear();
-  for (const MatmulJob& j : jobs) add_chunks(*j.w, scratch, j.y + t0 * j.w->n_out, pool.size(), &chunks);
+  add_all_chunks(jobs, scratch, t0, pool.size(), &chunks);
   run_chunks(pool, chunks);
 }
 

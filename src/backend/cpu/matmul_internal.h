@@ -169,4 +169,16 @@ bool one_token_rows_one_at_a_time();
 size_t stream_ahead_bytes();
 void set_stream_ahead(int64_t bytes);
 
+// How far ahead (bytes; 0: not at all) the single-token Q4_K kernels of repacked rows (rows16.h)
+// ask for their group's lines into L2 (prefetcht1, simd_x86.h, stream_ahead_l2), beside
+// stream_ahead's L1 requests. 8 KiB on Zen 4 (AMD family 25 with AVX-512): there the hardware
+// prefetchers alone kept one core's Q4_K stream at 18-29 GB/s from memory against 24-37 with the
+// lines asked for 8 KiB ahead into L2 (bench_matmul, one thread), while into L1 (prefetcht0) the
+// same distance was slower than nothing, and Q6_K's kernel was slower with either (so it asks
+// nothing); 4, 12 and 16 KiB gave less in the whole model. 0 elsewhere (not measured).
+// PLUMB_STREAM_AHEAD_L2=bytes overrides the choice (for measuring); set_stream_ahead_l2 too (-1:
+// the CPU's choice again). The bits are the same either way.
+size_t stream_ahead_l2_bytes();
+void set_stream_ahead_l2(int64_t bytes);
+
 }  // namespace plumb::cpu::detail

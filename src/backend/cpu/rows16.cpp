@@ -33,13 +33,14 @@ void q4k_group(const uint8_t* src, size_t row_bytes, int64_t rows, int64_t i, ui
 }
 
 void q6k_group(const uint8_t* src, size_t row_bytes, int64_t rows, int64_t i, uint8_t* out) {
+  std::memset(out + 32 + 256, 0, kQ6KQs - 32 - 256);
   for (int64_t r = 0; r < rows; ++r) {
     const auto* b = reinterpret_cast<const block_q6_K*>(src + static_cast<size_t>(r) * row_bytes) + i;
     std::memcpy(out + 2 * r, &b->d, 2);
     for (int s = 0; s < 16; ++s) std::memcpy(out + 32 + 16 * s + r, &b->scales[s], 1);
     for (int n = 0; n < 2; ++n) {
       for (int step = 0; step < 8; ++step) {
-        uint8_t* v = out + 288 + (n * 8 + step) * 192 + 4 * r;
+        uint8_t* v = out + kQ6KQs + (n * 8 + step) * 192 + 4 * r;
         std::memcpy(v, b->ql + 64 * n + 4 * step, 4);
         std::memcpy(v + 64, b->ql + 64 * n + 32 + 4 * step, 4);
         std::memcpy(v + 128, b->qh + 32 * n + 4 * step, 4);

@@ -10,11 +10,13 @@
 //   step i (4 values) the 16 rows' qs bytes 32p + 4i .. 4i + 3, one 32-bit lane a row (2048): the
 //   low nibbles of a step are 4 values of sub-block 2p, the high nibbles the same of 2p + 1.
 //   Q6_K, kQ6KGroupBlock bytes: the rows' d (16 f16), the scales [sub-block][row] (256 int8),
+//   32 zero bytes (so that the vectors below start on a cache line in every block: 64-byte loads
+//   that straddle two lines cost a second access each),
 //   then for each half n (128 values) and step i (4 values) three 64-byte vectors of 16 rows x
 //   4 bytes, the file's ql[64n + 4i ..], ql[64n + 32 + 4i ..] and qh[32n + 4i ..] (3072): one
 //   step gives 4 values of each of the sub-blocks 8n + (i >= 4) + {0, 2, 4, 6} (values 4i % 16 ..
-//   of each), so steps 0-3 complete the even sub-blocks of the half and 4-7 the odd ones. The
-//   same bytes as the file: no more memory is read per token.
+//   of each), so steps 0-3 complete the even sub-blocks of the half and 4-7 the odd ones. Q4_K's
+//   are the file's bytes and 3 % more; Q6_K's the file's and 1 % of padding.
 #pragma once
 
 #include <cstddef>
@@ -26,7 +28,8 @@ namespace plumb::cpu::detail {
 
 constexpr int64_t kRows16 = 16;
 constexpr size_t kQ4KGroupBlock = 32 + 32 + 128 + 128 + 2048;
-constexpr size_t kQ6KGroupBlock = 32 + 256 + 3072;
+constexpr size_t kQ6KQs = 32 + 256 + 32;  // the vectors of a Q6_K block: 5 cache lines on
+constexpr size_t kQ6KGroupBlock = kQ6KQs + 3072;
 
 // Whether `type` has a layout here (Q4_K, Q6_K), and the lowest SIMD level with kernels for
 // them (lower levels compute the same bits from the file's layout and need no copy).
@@ -52,6 +55,8 @@ struct Rows16Act {
 };
 size_t rows16_split_bytes(int64_t n_in);  // a multiple of 64
 void rows16_prepare(const ActRow& a, int64_t n_in, uint8_t* split);
+// The same bytes with AVX2 (rows16_avx2.cpp), for CPUs at kRows16Level and above.
+void rows16_prepare_avx2(const ActRow& a, int64_t n_in, uint8_t* split);
 Rows16Act rows16_act(const uint8_t* split, int64_t n_in);
 
 // y[r - 16 g0] for the rows r of groups [g0, g1) (r < n_rows), contract S bit for bit.

@@ -41,12 +41,61 @@ inline void store_rows(float* out_rows, int64_t left, __m256 out) {
 
 }  // namespace
 
+// rows16_prepare's integers, 128 values a round: the split with shifts, masks and packs (both
+// exact: hi in [-128, 127], lo in [0, 255]), the sums of q by vpmaddwd and horizontal adds (int32,
+// exact in any order), so the bytes are the scalar function's.
+void rows16_prepare_avx2(const ActRow& a, int64_t n_in, uint8_t* split) {
+  auto* hi = reinterpret_cast<int8_t*>(split);
+  uint8_t* lo = split + n_in;
+  auto* corr4 = reinterpret_cast<int32_t*>(split + 2 * n_in);
+  int32_t* corr6 = corr4 + n_in / 32;
+  const __m256i ones = _mm256_set1_epi16(1), low_byte = _mm256_set1_epi16(0xFF);
+  const __m256i by_m32 = _mm256_set1_epi32(-32), by_m8 = _mm256_set1_epi32(-8);
+  int64_t k0 = 0;
+  for (; k0 + 128 <= n_in; k0 += 128) {
+    __m256i m[8];
+    for (int j = 0; j < 8; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + k0 + 16 * j));
+      m[j] = _mm256_madd_epi16(v, ones);
+    }
+    for (int j = 0; j < 8; j += 2) {
+      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + k0 + 16 * j));
+      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + k0 + 16 * j + 16));
+      // packs interleaves 128-bit lanes: restore element order.
+      const __m256i h = _mm256_packs_epi16(_mm256_srai_epi16(v0, 8), _mm256_srai_epi16(v1, 8));
+      const __m256i l = _mm256_packus_epi16(_mm256_and_si256(v0, low_byte), _mm256_and_si256(v1, low_byte));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + k0 + 16 * j), _mm256_permute4x64_epi64(h, 0xD8));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + k0 + 16 * j), _mm256_permute4x64_epi64(l, 0xD8));
+    }
+    // The sums of the 8 halves (16 values each): [m0 m1 m2 m3 | m4 m5 m6 m7] after the adds.
+    const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
+    const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(m[4], m[5]), _mm256_hadd_epi32(m[6], m[7]));
+    const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                                          _mm256_permute2x128_si256(h0123, h4567, 0x31));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(corr6 + k0 / 16), _mm256_mullo_epi32(sums, by_m32));
+    const __m256i pairs = _mm256_permute4x64_epi64(_mm256_hadd_epi32(sums, sums), 0x08);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(corr4 + k0 / 32),
+                     _mm256_castsi256_si128(_mm256_mullo_epi32(pairs, by_m8)));
+  }
+  for (int64_t k = k0; k < n_in; ++k) {
+    hi[k] = static_cast<int8_t>(a.q[k] >> 8);
+    lo[k] = static_cast<uint8_t>(a.q[k] & 0xFF);
+  }
+  for (int64_t s = k0 / 32; s < n_in / 32; ++s) {
+    int32_t sum[2] = {0, 0};
+    for (int k = 0; k < 32; ++k) sum[k / 16] += a.q[32 * s + k];
+    corr4[s] = -8 * (sum[0] + sum[1]);
+    corr6[2 * s] = -32 * sum[0];
+    corr6[2 * s + 1] = -32 * sum[1];
+  }
+}
+
 void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
                      float* y, int64_t g0, int64_t g1) {
   const int64_t n_sb = n_in / 256;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1), by256 = _mm256_set1_epi16(256);
-  const size_t ahead = stream_ahead();
+  const size_t ahead = stream_ahead(), ahead_l2 = stream_ahead_l2();
   for (int64_t g = g0; g < g1; ++g) {
     // [half][...]; the padding rows of a last group are zeros, computed and not stored.
     __m256 acc[2][2], macc[2][8];
@@ -58,6 +107,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
       // A half's rows begin 16 bytes on in the f16 fields, 8 in the byte ones, 32 in the qs.
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ4KGroupBlock;
       prefetch_stream(blk, ahead, kQ4KGroupBlock);
+      prefetch_stream_l2(blk, ahead_l2, kQ4KGroupBlock);
       // The even sub-blocks (low nibbles) first, then the odd: acc[s % 2] and macc[s] see their
       // sub-blocks in the contract's order all the same, and the nibble choice is no branch.
 #pragma GCC unroll 2
@@ -153,7 +203,7 @@ void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
               for (int step = 4 * e + 2 * two; step < 4 * e + 2 * two + 2; ++step) {
                 const int64_t k = 16 * sg + 4 * (step - 4 * e);
                 const __m256i hi = bcast4(act.hi + k), lo = bcast4(act.lo + k);
-                const uint8_t* v = blk + 288 + (n * 8 + step) * 192;
+                const uint8_t* v = blk + kQ6KQs + (n * 8 + step) * 192;
                 for (int half = 0; half < 2; ++half) {
                   const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 64 * (j % 2) + 32 * half));
                   const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 128 + 32 * half));

@@ -26,7 +26,7 @@ void q4k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, cons
                        float* y, int64_t g0, int64_t g1) {
   const int64_t n_sb = n_in / 256;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const size_t ahead = stream_ahead();
+  const size_t ahead = stream_ahead(), ahead_l2 = stream_ahead_l2();
   for (int64_t g = g0; g < g1; ++g) {
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     __m512 macc[8];
@@ -34,6 +34,7 @@ void q4k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, cons
     for (int64_t i = 0; i < n_sb; ++i) {
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ4KGroupBlock;
       prefetch_stream(blk, ahead, kQ4KGroupBlock);
+      prefetch_stream_l2(blk, ahead_l2, kQ4KGroupBlock);
       const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
       const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
 #pragma GCC unroll 4
@@ -96,7 +97,7 @@ void q6k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, cons
           for (int j = 0; j < 4; ++j) H[j] = L[j] = _mm512_setzero_si512();
 #pragma GCC unroll 4
           for (int step = 4 * e; step < 4 * e + 4; ++step) {
-            const uint8_t* v = blk + 288 + (n * 8 + step) * 192;
+            const uint8_t* v = blk + kQ6KQs + (n * 8 + step) * 192;
             const __m512i qa = _mm512_loadu_si512(v), qb = _mm512_loadu_si512(v + 64), qh = _mm512_loadu_si512(v + 128);
             // 16-bit shifts move bits across bytes only outside the masks.
             const __m512i w[4] = {

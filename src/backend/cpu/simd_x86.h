@@ -92,6 +92,13 @@ inline size_t stream_ahead() { return detail::stream_ahead_bytes(); }
 inline void prefetch_stream(const void* piece, size_t ahead, size_t n_bytes) {
   if (ahead != 0) prefetch_range(piece, ahead, n_bytes);
 }
+// The same into L2 (detail::stream_ahead_l2_bytes): the Q4_K groups of repacked rows.
+inline size_t stream_ahead_l2() { return detail::stream_ahead_l2_bytes(); }
+inline void prefetch_stream_l2(const void* piece, size_t ahead, size_t n_bytes) {
+  if (ahead == 0) return;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(piece) + ahead;
+  for (uintptr_t a = begin; a < begin + n_bytes; a += 64) prefetch_l2(a);
+}
 
 // Prefetch for a sequential read of [begin, begin + n_bytes) in n_steps steps of about equal
 // size: each step() asks for the lines of the next share, kLeadL2 and kLeadL1 bytes ahead, so the
