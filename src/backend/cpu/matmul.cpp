@@ -143,35 +143,34 @@ bool one_token_rows_one_at_a_time() {
 }
 
 namespace {
-std::atomic<int64_t> stream_ahead_set{-1};
+std::atomic<int64_t> stream_ahead_set{-1}, stream_ahead_l2_set{-1};
+
+bool is_zen4() { return cpu_is_amd() && cpu_family() == 25 && cpu_has_avx512_vnni(); }
+
+// The environment's distance in bytes where `env` is set (for measuring), else the CPU's.
+size_t env_or(const char* env, size_t cpu) {
+  const char* v = std::getenv(env);
+  return v != nullptr ? static_cast<size_t>(std::strtoull(v, nullptr, 10)) : cpu;
+}
+
+// The tests' setting where there is one (set >= 0), else `chosen`.
+size_t set_or(const std::atomic<int64_t>& set, size_t chosen) {
+  const int64_t v = set.load(std::memory_order_relaxed);
+  return v >= 0 ? static_cast<size_t>(v) : chosen;
+}
 }  // namespace
 
 void set_stream_ahead(int64_t bytes) { stream_ahead_set.store(bytes, std::memory_order_relaxed); }
-
-size_t stream_ahead_bytes() {
-  if (const int64_t set = stream_ahead_set.load(std::memory_order_relaxed); set >= 0) return static_cast<size_t>(set);
-  static const size_t chosen = [] {
-    if (const char* v = std::getenv("PLUMB_STREAM_AHEAD")) return static_cast<size_t>(std::strtoull(v, nullptr, 10));
-    const bool zen4 = cpu_family() == 25 && cpu_has_avx512_vnni();
-    return cpu_is_amd() && !zen4 ? size_t{8192} : size_t{0};
-  }();
-  return chosen;
-}
-
-namespace {
-std::atomic<int64_t> stream_ahead_l2_set{-1};
-}  // namespace
-
 void set_stream_ahead_l2(int64_t bytes) { stream_ahead_l2_set.store(bytes, std::memory_order_relaxed); }
 
+size_t stream_ahead_bytes() {
+  static const size_t chosen = env_or("PLUMB_STREAM_AHEAD", cpu_is_amd() && !is_zen4() ? 8192 : 0);
+  return set_or(stream_ahead_set, chosen);
+}
+
 size_t stream_ahead_l2_bytes() {
-  if (const int64_t set = stream_ahead_l2_set.load(std::memory_order_relaxed); set >= 0) return static_cast<size_t>(set);
-  static const size_t chosen = [] {
-    if (const char* v = std::getenv("PLUMB_STREAM_AHEAD_L2")) return static_cast<size_t>(std::strtoull(v, nullptr, 10));
-    const bool zen4 = cpu_is_amd() && cpu_family() == 25 && cpu_has_avx512_vnni();
-    return zen4 ? size_t{8192} : size_t{0};
-  }();
-  return chosen;
+  static const size_t chosen = env_or("PLUMB_STREAM_AHEAD_L2", is_zen4() ? 8192 : 0);
+  return set_or(stream_ahead_l2_set, chosen);
 }
 
 RowsKernel select_kernel(TensorType type, SimdLevel level) {
