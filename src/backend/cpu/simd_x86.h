@@ -76,11 +76,12 @@ inline __m128i k4_scales_mins(const uint8_t* packed) {
 inline void prefetch_l1(uintptr_t a) { _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0); }
 inline void prefetch_l2(uintptr_t a) { _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T1); }
 
-// The lines of [base + offset, base + offset + n_bytes) into L1 at once (before a short
-// computation that will read them).
+// The lines of [base + offset, base + offset + n_bytes) into L1 (or, with _MM_HINT_T1, L2) at
+// once (before a short computation that will read them).
+template <decltype(_MM_HINT_T0) kHint = _MM_HINT_T0>
 inline void prefetch_range(const void* base, size_t offset, size_t n_bytes) {
   const uintptr_t begin = reinterpret_cast<uintptr_t>(base) + offset;
-  for (uintptr_t a = begin; a < begin + n_bytes; a += 64) prefetch_l1(a);
+  for (uintptr_t a = begin; a < begin + n_bytes; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), kHint);
 }
 
 // A single token's products that read each thread's weights as one stream (the rows16 groups,
@@ -95,9 +96,7 @@ inline void prefetch_stream(const void* piece, size_t ahead, size_t n_bytes) {
 // The same into L2 (detail::stream_ahead_l2_bytes): the Q4_K groups of repacked rows.
 inline size_t stream_ahead_l2() { return detail::stream_ahead_l2_bytes(); }
 inline void prefetch_stream_l2(const void* piece, size_t ahead, size_t n_bytes) {
-  if (ahead == 0) return;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(piece) + ahead;
-  for (uintptr_t a = begin; a < begin + n_bytes; a += 64) prefetch_l2(a);
+  if (ahead != 0) prefetch_range<_MM_HINT_T1>(piece, ahead, n_bytes);
 }
 
 // Prefetch for a sequential read of [begin, begin + n_bytes) in n_steps steps of about equal

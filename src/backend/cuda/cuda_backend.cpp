@@ -609,6 +609,15 @@ class CudaBackend : public Backend {
     }
   }
 
+  // scratch_ (kScratchFloats), allocated on first use; false (the error kept) when it cannot be.
+  bool have_scratch() {
+    if (scratch_ != nullptr) return true;
+    auto s = alloc(kScratchFloats);
+    if (!s.ok()) return keep(s.status());
+    scratch_ = *s;
+    return true;
+  }
+
   // The cuBLAS path: rows dequantized in chunks into scratch_, y^T = W x^T per chunk; F16
   // weights as they are, against the activations' exact f16 planes (gemm_f16).
   void gemm(const CudaMatrix& m, const float* x, int64_t n, float* y) {
@@ -616,11 +625,7 @@ class CudaBackend : public Backend {
     if (m.type == TensorType::F16 && f16_planes) return gemm_f16(m, x, n, y);
     const int64_t chunk = m.type == TensorType::F32 ? m.n_out : std::max<int64_t>(1, kScratchFloats / m.n_in);
     const int64_t lda = m.type == TensorType::F32 ? static_cast<int64_t>(m.row_stride / sizeof(float)) : m.n_in;
-    if (m.type != TensorType::F32 && scratch_ == nullptr) {
-      auto s = alloc(kScratchFloats);
-      if (!s.ok()) return (void)keep(s.status());
-      scratch_ = *s;
-    }
+    if (m.type != TensorType::F32 && !have_scratch()) return;
     const float alpha = 1.0f, beta = 0.0f;
     for (int64_t r0 = 0; r0 < m.n_out; r0 += chunk) {
       const int64_t rows = std::min(chunk, m.n_out - r0);
@@ -649,11 +654,7 @@ class CudaBackend : public Backend {
   // cores with f32 accumulation (each f16 product exact in f32), then the tokens' scales undone.
   // PLUMB_CUDA_F16_PLANES=0: dequantized rows and SGEMM, for measuring.
   void gemm_f16(const CudaMatrix& m, const float* x, int64_t n, float* y) {
-    if (scratch_ == nullptr) {
-      auto s = alloc(kScratchFloats);
-      if (!s.ok()) return (void)keep(s.status());
-      scratch_ = *s;
-    }
+    if (!have_scratch()) return;
     const int64_t per_token = 3 * m.n_in * 2 + static_cast<int64_t>(sizeof(float));  // planes and scale
     const int64_t chunk = std::min<int64_t>({n, kScratchFloats * 4 / per_token, 65535});
     const int64_t lda = static_cast<int64_t>(m.row_stride / 2);
