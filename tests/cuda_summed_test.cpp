@@ -383,7 +383,7 @@ void emulate_product(const uint8_t* w, size_t row_stride, int64_t n_out, const s
         ASSERT_LE(win.window, L::kRawStride);
         ASSERT_LE(static_cast<size_t>(win.start + win.window), row_stride);
         for (int r = 0; r < su::kBM; ++r) {
-          uint8_t* dst = raw + (buf * su::kBM + r) * L::kRawStride;
+          uint8_t* dst = raw + (L::raw_buf(buf) * su::kBM + r) * L::kRawStride;
           if (r < rows) std::memcpy(dst, w + (r0 + r) * row_stride + win.start, win.window);
           else std::memset(dst, 0, win.window);
         }
@@ -404,7 +404,7 @@ void emulate_product(const uint8_t* w, size_t row_stride, int64_t n_out, const s
           }
         }
         // The decoding.
-        const uint8_t* rsrc = raw + buf * su::kBM * L::kRawStride + win.offset;
+        const uint8_t* rsrc = raw + L::raw_buf(buf) * su::kBM * L::kRawStride + win.offset;
         for (int r = 0; r < su::kBM; ++r) {
           for (int blk = 0; blk < kv / K::kBlockVals; ++blk) {
             for (int u = 0; u < K::kUnits; ++u) {

@@ -122,8 +122,13 @@ __global__ void prepare_kernel(const float* __restrict__ x, ActPlanes p) {
 //   tokens, hi and lo), the mma, and the epilogue of every sub-block in order.
 // A thread owns 16 outputs (2 m tiles x 2 n tiles x 4 accumulators) from the first step to the
 // store: their acc[2] (and macc[8]) chains run in sub-block order, as the contract orders them.
+// Two blocks a multiprocessor where their shared memory fits (summed.h, Smem), which asks ptxas
+// for at most 128 registers a thread.
 template <TensorType T>
-__global__ void __launch_bounds__(kThreads, 1)
+constexpr int kBlocksPerSm = Smem<Kind<T>>::total <= 113 * 1024 ? 2 : 1;
+
+template <TensorType T>
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm<T>)
     summed_kernel(MatvecParts parts, size_t row_stride, ActPlanes x) {
   using K = Kind<T>;
   using L = Smem<K>;
@@ -184,7 +189,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int kv = valid_k(step);
     const RawWindow win = raw_window<K>(step, kv);
     const int chunks = win.window / 16;
-    uint8_t* rdst = raw + (buf * kBM + raw_row) * L::kRawStride + 16 * raw_q;
+    uint8_t* rdst = raw + (L::raw_buf(buf) * kBM + raw_row) * L::kRawStride + 16 * raw_q;
 #pragma unroll
     for (int m = 0; m < (kRawChunks + 3) / 4; ++m) {
       const int c = raw_q + 4 * m;
@@ -214,7 +219,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr int kUnitsStep = kBlocks * K::kUnits;
     const int kv = valid_k(step);
     const RawWindow win = raw_window<K>(step, kv);
-    const uint8_t* rsrc = raw + buf * kBM * L::kRawStride + win.offset;
+    const uint8_t* rsrc = raw + L::raw_buf(buf) * kBM * L::kRawStride + win.offset;
     const int blocks = kv / K::kBlockVals;
     for (int i = tid; i < kBM * kUnitsStep; i += kThreads) {
       const int r = i / kUnitsStep, u = i % kUnitsStep, blk = u / K::kUnits;
@@ -341,9 +346,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int buf = static_cast<int>(step & 1);
     cp_async_wait_all();
     __syncthreads();
-    if (step + 1 < n_steps) issue(step + 1, buf ^ 1);
+    if (K::kRawBufs == 2 && step + 1 < n_steps) issue(step + 1, buf ^ 1);
     decode(step, buf);
     __syncthreads();
+    if (K::kRawBufs == 1 && step + 1 < n_steps) issue(step + 1, buf ^ 1);  // the raw bytes are decoded
     if (active) compute(buf, valid_k(step));
   }
   if (!active) return;

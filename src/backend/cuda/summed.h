@@ -199,7 +199,7 @@ struct Kind;
 
 template <>
 struct Kind<TensorType::Q4_0> {
-  static constexpr int kBlockVals = 32, kBlockBytes = sizeof(block_q4_0), kSub = 32, kUnits = 1;
+  static constexpr int kBlockVals = 32, kBlockBytes = sizeof(block_q4_0), kSub = 32, kUnits = 1, kRawBufs = 2;
   static constexpr bool kHasMin = false, kAligned16 = false;
   PLUMB_HD static void unit(const uint8_t* blk, int, uint8_t* dst) {
     const uint8_t* qs = blk + offsetof(block_q4_0, qs);
@@ -219,7 +219,7 @@ struct Kind<TensorType::Q4_0> {
 
 template <>
 struct Kind<TensorType::Q8_0> {
-  static constexpr int kBlockVals = 32, kBlockBytes = sizeof(block_q8_0), kSub = 32, kUnits = 1;
+  static constexpr int kBlockVals = 32, kBlockBytes = sizeof(block_q8_0), kSub = 32, kUnits = 1, kRawBufs = 1;
   static constexpr bool kHasMin = false, kAligned16 = false;
   PLUMB_HD static void unit(const uint8_t* blk, int, uint8_t* dst) {
     const uint8_t* qs = blk + offsetof(block_q8_0, qs);
@@ -248,7 +248,7 @@ PLUMB_HD void k4_scale_min(int j, const uint8_t* q, int* sc, int* m) {
 template <TensorType T, int kOffset>
 struct KindK4 {
   using B = std::conditional_t<T == TensorType::Q4_K, block_q4_K, block_q5_K>;
-  static constexpr int kBlockVals = 256, kBlockBytes = sizeof(B), kSub = 32, kUnits = 8;
+  static constexpr int kBlockVals = 256, kBlockBytes = sizeof(B), kSub = 32, kUnits = 8, kRawBufs = 2;
   static constexpr bool kHasMin = true, kAligned16 = true;
   static_assert(sizeof(B) % 16 == 0 && offsetof(B, qs) % 16 == 0, "16-byte loads");
   PLUMB_HD static void unit(const uint8_t* blk, int u, uint8_t* dst) {
@@ -291,7 +291,7 @@ struct Kind<TensorType::Q5_K> : KindK4<TensorType::Q5_K, 16> {};
 // l] >> 2 c) & 3) << 4), minus 32. Unit u = 2n + h: l in [16h, 16h + 16), all four c.
 template <>
 struct Kind<TensorType::Q6_K> {
-  static constexpr int kBlockVals = 256, kBlockBytes = sizeof(block_q6_K), kSub = 16, kUnits = 4;
+  static constexpr int kBlockVals = 256, kBlockBytes = sizeof(block_q6_K), kSub = 16, kUnits = 4, kRawBufs = 1;
   static constexpr bool kHasMin = false, kAligned16 = false;
   PLUMB_HD static void unit(const uint8_t* blk, int u, uint8_t* dst) {
     const int n = u >> 1, h = u & 1;
@@ -464,12 +464,18 @@ PLUMB_HD int c_row(int lane, int i) { return (lane >> 2) + 8 * (i >> 1); }
 PLUMB_HD int c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 
 // Shared memory of one block for type K, in bytes from a 16-byte aligned base:
-//   raw [2][kBM][kRawStride]: each row's bytes of a step, from the 16-byte boundary at or below the
-//     step's first byte (a row starts 16-byte aligned), plus 16 bytes so that ld32 stays inside;
+//   raw [K::kRawBufs][kBM][kRawStride]: each row's bytes of a step, from the 16-byte boundary at or
+//     below the step's first byte (a row starts 16-byte aligned), plus 16 bytes so that ld32 stays
+//     inside. Two buffers (the next step's bytes copied while this step's are decoded) where the
+//     total allows two blocks a multiprocessor anyway or nothing does; one (the next step's bytes
+//     copied once this step's are decoded, while they are multiplied) where that makes room for
+//     two blocks: Q8_0 (130,064 -> 112,656 bytes) and Q6_K (128,016 -> 112,656 bytes; ptxas
+//     holds it to 128 registers without spilling, from 139);
 //   a [kBM][kTileStride] (int8 weights), b [2][2 (hi, lo)][kBN][kTileStride];
 //   dw [kSubs][kBM], mc [kSubs][kBM] (types with a min), da [2][kBN][kCoefStride], sx likewise.
 // Two blocks share a multiprocessor (228 KiB, 1 KiB of it reserved per block) when total is at
-// most 113 KiB: Q4_0 (113,680 bytes); the other types hold more.
+// most 113 KiB: Q4_0 (113,680 bytes), Q8_0 and Q6_K; Q4_K and Q5_K hold more (and take 233-239
+// registers).
 template <class K>
 struct Smem {
   static constexpr int kSubs = kStep / K::kSub;
@@ -478,7 +484,9 @@ struct Smem {
   // other needs room for the offset and the rounding up.
   static constexpr int kRawStride = kStepBytes % 16 == 0 ? kStepBytes : (kStepBytes + 15 + 15) / 16 * 16;
   static constexpr size_t raw = 0;
-  static constexpr size_t raw_bytes = 2 * kBM * kRawStride + 16;
+  static constexpr size_t raw_bytes = K::kRawBufs * kBM * kRawStride + 16;
+  // The raw buffer of a step whose other tiles are in buffer `buf`.
+  PLUMB_HD static int raw_buf(int buf) { return K::kRawBufs == 2 ? buf : 0; }
   static constexpr size_t a = (raw + raw_bytes + 15) / 16 * 16;
   static constexpr size_t b = a + kBM * kTileStride;
   static constexpr size_t b_buf = 2 * kBN * kTileStride;  // one buffer: hi then lo
@@ -489,6 +497,10 @@ struct Smem {
   static constexpr size_t sx = da + 2 * coef_buf;
   static constexpr size_t total = sx + (K::kHasMin ? 2 * coef_buf : 0);
 };
+
+static_assert(Smem<Kind<TensorType::Q4_0>>::total <= 113 * 1024 && Smem<Kind<TensorType::Q8_0>>::total <= 113 * 1024 &&
+                  Smem<Kind<TensorType::Q6_K>>::total <= 113 * 1024,
+              "two Q4_0, Q8_0 or Q6_K blocks a multiprocessor");
 
 // The bytes of step `step` of a row (its values [256 step, 256 step + 256) cut at the row's end):
 // they start `offset` bytes into a 16-byte aligned window of `window` bytes.
