@@ -1,8 +1,11 @@
 // Micro-benchmark of the CPU matmul kernels on TinyLlama-1.1B shapes (not a test).
 //   bench_matmul [--threads N] [--reps N] [--types Q4_K,Q6_K,...] [--tokens 1,64] [--min] [--rows N]
-//                [--cpu-time]
+//                [--cpu-time] [--cold MIB]
 // On a loaded machine, `--threads 1 --cpu-time --min` measures the kernel's own speed (thread CPU
 // time excludes time the scheduler gave to other processes).
+// --cold MIB: each timed product reads the next of as many copies of its weights (the generation
+// copy where there is one) as make MIB together, so that real shapes stream from memory as in a
+// whole model, not from the L3 their repeated runs would fill.
 // n_tokens = 1: GB/s of weights read (generation is bandwidth-bound; ~30 GB/s on the 2-core dev
 // machine). n_tokens > 1: GFLOP/s (2 * n_in * n_out * n_tokens per product).
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/copy_arena.h"
 #include "backend/cpu/matmul.h"
 #include "quant/ref.h"
 #include "quant/types.h"
@@ -72,6 +76,7 @@ std::vector<std::string> split(const std::string& s) {
 int main(int argc, char** argv) {
   int threads = 2, reps = 7;
   bool use_min = false;
+  int64_t cold_mib = 0;
   int64_t rows_override = 0;  // --rows N: every shape with n_out = N (short runs for a loaded machine)  // the fastest run instead of the median: for a loaded machine
   std::string types_arg = "Q4_K,Q6_K,Q8_0,Q4_0,Q4_1,F16";
   std::string tokens_arg = "1,64";
@@ -84,8 +89,9 @@ int main(int argc, char** argv) {
     else if (a == "--min") use_min = true;
     else if (a == "--cpu-time") g_cpu_time = true;
     else if (a == "--rows" && i + 1 < argc) rows_override = std::atoll(argv[++i]);
+    else if (a == "--cold" && i + 1 < argc) cold_mib = std::atoll(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_matmul [--threads N] [--reps N] [--types T,..] [--tokens N,..] [--min] [--rows N] [--cpu-time]\n");
+      std::fprintf(stderr, "usage: bench_matmul [--threads N] [--reps N] [--types T,..] [--tokens N,..] [--min] [--rows N] [--cpu-time] [--cold MIB]\n");
       return 2;
     }
   }
@@ -110,26 +116,42 @@ int main(int argc, char** argv) {
     for (Shape s : kShapes) {
       if (rows_override > 0) s.n_out = rows_override;
       const std::vector<uint8_t> wbytes = make_weights(*type, s.n_in, s.n_out);
-      cpu::WeightMatrix w{*type, s.n_in, s.n_out, wbytes.data(), row_size(*type, s.n_in)};
-      std::vector<uint8_t> copy(cpu::generation_copy_bytes(w) + 64);  // as the backend holds it (aligned)
-      if (copy.size() > 64) {
-        uint8_t* aligned = copy.data() + (64 - reinterpret_cast<uintptr_t>(copy.data()) % 64) % 64;
-        cpu::make_generation_copy(pool, w, aligned);
+      // The weights as the backend holds them: the generation copy in a CopyArena (the file's
+      // bytes where there is none); with --cold as many as make cold_mib.
+      const cpu::WeightMatrix w0{*type, s.n_in, s.n_out, wbytes.data(), row_size(*type, s.n_in)};
+      const size_t copy_bytes = cpu::generation_copy_bytes(w0);
+      const size_t read_bytes = copy_bytes > 0 ? copy_bytes : wbytes.size();
+      const size_t n_copies = std::max<size_t>(1, static_cast<size_t>(cold_mib << 20) / read_bytes + (cold_mib > 0));
+      cpu::CopyArena arena;
+      std::vector<cpu::CopyArena::Slot> slots;
+      for (size_t i = 0; i < n_copies; ++i) slots.push_back(arena.reserve(read_bytes));
+      std::vector<cpu::WeightMatrix> ws(n_copies, w0);
+      for (size_t i = 0; i < n_copies; ++i) {
+        uint8_t* mem = arena.at(slots[i]);
+        if (mem == nullptr) return std::fprintf(stderr, "cannot map %zu bytes\n", read_bytes * n_copies), 1;
+        if (copy_bytes > 0) {
+          cpu::make_generation_copy(pool, ws[i], mem);
+        } else {
+          std::memcpy(mem, wbytes.data(), wbytes.size());
+          ws[i].data = mem;
+        }
       }
+      size_t next_copy = 0;
+      const auto next = [&]() -> const cpu::WeightMatrix& { return ws[next_copy++ % ws.size()]; };
       for (const std::string& tok : split(tokens_arg)) {
         const int64_t n_tokens = std::atoll(tok.c_str());
         std::vector<float> x(static_cast<size_t>(n_tokens * s.n_in));
         for (auto& v : x) v = normal(rng);
         std::vector<float> y(static_cast<size_t>(n_tokens * s.n_out));
         cpu::ActivationBuffer act;
-        cpu::matmul(pool, w, x.data(), n_tokens, y.data(), act);  // warm-up
+        cpu::matmul(pool, next(), x.data(), n_tokens, y.data(), act);  // warm-up
         // Each timed run is one product (short, so the fastest of many is an uninterrupted one
         // even on a loaded machine); runs continue until `reps` runs and at least 0.2 s.
         std::vector<double> runs;
         const double start = now_s();
         while (static_cast<int>(runs.size()) < reps || now_s() - start < 0.2) {
           const double t0 = now_s();
-          cpu::matmul(pool, w, x.data(), n_tokens, y.data(), act);
+          cpu::matmul(pool, next(), x.data(), n_tokens, y.data(), act);
           runs.push_back(now_s() - t0);
         }
         std::sort(runs.begin(), runs.end());

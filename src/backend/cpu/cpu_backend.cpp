@@ -1,7 +1,5 @@
 #include "backend/cpu/cpu_backend.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -45,6 +43,7 @@ Result<std::unique_ptr<BoundMatrix>> CpuBackend::bind_matrix(const gguf::TensorI
   }
   m->w = WeightMatrix{t.type, m->n_in, m->n_out, t.data, row_bytes};
   m->role = matrix_role(t.name);
+  m->copy = copies_.reserve(generation_copy_bytes(m->w));
   return std::unique_ptr<BoundMatrix>(std::move(m));
 }
 
@@ -102,14 +101,10 @@ size_t generation_copy_bytes(const gguf::TensorInfo& t) {
 void CpuBackend::repack_if_used(const CpuMatrix& m, int64_t n, int64_t n_lane) {
   const auto few = [](int64_t k) { return k > 0 && k < detail::kSummedMinTokens; };
   n_lane = std::clamp<int64_t>(n_lane, 0, n);
-  if (m.copy != nullptr || !(few(n_lane) || few(n - n_lane))) return;
-  const size_t bytes = generation_copy_bytes(m.w);
-  if (bytes == 0) return;
+  if (m.w.rows16 != nullptr || m.w.blocks != nullptr || !(few(n_lane) || few(n - n_lane))) return;
   // Without the memory the products read the file's layout: the same bits, more slowly.
-  m.copy.reset(static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t{2 << 20}, std::nothrow)));
-  if (m.copy == nullptr) return;
-  madvise(m.copy.get(), bytes, MADV_HUGEPAGE);  // a hint: without it the copy still works
-  make_generation_copy(pool_, m.w, m.copy.get());
+  uint8_t* copy = copies_.at(m.copy);
+  if (copy != nullptr) make_generation_copy(pool_, m.w, copy);
 }
 
 void CpuBackend::matmul(const BoundMatrix& w, const float* x, int64_t n, int64_t n_lane, float* y) {

@@ -9,16 +9,12 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/attention_kernels.h"
+#include "backend/cpu/copy_arena.h"
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/op_profile.h"
 #include "util/thread_pool.h"
 
 namespace plumb::cpu {
-
-// Memory from operator new aligned to 2 MiB, so that large buffers can live in huge pages.
-struct HugeAlignedFree {
-  void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t{2 << 20}); }
-};
 
 class CpuMatrix : public BoundMatrix {
  public:
@@ -26,9 +22,10 @@ class CpuMatrix : public BoundMatrix {
   // (CpuBackend::repack_if_used).
   mutable WeightMatrix w;
   MatrixRole role = MatrixRole::kOutput;  // for the op profile
-  // What w.rows16 or w.blocks points to (generation_copy_bytes), made by the first product of 1
-  // to 3 tokens, so a use by prompts alone (plumb ppl) never holds the copy.
-  mutable std::unique_ptr<uint8_t[], HugeAlignedFree> copy;
+  // Where w.rows16 or w.blocks will point (generation_copy_bytes, reserved at bind): the copy is
+  // made by the first product of 1 to 3 tokens, so a use by prompts alone (plumb ppl) never
+  // holds it.
+  CopyArena::Slot copy;
 };
 
 // The bytes a CpuBackend copies of matrix t when generation first multiplies by it (Q4_K's and
@@ -85,6 +82,7 @@ class CpuBackend : public Backend {
   void repack_if_used(const CpuMatrix& m, int64_t n, int64_t n_lane);
 
   ThreadPool pool_;
+  CopyArena copies_;
   ActivationBuffer scratch_;
   RopeTable rope_;
   std::vector<int32_t> ids_;  // the batch's token ids (set_batch)
