@@ -25,7 +25,7 @@ uint8_t* CopyArena::at(const Slot& slot) {
     if (map == MAP_FAILED) return nullptr;
     mappings_.emplace_back(static_cast<uint8_t*>(map), Unmap{bytes});
     auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(map) + kHugePage - 1) / kHugePage * kHugePage);
-    madvise(base, (pending_ + kHugePage - 1) / kHugePage * kHugePage, MADV_HUGEPAGE);  // a hint
+    madvise(base, static_cast<size_t>(static_cast<uint8_t*>(map) + bytes - base), MADV_HUGEPAGE);  // a hint
     bases_.push_back(base);
     pending_ = 0;
   }
