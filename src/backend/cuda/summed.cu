@@ -117,7 +117,8 @@ __global__ void prepare_kernel(const float* __restrict__ x, ActPlanes p) {
 // values:
 //   wait for this step's copies; sync (every warp is done with the last step's tiles);
 //   issue the next step's copies (raw weight bytes, hi/lo bytes, d_a and sx) into the other
-//   buffers; decode the raw bytes into the int8 tile and dw / mc; sync;
+//   buffers; decode the raw bytes into the int8 tile and dw / mc; sync (with one raw buffer,
+//   summed.h's Smem, the copies are issued here, once the raw bytes are decoded);
 //   each warp: for each 32-value chunk of the step, ldmatrix A (2 x 16 rows) and B (2 x 8
 //   tokens, hi and lo), the mma, and the epilogue of every sub-block in order.
 // A thread owns 16 outputs (2 m tiles x 2 n tiles x 4 accumulators) from the first step to the
