@@ -174,6 +174,8 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
 // weight vectors), so acc[half][e] sees its sub-blocks in the AVX-512 kernel's order; one
 // sub-block at a time keeps its sums and both halves' accumulators in registers, at the price of
 // loading a step's ql and qh bytes again for each of the sub-blocks that share them (from L1).
+// Each super-block asks for the next one's activation bytes into L1, as the AVX-512 kernel does
+// (rows16_avx512.cpp says why).
 void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
                      float* y, int64_t g0, int64_t g1) {
   const int64_t n_sb = n_in / 256;
@@ -187,6 +189,9 @@ void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
       // A half's rows begin 16 bytes on in d, 8 in the scales, 32 in the ql and qh vectors.
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ6KGroupBlock;
       prefetch_stream(blk, ahead, kQ6KGroupBlock);
+      const int64_t k_next = i + 1 < n_sb ? 256 * (i + 1) : 0;  // the next group's first after the last
+      prefetch_range(act.hi + k_next, 0, 256);
+      prefetch_range(act.lo + k_next, 0, 256);
 #pragma GCC unroll 1
       for (int n = 0; n < 2; ++n) {
 #pragma GCC unroll 4
