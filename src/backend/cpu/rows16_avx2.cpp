@@ -108,6 +108,9 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ4KGroupBlock;
       prefetch_stream(blk, ahead, kQ4KGroupBlock);
       prefetch_stream_l2(blk, ahead_l2, kQ4KGroupBlock);
+      const int64_t k_next = i + 1 < n_sb ? 256 * (i + 1) : 0;  // the next group's first after the last
+      prefetch_range(act.hi + k_next, 0, 256);
+      prefetch_range(act.lo + k_next, 0, 256);
       // The even sub-blocks (low nibbles) first, then the odd: acc[s % 2] and macc[s] see their
       // sub-blocks in the contract's order all the same, and the nibble choice is no branch.
 #pragma GCC unroll 2
