@@ -90,6 +90,8 @@ void rows16_prepare_avx2(const ActRow& a, int64_t n_in, uint8_t* split) {
   }
 }
 
+// Each super-block asks for the next one's activation bytes into L1, as the Q6_K kernels do
+// (rows16_avx512.cpp says why; here it paid at two threads: docs/PERFORMANCE.md, Zen 4).
 void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
                      float* y, int64_t g0, int64_t g1) {
   const int64_t n_sb = n_in / 256;
