@@ -90,8 +90,8 @@ void rows16_prepare_avx2(const ActRow& a, int64_t n_in, uint8_t* split) {
   }
 }
 
-// Each super-block asks for the next one's activation bytes into L1, as the Q6_K kernels do
-// (rows16_avx512.cpp says why; here it paid at two threads: docs/PERFORMANCE.md, Zen 4).
+// Each super-block asks for the next one's activation bytes into L1 (prefetch_next_block; here it
+// paid at two threads, not measurably at one: docs/PERFORMANCE.md, Zen 4).
 void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
                      float* y, int64_t g0, int64_t g1) {
   const int64_t n_sb = n_in / 256;
@@ -110,9 +110,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ4KGroupBlock;
       prefetch_stream(blk, ahead, kQ4KGroupBlock);
       prefetch_stream_l2(blk, ahead_l2, kQ4KGroupBlock);
-      const int64_t k_next = i + 1 < n_sb ? 256 * (i + 1) : 0;  // the next group's first after the last
-      prefetch_range(act.hi + k_next, 0, 256);
-      prefetch_range(act.lo + k_next, 0, 256);
+      prefetch_next_block(act.hi, act.lo, i, n_sb);
       // The even sub-blocks (low nibbles) first, then the odd: acc[s % 2] and macc[s] see their
       // sub-blocks in the contract's order all the same, and the nibble choice is no branch.
 #pragma GCC unroll 2
@@ -179,8 +177,7 @@ void q4k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
 // weight vectors), so acc[half][e] sees its sub-blocks in the AVX-512 kernel's order; one
 // sub-block at a time keeps its sums and both halves' accumulators in registers, at the price of
 // loading a step's ql and qh bytes again for each of the sub-blocks that share them (from L1).
-// Each super-block asks for the next one's activation bytes into L1, as the AVX-512 kernel does
-// (rows16_avx512.cpp says why).
+// Each super-block asks for the next one's activation bytes into L1 (prefetch_next_block).
 void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
                      float* y, int64_t g0, int64_t g1) {
   const int64_t n_sb = n_in / 256;
@@ -194,9 +191,7 @@ void q6k_rows16_avx2(const uint8_t* packed, int64_t n_rows, int64_t n_in, const 
       // A half's rows begin 16 bytes on in d, 8 in the scales, 32 in the ql and qh vectors.
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ6KGroupBlock;
       prefetch_stream(blk, ahead, kQ6KGroupBlock);
-      const int64_t k_next = i + 1 < n_sb ? 256 * (i + 1) : 0;  // the next group's first after the last
-      prefetch_range(act.hi + k_next, 0, 256);
-      prefetch_range(act.lo + k_next, 0, 256);
+      prefetch_next_block(act.hi, act.lo, i, n_sb);
 #pragma GCC unroll 1
       for (int n = 0; n < 2; ++n) {
 #pragma GCC unroll 4

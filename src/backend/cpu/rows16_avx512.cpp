@@ -79,10 +79,9 @@ void q4k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, cons
 // Q6_K: a step's three vectors give 4 values of four sub-blocks (the file's ql low nibbles, ql
 // high nibbles, and the two bits of qh above each), so the even sub-blocks of a half are done
 // after steps 0-3 and the odd ones after 4-7: acc[0] and acc[1] each see their sub-blocks in order.
-// Each super-block asks for the next one's activation bytes (hi and lo, 8 lines) into L1: a
-// group's weights streaming through L1 (27 KB a group at 2048 values, 75 KB at 5632) push them out
-// between their uses, and a step's eight broadcasts then wait on L2 (Zen 4: TinyLlama Q4_K_M
-// generation 3-6 % faster, whole model; the same for Q4_K's kernel measured within the noise).
+// Each super-block asks for the next one's activation bytes into L1 (prefetch_next_block: Zen 4,
+// TinyLlama Q4_K_M generation 3-6 % faster, whole model; the same for Q4_K's kernel measured
+// within the noise, so it has none).
 void q6k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, const ActRow& a, const Rows16Act& act,
                        float* y, int64_t g0, int64_t g1) {
   const int64_t n_sb = n_in / 256;
@@ -93,9 +92,7 @@ void q6k_rows16_avx512(const uint8_t* packed, int64_t n_rows, int64_t n_in, cons
     for (int64_t i = 0; i < n_sb; ++i) {
       const uint8_t* blk = packed + static_cast<size_t>(g * n_sb + i) * kQ6KGroupBlock;
       prefetch_stream(blk, ahead, kQ6KGroupBlock);
-      const int64_t k_next = i + 1 < n_sb ? 256 * (i + 1) : 0;  // the next group's first
-      prefetch_range(act.hi + k_next, 0, 256);
-      prefetch_range(act.lo + k_next, 0, 256);
+      prefetch_next_block(act.hi, act.lo, i, n_sb);
       const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
       for (int n = 0; n < 2; ++n) {
 #pragma GCC unroll 2

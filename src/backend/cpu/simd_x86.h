@@ -84,6 +84,17 @@ inline void prefetch_range(const void* base, size_t offset, size_t n_bytes) {
   for (uintptr_t a = begin; a < begin + n_bytes; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), kHint);
 }
 
+// The repacked-rows kernels (rows16.h), at super-block i of n_sb: the next super-block's
+// activation bytes (256 of the high plane, 256 of the low; after the last, the first, which the
+// next group reads) into L1. A group's weights streaming through L1 (27 KB a group at 2048
+// values, 75 KB at 5632) push the activations out between their uses, and a step's broadcasts
+// then wait on L2 (Zen 4, TinyLlama Q4_K_M generation: docs/PERFORMANCE.md).
+inline void prefetch_next_block(const void* hi, const void* lo, int64_t i, int64_t n_sb) {
+  const size_t next = i + 1 < n_sb ? static_cast<size_t>(256 * (i + 1)) : 0;
+  prefetch_range(hi, next, 256);
+  prefetch_range(lo, next, 256);
+}
+
 // A single token's products that read each thread's weights as one stream (the rows16 groups,
 // the float rows one at a time or their blocks), at the pace of the arithmetic between the
 // loads, ask before each piece (a group block, a row or two, a row's block) for the lines of the

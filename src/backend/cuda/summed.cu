@@ -126,7 +126,7 @@ __global__ void prepare_kernel(const float* __restrict__ x, ActPlanes p) {
 // Two blocks a multiprocessor where their shared memory fits (summed.h, Smem), which asks ptxas
 // for at most 128 registers a thread.
 template <TensorType T>
-constexpr int kBlocksPerSm = Smem<Kind<T>>::total <= 113 * 1024 ? 2 : 1;
+constexpr int kBlocksPerSm = Smem<Kind<T>>::total <= kTwoBlockSmem ? 2 : 1;
 
 template <TensorType T>
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm<T>)

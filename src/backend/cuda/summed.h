@@ -473,9 +473,12 @@ PLUMB_HD int c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 //     holds it to 128 registers without spilling, from 139);
 //   a [kBM][kTileStride] (int8 weights), b [2][2 (hi, lo)][kBN][kTileStride];
 //   dw [kSubs][kBM], mc [kSubs][kBM] (types with a min), da [2][kBN][kCoefStride], sx likewise.
-// Two blocks share a multiprocessor (228 KiB, 1 KiB of it reserved per block) when total is at
-// most 113 KiB: Q4_0 (113,680 bytes), Q8_0 and Q6_K; Q4_K and Q5_K hold more (and take 233-239
-// registers).
+// Two blocks share a multiprocessor when total is at most kTwoBlockSmem: Q4_0 (113,680 bytes),
+// Q8_0 and Q6_K; Q4_K and Q5_K hold more (and take 233-239 registers).
+// The shared memory under which two blocks share a multiprocessor (228 KiB, 1 KiB of it reserved
+// per block).
+constexpr size_t kTwoBlockSmem = 113 * 1024;
+
 template <class K>
 struct Smem {
   static constexpr int kSubs = kStep / K::kSub;
@@ -498,8 +501,9 @@ struct Smem {
   static constexpr size_t total = sx + (K::kHasMin ? 2 * coef_buf : 0);
 };
 
-static_assert(Smem<Kind<TensorType::Q4_0>>::total <= 113 * 1024 && Smem<Kind<TensorType::Q8_0>>::total <= 113 * 1024 &&
-                  Smem<Kind<TensorType::Q6_K>>::total <= 113 * 1024,
+static_assert(Smem<Kind<TensorType::Q4_0>>::total <= kTwoBlockSmem &&
+                  Smem<Kind<TensorType::Q8_0>>::total <= kTwoBlockSmem &&
+                  Smem<Kind<TensorType::Q6_K>>::total <= kTwoBlockSmem,
               "two Q4_0, Q8_0 or Q6_K blocks a multiprocessor");
 
 // The bytes of step `step` of a row (its values [256 step, 256 step + 256) cut at the row's end):
