@@ -463,6 +463,10 @@ PLUMB_HD int b_ldm_k(int lane) { return 16 * ((lane >> 3) & 1); }
 PLUMB_HD int c_row(int lane, int i) { return (lane >> 2) + 8 * (i >> 1); }
 PLUMB_HD int c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 
+// The shared memory under which two blocks share a multiprocessor (228 KiB, 1 KiB of it reserved
+// per block).
+constexpr size_t kTwoBlockSmem = 113 * 1024;
+
 // Shared memory of one block for type K, in bytes from a 16-byte aligned base:
 //   raw [K::kRawBufs][kBM][kRawStride]: each row's bytes of a step, from the 16-byte boundary at or
 //     below the step's first byte (a row starts 16-byte aligned), plus 16 bytes so that ld32 stays
@@ -475,10 +479,6 @@ PLUMB_HD int c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
 //   dw [kSubs][kBM], mc [kSubs][kBM] (types with a min), da [2][kBN][kCoefStride], sx likewise.
 // Two blocks share a multiprocessor when total is at most kTwoBlockSmem: Q4_0 (113,680 bytes),
 // Q8_0 and Q6_K; Q4_K and Q5_K hold more (and take 233-239 registers).
-// The shared memory under which two blocks share a multiprocessor (228 KiB, 1 KiB of it reserved
-// per block).
-constexpr size_t kTwoBlockSmem = 113 * 1024;
-
 template <class K>
 struct Smem {
   static constexpr int kSubs = kStep / K::kSub;
