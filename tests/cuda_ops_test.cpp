@@ -234,50 +234,76 @@ TEST_P(CudaOps, FusedProductsGiveTheBitsOfSingleOnes) {
 }
 
 // matmul_rope_store (one launch for a token's q, k and v products, their rotation and the KV
-// store, where the type has the register matvec) against matmul_same_input then rope_store on the
-// same backend: the same q, k, v and, through attention, the same cache.
+// store, where the types have the register matvec) against matmul_same_input then rope_store on
+// the same backend: the same q, k, v and, through attention, the same cache. ms: q, k and v bound
+// with rows of n_in values and the case's widths.
+struct RopeCase {
+  int64_t n_head, n_head_kv, head_dim, n_rot;
+  CacheType cache;
+  int64_t width(int i) const { return (i == 0 ? n_head : n_head_kv) * head_dim; }
+};
+void expect_fused_rope_store(Backend& gpu, const BoundMatrix* const (&ms)[3], int64_t n_in, const RopeCase& c,
+                             const std::string& what) {
+  const int64_t n_ctx = 16, pos = 6;
+  ASSERT_TRUE(gpu.bind_rope(RopeTable::make(n_ctx, c.n_rot, 10000.0f, 1.0f, {})).ok());
+  const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
+  const std::vector<int32_t> ids{3};
+  gpu.set_batch(ids.data(), 1, pos);
+  float* gx = put(gpu, random_values(static_cast<size_t>(n_in), 60));
+  std::vector<std::vector<float>> out[2];  // q, k, v, attention: two ops, one
+  for (int fused = 0; fused < 2; ++fused) {
+    auto cache = gpu.make_kv_cache(1, n_ctx, c.width(1), c.width(2), c.cache);
+    ASSERT_TRUE(cache.ok()) << cache.status().message();
+    KvCache* const caches[] = {cache->get()};
+    float* y[3];
+    std::vector<Backend::Product> qkv;
+    for (int i = 0; i < 3; ++i) {
+      y[i] = poisoned(gpu, static_cast<size_t>(c.width(i)));
+      qkv.push_back({ms[i], y[i]});
+    }
+    if (fused == 1) {
+      gpu.matmul_rope_store(qkv, gx, 1, /*n_lane=*/1, caches, 0, shape);
+    } else {
+      gpu.matmul_same_input(qkv, gx, 1, /*n_lane=*/1);
+      gpu.rope_store(caches, 0, 1, y[0], y[1], y[2], shape);
+    }
+    float* att = poisoned(gpu, static_cast<size_t>(c.width(0)));
+    gpu.attention(**cache, 0, /*run=*/0, y[0], shape, att);
+    for (int i = 0; i < 3; ++i) out[fused].push_back(get(gpu, y[i], static_cast<size_t>(c.width(i))));
+    out[fused].push_back(get(gpu, att, static_cast<size_t>(c.width(0))));
+  }
+  ASSERT_TRUE(gpu.take_error().ok());
+  const char* names[] = {"q", "k", "v", "attention over the cache"};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(same_bits(out[1][static_cast<size_t>(i)], out[0][static_cast<size_t>(i)]))
+        << what << " " << names[i] << ", " << c.n_head << "/" << c.n_head_kv << " heads of " << c.head_dim << ", n_rot "
+        << c.n_rot;
+  }
+}
+
 TEST_P(CudaOps, MatmulRopeStoreGivesTheBitsOfTheTwoOps) {
   PLUMB_REQUIRE_CUDA(gpu);
   const TensorType type = GetParam();
-  const int64_t n_in = awkward_row(type), n_ctx = 16, pos = 6;
-  struct Case { int64_t n_head, n_head_kv, head_dim, n_rot; CacheType cache; };
-  for (const Case& c : {Case{6, 2, 64, 64, CacheType::F16}, Case{4, 4, 32, 16, CacheType::F32}}) {
-    const int64_t widths[] = {c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_head_kv * c.head_dim};
-    const auto ms = bind_random(*gpu, type, n_in, {widths[0], widths[1], widths[2]}, 50);
+  const int64_t n_in = awkward_row(type);
+  for (const RopeCase& c : {RopeCase{6, 2, 64, 64, CacheType::F16}, RopeCase{4, 4, 32, 16, CacheType::F32}}) {
+    const auto ms = bind_random(*gpu, type, n_in, {c.width(0), c.width(1), c.width(2)}, 50);
     ASSERT_EQ(ms.size(), 3u);
-    ASSERT_TRUE(gpu->bind_rope(RopeTable::make(n_ctx, c.n_rot, 10000.0f, 1.0f, {})).ok());
-    const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.head_dim, 1.0f / std::sqrt(float(c.head_dim))};
-    const std::vector<int32_t> ids{3};
-    gpu->set_batch(ids.data(), 1, pos);
-    float* gx = put(*gpu, random_values(static_cast<size_t>(n_in), 60));
-    std::vector<std::vector<float>> out[2];  // q, k, v, attention: two ops, one
-    for (int fused = 0; fused < 2; ++fused) {
-      auto cache = gpu->make_kv_cache(1, n_ctx, widths[1], widths[2], c.cache);
-      ASSERT_TRUE(cache.ok()) << cache.status().message();
-      KvCache* const caches[] = {cache->get()};
-      float* y[3];
-      std::vector<Backend::Product> qkv;
-      for (int i = 0; i < 3; ++i) {
-        y[i] = poisoned(*gpu, static_cast<size_t>(widths[i]));
-        qkv.push_back({ms[static_cast<size_t>(i)].get(), y[i]});
-      }
-      if (fused == 1) {
-        gpu->matmul_rope_store(qkv, gx, 1, /*n_lane=*/1, caches, 0, shape);
-      } else {
-        gpu->matmul_same_input(qkv, gx, 1, /*n_lane=*/1);
-        gpu->rope_store(caches, 0, 1, y[0], y[1], y[2], shape);
-      }
-      float* att = poisoned(*gpu, static_cast<size_t>(widths[0]));
-      gpu->attention(**cache, 0, /*run=*/0, y[0], shape, att);
-      for (int i = 0; i < 3; ++i) out[fused].push_back(get(*gpu, y[i], static_cast<size_t>(widths[i])));
-      out[fused].push_back(get(*gpu, att, static_cast<size_t>(widths[0])));
-    }
-    const char* names[] = {"q", "k", "v", "attention over the cache"};
-    for (int i = 0; i < 4; ++i) {
-      EXPECT_TRUE(same_bits(out[1][static_cast<size_t>(i)], out[0][static_cast<size_t>(i)]))
-          << type_name(type) << " " << names[i] << ", " << c.n_head << "/" << c.n_head_kv << " heads of " << c.head_dim
-          << ", n_rot " << c.n_rot;
-    }
+    expect_fused_rope_store(*gpu, {ms[0].get(), ms[1].get(), ms[2].get()}, n_in, c, type_name(type));
+  }
+}
+
+// The same with v of another type than q and k: Q4_K q and k beside a Q6_K v (a Q4_K_M file's
+// layers whose V llama.cpp's quantizer gives more bits) run as one launch that splits its blocks
+// between the two types. The last case has more row groups than the GPU holds blocks at once.
+TEST(CudaOps, MatmulRopeStoreWithAQ6KVGivesTheBitsOfTheTwoOps) {
+  PLUMB_REQUIRE_CUDA(gpu);
+  const int64_t n_in = 768;
+  for (const RopeCase& c : {RopeCase{6, 2, 64, 64, CacheType::F16}, RopeCase{4, 4, 32, 16, CacheType::F32},
+                            RopeCase{128, 16, 64, 64, CacheType::F16}}) {
+    const auto qk = bind_random(*gpu, TensorType::Q4_K, n_in, {c.width(0), c.width(1)}, 51);
+    const auto v = bind_random(*gpu, TensorType::Q6_K, n_in, {c.width(2)}, 52);
+    ASSERT_EQ(qk.size() + v.size(), 3u);
+    expect_fused_rope_store(*gpu, {qk[0].get(), qk[1].get(), v[0].get()}, n_in, c, "Q4_K q and k, Q6_K v:");
   }
 }
 

@@ -339,17 +339,18 @@ class CudaBackend : public Backend {
       note(cuda::rope_store(a, run.n, run_batch(static_cast<int64_t>(r)), stream_), "rope_store");
     }
   }
-  // One token of one sequence, q, k and v of one type in the register matvec: one launch whose
-  // warps rotate and store the pairs of rows they compute (PLUMB_CUDA_ROPE_FUSE=0: two launches,
-  // for measuring).
+  // One token of one sequence, q, k and v in the register matvec (q and k of one type, v of it or,
+  // beside Q4_K, Q6_K): one launch whose warps rotate and store the pairs of rows they compute
+  // (PLUMB_CUDA_ROPE_FUSE=0: two launches, for measuring).
   void matmul_rope_store(std::span<const Product> qkv, const float* x, int64_t n, int64_t n_lane,
                          std::span<KvCache* const> caches, int64_t layer, const AttentionShape& s) override {
     static const bool fuse = switched_on("PLUMB_CUDA_ROPE_FUSE");
     MatvecParts parts;
     const auto& m = static_cast<const CudaMatrix&>(*qkv[0].w);
-    const bool one = fuse && qkv.size() == 3 && n == 1 && n_lane == 1 && runs_.size() == 1 && caches.size() == 1 &&
-                     runs_[0].n == 1 && gather_parts(qkv, 0, 0, &parts) == 3 && matvec_one_covers(m.type, m.n_in) &&
-                     matvec_rope_store_covers(parts, s.head_dim_k);
+    const CudaMatrix* v = qkv.size() == 3 ? &static_cast<const CudaMatrix&>(*qkv[2].w) : nullptr;
+    const bool one = fuse && v != nullptr && n == 1 && n_lane == 1 && runs_.size() == 1 && caches.size() == 1 &&
+                     runs_[0].n == 1 && gather_qkv(qkv, &parts) && matvec_one_covers(m.type, m.n_in) &&
+                     matvec_one_covers(v->type, v->n_in) && matvec_rope_store_covers(parts, s.head_dim_k, m.type, v->type);
     if (!one) return Backend::matmul_rope_store(qkv, x, n, n_lane, caches, layer, s);
     const InputNorm norm = normalizes(x, m, parts) ? take_norm() : InputNorm{};
     flush_norm();
@@ -358,7 +359,8 @@ class CudaBackend : public Backend {
     a.n_head = s.n_head, a.n_head_kv = s.n_head_kv, a.head_dim = s.head_dim_k, a.v_width = c.v_width;
     a.cos = rope_cos_, a.sin = rope_sin_, a.n_rot = rope_n_rot_;
     a.f16 = c.f16, a.k_cache = c.k_layer(layer), a.v_cache = c.v_layer(layer);
-    note(cuda::matvec_rope_store(m.type, parts, m.row_stride, m.n_in, x, norm, a, run_batch(0), stream_),
+    note(cuda::matvec_rope_store(m.type, v->type, parts, m.row_stride, v->row_stride, m.n_in, x, norm, a, run_batch(0),
+                                 stream_),
          "matvec_rope_store");
   }
   // One token of one sequence, gate and up of one type in the register matvec, out = gate's y:
@@ -590,6 +592,20 @@ class CudaBackend : public Backend {
       ++parts->count;
     }
     return i;
+  }
+
+  // q, k and v of one token as the parts of one launch: q and k of one type and width (gather_parts),
+  // v of the same width, of their type or another; false where q and k differ.
+  static bool gather_qkv(std::span<const Product> qkv, MatvecParts* parts) {
+    const size_t after = gather_parts(qkv, 0, 0, parts);
+    if (after == 3) return true;
+    const auto& v = static_cast<const CudaMatrix&>(*qkv[2].w);
+    if (after != 2 || v.n_in != static_cast<const CudaMatrix&>(*qkv[0].w).n_in) return false;
+    parts->w[2] = v.data;
+    parts->n_out[2] = v.n_out;
+    parts->y[2] = qkv[2].y;
+    parts->count = 3;
+    return true;
   }
 
   // Tokens [t0, t0 + n) of x through every product: one matvec launch for each run of

@@ -151,13 +151,16 @@ bool matvec_one_covers(TensorType type, int64_t n_in);
 // matvec of one token, its input normalized as `norm` says.
 cudaError_t matvec_one(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
                        const InputNorm& norm, cudaStream_t stream);
-// Whether matvec_rope_store takes these parts: q, k and v, rows in pairs, heads of head_dim.
-bool matvec_rope_store_covers(const MatvecParts& parts, int64_t head_dim);
+// Whether matvec_rope_store takes these parts: q, k and v, rows in pairs, heads of head_dim; q and
+// k of `type`, v of v_type: the same type, or Q4_K with a Q6_K v (a Q4_K_M file's layers where
+// llama.cpp's quantizer gives V more bits).
+bool matvec_rope_store_covers(const MatvecParts& parts, int64_t head_dim, TensorType type, TensorType v_type);
 // matvec of one token whose parts are q, k and v, then rope_store of them (a.q, a.k, a.v are
 // ignored: the parts' y): each warp takes a pair of rows (2i, 2i + 1), rotates and stores it.
-cudaError_t matvec_rope_store(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in,
-                              const float* x, const InputNorm& norm, const RopeStoreArgs& a, const int32_t* batch,
-                              cudaStream_t stream);
+// v's rows v_stride bytes apart; each row's sums as in a launch of its own type.
+cudaError_t matvec_rope_store(TensorType type, TensorType v_type, const MatvecParts& parts, size_t row_stride,
+                              size_t v_stride, int64_t n_in, const float* x, const InputNorm& norm,
+                              const RopeStoreArgs& a, const int32_t* batch, cudaStream_t stream);
 // Whether matvec_swiglu takes these parts: gate and up, as many rows each.
 bool matvec_swiglu_covers(const MatvecParts& parts);
 // matvec of one token whose parts are gate and up, then swiglu of them into parts.y[0]

@@ -2,6 +2,7 @@
 // register matvec for the common types (units.cuh), one or two tokens a launch; the other types
 // and rows too long for its shared memory through the staged matvec (matmul.cu).
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <mutex>
 #include <utility>
@@ -275,11 +276,13 @@ __device__ void matvec_rows(const MatvecParts& parts, const RowSet<R>& rs, const
 
 // A block takes groups of W * R rows, a warp R rows of each, x staged once a block for all its
 // groups: the blocks stride over the groups, as many blocks as the GPU holds at once, so that a
-// wide product does not stage x again for every few rows.
+// wide product does not stage x again for every few rows. Block `block` of `blocks` (the launch's
+// blocks, or those of its share of a split launch); write_norm: the block that writes the norm's
+// output.
 template <TensorType T, int NT, int R, int W, Epilogue E, bool kNorm>
-__global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in,
-                                                        const float* __restrict__ x, int n, int64_t groups,
-                                                        bool preload, bool ahead, Fused f) {
+__device__ void matvec_blocks(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* __restrict__ x,
+                              int n, int64_t groups, bool preload, bool ahead, const Fused& f, int64_t block,
+                              int64_t blocks, bool write_norm) {
   extern __shared__ float4 staged[];
   const int64_t units = n_in / 32;
   StagedX s{staged, nullptr, (units + 31) / 32};
@@ -287,7 +290,7 @@ __global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   // While the op before runs (weights are written by no op): the first group's rows asked of L2,
   // and their first two lane iterations loaded.
-  RowSet<R> rs = rows_at<R, E>(parts, row_stride, (static_cast<int64_t>(blockIdx.x) * W + warp) * R);
+  RowSet<R> rs = rows_at<R, E>(parts, row_stride, (block * W + warp) * R);
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     if (rs.row[r] != nullptr) prefetch_l2(rs.row[r], static_cast<int64_t>(row_stride), lane);
@@ -296,16 +299,47 @@ __global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_
   if (preload) load_units<T, R>(w, rs, 0, units, lane);
   pdl_start();
   if constexpr (kNorm) {
-    stage_normed_x<T>(f.norm, n_in, s, blockIdx.x == 0);
+    stage_normed_x<T>(f.norm, n_in, s, write_norm);
   } else {
     stage_x<T>(x, n_in, n, s);
   }
   __syncthreads();
   if (!preload) load_units<T, R>(w, rs, 0, units, lane);
-  for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
-    const RowSet<R> next = rows_at<R, E>(parts, row_stride, ((g + gridDim.x) * W + warp) * R);
+  for (int64_t g = block; g < groups; g += blocks) {
+    const RowSet<R> next = rows_at<R, E>(parts, row_stride, ((g + blocks) * W + warp) * R);
     matvec_rows<T, NT, R, E>(parts, rs, next, units, s, n, lane, w, ahead, f);
     rs = next;
+  }
+}
+
+template <TensorType T, int NT, int R, int W, Epilogue E, bool kNorm>
+__global__ void __launch_bounds__(32 * W) matvec_kernel(MatvecParts parts, size_t row_stride, int64_t n_in,
+                                                        const float* __restrict__ x, int n, int64_t groups,
+                                                        bool preload, bool ahead, Fused f) {
+  matvec_blocks<T, NT, R, W, E, kNorm>(parts, row_stride, n_in, x, n, groups, preload, ahead, f, blockIdx.x, gridDim.x,
+                                       blockIdx.x == 0);
+}
+
+// One token's q and k of type T and v of type TV in one launch (a Q4_K_M layer whose V is Q6_K):
+// blocks [0, qk_blocks) take the q and k rows as matvec_kernel<T> would, the others the v rows as
+// matvec_kernel<TV> would (each row's sums the same as in a launch of its own type); the rows keep
+// their parts, so the epilogue rotates and stores them as in a launch of one type.
+template <TensorType T, TensorType TV, int R, int W, bool kNorm>
+__global__ void __launch_bounds__(32 * W) matvec_split_kernel(MatvecParts parts, size_t row_stride, size_t v_stride,
+                                                              int64_t n_in, const float* __restrict__ x,
+                                                              int64_t qk_groups, int64_t v_groups, int64_t qk_blocks,
+                                                              bool preload, bool ahead, Fused f) {
+  const int64_t b = blockIdx.x;
+  if (b < qk_blocks) {
+    MatvecParts qk = parts;
+    qk.count = 2;
+    matvec_blocks<T, 1, R, W, Epilogue::kRope, kNorm>(qk, row_stride, n_in, x, 1, qk_groups, preload, ahead, f, b,
+                                                       qk_blocks, b == 0);
+  } else {
+    MatvecParts v = parts;
+    v.n_out[0] = v.n_out[1] = 0;  // its rows are part 2's from the first
+    matvec_blocks<TV, 1, R, W, Epilogue::kRope, kNorm>(v, v_stride, n_in, x, 1, v_groups, preload, ahead, f,
+                                                        b - qk_blocks, gridDim.x - qk_blocks, false);
   }
 }
 
@@ -438,6 +472,36 @@ cudaError_t launch_one(TensorType type, const MatvecParts& parts, size_t row_str
   return e;
 }
 
+// One token's q and k (Q4_K) and v (Q6_K) through matvec_split_kernel: a block for each group of
+// rows where the GPU holds that many at once, else the blocks it holds shared by the two types'
+// bytes.
+template <bool kNorm>
+cudaError_t launch_q4k_q6k(const MatvecParts& parts, size_t row_stride, size_t v_stride, int64_t n_in, const float* x,
+                           const Fused& f, cudaStream_t stream) {
+  constexpr int R = 2, W = 16;
+  const auto kernel = matvec_split_kernel<TensorType::Q4_K, TensorType::Q6_K, R, W, kNorm>;
+  static const cudaError_t allowed = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
+  if (allowed != cudaSuccess) return allowed;
+  const size_t shared = staged_bytes(n_in, 1);
+  const int64_t qk_rows = parts.n_out[0] + parts.n_out[1], v_rows = parts.n_out[2];
+  const int64_t qk_groups = (qk_rows + W * R - 1) / (W * R), v_groups = (v_rows + W * R - 1) / (W * R);
+  static ResidentBlocks resident_blocks;
+  const int64_t resident = static_cast<int64_t>(multiprocessors()) * resident_blocks.per_sm(kernel, 32 * W, shared);
+  int64_t qk_blocks = qk_groups, v_blocks = v_groups;
+  if (resident > 1 && qk_blocks + v_blocks > resident) {
+    const double qk_bytes = static_cast<double>(qk_rows) * static_cast<double>(row_stride);
+    const double v_bytes = static_cast<double>(v_rows) * static_cast<double>(v_stride);
+    qk_blocks = std::clamp<int64_t>(std::llround(static_cast<double>(resident) * qk_bytes / (qk_bytes + v_bytes)), 1,
+                                    resident - 1);
+    v_blocks = std::min(v_groups, resident - qk_blocks);
+    qk_blocks = std::min(qk_groups, qk_blocks);
+  }
+  static const bool preload = switched_on("PLUMB_MV_PRELOAD");
+  static const bool ahead = switched_on("PLUMB_MV_AHEAD");
+  return launch(kernel, static_cast<unsigned>(qk_blocks + v_blocks), 32 * W, shared, stream, parts, row_stride, v_stride,
+                n_in, x, qk_groups, v_groups, qk_blocks, preload, ahead, f);
+}
+
 }  // namespace
 
 cudaError_t matvec_one(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x,
@@ -449,7 +513,8 @@ cudaError_t matvec_one(TensorType type, const MatvecParts& parts, size_t row_str
   return launch_one<Epilogue::kStore, 1>(type, parts, row_stride, n_in, x, rows, f, stream);
 }
 
-bool matvec_rope_store_covers(const MatvecParts& parts, int64_t head_dim) {
+bool matvec_rope_store_covers(const MatvecParts& parts, int64_t head_dim, TensorType type, TensorType v_type) {
+  if (v_type != type && !(type == TensorType::Q4_K && v_type == TensorType::Q6_K)) return false;
   if (parts.count != 3 || head_dim <= 0 || head_dim % 2 != 0) return false;
   for (int i = 0; i < 3; ++i) {
     if (parts.n_out[i] % 2 != 0 || parts.acc[i] != nullptr) return false;
@@ -457,11 +522,16 @@ bool matvec_rope_store_covers(const MatvecParts& parts, int64_t head_dim) {
   return true;
 }
 
-cudaError_t matvec_rope_store(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in,
-                              const float* x, const InputNorm& norm, const RopeStoreArgs& rope, const int32_t* batch,
-                              cudaStream_t stream) {
+cudaError_t matvec_rope_store(TensorType type, TensorType v_type, const MatvecParts& parts, size_t row_stride,
+                              size_t v_stride, int64_t n_in, const float* x, const InputNorm& norm,
+                              const RopeStoreArgs& rope, const int32_t* batch, cudaStream_t stream) {
   Fused f;
   f.rope = rope, f.batch = batch, f.norm = norm;
+  if (v_type != type) {
+    if (type != TensorType::Q4_K || v_type != TensorType::Q6_K) return cudaErrorInvalidValue;
+    return norm.raw != nullptr ? launch_q4k_q6k<true>(parts, row_stride, v_stride, n_in, x, f, stream)
+                               : launch_q4k_q6k<false>(parts, row_stride, v_stride, n_in, x, f, stream);
+  }
   const int64_t rows = parts.n_out[0] + parts.n_out[1] + parts.n_out[2];
   return launch_one<Epilogue::kRope, 2>(type, parts, row_stride, n_in, x, rows, f, stream);
 }
