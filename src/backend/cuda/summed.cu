@@ -132,91 +132,125 @@ __global__ void prepare_kernel(const float* __restrict__ x, ActPlanes p) {
 
 // ---- The min term of the types with a min (Q4_K, Q5_K) ----
 //
-// For output (t, r): hsum8(macc) with macc[s] the fma chain, in order, of mc[r][j] * sx32[t][j]
-// over the row's 32-value sub-blocks j = s, s + 8, ... (summed.h); stored in y, to which
+// For output (t, r): hsum8(macc) with macc[c] the fma chain, in order, of mc[r][j] * sx32[t][j]
+// over the row's 32-value sub-blocks j = c, c + 8, ... (summed.h); stored in y, to which
 // summed_kernel adds its sums last. Apart from summed_kernel so that its 8 chains an output do
-// not take that kernel's registers. A block takes kMinBM rows x kMinBN tokens; per 256-value
-// block, thread r < kMinBM decodes row r's 8 mc from the block's 16-byte header (one load) and
-// 8 threads a token stage its sx32, both loaded a block ahead; each thread then runs the chains
-// of 4 rows x 2 tokens.
-constexpr int kMinBM = kBM, kMinBN = 32, kMinThreads = 256;
+// not take that kernel's registers. A block takes kMinBM rows x kMinBN tokens, kMinChunk 256-value
+// blocks of the row at a time: every load of a chunk issued at once (each row's 16-byte block
+// headers, 4 threads a row; each token's sx32, 8 threads a token; the next chunk's loaded while
+// this one is summed), the headers decoded to mc in shared memory. The 8 chains of an output run
+// in 8 lanes (c = lane % 8), each lane its chain for 8 rows x 8 tokens, so that 16 loads feed 64
+// fma; a xor butterfly over the 8 lanes (4, 2, 1) then adds exactly as hsum8 does.
+constexpr int kMinBM = kBM, kMinBN = 32, kMinThreads = 256, kMinChunk = 8;
+// Floats between chains (a chain's kMinChunk sub-blocks of a chunk are consecutive) and rows of
+// mc_s and sx_s: the 8 lanes of one chain apart each take 2 different banks (12 c mod 32), and
+// the next group's row starts 2 banks on, so that a half-warp's 8-byte loads do not conflict.
+constexpr int kMinChainStride = 12, kMinRowStride = 8 * kMinChainStride + 2;
 
 template <TensorType T>
 __global__ void __launch_bounds__(kMinThreads, 2) min_kernel(MatvecParts parts, size_t row_stride, ActPlanes x) {
   using K = Kind<T>;
   static_assert(K::kHasMin && K::kSub == 32 && K::kBlockVals == 256 && K::kAligned16,
                 "a block's 8 sub-blocks are the 8 chains; its header is its first 16 bytes");
-  static_assert(kMinThreads >= kMinBM && kMinThreads == 8 * kMinBN, "staging assignment");
-  __shared__ __align__(16) float mc_s[kMinBM][8];
-  __shared__ __align__(16) float sx_s[kMinBN][8];
+  static_assert(kMinThreads == 4 * kMinBM && kMinThreads == 8 * kMinBN && kMinChunk == 8, "load assignment");
+  static_assert(kMinThreads / 8 == (kMinBM / 8) * (kMinBN / 8), "a group of 8 lanes a tile of 8 rows x 8 tokens");
+  __shared__ __align__(16) float mc_s[kMinBM * kMinRowStride];  // [row][chain][block of the chunk]
+  __shared__ __align__(16) float sx_s[kMinBN * kMinRowStride];  // [token][chain][block of the chunk]
   pdl_start();
   const PartTile pt = part_tile(parts, blockIdx.x, kMinBM);
   const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kMinBN;
   const int toks = static_cast<int>(x.n - t0 < kMinBN ? x.n - t0 : kMinBN);
-  const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;  // rows 4 ty + i, tokens 2 tx + e
-  const bool hdr_row = tid < pt.rows;
-  const uint8_t* hdr_src =
-      static_cast<const uint8_t*>(pick(parts.w, pt.part)) + (pt.r0 + (hdr_row ? tid : 0)) * static_cast<int64_t>(row_stride);
-  const int sx_tk = tid / 8, sx_j = tid % 8;
-  const bool sx_ok = sx_tk < toks;
-  const float* sx_src = x.sx32 + (t0 + (sx_ok ? sx_tk : 0)) * x.ld + sx_j;
-  uint4 hdr = make_uint4(0, 0, 0, 0);
-  float sxv_next = 0.0f;
-  const auto load = [&](int64_t b) {
-    if (hdr_row) hdr = *reinterpret_cast<const uint4*>(hdr_src + b * K::kBlockBytes);
-    if (sx_ok) sxv_next = sx_src[8 * b];
-  };
-  float macc[4][2][8];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-#pragma unroll
-      for (int s = 0; s < 8; ++s) macc[i][e][s] = 0.0f;
-    }
-  }
+  const int tid = threadIdx.x;
+  // Loads: row tid / 4, blocks tid % 4 and tid % 4 + 4 of a chunk; token tid / 8, block tid % 8.
+  const int h_row = tid / 4, h_blk = tid % 4, s_tk = tid / 8, s_blk = tid % 8;
+  const bool h_ok = h_row < pt.rows, s_ok = s_tk < toks;
+  const uint8_t* h_src = static_cast<const uint8_t*>(pick(parts.w, pt.part)) +
+                         (pt.r0 + (h_ok ? h_row : 0)) * static_cast<int64_t>(row_stride);
+  const float* s_src = x.sx32 + (t0 + (s_ok ? s_tk : 0)) * x.ld;
   const int64_t n_blocks = x.n_in / K::kBlockVals;
+  uint4 hdr[2];
+  float4 sxv4[2];
+  const auto load = [&](int64_t c) {
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const int64_t b = c * kMinChunk + h_blk + 4 * k;
+      hdr[k] = h_ok && b < n_blocks ? *reinterpret_cast<const uint4*>(h_src + b * K::kBlockBytes) : make_uint4(0, 0, 0, 0);
+    }
+    const int64_t b = c * kMinChunk + s_blk;
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      sxv4[k] = s_ok && b < n_blocks ? reinterpret_cast<const float4*>(s_src + 8 * b)[k] : make_float4(0, 0, 0, 0);
+    }
+  };
+  // The lane's chain and its group's tile: rows rg + 8 i, tokens tg + 4 i.
+  const int lane = tid % 32, chain = lane % 8, group = tid / 8, rg = group % 8, tg = group / 8;
+  float macc[8][8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) macc[i][e] = 0.0f;
+  }
+  const int64_t n_chunks = (n_blocks + kMinChunk - 1) / kMinChunk;
   load(0);
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    if (tid < kMinBM) {
+  for (int64_t c = 0; c < n_chunks; ++c) {
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         float dw, mc;
-        K::scale(reinterpret_cast<const uint8_t*>(&hdr), j, &dw, &mc);
-        mc_s[tid][j] = hdr_row ? mc : 0.0f;
+        K::scale(reinterpret_cast<const uint8_t*>(&hdr[k]), j, &dw, &mc);
+        mc_s[h_row * kMinRowStride + j * kMinChainStride + h_blk + 4 * k] = mc;
       }
     }
-    sx_s[sx_tk][sx_j] = sxv_next;
+    const float sv[8] = {sxv4[0].x, sxv4[0].y, sxv4[0].z, sxv4[0].w, sxv4[1].x, sxv4[1].y, sxv4[1].z, sxv4[1].w};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) sx_s[s_tk * kMinRowStride + j * kMinChainStride + s_blk] = sv[j];
     __syncthreads();
-    if (b + 1 < n_blocks) load(b + 1);
-    float sxv[2][8];
+    if (c + 1 < n_chunks) load(c + 1);
+    const int blocks = static_cast<int>(n_blocks - c * kMinChunk < kMinChunk ? n_blocks - c * kMinChunk : kMinChunk);
+    const float* mrow = mc_s + rg * kMinRowStride + chain * kMinChainStride;
+    const float* srow = sx_s + tg * kMinRowStride + chain * kMinChainStride;
+    for (int b = 0; b < blocks; b += 2) {  // blocks is even but for a row's last chunk
+      float2 mv[8], sv2[8];
 #pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const float4 lo = *reinterpret_cast<const float4*>(&sx_s[2 * tx + e][0]);
-      const float4 hi = *reinterpret_cast<const float4*>(&sx_s[2 * tx + e][4]);
-      sxv[e][0] = lo.x, sxv[e][1] = lo.y, sxv[e][2] = lo.z, sxv[e][3] = lo.w;
-      sxv[e][4] = hi.x, sxv[e][5] = hi.y, sxv[e][6] = hi.z, sxv[e][7] = hi.w;
-    }
+      for (int i = 0; i < 8; ++i) {
+        mv[i] = *reinterpret_cast<const float2*>(mrow + 8 * i * kMinRowStride + b);
+        sv2[i] = *reinterpret_cast<const float2*>(srow + 4 * i * kMinRowStride + b);
+      }
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float4 lo = *reinterpret_cast<const float4*>(&mc_s[4 * ty + i][0]);
-      const float4 hi = *reinterpret_cast<const float4*>(&mc_s[4 * ty + i][4]);
-      const float mcv[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+      for (int i = 0; i < 8; ++i) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
+        for (int e = 0; e < 8; ++e) macc[i][e] = fma_rn(mv[i].x, sv2[e].x, macc[i][e]);
+      }
+      if (b + 1 < blocks) {
 #pragma unroll
-        for (int s = 0; s < 8; ++s) macc[i][e][s] = fma_rn(mcv[s], sxv[e][s], macc[i][e][s]);
+        for (int i = 0; i < 8; ++i) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) macc[i][e] = fma_rn(mv[i].y, sv2[e].y, macc[i][e]);
+        }
       }
     }
     __syncthreads();
   }
+  // hsum8 over the group's 8 lanes: (a_c + a_{c+4}), then pairs 2 apart, then 1 apart.
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+#pragma unroll
+      for (int off = 4; off > 0; off /= 2) macc[i][e] = add_rn(macc[i][e], __shfl_xor_sync(0xffffffffu, macc[i][e], off));
+    }
+  }
+  // Every lane of a group holds the sums: lane `chain` stores row rg + 8 chain's 8 tokens.
   float* y = pick(parts.y, pt.part);
+  const int r = rg + 8 * chain;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 8; ++i) {
+    if (i != chain) continue;
 #pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int r = 4 * ty + i, tk = 2 * tx + e;
-      if (r < pt.rows && tk < toks) y[(t0 + tk) * pt.n_out + pt.r0 + r] = hsum8(macc[i][e]);
+    for (int e = 0; e < 8; ++e) {
+      const int tk = tg + 4 * e;
+      if (r < pt.rows && tk < toks) y[(t0 + tk) * pt.n_out + pt.r0 + r] = macc[i][e];
     }
   }
 }
