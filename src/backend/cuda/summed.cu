@@ -135,122 +135,137 @@ __global__ void prepare_kernel(const float* __restrict__ x, ActPlanes p) {
 // For output (t, r): hsum8(macc) with macc[c] the fma chain, in order, of mc[r][j] * sx32[t][j]
 // over the row's 32-value sub-blocks j = c, c + 8, ... (summed.h); stored in y, to which
 // summed_kernel adds its sums last. Apart from summed_kernel so that its 8 chains an output do
-// not take that kernel's registers. A block takes kMinBM rows x kMinBN tokens, kMinChunk 256-value
-// blocks of the row at a time: every load of a chunk issued at once (each row's 16-byte block
-// headers, 4 threads a row; each token's sx32, 8 threads a token; the next chunk's loaded while
-// this one is summed), the headers decoded to mc in shared memory. The 8 chains of an output run
-// in 8 lanes (c = lane % 8), each lane its chain for 8 rows x 8 tokens, so that 16 loads feed 64
-// fma; a xor butterfly over the 8 lanes (4, 2, 1) then adds exactly as hsum8 does.
-constexpr int kMinBM = kBM, kMinBN = 32, kMinThreads = 256, kMinChunk = 8;
-// Floats between chains (a chain's kMinChunk sub-blocks of a chunk are consecutive) and rows of
-// mc_s and sx_s: the 8 lanes of one chain apart each take 2 different banks (12 c mod 32), and
-// the next group's row starts 2 banks on, so that a half-warp's 8-byte loads do not conflict.
-constexpr int kMinChainStride = 12, kMinRowStride = 8 * kMinChainStride + 2;
+// not take that kernel's registers. A block takes kMinBM rows and kMinTiles tiles of kMinBN
+// tokens: it decodes its rows' mc once (every thread, kMinBatch headers loaded before any is
+// decoded), then for each token tile stages the tokens' sx32 and each thread runs the chains of
+// 4 rows x 2 tokens out of shared memory. Rows of more than kMinMaxSubs sub-blocks are taken in
+// chunks of that many, their mc decoded again for each token tile.
+constexpr int kMinBM = kBM, kMinBN = 32, kMinThreads = 256, kMinTiles = 4, kMinBatch = 4, kMinMaxSubs = 448;
+
+// Sub-blocks of a chunk, and floats between rows (or tokens) of mc_s and sx_s: a chunk's
+// sub-blocks rounded up to 32, plus 4, so that the 8 consecutive tokens of a quarter-warp's
+// 16-byte loads fall in different banks.
+__host__ __device__ inline int64_t min_chunk_subs(int64_t n_in) { return n_in / 32 < kMinMaxSubs ? n_in / 32 : kMinMaxSubs; }
+__host__ __device__ inline int64_t min_stride(int64_t n_in) { return (min_chunk_subs(n_in) + 31) / 32 * 32 + 4; }
+inline size_t min_smem_bytes(int64_t n_in) {
+  return static_cast<size_t>(kMinBM + kMinBN) * static_cast<size_t>(min_stride(n_in)) * sizeof(float);
+}
 
 template <TensorType T>
 __global__ void __launch_bounds__(kMinThreads, 2) min_kernel(MatvecParts parts, size_t row_stride, ActPlanes x) {
   using K = Kind<T>;
   static_assert(K::kHasMin && K::kSub == 32 && K::kBlockVals == 256 && K::kAligned16,
                 "a block's 8 sub-blocks are the 8 chains; its header is its first 16 bytes");
-  static_assert(kMinThreads == 4 * kMinBM && kMinThreads == 8 * kMinBN && kMinChunk == 8, "load assignment");
-  static_assert(kMinThreads / 8 == (kMinBM / 8) * (kMinBN / 8), "a group of 8 lanes a tile of 8 rows x 8 tokens");
-  __shared__ __align__(16) float mc_s[kMinBM * kMinRowStride];  // [row][chain][block of the chunk]
-  __shared__ __align__(16) float sx_s[kMinBN * kMinRowStride];  // [token][chain][block of the chunk]
+  static_assert(kMinThreads == 16 * (kMinBM / 4) && kMinBN == 2 * 16, "thread (ty, tx): rows 4 ty + i, tokens tx + 16 e");
+  static_assert(kMinMaxSubs % 8 == 0, "chunks of whole blocks");
+  extern __shared__ __align__(16) float min_smem[];
+  const int64_t stride = min_stride(x.n_in), n_blocks = x.n_in / K::kBlockVals;
+  const int64_t chunk_blocks = min_chunk_subs(x.n_in) / 8, n_chunks = (n_blocks + chunk_blocks - 1) / chunk_blocks;
+  float* mc_s = min_smem;                   // [kMinBM][stride]: the chunk's mc
+  float* sx_s = min_smem + kMinBM * stride;  // [kMinBN][stride]: the tile's sx32 of the chunk
   pdl_start();
   const PartTile pt = part_tile(parts, blockIdx.x, kMinBM);
-  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kMinBN;
-  const int toks = static_cast<int>(x.n - t0 < kMinBN ? x.n - t0 : kMinBN);
-  const int tid = threadIdx.x;
-  // Loads: row tid / 4, blocks tid % 4 and tid % 4 + 4 of a chunk; token tid / 8, block tid % 8.
-  const int h_row = tid / 4, h_blk = tid % 4, s_tk = tid / 8, s_blk = tid % 8;
-  const bool h_ok = h_row < pt.rows, s_ok = s_tk < toks;
-  const uint8_t* h_src = static_cast<const uint8_t*>(pick(parts.w, pt.part)) +
-                         (pt.r0 + (h_ok ? h_row : 0)) * static_cast<int64_t>(row_stride);
-  const float* s_src = x.sx32 + (t0 + (s_ok ? s_tk : 0)) * x.ld;
-  const int64_t n_blocks = x.n_in / K::kBlockVals;
-  uint4 hdr[2];
-  float4 sxv4[2];
-  const auto load = [&](int64_t c) {
+  const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
+  const uint8_t* w = static_cast<const uint8_t*>(pick(parts.w, pt.part)) + pt.r0 * static_cast<int64_t>(row_stride);
+
+  // Chunk c's mc: header h = (row h % kMinBM, block h / kMinBM of the chunk); rows past the matrix
+  // decode zeros.
+  const auto decode = [&](int64_t c) {
+    const int64_t b0 = c * chunk_blocks, nb = n_blocks - b0 < chunk_blocks ? n_blocks - b0 : chunk_blocks;
+    for (int64_t h0 = 0; h0 < kMinBM * nb; h0 += kMinBatch * kMinThreads) {
+      uint4 hdr[kMinBatch];
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      const int64_t b = c * kMinChunk + h_blk + 4 * k;
-      hdr[k] = h_ok && b < n_blocks ? *reinterpret_cast<const uint4*>(h_src + b * K::kBlockBytes) : make_uint4(0, 0, 0, 0);
-    }
-    const int64_t b = c * kMinChunk + s_blk;
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      sxv4[k] = s_ok && b < n_blocks ? reinterpret_cast<const float4*>(s_src + 8 * b)[k] : make_float4(0, 0, 0, 0);
-    }
-  };
-  // The lane's chain and its group's tile: rows rg + 8 i, tokens tg + 4 i.
-  const int lane = tid % 32, chain = lane % 8, group = tid / 8, rg = group % 8, tg = group / 8;
-  float macc[8][8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-#pragma unroll
-    for (int e = 0; e < 8; ++e) macc[i][e] = 0.0f;
-  }
-  const int64_t n_chunks = (n_blocks + kMinChunk - 1) / kMinChunk;
-  load(0);
-  for (int64_t c = 0; c < n_chunks; ++c) {
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        float dw, mc;
-        K::scale(reinterpret_cast<const uint8_t*>(&hdr[k]), j, &dw, &mc);
-        mc_s[h_row * kMinRowStride + j * kMinChainStride + h_blk + 4 * k] = mc;
-      }
-    }
-    const float sv[8] = {sxv4[0].x, sxv4[0].y, sxv4[0].z, sxv4[0].w, sxv4[1].x, sxv4[1].y, sxv4[1].z, sxv4[1].w};
-#pragma unroll
-    for (int j = 0; j < 8; ++j) sx_s[s_tk * kMinRowStride + j * kMinChainStride + s_blk] = sv[j];
-    __syncthreads();
-    if (c + 1 < n_chunks) load(c + 1);
-    const int blocks = static_cast<int>(n_blocks - c * kMinChunk < kMinChunk ? n_blocks - c * kMinChunk : kMinChunk);
-    const float* mrow = mc_s + rg * kMinRowStride + chain * kMinChainStride;
-    const float* srow = sx_s + tg * kMinRowStride + chain * kMinChainStride;
-    for (int b = 0; b < blocks; b += 2) {  // blocks is even but for a row's last chunk
-      float2 mv[8], sv2[8];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        mv[i] = *reinterpret_cast<const float2*>(mrow + 8 * i * kMinRowStride + b);
-        sv2[i] = *reinterpret_cast<const float2*>(srow + 4 * i * kMinRowStride + b);
+      for (int k = 0; k < kMinBatch; ++k) {
+        const int64_t h = h0 + k * kMinThreads + tid;
+        const int r = static_cast<int>(h % kMinBM);
+        const bool ok = h < kMinBM * nb && r < pt.rows;
+        hdr[k] = ok ? *reinterpret_cast<const uint4*>(w + r * static_cast<int64_t>(row_stride) +
+                                                       (b0 + h / kMinBM) * K::kBlockBytes)
+                    : make_uint4(0, 0, 0, 0);
       }
 #pragma unroll
-      for (int i = 0; i < 8; ++i) {
+      for (int k = 0; k < kMinBatch; ++k) {
+        const int64_t h = h0 + k * kMinThreads + tid;
+        if (h >= kMinBM * nb) break;
+        float* dst = mc_s + (h % kMinBM) * stride + 8 * (h / kMinBM);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) macc[i][e] = fma_rn(mv[i].x, sv2[e].x, macc[i][e]);
-      }
-      if (b + 1 < blocks) {
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) macc[i][e] = fma_rn(mv[i].y, sv2[e].y, macc[i][e]);
+        for (int j = 0; j < 8; ++j) {
+          float dw, mc;
+          K::scale(reinterpret_cast<const uint8_t*>(&hdr[k]), j, &dw, &mc);
+          dst[j] = mc;
         }
       }
     }
-    __syncthreads();
-  }
-  // hsum8 over the group's 8 lanes: (a_c + a_{c+4}), then pairs 2 apart, then 1 apart.
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-#pragma unroll
-      for (int off = 4; off > 0; off /= 2) macc[i][e] = add_rn(macc[i][e], __shfl_xor_sync(0xffffffffu, macc[i][e], off));
-    }
-  }
-  // Every lane of a group holds the sums: lane `chain` stores row rg + 8 chain's 8 tokens.
+  };
+  if (n_chunks == 1) decode(0);
+
   float* y = pick(parts.y, pt.part);
-  const int r = rg + 8 * chain;
+  for (int tile = 0; tile < kMinTiles; ++tile) {
+    const int64_t t0 = (static_cast<int64_t>(blockIdx.y) * kMinTiles + tile) * kMinBN;
+    if (t0 >= x.n) break;
+    const int toks = static_cast<int>(x.n - t0 < kMinBN ? x.n - t0 : kMinBN);
+    float macc[4][2][8];
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    if (i != chain) continue;
+    for (int i = 0; i < 4; ++i) {
 #pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      const int tk = tg + 4 * e;
-      if (r < pt.rows && tk < toks) y[(t0 + tk) * pt.n_out + pt.r0 + r] = macc[i][e];
+      for (int e = 0; e < 2; ++e) {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) macc[i][e][c] = 0.0f;
+      }
+    }
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const int64_t b0 = c * chunk_blocks, nb = n_blocks - b0 < chunk_blocks ? n_blocks - b0 : chunk_blocks;
+      const int64_t quads = 2 * nb;  // float4 of a token's sx32 in the chunk
+      __syncthreads();  // the decoding, or the sums of the chunk before, done
+      if (n_chunks > 1) decode(c);
+      for (int64_t q0 = 0; q0 < kMinBN * quads; q0 += kMinBatch * kMinThreads) {
+        float4 v[kMinBatch];
+#pragma unroll
+        for (int k = 0; k < kMinBatch; ++k) {
+          const int64_t q = q0 + k * kMinThreads + tid;
+          const int tk = static_cast<int>(q / quads);
+          const bool ok = q < kMinBN * quads && tk < toks;
+          v[k] = ok ? reinterpret_cast<const float4*>(x.sx32 + (t0 + tk) * x.ld + 8 * b0)[q % quads]
+                    : make_float4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int k = 0; k < kMinBatch; ++k) {
+          const int64_t q = q0 + k * kMinThreads + tid;
+          if (q >= kMinBN * quads) break;
+          reinterpret_cast<float4*>(sx_s + (q / quads) * stride)[q % quads] = v[k];
+        }
+      }
+      __syncthreads();
+      const float4* sxp = reinterpret_cast<const float4*>(sx_s + tx * stride);
+      const float4* mcp = reinterpret_cast<const float4*>(mc_s + 4 * ty * stride);
+      const int q_stride = static_cast<int>(stride / 4);  // float4 between rows
+      for (int b = 0; b < static_cast<int>(nb); ++b, sxp += 2, mcp += 2) {
+        float sxv[2][8];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float4 lo = sxp[16 * e * q_stride], hi = sxp[16 * e * q_stride + 1];
+          sxv[e][0] = lo.x, sxv[e][1] = lo.y, sxv[e][2] = lo.z, sxv[e][3] = lo.w;
+          sxv[e][4] = hi.x, sxv[e][5] = hi.y, sxv[e][6] = hi.z, sxv[e][7] = hi.w;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const float4 lo = mcp[i * q_stride], hi = mcp[i * q_stride + 1];
+          const float mcv[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+#pragma unroll
+            for (int cc = 0; cc < 8; ++cc) macc[i][e][cc] = fma_rn(mcv[cc], sxv[e][cc], macc[i][e][cc]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int r = 4 * ty + i, tk = tx + 16 * e;
+        if (r < pt.rows && tk < toks) y[(t0 + tk) * pt.n_out + pt.r0 + r] = hsum8(macc[i][e]);
+      }
     }
   }
 }
@@ -500,12 +515,17 @@ cudaError_t launch_summed(const MatvecParts& parts, size_t row_stride, const Act
   if (x.n_in % Kind<T>::kBlockVals != 0) return cudaErrorInvalidValue;
   int64_t tiles = 0;
   for (int i = 0; i < parts.count; ++i) tiles += (parts.n_out[i] + kBM - 1) / kBM;
-  const int64_t token_tiles = (x.n + kBN - 1) / kBN, min_token_tiles = (x.n + kMinBN - 1) / kMinBN;
-  if (tiles > 0x7fffffff || token_tiles > 65535 || min_token_tiles > 65535) return cudaErrorInvalidValue;
+  const int64_t token_tiles = (x.n + kBN - 1) / kBN;
+  const int64_t min_token_groups = (x.n + kMinTiles * kMinBN - 1) / (kMinTiles * kMinBN);
+  if (tiles > 0x7fffffff || token_tiles > 65535 || min_token_groups > 65535) return cudaErrorInvalidValue;
   if constexpr (Kind<T>::kHasMin) {
     static_assert(kMinBM == kBM, "the same row tiles");
-    const dim3 min_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(min_token_tiles));
-    if (const cudaError_t e = launch(min_kernel<T>, min_grid, kMinThreads, 0, stream, parts, row_stride, x);
+    const size_t min_smem = min_smem_bytes(x.n_in);  // at most 96 x 452 floats: 173,568 bytes
+    static const cudaError_t min_allowed =
+        cudaFuncSetAttribute(min_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024);
+    if (min_allowed != cudaSuccess) return min_allowed;
+    const dim3 min_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(min_token_groups));
+    if (const cudaError_t e = launch(min_kernel<T>, min_grid, kMinThreads, min_smem, stream, parts, row_stride, x);
         e != cudaSuccess) {
       return e;
     }
