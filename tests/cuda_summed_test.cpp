@@ -346,10 +346,11 @@ void mma_k16(const uint32_t a0[32], const uint32_t a1[32], const uint32_t b[32],
   }
 }
 
-// summed_kernel<T>'s blocks one after another: the shared memory each step holds (the cp.async
-// copies' effect: the step's 16-byte aligned window of each row, rows past the matrix zeroed, the
-// hi / lo bytes and the d_a / sx of each token, tokens past the end zeroed), the decoding, and
-// each warp's ldmatrix, mma and epilogue as the kernel issues them. w: rows row_stride bytes apart.
+// min_kernel<T> (types with a min), then summed_kernel<T>'s blocks one after another: the shared
+// memory each step holds (the cp.async copies' effect: the step's 16-byte aligned window of each
+// row, rows past the matrix zeroed, the hi / lo bytes and the d_a of each token, tokens past the
+// end zeroed), the decoding, and each warp's ldmatrix, mma and epilogue as the kernel issues
+// them. w: rows row_stride bytes apart.
 template <TensorType T>
 void emulate_product(const uint8_t* w, size_t row_stride, int64_t n_out, const su::ActPlanes& x, float* y,
                      float* acc_out) {
@@ -361,14 +362,27 @@ void emulate_product(const uint8_t* w, size_t row_stride, int64_t n_out, const s
   uint8_t* a_tile = smem.data() + L::a;
   uint8_t* b_tiles = smem.data() + L::b;
   float* dw_s = reinterpret_cast<float*>(smem.data() + L::dw);
-  float* mc_s = reinterpret_cast<float*>(smem.data() + L::mc);
   float* da_s = reinterpret_cast<float*>(smem.data() + L::da);
-  float* sx_s = reinterpret_cast<float*>(smem.data() + L::sx);
   const int64_t n_steps = (x.n_in + su::kStep - 1) / su::kStep;
   struct Lane {
     float acc[su::kMTiles][su::kNTiles][4][2];
-    float macc[su::kMTiles][su::kNTiles][4][8];
   };
+  // min_kernel first: each output's min term, its 8 chains over the 256-value blocks in order.
+  if constexpr (K::kHasMin) {
+    for (int64_t r = 0; r < n_out; ++r) {
+      for (int64_t t = 0; t < x.n; ++t) {
+        float macc[8] = {};
+        for (int64_t b = 0; b < x.n_in / K::kBlockVals; ++b) {
+          for (int j = 0; j < 8; ++j) {
+            float dw, mc;
+            K::scale(w + r * row_stride + b * K::kBlockBytes, j, &dw, &mc);
+            macc[j] = su::fma_rn(mc, x.sx32[t * x.ld + 8 * b + j], macc[j]);
+          }
+        }
+        y[t * n_out + r] = su::hsum8(macc);
+      }
+    }
+  }
   std::vector<Lane> lanes(kWarps * 32);
   for (int64_t r0 = 0; r0 < n_out; r0 += su::kBM) {
     for (int64_t t0 = 0; t0 < x.n; t0 += su::kBN) {
@@ -400,7 +414,6 @@ void emulate_product(const uint8_t* w, size_t row_stride, int64_t n_out, const s
           for (int c = 0; c < 8; ++c) {
             const int64_t at = (t0 + tk) * x.ld + step * 8 + c;
             da_s[(buf * su::kBN + tk) * su::kCoefStride + c] = tk < toks ? x.d[at] : 0.0f;
-            if (K::kHasMin) sx_s[(buf * su::kBN + tk) * su::kCoefStride + c] = tk < toks ? x.sx32[at] : 0.0f;
           }
         }
         // The decoding.
@@ -413,8 +426,9 @@ void emulate_product(const uint8_t* w, size_t row_stride, int64_t n_out, const s
           }
           for (int j = 0; j < kv / K::kSub; ++j) {
             const int e = j * K::kSub;
+            float mc;  // min_kernel's
             K::scale(rsrc + r * L::kRawStride + e / K::kBlockVals * K::kBlockBytes, e % K::kBlockVals / K::kSub,
-                     &dw_s[j * su::kBM + r], &mc_s[j * su::kBM + r]);
+                     &dw_s[j * su::kBM + r], &mc);
           }
         }
         // The warps.
@@ -473,10 +487,6 @@ void emulate_product(const uint8_t* w, size_t row_stride, int64_t n_out, const s
                       const float coef =
                           su::mul_rn(dw_s[j * su::kBM + r], da_s[(buf * su::kBN + tk) * su::kCoefStride + jb]);
                       ln.acc[mi][ni][c][j & 1] = su::fma_rn(p, coef, ln.acc[mi][ni][c][j & 1]);
-                      if (K::kHasMin) {
-                        ln.macc[mi][ni][c][j & 7] = su::fma_rn(
-                            mc_s[j * su::kBM + r], sx_s[(buf * su::kBN + tk) * su::kCoefStride + j], ln.macc[mi][ni][c][j & 7]);
-                      }
                     }
                   }
                 }
@@ -496,9 +506,9 @@ void emulate_product(const uint8_t* w, size_t row_stride, int64_t n_out, const s
                 const int r = wm * su::kWM + mi * 16 + su::c_row(l, c);
                 const int tk = wn * su::kWN + ni * 8 + su::c_col(l, c);
                 if (r >= rows || tk >= toks) continue;
-                float v = su::add_rn(ln.acc[mi][ni][c][0], ln.acc[mi][ni][c][1]);
-                if (K::kHasMin) v = su::add_rn(v, su::hsum8(ln.macc[mi][ni][c]));
                 const int64_t at = (t0 + tk) * n_out + r0 + r;
+                float v = su::add_rn(ln.acc[mi][ni][c][0], ln.acc[mi][ni][c][1]);
+                if (K::kHasMin) v = su::add_rn(v, y[at]);
                 y[at] = v;
                 if (acc_out != nullptr) acc_out[at] = su::add_rn(acc_out[at], v);
               }

@@ -420,7 +420,7 @@ constexpr int kMTiles = kWM / 16, kNTiles = kWN / 8;
 // Bytes between rows of the int8 tiles: 256 + 16, so the 8 rows of an ldmatrix 8x16-byte matrix
 // start 4 banks apart (272 / 4 = 68 = 4 mod 32): no bank conflicts.
 constexpr int kTileStride = kStep + 16;
-// Floats between tokens of the d_a and sx tiles (8 blocks a step; 12 so that the 4 tokens 2t + e
+// Floats between tokens of the d_a tile (8 blocks a step; 12 so that the 4 tokens 2t + e
 // that a warp reads at once fall in different banks, and rows stay 16-byte aligned).
 constexpr int kCoefStride = 12;
 constexpr uint32_t kMagicBits = 0x4B400000u;  // 1.5 * 2^23
@@ -476,9 +476,9 @@ constexpr size_t kTwoBlockSmem = 113 * 1024;
 //     two blocks: Q8_0 (130,064 -> 112,656 bytes) and Q6_K (128,016 -> 112,656 bytes; ptxas
 //     holds it to 128 registers without spilling, from 139);
 //   a [kBM][kTileStride] (int8 weights), b [2][2 (hi, lo)][kBN][kTileStride];
-//   dw [kSubs][kBM], mc [kSubs][kBM] (types with a min), da [2][kBN][kCoefStride], sx likewise.
-// Two blocks share a multiprocessor when total is at most kTwoBlockSmem: Q4_0 (113,680 bytes),
-// Q8_0 and Q6_K; Q4_K and Q5_K hold more (and take 233-239 registers).
+//   dw [kSubs][kBM], da [2][kBN][kCoefStride] (the min term has a kernel of its own).
+// Two blocks share a multiprocessor when total is at most kTwoBlockSmem: Q4_0 and Q4_K (113,680
+// bytes), Q8_0 and Q6_K (112,656); Q5_K holds more.
 template <class K>
 struct Smem {
   static constexpr int kSubs = kStep / K::kSub;
@@ -494,11 +494,9 @@ struct Smem {
   static constexpr size_t b = a + kBM * kTileStride;
   static constexpr size_t b_buf = 2 * kBN * kTileStride;  // one buffer: hi then lo
   static constexpr size_t dw = b + 2 * b_buf;
-  static constexpr size_t mc = dw + sizeof(float) * kSubs * kBM;
-  static constexpr size_t da = mc + (K::kHasMin ? sizeof(float) * kSubs * kBM : 0);
+  static constexpr size_t da = dw + sizeof(float) * kSubs * kBM;
   static constexpr size_t coef_buf = sizeof(float) * kBN * kCoefStride;
-  static constexpr size_t sx = da + 2 * coef_buf;
-  static constexpr size_t total = sx + (K::kHasMin ? 2 * coef_buf : 0);
+  static constexpr size_t total = da + 2 * coef_buf;
 };
 
 static_assert(Smem<Kind<TensorType::Q4_0>>::total <= kTwoBlockSmem &&
