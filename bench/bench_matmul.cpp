@@ -1,6 +1,7 @@
 // Micro-benchmark of the CPU matmul kernels on TinyLlama-1.1B shapes (not a test).
 //   bench_matmul [--threads N] [--reps N] [--types Q4_K,Q6_K,...] [--tokens 1,64] [--min] [--rows N]
-//                [--cpu-time] [--cold MIB]
+//                [--cpu-time] [--cold MIB] [--llama-3-8b]
+// --llama-3-8b: Llama-3-8B's shapes instead (4096 wide, 14336-wide ffn_down rows).
 // On a loaded machine, `--threads 1 --cpu-time --min` measures the kernel's own speed (thread CPU
 // time excludes time the scheduler gave to other processes).
 // --cold MIB: each timed product reads the next of as many copies of its weights (the generation
@@ -15,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -35,6 +37,8 @@ struct Shape {
 // One TinyLlama layer: q, k, v, o, gate, up, down; then the output head.
 const Shape kShapes[] = {{"attn_q/o", 2048, 2048}, {"attn_k/v", 2048, 256}, {"ffn_gate/up", 2048, 5632},
                          {"ffn_down", 5632, 2048}, {"output", 2048, 32000}};
+const Shape kShapes8b[] = {{"attn_q/o", 4096, 4096}, {"attn_k/v", 4096, 1024}, {"ffn_gate/up", 4096, 14336},
+                           {"ffn_down", 14336, 4096}, {"output", 4096, 128256}};
 
 bool g_cpu_time = false;  // --cpu-time: the calling thread's CPU time (with --threads 1 only)
 
@@ -75,7 +79,7 @@ std::vector<std::string> split(const std::string& s) {
 
 int main(int argc, char** argv) {
   int threads = 2, reps = 7;
-  bool use_min = false;
+  bool use_min = false, llama_8b = false;
   int64_t cold_mib = 0;
   int64_t rows_override = 0;  // --rows N: every shape with n_out = N (short runs for a loaded machine)  // the fastest run instead of the median: for a loaded machine
   std::string types_arg = "Q4_K,Q6_K,Q8_0,Q4_0,Q4_1,F16";
@@ -90,8 +94,9 @@ int main(int argc, char** argv) {
     else if (a == "--cpu-time") g_cpu_time = true;
     else if (a == "--rows" && i + 1 < argc) rows_override = std::atoll(argv[++i]);
     else if (a == "--cold" && i + 1 < argc) cold_mib = std::atoll(argv[++i]);
+    else if (a == "--llama-3-8b") llama_8b = true;
     else {
-      std::fprintf(stderr, "usage: bench_matmul [--threads N] [--reps N] [--types T,..] [--tokens N,..] [--min] [--rows N] [--cpu-time] [--cold MIB]\n");
+      std::fprintf(stderr, "usage: bench_matmul [--threads N] [--reps N] [--types T,..] [--tokens N,..] [--min] [--rows N] [--cpu-time] [--cold MIB] [--llama-3-8b]\n");
       return 2;
     }
   }
@@ -113,7 +118,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     double layer_us[2] = {0, 0};
-    for (Shape s : kShapes) {
+    for (Shape s : llama_8b ? std::span<const Shape>(kShapes8b) : std::span<const Shape>(kShapes)) {
       if (rows_override > 0) s.n_out = rows_override;
       const std::vector<uint8_t> wbytes = make_weights(*type, s.n_in, s.n_out);
       // The weights as the backend holds them: the generation copy in a CopyArena (the file's

@@ -266,8 +266,8 @@ void matmul_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, int
 namespace {
 
 // Rows per dynamically claimed chunk: about 8 chunks per thread keeps both cores busy when the
-// other is slowed by a neighbour; a multiple of 4 rows keeps the multi-row kernels' tiles whole,
-// of 16 the groups of repacked rows (rows16.h).
+// other is slowed by a neighbour; a multiple of 8 rows keeps the AVX-512 and AMX prompt kernels'
+// groups of 8 whole, of 16 the groups of repacked rows (rows16.h).
 // A chunk reads at least kMinChunkBytes of weights per token: each claim moves the shared
 // counter's cache line between cores, which in a product of a small model's generation step
 // (austen-21m: 72-256 KB of weights, a few microseconds) cost more than the split saved.
@@ -278,7 +278,7 @@ int64_t rows_per_chunk(const WeightMatrix& w, int64_t n_tokens, int nth) {
   const int64_t bytes_per_row = static_cast<int64_t>(w.row_bytes) * n_tokens;
   const int64_t by_bytes = (kMinChunkBytes + bytes_per_row - 1) / bytes_per_row;
   const int64_t chunk = std::max(by_threads, by_bytes);
-  const int64_t tile = w.rows16 != nullptr ? detail::kRows16 : 4;
+  const int64_t tile = w.rows16 != nullptr ? detail::kRows16 : 8;
   return std::max<int64_t>(tile, (chunk + tile - 1) / tile * tile);
 }
 
