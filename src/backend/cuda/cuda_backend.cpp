@@ -586,12 +586,17 @@ class CudaBackend : public Backend {
     for (; i < products.size() && parts->count < 3; ++i) {
       const auto& m = static_cast<const CudaMatrix&>(*products[i].w);
       if (m.type != first.type || m.n_in != first.n_in) break;
-      parts->w[parts->count] = m.data;
-      parts->n_out[parts->count] = m.n_out;
-      parts->y[parts->count] = products[i].y + t0 * m.n_out;
-      ++parts->count;
+      append_part(products[i], t0, parts);
     }
     return i;
+  }
+  // Product p as the next part, its output from token t0.
+  static void append_part(const Product& p, int64_t t0, MatvecParts* parts) {
+    const auto& m = static_cast<const CudaMatrix&>(*p.w);
+    parts->w[parts->count] = m.data;
+    parts->n_out[parts->count] = m.n_out;
+    parts->y[parts->count] = p.y + t0 * m.n_out;
+    ++parts->count;
   }
 
   // q, k and v of one token as the parts of one launch: q and k of one type and width (gather_parts),
@@ -601,10 +606,7 @@ class CudaBackend : public Backend {
     if (after == 3) return true;
     const auto& v = static_cast<const CudaMatrix&>(*qkv[2].w);
     if (after != 2 || v.n_in != static_cast<const CudaMatrix&>(*qkv[0].w).n_in) return false;
-    parts->w[2] = v.data;
-    parts->n_out[2] = v.n_out;
-    parts->y[2] = qkv[2].y;
-    parts->count = 3;
+    append_part(qkv[2], 0, parts);
     return true;
   }
 

@@ -365,6 +365,14 @@ class ResidentBlocks {
   std::vector<std::pair<size_t, int>> known_;
 };
 
+// When the register kernels load their weights, read once for every launch: PLUMB_MV_PRELOAD=0,
+// the first weights only asked of L2 before the op before has finished; PLUMB_MV_AHEAD=0, a
+// warp's next loads issued after the units before are summed (both for measuring).
+const struct LoadOrder {
+  bool preload = switched_on("PLUMB_MV_PRELOAD");
+  bool ahead = switched_on("PLUMB_MV_AHEAD");
+} load_order;
+
 template <TensorType T, int NT, int R, int W, Epilogue E = Epilogue::kStore, bool kNorm = false>
 cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n, int64_t rows,
                         cudaStream_t stream, const Fused& f = {}) {
@@ -381,11 +389,8 @@ cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_i
   static const bool stride = switched_on("PLUMB_MV_STRIDE");
   const int64_t resident = static_cast<int64_t>(multiprocessors()) * per_sm;
   const auto blocks = static_cast<unsigned>(stride && resident > 0 ? std::min(groups, resident) : groups);
-  // PLUMB_MV_PRELOAD=0: the first weights only asked of L2 before the op before has finished (for measuring).
-  static const bool preload = switched_on("PLUMB_MV_PRELOAD");
-  // PLUMB_MV_AHEAD=0: a warp's next loads issued after the units before are summed (for measuring).
-  static const bool ahead = switched_on("PLUMB_MV_AHEAD");
-  return launch(kernel, blocks, 32 * W, shared, stream, parts, row_stride, n_in, x, n, groups, preload, ahead, f);
+  return launch(kernel, blocks, 32 * W, shared, stream, parts, row_stride, n_in, x, n, groups, load_order.preload,
+                load_order.ahead, f);
 }
 
 // Rows a warp: 1, the fastest measured (H100, TinyLlama Q4_K_M tg128 610-615 t/s against
@@ -496,10 +501,8 @@ cudaError_t launch_q4k_q6k(const MatvecParts& parts, size_t row_stride, size_t v
     v_blocks = std::min(v_groups, resident - qk_blocks);
     qk_blocks = std::min(qk_groups, qk_blocks);
   }
-  static const bool preload = switched_on("PLUMB_MV_PRELOAD");
-  static const bool ahead = switched_on("PLUMB_MV_AHEAD");
   return launch(kernel, static_cast<unsigned>(qk_blocks + v_blocks), 32 * W, shared, stream, parts, row_stride, v_stride,
-                n_in, x, qk_groups, v_groups, qk_blocks, preload, ahead, f);
+                n_in, x, qk_groups, v_groups, qk_blocks, load_order.preload, load_order.ahead, f);
 }
 
 }  // namespace
