@@ -106,6 +106,15 @@ bool summed_covered(TensorType t) {
          t == TensorType::Q6_K;
 }
 
+#ifdef PLUMB_HAVE_CUDA
+// The types whose generation products (up to kMaxMatvecTokens tokens) the register matvec's
+// integer units take: 16-bit activations, exact integer sums per 16-value run.
+bool integer_matvec(TensorType t) {
+  return t == TensorType::Q4_0 || t == TensorType::Q4_1 || t == TensorType::Q8_0 || t == TensorType::Q4_K ||
+         t == TensorType::Q6_K;
+}
+#endif
+
 // Row length: 25 blocks of 32 (not a multiple of 256) where the type allows, else 3 x 256.
 int64_t awkward_row(TensorType type) { return type_traits(type).block_size == 256 ? 768 : 800; }
 
@@ -168,6 +177,24 @@ TEST_P(CudaOps, MatmulMatchesFloat64) {
     if (summed_covered(type) && n >= 4) {
       EXPECT_TRUE(same_bits(y, cy)) << type_name(type) << " n=" << n << " (CUDA vs CPU, contract S)";
       EXPECT_LE(nmse(y, ref), 1e-8) << type_name(type) << " n=" << n;
+#ifdef PLUMB_HAVE_CUDA
+    } else if (integer_matvec(type) && n <= cuda::kMaxMatvecTokens) {
+      // The CPU's 16-bit activations, as contract S: its bound; and the kernel's bits, which the
+      // host emulation gives.
+      EXPECT_LE(nmse(y, ref), 1e-8) << type_name(type) << " n=" << n;
+      const size_t row_bytes = row_size(type, n_in);
+      std::vector<float> emulated(ref.size());
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t r = 0; r < n_out; ++r) {
+          std::vector<uint4> aligned((row_bytes + 15) / 16);
+          std::memcpy(aligned.data(), w.bytes.data() + static_cast<size_t>(r) * row_bytes, row_bytes);
+          ASSERT_TRUE(cuda::emulate_matvec_row(type, reinterpret_cast<const uint8_t*>(aligned.data()), n_in,
+                                               x.data() + t * n_in, &emulated[static_cast<size_t>(t * n_out + r)]));
+        }
+      }
+      EXPECT_TRUE(same_bits(y, emulated)) << type_name(type) << " n=" << n << " (CUDA vs its host emulation)";
+      EXPECT_LE(nmse(y, widen(cy)), 1e-8) << type_name(type) << " n=" << n << " (CUDA vs CPU)";
+#endif
     } else {
       EXPECT_LE(nmse(y, ref), 1e-12) << type_name(type) << " n=" << n;
       EXPECT_LE(nmse(y, widen(cy)), 1e-8) << type_name(type) << " n=" << n << " (CUDA vs CPU)";
@@ -443,6 +470,54 @@ TEST(CudaUnits, LayoutsGiveTheReferenceValues) {
                 0)
           << type_name(type) << " row " << r << ": " << first;
     }
+  }
+}
+
+// The integer units' activations are the CPU's: every kind of 32-value block (normal, outliers,
+// zeros, values too small for a scale, NaN, Inf) against prepare_block, on the host.
+TEST(CudaUnits, RunActivationsAreTheCpuPreparation) {
+  std::vector<std::vector<float>> blocks;
+  for (uint32_t seed = 0; seed < 64; ++seed) blocks.push_back(random_values(32, 900 + seed, seed % 2 ? 1.0f : 1e-3f));
+  blocks.push_back(std::vector<float>(32, 0.0f));
+  blocks.push_back(std::vector<float>(32, -0.0f));
+  blocks.push_back(std::vector<float>(32, 1e-39f));
+  std::vector<float> outlier = random_values(32, 7);
+  outlier[19] = -3e4f;
+  blocks.push_back(outlier);
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
+    for (int at : {3, 28}) {
+      std::vector<float> b = random_values(32, 11);
+      b[static_cast<size_t>(at)] = bad;
+      blocks.push_back(b);
+    }
+  }
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    std::string first;
+    EXPECT_EQ(cuda::check_run_acts(blocks[i].data(), &first), 0) << "block " << i << ": " << first;
+  }
+}
+
+// The integer matvec's arithmetic (its host emulation, whose bits the GPU test compares) within
+// the contract's bound of float64, on the host: every integer type, a few rows.
+TEST(CudaUnits, EmulatedIntegerMatvecMatchesFloat64) {
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+    const int64_t n_in = 2 * awkward_row(type), rows = 8;
+    const Weights w = make_weights(type, n_in, rows, 60);
+    const size_t row_bytes = row_size(type, n_in);
+    const std::vector<float> x = random_values(static_cast<size_t>(n_in), 61);
+    std::vector<float> y(static_cast<size_t>(rows));
+    std::vector<double> ref(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<uint4> aligned((row_bytes + 15) / 16);
+      std::memcpy(aligned.data(), w.bytes.data() + static_cast<size_t>(r) * row_bytes, row_bytes);
+      ASSERT_TRUE(cuda::emulate_matvec_row(type, reinterpret_cast<const uint8_t*>(aligned.data()), n_in, x.data(),
+                                           &y[static_cast<size_t>(r)]));
+      double s = 0;
+      for (int64_t i = 0; i < n_in; ++i) s += static_cast<double>(w.dequantized[r * n_in + i]) * x[i];
+      ref[static_cast<size_t>(r)] = s;
+    }
+    EXPECT_LE(nmse(y, ref), 1e-8) << type_name(type);
+    EXPECT_GT(nmse(y, ref), 0.0) << type_name(type) << ": the activations' rounding should show";
   }
 }
 #endif

@@ -66,6 +66,13 @@ cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride,
 // Returns the number of mismatches; *first describes the first. No GPU needed.
 int64_t check_unit_layout(TensorType type, const uint8_t* row, int64_t n_in, const float* reference,
                           std::string* first);
+// The integer units' activations (units.cuh, run_acts) of both halves of one 32-value block
+// against summed.h's prepare_block (the CPU's quantize_token): the mismatches, on the host.
+int64_t check_run_acts(const float* block, std::string* first);
+// One row and one token of the register matvec of an integer type (every unit type but F16),
+// emulated on the host in the kernel's order (lanes, units, runs, the butterfly): *y gets the
+// GPU's bits. False for the other types.
+bool emulate_matvec_row(TensorType type, const uint8_t* row, int64_t n_in, const float* x, float* y);
 // The same product, one warp per row: each lane dequantizes 32-value groups of a staged chunk as
 // the reference does and sums them with fma in f32; the lanes' sums are combined by a fixed
 // butterfly.

@@ -35,22 +35,93 @@ struct Fused {
 constexpr int kMaxUnitTokens = 2;  // token counts of the register kernel
 constexpr size_t kMaxStagedBytes = 100 * 1024;  // x staged by a block, beside another block's
 
-// x of every token, staged by the block in the order the lanes read it: unit u = 32 it + lane
-// reads its 32 values as 8 float4 at xs[t][it][k][lane] (k < 4: run A, else run B), so a warp's
-// reads are 512 contiguous bytes; sums[t][u][run] = sum of the run's 16 values, ascending.
+// x of every token, staged by the block in the order the lanes read it. F16 (floats): unit
+// u = 32 it + lane reads its 32 values as 8 float4 at xs[t][it][k][lane] (k < 4: run A, else run
+// B), so a warp's reads are 512 contiguous bytes; sums[t][u][run] = sum of the run's 16 values,
+// ascending. The integer units: each run's 16-bit activations (run_acts) as 2 uint4 at
+// xq[t][it][2 run + k][lane], its d_a and sx at acts[t][it][lane] (d_a A, sx A, d_a B, sx B) and
+// its q's sum at qsums[t][it][lane].
 struct StagedX {
   float4* xs;
   float* sums;
+  uint4* xq;
+  float4* acts;
+  int2* qsums;
   int64_t iters;  // lane iterations of a row: ceil(units / 32)
 };
 
-size_t staged_bytes(int64_t n_in, int n) {
+// Bytes a block stages for n tokens of n_in values (ints: the integer units' layout).
+size_t staged_bytes(int64_t n_in, int n, bool ints) {
   const int64_t iters = (n_in / 32 + 31) / 32;
-  return static_cast<size_t>(n) * static_cast<size_t>(iters) * 32 * (32 + 2) * sizeof(float);
+  const size_t per_unit = ints ? 4 * sizeof(uint4) + sizeof(float4) + sizeof(int2) : (32 + 2) * sizeof(float);
+  return static_cast<size_t>(n) * static_cast<size_t>(iters) * 32 * per_unit;
+}
+size_t staged_bytes(TensorType type, int64_t n_in, int n) {
+  bool ints = false;
+  dispatch_type(type, [&](auto tag) {
+    if constexpr (Unit<decltype(tag)::value>::kExists) ints = Unit<decltype(tag)::value>::kInt;
+  });
+  return staged_bytes(n_in, n, ints);
+}
+
+// The staged layout's pointers into the block's shared memory.
+template <TensorType T>
+__device__ StagedX staged_at(float4* base, int64_t n_in, int n) {
+  StagedX s{};
+  s.iters = (n_in / 32 + 31) / 32;
+  const int64_t slots = static_cast<int64_t>(n) * s.iters * 32;
+  if constexpr (Unit<T>::kInt) {
+    s.xq = reinterpret_cast<uint4*>(base);
+    s.acts = reinterpret_cast<float4*>(s.xq + 4 * slots);
+    s.qsums = reinterpret_cast<int2*>(s.acts + slots);
+  } else {
+    s.xs = base;
+    s.sums = reinterpret_cast<float*>(base + 8 * slots);
+  }
+  return s;
+}
+
+// The integer units' staging: a thread a (token, unit, run) reads the run's 16 values and the
+// magnitudes of the other half of its 32-value activation block through value4(t, at) (the four
+// values of token t from position at) and stores run_acts of them.
+template <TensorType T, class Value4>
+__device__ void stage_ints(int64_t n_in, int n, const StagedX& s, Value4 value4) {
+  const int64_t units = n_in / 32;
+  for (int64_t i = threadIdx.x; i < n * units * 2; i += blockDim.x) {
+    const int run = static_cast<int>(i % 2);
+    const int64_t u = (i / 2) % units, t = i / (2 * units);
+    const int64_t at = Unit<T>::run_start(u, run), other = at % 32 == 0 ? at + 16 : at - 16;
+    float amax = 0.0f;
+    bool nan = false;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float4 v = value4(t, other + 4 * k);
+      fold_magnitude(v.x, amax, nan), fold_magnitude(v.y, amax, nan);
+      fold_magnitude(v.z, amax, nan), fold_magnitude(v.w, amax, nan);
+    }
+    float x[16];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float4 v = value4(t, at + 4 * k);
+      x[4 * k] = v.x, x[4 * k + 1] = v.y, x[4 * k + 2] = v.z, x[4 * k + 3] = v.w;
+    }
+    const RunActs r = run_acts(x, amax, nan);
+    const int64_t slot = (t * s.iters + u / 32) * 32 + u % 32;
+    uint4* q = s.xq + ((t * s.iters + u / 32) * 4 + 2 * run) * 32 + u % 32;
+    q[0] = make_uint4(r.q[0], r.q[1], r.q[2], r.q[3]);
+    q[32] = make_uint4(r.q[4], r.q[5], r.q[6], r.q[7]);
+    float* acts = reinterpret_cast<float*>(s.acts + slot) + 2 * run;
+    acts[0] = r.d, acts[1] = r.sx;
+    reinterpret_cast<int*>(s.qsums + slot)[run] = r.sum;
+  }
 }
 
 template <TensorType T>
 __device__ void stage_x(const float* __restrict__ x, int64_t n_in, int n, StagedX s) {
+  if constexpr (Unit<T>::kInt) {
+    stage_ints<T>(n_in, n, s, [&](int64_t t, int64_t at) { return *reinterpret_cast<const float4*>(x + t * n_in + at); });
+    return;
+  }
   const int64_t units = n_in / 32;
   for (int64_t i = threadIdx.x; i < n * units * 2; i += blockDim.x) {
     const int run = static_cast<int>(i % 2);
@@ -74,18 +145,26 @@ template <TensorType T>
 __device__ void stage_normed_x(const InputNorm& norm, int64_t n_in, StagedX s, bool write_y) {
   __shared__ double partial[kNormThreads];
   const float scale = rms_scale(norm.raw, n_in, norm.eps, partial);
+  const auto normed4 = [&](int64_t at) {
+    const float4 x = *reinterpret_cast<const float4*>(norm.raw + at), m = *reinterpret_cast<const float4*>(norm.w + at);
+    return make_float4((x.x * scale) * m.x, (x.y * scale) * m.y, (x.z * scale) * m.z, (x.w * scale) * m.w);
+  };
+  if constexpr (Unit<T>::kInt) {
+    stage_ints<T>(n_in, 1, s, [&](int64_t, int64_t at) { return normed4(at); });
+    if (write_y) {
+      for (int64_t i = threadIdx.x; i < n_in / 4; i += blockDim.x) reinterpret_cast<float4*>(norm.y)[i] = normed4(4 * i);
+    }
+    return;
+  }
   const int64_t units = n_in / 32;
   for (int64_t i = threadIdx.x; i < units * 2; i += blockDim.x) {
     const int run = static_cast<int>(i % 2);
     const int64_t u = i / 2, at = Unit<T>::run_start(u, run);
-    const float4* src = reinterpret_cast<const float4*>(norm.raw + at);
-    const float4* w = reinterpret_cast<const float4*>(norm.w + at);
     float4* dst = s.xs + ((u / 32) * 8 + 4 * run) * 32 + u % 32;
     float sum = 0.0f;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const float4 x = src[k], m = w[k];
-      const float4 v = make_float4((x.x * scale) * m.x, (x.y * scale) * m.y, (x.z * scale) * m.z, (x.w * scale) * m.w);
+      const float4 v = normed4(at + 4 * k);
       dst[32 * k] = v;
       if (write_y) reinterpret_cast<float4*>(norm.y + at)[k] = v;
       sum = (((sum + v.x) + v.y) + v.z) + v.w;
@@ -190,6 +269,25 @@ __device__ __forceinline__ void add_units(float (&acc)[R][NT], const Unit<T> (&w
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
       if (t >= n) break;
+      if constexpr (Unit<T>::kInt) {
+        const int64_t slot = (t * s.iters + it) * 32 + lane;
+        const float4 acts = s.acts[slot];
+        const int2 sums = Unit<T>::kZero != 0 ? s.qsums[slot] : make_int2(0, 0);
+#pragma unroll
+        for (int run = 0; run < 2; ++run) {
+          uint32_t q[8];
+          const uint4 q0 = s.xq[((t * s.iters + it) * 4 + 2 * run) * 32 + lane];
+          const uint4 q1 = s.xq[((t * s.iters + it) * 4 + 2 * run + 1) * 32 + lane];
+          q[0] = q0.x, q[1] = q0.y, q[2] = q0.z, q[3] = q0.w, q[4] = q1.x, q[5] = q1.y, q[6] = q1.z, q[7] = q1.w;
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            const int p = run_dot<T>(w[k][r], run, q, run == 0 ? sums.x : sums.y);
+            acc[r][t] = add_run<T>(acc[r][t], a[r][run], b[r][run], run == 0 ? acts.x : acts.z,
+                                   run == 0 ? acts.y : acts.w, p);
+          }
+        }
+        continue;
+      }
 #pragma unroll
       for (int run = 0; run < 2; ++run) {
         float xv[16];
@@ -285,8 +383,7 @@ __device__ void matvec_blocks(const MatvecParts& parts, size_t row_stride, int64
                               int64_t blocks, bool write_norm) {
   extern __shared__ float4 staged[];
   const int64_t units = n_in / 32;
-  StagedX s{staged, nullptr, (units + 31) / 32};
-  s.sums = reinterpret_cast<float*>(staged + static_cast<int64_t>(n) * s.iters * 8 * 32);
+  const StagedX s = staged_at<T>(staged, n_in, n);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   // While the op before runs (weights are written by no op): the first group's rows asked of L2,
   // and their first two lane iterations loaded.
@@ -380,7 +477,7 @@ cudaError_t launch_unit(const MatvecParts& parts, size_t row_stride, int64_t n_i
   // Above 48 KiB of shared memory a kernel must say so, once.
   static const cudaError_t allowed = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
   if (allowed != cudaSuccess) return allowed;
-  const size_t shared = staged_bytes(n_in, n);
+  const size_t shared = staged_bytes(n_in, n, Unit<T>::kInt);
   const int64_t groups = (rows + W * R - 1) / (W * R);
   // As many blocks as the GPU holds at once (one a group where that is not known, or with
   // PLUMB_MV_STRIDE=0, for measuring).
@@ -428,8 +525,10 @@ cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride,
   if (rows == 0 || n == 0) return cudaSuccess;
   bool unit = false;
   dispatch_type(type, [&](auto tag) { unit = Unit<decltype(tag)::value>::kExists; });
-  if (!unit || staged_bytes(n_in, 1) > kMaxStagedBytes) return matvec_staged(type, parts, row_stride, n_in, x, n, stream);
-  const int per_launch = staged_bytes(n_in, kMaxUnitTokens) <= kMaxStagedBytes ? kMaxUnitTokens : 1;
+  if (!unit || staged_bytes(type, n_in, 1) > kMaxStagedBytes) {
+    return matvec_staged(type, parts, row_stride, n_in, x, n, stream);
+  }
+  const int per_launch = staged_bytes(type, n_in, kMaxUnitTokens) <= kMaxStagedBytes ? kMaxUnitTokens : 1;
   cudaError_t e = cudaSuccess;
   for (int t0 = 0; t0 < n && e == cudaSuccess; t0 += per_launch) {
     const int k = std::min(per_launch, n - t0);
@@ -456,7 +555,7 @@ bool matvec_one_covers(TensorType type, int64_t n_in) {
   if (type == TensorType::F16) return false;
   bool unit = false;
   dispatch_type(type, [&](auto tag) { unit = Unit<decltype(tag)::value>::kExists; });
-  return unit && staged_bytes(n_in, 1) <= kMaxStagedBytes;
+  return unit && staged_bytes(type, n_in, 1) <= kMaxStagedBytes;
 }
 
 namespace {
@@ -487,7 +586,8 @@ cudaError_t launch_q4k_q6k(const MatvecParts& parts, size_t row_stride, size_t v
   const auto kernel = matvec_split_kernel<TensorType::Q4_K, TensorType::Q6_K, R, W, kNorm>;
   static const cudaError_t allowed = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
   if (allowed != cudaSuccess) return allowed;
-  const size_t shared = staged_bytes(n_in, 1);
+  static_assert(Unit<TensorType::Q4_K>::kInt && Unit<TensorType::Q6_K>::kInt, "one staged layout for both types");
+  const size_t shared = staged_bytes(n_in, 1, true);
   const int64_t qk_rows = parts.n_out[0] + parts.n_out[1], v_rows = parts.n_out[2];
   const int64_t qk_groups = (qk_rows + W * R - 1) / (W * R), v_groups = (v_rows + W * R - 1) / (W * R);
   static ResidentBlocks resident_blocks;

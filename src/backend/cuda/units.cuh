@@ -9,12 +9,18 @@
 // Integers come out of the packed bytes without a conversion instruction: a byte placed in the
 // low mantissa of 2^23 (0x4B0000nn) is the float 2^23 + nn, and subtracting 2^23 + offset is
 // exact.
+//
+// The integer units (kInt: every type but F16) also give each run's integers as bytes, four
+// values a word (bytes(run, k): values 4k .. 4k + 3, byte i value 4k + i), kZero above the
+// reference's integer (q = byte - kZero): the matvec multiplies them with the 16-bit activations
+// exactly in int32, two values an instruction (dp2a).
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
 #include "backend/cuda/dequant.cuh"
+#include "backend/cuda/summed.h"
 
 namespace plumb::cuda {
 
@@ -56,6 +62,22 @@ PLUMB_UNIT uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s) {
 #endif
 }
 PLUMB_UNIT float half_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+// c + the products of a's two int16 halves with bytes 0 and 1 (lo) or 2 and 3 (hi) of b, each
+// byte signed: exact in int32 for the matvec's operands (|sum| < 2^31).
+PLUMB_UNIT int dp2a_lo(uint32_t a, uint32_t b, int c) {
+#ifdef __CUDA_ARCH__
+  return __dp2a_lo(static_cast<int>(a), static_cast<int>(b), c);
+#else
+  return c + static_cast<int16_t>(a) * static_cast<int8_t>(b) + static_cast<int16_t>(a >> 16) * static_cast<int8_t>(b >> 8);
+#endif
+}
+PLUMB_UNIT int dp2a_hi(uint32_t a, uint32_t b, int c) {
+#ifdef __CUDA_ARCH__
+  return __dp2a_hi(static_cast<int>(a), static_cast<int>(b), c);
+#else
+  return c + static_cast<int16_t>(a) * static_cast<int8_t>(b >> 16) + static_cast<int16_t>(a >> 16) * static_cast<int8_t>(b >> 24);
+#endif
+}
 
 // Byte k of w minus `offset`, exactly: bias = 2^23 + offset.
 PLUMB_UNIT float byte_minus(uint32_t w, int k, float bias) {
@@ -80,7 +102,7 @@ template <TensorType T> struct Unit { static constexpr bool kExists = false; };
 
 // F16: 32 consecutive values, 64 bytes.
 template <> struct Unit<TensorType::F16> {
-  static constexpr bool kExists = true, kOffset = false;
+  static constexpr bool kExists = true, kOffset = false, kInt = false;
   uint32_t w[16];
   static PLUMB_UNIT int64_t run_start(int64_t u, int run) { return 32 * u + 16 * run; }
   PLUMB_UNIT void load(const uint8_t* row, int64_t u) {
@@ -100,7 +122,8 @@ PLUMB_UNROLL
 // Q4_0: a block of 32 (18 bytes: d, 16 bytes whose low nibbles are values 0..15 and high
 // nibbles 16..31); w = (q - 8) d.
 template <> struct Unit<TensorType::Q4_0> {
-  static constexpr bool kExists = true, kOffset = false;
+  static constexpr bool kExists = true, kOffset = false, kInt = true;
+  static constexpr int kZero = 8;
   uint32_t q[4];
   float d;
   static PLUMB_UNIT int64_t run_start(int64_t u, int run) { return 32 * u + 16 * run; }
@@ -110,14 +133,14 @@ template <> struct Unit<TensorType::Q4_0> {
     d = half_at(b);
   }
   PLUMB_UNIT void scales(float (&a)[2], float (&o)[2]) const { a[0] = a[1] = d, o[0] = o[1] = 0.0f; }
-  PLUMB_UNIT float value(int run, int i) const {
-    return byte_minus((q[i / 4] >> (4 * run)) & 0x0F0F0F0Fu, i % 4, k2p23 + 8.0f);
-  }
+  PLUMB_UNIT float value(int run, int i) const { return byte_minus(bytes(run, i / 4), i % 4, k2p23 + 8.0f); }
+  PLUMB_UNIT uint32_t bytes(int run, int k) const { return (q[k] >> (4 * run)) & 0x0F0F0F0Fu; }
 };
 
 // Q4_1: as Q4_0 with a minimum (20 bytes: d, m, 16 bytes); w = q d + m.
 template <> struct Unit<TensorType::Q4_1> {
-  static constexpr bool kExists = true, kOffset = true;
+  static constexpr bool kExists = true, kOffset = true, kInt = true;
+  static constexpr int kZero = 0;
   uint32_t q[4];
   uint32_t dm;
   static PLUMB_UNIT int64_t run_start(int64_t u, int run) { return 32 * u + 16 * run; }
@@ -132,14 +155,14 @@ PLUMB_UNROLL
     a[0] = a[1] = lo_half(dm);
     o[0] = o[1] = hi_half(dm);
   }
-  PLUMB_UNIT float value(int run, int i) const {
-    return byte_minus((q[i / 4] >> (4 * run)) & 0x0F0F0F0Fu, i % 4, k2p23);
-  }
+  PLUMB_UNIT float value(int run, int i) const { return byte_minus(bytes(run, i / 4), i % 4, k2p23); }
+  PLUMB_UNIT uint32_t bytes(int run, int k) const { return (q[k] >> (4 * run)) & 0x0F0F0F0Fu; }
 };
 
 // Q8_0: a block of 32 (34 bytes: d, 32 signed bytes, flipped to unsigned: +128); w = q d.
 template <> struct Unit<TensorType::Q8_0> {
-  static constexpr bool kExists = true, kOffset = false;
+  static constexpr bool kExists = true, kOffset = false, kInt = true;
+  static constexpr int kZero = 0;
   uint32_t q[8];
   float d;
   static PLUMB_UNIT int64_t run_start(int64_t u, int run) { return 32 * u + 16 * run; }
@@ -150,6 +173,7 @@ template <> struct Unit<TensorType::Q8_0> {
   }
   PLUMB_UNIT void scales(float (&a)[2], float (&o)[2]) const { a[0] = a[1] = d, o[0] = o[1] = 0.0f; }
   PLUMB_UNIT float value(int run, int i) const { return byte_minus(q[4 * run + i / 4] ^ 0x80808080u, i % 4, k2p23 + 128.0f); }
+  PLUMB_UNIT uint32_t bytes(int run, int k) const { return q[4 * run + k]; }  // signed already
 };
 
 // Q4_K: a super-block of 256 (144 bytes: d, dmin, 12 bytes of six-bit scales and mins, 128
@@ -157,7 +181,8 @@ template <> struct Unit<TensorType::Q8_0> {
 // (high nibble, group 2k + 1)); unit j of a super-block reads bytes 32 (j / 2) + 16 (j % 2)
 // .. + 15: w = (d sc) q - dmin m per group.
 template <> struct Unit<TensorType::Q4_K> {
-  static constexpr bool kExists = true, kOffset = true;
+  static constexpr bool kExists = true, kOffset = true, kInt = true;
+  static constexpr int kZero = 0;
   uint32_t q[4];
   uint4 h;  // d, dmin, scales
   int j;
@@ -190,7 +215,8 @@ PLUMB_UNROLL
       o[run] = -(dmin * byte_minus(mn, run, k2p23));
     }
   }
-  PLUMB_UNIT float value(int run, int i) const { return byte_minus((q[i / 4] >> (4 * run)) & 0x0F0F0F0Fu, i % 4, k2p23); }
+  PLUMB_UNIT float value(int run, int i) const { return byte_minus(bytes(run, i / 4), i % 4, k2p23); }
+  PLUMB_UNIT uint32_t bytes(int run, int k) const { return (q[k] >> (4 * run)) & 0x0F0F0F0Fu; }
 };
 
 // Q6_K: a super-block of 256 (210 bytes: ql[128], qh[64], 16 signed scales, d). Value
@@ -198,7 +224,8 @@ PLUMB_UNROLL
 // high two in qh[32 h + l] (bits 2c); unit j of a super-block: h = j / 4, c = (j / 2) % 2 (run
 // A) and c + 2 (run B), l = 16 (j % 2) .. + 15, so both runs read the same 16 ql and qh bytes.
 template <> struct Unit<TensorType::Q6_K> {
-  static constexpr bool kExists = true, kOffset = false;
+  static constexpr bool kExists = true, kOffset = false, kInt = true;
+  static constexpr int kZero = 32;
   uint32_t ql[4], qh[4];
   float a0, a1;
   int c;
@@ -218,11 +245,87 @@ template <> struct Unit<TensorType::Q6_K> {
     a1 = d * static_cast<float>(static_cast<int8_t>(ldg(b + 192 + 8 * hh + 2 * c + 4 + m)));
   }
   PLUMB_UNIT void scales(float (&a)[2], float (&o)[2]) const { a[0] = a0, a[1] = a1, o[0] = o[1] = 0.0f; }
-  PLUMB_UNIT float value(int run, int i) const {
-    const uint32_t lo = (ql[i / 4] >> (4 * run)) & 0x0F0F0F0Fu;
-    const uint32_t hi = ((qh[i / 4] >> (2 * c + 4 * run)) & 0x03030303u) << 4;
-    return byte_minus(lo | hi, i % 4, k2p23 + 32.0f);
+  PLUMB_UNIT float value(int run, int i) const { return byte_minus(bytes(run, i / 4), i % 4, k2p23 + 32.0f); }
+  PLUMB_UNIT uint32_t bytes(int run, int k) const {
+    const uint32_t lo = (ql[k] >> (4 * run)) & 0x0F0F0F0Fu;
+    const uint32_t hi = ((qh[k] >> (2 * c + 4 * run)) & 0x03030303u) << 4;
+    return lo | hi;
   }
 };
+
+// ---- The integer units' contract, shared by the matvec and its host emulation ----
+
+// A run's 16 activations as the CPU's quantize_token prepares their 32-value block (the values
+// of summed.h's prepare_block, which tests/cuda_ops_test.cpp checks): d_a = amax / 32767 over
+// the block, q = the nearest integer of x / d_a (NaN or Inf in the block: d_a NaN, q 0), sx the
+// sum of the run's original values in the CPU's tree of doubles, rounded once; q two a word
+// (value 2m in the low half of word m), and their sum. Computed from the run's own values and
+// the other half's largest magnitude (half_magnitude), so that a thread holds 16 values, not 32.
+struct RunActs {
+  uint32_t q[8];
+  float d, sx;
+  int sum;
+};
+// amax and nan over values as prepare_block folds them (the order does not matter: NaN never
+// becomes the maximum).
+PLUMB_UNIT void fold_magnitude(float x, float& amax, bool& nan) {
+  const float a = x < 0.0f ? -x : x;
+  amax = amax < a ? a : amax;
+  nan = nan || x != x;
+}
+PLUMB_UNIT RunActs run_acts(const float (&x)[16], float amax, bool nan) {
+  namespace s = summed;
+PLUMB_UNROLL
+  for (int k = 0; k < 16; ++k) fold_magnitude(x[k], amax, nan);
+  double v[4];
+PLUMB_UNROLL
+  for (int j = 0; j < 4; ++j) {
+    v[j] = s::dadd_rn(s::dadd_rn(static_cast<double>(x[j]), static_cast<double>(x[4 + j])),
+                      s::dadd_rn(static_cast<double>(x[8 + j]), static_cast<double>(x[12 + j])));
+  }
+  RunActs r;
+  r.sx = s::double_to_float_rn(s::dadd_rn(s::dadd_rn(v[0], v[2]), s::dadd_rn(v[1], v[3])));
+  float id = 0.0f;
+  if (nan || !(amax <= FLT_MAX)) {
+    r.d = s::float_of(0x7fc00000u);
+  } else {
+    r.d = s::div_rn(amax, s::kActQMax);
+    id = r.d != 0.0f ? s::div_rn(1.0f, r.d) : 0.0f;
+    if (!(id <= FLT_MAX)) r.d = id = 0.0f;
+  }
+  int sum = 0;
+PLUMB_UNROLL
+  for (int m = 0; m < 8; ++m) {
+    const int lo = s::float_to_int_rn(s::mul_rn(x[2 * m], id)), hi = s::float_to_int_rn(s::mul_rn(x[2 * m + 1], id));
+    r.q[m] = static_cast<uint32_t>(static_cast<uint16_t>(lo)) | (static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16);
+    sum += lo + hi;
+  }
+  r.sum = sum;
+  return r;
+}
+
+// The exact integer sum of a run's products, sum (byte - kZero) q: |sum| <= 16 * 128 * 32768
+// = 2^26.
+template <TensorType T>
+PLUMB_UNIT int run_dot(const Unit<T>& w, int run, const uint32_t (&q)[8], int q_sum) {
+  int p = 0;
+PLUMB_UNROLL
+  for (int k = 0; k < 4; ++k) {
+    const uint32_t b = w.bytes(run, k);
+    p = dp2a_lo(q[2 * k], b, p);
+    p = dp2a_hi(q[2 * k + 1], b, p);
+  }
+  if constexpr (Unit<T>::kZero != 0) p -= Unit<T>::kZero * q_sum;
+  return p;
+}
+
+// A run added to a lane's sum: (a d_a) float(p), rounded once each, then b sx where the type has
+// an offset (w = a q + b).
+template <TensorType T>
+PLUMB_UNIT float add_run(float acc, float a, float b, float d_a, float sx, int p) {
+  acc = fmaf(a * d_a, static_cast<float>(p), acc);
+  if constexpr (Unit<T>::kOffset) acc = fmaf(b, sx, acc);
+  return acc;
+}
 
 }  // namespace plumb::cuda
