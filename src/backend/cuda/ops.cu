@@ -261,7 +261,7 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
   extern __shared__ float4 shared_v[];
   constexpr int kWarps = kAttentionThreads / 32;
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
-  const int heads = kHeads == 1 ? 1 : static_cast<int>(a.n_head / gridDim.x);  // G, or a divisor of G (a step)
+  const int heads = kHeads == 1 ? 1 : group;
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
   const int h0 = static_cast<int>(blockIdx.x) * heads, t = static_cast<int>(blockIdx.y);
   const int kvh = h0 / group;
@@ -426,19 +426,18 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
     return;
   }
 
-  // A split block: its chunk of each of its heads' rows to the scratch; the last of the blocks
-  // of its heads' chunks (the counter of its first row) folds their rows.
-  const int64_t row = static_cast<int64_t>(t) * a.n_head + h0;
+  // A split block: its chunk to the scratch; the last of its row's chunks folds them all.
+  const int64_t row = static_cast<int64_t>(t) * a.n_head + h0;  // kHeads is 1 in a split launch
   const SplitLayout sp(a.split, gridDim.y, a.n_head, nc);
+  float* chains = sp.chains + row * nc * hdv;
 #pragma unroll
   for (int j = 0; j < kOutputsPerThread<kHeads>; ++j) {
     const int o = threadIdx.x + j * kAttentionThreads;
-    if (o < heads * hdv) sp.chains[((row + o / hdv) * nc + c0) * hdv + o % hdv] = acc[j];
+    if (o < hdv) chains[c0 * hdv + o] = acc[j];
   }
-  if (threadIdx.x < heads) {
-    const int g = threadIdx.x;
-    sp.sums[(row + g) * nc + c0] = chunk_sum[g * nc + c0];
-    sp.maxes[(row + g) * nc + c0] = chunk_f[g * nc + c0];
+  if (threadIdx.x == 0) {
+    sp.sums[row * nc + c0] = chunk_sum[c0];
+    sp.maxes[row * nc + c0] = chunk_f[c0];
   }
   __threadfence();
   __syncthreads();
@@ -447,9 +446,7 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
   if (!last) return;
   __threadfence();
   if (threadIdx.x == 0) a.split_done[row] = 0;  // for the next launch
-  for (int g = 0; g < heads; ++g) {
-    fold_row(sp, row + g, nc, chunks, hdv, chunk_f + g * nc, chunk_sum + g * nc, inv_sums + g, ot + g * hdv);
-  }
+  fold_row(sp, row, nc, chunks, hdv, chunk_f, chunk_sum, inv_sums, ot);
 }
 
 __global__ void swiglu_kernel(const float* __restrict__ gate, const float* __restrict__ up, int64_t n,
@@ -528,20 +525,6 @@ cudaError_t prepare_attention() {
 }
 
 namespace {
-// Query heads of a KV head that a split launch's block takes (G's largest divisor, at most
-// PLUMB_CUDA_STEP_HEADS, whose launch still has a block a multiprocessor): each key and value tile
-// is staged once for them, and the block's threads all have value chains (a head of 64 has
-// outputs for a quarter of them).
-int step_heads(const AttentionArgs& a, int64_t n) {
-  static const int cap = getenv("PLUMB_CUDA_STEP_HEADS") ? atoi(getenv("PLUMB_CUDA_STEP_HEADS")) : kMaxGroup;
-  const int64_t group = a.n_head / a.n_head_kv, chunks = chunks_of(a.n_kv_max);
-  int heads = 1;
-  for (int h = 2; h <= cap && h <= group; ++h) {
-    if (group % h == 0 && a.n_head / h * chunks * n >= multiprocessors()) heads = h;
-  }
-  return heads;
-}
-
 // A launch of few blocks (a generation step: heads x tokens at most twice the multiprocessors)
 // over more than one chunk gives each chunk a block of its own (PLUMB_CUDA_ATTENTION_SPLIT=0: a
 // block a row, for measuring).
@@ -581,15 +564,13 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
   const bool split = a.split != nullptr && a.split_done != nullptr && splits(a, n);
   // A prompt's blocks (more than two a multiprocessor) take the query heads that share a KV head
   // together where their scores leave room for two blocks a multiprocessor; a generation step's
-  // few blocks take a head each, to spread over the multiprocessors, or in a split launch
-  // (step_heads) as many heads of a KV head as leave a block a multiprocessor.
+  // few blocks take a head each, to spread over the multiprocessors.
   const bool many = a.n_head * n > 2 * static_cast<int64_t>(multiprocessors());
   static const bool grouping = switched_on("PLUMB_CUDA_ATTENTION_GROUP");
-  const bool fits = group >= 2 && group <= kMaxGroup && hd <= kMaxGroupWidth && hdv <= kMaxGroupWidth;
-  const int heads = !grouping || !fits ? 1
-                    : many ? (attention_shared_bytes(a.n_kv_max, false, group, hd, hdv) <= kMaxAttentionShared / 2 ? group : 1)
-                    : split ? step_heads(a, n) : 1;
-  const bool grouped = heads > 1;
+  const bool grouped = grouping && many && group >= 2 && group <= kMaxGroup && hd <= kMaxGroupWidth &&
+                       hdv <= kMaxGroupWidth &&
+                       attention_shared_bytes(a.n_kv_max, false, group, hd, hdv) <= kMaxAttentionShared / 2;
+  const int heads = grouped ? group : 1;
   auto* kernel = grouped ? (!a.f16 ? attention_kernel<false, false, kMaxGroup>
                             : ahead ? attention_kernel<true, true, kMaxGroup>
                                     : attention_kernel<true, false, kMaxGroup>)
