@@ -81,65 +81,45 @@ __device__ StagedX staged_at(float4* base, int64_t n_in, int n) {
   return s;
 }
 
-// The integer units' staging, four threads a (token, unit, run): thread j of the four reads the
-// run's values j, j + 4, j + 8, j + 12 and the magnitudes of the same places in the other half of
-// the 32-value activation block through value(t, at) (value at of token t), and the four trade
-// what run_acts computes alone: the block's largest magnitude, the sums of its tree (thread j
-// holds v[j]) and the sum of the q. The same values as run_acts (the GPU test compares the
-// products' bits with its host emulation).
-template <TensorType T, class Value>
-__device__ void stage_ints(int64_t n_in, int n, const StagedX& s, Value value) {
-  namespace sm = summed;
+// The integer units' staging: a thread a (token, unit, run) reads the run's 16 values and the
+// magnitudes of the other half of its 32-value activation block through value4(t, at) (the four
+// values of token t from position at) and stores run_acts of them.
+template <TensorType T, class Value4>
+__device__ void stage_ints(int64_t n_in, int n, const StagedX& s, Value4 value4) {
   const int64_t units = n_in / 32;
-  const int j = static_cast<int>(threadIdx.x % 4);
-  const unsigned four = 0xFu << (threadIdx.x % 32 / 4 * 4);
-  for (int64_t i = threadIdx.x / 4; i < n * units * 2; i += blockDim.x / 4) {
+  for (int64_t i = threadIdx.x; i < n * units * 2; i += blockDim.x) {
     const int run = static_cast<int>(i % 2);
     const int64_t u = (i / 2) % units, t = i / (2 * units);
     const int64_t at = Unit<T>::run_start(u, run), other = at % 32 == 0 ? at + 16 : at - 16;
-    float amax = 0.0f, x[4];
+    float amax = 0.0f;
     bool nan = false;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      fold_magnitude(value(t, other + j + 4 * k), amax, nan);
-      x[k] = value(t, at + j + 4 * k);
-      fold_magnitude(x[k], amax, nan);
+      const float4 v = value4(t, other + 4 * k);
+      fold_magnitude(v.x, amax, nan), fold_magnitude(v.y, amax, nan);
+      fold_magnitude(v.z, amax, nan), fold_magnitude(v.w, amax, nan);
     }
-#pragma unroll
-    for (int off = 1; off < 4; off *= 2) {
-      const float a = __shfl_xor_sync(four, amax, off);
-      amax = amax < a ? a : amax;
-      nan = __shfl_xor_sync(four, static_cast<int>(nan), off) != 0 || nan;
-    }
-    const double v = sm::dadd_rn(sm::dadd_rn(static_cast<double>(x[0]), static_cast<double>(x[1])),
-                                 sm::dadd_rn(static_cast<double>(x[2]), static_cast<double>(x[3])));
-    const double w = sm::dadd_rn(v, __shfl_xor_sync(four, v, 2));  // v0 + v2 (threads 0, 2), v1 + v3
-    const double sx = sm::dadd_rn(w, __shfl_xor_sync(four, w, 1));
-    float id;
-    const float d = act_scale(amax, nan, &id);
-    uint4* slot_q = s.xq + ((t * s.iters + u / 32) * 4 + 2 * run) * 32 + u % 32;
-    int sum = 0;
+    float x[16];
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const int q = sm::float_to_int_rn(sm::mul_rn(x[k], id)), e = j + 4 * k;  // value e of the run
-      reinterpret_cast<uint16_t*>(slot_q + (e < 8 ? 0 : 32))[e % 8] = static_cast<uint16_t>(q);
-      sum += q;
+      const float4 v = value4(t, at + 4 * k);
+      x[4 * k] = v.x, x[4 * k + 1] = v.y, x[4 * k + 2] = v.z, x[4 * k + 3] = v.w;
     }
-    sum += __shfl_xor_sync(four, sum, 1);
-    sum += __shfl_xor_sync(four, sum, 2);
-    if (j == 0) {
-      const int64_t slot = (t * s.iters + u / 32) * 32 + u % 32;
-      float* acts = reinterpret_cast<float*>(s.acts + slot) + 2 * run;
-      acts[0] = d, acts[1] = sm::double_to_float_rn(sx);
-      reinterpret_cast<int*>(s.qsums + slot)[run] = sum;
-    }
+    const RunActs r = run_acts(x, amax, nan);
+    const int64_t slot = (t * s.iters + u / 32) * 32 + u % 32;
+    uint4* q = s.xq + ((t * s.iters + u / 32) * 4 + 2 * run) * 32 + u % 32;
+    q[0] = make_uint4(r.q[0], r.q[1], r.q[2], r.q[3]);
+    q[32] = make_uint4(r.q[4], r.q[5], r.q[6], r.q[7]);
+    float* acts = reinterpret_cast<float*>(s.acts + slot) + 2 * run;
+    acts[0] = r.d, acts[1] = r.sx;
+    reinterpret_cast<int*>(s.qsums + slot)[run] = r.sum;
   }
 }
 
 template <TensorType T>
 __device__ void stage_x(const float* __restrict__ x, int64_t n_in, int n, StagedX s) {
   if constexpr (Unit<T>::kInt) {
-    stage_ints<T>(n_in, n, s, [&](int64_t t, int64_t at) { return x[t * n_in + at]; });
+    stage_ints<T>(n_in, n, s, [&](int64_t t, int64_t at) { return *reinterpret_cast<const float4*>(x + t * n_in + at); });
     return;
   }
   const int64_t units = n_in / 32;
@@ -170,7 +150,7 @@ __device__ void stage_normed_x(const InputNorm& norm, int64_t n_in, StagedX s, b
     return make_float4((x.x * scale) * m.x, (x.y * scale) * m.y, (x.z * scale) * m.z, (x.w * scale) * m.w);
   };
   if constexpr (Unit<T>::kInt) {
-    stage_ints<T>(n_in, 1, s, [&](int64_t, int64_t at) { return (norm.raw[at] * scale) * norm.w[at]; });
+    stage_ints<T>(n_in, 1, s, [&](int64_t, int64_t at) { return normed4(at); });
     if (write_y) {
       for (int64_t i = threadIdx.x; i < n_in / 4; i += blockDim.x) reinterpret_cast<float4*>(norm.y)[i] = normed4(4 * i);
     }

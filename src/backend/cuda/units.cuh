@@ -273,16 +273,6 @@ PLUMB_UNIT void fold_magnitude(float x, float& amax, bool& nan) {
   amax = amax < a ? a : amax;
   nan = nan || x != x;
 }
-// A block's d_a from its largest magnitude, and the multiplier id that makes the q.
-PLUMB_UNIT float act_scale(float amax, bool nan, float* id) {
-  namespace s = summed;
-  *id = 0.0f;
-  if (nan || !(amax <= FLT_MAX)) return s::float_of(0x7fc00000u);
-  float d = s::div_rn(amax, s::kActQMax);
-  *id = d != 0.0f ? s::div_rn(1.0f, d) : 0.0f;
-  if (!(*id <= FLT_MAX)) d = *id = 0.0f;
-  return d;
-}
 PLUMB_UNIT RunActs run_acts(const float (&x)[16], float amax, bool nan) {
   namespace s = summed;
 PLUMB_UNROLL
@@ -295,8 +285,14 @@ PLUMB_UNROLL
   }
   RunActs r;
   r.sx = s::double_to_float_rn(s::dadd_rn(s::dadd_rn(v[0], v[2]), s::dadd_rn(v[1], v[3])));
-  float id;
-  r.d = act_scale(amax, nan, &id);
+  float id = 0.0f;
+  if (nan || !(amax <= FLT_MAX)) {
+    r.d = s::float_of(0x7fc00000u);
+  } else {
+    r.d = s::div_rn(amax, s::kActQMax);
+    id = r.d != 0.0f ? s::div_rn(1.0f, r.d) : 0.0f;
+    if (!(id <= FLT_MAX)) r.d = id = 0.0f;
+  }
   int sum = 0;
 PLUMB_UNROLL
   for (int m = 0; m < 8; ++m) {
