@@ -55,10 +55,12 @@ struct MatvecParts {
 
 // y_i[t][r] = sum_k W_i[r][k] x[t][k] for t < n (n <= kMaxMatvecTokens), rows of each W_i in
 // `type`, row_stride bytes apart (a multiple of 16, rows padded by the backend), x 16-byte
-// aligned. Sums in f32 with fma in a fixed order (matvec.cu), a token's bits the same whatever
-// tokens share the call: F16, Q4_0, Q4_1, Q8_0, Q4_K and Q6_K through the register kernel where
-// one token's x fits its 100 KiB of shared memory (n_in up to 23,552), two tokens a launch where
-// two fit (n_in up to 11,264), else one; the other types and longer rows through matvec_staged.
+// aligned. Sums in f32 with fma in a fixed order (matvec.cu; Q4_K and Q6_K: the CPU's 16-bit
+// activations and each 16-value run's products exact in int32, units.cuh), a token's bits the same
+// whatever tokens share the call: F16, Q4_0, Q4_1, Q8_0, Q4_K and Q6_K through the register
+// kernel where one token's x fits its 100 KiB of shared memory (n_in up to 23,552; Q4_K and Q6_K
+// 36,864), two tokens a launch where two fit (n_in up to 11,264; 18,432), else one; the other
+// types and longer rows through matvec_staged.
 cudaError_t matvec(TensorType type, const MatvecParts& parts, size_t row_stride, int64_t n_in, const float* x, int n,
                    cudaStream_t stream);
 // The register matvec's layout of a row of `type` (units.cuh), checked on the host: every value
@@ -69,7 +71,7 @@ int64_t check_unit_layout(TensorType type, const uint8_t* row, int64_t n_in, con
 // The integer units' activations (units.cuh, run_acts) of both halves of one 32-value block
 // against summed.h's prepare_block (the CPU's quantize_token): the mismatches, on the host.
 int64_t check_run_acts(const float* block, std::string* first);
-// One row and one token of the register matvec of an integer type (every unit type but F16),
+// One row and one token of the register matvec of an integer type (Q4_K, Q6_K: units.cuh),
 // emulated on the host in the kernel's order (lanes, units, runs, the butterfly): *y gets the
 // GPU's bits. False for the other types.
 bool emulate_matvec_row(TensorType type, const uint8_t* row, int64_t n_in, const float* x, float* y);

@@ -10,10 +10,12 @@
 // low mantissa of 2^23 (0x4B0000nn) is the float 2^23 + nn, and subtracting 2^23 + offset is
 // exact.
 //
-// The integer units (kInt: every type but F16) also give each run's integers as bytes, four
-// values a word (bytes(run, k): values 4k .. 4k + 3, byte i value 4k + i), kZero above the
-// reference's integer (q = byte - kZero): the matvec multiplies them with the 16-bit activations
-// exactly in int32, two values an instruction (dp2a).
+// The integer units (kInt: Q4_K and Q6_K) also give each run's integers as bytes, four values a
+// word (bytes(run, k): values 4k .. 4k + 3, byte i value 4k + i), kZero above the reference's
+// integer (q = byte - kZero): the matvec multiplies them with the 16-bit activations exactly in
+// int32, two values an instruction (dp2a). The other types kept the float units: with integer
+// units, staging the activations cost them more than the products saved (H100, TinyLlama tg128:
+// Q8_0 -6 %, Q4_0 within the rounds' spread; docs/PERFORMANCE.md).
 #pragma once
 
 #include <cstdint>
@@ -122,8 +124,7 @@ PLUMB_UNROLL
 // Q4_0: a block of 32 (18 bytes: d, 16 bytes whose low nibbles are values 0..15 and high
 // nibbles 16..31); w = (q - 8) d.
 template <> struct Unit<TensorType::Q4_0> {
-  static constexpr bool kExists = true, kOffset = false, kInt = true;
-  static constexpr int kZero = 8;
+  static constexpr bool kExists = true, kOffset = false, kInt = false;
   uint32_t q[4];
   float d;
   static PLUMB_UNIT int64_t run_start(int64_t u, int run) { return 32 * u + 16 * run; }
@@ -133,14 +134,14 @@ template <> struct Unit<TensorType::Q4_0> {
     d = half_at(b);
   }
   PLUMB_UNIT void scales(float (&a)[2], float (&o)[2]) const { a[0] = a[1] = d, o[0] = o[1] = 0.0f; }
-  PLUMB_UNIT float value(int run, int i) const { return byte_minus(bytes(run, i / 4), i % 4, k2p23 + 8.0f); }
-  PLUMB_UNIT uint32_t bytes(int run, int k) const { return (q[k] >> (4 * run)) & 0x0F0F0F0Fu; }
+  PLUMB_UNIT float value(int run, int i) const {
+    return byte_minus((q[i / 4] >> (4 * run)) & 0x0F0F0F0Fu, i % 4, k2p23 + 8.0f);
+  }
 };
 
 // Q4_1: as Q4_0 with a minimum (20 bytes: d, m, 16 bytes); w = q d + m.
 template <> struct Unit<TensorType::Q4_1> {
-  static constexpr bool kExists = true, kOffset = true, kInt = true;
-  static constexpr int kZero = 0;
+  static constexpr bool kExists = true, kOffset = true, kInt = false;
   uint32_t q[4];
   uint32_t dm;
   static PLUMB_UNIT int64_t run_start(int64_t u, int run) { return 32 * u + 16 * run; }
@@ -155,14 +156,14 @@ PLUMB_UNROLL
     a[0] = a[1] = lo_half(dm);
     o[0] = o[1] = hi_half(dm);
   }
-  PLUMB_UNIT float value(int run, int i) const { return byte_minus(bytes(run, i / 4), i % 4, k2p23); }
-  PLUMB_UNIT uint32_t bytes(int run, int k) const { return (q[k] >> (4 * run)) & 0x0F0F0F0Fu; }
+  PLUMB_UNIT float value(int run, int i) const {
+    return byte_minus((q[i / 4] >> (4 * run)) & 0x0F0F0F0Fu, i % 4, k2p23);
+  }
 };
 
 // Q8_0: a block of 32 (34 bytes: d, 32 signed bytes, flipped to unsigned: +128); w = q d.
 template <> struct Unit<TensorType::Q8_0> {
-  static constexpr bool kExists = true, kOffset = false, kInt = true;
-  static constexpr int kZero = 0;
+  static constexpr bool kExists = true, kOffset = false, kInt = false;
   uint32_t q[8];
   float d;
   static PLUMB_UNIT int64_t run_start(int64_t u, int run) { return 32 * u + 16 * run; }
@@ -173,7 +174,6 @@ template <> struct Unit<TensorType::Q8_0> {
   }
   PLUMB_UNIT void scales(float (&a)[2], float (&o)[2]) const { a[0] = a[1] = d, o[0] = o[1] = 0.0f; }
   PLUMB_UNIT float value(int run, int i) const { return byte_minus(q[4 * run + i / 4] ^ 0x80808080u, i % 4, k2p23 + 128.0f); }
-  PLUMB_UNIT uint32_t bytes(int run, int k) const { return q[4 * run + k]; }  // signed already
 };
 
 // Q4_K: a super-block of 256 (144 bytes: d, dmin, 12 bytes of six-bit scales and mins, 128
