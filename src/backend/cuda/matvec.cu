@@ -35,10 +35,11 @@ struct Fused {
 constexpr int kMaxUnitTokens = 2;  // token counts of the register kernel
 constexpr size_t kMaxStagedBytes = 100 * 1024;  // x staged by a block, beside another block's
 
-// x of every token, staged by the block in the order the lanes read it. F16 (floats): unit
-// u = 32 it + lane reads its 32 values as 8 float4 at xs[t][it][k][lane] (k < 4: run A, else run
-// B), so a warp's reads are 512 contiguous bytes; sums[t][u][run] = sum of the run's 16 values,
-// ascending. The integer units: each run's 16-bit activations (run_acts) as 2 uint4 at
+// x of every token, staged by the block in the order the lanes read it. The float units (F16,
+// Q4_0, Q4_1, Q8_0): unit u = 32 it + lane reads its 32 values as 8 float4 at xs[t][it][k][lane]
+// (k < 4: run A, else run B), so a warp's reads are 512 contiguous bytes; sums[t][u][run] = sum
+// of the run's 16 values, ascending. The integer units (Q4_K, Q6_K): each run's 16-bit
+// activations (run_acts) as 2 uint4 at
 // xq[t][it][2 run + k][lane], its d_a and sx at acts[t][it][lane] (d_a A, sx A, d_a B, sx B) and
 // its q's sum at qsums[t][it][lane].
 struct StagedX {
