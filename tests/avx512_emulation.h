@@ -251,6 +251,31 @@ inline __m512i _mm512_unpacklo_epi32(__m512i a, __m512i b) { return unpack_lanes
 inline __m512i _mm512_unpackhi_epi32(__m512i a, __m512i b) { return unpack_lanes<int32_t, true>(a, b); }
 inline __m512i _mm512_unpacklo_epi64(__m512i a, __m512i b) { return unpack_lanes<int64_t, false>(a, b); }
 inline __m512i _mm512_unpackhi_epi64(__m512i a, __m512i b) { return unpack_lanes<int64_t, true>(a, b); }
+inline __m512 _mm512_unpacklo_ps(__m512 a, __m512 b) {
+  const __m512i r = unpack_lanes<int32_t, false>(pack<__m512i>(lanes<int32_t>(a)), pack<__m512i>(lanes<int32_t>(b)));
+  return pack<__m512>(lanes<float>(r));
+}
+inline __m512 _mm512_unpackhi_ps(__m512 a, __m512 b) {
+  const __m512i r = unpack_lanes<int32_t, true>(pack<__m512i>(lanes<int32_t>(a)), pack<__m512i>(lanes<int32_t>(b)));
+  return pack<__m512>(lanes<float>(r));
+}
+// Within each 128-bit lane: elements 0, 1 from a and 2, 3 from b, each picked by two bits of imm.
+inline __m512 _mm512_shuffle_ps(__m512 a, __m512 b, int imm) {
+  const auto x = lanes<float>(a), y = lanes<float>(b);
+  Lanes<float, 16> r;
+  for (int q = 0; q < 4; ++q) {
+    for (int i = 0; i < 4; ++i) r[4 * q + i] = (i < 2 ? x : y)[4 * q + ((imm >> (2 * i)) & 3)];
+  }
+  return pack<__m512>(r);
+}
+// Element i: index bits 0-3 pick the element, bit 4 picks b over a.
+inline __m512 _mm512_permutex2var_ps(__m512 a, __m512i idx, __m512 b) {
+  const auto x = lanes<float>(a), y = lanes<float>(b);
+  const auto j = lanes<int32_t>(idx);
+  Lanes<float, 16> r;
+  for (int i = 0; i < 16; ++i) r[i] = (j[i] & 16 ? y : x)[j[i] & 15];
+  return pack<__m512>(r);
+}
 // The same selection of 128-bit lanes.
 inline __m512i _mm512_shuffle_i64x2(__m512i a, __m512i b, int imm) { return _mm512_shuffle_i32x4(a, b, imm); }
 inline __m512i _mm512_maskz_mov_epi16(__mmask32 k, __m512i a) {
@@ -288,6 +313,12 @@ inline __m256 _mm256_maskz_loadu_ps(__mmask8 k, const void* p) {
     if ((k >> i) & 1) std::memcpy(&r[i], static_cast<const char*>(p) + 4 * i, 4);  // masked lanes are not read
   }
   return pack<__m256>(r);
+}
+inline void _mm256_mask_storeu_ps(void* p, __mmask8 k, __m256 a) {
+  const auto x = lanes<float>(a);
+  for (int i = 0; i < 8; ++i) {
+    if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + 4 * i, &x[i], 4);  // masked lanes are not written
+  }
 }
 inline __m256i _mm256_srlv_epi16(__m256i a, __m256i count) {
   const auto x = lanes<uint16_t>(a), c = lanes<uint16_t>(count);

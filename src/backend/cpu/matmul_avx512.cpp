@@ -528,7 +528,8 @@ void fused_rows(const uint8_t* const* rows, size_t row_bytes, int64_t nb, const 
 
 // ---- unpacking whole rows for the prompt path ----
 // wz: the row's int16 weights pair after pair (64 per pair for 32-element sub-blocks, in the
-// pair order of w0 then w1; 32 per pair for 16-element sub-blocks, element order); dw, mc: per
+// pair order of w0 then w1; 32 per pair for 16-element sub-blocks, element order), pair p at
+// wz + p * pair_stride (a pair's own size unless the caller interleaves rows); dw, mc: per
 // sub-block multipliers (as weight_unpack.h).
 
 // The contract's int16 weights from raw ones.
@@ -543,7 +544,7 @@ struct Legacy {
   static constexpr bool kHasMin = B::kHasMin;
   static constexpr int kRawOffset = B::kRawOffset;
   using Units = LegacyUnits<B>;
-  static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
+  static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc, int64_t pair_stride = 64) {
     constexpr size_t kBytes = sizeof(typename B::Block);
     int64_t i = 0;
     for (; i < nb; i += 2) {
@@ -557,8 +558,8 @@ struct Legacy {
         w0 = _mm512_maskz_mov_epi16(0x0000FFFF, w0);
         w1 = _mm512_maskz_mov_epi16(0x0000FFFF, w1);
       }
-      _mm512_store_si512(wz + 32 * i, w0);
-      _mm512_store_si512(wz + 32 * i + 32, w1);
+      _mm512_store_si512(wz + i / 2 * pair_stride, w0);
+      _mm512_store_si512(wz + i / 2 * pair_stride + 32, w1);
       legacy_scales<B>(b0, dw + i, mc + i);
       if (!tail) legacy_scales<B>(b0 + kBytes, dw + i + 1, mc + i + 1);
     }
@@ -585,7 +586,7 @@ struct Sup32 {
   static constexpr bool kHasMin = S::kHasMin;
   static constexpr int kRawOffset = S::kRawOffset;
   using Units = Sup32Units<S>;
-  static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
+  static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc, int64_t pair_stride = 64) {
     const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
     for (int64_t i = 0; i < nb; ++i) {
       __m256 d, m = _mm256_setzero_ps();
@@ -595,8 +596,8 @@ struct Sup32 {
       for (int j = 0; j < 4; ++j) {
         __m512i w0, w1;
         S::pair(blocks[i], j, &w0, &w1);
-        _mm512_store_si512(wz + 256 * i + 64 * j, centred<kRawOffset>(w0));
-        _mm512_store_si512(wz + 256 * i + 64 * j + 32, centred<kRawOffset>(w1));
+        _mm512_store_si512(wz + (4 * i + j) * pair_stride, centred<kRawOffset>(w0));
+        _mm512_store_si512(wz + (4 * i + j) * pair_stride + 32, centred<kRawOffset>(w1));
       }
     }
   }
@@ -627,7 +628,7 @@ struct Sup16 {
   static constexpr bool kHasMin = S::kHasMin;
   static constexpr int kRawOffset = S::kRawOffset;
   using Units = Sup16Units<S>;
-  static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc) {
+  static void unpack(const uint8_t* row, int64_t nb, int16_t* wz, float* dw, float* mc, int64_t pair_stride = 32) {
     const auto* blocks = reinterpret_cast<const typename S::Block*>(row);
     for (int64_t i = 0; i < nb; ++i) {
       for (int n = 0; n < 2; ++n) {
@@ -637,7 +638,7 @@ struct Sup16 {
         _mm256_storeu_ps(dw + 16 * i + 8 * n, d);
         if constexpr (S::kHasMin) _mm256_storeu_ps(mc + 16 * i + 8 * n, m);
         for (int k = 0; k < 4; ++k) {
-          _mm512_store_si512(wz + 256 * i + 128 * n + 32 * k, centred<kRawOffset>(_mm512_cvtepu8_epi16(bytes[k])));
+          _mm512_store_si512(wz + (8 * i + 4 * n + k) * pair_stride, centred<kRawOffset>(_mm512_cvtepu8_epi16(bytes[k])));
         }
       }
     }
@@ -770,40 +771,94 @@ void lane_tokens(const int16_t* const* xs, int64_t n_pairs, int32_t* xt) {
   }
 }
 
+// Rows a group of the prompt kernels (AVX-512 below and AMX): a tile's results are 8 rows x 16 tokens.
+constexpr int kTileRows = 8;
+
+// The min term of a group's rows for a tile, added to out[r]: hsum8 of the contract's chains
+// macc[s % 8] += mc[r * s_stride + s] * sx[s] (mc zero for rows past the range). Chains j and
+// j + 4 of every row at a time (16 accumulators), so that each load of the tile's sums feeds all
+// the rows: a row at a time, each multiply-add needed its own load of the sums beside the
+// multiplier's broadcast, and the loads held it at about two cycles (Zen 4). The same operations
+// in the same order for every output.
+inline void add_min_terms(const float* mc, int64_t s_stride, const float* sxt, int64_t n_sub, __m512* out) {
+  __m512 chain_pairs[4][kTileRows];  // [j][r]: macc[j] + macc[j + 4]
+  for (int j = 0; j < 4; ++j) {
+    __m512 lo[kTileRows], hi[kTileRows];
+#pragma GCC unroll 8
+    for (int r = 0; r < kTileRows; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
+    for (int64_t s = j; s < n_sub; s += 8) {
+      const __m512 x = _mm512_load_ps(sxt + s * kTileTokens);
+#pragma GCC unroll 8
+      for (int r = 0; r < kTileRows; ++r) lo[r] = _mm512_fmadd_ps(_mm512_set1_ps(mc[r * s_stride + s]), x, lo[r]);
+      if (s + 4 < n_sub) {
+        const __m512 x4 = _mm512_load_ps(sxt + (s + 4) * kTileTokens);
+#pragma GCC unroll 8
+        for (int r = 0; r < kTileRows; ++r) {
+          hi[r] = _mm512_fmadd_ps(_mm512_set1_ps(mc[r * s_stride + s + 4]), x4, hi[r]);
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < kTileRows; ++r) chain_pairs[j][r] = _mm512_add_ps(lo[r], hi[r]);
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < kTileRows; ++r) {
+    const __m512 h = _mm512_add_ps(_mm512_add_ps(chain_pairs[0][r], chain_pairs[2][r]),
+                                   _mm512_add_ps(chain_pairs[1][r], chain_pairs[3][r]));
+    out[r] = _mm512_add_ps(out[r], h);
+  }
+}
+
+// y[t * ldy + r] = out[r][t] for rows r < nr and tokens t < nt. The tile is transposed in
+// registers so that a token's 8 rows (32 contiguous bytes of y) are one store: stored a value at
+// a time, the 128 stores to 16 lines of y that are seldom in the caches filled the store queue.
+inline void store_tile_transposed(const __m512* out, int nr, int nt, float* y, int64_t ldy) {
+  __m512 t[8], u[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {  // 128-bit lane L: rows 2i, 2i + 1 of tokens 4L, 4L + 1 / 4L + 2, 4L + 3
+    t[2 * i] = _mm512_unpacklo_ps(out[2 * i], out[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(out[2 * i], out[2 * i + 1]);
+  }
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {  // u[4h + k], lane L: rows 4h..4h + 3 of token 4L + k
+    u[4 * h] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  const __m512i first = _mm512_set_epi32(23, 22, 21, 20, 7, 6, 5, 4, 19, 18, 17, 16, 3, 2, 1, 0);
+  const __m512i second = _mm512_set_epi32(31, 30, 29, 28, 15, 14, 13, 12, 27, 26, 25, 24, 11, 10, 9, 8);
+  const __mmask8 rows = static_cast<__mmask8>((1u << nr) - 1);
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {  // tokens k, 4 + k (first), 8 + k, 12 + k (second), rows 0-7 each
+    const __m512 v[2] = {_mm512_permutex2var_ps(u[k], first, u[4 + k]),
+                         _mm512_permutex2var_ps(u[k], second, u[4 + k])};
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; ++i) {
+      const int tok = 8 * i + k;
+      if (tok < nt) _mm256_mask_storeu_ps(y + tok * ldy, rows, _mm512_castps512_ps256(v[i]));
+      if (tok + 4 < nt) _mm256_mask_storeu_ps(y + (tok + 4) * ldy, rows, _mm512_extractf32x8_ps(v[i], 1));
+    }
+  }
+}
+
 // y of rows [0, nr) of a group for a tile's nt tokens: sums[r] = acc of set 0 + acc of set 1 (16
-// tokens), plus the min term hsum8(macc[s % 8]) with mc[r * s_stride + s] and the tile's sums.
+// tokens), plus the min term with mc[r * s_stride + s] (zero for rows past nr) and the tile's sums.
 template <bool kHasMin>
 void store_tile_rows(const __m512* sums, int nr, const float* mc, int64_t s_stride, const float* sxt,
                      int64_t n_sub, int nt, float* y, int64_t ldy) {
-  for (int r = 0; r < nr; ++r) {
-    __m512 out = sums[r];
-    if constexpr (kHasMin) {
-      const float* mr = mc + r * s_stride;
-      __m512 m[8];
-      for (auto& v : m) v = _mm512_setzero_ps();
-      for (int64_t s = 0; s < n_sub; s += 8) {
+  __m512 out[kTileRows];
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) {
-          if (s + j < n_sub) {
-            m[j] = _mm512_fmadd_ps(_mm512_set1_ps(mr[s + j]), _mm512_load_ps(sxt + (s + j) * kTileTokens), m[j]);
-          }
-        }
-      }
-      const __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], m[4]), _mm512_add_ps(m[2], m[6])),
-                                     _mm512_add_ps(_mm512_add_ps(m[1], m[5]), _mm512_add_ps(m[3], m[7])));
-      out = _mm512_add_ps(out, h);
-    }
-    alignas(64) float o[kTileTokens];
-    _mm512_store_ps(o, out);
-    for (int t = 0; t < nt; ++t) y[t * ldy + r] = o[t];
-  }
+  for (int r = 0; r < kTileRows; ++r) out[r] = sums[r];
+  if constexpr (kHasMin) add_min_terms(mc, s_stride, sxt, n_sub, out);
+  store_tile_transposed(out, nr, nt, y, ldy);
 }
 
 // Rows a group: each activation dword loaded from the tile feeds this many vpdpwssd. With 8 the
 // tile's reads per multiply-add are half those of 4, which matters where a block of tiles is read
 // from L3 (rows of 14336 values: 448 KiB a tile); Zen 4, Llama-3-8B shapes at 512 tokens: Q4_K
 // 4096 wide 312-315 -> 318-326 GFLOP/s, 14336 wide 273-275 -> 297-299 (two threads).
-constexpr int kSumRows = 8;
+constexpr int kSumRows = kTileRows;
 
 // The exact sums of sub-block j of one pair for kSumRows rows (wp[r]: the rows' pair weights)
 // and a tile of tokens (xp: the pair's dwords along the lanes). The sub-block's dwords: 8j..8j+7
@@ -842,15 +897,16 @@ PLUMB_INLINE void sub_block_fma(const int32_t* xp, const int16_t* const* wp, con
   }
 }
 
-// Pair p of the group's rows (wz: kSumRows rows of unpacked weights) and one tile (xtile, dt: its
-// d_a), its first kSubs sub-blocks: 2, or 1 for an odd last sub-block. The sub-blocks' sets are
-// known when this compiles, so the 2 * kSumRows float chains stay in registers.
+// Pair p of the group's rows (wz: kSumRows rows of unpacked weights, interleaved pair by pair)
+// and one tile (xtile, dt: its d_a), its first kSubs sub-blocks: 2, or 1 for an odd last
+// sub-block. The sub-blocks' sets are known when this compiles, so the 2 * kSumRows float chains
+// stay in registers.
 template <int kSub, int kSubs>
-PLUMB_INLINE void pair_fma(const int32_t* xtile, const int16_t* wz, int64_t wz_stride, const float* dt,
-                           const float* dw, int64_t s_stride, int64_t p, __m512* acc) {
+PLUMB_INLINE void pair_fma(const int32_t* xtile, const int16_t* wz, const float* dt, const float* dw,
+                           int64_t s_stride, int64_t p, __m512* acc) {
   constexpr int kChunk = 2 * kSub;  // elements per pair
   const int16_t* wp[kSumRows];
-  for (int r = 0; r < kSumRows; ++r) wp[r] = wz + r * wz_stride + p * kChunk;
+  for (int r = 0; r < kSumRows; ++r) wp[r] = wz + (p * kSumRows + r) * kChunk;
   const int32_t* xp = xtile + p * kChunk / 2 * kTileTokens;
   sub_block_fma<kSub, 0>(xp, wp, dt + 2 * p * kTileTokens, dw + 2 * p, s_stride, acc);
   if constexpr (kSubs == 2) sub_block_fma<kSub, 1>(xp, wp, dt + 2 * p * kTileTokens, dw + 2 * p, s_stride, acc);
@@ -875,11 +931,13 @@ void summed_prompt_rows(const WeightMatrix& w, const ActivationBuffer& x, float*
       [&](int64_t tile, const int16_t* const* xs) { lane_tokens<kChunk>(xs, n_pairs, xt + tile * tile_dwords); });
 
   // A group of kSumRows rows, unpacked once per block of token tiles (int16 in pair order, as
-  // weight_unpack.h's weights).
-  const int64_t wz_stride = n_pairs * kChunk;
+  // weight_unpack.h's weights), the rows interleaved pair by pair: the group's weights are one
+  // sequential stream for the hardware prefetchers instead of kSumRows streams whose lines, at a
+  // multiple of 4 KiB apart (rows of 4096 values: 8 KiB), fall into one set of Zen 4's L1.
+  constexpr int64_t kPairStride = kSumRows * kChunk;
   const int64_t s_stride = 2 * n_pairs;  // dw / mc per row, padded to whole pairs
   thread_local Buffer wz_buf, dw_buf, mc_buf;
-  int16_t* wz = wz_buf.get<int16_t>(static_cast<size_t>(kSumRows * wz_stride));
+  int16_t* wz = wz_buf.get<int16_t>(static_cast<size_t>(n_pairs * kPairStride));
   float* dw = dw_buf.get<float>(static_cast<size_t>(kSumRows * s_stride));
   float* mc = mc_buf.get<float>(static_cast<size_t>(kSumRows * s_stride));
   const int64_t block_tiles = tiles_per_block(tile_dwords * 4, pt.n_tiles);
@@ -889,21 +947,24 @@ void summed_prompt_rows(const WeightMatrix& w, const ActivationBuffer& x, float*
       const int nr = static_cast<int>(min64(r1 - g0, kSumRows));
       for (int r = 0; r < kSumRows; ++r) {
         if (r >= nr) {  // rows past the range: zero weights (their outputs are not stored)
-          std::memset(wz + r * wz_stride, 0, static_cast<size_t>(wz_stride) * sizeof(int16_t));
+          for (int64_t p = 0; p < n_pairs; ++p) {
+            std::memset(wz + p * kPairStride + r * kChunk, 0, kChunk * sizeof(int16_t));
+          }
           std::memset(dw + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
+          std::memset(mc + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
           continue;
         }
         const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
         prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
-        U::unpack(row, n_blocks, wz + r * wz_stride, dw + r * s_stride, mc + r * s_stride);
+        U::unpack(row, n_blocks, wz + r * kChunk, dw + r * s_stride, mc + r * s_stride, kPairStride);
       }
       for (int64_t tile = tb; tile < te; ++tile) {
         __m512 acc[2 * kSumRows];  // [row][set s % 2], tokens along the lanes
         for (auto& v : acc) v = _mm512_setzero_ps();
         const int32_t* xtile = xt + tile * tile_dwords;
         const float* dt = pt.da + tile * n_pairs * 2 * kTileTokens;
-        for (int64_t p = 0; p < n_sub / 2; ++p) pair_fma<U::kSub, 2>(xtile, wz, wz_stride, dt, dw, s_stride, p, acc);
-        if (n_sub % 2 != 0) pair_fma<U::kSub, 1>(xtile, wz, wz_stride, dt, dw, s_stride, n_sub / 2, acc);
+        for (int64_t p = 0; p < n_sub / 2; ++p) pair_fma<U::kSub, 2>(xtile, wz, dt, dw, s_stride, p, acc);
+        if (n_sub % 2 != 0) pair_fma<U::kSub, 1>(xtile, wz, dt, dw, s_stride, n_sub / 2, acc);
         __m512 rows[kSumRows];
         for (int r = 0; r < kSumRows; ++r) rows[r] = _mm512_add_ps(acc[2 * r], acc[2 * r + 1]);
         const int64_t t0 = tile * kTileTokens;
@@ -1400,7 +1461,7 @@ void avx512_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* 
 //   C = A.B_hi (tdpbssd) and A.B_lo (tdpbsud), int32 (exact), then P = 256 * C_hi + C_lo.
 // Then acc[m] (a zmm over the 16 tokens) = fma(float(P), dw * d_a, acc[m]): row r's two
 // accumulator sets of the contract are m = 2r and 2r + 1.
-constexpr int kAmxRows = 8;
+constexpr int kAmxRows = kTileRows;
 constexpr int kAmxTileBytes = 16 * 64;  // A, B and C tiles alike: 16 rows of 64 bytes
 
 struct alignas(64) TileConfig {
@@ -1522,6 +1583,9 @@ void amx_quant_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y, 
         prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
         U::unpack(row, n_blocks, wz, dw + r * s_stride, mc + r * s_stride);
         amx_weights(wz, n_pairs, r, at);
+      }
+      for (int r = nr; r < kAmxRows; ++r) {  // rows past the range: no min term (not stored)
+        std::memset(mc + r * s_stride, 0, static_cast<size_t>(s_stride) * sizeof(float));
       }
       for (int64_t tile = tb; tile < te; ++tile) {
         __m512 acc[16];
