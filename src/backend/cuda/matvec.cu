@@ -82,31 +82,39 @@ __device__ StagedX staged_at(float4* base, int64_t n_in, int n) {
   return s;
 }
 
-// The integer units' staging: a thread a (token, unit, run) reads the run's 16 values and the
-// magnitudes of the other half of its 32-value activation block through value4(t, at) (the four
-// values of token t from position at) and stores run_acts of them.
+// The integer units' staging: a thread a (token, unit, run) reads the run's 16 values through
+// value4(t, at) (the four values of token t from position at) and stores run_acts of them. In
+// both layouts the two halves of a 32-value activation block are the same run of units u and
+// u + 1, u even (run_start), that is threads i and i ^ 2: each folds its half's magnitudes and
+// takes the other's with a shuffle, so every value is read once and d_a is the block's.
 template <TensorType T, class Value4>
 __device__ void stage_ints(int64_t n_in, int n, const StagedX& s, Value4 value4) {
-  const int64_t units = n_in / 32;
-  for (int64_t i = threadIdx.x; i < n * units * 2; i += blockDim.x) {
+  const int64_t units = n_in / 32, items = n * units * 2;  // units even: a super-block has 8
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  // Whole warps each trip (blockDim a multiple of 32), so that every lane takes part in the
+  // shuffle; a pair is in range or out of it together (items a multiple of 4).
+  for (int64_t first = threadIdx.x - lane; first < items; first += blockDim.x) {
+    const int64_t i = first + lane;
+    const bool valid = i < items;
     const int run = static_cast<int>(i % 2);
     const int64_t u = (i / 2) % units, t = i / (2 * units);
-    const int64_t at = Unit<T>::run_start(u, run), other = at % 32 == 0 ? at + 16 : at - 16;
-    float amax = 0.0f;
+    const int64_t at = Unit<T>::run_start(u, run);
+    float x[16], amax = 0.0f;
     bool nan = false;
+    if (valid) {
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const float4 v = value4(t, other + 4 * k);
-      fold_magnitude(v.x, amax, nan), fold_magnitude(v.y, amax, nan);
-      fold_magnitude(v.z, amax, nan), fold_magnitude(v.w, amax, nan);
-    }
-    float x[16];
+      for (int k = 0; k < 4; ++k) {
+        const float4 v = value4(t, at + 4 * k);
+        x[4 * k] = v.x, x[4 * k + 1] = v.y, x[4 * k + 2] = v.z, x[4 * k + 3] = v.w;
+      }
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const float4 v = value4(t, at + 4 * k);
-      x[4 * k] = v.x, x[4 * k + 1] = v.y, x[4 * k + 2] = v.z, x[4 * k + 3] = v.w;
+      for (int k = 0; k < 16; ++k) summed::fold_magnitude(x[k], amax, nan);
     }
-    const RunActs r = run_acts(x, amax, nan);
+    const float other_amax = __shfl_xor_sync(0xffffffffu, amax, 2);
+    const bool other_nan = __shfl_xor_sync(0xffffffffu, static_cast<int>(nan), 2) != 0;
+    if (!valid) continue;
+    summed::fold_magnitude(other_amax, amax, nan);
+    const RunActs r = run_acts(x, summed::act_scale(amax, nan || other_nan));
     const int64_t slot = (t * s.iters + u / 32) * 32 + u % 32;
     uint4* q = s.xq + ((t * s.iters + u / 32) * 4 + 2 * run) * 32 + u % 32;
     q[0] = make_uint4(r.q[0], r.q[1], r.q[2], r.q[3]);

@@ -331,38 +331,57 @@ struct ActBlock {
   float sx32;
 };
 
-// One 32-value block as the CPU's quantize_token prepares it (matmul.cpp), operation for
-// operation: amax and NaN test, the sums of the original values in double in the contract's tree,
-// d = amax / 32767 (f32 division), id = 1 / d, q = round-nearest-even(x * id); NaN or Inf: d =
-// the CPU's quiet NaN bits, q = 0.
+// The pieces of the CPU's quantize_token (matmul.cpp) for a 32-value block, operation for
+// operation; prepare_block puts them together, the register matvec (units.cuh) uses them on a
+// block's halves.
+//
+// amax and NaN over values as quantize_token folds them: fabs, then std::max (-0 -> 0 does not
+// change the max); the order does not matter, NaN never becomes the maximum, so two halves'
+// folds fold together exactly.
+PLUMB_HD void fold_magnitude(float x, float& amax, bool& nan) {
+  const float a = x < 0.0f ? -x : x;
+  amax = amax < a ? a : amax;
+  nan = nan || x != x;
+}
+// The block's scale d = amax / 32767 (f32 division) and id = 1 / d. NaN or Inf in the block: d
+// the CPU's quiet NaN bits and id = 0, so that every q is 0 (quantize_act); amax below ~1e-34
+// (1 / d overflows): d = id = 0, a zero block.
+struct ActScale {
+  float d, id;
+};
+PLUMB_HD ActScale act_scale(float amax, bool nan) {
+  if (nan || !(amax <= FLT_MAX)) return {float_of(0x7fc00000u), 0.0f};  // std::numeric_limits<float>::quiet_NaN()
+  const float d = div_rn(amax, kActQMax);
+  const float id = d != 0.0f ? div_rn(1.0f, d) : 0.0f;
+  if (!(id <= FLT_MAX)) return {0.0f, 0.0f};
+  return {d, id};
+}
+// q = round-nearest-even(x * id); 0 where x * id is NaN (id = 0 and x NaN or Inf), as the
+// device's conversion gives and the CPU's NaN block stores.
+PLUMB_HD int quantize_act(float x, float id) {
+  const float v = mul_rn(x, id);
+  return v != v ? 0 : float_to_int_rn(v);
+}
+// The sum of 16 consecutive original values in the contract's tree of doubles.
+PLUMB_HD double sum16(const float* x) {
+  double v[4];
+  for (int j = 0; j < 4; ++j) {
+    v[j] = dadd_rn(dadd_rn(static_cast<double>(x[j]), static_cast<double>(x[4 + j])),
+                   dadd_rn(static_cast<double>(x[8 + j]), static_cast<double>(x[12 + j])));
+  }
+  return dadd_rn(dadd_rn(v[0], v[2]), dadd_rn(v[1], v[3]));
+}
+
+// One 32-value block as quantize_token prepares it: d_a, the int16 q, the halves' and the
+// block's sums of the original values (double, rounded once each).
 PLUMB_HD void prepare_block(const float* x, ActBlock* out) {
   float amax = 0.0f;
   bool nan = false;
-  for (int k = 0; k < 32; ++k) {
-    const float a = x[k] < 0.0f ? -x[k] : x[k];  // fabs, as the CPU's (-0 -> 0 does not change the max)
-    amax = amax < a ? a : amax;                   // std::max(amax, a)
-    nan = nan || x[k] != x[k];
-  }
-  double half[2];
-  for (int h = 0; h < 2; ++h) {
-    const float* xh = x + 16 * h;
-    double v[4];
-    for (int j = 0; j < 4; ++j) {
-      v[j] = dadd_rn(dadd_rn(static_cast<double>(xh[j]), static_cast<double>(xh[4 + j])),
-                     dadd_rn(static_cast<double>(xh[8 + j]), static_cast<double>(xh[12 + j])));
-    }
-    half[h] = dadd_rn(dadd_rn(v[0], v[2]), dadd_rn(v[1], v[3]));
-  }
-  if (nan || !(amax <= FLT_MAX)) {
-    out->d = float_of(0x7fc00000u);  // std::numeric_limits<float>::quiet_NaN()
-    for (int k = 0; k < 32; ++k) out->q[k] = 0;
-  } else {
-    float db = div_rn(amax, kActQMax);
-    float id = db != 0.0f ? div_rn(1.0f, db) : 0.0f;
-    if (!(id <= FLT_MAX)) db = id = 0.0f;  // amax below ~1e-34: a zero block
-    out->d = db;
-    for (int k = 0; k < 32; ++k) out->q[k] = static_cast<int16_t>(float_to_int_rn(mul_rn(x[k], id)));
-  }
+  for (int k = 0; k < 32; ++k) fold_magnitude(x[k], amax, nan);
+  const ActScale sc = act_scale(amax, nan);
+  out->d = sc.d;
+  for (int k = 0; k < 32; ++k) out->q[k] = static_cast<int16_t>(quantize_act(x[k], sc.id));
+  const double half[2] = {sum16(x), sum16(x + 16)};
   out->sx16[0] = double_to_float_rn(half[0]);
   out->sx16[1] = double_to_float_rn(half[1]);
   out->sx32 = double_to_float_rn(dadd_rn(half[0], half[1]));

@@ -255,48 +255,25 @@ template <> struct Unit<TensorType::Q6_K> {
 
 // ---- The integer units' contract, shared by the matvec and its host emulation ----
 
-// A run's 16 activations as the CPU's quantize_token prepares their 32-value block (the values
-// of summed.h's prepare_block, which tests/cuda_ops_test.cpp checks): d_a = amax / 32767 over
-// the block, q = the nearest integer of x / d_a (NaN or Inf in the block: d_a NaN, q 0), sx the
-// sum of the run's original values in the CPU's tree of doubles, rounded once; q two a word
-// (value 2m in the low half of word m), and their sum. Computed from the run's own values and
-// the other half's largest magnitude (half_magnitude), so that a thread holds 16 values, not 32.
+// A run's 16 activations as the CPU's quantize_token prepares their 32-value block (summed.h's
+// pieces, from which prepare_block is made too): the block's scale sc (act_scale of the
+// magnitudes of both halves), q = quantize_act(x, sc.id), two a word (value 2m in the low half of
+// word m), their sum, and sx, the sum of the run's original values in the CPU's tree of doubles,
+// rounded once. A thread holds the run's 16 values, not the block's 32.
 struct RunActs {
   uint32_t q[8];
   float d, sx;
   int sum;
 };
-// amax and nan over values as prepare_block folds them (the order does not matter: NaN never
-// becomes the maximum).
-PLUMB_UNIT void fold_magnitude(float x, float& amax, bool& nan) {
-  const float a = x < 0.0f ? -x : x;
-  amax = amax < a ? a : amax;
-  nan = nan || x != x;
-}
-PLUMB_UNIT RunActs run_acts(const float (&x)[16], float amax, bool nan) {
+PLUMB_UNIT RunActs run_acts(const float (&x)[16], summed::ActScale sc) {
   namespace s = summed;
-PLUMB_UNROLL
-  for (int k = 0; k < 16; ++k) fold_magnitude(x[k], amax, nan);
-  double v[4];
-PLUMB_UNROLL
-  for (int j = 0; j < 4; ++j) {
-    v[j] = s::dadd_rn(s::dadd_rn(static_cast<double>(x[j]), static_cast<double>(x[4 + j])),
-                      s::dadd_rn(static_cast<double>(x[8 + j]), static_cast<double>(x[12 + j])));
-  }
   RunActs r;
-  r.sx = s::double_to_float_rn(s::dadd_rn(s::dadd_rn(v[0], v[2]), s::dadd_rn(v[1], v[3])));
-  float id = 0.0f;
-  if (nan || !(amax <= FLT_MAX)) {
-    r.d = s::float_of(0x7fc00000u);
-  } else {
-    r.d = s::div_rn(amax, s::kActQMax);
-    id = r.d != 0.0f ? s::div_rn(1.0f, r.d) : 0.0f;
-    if (!(id <= FLT_MAX)) r.d = id = 0.0f;
-  }
+  r.d = sc.d;
+  r.sx = s::double_to_float_rn(s::sum16(x));
   int sum = 0;
 PLUMB_UNROLL
   for (int m = 0; m < 8; ++m) {
-    const int lo = s::float_to_int_rn(s::mul_rn(x[2 * m], id)), hi = s::float_to_int_rn(s::mul_rn(x[2 * m + 1], id));
+    const int lo = s::quantize_act(x[2 * m], sc.id), hi = s::quantize_act(x[2 * m + 1], sc.id);
     r.q[m] = static_cast<uint32_t>(static_cast<uint16_t>(lo)) | (static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16);
     sum += lo + hi;
   }

@@ -31,6 +31,10 @@ int64_t check_unit_layout(TensorType type, const uint8_t* row, int64_t n_in, con
         float a[2], b[2];
         unit.scales(a, b);
         for (int run = 0; run < 2; ++run) {
+          if constexpr (Unit<T>::kInt) {  // stage_ints pairs the halves of a block as units u, u ^ 1
+            const int64_t at = Unit<T>::run_start(u, run), pair = Unit<T>::run_start(u ^ 1, run);
+            if (at % 16 != 0 || (at ^ 16) != pair) miss("halves of a block not units u and u ^ 1", u, run, 0, at, 0.0f, 0.0f);
+          }
           for (int i = 0; i < 16; ++i) {
             const int64_t at = Unit<T>::run_start(u, run) + i;
             if (at < 0 || at >= n_in) {
@@ -69,11 +73,15 @@ int64_t check_run_acts(const float* block, std::string* first) {
   for (int half = 0; half < 2; ++half) {
     float x[16], amax = 0.0f;
     bool nan = false;
-    for (int k = 0; k < 16; ++k) {
+    for (int k = 0; k < 16; ++k) {  // the run's half, then the other's: the kernel's two folds
       x[k] = block[16 * half + k];
-      fold_magnitude(block[16 * (1 - half) + k], amax, nan);
+      summed::fold_magnitude(x[k], amax, nan);
     }
-    const RunActs r = run_acts(x, amax, nan);
+    float other_amax = 0.0f;
+    bool other_nan = false;
+    for (int k = 0; k < 16; ++k) summed::fold_magnitude(block[16 * (1 - half) + k], other_amax, other_nan);
+    summed::fold_magnitude(other_amax, amax, nan);
+    const RunActs r = run_acts(x, summed::act_scale(amax, nan || other_nan));
     int sum = 0;
     for (int k = 0; k < 16; ++k) {
       const int q = want.q[16 * half + k];
@@ -103,11 +111,12 @@ bool emulate_matvec_row(TensorType type, const uint8_t* row, int64_t n_in, const
             float a[2], b[2];
             w.scales(a, b);
             for (int run = 0; run < 2; ++run) {
-              const int64_t at = Unit<T>::run_start(u, run), other = at % 32 == 0 ? at + 16 : at - 16;
+              const int64_t at = Unit<T>::run_start(u, run), block = at / 32 * 32;
               float amax = 0.0f, xs[16];
               bool nan = false;
-              for (int k = 0; k < 16; ++k) fold_magnitude(x[other + k], amax, nan), xs[k] = x[at + k];
-              const RunActs r = run_acts(xs, amax, nan);
+              for (int k = 0; k < 32; ++k) summed::fold_magnitude(x[block + k], amax, nan);
+              for (int k = 0; k < 16; ++k) xs[k] = x[at + k];
+              const RunActs r = run_acts(xs, summed::act_scale(amax, nan));
               acc = add_run<T>(acc, a[run], b[run], r.d, r.sx, run_dot<T>(w, run, r.q, r.sum));
             }
           }
