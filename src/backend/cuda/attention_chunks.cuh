@@ -47,20 +47,49 @@ __device__ inline double fold_chunk_sums(float* m, const double* sums, int chunk
   return sum;
 }
 
+// After a block has written its chunk's results to the scratch: whether it is the last of the
+// `chunks` blocks that count on `counter` (zero before the first of them), which then folds their
+// results; the last one leaves the counter at zero again for the next launch. Every thread of the
+// block calls it.
+__device__ inline bool last_to_finish(unsigned* counter, int chunks) {
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == static_cast<unsigned>(chunks - 1);
+  __syncthreads();
+  if (!last) return false;
+  __threadfence();
+  if (threadIdx.x == 0) *counter = 0;
+  return true;
+}
+
+// The threads that fold a row together: the whole block, or one warp (its lanes).
+struct BlockTeam {
+  __device__ int rank() const { return static_cast<int>(threadIdx.x); }
+  __device__ int size() const { return static_cast<int>(blockDim.x); }
+  __device__ void sync() const { __syncthreads(); }
+};
+struct WarpTeam {
+  __device__ int rank() const { return static_cast<int>(threadIdx.x % 32); }
+  __device__ int size() const { return 32; }
+  __device__ void sync() const { __syncwarp(); }
+};
+
 // Row `row` of the scratch (chunks of nc, the first `chunks` of them its own, written by other
-// blocks or launches) folded into out[0, hdv) by the whole block: out = (a_c f_c folded in chunk
-// order) * (1 / sum). m, sums: the block's shared memory for `chunks` values; inv_sum: one.
+// blocks or launches) folded into out[0, hdv) by a team: out = (a_c f_c folded in chunk order) *
+// (1 / sum). m, sums: the team's shared memory for `chunks` values; inv_sum: one.
+template <class Team = BlockTeam>
 __device__ inline void fold_row(const SplitLayout& sp, int64_t row, int64_t nc, int chunks, int hdv, float* m,
-                                double* sums, float* inv_sum, float* __restrict__ out) {
-  for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+                                double* sums, float* inv_sum, float* __restrict__ out, Team team = {}) {
+  for (int c = team.rank(); c < chunks; c += team.size()) {
     m[c] = __ldcg(sp.maxes + row * nc + c);
     sums[c] = __ldcg(sp.sums + row * nc + c);
   }
-  __syncthreads();
-  if (threadIdx.x == 0) *inv_sum = static_cast<float>(1.0 / fold_chunk_sums(m, sums, chunks));
-  __syncthreads();
+  team.sync();
+  if (team.rank() == 0) *inv_sum = static_cast<float>(1.0 / fold_chunk_sums(m, sums, chunks));
+  team.sync();
   const float* chains = sp.chains + row * nc * hdv;
-  for (int o = threadIdx.x; o < hdv; o += blockDim.x) {
+  for (int o = team.rank(); o < hdv; o += team.size()) {
     float v = 0.0f;
     for (int c = 0; c < chunks; ++c) {
       const float ac = __ldcg(chains + c * hdv + o);

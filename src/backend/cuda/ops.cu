@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/attention_chunks.cuh"
+#include "backend/cuda/attention_step.h"
 #include "backend/cuda/attention_tiled.h"
 #include "backend/cuda/device_info.h"
 #include "backend/cuda/exp_f32.cuh"
@@ -282,7 +283,6 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
   double* chunk_sum = reinterpret_cast<double*>(scores + lay.floats(heads, hd, hdv));  // [heads][nc]
   __shared__ float q_s[kQueryFloats<kHeads>];
   __shared__ float inv_sums[kHeads];
-  __shared__ bool last;
   const float* qt = q + (static_cast<int64_t>(t) * a.n_head + h0) * hd;  // the block's heads are consecutive
   for (int i = threadIdx.x; i < heads * hd; i += kAttentionThreads) q_s[i] = qt[i];
 
@@ -439,13 +439,7 @@ __global__ void __launch_bounds__(kAttentionThreads, 3) attention_kernel(Attenti
     sp.sums[row * nc + c0] = chunk_sum[c0];
     sp.maxes[row * nc + c0] = chunk_f[c0];
   }
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(&a.split_done[row], 1u) == static_cast<unsigned>(chunks - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  if (threadIdx.x == 0) a.split_done[row] = 0;  // for the next launch
+  if (!last_to_finish(&a.split_done[row], chunks)) return;
   fold_row(sp, row, nc, chunks, hdv, chunk_f, chunk_sum, inv_sums, ot);
 }
 
@@ -560,8 +554,10 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
   if (a.split != nullptr && tiled_attention_takes(a, n)) return tiled_attention(a, q, n, batch, out, stream);
   const int hd = static_cast<int>(a.head_dim_k), hdv = static_cast<int>(a.head_dim_v);
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
-  const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
   const bool split = a.split != nullptr && a.split_done != nullptr && splits(a, n);
+  if (split && step_attention_takes(a)) return step_attention(a, q, n, batch, out, stream);
+  static const bool split_ahead = switched_on("PLUMB_CUDA_SPLIT_AHEAD");
+  const bool ahead = loads_ahead(hd) && loads_ahead(hdv) && (!split || split_ahead);
   // A prompt's blocks (more than two a multiprocessor) take the query heads that share a KV head
   // together where their scores leave room for two blocks a multiprocessor; a generation step's
   // few blocks take a head each, to spread over the multiprocessors.

@@ -4,6 +4,7 @@
 // the block's schedule.
 #include <cstdlib>
 
+#include "backend/cuda/async_copy.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/summed.h"
@@ -15,18 +16,6 @@ namespace {
 using namespace summed;
 
 // ---- Instructions ----
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, bypassing L1; with ok false nothing is read and the 16 bytes are
-// zeroed (src-size 0), so that rows and tokens past the matrix's end hold zeros.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
 // Four 8x8 matrices of 16-bit elements (here: 8 rows of 16 bytes each); lanes 8m..8m+7 give
 // matrix m's row addresses (summed.h: a_ldm_*, b_ldm_*).
