@@ -192,13 +192,17 @@ bool step_attention_takes(const AttentionArgs& a) {
          (hd == 64 ? fits<64>(a) : fits<128>(a));
 }
 
+cudaError_t prepare_step_attention() {
+  const cudaError_t e = cudaFuncSetAttribute(step_attention_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(kMaxShared));
+  if (e != cudaSuccess) return e;
+  return cudaFuncSetAttribute(step_attention_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(kMaxShared));
+}
+
 cudaError_t step_attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
                            cudaStream_t stream) {
-  static const cudaError_t allowed[2] = {
-      cudaFuncSetAttribute(step_attention_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxShared),
-      cudaFuncSetAttribute(step_attention_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxShared)};
   const bool wide = a.head_dim_k == 128;
-  if (allowed[wide ? 1 : 0] != cudaSuccess) return allowed[wide ? 1 : 0];
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const dim3 grid(static_cast<unsigned>(a.n_head_kv), static_cast<unsigned>(n),
                   static_cast<unsigned>(chunks_of(a.n_kv_max)));

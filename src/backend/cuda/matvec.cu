@@ -295,27 +295,27 @@ __device__ __forceinline__ void add_units(float (&acc)[R][NT], const Unit<T> (&w
                                    run == 0 ? acts.y : acts.w, p);
           }
         }
-        continue;
-      }
+      } else {
 #pragma unroll
-      for (int run = 0; run < 2; ++run) {
-        float xv[16];
+        for (int run = 0; run < 2; ++run) {
+          float xv[16];
 #pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const float4 v = s.xs[((t * s.iters + it) * 8 + 4 * run + q) * 32 + lane];
-          xv[4 * q] = v.x, xv[4 * q + 1] = v.y, xv[4 * q + 2] = v.z, xv[4 * q + 3] = v.w;
-        }
-        const float sum = Unit<T>::kOffset ? s.sums[(t * s.iters * 32 + u) * 2 + run] : 0.0f;
+          for (int q = 0; q < 4; ++q) {
+            const float4 v = s.xs[((t * s.iters + it) * 8 + 4 * run + q) * 32 + lane];
+            xv[4 * q] = v.x, xv[4 * q + 1] = v.y, xv[4 * q + 2] = v.z, xv[4 * q + 3] = v.w;
+          }
+          const float sum = Unit<T>::kOffset ? s.sums[(t * s.iters * 32 + u) * 2 + run] : 0.0f;
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-          float d = w[k][r].value(run, 0) * xv[0];
+          for (int r = 0; r < R; ++r) {
+            float d = w[k][r].value(run, 0) * xv[0];
 #pragma unroll
-          for (int i = 1; i < 16; ++i) d = fmaf(w[k][r].value(run, i), xv[i], d);
-          if constexpr (T == TensorType::F16) {
-            acc[r][t] += d;
-          } else {
-            acc[r][t] = fmaf(a[r][run], d, acc[r][t]);
-            if constexpr (Unit<T>::kOffset) acc[r][t] = fmaf(b[r][run], sum, acc[r][t]);
+            for (int i = 1; i < 16; ++i) d = fmaf(w[k][r].value(run, i), xv[i], d);
+            if constexpr (T == TensorType::F16) {
+              acc[r][t] += d;
+            } else {
+              acc[r][t] = fmaf(a[r][run], d, acc[r][t]);
+              if constexpr (Unit<T>::kOffset) acc[r][t] = fmaf(b[r][run], sum, acc[r][t]);
+            }
           }
         }
       }

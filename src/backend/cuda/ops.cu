@@ -515,7 +515,7 @@ cudaError_t prepare_attention() {
       e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kMaxAttentionShared));
     }
   }
-  return e;
+  return e == cudaSuccess ? prepare_step_attention() : e;
 }
 
 namespace {
