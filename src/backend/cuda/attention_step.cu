@@ -35,6 +35,10 @@ namespace plumb::cuda {
 namespace {
 
 constexpr int kMaxGroup = 8;                // query heads a KV head: warps a block
+// Head dims the kernel takes (keys and values alike): 64. At 128 a block's keys and values (128
+// KiB) would leave one block a multiprocessor, so Llama-3-8B's steps keep ops.cu's split launch
+// until that is measured.
+constexpr int kHeadDim = 64;
 constexpr int kPerLane = kChunk / 32;       // positions a lane scores
 constexpr size_t kMaxShared = 113 * 1024;   // two blocks a multiprocessor
 
@@ -187,27 +191,22 @@ bool step_attention_takes(const AttentionArgs& a) {
   static const bool enabled = switched_on("PLUMB_CUDA_STEP_ATTENTION");
   const int64_t hd = a.head_dim_k, group = a.n_head_kv > 0 ? a.n_head / a.n_head_kv : 0;
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  return enabled && a.f16 && hd == a.head_dim_v && (hd == 64 || hd == 128) && group >= 1 && group <= kMaxGroup &&
-         a.k_width % 8 == 0 && a.v_width % 8 == 0 && aligned(a.k_cache) && aligned(a.v_cache) &&
-         (hd == 64 ? fits<64>(a) : fits<128>(a));
+  return enabled && a.f16 && hd == kHeadDim && a.head_dim_v == kHeadDim && group >= 1 && group <= kMaxGroup &&
+         a.k_width % 8 == 0 && a.v_width % 8 == 0 && aligned(a.k_cache) && aligned(a.v_cache) && fits<kHeadDim>(a);
 }
 
 cudaError_t prepare_step_attention() {
-  const cudaError_t e = cudaFuncSetAttribute(step_attention_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(kMaxShared));
-  if (e != cudaSuccess) return e;
-  return cudaFuncSetAttribute(step_attention_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  return cudaFuncSetAttribute(step_attention_kernel<kHeadDim>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                               static_cast<int>(kMaxShared));
 }
 
 cudaError_t step_attention(const AttentionArgs& a, const float* q, int64_t n, const int32_t* batch, float* out,
                            cudaStream_t stream) {
-  const bool wide = a.head_dim_k == 128;
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const dim3 grid(static_cast<unsigned>(a.n_head_kv), static_cast<unsigned>(n),
                   static_cast<unsigned>(chunks_of(a.n_kv_max)));
-  return wide ? launch(step_attention_kernel<128>, grid, 32 * group, StepLayout<128>::bytes(group), stream, a, q, batch, out)
-              : launch(step_attention_kernel<64>, grid, 32 * group, StepLayout<64>::bytes(group), stream, a, q, batch, out);
+  return launch(step_attention_kernel<kHeadDim>, grid, 32 * group, StepLayout<kHeadDim>::bytes(group), stream, a, q,
+                batch, out);
 }
 
 }  // namespace plumb::cuda

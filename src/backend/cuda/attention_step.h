@@ -11,7 +11,7 @@
 namespace plumb::cuda {
 
 // Whether attention() gives a split launch of n tokens (few rows over several chunks: a
-// generation step) to step_attention: an F16 cache, head dims 64 or 128 (keys and values alike),
+// generation step) to step_attention: an F16 cache, head dim 64 (keys and values alike),
 // at most 8 query heads a KV head, 16-byte aligned cache rows, and a context whose chunk results
 // fit the kernel's room for folding them (PLUMB_CUDA_STEP_ATTENTION=0: never, for measuring).
 bool step_attention_takes(const AttentionArgs& a);
