@@ -556,8 +556,7 @@ cudaError_t attention(const AttentionArgs& args, const float* q, int64_t n, cons
   const int group = static_cast<int>(a.n_head / a.n_head_kv);
   const bool split = a.split != nullptr && a.split_done != nullptr && splits(a, n);
   if (split && step_attention_takes(a)) return step_attention(a, q, n, batch, out, stream);
-  static const bool split_ahead = switched_on("PLUMB_CUDA_SPLIT_AHEAD");
-  const bool ahead = loads_ahead(hd) && loads_ahead(hdv) && (!split || split_ahead);
+  const bool ahead = loads_ahead(hd) && loads_ahead(hdv);
   // A prompt's blocks (more than two a multiprocessor) take the query heads that share a KV head
   // together where their scores leave room for two blocks a multiprocessor; a generation step's
   // few blocks take a head each, to spread over the multiprocessors.
