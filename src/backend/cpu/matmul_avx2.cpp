@@ -962,26 +962,34 @@ struct RowBF16 {
   static float at(const uint8_t* row, int64_t k) { return bf16_to_fp32(load_u16(row + 2 * k)); }
 };
 
-// Lanes k % 16 over [k0, k1) (multiples of 16) for kT tokens: acc[2t], acc[2t + 1].
-template <class R, int kT>
-inline void float_span(const uint8_t* row, const float* const* xs, int64_t k0, int64_t k1, __m256* acc) {
-  __m256 a0[kT], a1[kT];
-  for (int t = 0; t < kT; ++t) {
-    a0[t] = acc[2 * t];
-    a1[t] = acc[2 * t + 1];
-  }
+// One load of x for all the rows that use it: the compiler would fold the load into each fma (a
+// memory operand), one load per fma, and the loads become the limit (as the AVX-512 kernel's
+// float_span, which measured it).
+inline void keep_in_register(__m256& v) { asm("" : "+x"(v)); }
+
+// Lanes k % 16 over [k0, k1) (multiples of 16) for kR rows and kT tokens: lanes 0-7 of row r and
+// token t in acc[2 (r kT + t)], lanes 8-15 in the next. 2 rows x 3 tokens are 12 accumulators of
+// the 16 registers, 10 loads for 12 fmas where a row at a time took 10 for 8.
+template <class R, int kR, int kT>
+inline void float_span(const uint8_t* const* rows, const float* const* xs, int64_t k0, int64_t k1, __m256* acc) {
+  __m256 c[kR][kT][2];
+  for (int r = 0; r < kR; ++r)
+    for (int t = 0; t < kT; ++t)
+      for (int h = 0; h < 2; ++h) c[r][t][h] = acc[2 * (r * kT + t) + h];
   for (int64_t k = k0; k < k1; k += 16) {
-    const __m256 w0 = R::load8(row, k);
-    const __m256 w1 = R::load8(row, k + 8);
-    for (int t = 0; t < kT; ++t) {
-      a0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xs[t] + k), a0[t]);
-      a1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xs[t] + k + 8), a1[t]);
+    for (int h = 0; h < 2; ++h) {
+      __m256 wv[kR];
+      for (int r = 0; r < kR; ++r) wv[r] = R::load8(rows[r], k + 8 * h);
+      for (int t = 0; t < kT; ++t) {
+        __m256 xv = _mm256_loadu_ps(xs[t] + k + 8 * h);
+        keep_in_register(xv);
+        for (int r = 0; r < kR; ++r) c[r][t][h] = _mm256_fmadd_ps(wv[r], xv, c[r][t][h]);
+      }
     }
   }
-  for (int t = 0; t < kT; ++t) {
-    acc[2 * t] = a0[t];
-    acc[2 * t + 1] = a1[t];
-  }
+  for (int r = 0; r < kR; ++r)
+    for (int t = 0; t < kT; ++t)
+      for (int h = 0; h < 2; ++h) acc[2 * (r * kT + t) + h] = c[r][t][h];
 }
 
 // The ragged tail [k, n_in) element by element into lanes (k - k_tail) % 16, then hsum8.
@@ -1006,29 +1014,39 @@ inline void float_finish(const uint8_t* row, const float* const* xs, int64_t k, 
 constexpr int kFloatRows = 8;
 constexpr int64_t kFloatKBlock = 512;
 
-// A group of up to kFloatRows rows times kT tokens, blocked over k so the tokens' slice of x
-// (kT x 512 floats) and the rows' slices stay in L1 (classic GEMM blocking; each lane still
-// accumulates its k in order, so the result is the contract's). Each k block takes its step of
-// `ahead` (the next group's rows into L2, as the AVX-512 kernel's float_tiles, which says why).
+// Rows a span takes side by side for kT tokens: 12 accumulators at 3 tokens and at 2 (6 at one).
+template <int kT>
+constexpr int kSpanRows = kT >= 3 ? 2 : 3;
+
+// A group of up to kFloatRows rows (n_in weights each, as R reads them) times kT tokens, blocked
+// over k so the tokens' slice of x (kT x 512 floats) and the rows' slices stay in L1 (classic GEMM
+// blocking; each lane still accumulates its k in order, so the result is the contract's). Output
+// row g0 + r of token t0 + t. Each k block takes its step of `ahead` (the next group's rows into
+// L2, as the AVX-512 kernel's float_tiles, which says why).
 template <class R, int kT>
-inline void float_group(const WeightMatrix& w, const float* const* xs, int64_t g0, int64_t g1, float* y, int64_t ldy,
-                        int64_t t0, PrefetchAhead& ahead) {
-  const int64_t n_in = w.n_in;
+inline void float_group(const uint8_t* const* rows, int64_t n_rows, int64_t n_in, const float* const* xs, float* y,
+                        int64_t ldy, int64_t t0, int64_t g0, PrefetchAhead& ahead) {
+  constexpr int kR = kSpanRows<kT>;
   const int64_t n_full = n_in / 16 * 16;
-  __m256 acc[kFloatRows][2 * kT];
-  for (int64_t r = g0; r < g1; ++r)
-    for (int i = 0; i < 2 * kT; ++i) acc[r - g0][i] = _mm256_setzero_ps();
+  __m256 acc[kFloatRows * 2 * kT];
+  for (int64_t i = 0; i < n_rows * 2 * kT; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t k0 = 0; k0 < n_full; k0 += kFloatKBlock) {
     const int64_t k1 = std::min(n_full, k0 + kFloatKBlock);
     ahead.step();
-    for (int64_t r = g0; r < g1; ++r) {
-      float_span<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, k0, k1, acc[r - g0]);
+    int64_t r = 0;
+    for (; r + kR <= n_rows; r += kR) float_span<R, kR, kT>(rows + r, xs, k0, k1, acc + 2 * r * kT);
+    if constexpr (kR > 2) {
+      if (r + 2 <= n_rows) {
+        float_span<R, 2, kT>(rows + r, xs, k0, k1, acc + 2 * r * kT);
+        r += 2;
+      }
     }
+    if (r < n_rows) float_span<R, 1, kT>(rows + r, xs, k0, k1, acc + 2 * r * kT);
   }
-  for (int64_t r = g0; r < g1; ++r) {
+  for (int64_t r = 0; r < n_rows; ++r) {
     float out[kT];
-    float_finish<R, kT>(w.data + static_cast<size_t>(r) * w.row_bytes, xs, n_full, n_in, acc[r - g0], out);
-    for (int t = 0; t < kT; ++t) y[(t0 + t) * ldy + r] = out[t];
+    float_finish<R, kT>(rows[r], xs, n_full, n_in, acc + 2 * r * kT, out);
+    for (int t = 0; t < kT; ++t) y[(t0 + t) * ldy + g0 + r] = out[t];
   }
 }
 
@@ -1077,33 +1095,38 @@ void avx2_float_rows(const WeightMatrix& w, const ActivationBuffer& x, float* y,
     PrefetchAhead none(nullptr, 0, 1);
     const size_t ahead = stream_ahead();
     for (int64_t r = r0; r < r1; ++r) {
-      prefetch_stream(w.data + static_cast<size_t>(r) * w.row_bytes, ahead, w.row_bytes);
-      float_group<R, 1>(w, xs, r, r + 1, y, ldy, 0, none);
+      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+      prefetch_stream(row, ahead, w.row_bytes);
+      float_group<R, 1>(&row, 1, n_in, xs, y, ldy, 0, r, none);
     }
     return;
   }
   // Block by block of tokens (float_token_block: the block's x from L2, not the prompt's from L3;
-  // 512 KiB, Zen 3's L2).
-  const int64_t block = float_token_block(n_in, n_tokens, 4, int64_t{512} << 10);
+  // 512 KiB, Zen 3's L2), in tiles of 3 tokens (spans of 2 rows), the last of 2 or 1.
+  const int64_t block = float_token_block(n_in, n_tokens, 3, int64_t{512} << 10);
   const int64_t n_kblocks = (n_in / 16 * 16 + kFloatKBlock - 1) / kFloatKBlock;
   for (int64_t b0 = 0; b0 < n_tokens; b0 += block) {
     const int64_t b1 = std::min(n_tokens, b0 + block);
     for (int64_t g0 = r0; g0 < r1; g0 += kFloatRows) {
-      const int64_t g1 = std::min(r1, g0 + kFloatRows);
+      const int64_t n_rows = std::min(r1, g0 + kFloatRows) - g0;
+      const uint8_t* rows[kFloatRows];
+      for (int64_t r = 0; r < n_rows; ++r) rows[r] = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
       // The next group: the following rows, or the first of the next block's pass.
-      const int64_t n0 = g1 < r1 ? g1 : b1 < n_tokens ? r0 : r1;
+      const int64_t n0 = g0 + n_rows < r1 ? g0 + n_rows : b1 < n_tokens ? r0 : r1;
       const int64_t n_next = std::min(r1, n0 + kFloatRows) - n0;
       PrefetchAhead ahead(w.data + static_cast<size_t>(n0) * w.row_bytes, static_cast<size_t>(n_next) * w.row_bytes,
-                          ((b1 - b0) / 4 + (b1 - b0) % 4) * n_kblocks);
+                          ((b1 - b0) / 3 + ((b1 - b0) % 3 != 0)) * n_kblocks);
       int64_t t = b0;
-      for (; t + 4 <= b1; t += 4) {
-        const float* xs[4] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in,
-                              x.f32() + (t + 3) * n_in};
-        float_group<R, 4>(w, xs, g0, g1, y, ldy, t, ahead);
+      for (; t + 3 <= b1; t += 3) {
+        const float* xs[3] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in, x.f32() + (t + 2) * n_in};
+        float_group<R, 3>(rows, n_rows, n_in, xs, y, ldy, t, g0, ahead);
       }
-      for (; t < b1; ++t) {
+      if (t + 2 == b1) {
+        const float* xs[2] = {x.f32() + t * n_in, x.f32() + (t + 1) * n_in};
+        float_group<R, 2>(rows, n_rows, n_in, xs, y, ldy, t, g0, ahead);
+      } else if (t < b1) {
         const float* xs[1] = {x.f32() + t * n_in};
-        float_group<R, 1>(w, xs, g0, g1, y, ldy, t, ahead);
+        float_group<R, 1>(rows, n_rows, n_in, xs, y, ldy, t, g0, ahead);
       }
     }
   }
