@@ -647,6 +647,55 @@ inline void transpose8x8(__m256i v[8]) {
   for (int i = 0; i < 8; ++i) v[i] = t[i];
 }
 
+// The min term of a group's rows for a tile, added to out[r]: hsum8 of the contract's chains
+// macc[s % 8] += mc[r * n_sub + s] * sx[s]. Chains j and j + 4 of every row at a time (12
+// accumulators), so that each load of the tile's sums feeds all the rows, as the AVX-512 kernel's
+// add_min_terms says why; the same operations in the same order for every output.
+inline void add_min_terms(const float* mc, const float* sxt, int64_t n_sub, __m256* out) {
+  __m256 chain_pairs[4][kSummedRows];  // [j][r]: macc[j] + macc[j + 4]
+  for (int j = 0; j < 4; ++j) {
+    __m256 lo[kSummedRows], hi[kSummedRows];
+    for (int r = 0; r < kSummedRows; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+    for (int64_t s = j; s < n_sub; s += 8) {
+      const __m256 x = _mm256_load_ps(sxt + s * kLaneTokens);
+      for (int r = 0; r < kSummedRows; ++r) lo[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(mc + r * n_sub + s), x, lo[r]);
+      if (s + 4 < n_sub) {
+        const __m256 x4 = _mm256_load_ps(sxt + (s + 4) * kLaneTokens);
+        for (int r = 0; r < kSummedRows; ++r) {
+          hi[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(mc + r * n_sub + s + 4), x4, hi[r]);
+        }
+      }
+    }
+    for (int r = 0; r < kSummedRows; ++r) chain_pairs[j][r] = _mm256_add_ps(lo[r], hi[r]);
+  }
+  for (int r = 0; r < kSummedRows; ++r) {
+    const __m256 h = _mm256_add_ps(_mm256_add_ps(chain_pairs[0][r], chain_pairs[2][r]),
+                                   _mm256_add_ps(chain_pairs[1][r], chain_pairs[3][r]));
+    out[r] = _mm256_add_ps(out[r], h);
+  }
+}
+
+// y[t * ldy + r] = out[r][t] for rows r < nr and tokens t < nt: the tile transposed in registers,
+// so that a token's six rows go out as two stores (16 and 8 bytes) instead of six.
+inline void store_tile_transposed(const __m256* out, int nr, int nt, float* y, int64_t ldy) {
+  __m256i v[8];
+  for (int r = 0; r < 8; ++r) v[r] = r < kSummedRows ? _mm256_castps_si256(out[r]) : _mm256_setzero_si256();
+  transpose8x8(v);  // v[t]: token t's rows
+  for (int t = 0; t < nt; ++t) {
+    const __m256 rows = _mm256_castsi256_ps(v[t]);
+    float* yt = y + t * ldy;
+    if (nr == kSummedRows) {
+      static_assert(kSummedRows == 6, "four rows and two");
+      _mm_storeu_ps(yt, _mm256_castps256_ps128(rows));
+      _mm_storel_pi(reinterpret_cast<__m64*>(yt + 4), _mm256_extractf128_ps(rows, 1));
+    } else {
+      alignas(32) float o[8];
+      _mm256_store_ps(o, rows);
+      for (int r = 0; r < nr; ++r) yt[r] = o[r];
+    }
+  }
+}
+
 template <class U>
 void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float* y, int64_t ldy, int64_t r0,
                         int64_t r1) {
@@ -694,9 +743,13 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
 
   held = x.preparation();
 
-  // Groups of kSummedRows rows, unpacked once per block of token tiles.
+  // Groups of kSummedRows rows, unpacked once per block of token tiles, their weight dwords
+  // interleaved (wi[d * kSummedRows + r]: dword d of row r), so that the main loop reads one
+  // stream of weights instead of six rows apart.
   thread_local RowScratch scratch;
-  scratch.reserve(kSummedRows, n_in, n_sub);
+  scratch.reserve(kSummedRows, U::kBlock, n_sub);
+  thread_local Buffer wi_buf;
+  int32_t* wi = wi_buf.get<int32_t>(static_cast<size_t>(n_in / 2 * kSummedRows + 8));
   // Token tiles in blocks (tiles_per_block, matmul_avx512.cpp says why): every group of rows
   // passes over one block's activations, kept in L2, before the next block.
   const int64_t tile_bytes = n_in / 2 * kLaneTokens * 4;
@@ -705,19 +758,30 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
     const int64_t te = std::min(tb + block_tiles, n_tiles);
     for (int64_t g0 = r0; g0 < r1; g0 += kSummedRows) {
       const int nr = static_cast<int>(std::min<int64_t>(r1 - g0, kSummedRows));
-      for (int r = 0; r < kSummedRows; ++r) {
-        int16_t* wq = scratch.w_aligned + r * n_in;
-        float* dw = scratch.dw + r * n_sub;
-        if (r >= nr) {  // a missing row: zero weights (its outputs are not stored)
-          std::fill(wq, wq + n_in, int16_t{0});
-          std::fill(dw, dw + n_sub, 0.0f);
-          continue;
+      // A missing row: zero weights and mins (its outputs are not stored).
+      for (int r = nr; r < kSummedRows; ++r) {
+        std::fill(scratch.w_aligned + r * U::kBlock, scratch.w_aligned + (r + 1) * U::kBlock, int16_t{0});
+        std::fill(scratch.dw + r * n_sub, scratch.dw + (r + 1) * n_sub, 0.0f);
+        std::fill(scratch.mc + r * n_sub, scratch.mc + (r + 1) * n_sub, 0.0f);
+      }
+      for (int64_t blk = 0; blk < n_blocks; ++blk) {  // a block of every row, then its dwords interleaved
+        for (int r = 0; r < nr; ++r) {
+          const uint8_t* b = w.data + static_cast<size_t>(g0 + r) * w.row_bytes + blk * kBlockBytes;
+          if (blk + 1 < n_blocks) prefetch_range(b, kBlockBytes, kBlockBytes);  // the row's next block
+          U::unpack(b, scratch.w_aligned + r * U::kBlock, scratch.dw + r * n_sub + blk * kSubs,
+                    scratch.mc + r * n_sub + blk * kSubs);
         }
-        const uint8_t* row = w.data + static_cast<size_t>(g0 + r) * w.row_bytes;
-        prefetch_range(row, w.row_bytes, w.row_bytes);  // the next row, while this one unpacks
-        float* mc = scratch.mc + r * n_sub;
-        for (int64_t blk = 0; blk < n_blocks; ++blk) {
-          U::unpack(row + blk * kBlockBytes, wq + blk * U::kBlock, dw + blk * kSubs, mc + blk * kSubs);
+        for (int d = 0; d < U::kBlock / 2; d += 8) {
+          __m256i v[8];
+          for (int r = 0; r < 8; ++r) {
+            v[r] = r < kSummedRows ? _mm256_load_si256(reinterpret_cast<const __m256i*>(scratch.w_aligned + r * U::kBlock + 2 * d))
+                                   : _mm256_setzero_si256();
+          }
+          transpose8x8(v);  // v[k]: dword d + k of the rows
+          // Ascending, each store's last two dwords overwritten by the next (wi has room past the end).
+          for (int k = 0; k < 8; ++k) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(wi + (blk * U::kBlock / 2 + d + k) * kSummedRows), v[k]);
+          }
         }
       }
       for (int64_t tile = tb; tile < te; ++tile) {
@@ -734,8 +798,7 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
             }
             for (int i = 0; i < kActDwords; ++i) {
               for (int r = 0; r < kSummedRows; ++r) {
-                int32_t wd;
-                std::memcpy(&wd, scratch.w_aligned + r * n_in + 2 * (d0 + i), 4);
+                const int32_t wd = wi[(d0 + i) * kSummedRows + r];
                 sum[r] = _mm256_add_epi32(sum[r], _mm256_madd_epi16(act[i], _mm256_set1_epi32(wd)));
               }
             }
@@ -749,23 +812,10 @@ void avx2_summed_prompt(const WeightMatrix& w, const ActivationBuffer& x, float*
         }
         const int64_t t0 = tile * kLaneTokens;
         const int nt = static_cast<int>(std::min<int64_t>(n_tokens - t0, kLaneTokens));
-        for (int r = 0; r < nr; ++r) {
-          __m256 out = _mm256_add_ps(_mm256_load_ps(acc[r][0]), _mm256_load_ps(acc[r][1]));
-          if constexpr (U::kHasMin) {  // hsum8 of macc[s % 8], lane by lane
-            const float* mc = scratch.mc + r * n_sub;
-            __m256 m[8];
-            for (auto& v : m) v = _mm256_setzero_ps();
-            for (int64_t s = 0; s < n_sub; ++s) {
-              m[s % 8] = _mm256_fmadd_ps(_mm256_broadcast_ss(mc + s),
-                                         _mm256_load_ps(sxt + (tile * n_sub + s) * kLaneTokens), m[s % 8]);
-            }
-            out = _mm256_add_ps(out, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(m[0], m[4]), _mm256_add_ps(m[2], m[6])),
-                                                   _mm256_add_ps(_mm256_add_ps(m[1], m[5]), _mm256_add_ps(m[3], m[7]))));
-          }
-          alignas(32) float o[kLaneTokens];
-          _mm256_store_ps(o, out);
-          for (int t = 0; t < nt; ++t) y[(t0 + t) * ldy + g0 + r] = o[t];
-        }
+        __m256 out[kSummedRows];
+        for (int r = 0; r < kSummedRows; ++r) out[r] = _mm256_add_ps(_mm256_load_ps(acc[r][0]), _mm256_load_ps(acc[r][1]));
+        if constexpr (U::kHasMin) add_min_terms(scratch.mc, sxt + tile * n_sub * kLaneTokens, n_sub, out);
+        store_tile_transposed(out, nr, nt, y + t0 * ldy + g0, ldy);
       }
     }
   }
