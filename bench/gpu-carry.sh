@@ -45,4 +45,4 @@ mkdir -p "$(dirname "$out")"
 tar cJf "$out" -C "$stage" .
 size=$(stat -c %s "$out")
 echo "gpu-carry: $out, $((size / 1048576)) MiB"
-[ "$size" -le $((64 * 1048576)) ] || echo "gpu-carry: over the 64 MiB a device call carries; carry fewer binaries" >&2
+[ "$size" -le $((64 * 1048576)) ] || echo "gpu-carry: over the 64 MiB that can be carried to the GPU machine at once; carry fewer binaries" >&2
