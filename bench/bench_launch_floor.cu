@@ -14,13 +14,12 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backend/cuda/launch.cuh"
+
 namespace {
 
 __global__ void link_kernel(const float* __restrict__ in, float* __restrict__ out, int n, bool read) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
+  plumb::cuda::pdl_start();
   __shared__ float warp_sums[32];
   float s = 0.0f;
   if (read) {  // the block's sum of x: one pass through L2, a warp reduction and a block one
